@@ -1,0 +1,303 @@
+"""Application keep-alive reuse: how many requests one connection carried.
+
+HTTP/1.x is parsed properly (RFC 9112): a request is counted when its header
+block is complete, however many segments it was split over; message bodies are
+skipped by Content-Length or chunked framing, a HEAD, 1xx, 204 or 304 response
+has none, and a response without framing runs until close. Bodies are skipped
+by length, so a bulk download costs no byte copies.
+
+Any other protocol is counted in turns: a run of client data is a request, the
+server data after it the response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from tcptrace.model import Reuse
+
+NS_PER_MS = 1_000_000
+MAX_HEAD = 64 * 1024
+REQUEST_START = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
+REQUEST_LINE = re.compile(rb"([A-Z][A-Z_-]{1,19}) [^ \r\n]+ HTTP/1\.([01])\r?$")
+STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class Phase(Enum):
+    HEAD = auto()  # start line and header fields
+    BODY = auto()  # `remaining` bytes of body
+    CHUNK_SIZE = auto()
+    CHUNK_DATA = auto()  # `remaining` bytes of chunk data plus its CRLF
+    TRAILER = auto()
+    UNTIL_CLOSE = auto()
+    LOST = auto()  # bytes missing from the capture: wait for a segment that starts a message
+
+
+@dataclass(slots=True)
+class Message:
+    start_ns: int
+    line: bytes
+    headers: dict[bytes, bytes]
+
+
+class HttpDirection:
+    """Frames HTTP/1.x messages in one direction of a connection."""
+
+    def __init__(self, is_request: bool, on_message: Callable[[Message], str],
+                 on_end: Callable[[int], None]) -> None:
+        self.is_request = is_request
+        self.on_message = on_message
+        """Called with each parsed head; returns the body framing: 'none', 'length',
+        'chunked', 'close' or 'bad'."""
+        self.on_end = on_end
+        self.phase = Phase.HEAD
+        self.buf = bytearray()
+        self.start_ns = 0
+        self.remaining = 0
+
+    @property
+    def wants_bytes(self) -> bool:
+        return self.phase not in (Phase.BODY, Phase.CHUNK_DATA, Phase.UNTIL_CLOSE)
+
+    def looks_like_start(self, data: bytes) -> bool:
+        if self.is_request:
+            return REQUEST_START.match(data[:21]) is not None
+        return data[:7] == b"HTTP/1."[: len(data[:7])]
+
+    def gap(self) -> None:
+        if self.phase is Phase.BODY or self.phase is Phase.CHUNK_DATA:
+            return  # the caller skips the missing body bytes by length
+        if self.phase is not Phase.UNTIL_CLOSE:
+            self.phase = Phase.LOST
+            self.buf.clear()
+
+    def feed(self, ts_ns: int, length: int, data: bytes | None) -> None:
+        if data is None:
+            self._skip(ts_ns, length)
+            return
+        pos, n = 0, len(data)
+        while pos < n:
+            phase = self.phase
+            if phase is Phase.LOST:
+                if pos == 0 and self.looks_like_start(data):
+                    self.phase = Phase.HEAD
+                    continue
+                return
+            if phase is Phase.HEAD:
+                if not self.buf:
+                    if not self.looks_like_start(data[pos:]):
+                        self.phase = Phase.LOST
+                        return
+                    self.start_ns = ts_ns
+                self.buf += data[pos:]
+                match = HEAD_END.search(self.buf)
+                if match is None:
+                    if len(self.buf) > MAX_HEAD:
+                        self.phase = Phase.LOST
+                        self.buf.clear()
+                    return
+                pos = n - (len(self.buf) - match.end())
+                head = bytes(self.buf[: match.start()])
+                self.buf.clear()
+                self._head(ts_ns, head)
+            elif phase is Phase.BODY or phase is Phase.CHUNK_DATA:
+                take = min(self.remaining, n - pos)
+                pos += take
+                self._consumed(ts_ns, take)
+            elif phase is Phase.CHUNK_SIZE or phase is Phase.TRAILER:
+                self.buf += data[pos:]
+                eol = self.buf.find(b"\n")
+                if eol < 0:
+                    if len(self.buf) > MAX_HEAD:
+                        self.phase = Phase.LOST
+                        self.buf.clear()
+                    return
+                pos = n - (len(self.buf) - eol - 1)
+                line = bytes(self.buf[:eol]).strip()
+                self.buf.clear()
+                self._line(ts_ns, line)
+            else:  # UNTIL_CLOSE
+                return
+
+    def _skip(self, ts_ns: int, length: int) -> None:
+        if self.phase is Phase.BODY or self.phase is Phase.CHUNK_DATA:
+            self._consumed(ts_ns, min(length, self.remaining))
+        elif self.phase is not Phase.UNTIL_CLOSE:
+            self.phase = Phase.LOST
+            self.buf.clear()
+
+    def _consumed(self, ts_ns: int, n: int) -> None:
+        self.remaining -= n
+        if self.remaining == 0:
+            if self.phase is Phase.BODY:
+                self._end(ts_ns)
+            else:
+                self.phase = Phase.CHUNK_SIZE
+
+    def _head(self, ts_ns: int, head: bytes) -> None:
+        lines = re.split(rb"\r?\n", head)
+        headers: dict[bytes, bytes] = {}
+        for raw in lines[1:]:
+            name, _, value = raw.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        framing = self.on_message(Message(self.start_ns, lines[0], headers))
+        if framing == "none":
+            self._end(ts_ns)
+        elif framing == "length":
+            self.remaining = int(headers[b"content-length"])
+            self.phase = Phase.BODY
+            if self.remaining == 0:
+                self._end(ts_ns)
+        elif framing == "chunked":
+            self.phase = Phase.CHUNK_SIZE
+        elif framing == "close":
+            self.phase = Phase.UNTIL_CLOSE
+        elif framing == "interim":
+            self.phase = Phase.HEAD
+        else:
+            self.phase = Phase.LOST
+
+    def _line(self, ts_ns: int, line: bytes) -> None:
+        if self.phase is Phase.TRAILER:
+            if not line:
+                self._end(ts_ns)
+            return
+        try:
+            size = int(line.split(b";")[0], 16)
+        except ValueError:
+            self.phase = Phase.LOST
+            return
+        if size == 0:
+            self.phase = Phase.TRAILER
+        else:
+            self.remaining = size + 2  # chunk data and its CRLF
+            self.phase = Phase.CHUNK_DATA
+
+    def _end(self, ts_ns: int) -> None:
+        self.phase = Phase.HEAD
+        self.on_end(ts_ns)
+
+
+def body_framing(headers: dict[bytes, bytes]) -> str:
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        return "chunked"
+    length = headers.get(b"content-length")
+    if length is not None:
+        return "length" if length.isdigit() else "bad"
+    return "none"
+
+
+@dataclass(slots=True)
+class AppTracker:
+    """Counts requests, responses and the idle time between them for one connection."""
+
+    http: bool | None = None
+    """None until the client's first bytes were seen; True once a request line parsed."""
+    http_requests: int = 0
+    http_responses: int = 0
+    http11: bool = False
+    methods: deque[bytes] = field(default_factory=deque)
+    turns: int = 0
+    answered_turns: int = 0
+    last_role: int | None = None
+    last_server_ns: int | None = None
+    response_end_ns: int | None = None
+    turn_gaps_ms: list[float] = field(default_factory=list)
+    http_gaps_ms: list[float] = field(default_factory=list)
+    request_parser: HttpDirection = field(init=False)
+    response_parser: HttpDirection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.request_parser = HttpDirection(True, self._request, self._request_end)
+        self.response_parser = HttpDirection(False, self._response, self._response_end)
+
+    # ---- stream consumers
+    def wants(self, client: bool) -> bool:
+        if self.http is False:
+            return False
+        return (self.request_parser if client else self.response_parser).wants_bytes
+
+    def data(self, client: bool, ts_ns: int, length: int, payload: bytes | None) -> None:
+        self._turn(client, ts_ns)
+        if self.http is False:
+            return
+        if self.http is None and (
+            not client or payload is None or not self.request_parser.looks_like_start(payload)
+        ):
+            self.http = False  # the server spoke first, or the client did not send a request
+            return
+        parser = self.request_parser if client else self.response_parser
+        parser.feed(ts_ns, length, payload)
+        if self.http is None and self.request_parser.phase is Phase.LOST:
+            self.http = False
+
+    def gap(self, client: bool) -> None:
+        if self.http:
+            (self.request_parser if client else self.response_parser).gap()
+
+    def _turn(self, client: bool, ts_ns: int) -> None:
+        if client and self.last_role != 0:
+            self.turns += 1
+            if self.last_server_ns is not None:
+                self.turn_gaps_ms.append(_ms(ts_ns - self.last_server_ns))
+        elif not client:
+            if self.last_role == 0:
+                self.answered_turns += 1
+            self.last_server_ns = ts_ns
+        self.last_role = 0 if client else 1
+
+    # ---- HTTP callbacks
+    def _request(self, message: Message) -> str:
+        match = REQUEST_LINE.match(message.line)
+        if match is None:
+            if self.http is None:
+                self.http = False
+            return "bad"
+        self.http = True
+        self.http_requests += 1
+        if match.group(2) == b"1":
+            self.http11 = True
+        if self.response_end_ns is not None:
+            self.http_gaps_ms.append(_ms(message.start_ns - self.response_end_ns))
+            self.response_end_ns = None
+        self.methods.append(match.group(1))
+        if match.group(1) == b"CONNECT":
+            return "close"
+        return body_framing(message.headers)
+
+    def _request_end(self, ts_ns: int) -> None:
+        pass
+
+    def _response(self, message: Message) -> str:
+        match = STATUS_LINE.match(message.line)
+        if match is None:
+            return "bad"
+        status = int(match.group(2))
+        if 100 <= status < 200 and status != 101:
+            return "interim"
+        self.http_responses += 1
+        method = self.methods.popleft() if self.methods else b""
+        if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+            return "close"  # the connection now carries another protocol
+        if method == b"HEAD" or status in (204, 304):
+            return "none"
+        framing = body_framing(message.headers)
+        return "close" if framing == "none" else framing
+
+    def _response_end(self, ts_ns: int) -> None:
+        self.response_end_ns = ts_ns
+
+    def result(self) -> Reuse:
+        if self.http:
+            protocol = "http/1.1" if self.http11 else "http/1.0"
+            return Reuse(protocol, self.http_requests, self.http_responses, self.http_gaps_ms)
+        return Reuse(None, self.turns, self.answered_turns, self.turn_gaps_ms)
+
+
+def _ms(ns: int) -> float:
+    return round(ns / NS_PER_MS, 3)

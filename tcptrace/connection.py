@@ -1,0 +1,351 @@
+"""One TCP connection: two endpoint machines and the analyzers, fed segment by segment.
+
+For each segment the sender's and the receiver's events are derived in the order
+RFC 9293 section 3.10.7.4 processes a segment: SYN, then the ACK field, then the
+payload, then FIN. Every state change goes through `EndpointMachine.apply`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tcptrace.analyzers import close as close_analysis
+from tcptrace.analyzers.handshake import HandshakeAnalyzer
+from tcptrace.analyzers.keepalive import KeepaliveSide
+from tcptrace.analyzers.reuse import AppTracker
+from tcptrace.analyzers.rst import rst_kind
+from tcptrace.decode import ACK, FIN, RST, SYN
+from tcptrace.model import (
+    Close,
+    ConnectionRecord,
+    Endpoint,
+    HalfClose,
+    Handshake,
+    Keepalive,
+    PerSide,
+    Role,
+    RoleRule,
+    Rst,
+    StateChange,
+)
+from tcptrace.reassembly import Stream
+from tcptrace.seqnum import seq_add, seq_diff
+from tcptrace.states import SYNCHRONIZED, EndpointMachine, Event, TcpState
+
+NS = 1_000_000_000
+NS_PER_MS = 1_000_000
+S = TcpState
+
+
+class Bytes:
+    """Gives a segment's payload and TCP options on demand, from the current batch."""
+
+    data: bytes = b""
+
+    def payload(self, off: int, cap: int, length: int) -> bytes | None:
+        return self.data[off : off + length] if cap == length else None
+
+    def timestamps(self, tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
+        """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
+        data, pos = self.data, tcp_off + 20
+        stop = pos + opt_cap
+        while pos < stop:
+            kind = data[pos]
+            if kind == 0:
+                return None
+            if kind == 1:
+                pos += 1
+                continue
+            length = data[pos + 1] if pos + 1 < stop else 0
+            if length < 2:
+                return None
+            if kind == 8 and length == 10 and pos + 10 <= stop:
+                return (int.from_bytes(data[pos + 2 : pos + 6], "big"),
+                        int.from_bytes(data[pos + 6 : pos + 10], "big"))
+            pos += length
+        return None
+
+
+class _Direction:
+    """Stream consumer for one direction: feeds the application tracker, counts half-close data."""
+
+    __slots__ = ("app", "client", "conn")
+
+    def __init__(self, conn: Connection, client: bool) -> None:
+        self.conn, self.app, self.client = conn, conn.app, client
+
+    @property
+    def wants_bytes(self) -> bool:
+        return self.app.wants(self.client)
+
+    def on_data(self, ts_ns: int, length: int, data: bytes | None) -> None:
+        self.app.data(self.client, ts_ns, length, data)
+        if self.conn.first_fin is not None and self.conn.first_fin is not (
+            Role.client if self.client else Role.server
+        ):
+            self.conn.after_fin_bytes += length
+            self.conn.after_fin_last_ns = ts_ns
+
+    def on_gap(self, ts_ns: int, length: int) -> None:
+        self.app.gap(self.client)
+
+
+@dataclass(slots=True)
+class Side:
+    """What one endpoint has shown of itself."""
+
+    stream: Stream
+    machine: EndpointMachine = field(default_factory=EndpointMachine)
+    keepalive: KeepaliveSide = field(default_factory=KeepaliveSide)
+    isn: int | None = None
+    nxt: int | None = None
+    """SND.NXT as observed: the highest sequence number used so far, plus one."""
+    syn_acked: bool = False
+    """The peer has acknowledged this side's SYN."""
+    acked_peer_syn: bool = False
+    fin_seq: int | None = None
+    """Sequence number this side's FIN occupies."""
+    fin_ns: int | None = None
+    fin_acked: bool = False
+    fin_retransmits: int = 0
+    opened: bool = False
+    """Took part in the connection: sent SYN, SYN/ACK or data."""
+    packets: int = 0
+    bytes: int = 0
+    window: int = -1
+    """Last window this side advertised (unscaled); 0 means the peer may only probe."""
+    last_ns: int = 0
+
+
+class Connection:
+    """A connection from its first segment to its last, on one 4-tuple."""
+
+    def __init__(self, conn_id: int, client: Endpoint, server: Endpoint, rule: RoleRule,
+                 first_ns: int, previous_id: int | None = None) -> None:
+        self.id = conn_id
+        self.client, self.server = client, server
+        self.rule = rule
+        self.previous_id = previous_id
+        self.first_ns = self.last_ns = first_ns
+        self.app = AppTracker()
+        self.sides = (Side(Stream(_Direction(self, True))), Side(Stream(_Direction(self, False))))
+        self.handshake = HandshakeAnalyzer()
+        self.first_fin: Role | None = None
+        self.after_fin_bytes = 0
+        self.after_fin_last_ns = 0
+        self.rst: Rst | None = None
+        self.rst_count = 0
+        self.assumed = rule is RoleRule.port
+
+    # ---- life-cycle questions the flow table asks
+    def ended(self) -> bool:
+        """Both endpoints are done (CLOSED or TIME_WAIT) after something happened."""
+        states = (self.sides[0].machine.state, self.sides[1].machine.state)
+        return all(s in (S.CLOSED, S.TIME_WAIT) for s in states) and any(
+            side.machine.history for side in self.sides
+        )
+
+    def accepts_new_syn(self, role: Role, isn: int) -> bool:
+        """True when a SYN (no ACK) from `role` with `isn` must start a new connection."""
+        if self.ended() or any(s.machine.state is S.TIME_WAIT for s in self.sides):
+            return True
+        if any(s.machine.state is S.CLOSED and s.machine.history for s in self.sides) and \
+                self.rst is not None:
+            return True
+        mine, peer = self.sides[role.value], self.sides[role.peer.value]
+        # an unanswered attempt followed by a SYN with another ISN is a new connect()
+        return mine.isn is not None and mine.isn != isn and peer.packets == 0
+
+    def start_assumed(self, ts_ns: int, first_flags: int, ack: int) -> None:
+        """A capture that begins after the SYN: assume what the first segment implies."""
+        client, server = self.sides
+        if self.rule is RoleRule.synack:
+            client.machine.start(ts_ns, S.SYN_SENT)
+            client.isn = seq_add(ack, -1)
+            client.nxt = ack
+            client.opened = True
+            client.stream.start(ack)
+            return
+        for side in self.sides:
+            side.machine.start(ts_ns, S.ESTABLISHED)
+            side.syn_acked = side.acked_peer_syn = side.opened = True
+
+    # ---- the segment path
+    def segment(self, role: Role, ts_ns: int, flags: int, seq: int, ack: int, window: int,
+                plen: int, payload_off: int, payload_cap: int, tcp_off: int, opt_cap: int,
+                data: Bytes) -> None:
+        me, peer = self.sides[role.value], self.sides[role.peer.value]
+        previous_ns = self.last_ns
+        self.last_ns = me.last_ns = ts_ns
+        me.packets += 1
+        me.bytes += plen
+        if flags & RST:
+            self._rst(role, me, peer, ts_ns, flags, ack)
+            return
+        syn, fin, has_ack = flags & SYN, flags & FIN, flags & ACK
+        machine = me.machine
+
+        if syn:
+            self._syn(role, me, ts_ns, seq, has_ack, data.timestamps(tcp_off, opt_cap))
+
+        if has_ack:
+            if peer.isn is not None and not me.acked_peer_syn and seq_diff(ack, peer.isn) > 0:
+                me.acked_peer_syn = True
+                if not syn:
+                    machine.apply(Event.SND_ACK_OF_SYN, ts_ns)
+                    if role is Role.client:
+                        self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
+                if not peer.syn_acked:
+                    peer.syn_acked = True
+                    peer.machine.apply(Event.RCV_ACK_OF_SYN, ts_ns)
+            if peer.fin_seq is not None and not peer.fin_acked and seq_diff(ack, peer.fin_seq) > 0:
+                peer.fin_acked = True
+                machine.apply(Event.SND_ACK_OF_FIN, ts_ns)  # proof it received the FIN
+                peer.machine.apply(Event.RCV_ACK_OF_FIN, ts_ns)
+            if peer.stream.next_seq is not None:
+                peer.stream.acked(ts_ns, ack if peer.fin_seq is None or
+                                  seq_diff(ack, peer.fin_seq) <= 0 else peer.fin_seq)
+        me.window = window
+
+        probe = False
+        if not syn and not fin and plen <= 1 and me.nxt is not None:
+            if seq == seq_add(me.nxt, -1) and peer.window != 0:
+                probe = True
+                me.keepalive.probe(ts_ns, previous_ns, me.nxt)
+            elif plen == 0 and peer.keepalive.awaiting_ack_at == ack:
+                me.keepalive.acks_sent += 1
+                peer.keepalive.awaiting_ack_at = None
+        if plen:
+            if not probe:
+                me.keepalive.activity()
+            me.opened = True
+            me.stream.segment(ts_ns, seq_add(seq, 1) if syn else seq, plen,
+                              lambda: data.payload(payload_off, payload_cap, plen))
+
+        end = seq_add(seq, plen + (1 if syn else 0))
+        if fin:
+            if me.fin_seq is None:
+                me.fin_seq, me.fin_ns = end, ts_ns
+                if self.first_fin is None:
+                    self.first_fin = role
+                machine.apply(Event.SND_FIN, ts_ns)
+            elif me.fin_seq == end:
+                me.fin_retransmits += 1
+            end = seq_add(end, 1)
+        if me.nxt is None or seq_diff(end, me.nxt) > 0:
+            me.nxt = end
+        if self.handshake.simultaneous_open and self.handshake.completing_ack is None and all(
+            side.machine.state in SYNCHRONIZED for side in self.sides
+        ):
+            # simultaneous open completes with the segment that synchronizes the second side
+            self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
+
+    def _syn(self, role: Role, me: Side, ts_ns: int, seq: int, has_ack: int,
+             ts_opt: tuple[int, int] | None) -> None:
+        if me.isn is None:
+            me.isn = seq
+            me.nxt = seq_add(seq, 1)
+            me.opened = True
+            me.stream.start(seq_add(seq, 1))
+        if not has_ack:
+            if role is Role.client:
+                self.handshake.syn(ts_ns, ts_opt)
+            else:
+                self.handshake.simultaneous_open = True
+            me.machine.apply(Event.SND_SYN, ts_ns)
+            return
+        if role is Role.server:
+            self.handshake.synack(ts_ns, ts_opt)
+        me.machine.apply(Event.SND_SYNACK, ts_ns)
+        if me.syn_acked and me.machine.state is S.SYN_RCVD:
+            # Simultaneous open (RFC 793 figure 8): the peer's SYN/ACK crossed ours, so the
+            # ACK of our SYN it carried takes effect now that we are in SYN_RCVD.
+            me.machine.apply(Event.RCV_ACK_OF_SYN, ts_ns)
+
+    def _rst(self, role: Role, me: Side, peer: Side, ts_ns: int, flags: int, ack: int) -> None:
+        self.rst_count += 1
+        sender, receiver = me.machine.state, peer.machine.state
+        if self.rst is None:
+            kind = rst_kind(sender, receiver, me.opened, self.assumed)
+            self.rst = Rst(role.name, sender.name, receiver.name, kind.name, ts_ns / NS, 0)
+        me.machine.apply(Event.SND_RST, ts_ns)
+        # RFC 9293 section 3.10.7.3: in SYN_SENT a RST counts only if it acknowledges the SYN
+        if receiver is not S.SYN_SENT or (
+            flags & ACK and peer.isn is not None and ack == seq_add(peer.isn, 1)
+        ):
+            peer.machine.apply(Event.RCV_RST, ts_ns)
+
+    # ---- the record
+    def record(self, msl_s: float) -> ConnectionRecord:
+        client, server = self.sides
+        machines = PerSide(client.machine, server.machine)
+        tw_ns = [ts for side in self.sides for ts, s in side.machine.history if s is S.TIME_WAIT]
+        tw_first = min(tw_ns) if tw_ns else None
+        fins = PerSide(client.fin_seq is not None, server.fin_seq is not None)
+        rst = self.rst
+        if rst is not None:
+            rst = Rst(rst.sender, rst.state, rst.receiver_state, rst.kind, rst.ts, self.rst_count)
+        return ConnectionRecord(
+            id=self.id,
+            client=self.client,
+            server=self.server,
+            role_rule=self.rule.name,
+            previous_id=self.previous_id,
+            first_ts=self.first_ns / NS,
+            last_ts=self.last_ns / NS,
+            duration_ms=_ms(self.last_ns - self.first_ns),
+            outcome=close_analysis.outcome(
+                machines, fins, PerSide(client.fin_acked, server.fin_acked),
+                rst.kind if rst else None, bool(self.handshake.synacks),
+                bool(self.handshake.syns),
+            ).name,
+            handshake=self._handshake(),
+            close=Close(
+                initiator=close_analysis.initiator(machines),
+                time_wait=close_analysis.time_wait(machines),
+                time_wait_ts=tw_first / NS if tw_first is not None else None,
+                time_wait_until=(tw_first / NS + 2 * msl_s) if tw_first is not None else None,
+                fin_ts=PerSide(_ts(client.fin_ns), _ts(server.fin_ns)),
+            ),
+            half_close=self._half_close(),
+            rst=rst,
+            keepalive=Keepalive(
+                probes=PerSide(client.keepalive.probes, server.keepalive.probes),
+                acks=PerSide(client.keepalive.acks_sent, server.keepalive.acks_sent),
+                intervals_ms=PerSide(client.keepalive.intervals_ms, server.keepalive.intervals_ms),
+            ),
+            reuse=self.app.result(),
+            states=PerSide(_changes(client.machine), _changes(server.machine)),
+            final_state=PerSide(client.machine.state.name, server.machine.state.name),
+            packets=PerSide(client.packets, server.packets),
+            bytes=PerSide(client.bytes, server.bytes),
+            unique_bytes=PerSide(client.stream.delivered + client.stream.gap_bytes,
+                                 server.stream.delivered + server.stream.gap_bytes),
+            retransmitted_bytes=PerSide(client.stream.duplicate, server.stream.duplicate),
+            gap_bytes=PerSide(client.stream.gap_bytes, server.stream.gap_bytes),
+            anomalies=PerSide(client.machine.anomalies, server.machine.anomalies),
+        )
+
+    def _handshake(self) -> Handshake:
+        return self.handshake.result()
+
+    def _half_close(self) -> HalfClose | None:
+        if self.first_fin is None or self.after_fin_bytes == 0:
+            return None
+        closer = self.sides[self.first_fin.value]
+        other = self.sides[self.first_fin.peer.value]
+        assert closer.fin_ns is not None
+        end = other.fin_ns if other.fin_ns is not None else other.last_ns
+        return HalfClose(self.first_fin.name, self.after_fin_bytes, _ms(end - closer.fin_ns))
+
+
+def _changes(machine: EndpointMachine) -> list[StateChange]:
+    return [StateChange(ts / NS, state.name) for ts, state in machine.history]
+
+
+def _ms(ns: int) -> float:
+    return round(ns / NS_PER_MS, 3)
+
+
+def _ts(ns: int | None) -> float | None:
+    return ns / NS if ns is not None else None

@@ -1,0 +1,76 @@
+"""The pipeline, end to end: files -> frames -> segments -> flow table -> records.
+
+`Analysis.records()` is a generator: records come out as connections end, so
+memory holds the open connections and one batch of frames, never the capture.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcptrace.decode import decode
+from tcptrace.filter import Predicate, compile_filter
+from tcptrace.flows import FlowTable
+from tcptrace.model import ConnectionRecord
+from tcptrace.sources import SourceStats, read_captures
+
+DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s
+
+
+@dataclass(slots=True)
+class Options:
+    filter: str | None = None
+    msl_s: float = DEFAULT_MSL_S
+    linger_s: float = 5.0
+    """Capture time a finished connection keeps receiving late segments before it is emitted."""
+    max_flows: int = 1_000_000
+
+
+@dataclass
+class Analysis:
+    paths: list[str]
+    options: Options = field(default_factory=Options)
+    source: SourceStats = field(default_factory=SourceStats)
+    segments: int = 0
+    filtered_out: int = 0
+
+    def __post_init__(self) -> None:
+        self._predicate: Predicate | None = (
+            compile_filter(self.options.filter) if self.options.filter else None
+        )
+        self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows)
+
+    def records(self) -> Iterator[ConnectionRecord]:
+        """Every connection's record, emitted as the connection ends."""
+        msl = self.options.msl_s
+        for frames in read_captures(self.paths, self.source):
+            segments = decode(frames, self.source.skipped)
+            if self._predicate is not None and len(segments):
+                keep = self._predicate(segments)
+                self.filtered_out += int((~keep).sum())
+                segments = segments.select(keep)
+            self.segments += len(segments)
+            self.table.feed(segments)
+            for conn in self.table.drain():
+                yield conn.record(msl)
+        for conn in self.table.close():
+            yield conn.record(msl)
+
+    def source_report(self) -> dict[str, Any]:
+        skipped = Counter({k: v for k, v in self.source.skipped.items() if v})
+        if self.filtered_out:
+            skipped["filtered_out"] = self.filtered_out
+        return {
+            "files": self.source.files,
+            "packets": self.source.frames,
+            "tcp_segments": self.segments,
+            "skipped": dict(sorted(skipped.items())),
+            "warnings": self.source.warnings,
+            "connections": self.table.stats.connections,
+            "port_reuse": self.table.stats.port_reuse,
+            "evicted_for_capacity": self.table.stats.evicted_for_capacity,
+        }
+

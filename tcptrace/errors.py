@@ -1,0 +1,13 @@
+"""One error hierarchy: the CLI turns any TcptraceError into one line and exit status 2."""
+
+
+class TcptraceError(Exception):
+    """Base of every error tcptrace reports to a user."""
+
+
+class CaptureError(TcptraceError):
+    """A capture file cannot be opened or is not a capture at all."""
+
+
+class FilterError(TcptraceError):
+    """A --filter expression cannot be parsed."""

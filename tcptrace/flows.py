@@ -1,0 +1,175 @@
+"""The flow table: 4-tuples to connections, port reuse, eviction.
+
+A 4-tuple maps to its current connection. A SYN on a tuple whose connection has
+ended (or holds TIME_WAIT, or was reset, or is an unanswered attempt with another
+ISN) ends that connection and starts a new one: port reuse is reported through
+`previous_id`, never merged. Ended connections linger a little (capture time) so
+that late duplicates and a RST hitting TIME_WAIT still land on them; then they are
+emitted. The table is capped: past `max_flows`, the connections idle the longest
+are evicted (emitted as they are) and counted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcptrace.connection import Bytes, Connection
+from tcptrace.decode import ACK, SYN, SegmentBatch
+from tcptrace.model import Endpoint, Role, RoleRule
+
+NS = 1_000_000_000
+WELL_KNOWN = 1024
+
+
+@dataclass(slots=True)
+class FlowTableStats:
+    connections: int = 0
+    evicted_for_capacity: int = 0
+    port_reuse: int = 0
+
+
+@dataclass(slots=True)
+class _Slot:
+    """A 4-tuple as seen in canonical order: side 0 is the lower (address, port)."""
+
+    endpoints: tuple[Endpoint, Endpoint]
+    conn: Connection | None = None
+    client_side: int = 0
+
+
+@dataclass
+class FlowTable:
+    linger_s: float = 5.0
+    max_flows: int = 1_000_000
+    stats: FlowTableStats = field(default_factory=FlowTableStats)
+    slots: dict[bytes, _Slot] = field(default_factory=dict)
+    ended: list[Connection] = field(default_factory=list)
+    """Finished connections awaiting the caller (in the order they finished)."""
+    next_id: int = 1
+    now_ns: int = 0
+    _bytes: Bytes = field(default_factory=Bytes)
+
+    def feed(self, seg: SegmentBatch) -> None:
+        """Run every segment of the batch through its connection, in capture order."""
+        n = len(seg)
+        if n == 0:
+            return
+        src_first = (seg.src_hi < seg.dst_hi) | (
+            (seg.src_hi == seg.dst_hi)
+            & ((seg.src_lo < seg.dst_lo) | ((seg.src_lo == seg.dst_lo) & (seg.sport <= seg.dport)))
+        )
+        lo_hi = np.where(src_first, seg.src_hi, seg.dst_hi)
+        lo_lo = np.where(src_first, seg.src_lo, seg.dst_lo)
+        hi_hi = np.where(src_first, seg.dst_hi, seg.src_hi)
+        hi_lo = np.where(src_first, seg.dst_lo, seg.src_lo)
+        lo_port = np.where(src_first, seg.sport, seg.dport).astype(np.uint64)
+        hi_port = np.where(src_first, seg.dport, seg.sport).astype(np.uint64)
+        keys = np.stack([lo_hi, lo_lo, hi_hi, hi_lo, (lo_port << np.uint64(16)) | hi_port], axis=1)
+        keys = np.ascontiguousarray(keys).view(np.dtype((np.void, 40))).ravel()
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        slots = [self._slot(k.tobytes()) for k in uniq]
+
+        self._bytes.data = seg.data.tobytes()
+        direction = (~src_first).astype(np.int64).tolist()
+        columns = zip(
+            inverse.tolist(), direction, seg.ts_ns.tolist(), seg.flags.tolist(), seg.seq.tolist(),
+            seg.ack.tolist(), seg.window.tolist(), seg.payload_len.tolist(),
+            seg.payload_off.tolist(), seg.payload_cap.tolist(), seg.tcp_off.tolist(),
+            seg.opt_cap.tolist(), strict=True,
+        )
+        data = self._bytes
+        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap in columns:
+            slot = slots[slot_i]
+            conn = slot.conn
+            if flags & SYN and not flags & ACK:
+                if conn is None or conn.accepts_new_syn(
+                    Role.client if side == slot.client_side else Role.server, sq
+                ):
+                    conn = self._open(slot, side, ts, RoleRule.syn, flags, ak)
+            elif conn is None:
+                rule = RoleRule.synack if flags & SYN else RoleRule.port
+                conn = self._open(slot, side, ts, rule, flags, ak)
+            role = Role.client if side == slot.client_side else Role.server
+            conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data)
+        self.now_ns = max(self.now_ns, int(seg.ts_ns.max()))
+        self._sweep()
+
+    def _slot(self, key: bytes) -> _Slot:
+        slot = self.slots.get(key)
+        if slot is None:
+            words = np.frombuffer(key, dtype=np.uint64)
+            slot = _Slot((_endpoint(words[0], words[1], int(words[4]) >> 16),
+                          _endpoint(words[2], words[3], int(words[4]) & 0xFFFF)))
+            self.slots[key] = slot
+        return slot
+
+    def _open(self, slot: _Slot, side: int, ts: int, rule: RoleRule, flags: int,
+              ack: int) -> Connection:
+        previous = slot.conn
+        if previous is not None:
+            self.ended.append(previous)
+            self.stats.port_reuse += 1
+        if rule is RoleRule.syn:
+            slot.client_side = side
+        elif rule is RoleRule.synack:
+            slot.client_side = 1 - side
+        else:
+            slot.client_side = _client_by_port(slot.endpoints)
+        conn = Connection(self.next_id, slot.endpoints[slot.client_side],
+                          slot.endpoints[1 - slot.client_side], rule, ts,
+                          previous.id if previous is not None else None)
+        if rule is not RoleRule.syn:
+            conn.start_assumed(ts, flags, ack)
+        self.next_id += 1
+        self.stats.connections += 1
+        slot.conn = conn
+        return conn
+
+    def _sweep(self) -> None:
+        """Emit connections that ended more than `linger_s` ago; enforce the cap."""
+        horizon = self.now_ns - int(self.linger_s * NS)
+        done = [k for k, s in self.slots.items()
+                if s.conn is not None and s.conn.last_ns < horizon and s.conn.ended()]
+        for key in done:
+            self.ended.append(self.slots.pop(key).conn)  # type: ignore[arg-type]
+        excess = len(self.slots) - self.max_flows
+        if excess > 0:
+            oldest = sorted(self.slots, key=lambda k: self.slots[k].conn.last_ns  # type: ignore[union-attr]
+                            if self.slots[k].conn else 0)[:excess]
+            for key in oldest:
+                conn = self.slots.pop(key).conn
+                if conn is not None:
+                    self.ended.append(conn)
+                self.stats.evicted_for_capacity += 1
+
+    def drain(self) -> Iterator[Connection]:
+        """Connections finished so far."""
+        ended, self.ended = self.ended, []
+        yield from ended
+
+    def close(self) -> Iterator[Connection]:
+        """Every connection still in the table, at the end of the capture."""
+        yield from self.drain()
+        for slot in self.slots.values():
+            if slot.conn is not None:
+                yield slot.conn
+        self.slots.clear()
+
+
+def _endpoint(hi: np.uint64, lo: np.uint64, port: int) -> Endpoint:
+    value = (int(hi) << 64) | int(lo)
+    address = ipaddress.IPv6Address(value)
+    mapped = address.ipv4_mapped
+    return Endpoint(str(mapped if mapped is not None else address), port)
+
+
+def _client_by_port(endpoints: tuple[Endpoint, Endpoint]) -> int:
+    """Mid-connection: the well-known (else the lower) port is the server's."""
+    a, b = endpoints[0].port, endpoints[1].port
+    if (a < WELL_KNOWN) != (b < WELL_KNOWN):
+        return 1 if a < WELL_KNOWN else 0
+    return 1 if a <= b else 0

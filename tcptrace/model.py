@@ -1,0 +1,197 @@
+"""The connection record: the documented contract of every output format.
+
+Records are frozen dataclasses; `to_dict` turns them into the JSON documented in
+docs/output.md and checked against schema/output.schema.json. Enums travel as
+their `.name`, timestamps as float seconds since the epoch, durations as float
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Role(Enum):
+    client = 0
+    server = 1
+
+    @property
+    def peer(self) -> Role:
+        return Role.server if self is Role.client else Role.client
+
+
+class RoleRule(Enum):
+    """How the client was told apart from the server."""
+
+    syn = "sent the first SYN (without ACK)"
+    synack = "the first segment seen was a SYN/ACK: its receiver is the client"
+    port = "capture began mid-connection: the lower (well-known) port is the server's"
+
+
+class Outcome(Enum):
+    """How a connection ended, one word each, most specific first."""
+
+    CLOSED = "both sides sent FIN and both FINs were acknowledged"
+    RESET = "an established connection was ended by RST"
+    REFUSED = "the SYN was answered by RST"
+    UNANSWERED = "SYNs got no answer in the capture"
+    HANDSHAKE_FAILED = "the handshake started but never completed, and no RST ended it"
+    HALF_CLOSED = "one side sent FIN; the capture ends before the other closed"
+    CLOSING = "both sides sent FIN but not every FIN was acknowledged in the capture"
+    OPEN = "established and still open when the capture ends"
+
+
+class RstKind(Enum):
+    """Why a RST was sent, judged from the states of both endpoints."""
+
+    REFUSED = "answer to a SYN: nothing listening (connection refused)"
+    HANDSHAKE = "sent during the handshake by an endpoint in SYN_SENT or SYN_RCVD"
+    ABORT = "abort of an open connection (ESTABLISHED or CLOSE_WAIT): SO_LINGER 0, unread data"
+    AFTER_CLOSE = "sent by an endpoint that had already closed; data arrived for a closed socket"
+    TIME_WAIT = "reset involving an endpoint in TIME_WAIT: ends it early (RFC 1337)"
+    UNKNOWN_STATE = "capture began mid-connection and the sender's state is only assumed"
+
+
+@dataclass(frozen=True, slots=True)
+class PerSide(Generic[T]):
+    client: T
+    server: T
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    ts: float
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    complete: bool
+    """A SYN, a SYN/ACK and the ACK completing the handshake were all seen."""
+    syn_to_synack_ms: float | None
+    """From the SYN that was answered to the SYN/ACK answering it."""
+    synack_to_ack_ms: float | None
+    """From that SYN/ACK to the ACK completing the handshake."""
+    rtt_ms: float | None
+    """Sum of the two: the network round trip as seen from the capture point."""
+    setup_ms: float | None
+    """First SYN to completing ACK: what the application waited, timeouts included."""
+    syn_retransmits: int
+    synack_retransmits: int
+    matched_by: str | None
+    """"timestamps" (TSecr echoes), "unique" (one candidate) or null."""
+    ambiguity: str | None
+    """Why a latency is null although the handshake completed."""
+    simultaneous_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    initiator: str | None
+    """Side that sent FIN first ("both" when the FINs crossed)."""
+    time_wait: str | None
+    """Side(s) that entered TIME_WAIT: the active closer(s)."""
+    time_wait_ts: float | None
+    """When the (first) holder entered TIME_WAIT."""
+    time_wait_until: float | None
+    """When it leaves TIME_WAIT: time_wait_ts + 2 * MSL."""
+    fin_ts: PerSide[float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HalfClose:
+    side: str
+    """Side that sent its FIN first and then went on receiving data."""
+    bytes_after_fin: int
+    """Unique payload bytes the other side sent after that FIN."""
+    duration_ms: float
+    """From the first FIN to the other side's FIN (or its last segment if none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rst:
+    sender: str
+    state: str
+    """The sender's state just before the RST."""
+    receiver_state: str
+    kind: str
+    ts: float
+    count: int
+    """RST segments in the connection (retransmitted or repeated ones included)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    probes: PerSide[int]
+    """Keep-alive probes sent by each side (RFC 1122 section 4.2.3.6)."""
+    acks: PerSide[int]
+    """ACKs each side sent in answer to the other side's probes."""
+    intervals_ms: PerSide[list[float]]
+    """Time between consecutive probes of a side (the first: since its previous segment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    protocol: str | None
+    """"http/1.1", "http/1.0", or null when the payload is not HTTP/1.x."""
+    requests: int
+    """HTTP requests, or for other protocols the client's turns (request/response exchanges)."""
+    responses: int
+    idle_gaps_ms: list[float]
+    """Idle time between the end of each response and the next request."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    id: int
+    client: Endpoint
+    server: Endpoint
+    role_rule: str
+    previous_id: int | None
+    """An earlier connection on the same 4-tuple (port reuse), if any."""
+    first_ts: float
+    last_ts: float
+    duration_ms: float
+    outcome: str
+    handshake: Handshake
+    close: Close
+    half_close: HalfClose | None
+    rst: Rst | None
+    keepalive: Keepalive
+    reuse: Reuse
+    states: PerSide[list[StateChange]]
+    final_state: PerSide[str]
+    packets: PerSide[int]
+    bytes: PerSide[int]
+    """TCP payload bytes seen, retransmissions included."""
+    unique_bytes: PerSide[int]
+    """Payload bytes in sequence space: retransmissions excluded, capture gaps included."""
+    retransmitted_bytes: PerSide[int]
+    gap_bytes: PerSide[int]
+    """Bytes the capture missed (acknowledged but never seen)."""
+    anomalies: PerSide[int]
+    """Segments the state table did not expect for that side."""
+
+
+def to_dict(obj: Any) -> Any:
+    """JSON-ready form of a record: dataclasses to dicts, enums to names."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.name
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,101 @@
+"""Open capture files by content (not by name) and merge several in time order."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import BinaryIO
+
+import numpy as np
+
+from tcptrace.errors import CaptureError
+from tcptrace.sources.batch import FrameBatch, SourceStats
+from tcptrace.sources.pcap import MAGICS, read_pcap
+from tcptrace.sources.pcapng import read_pcapng
+
+GZIP_MAGIC = b"\x1f\x8b"
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def open_capture(path: str, stats: SourceStats) -> Iterator[FrameBatch]:
+    """Frame batches of one capture file (pcap, pcapng, either gzip-compressed)."""
+    if os.path.isdir(path):
+        raise CaptureError(f"{path}: is a directory, not a capture file")
+    try:
+        raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by the generator below
+    except OSError as exc:
+        raise CaptureError(f"{path}: cannot open: {exc.strerror}") from None
+    return _frames(raw, path, stats)
+
+
+def _frames(raw: BinaryIO, path: str, stats: SourceStats) -> Iterator[FrameBatch]:
+    with ExitStack() as stack:
+        stack.enter_context(raw)
+        f: BinaryIO = raw
+        magic = raw.read(4)
+        raw.seek(0)
+        if magic[:2] == GZIP_MAGIC:
+            f = stack.enter_context(gzip.open(raw, "rb"))  # type: ignore[arg-type]
+            try:
+                magic = f.peek(4)[:4]  # type: ignore[attr-defined]
+            except (OSError, EOFError) as exc:
+                raise CaptureError(f"{path}: damaged gzip stream: {exc}") from None
+        stats.files.append(path)
+        if not magic:
+            raise CaptureError(f"{path}: empty file")
+        if magic in MAGICS:
+            reader = read_pcap(f, path, stats)
+        elif magic == PCAPNG_MAGIC:
+            reader = read_pcapng(f, path, stats)
+        else:
+            raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {magic.hex()})")
+        try:
+            yield from reader
+        except (OSError, EOFError) as exc:  # gzip stream cut short or damaged
+            stats.skipped["truncated_record"] += 1
+            stats.warn_once(
+                "truncated_record", f"{path}: stopped reading: {exc}; earlier packets are kept"
+            )
+
+
+def read_captures(paths: list[str], stats: SourceStats) -> Iterator[FrameBatch]:
+    """Frames of every file, merged by timestamp when there are several files.
+
+    A single file keeps its own order even where its timestamps step backwards:
+    that order is what the capture point saw. Several files are merged by a
+    streaming k-way merge: everything up to the smallest "last timestamp read"
+    among the files is safe to emit, sorted stably by time.
+    """
+    readers = [open_capture(p, stats) for p in paths]
+    if len(readers) == 1:
+        yield from readers[0]
+        return
+    pending: list[FrameBatch | None] = [None] * len(readers)
+    live = list(range(len(readers)))
+    while live:
+        for i in list(live):
+            if pending[i] is None or len(pending[i]) == 0:  # type: ignore[arg-type]
+                nxt = next(readers[i], None)
+                if nxt is None:
+                    live.remove(i)
+                    pending[i] = None
+                else:
+                    pending[i] = nxt
+        held = [(i, b) for i, b in enumerate(pending) if b is not None and len(b)]
+        if not held:
+            return
+        # frames up to the watermark cannot be preceded by anything still unread
+        watermark = min(int(b.ts_ns.max()) for i, b in held if i in live) if live else None
+        parts: list[FrameBatch] = []
+        for i, b in held:
+            if watermark is None:
+                take = np.ones(len(b), dtype=bool)
+            else:
+                take = b.ts_ns <= watermark
+            parts.append(b.take(np.flatnonzero(take)))
+            pending[i] = b.take(np.flatnonzero(~take))
+        merged = FrameBatch.concat([p for p in parts if len(p)])
+        order = np.argsort(merged.ts_ns, kind="stable")
+        yield merged.take(order)
