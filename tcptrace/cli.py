@@ -1,0 +1,98 @@
+"""Command line: thin click commands over the library; no analysis logic here.
+
+Every failure a user can cause (bad argument, unreadable file, bad filter) ends as
+one line on stderr and exit status 2; warnings about damaged captures go to stderr
+once per kind; the report goes to stdout or -o FILE.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn, TextIO
+
+import click
+
+from tcptrace import __version__
+from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace.errors import TcptraceError
+from tcptrace.report.formats import FORMATS, writer_for
+from tcptrace.report.summary import Summary
+
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcptrace")
+def cli() -> None:
+    """TCP connection life-cycles from packet captures."""
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--filter", "filter_", metavar="EXPR",
+              help='Analyze only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
+@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+              help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
+@click.option("--linger", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds (capture time) an ended connection still collects late segments.")
+@click.option("--max-flows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Cap on connections held at once; the longest idle are evicted first.")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
+def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
+            msl: float, linger: float, max_flows: int, quiet: bool) -> None:
+    """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
+
+    Several files are merged in time order (e.g. captures from two interfaces).
+    """
+    options = Options(filter=filter_, msl_s=msl, linger_s=linger, max_flows=max_flows)
+    analysis = Analysis(list(captures), options)
+    out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    try:
+        writer = writer_for(fmt, out)
+        summary = Summary()
+        for record in analysis.records():
+            summary.add(record)
+            writer.write(record)
+        writer.finish(summary, analysis.source_report())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        if not quiet:
+            for warning in analysis.source.warnings:
+                click.echo(f"tcptrace: warning: {warning}", err=True)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"tcptrace: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every user-caused failure into one line."""
+    try:
+        cli.main(args=argv, prog_name="tcptrace", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # plain `tcptrace`: help, not an error
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}")
+    except click.Abort:
+        _fail("interrupted")
+    except TcptraceError as exc:
+        _fail(str(exc))
+    except BrokenPipeError:  # `tcptrace analyze big.pcap | head`
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror}" if exc.strerror else str(exc))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

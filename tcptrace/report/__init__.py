@@ -1,0 +1,1 @@
+"""Reports: connection records in, text out. One module per format."""

@@ -1,0 +1,191 @@
+"""Table, JSON, JSON lines and CSV writers.
+
+Each writer takes the records one at a time (`write`) and the run's summary and
+source report at the end (`finish`), so jsonl and csv stream while the capture
+is read; json and table need everything and hold the rows until the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from typing import Any, TextIO
+
+import tabulate as tabulate_module
+from tabulate import tabulate
+
+from tcptrace.model import ConnectionRecord, to_dict
+from tcptrace.report.summary import Summary
+
+FORMATS = ("table", "json", "jsonl", "csv")
+WIDTH = 100  # the table and summary fit a 100-column terminal
+
+
+class Writer:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, record: ConnectionRecord) -> None:
+        raise NotImplementedError
+
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class JsonLinesWriter(Writer):
+    """One connection per line, written the moment the connection ends."""
+
+    def write(self, record: ConnectionRecord) -> None:
+        self.out.write(json.dumps(to_dict(record), separators=(",", ":")) + "\n")
+        self.out.flush()
+
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+        pass
+
+
+class JsonWriter(Writer):
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: ConnectionRecord) -> None:
+        self.records.append(to_dict(record))
+
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+        self.records.sort(key=lambda r: r["id"])
+        document = {"source": source, "summary": summary.as_dict(), "connections": self.records}
+        json.dump(document, self.out, indent=2)
+        self.out.write("\n")
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted column names for nested dicts; lists become compact JSON."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(flatten(inner, f"{prefix}{key}."))
+        return flat
+    if isinstance(value, list):
+        return {prefix[:-1]: json.dumps(value, separators=(",", ":"))}
+    return {prefix[:-1]: value}
+
+
+# Sub-records that may be null: their columns exist even when they are.
+OPTIONAL_COLUMNS = {
+    "half_close": ("side", "bytes_after_fin", "duration_ms"),
+    "rst": ("sender", "state", "receiver_state", "kind", "ts", "count"),
+}
+
+
+class CsvWriter(Writer):
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        self.writer: csv.DictWriter[str] | None = None
+
+    def write(self, record: ConnectionRecord) -> None:
+        row = to_dict(record)
+        for name, fields in OPTIONAL_COLUMNS.items():
+            if row[name] is None:
+                row[name] = dict.fromkeys(fields)
+        flat = flatten(row)
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.out, fieldnames=list(flat), lineterminator="\n")
+            self.writer.writeheader()
+        self.writer.writerow(flat)
+
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+        pass
+
+
+class TableWriter(Writer):
+    """A table that fits 100 columns, then the summary."""
+
+    HEADERS = ("id", "client", "server", "outcome", "rtt ms", "setup ms", "TW", "RST", "ka",
+               "reqs", "pkts")
+    ALIGN = ("right", "left", "left", "left", "right", "right", "left", "left", "right", "right",
+             "right")
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(out)
+        self.rows: list[tuple[Any, ...]] = []
+
+    def write(self, r: ConnectionRecord) -> None:
+        probes = r.keepalive.probes.client + r.keepalive.probes.server
+        self.rows.append((
+            r.id,
+            _endpoint(r.client.ip, r.client.port),
+            _endpoint(r.server.ip, r.server.port),
+            r.outcome,
+            _num(r.handshake.rtt_ms),
+            _num(r.handshake.setup_ms),
+            r.close.time_wait or "-",
+            r.rst.kind if r.rst else "-",
+            probes or "-",
+            r.reuse.requests if r.reuse.protocol else f"{r.reuse.requests}*",
+            f"{r.packets.client}/{r.packets.server}",
+        ))
+
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+        self.rows.sort(key=lambda row: row[0])
+        if self.rows:
+            tabulate_module.MIN_PADDING = 0  # columns as wide as their content: fits 100 columns
+            self.out.write(tabulate(self.rows, headers=self.HEADERS, tablefmt="simple",
+                                    disable_numparse=True, colalign=self.ALIGN) + "\n")
+            self.out.write("TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
+                           "reqs: HTTP requests (n*: request/response turns of another protocol)"
+                           "\n\n")
+        self.out.write(render_summary(summary.as_dict(), source))
+
+
+def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
+    lines = [
+        f"Packets: {source['packets']} read, {source['tcp_segments']} TCP segments analyzed"
+        + (f", skipped: {_pairs(source['skipped'])}" if source["skipped"] else ""),
+        f"Connections: {s['connections']}"
+        + (f" ({_pairs(s['outcomes'])})" if s["outcomes"] else ""),
+    ]
+    hs = s["handshake"]
+    for name, key in (("Handshake RTT", "rtt_ms"), ("Set-up time", "setup_ms")):
+        d = hs[key]
+        if d["count"]:
+            lines.append(f"{name} ms: p50 {_num(d['p50'])}  p90 {_num(d['p90'])}  "
+                         f"p99 {_num(d['p99'])}  max {_num(d['max'])}  (n={d['count']})")
+    if hs["syn_retransmits"] or hs["ambiguous"]:
+        lines.append(f"SYN retransmissions: {hs['syn_retransmits']}; "
+                     f"ambiguous handshakes: {hs['ambiguous']}")
+    tw = s["time_wait"]
+    if tw["by_side"]:
+        top = list(tw["by_endpoint"].items())[:5]
+        lines.append(f"TIME_WAIT held by: {_pairs(tw['by_side'])}; "
+                     f"top holders: {', '.join(f'{k} {v}' for k, v in top)}")
+    if s["rst"]["by_kind"]:
+        lines.append(f"RST: {_pairs(s['rst']['by_kind'])} "
+                     f"(sent by {_pairs(s['rst']['by_sender'])})")
+    lines.append(f"Half-closes: {s['half_closes']}; keep-alive probing connections: "
+                 f"{s['keepalive_connections']}; port reuse: {s['port_reuse']}")
+    rq = s["reuse"]["requests_per_connection"]
+    if rq["count"]:
+        lines.append(f"Requests per connection: mean {rq['mean']}  p50 {_num(rq['p50'])}  "
+                     f"max {_num(rq['max'])}; connections reused (>1 request): {rq['reused']}; "
+                     f"protocols: {_pairs(s['reuse']['protocols'])}")
+    return "".join(textwrap.fill(line, WIDTH, subsequent_indent="    ") + "\n" for line in lines)
+
+
+def _pairs(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def writer_for(name: str, out: TextIO) -> Writer:
+    return {"table": TableWriter, "json": JsonWriter, "jsonl": JsonLinesWriter,
+            "csv": CsvWriter}[name](out)
