@@ -58,9 +58,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO
 
 SCRIPT = Path(__file__).resolve()
 OUT_DIR = SCRIPT.parent / "linux"
@@ -141,7 +142,8 @@ def listen(addr: str, port: int = PORT) -> socket.socket:
     return srv
 
 
-def connect(addr: str, port: int = PORT, setup: Optional[Callable[[socket.socket], None]] = None) -> socket.socket:
+def connect(addr: str, port: int = PORT,
+            setup: Callable[[socket.socket], None] | None = None) -> socket.socket:
     sock = socket.socket(family_of(addr), socket.SOCK_STREAM)
     if setup:
         setup(sock)
@@ -293,7 +295,7 @@ def cli_keepalive(a: RoleArgs) -> None:
 class Http11Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         body = f"You asked for {self.path}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
@@ -301,7 +303,7 @@ class Http11Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -348,7 +350,7 @@ def srv_midstream(a: RoleArgs) -> None:
         conn, _ = srv.accept()
         go = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.readline(), go.set()), daemon=True).start()
-        go_at: Optional[float] = None
+        go_at: float | None = None
         buf = bytearray()
         conn.settimeout(0.02)
         while go_at is None or time.monotonic() < go_at + 1.0:
@@ -356,7 +358,7 @@ def srv_midstream(a: RoleArgs) -> None:
                 go_at = time.monotonic()
             try:
                 chunk = conn.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise SystemExit("client closed first in midstream")
@@ -422,7 +424,7 @@ PACKET_MR_PROMISC = 1
 TCP_SYN, TCP_ACK = 0x02, 0x10
 
 
-def tcp_flags(frame: bytes) -> Optional[int]:
+def tcp_flags(frame: bytes) -> int | None:
     """TCP flags byte of an Ethernet frame, or None if it is not TCP."""
     if len(frame) < 14:
         return None
@@ -436,7 +438,7 @@ def tcp_flags(frame: bytes) -> Optional[int]:
     return frame[off + 13] if len(frame) > off + 13 else None
 
 
-def drop_matches(rule: str, flags: Optional[int]) -> bool:
+def drop_matches(rule: str, flags: int | None) -> bool:
     if flags is None:
         return False
     syn_ack = flags & (TCP_SYN | TCP_ACK)
@@ -456,7 +458,7 @@ def open_raw(ifname: str) -> socket.socket:
     return s
 
 
-def forward(if_a: str, if_b: str, delay: float, drop: Optional[str]) -> None:
+def forward(if_a: str, if_b: str, delay: float, drop: str | None) -> None:
     """Bridge frames between two interfaces with a one-way delay and drops."""
     a, b = open_raw(if_a), open_raw(if_b)
     peer = {a: b, b: a}
@@ -508,7 +510,7 @@ class Proc:
         """Wait until a line containing ``word`` appears on stdout (or stderr)."""
         sink = self.stderr if stderr else self.stdout
         end = time.monotonic() + timeout
-        exited_at: Optional[float] = None
+        exited_at: float | None = None
         while time.monotonic() < end:
             if any(word in line for line in sink):
                 return
@@ -545,15 +547,15 @@ class Proc:
 class Scenario:
     name: str
     description: str
-    server: Optional[str]
+    server: str | None
     client: str
     ipv6: bool = False
     middle: bool = False
     delay: float = 0.0
-    drop: Optional[str] = None
+    drop: str | None = None
     capture_ns: str = NS_CLI
     capture_if: str = IF_CLI
-    linktype: Optional[str] = None
+    linktype: str | None = None
     deadline_in: float = 0.0  # >0: pass an absolute close deadline to both sides
     midstream: bool = False
 
@@ -565,7 +567,7 @@ class Lab:
         self.middle, self.ipv6 = middle, ipv6
         self.procs: list[Proc] = []
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         cleanup_namespaces()
         try:
             self._build()
@@ -628,11 +630,12 @@ class Lab:
                                "--deadline", repr(deadline)], stdin=stdin)
 
     def start_capture(self, ns: str, ifname: str, path: Path,
-                      linktype: Optional[str]) -> Proc:
-        argv = ["tcpdump", "--immediate-mode", "-U", "-s", "0", "-Z", "root", "-w", str(path), "-i", ifname]
+                      linktype: str | None) -> Proc:
+        argv = ["tcpdump", "--immediate-mode", "-U", "-s", "0", "-Z", "root", "-w", str(path),
+                "-i", ifname]
         if linktype:
             argv += ["-y", linktype]
-        p = self.spawn(ns, argv + ["tcp"])
+        p = self.spawn(ns, [*argv, "tcp"])
         p.expect("listening on", stderr=True)
         return p
 
@@ -646,13 +649,13 @@ def cleanup_namespaces() -> None:
 
 def tcp_states(ns: str) -> str:
     out = ns_run(ns, "ss", "-tanH", check=False).stdout.strip()
-    return " | ".join(" ".join(l.split()) for l in out.splitlines()) or "(none)"
+    return " | ".join(" ".join(line.split()) for line in out.splitlines()) or "(none)"
 
 
 def stop_capture(cap: Proc) -> None:
     time.sleep(0.3)
     cap.stop(signal.SIGINT)
-    summary = [l for l in cap.stderr if "packets" in l]
+    summary = [line for line in cap.stderr if "packets" in line]
     log(f"tcpdump: {'; '.join(summary)}")
 
 
@@ -783,7 +786,7 @@ def write_readme() -> None:
 # command line
 # --------------------------------------------------------------------------
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", metavar="NAME", help="record only this scenario")
     ap.add_argument("--list", action="store_true", help="list scenarios")

@@ -3,6 +3,14 @@
 For each segment the sender's and the receiver's events are derived in the order
 RFC 9293 section 3.10.7.4 processes a segment: SYN, then the ACK field, then the
 payload, then FIN. Every state change goes through `EndpointMachine.apply`.
+
+Ordering with TCP timestamps: an ACK of a side's SYN or FIN is seen at the capture
+point before it reaches that side, and in a simultaneous close it may reach it
+only after the side has acted on the peer's FIN. When timestamps are in use, such
+a receive event waits in the side's inbox until a segment from that side echoes
+its TSval (proof it arrived) and is applied before that segment's own events; a
+segment that echoes an older TSval is processed first. Without timestamps the
+event applies when seen.
 """
 
 from __future__ import annotations
@@ -69,8 +77,6 @@ class Bytes:
 class _Direction:
     """Stream consumer for one direction: feeds the application tracker, counts half-close data."""
 
-    __slots__ = ("app", "client", "conn")
-
     def __init__(self, conn: Connection, client: bool) -> None:
         self.conn, self.app, self.client = conn, conn.app, client
 
@@ -115,6 +121,23 @@ class Side:
     window: int = -1
     """Last window this side advertised (unscaled); 0 means the peer may only probe."""
     last_ns: int = 0
+    uses_ts: bool = False
+    """Both SYNs carried TCP timestamps (RFC 7323 section 3.2: then every segment does)."""
+    inbox: list[tuple[int, int, Event]] = field(default_factory=list)
+    """Receive events seen at the capture point but not yet shown to have reached this
+    side: (sender's TSval, ts_ns, event). See `Connection._deliver`."""
+
+    def flush(self, tsecr: int | None = None) -> None:
+        """Apply the inbox events this side has seen: all of them, or those whose TSval
+        it echoes (RFC 7323: TSecr carries the newest TSval it received)."""
+        keep: list[tuple[int, int, Event]] = []
+        for tsval, ts_ns, event in self.inbox:
+            if tsecr is None or seq_diff(tsval, tsecr) <= 0:
+                last = self.machine.history[-1][0] if self.machine.history else ts_ns
+                self.machine.apply(event, max(ts_ns, last))
+            else:
+                keep.append((tsval, ts_ns, event))
+        self.inbox = keep
 
 
 class Connection:
@@ -140,10 +163,17 @@ class Connection:
     # ---- life-cycle questions the flow table asks
     def ended(self) -> bool:
         """Both endpoints are done (CLOSED or TIME_WAIT) after something happened."""
+        self.flush()
         states = (self.sides[0].machine.state, self.sides[1].machine.state)
         return all(s in (S.CLOSED, S.TIME_WAIT) for s in states) and any(
             side.machine.history for side in self.sides
         )
+
+    def flush(self) -> None:
+        """Deliver every waiting receive event: nothing more will come from either side."""
+        for side in self.sides:
+            if side.inbox:
+                side.flush()
 
     def accepts_new_syn(self, role: Role, isn: int) -> bool:
         """True when a SYN (no ACK) from `role` with `isn` must start a new connection."""
@@ -156,9 +186,9 @@ class Connection:
         # an unanswered attempt followed by a SYN with another ISN is a new connect()
         return mine.isn is not None and mine.isn != isn and peer.packets == 0
 
-    def start_assumed(self, ts_ns: int, first_flags: int, ack: int) -> None:
+    def start_assumed(self, ts_ns: int, ack: int) -> None:
         """A capture that begins after the SYN: assume what the first segment implies."""
-        client, server = self.sides
+        client = self.sides[Role.client.value]
         if self.rule is RoleRule.synack:
             client.machine.start(ts_ns, S.SYN_SENT)
             client.isn = seq_add(ack, -1)
@@ -179,6 +209,9 @@ class Connection:
         self.last_ns = me.last_ns = ts_ns
         me.packets += 1
         me.bytes += plen
+        if me.inbox:
+            echo = data.timestamps(tcp_off, opt_cap) if not flags & RST else None
+            me.flush(echo[1] if echo is not None else None)
         if flags & RST:
             self._rst(role, me, peer, ts_ns, flags, ack)
             return
@@ -186,9 +219,17 @@ class Connection:
         machine = me.machine
 
         if syn:
-            self._syn(role, me, ts_ns, seq, has_ack, data.timestamps(tcp_off, opt_cap))
+            stamp = data.timestamps(tcp_off, opt_cap)
+            self._syn(role, me, ts_ns, seq, has_ack, stamp)
+            if has_ack and stamp is not None and self.handshake.syns and \
+                    self.handshake.syns[-1].tsval is not None:
+                me.uses_ts = peer.uses_ts = True
 
         if has_ack:
+            if peer.isn is None and not syn and machine.state is S.SYN_SENT:
+                # the peer's SYN/ACK is not in the capture, but this ACK answers it
+                peer.isn, peer.nxt = seq_add(ack, -1), ack
+                peer.stream.start(ack)
             if peer.isn is not None and not me.acked_peer_syn and seq_diff(ack, peer.isn) > 0:
                 me.acked_peer_syn = True
                 if not syn:
@@ -197,11 +238,11 @@ class Connection:
                         self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
                 if not peer.syn_acked:
                     peer.syn_acked = True
-                    peer.machine.apply(Event.RCV_ACK_OF_SYN, ts_ns)
+                    self._deliver(peer, Event.RCV_ACK_OF_SYN, ts_ns, syn, data, tcp_off, opt_cap)
             if peer.fin_seq is not None and not peer.fin_acked and seq_diff(ack, peer.fin_seq) > 0:
                 peer.fin_acked = True
                 machine.apply(Event.SND_ACK_OF_FIN, ts_ns)  # proof it received the FIN
-                peer.machine.apply(Event.RCV_ACK_OF_FIN, ts_ns)
+                self._deliver(peer, Event.RCV_ACK_OF_FIN, ts_ns, syn, data, tcp_off, opt_cap)
             if peer.stream.next_seq is not None:
                 peer.stream.acked(ts_ns, ack if peer.fin_seq is None or
                                   seq_diff(ack, peer.fin_seq) <= 0 else peer.fin_seq)
@@ -240,6 +281,15 @@ class Connection:
             # simultaneous open completes with the segment that synchronizes the second side
             self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
 
+    def _deliver(self, to: Side, event: Event, ts_ns: int, syn: int, data: Bytes, tcp_off: int,
+                 opt_cap: int) -> None:
+        """A receive event for `to`: now, or once `to` shows it has seen this segment."""
+        stamp = data.timestamps(tcp_off, opt_cap) if to.uses_ts and not syn else None
+        if stamp is None:
+            to.machine.apply(event, ts_ns)
+        else:
+            to.inbox.append((stamp[0], ts_ns, event))
+
     def _syn(self, role: Role, me: Side, ts_ns: int, seq: int, has_ack: int,
              ts_opt: tuple[int, int] | None) -> None:
         if me.isn is None:
@@ -277,6 +327,7 @@ class Connection:
 
     # ---- the record
     def record(self, msl_s: float) -> ConnectionRecord:
+        self.flush()
         client, server = self.sides
         machines = PerSide(client.machine, server.machine)
         tw_ns = [ts for side in self.sides for ts, s in side.machine.history if s is S.TIME_WAIT]

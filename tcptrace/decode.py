@@ -89,8 +89,11 @@ def _be_words(d: npt.NDArray[np.uint8], at: I64, nbytes: int) -> npt.NDArray[np.
     """Big-endian 64-bit words at `at` (nbytes = 4, 8 or 16): shape (n, nbytes // 8 or 1)."""
     rows = d[at[:, None] + np.arange(nbytes)]
     if nbytes == 4:
-        return rows.astype(np.uint64) @ (np.uint64(1) << np.arange(24, -1, -8, dtype=np.uint64))
-    return np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
+        weights = np.uint64(1) << np.arange(24, -1, -8, dtype=np.uint64)
+        words: npt.NDArray[np.uint64] = rows.astype(np.uint64) @ weights
+        return words
+    wide: npt.NDArray[np.uint64] = np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
+    return wide
 
 
 def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
@@ -122,11 +125,11 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
             et = np.where(tagged, _u16(d, clip(pos + 2)), et)
             pos = np.where(tagged, pos + 4, pos)
         l3[i], ethertype[i] = pos, et
-    for lt, hlen, proto_at in ((SLL, 16, 14), (SLL2, 20, 0)):
+    for lt, link_hlen, proto_at in ((SLL, 16, 14), (SLL2, 20, 0)):
         sel = link == lt
         if sel.any():
-            i = np.flatnonzero(sel & (cap >= hlen))
-            l3[i], ethertype[i] = start[i] + hlen, _u16(d, clip(start[i] + proto_at))
+            i = np.flatnonzero(sel & (cap >= link_hlen))
+            l3[i], ethertype[i] = start[i] + link_hlen, _u16(d, clip(start[i] + proto_at))
     for lt in (NULL, LOOP):
         sel = link == lt
         if sel.any():
@@ -204,10 +207,11 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
             is_frag = ext & (nh == 44)
             frag_field = _u16(d, clip(pos + 2))
             fragment |= is_frag & (((frag_field & 0xFFF8) != 0) | ((frag_field & 1) != 0))
-            hlen = np.where(nh == 44, 8, np.where(nh == 51, (d[clip(pos + 1)].astype(np.int64) + 2) * 4,
-                                                  (d[clip(pos + 1)].astype(np.int64) + 1) * 8))
+            length_field = d[clip(pos + 1)].astype(np.int64)
+            ext_len = np.where(nh == 44, 8,
+                               np.where(nh == 51, (length_field + 2) * 4, (length_field + 1) * 8))
             nh = np.where(ext, d[clip(pos)], nh)
-            pos = np.where(ext, pos + hlen, pos)
+            pos = np.where(ext, pos + ext_len, pos)
         skipped["ip_fragment"] += int(fragment.sum())
         skipped["not_tcp"] += int((~fragment & (nh != 6)).sum())
         ok = ~fragment & (nh == 6)
@@ -255,25 +259,3 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
         frame_index=tcp.astype(np.int64),
     )
 
-
-def tcp_timestamps(data: npt.NDArray[np.uint8], tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
-    """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
-    pos = tcp_off + 20
-    stop = pos + opt_cap
-    while pos < stop:
-        kind = int(data[pos])
-        if kind == 0:
-            return None
-        if kind == 1:
-            pos += 1
-            continue
-        if pos + 1 >= stop:
-            return None
-        length = int(data[pos + 1])
-        if length < 2:
-            return None
-        if kind == 8 and length == 10 and pos + 10 <= stop:
-            b = bytes(data[pos + 2 : pos + 10])
-            return int.from_bytes(b[:4], "big"), int.from_bytes(b[4:], "big")
-        pos += length
-    return None

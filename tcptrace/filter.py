@@ -88,7 +88,7 @@ class _Parser:
     def primitive(self) -> Predicate:
         word = self.take().lower()
         if word == "tcp":
-            return lambda s: np.ones(len(s), dtype=bool)
+            return lambda s: np.ones(len(s), dtype=np.bool_)
         if word in ("ip", "ip6"):
             want_v4 = word == "ip"
             return lambda s: (s.src_hi == 0) & ((s.src_lo >> np.uint64(32)) == 0xFFFF) == want_v4
@@ -151,8 +151,8 @@ def _masked(value: int, mask: int, direction: str | None) -> Predicate:
     mask_hi, mask_lo = _address_words(mask)
 
     def match(s: SegmentBatch) -> Mask:
-        src = ((s.src_hi & mask_hi) == want_hi) & ((s.src_lo & mask_lo) == want_lo)
-        dst = ((s.dst_hi & mask_hi) == want_hi) & ((s.dst_lo & mask_lo) == want_lo)
+        src: Mask = ((s.src_hi & mask_hi) == want_hi) & ((s.src_lo & mask_lo) == want_lo)
+        dst: Mask = ((s.dst_hi & mask_hi) == want_hi) & ((s.dst_lo & mask_lo) == want_lo)
         return src if direction == "src" else dst if direction == "dst" else src | dst
 
     return match
@@ -171,8 +171,8 @@ def _ports(low: int, high: int | None, direction: str | None) -> Predicate:
     top = low if high is None else high
 
     def match(s: SegmentBatch) -> Mask:
-        src = (s.sport >= low) & (s.sport <= top)
-        dst = (s.dport >= low) & (s.dport <= top)
+        src: Mask = (s.sport >= low) & (s.sport <= top)
+        dst: Mask = (s.dport >= low) & (s.dport <= top)
         return src if direction == "src" else dst if direction == "dst" else src | dst
 
     return match

@@ -123,7 +123,7 @@ class FlowTable:
                           slot.endpoints[1 - slot.client_side], rule, ts,
                           previous.id if previous is not None else None)
         if rule is not RoleRule.syn:
-            conn.start_assumed(ts, flags, ack)
+            conn.start_assumed(ts, ack)
         self.next_id += 1
         self.stats.connections += 1
         slot.conn = conn

@@ -20,7 +20,8 @@ MAX_PENDING_BYTES = 1 << 20
 
 
 class StreamConsumer(Protocol):
-    wants_bytes: bool
+    @property
+    def wants_bytes(self) -> bool: ...
 
     def on_data(self, ts_ns: int, length: int, data: bytes | None) -> None: ...
 
@@ -107,7 +108,7 @@ class Stream:
                 ahead = seq_diff(seq, self.next_seq)
                 if ahead > 0:
                     continue
-                held_ts, length, data = self.pending.pop(seq)
+                _held_ts, length, data = self.pending.pop(seq)
                 self.pending_bytes -= length
                 new = length + ahead
                 self.duplicate += min(length, -ahead)

@@ -60,6 +60,9 @@ TRANSITIONS: dict[TcpState, dict[Event, TcpState]] = {
         E.SND_SYNACK: S.SYN_RCVD,  # passive open: LISTEN is invisible on the wire
         E.SND_RST: S.CLOSED,  # refusing a SYN, or answering a stray segment
         E.RCV_RST: S.CLOSED,
+        # The capture missed this side's SYN/ACK, but an ACK proves it was sent and arrived.
+        E.SND_ACK_OF_SYN: S.ESTABLISHED,
+        E.RCV_ACK_OF_SYN: S.ESTABLISHED,
     },
     S.SYN_SENT: {
         E.SND_SYN: S.SYN_SENT,  # retransmission
@@ -157,3 +160,13 @@ class EndpointMachine:
 
     def visited(self, state: TcpState) -> bool:
         return any(s is state for _, s in self.history)
+
+
+def mermaid_diagram() -> str:
+    """The transition table as a Mermaid state diagram (docs/states.md is generated from it)."""
+    lines = ["stateDiagram-v2", "    [*] --> CLOSED"]
+    for state, moves in TRANSITIONS.items():
+        for event, target in moves.items():
+            if target is not state:
+                lines.append(f"    {state.name} --> {target.name}: {event.name}")
+    return "\n".join(lines) + "\n"

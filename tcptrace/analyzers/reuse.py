@@ -23,6 +23,7 @@ from tcptrace.model import Reuse
 NS_PER_MS = 1_000_000
 MAX_HEAD = 64 * 1024
 REQUEST_START = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
+REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method not yet followed by its space
 REQUEST_LINE = re.compile(rb"([A-Z][A-Z_-]{1,19}) [^ \r\n]+ HTTP/1\.([01])\r?$")
 STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
 HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -66,7 +67,9 @@ class HttpDirection:
 
     def looks_like_start(self, data: bytes) -> bool:
         if self.is_request:
-            return REQUEST_START.match(data[:21]) is not None
+            head = data[:21]
+            return REQUEST_START.match(head) is not None or (
+                len(head) < 21 and REQUEST_PREFIX.fullmatch(head) is not None)
         return data[:7] == b"HTTP/1."[: len(data[:7])]
 
     def gap(self) -> None:
@@ -226,10 +229,8 @@ class AppTracker:
         self._turn(client, ts_ns)
         if self.http is False:
             return
-        if self.http is None and (
-            not client or payload is None or not self.request_parser.looks_like_start(payload)
-        ):
-            self.http = False  # the server spoke first, or the client did not send a request
+        if self.http is None and (not client or payload is None):
+            self.http = False  # the server spoke first, or the request bytes were not captured
             return
         parser = self.request_parser if client else self.response_parser
         parser.feed(ts_ns, length, payload)

@@ -20,6 +20,10 @@ from tcptrace.report.summary import Summary
 
 FORMATS = ("table", "json", "jsonl", "csv")
 WIDTH = 100  # the table and summary fit a 100-column terminal
+LEGEND = (
+    "TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
+    "reqs: HTTP requests (n*: request/response turns of another protocol)\n\n"
+)
 
 
 class Writer:
@@ -132,9 +136,7 @@ class TableWriter(Writer):
             tabulate_module.MIN_PADDING = 0  # columns as wide as their content: fits 100 columns
             self.out.write(tabulate(self.rows, headers=self.HEADERS, tablefmt="simple",
                                     disable_numparse=True, colalign=self.ALIGN) + "\n")
-            self.out.write("TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
-                           "reqs: HTTP requests (n*: request/response turns of another protocol)"
-                           "\n\n")
+            self.out.write(LEGEND)
         self.out.write(render_summary(summary.as_dict(), source))
 
 
@@ -169,7 +171,8 @@ def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
         lines.append(f"Requests per connection: mean {rq['mean']}  p50 {_num(rq['p50'])}  "
                      f"max {_num(rq['max'])}; connections reused (>1 request): {rq['reused']}; "
                      f"protocols: {_pairs(s['reuse']['protocols'])}")
-    return "".join(textwrap.fill(line, WIDTH, subsequent_indent="    ") + "\n" for line in lines)
+    wrapped = (textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines)
+    return "".join(line + "\n" for line in wrapped)
 
 
 def _pairs(d: dict[str, Any]) -> str:

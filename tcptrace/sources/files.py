@@ -37,7 +37,7 @@ def _frames(raw: BinaryIO, path: str, stats: SourceStats) -> Iterator[FrameBatch
         magic = raw.read(4)
         raw.seek(0)
         if magic[:2] == GZIP_MAGIC:
-            f = stack.enter_context(gzip.open(raw, "rb"))  # type: ignore[arg-type]
+            f = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[assignment]
             try:
                 magic = f.peek(4)[:4]  # type: ignore[attr-defined]
             except (OSError, EOFError) as exc:
@@ -90,10 +90,7 @@ def read_captures(paths: list[str], stats: SourceStats) -> Iterator[FrameBatch]:
         watermark = min(int(b.ts_ns.max()) for i, b in held if i in live) if live else None
         parts: list[FrameBatch] = []
         for i, b in held:
-            if watermark is None:
-                take = np.ones(len(b), dtype=bool)
-            else:
-                take = b.ts_ns <= watermark
+            take = np.ones(len(b), dtype=bool) if watermark is None else b.ts_ns <= watermark
             parts.append(b.take(np.flatnonzero(take)))
             pending[i] = b.take(np.flatnonzero(~take))
         merged = FrameBatch.concat([p for p in parts if len(p)])

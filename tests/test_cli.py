@@ -1,0 +1,142 @@
+"""The command line: exact output, formats, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import CRAFTED, LINUX
+
+from tcptrace.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_table_output_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "analyze", str(CRAFTED / "port_reuse.pcap"))
+    assert code == 0 and err == ""
+    assert out == (
+        "id  client          server       outcome  rtt ms  setup ms  TW      RST  ka  reqs  pkts\n"
+        "--  --------------  -----------  -------  ------  --------  ------  ---  --  ----  ----\n"
+        " 1  10.0.0.1:40008  10.0.0.2:80  CLOSED     10.1      10.1  client  -     -    1*   6/3\n"
+        " 2  10.0.0.1:40008  10.0.0.2:80  CLOSED     10.1      10.1  client  -     -    1*   6/3\n"
+        "TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
+        "reqs: HTTP requests (n*: request/response turns of another protocol)\n"
+        "\n"
+        "Packets: 18 read, 18 TCP segments analyzed\n"
+        "Connections: 2 (CLOSED 2)\n"
+        "Handshake RTT ms: p50 10.1  p90 10.1  p99 10.1  max 10.1  (n=2)\n"
+        "Set-up time ms: p50 10.1  p90 10.1  p99 10.1  max 10.1  (n=2)\n"
+        "TIME_WAIT held by: client 2; top holders: 10.0.0.1:* 2\n"
+        "Half-closes: 0; keep-alive probing connections: 0; port reuse: 1\n"
+        "Requests per connection: mean 1.0  p50 1  max 1; connections reused (>1 request): 0; "
+        "protocols:\n"
+        "    other 2\n"
+    )
+
+
+def test_table_fits_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", *map(str, sorted(LINUX.glob("*.pcap"))))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", "--format", "json",
+                         *map(str, sorted(LINUX.glob("*.pcap"))))
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc) == {"source", "summary", "connections"}
+    assert [c["id"] for c in doc["connections"]] == list(range(1, 14))
+    summary = doc["summary"]
+    assert summary["connections"] == 13
+    assert summary["outcomes"] == {"CLOSED": 11, "REFUSED": 1, "RESET": 1}
+    assert summary["time_wait"]["by_side"] == {"client": 7, "server": 3, "both": 1}
+    assert summary["rst"]["by_kind"] == {"REFUSED": 1, "ABORT": 1}
+    assert summary["half_closes"] == 1
+    assert summary["handshake"]["rtt_ms"] == {"count": 11, "p50": 0.045, "p90": 40.492,
+                                              "p99": 100.66, "max": 100.66}
+    assert summary["reuse"]["protocols"] == {"other": 11, "http/1.0": 1, "http/1.1": 1}
+    assert doc["source"]["packets"] == 210 and doc["source"]["skipped"] == {}
+
+
+def test_jsonl_one_connection_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "refused_then_ok.pcap"))
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and sorted(r["id"] for r in lines) == [1, 2]
+    assert {r["outcome"] for r in lines} == {"REFUSED", "CLOSED"}
+
+
+def test_csv_has_dotted_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", "-f", "csv", str(LINUX / "half_close.pcap"))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 1
+    row = rows[0]
+    assert row["client.ip"] == "10.77.0.1" and row["close.time_wait"] == "client"
+    assert row["half_close.bytes_after_fin"] == "20800" and row["rst.kind"] == ""
+    assert row["handshake.rtt_ms"] == "0.046"
+
+
+def test_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.json"
+    code, out, _ = run(capsys, "analyze", "-f", "json", "-o", str(target),
+                       str(LINUX / "client_close.pcap"))
+    assert code == 0 and out == ""
+    assert json.loads(target.read_text())["connections"][0]["close"]["time_wait"] == "client"
+
+
+def test_filter_selects_connections(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(p) for p in sorted(LINUX.glob("*.pcap"))]
+    code, out, _ = run(capsys, "analyze", "-f", "json", "--filter", "port 8081 or host fd77::2",
+                       *files)
+    doc = json.loads(out)
+    assert code == 0
+    assert [(c["server"]["ip"], c["server"]["port"]) for c in doc["connections"]] == [
+        ("10.77.0.2", 8081), ("fd77::2", 8080)]
+    assert doc["source"]["skipped"] == {"filtered_out": 198}
+
+
+def test_truncated_capture_warns_once_and_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "ref_truncated.pcap"))
+    assert code == 0 and len(out.splitlines()) == 1
+    assert err.count("\n") == 1 and err.startswith("tcptrace: warning: truncated_record: ")
+
+
+def test_quiet_silences_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "analyze", "-q", str(CRAFTED / "ref_truncated.pcap"))
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["analyze"], "Missing argument 'CAPTURES...'"),
+    (["analyze", "missing.pcap"], "missing.pcap: cannot open: No such file or directory"),
+    (["analyze", str(LINUX)], "is a directory, not a capture file"),
+    (["analyze", str(LINUX / "README.md")], "not a pcap or pcapng capture"),
+    (["analyze", "--format", "xml", str(LINUX / "refused.pcap")], "'xml' is not one of"),
+    (["analyze", "--filter", "port", str(LINUX / "refused.pcap")], "filter ends too early"),
+    (["analyze", "--filter", "host nowhere", str(LINUX / "refused.pcap")],
+     "'nowhere' is not an IP address"),
+    (["analyze", "--max-flows", "0", str(LINUX / "refused.pcap")], "--max-flows"),
+    (["bogus"], "No such command 'bogus'"),
+])
+def test_unusable_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
+                                               args: list[str], message: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("tcptrace: error: ") and message in err
+
+
+def test_empty_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    code, _, err = run(capsys, "analyze", str(empty))
+    assert code == 2 and err == f"tcptrace: error: {empty}: empty file\n"
