@@ -15,7 +15,9 @@ event applies when seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from tcptrace.analyzers import close as close_analysis
 from tcptrace.analyzers.handshake import HandshakeAnalyzer
@@ -43,6 +45,24 @@ from tcptrace.states import SYNCHRONIZED, EndpointMachine, Event, TcpState
 NS = 1_000_000_000
 NS_PER_MS = 1_000_000
 S = TcpState
+
+
+class SegmentObserver(Protocol):
+    """An optional per-connection analysis fed every segment after the core has processed it.
+
+    Observers are created per connection by the factories in `FlowTable.observers`; their
+    `result()` lands in the record's `extra[name]` (a top-level JSON key).
+    """
+
+    name: str
+
+    def segment(self, conn: Connection, role: Role, ts_ns: int, flags: int, seq: int, ack: int,
+                window: int, plen: int) -> None: ...
+
+    def result(self, conn: Connection) -> Any: ...
+
+
+ObserverFactory = Callable[[], SegmentObserver]
 
 
 class Bytes:
@@ -159,6 +179,7 @@ class Connection:
         self.rst: Rst | None = None
         self.rst_count = 0
         self.assumed = rule is RoleRule.port
+        self.observers: list[SegmentObserver] = []
 
     # ---- life-cycle questions the flow table asks
     def ended(self) -> bool:
@@ -214,6 +235,8 @@ class Connection:
             me.flush(echo[1] if echo is not None else None)
         if flags & RST:
             self._rst(role, me, peer, ts_ns, flags, ack)
+            for observer in self.observers:
+                observer.segment(self, role, ts_ns, flags, seq, ack, window, plen)
             return
         syn, fin, has_ack = flags & SYN, flags & FIN, flags & ACK
         machine = me.machine
@@ -275,6 +298,8 @@ class Connection:
             end = seq_add(end, 1)
         if me.nxt is None or seq_diff(end, me.nxt) > 0:
             me.nxt = end
+        for observer in self.observers:
+            observer.segment(self, role, ts_ns, flags, seq, ack, window, plen)
         if self.handshake.simultaneous_open and self.handshake.completing_ack is None and all(
             side.machine.state in SYNCHRONIZED for side in self.sides
         ):
@@ -375,6 +400,7 @@ class Connection:
             retransmitted_bytes=PerSide(client.stream.duplicate, server.stream.duplicate),
             gap_bytes=PerSide(client.stream.gap_bytes, server.stream.gap_bytes),
             anomalies=PerSide(client.machine.anomalies, server.machine.anomalies),
+            extra={observer.name: observer.result(self) for observer in self.observers},
         )
 
     def _handshake(self) -> Handshake:

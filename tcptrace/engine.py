@@ -7,15 +7,16 @@ memory holds the open connections and one batch of frames, never the capture.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcptrace.connection import ObserverFactory
 from tcptrace.decode import decode
 from tcptrace.filter import Predicate, compile_filter
 from tcptrace.flows import FlowTable
 from tcptrace.model import ConnectionRecord
-from tcptrace.sources import SourceStats, read_captures
+from tcptrace.sources import FrameBatch, SourceStats, read_captures
 
 DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s
 
@@ -27,6 +28,9 @@ class Options:
     linger_s: float = 5.0
     """Capture time a finished connection keeps receiving late segments before it is emitted."""
     max_flows: int = 1_000_000
+    idle_timeout_s: float | None = None
+    observers: list[ObserverFactory] = field(default_factory=list)
+    """Optional per-connection analyses (see connection.SegmentObserver)."""
 
 
 @dataclass
@@ -36,17 +40,31 @@ class Analysis:
     source: SourceStats = field(default_factory=SourceStats)
     segments: int = 0
     filtered_out: int = 0
+    frames: Iterable[FrameBatch] | None = None
+    """Where frames come from; None reads `paths` (a live capture passes its own)."""
 
     def __post_init__(self) -> None:
         self._predicate: Predicate | None = (
             compile_filter(self.options.filter) if self.options.filter else None
         )
-        self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows)
+        self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows,
+                               idle_timeout_s=self.options.idle_timeout_s,
+                               observers=list(self.options.observers))
 
     def records(self) -> Iterator[ConnectionRecord]:
-        """Every connection's record, emitted as the connection ends."""
+        """Every connection's record, emitted as the connection ends.
+
+        An empty FrameBatch from the source is a clock tick (live capture): it lets idle
+        connections be emitted without waiting for the next packet.
+        """
         msl = self.options.msl_s
-        for frames in read_captures(self.paths, self.source):
+        source = self.frames if self.frames is not None else read_captures(self.paths, self.source)
+        for frames in source:
+            if len(frames) == 0:
+                self.table.tick(int(frames.ts_ns.max()) if len(frames.ts_ns) else 0)
+                for conn in self.table.drain():
+                    yield conn.record(msl)
+                continue
             segments = decode(frames, self.source.skipped)
             if self._predicate is not None and len(segments):
                 keep = self._predicate(segments)
@@ -72,5 +90,6 @@ class Analysis:
             "connections": self.table.stats.connections,
             "port_reuse": self.table.stats.port_reuse,
             "evicted_for_capacity": self.table.stats.evicted_for_capacity,
+            "idle_evicted": self.table.stats.idle_evicted,
         }
 

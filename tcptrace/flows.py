@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tcptrace.connection import Bytes, Connection
+from tcptrace.connection import Bytes, Connection, ObserverFactory
 from tcptrace.decode import ACK, SYN, SegmentBatch
 from tcptrace.model import Endpoint, Role, RoleRule
 
@@ -29,6 +29,7 @@ WELL_KNOWN = 1024
 class FlowTableStats:
     connections: int = 0
     evicted_for_capacity: int = 0
+    idle_evicted: int = 0
     port_reuse: int = 0
 
 
@@ -45,6 +46,9 @@ class _Slot:
 class FlowTable:
     linger_s: float = 5.0
     max_flows: int = 1_000_000
+    idle_timeout_s: float | None = None
+    """Emit connections that have not ended but saw no segment for this long (capture time)."""
+    observers: list[ObserverFactory] = field(default_factory=list)
     stats: FlowTableStats = field(default_factory=FlowTableStats)
     slots: dict[bytes, _Slot] = field(default_factory=dict)
     ended: list[Connection] = field(default_factory=list)
@@ -124,6 +128,7 @@ class FlowTable:
                           previous.id if previous is not None else None)
         if rule is not RoleRule.syn:
             conn.start_assumed(ts, ack)
+        conn.observers = [make() for make in self.observers]
         self.next_id += 1
         self.stats.connections += 1
         slot.conn = conn
@@ -132,8 +137,15 @@ class FlowTable:
     def _sweep(self) -> None:
         """Emit connections that ended more than `linger_s` ago; enforce the cap."""
         horizon = self.now_ns - int(self.linger_s * NS)
-        done = [k for k, s in self.slots.items()
-                if s.conn is not None and s.conn.last_ns < horizon and s.conn.ended()]
+        idle = (self.now_ns - int(self.idle_timeout_s * NS)
+                if self.idle_timeout_s is not None else None)
+        done = [k for k, s in self.slots.items() if s.conn is not None and (
+            (s.conn.last_ns < horizon and s.conn.ended())
+            or (idle is not None and s.conn.last_ns < idle))]
+        for key in done:
+            conn = self.slots[key].conn
+            if conn is not None and not conn.ended():
+                self.stats.idle_evicted += 1
         for key in done:
             self.ended.append(self.slots.pop(key).conn)  # type: ignore[arg-type]
         excess = len(self.slots) - self.max_flows
@@ -145,6 +157,12 @@ class FlowTable:
                 if conn is not None:
                     self.ended.append(conn)
                 self.stats.evicted_for_capacity += 1
+
+    def tick(self, now_ns: int) -> None:
+        """Advance the clock without traffic (live capture): lets idle and lingering
+        connections be emitted on time."""
+        self.now_ns = max(self.now_ns, now_ns)
+        self._sweep()
 
     def drain(self) -> Iterator[Connection]:
         """Connections finished so far."""

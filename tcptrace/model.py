@@ -182,12 +182,17 @@ class ConnectionRecord:
     """Bytes the capture missed (acknowledged but never seen)."""
     anomalies: PerSide[int]
     """Segments the state table did not expect for that side."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Results of optional analyses (observers), each under its own top-level JSON key."""
 
 
 def to_dict(obj: Any) -> Any:
     """JSON-ready form of a record: dataclasses to dicts, enums to names."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+               if f.name != "extra"}
+        out.update(to_dict(getattr(obj, "extra", {})))
+        return out
     if isinstance(obj, Enum):
         return obj.name
     if isinstance(obj, list | tuple):
