@@ -57,7 +57,7 @@ class SegmentObserver(Protocol):
     name: str
 
     def segment(self, conn: Connection, role: Role, ts_ns: int, flags: int, seq: int, ack: int,
-                window: int, plen: int) -> None: ...
+                window: int, plen: int, ip_len: int) -> None: ...
 
     def result(self, conn: Connection) -> Any: ...
 
@@ -224,7 +224,7 @@ class Connection:
     # ---- the segment path
     def segment(self, role: Role, ts_ns: int, flags: int, seq: int, ack: int, window: int,
                 plen: int, payload_off: int, payload_cap: int, tcp_off: int, opt_cap: int,
-                data: Bytes) -> None:
+                data: Bytes, ip_len: int = 0) -> None:
         me, peer = self.sides[role.value], self.sides[role.peer.value]
         previous_ns = self.last_ns
         self.last_ns = me.last_ns = ts_ns
@@ -236,7 +236,7 @@ class Connection:
         if flags & RST:
             self._rst(role, me, peer, ts_ns, flags, ack)
             for observer in self.observers:
-                observer.segment(self, role, ts_ns, flags, seq, ack, window, plen)
+                observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
             return
         syn, fin, has_ack = flags & SYN, flags & FIN, flags & ACK
         machine = me.machine
@@ -299,7 +299,7 @@ class Connection:
         if me.nxt is None or seq_diff(end, me.nxt) > 0:
             me.nxt = end
         for observer in self.observers:
-            observer.segment(self, role, ts_ns, flags, seq, ack, window, plen)
+            observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
         if self.handshake.simultaneous_open and self.handshake.completing_ack is None and all(
             side.machine.state in SYNCHRONIZED for side in self.sides
         ):

@@ -66,6 +66,8 @@ class SegmentBatch:
     """Payload bytes present in the capture (less when snaplen cut the frame)."""
     frame_index: I64
     """Position of the frame in its FrameBatch (to write the packet back out)."""
+    ip_len: I64
+    """Length of the IP datagram on the wire (IPv4 total length; IPv6 40 + payload length)."""
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -158,6 +160,7 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
     # ---- network layer: find the TCP header and the IP payload length
     l4 = np.full(n, -1, dtype=np.int64)
     l4len = np.zeros(n, dtype=np.int64)
+    iplen = np.zeros(n, dtype=np.int64)
     src = np.zeros((n, 2), dtype=np.uint64)
     dst = np.zeros((n, 2), dtype=np.uint64)
 
@@ -183,6 +186,7 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
         total = np.where(total == 0, end[v4] - p, total)
         l4[v4] = p + ihl
         l4len[v4] = total - ihl
+        iplen[v4] = total
         src[v4, 1] = MAPPED_V4 | _be_words(d, p + 12, 4)
         dst[v4, 1] = MAPPED_V4 | _be_words(d, p + 16, 4)
 
@@ -218,6 +222,7 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
         v6, p, pos, plen = v6[ok], p[ok], pos[ok], plen[ok]
         l4[v6] = pos
         l4len[v6] = p + 40 + plen - pos
+        iplen[v6] = 40 + plen
         src[v6] = _be_words(d, p + 8, 16)
         dst[v6] = _be_words(d, p + 24, 16)
 
@@ -257,5 +262,6 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
         payload_cap=np.clip(np.minimum(payload_off + payload_len, frame_end) - payload_off, 0,
                             None),
         frame_index=tcp.astype(np.int64),
+        ip_len=iplen[tcp],
     )
 

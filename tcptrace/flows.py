@@ -83,10 +83,10 @@ class FlowTable:
             inverse.tolist(), direction, seg.ts_ns.tolist(), seg.flags.tolist(), seg.seq.tolist(),
             seg.ack.tolist(), seg.window.tolist(), seg.payload_len.tolist(),
             seg.payload_off.tolist(), seg.payload_cap.tolist(), seg.tcp_off.tolist(),
-            seg.opt_cap.tolist(), strict=True,
+            seg.opt_cap.tolist(), seg.ip_len.tolist(), strict=True,
         )
         data = self._bytes
-        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap in columns:
+        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen in columns:
             slot = slots[slot_i]
             conn = slot.conn
             if flags & SYN and not flags & ACK:
@@ -98,7 +98,7 @@ class FlowTable:
                 rule = RoleRule.synack if flags & SYN else RoleRule.port
                 conn = self._open(slot, side, ts, rule, flags, ak)
             role = Role.client if side == slot.client_side else Role.server
-            conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data)
+            conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data, iplen)
         self.now_ns = max(self.now_ns, int(seg.ts_ns.max()))
         self._sweep()
 
