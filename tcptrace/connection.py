@@ -45,6 +45,10 @@ from tcptrace.states import SYNCHRONIZED, EndpointMachine, Event, TcpState
 NS = 1_000_000_000
 NS_PER_MS = 1_000_000
 S = TcpState
+CLIENT = Role.client
+MASK = 0xFFFFFFFF
+HALF = 1 << 31
+NOP_NOP_TS = b"\x01\x01\x08\x0a"  # RFC 7323 appendix A: the recommended alignment
 
 
 class SegmentObserver(Protocol):
@@ -77,6 +81,9 @@ class Bytes:
         """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
         data, pos = self.data, tcp_off + 20
         stop = pos + opt_cap
+        if opt_cap >= 12 and data[pos : pos + 4] == NOP_NOP_TS:  # Linux's layout after the SYN
+            return (int.from_bytes(data[pos + 4 : pos + 8], "big"),
+                    int.from_bytes(data[pos + 8 : pos + 12], "big"))
         while pos < stop:
             kind = data[pos]
             if kind == 0:
@@ -94,11 +101,26 @@ class Bytes:
         return None
 
 
-class _Direction:
-    """Stream consumer for one direction: feeds the application tracker, counts half-close data."""
+@dataclass(slots=True)
+class _HalfClose:
+    """Data sent toward a side after that side's FIN: shared by both directions."""
 
-    def __init__(self, conn: Connection, client: bool) -> None:
-        self.conn, self.app, self.client = conn, conn.app, client
+    first_fin: Role | None = None
+    bytes_after: int = 0
+
+
+class _Direction:
+    """Stream consumer for one direction: feeds the application tracker, counts half-close data.
+
+    It holds no reference back to the connection: without cycles, a connection is freed
+    by reference counting the moment it is emitted, not by the cyclic garbage collector.
+    """
+
+    __slots__ = ("app", "client", "half", "role")
+
+    def __init__(self, app: AppTracker, client: bool, half: _HalfClose) -> None:
+        self.app, self.client, self.half = app, client, half
+        self.role = Role.client if client else Role.server
 
     @property
     def wants_bytes(self) -> bool:
@@ -106,11 +128,9 @@ class _Direction:
 
     def on_data(self, ts_ns: int, length: int, data: bytes | None) -> None:
         self.app.data(self.client, ts_ns, length, data)
-        if self.conn.first_fin is not None and self.conn.first_fin is not (
-            Role.client if self.client else Role.server
-        ):
-            self.conn.after_fin_bytes += length
-            self.conn.after_fin_last_ns = ts_ns
+        first_fin = self.half.first_fin
+        if first_fin is not None and first_fin is not self.role:
+            self.half.bytes_after += length
 
     def on_gap(self, ts_ns: int, length: int) -> None:
         self.app.gap(self.client)
@@ -171,11 +191,10 @@ class Connection:
         self.previous_id = previous_id
         self.first_ns = self.last_ns = first_ns
         self.app = AppTracker()
-        self.sides = (Side(Stream(_Direction(self, True))), Side(Stream(_Direction(self, False))))
+        self.half = _HalfClose()
+        self.sides = (Side(Stream(_Direction(self.app, True, self.half))),
+                      Side(Stream(_Direction(self.app, False, self.half))))
         self.handshake = HandshakeAnalyzer()
-        self.first_fin: Role | None = None
-        self.after_fin_bytes = 0
-        self.after_fin_last_ns = 0
         self.rst: Rst | None = None
         self.rst_count = 0
         self.assumed = rule is RoleRule.port
@@ -225,7 +244,13 @@ class Connection:
     def segment(self, role: Role, ts_ns: int, flags: int, seq: int, ack: int, window: int,
                 plen: int, payload_off: int, payload_cap: int, tcp_off: int, opt_cap: int,
                 data: Bytes, ip_len: int = 0) -> None:
-        me, peer = self.sides[role.value], self.sides[role.peer.value]
+        # The hot path of the whole tool: every segment of every connection comes here, so
+        # the common case (data or ACK of an established connection) is checked first and
+        # sequence arithmetic is written inline.
+        if role is CLIENT:
+            me, peer = self.sides
+        else:
+            peer, me = self.sides
         previous_ns = self.last_ns
         self.last_ns = me.last_ns = ts_ns
         me.packets += 1
@@ -238,68 +263,75 @@ class Connection:
             for observer in self.observers:
                 observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
             return
-        syn, fin, has_ack = flags & SYN, flags & FIN, flags & ACK
+        syn, fin = flags & SYN, flags & FIN
         machine = me.machine
 
         if syn:
             stamp = data.timestamps(tcp_off, opt_cap)
-            self._syn(role, me, ts_ns, seq, has_ack, stamp)
-            if has_ack and stamp is not None and self.handshake.syns and \
+            self._syn(role, me, ts_ns, seq, flags & ACK, stamp)
+            if flags & ACK and stamp is not None and self.handshake.syns and \
                     self.handshake.syns[-1].tsval is not None:
                 me.uses_ts = peer.uses_ts = True
 
-        if has_ack:
-            if peer.isn is None and not syn and machine.state is S.SYN_SENT:
-                # the peer's SYN/ACK is not in the capture, but this ACK answers it
-                peer.isn, peer.nxt = seq_add(ack, -1), ack
-                peer.stream.start(ack)
-            if peer.isn is not None and not me.acked_peer_syn and seq_diff(ack, peer.isn) > 0:
-                me.acked_peer_syn = True
-                if not syn:
-                    machine.apply(Event.SND_ACK_OF_SYN, ts_ns)
-                    if role is Role.client:
-                        self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
-                if not peer.syn_acked:
-                    peer.syn_acked = True
-                    self._deliver(peer, Event.RCV_ACK_OF_SYN, ts_ns, syn, data, tcp_off, opt_cap)
-            if peer.fin_seq is not None and not peer.fin_acked and seq_diff(ack, peer.fin_seq) > 0:
+        if flags & ACK:
+            if not me.acked_peer_syn:
+                if peer.isn is None and not syn and machine.state is S.SYN_SENT:
+                    # the peer's SYN/ACK is not in the capture, but this ACK answers it
+                    peer.isn, peer.nxt = (ack - 1) & MASK, ack
+                    peer.stream.start(ack)
+                if peer.isn is not None and 0 < (ack - peer.isn) & MASK < HALF:
+                    me.acked_peer_syn = True
+                    if not syn:
+                        machine.apply(Event.SND_ACK_OF_SYN, ts_ns)
+                        if role is CLIENT:
+                            self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
+                    if not peer.syn_acked:
+                        peer.syn_acked = True
+                        self._deliver(peer, Event.RCV_ACK_OF_SYN, ts_ns, syn, data, tcp_off,
+                                      opt_cap)
+            fin_seq = peer.fin_seq
+            if fin_seq is not None and not peer.fin_acked and 0 < (ack - fin_seq) & MASK < HALF:
                 peer.fin_acked = True
                 machine.apply(Event.SND_ACK_OF_FIN, ts_ns)  # proof it received the FIN
                 self._deliver(peer, Event.RCV_ACK_OF_FIN, ts_ns, syn, data, tcp_off, opt_cap)
-            if peer.stream.next_seq is not None:
-                peer.stream.acked(ts_ns, ack if peer.fin_seq is None or
-                                  seq_diff(ack, peer.fin_seq) <= 0 else peer.fin_seq)
+            expected = peer.stream.next_seq
+            if expected is not None and 0 < (ack - expected) & MASK < HALF:
+                # acknowledged beyond what we saw: the capture missed data (a FIN is not data)
+                peer.stream.acked(ts_ns, ack if fin_seq is None or
+                                  seq_diff(ack, fin_seq) <= 0 else fin_seq)
         me.window = window
 
+        nxt = me.nxt
         probe = False
-        if not syn and not fin and plen <= 1 and me.nxt is not None:
-            if seq == seq_add(me.nxt, -1) and peer.window != 0:
+        if plen <= 1 and nxt is not None and not syn and not fin:
+            if seq == (nxt - 1) & MASK and peer.window != 0:
                 probe = True
-                me.keepalive.probe(ts_ns, previous_ns, me.nxt)
+                me.keepalive.probe(ts_ns, previous_ns, nxt)
             elif plen == 0 and peer.keepalive.awaiting_ack_at == ack:
                 me.keepalive.acks_sent += 1
                 peer.keepalive.awaiting_ack_at = None
         if plen:
             if not probe:
-                me.keepalive.activity()
+                me.keepalive.last_probe_ns = None  # ordinary traffic ends a run of probes
             me.opened = True
-            me.stream.segment(ts_ns, seq_add(seq, 1) if syn else seq, plen,
-                              lambda: data.payload(payload_off, payload_cap, plen))
+            me.stream.segment(ts_ns, (seq + 1) & MASK if syn else seq, plen, data, payload_off,
+                              payload_cap)
 
-        end = seq_add(seq, plen + (1 if syn else 0))
+        end = (seq + plen + 1) & MASK if syn else (seq + plen) & MASK
         if fin:
             if me.fin_seq is None:
                 me.fin_seq, me.fin_ns = end, ts_ns
-                if self.first_fin is None:
-                    self.first_fin = role
+                if self.half.first_fin is None:
+                    self.half.first_fin = role
                 machine.apply(Event.SND_FIN, ts_ns)
             elif me.fin_seq == end:
                 me.fin_retransmits += 1
-            end = seq_add(end, 1)
-        if me.nxt is None or seq_diff(end, me.nxt) > 0:
+            end = (end + 1) & MASK
+        if nxt is None or 0 < (end - nxt) & MASK < HALF:
             me.nxt = end
-        for observer in self.observers:
-            observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
+        if self.observers:
+            for observer in self.observers:
+                observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
         if self.handshake.simultaneous_open and self.handshake.completing_ack is None and all(
             side.machine.state in SYNCHRONIZED for side in self.sides
         ):
@@ -407,13 +439,14 @@ class Connection:
         return self.handshake.result()
 
     def _half_close(self) -> HalfClose | None:
-        if self.first_fin is None or self.after_fin_bytes == 0:
+        first_fin = self.half.first_fin
+        if first_fin is None or self.half.bytes_after == 0:
             return None
-        closer = self.sides[self.first_fin.value]
-        other = self.sides[self.first_fin.peer.value]
+        closer = self.sides[first_fin.value]
+        other = self.sides[first_fin.peer.value]
         assert closer.fin_ns is not None
         end = other.fin_ns if other.fin_ns is not None else other.last_ns
-        return HalfClose(self.first_fin.name, self.after_fin_bytes, _ms(end - closer.fin_ns))
+        return HalfClose(first_fin.name, self.half.bytes_after, _ms(end - closer.fin_ns))
 
 
 def _changes(machine: EndpointMachine) -> list[StateChange]:

@@ -23,6 +23,7 @@ from tcptrace.model import Endpoint, Role, RoleRule
 
 NS = 1_000_000_000
 WELL_KNOWN = 1024
+ROLES = (Role.client, Role.server)  # indexed by (canonical side XOR the client's side)
 
 
 @dataclass(slots=True)
@@ -90,14 +91,12 @@ class FlowTable:
             slot = slots[slot_i]
             conn = slot.conn
             if flags & SYN and not flags & ACK:
-                if conn is None or conn.accepts_new_syn(
-                    Role.client if side == slot.client_side else Role.server, sq
-                ):
+                if conn is None or conn.accepts_new_syn(ROLES[side ^ slot.client_side], sq):
                     conn = self._open(slot, side, ts, RoleRule.syn, flags, ak)
             elif conn is None:
                 rule = RoleRule.synack if flags & SYN else RoleRule.port
                 conn = self._open(slot, side, ts, rule, flags, ak)
-            role = Role.client if side == slot.client_side else Role.server
+            role = ROLES[side ^ slot.client_side]
             conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data, iplen)
         self.now_ns = max(self.now_ns, int(seg.ts_ns.max()))
         self._sweep()

@@ -187,16 +187,45 @@ class ConnectionRecord:
 
 
 def to_dict(obj: Any) -> Any:
-    """JSON-ready form of a record: dataclasses to dicts, enums to names."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-               if f.name != "extra"}
-        out.update(to_dict(getattr(obj, "extra", {})))
-        return out
-    if isinstance(obj, Enum):
-        return obj.name
-    if isinstance(obj, list | tuple):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    return obj
+    """JSON-ready form of a record: dataclasses to dicts, enums to names, `extra` merged in.
+
+    Converters are built once per type: records are serialised by the tens of thousands,
+    and generic dataclass introspection per value dominated the run time.
+    """
+    convert = _CONVERTERS.get(type(obj))
+    if convert is None:
+        convert = _CONVERTERS[type(obj)] = _converter(type(obj))
+    return convert(obj)
+
+
+def _converter(kind: type) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return _compile_dataclass(kind)
+    if issubclass(kind, Enum):
+        return lambda obj: obj.name
+    if issubclass(kind, list | tuple):
+        return lambda obj: [v if v.__class__ in _SCALARS else to_dict(v) for v in obj]
+    if issubclass(kind, dict):
+        return lambda obj: {k: to_dict(v) for k, v in obj.items()}
+    return lambda obj: obj
+
+
+def _compile_dataclass(kind: type) -> Any:
+    """A converter for one dataclass written out field by field (like attrs/cattrs do):
+    scalars are copied inline, only nested values recurse."""
+    names = [f.name for f in dataclasses.fields(kind) if f.name != "extra"]
+    items = ", ".join(
+        f"{name!r}: (v if (v := o.{name}).__class__ in _SCALARS else to_dict(v))"
+        for name in names
+    )
+    lines = ["def convert(o):", f"    out = {{{items}}}"]
+    if any(f.name == "extra" for f in dataclasses.fields(kind)):
+        lines += ["    if o.extra:", "        out.update(to_dict(o.extra))"]
+    lines.append("    return out")
+    namespace: dict[str, Any] = {"_SCALARS": _SCALARS, "to_dict": to_dict}
+    exec("\n".join(lines), namespace)
+    return namespace["convert"]
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONVERTERS: dict[type, Any] = {}

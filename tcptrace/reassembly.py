@@ -8,7 +8,6 @@ costs a few integer operations per segment, not a copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +16,10 @@ from tcptrace.seqnum import seq_add, seq_diff
 # Out-of-order bytes held per direction before the stream gives up waiting for the
 # missing piece and records a gap: bounds memory whatever the peer does.
 MAX_PENDING_BYTES = 1 << 20
+
+
+class PayloadSource(Protocol):
+    def payload(self, off: int, cap: int, length: int) -> bytes | None: ...
 
 
 class StreamConsumer(Protocol):
@@ -48,16 +51,23 @@ class Stream:
         if self.next_seq is None:
             self.next_seq = seq
 
-    def segment(self, ts_ns: int, seq: int, length: int,
-                payload: Callable[[], bytes | None]) -> None:
-        if length <= 0:
+    def segment(self, ts_ns: int, seq: int, length: int, source: PayloadSource,
+                payload_off: int, payload_cap: int) -> None:
+        """A segment carrying `length` bytes at `seq`; its bytes are read from `source`
+        (at payload_off, payload_cap of them captured) only if the consumer wants them."""
+        expected = self.next_seq
+        if expected is None:
+            expected = self.next_seq = seq
+        if seq == expected and not self.pending:  # the common case: next in order
+            data = source.payload(payload_off, payload_cap, length) \
+                if self.consumer.wants_bytes else None
+            self._deliver(ts_ns, length, data)
             return
-        if self.next_seq is None:
-            self.next_seq = seq
-        ahead = seq_diff(seq, self.next_seq)
+        ahead = seq_diff(seq, expected)
         if ahead > 0:  # out of order: hold until the hole fills
             if seq not in self.pending:
-                data = payload() if self.consumer.wants_bytes else None
+                data = source.payload(payload_off, payload_cap, length) \
+                    if self.consumer.wants_bytes else None
                 self.pending[seq] = (ts_ns, length, data)
                 self.pending_bytes += length
                 if self.pending_bytes > MAX_PENDING_BYTES:
@@ -69,8 +79,8 @@ class Stream:
             return
         data = None
         if self.consumer.wants_bytes:
-            full = payload()
-            data = full[-ahead:] if full is not None and len(full) == length else None
+            full = source.payload(payload_off, payload_cap, length)
+            data = full[-ahead:] if full is not None else None
         self._deliver(ts_ns, new, data)
         self._drain(ts_ns)
 

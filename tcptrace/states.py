@@ -126,6 +126,14 @@ TRANSITIONS: dict[TcpState, dict[Event, TcpState]] = {
     },
 }
 
+# The table compiled for lookup by position: each Event carries its ordinal and each state
+# a row of targets indexed by it. Enum hashing is a Python-level call; this lookup runs for
+# every state-relevant segment. TRANSITIONS stays the single source of truth.
+for _ordinal, _event in enumerate(Event):
+    _event.ordinal = _ordinal  # type: ignore[attr-defined]
+for _state, _moves in TRANSITIONS.items():
+    _state.row = tuple(_moves.get(e) for e in Event)  # type: ignore[attr-defined]
+
 SYNCHRONIZED = frozenset(
     {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
 )
@@ -148,7 +156,7 @@ class EndpointMachine:
 
     def apply(self, event: Event, ts_ns: int) -> bool:
         """Apply `event`; True when the state changed. Unexpected events are counted."""
-        target = TRANSITIONS[self.state].get(event)
+        target = self.state.row[event.ordinal]  # type: ignore[attr-defined]
         if target is None:
             self.anomalies += 1
             return False

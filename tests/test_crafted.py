@@ -131,6 +131,7 @@ def _reference(**changes: object) -> dict:
 
 def _normalized(r: dict) -> str:
     r = dict(r, client=dict(r["client"], ip="*"), server=dict(r["server"], ip="*"))
+    r.pop("zeek", None)  # Zeek's IP-level byte counts differ between IPv4 and IPv6 by design
     return json.dumps(r, sort_keys=True)
 
 

@@ -27,8 +27,18 @@ def stream() -> tuple[Stream, Recorder]:
     return s, rec
 
 
+class Payload:
+    """A payload source holding one segment's bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def payload(self, off: int, cap: int, length: int) -> bytes | None:
+        return self.data
+
+
 def send(s: Stream, seq: int, data: bytes) -> None:
-    s.segment(0, seq, len(data), lambda: data)
+    s.segment(0, seq, len(data), Payload(data), 0, len(data))
 
 
 def test_in_order_and_retransmission() -> None:
@@ -61,6 +71,6 @@ def test_sequence_numbers_wrap() -> None:
     rec = Recorder()
     s = Stream(rec)
     s.start(0xFFFFFFFE)
-    s.segment(0, 0xFFFFFFFE, 4, lambda: b"wrap")
-    s.segment(0, 2, 2, lambda: b"ok")
+    send(s, 0xFFFFFFFE, b"wrap")
+    send(s, 2, b"ok")
     assert rec.chunks == [(4, b"wrap"), (2, b"ok")]

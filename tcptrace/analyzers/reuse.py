@@ -13,10 +13,11 @@ server data after it the response.
 from __future__ import annotations
 
 import re
+import weakref
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
+from typing import Protocol
 
 from tcptrace.model import Reuse
 
@@ -27,6 +28,7 @@ REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method not yet followed
 REQUEST_LINE = re.compile(rb"([A-Z][A-Z_-]{1,19}) [^ \r\n]+ HTTP/1\.([01])\r?$")
 STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
 HEAD_END = re.compile(rb"\r?\n\r?\n")
+FRAMING_INITIALS = (b"c", b"C", b"t", b"T")  # content-length, transfer-encoding
 
 
 class Phase(Enum):
@@ -46,16 +48,20 @@ class Message:
     headers: dict[bytes, bytes]
 
 
+class MessageSink(Protocol):
+    def http_message(self, request: bool, message: Message) -> str: ...
+
+    def http_end(self, request: bool, ts_ns: int) -> None: ...
+
+
 class HttpDirection:
     """Frames HTTP/1.x messages in one direction of a connection."""
 
-    def __init__(self, is_request: bool, on_message: Callable[[Message], str],
-                 on_end: Callable[[int], None]) -> None:
+    def __init__(self, is_request: bool, owner: MessageSink) -> None:
         self.is_request = is_request
-        self.on_message = on_message
-        """Called with each parsed head; returns the body framing: 'none', 'length',
-        'chunked', 'close' or 'bad'."""
-        self.on_end = on_end
+        # A weak reference: the owner holds this parser, and a cycle would leave every
+        # connection to the cyclic garbage collector instead of freeing it at once.
+        self.owner: MessageSink = weakref.proxy(owner)
         self.phase = Phase.HEAD
         self.buf = bytearray()
         self.start_ns = 0
@@ -97,6 +103,12 @@ class HttpDirection:
                         self.phase = Phase.LOST
                         return
                     self.start_ns = ts_ns
+                    match = HEAD_END.search(data, pos)
+                    if match is not None:  # the whole head is in this segment: no copy
+                        head = data[pos : match.start()]
+                        pos = match.end()
+                        self._head(ts_ns, head)
+                        continue
                 self.buf += data[pos:]
                 match = HEAD_END.search(self.buf)
                 if match is None:
@@ -143,12 +155,15 @@ class HttpDirection:
                 self.phase = Phase.CHUNK_SIZE
 
     def _head(self, ts_ns: int, head: bytes) -> None:
-        lines = re.split(rb"\r?\n", head)
+        lines = head.split(b"\n")
         headers: dict[bytes, bytes] = {}
         for raw in lines[1:]:
-            name, _, value = raw.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        framing = self.on_message(Message(self.start_ns, lines[0], headers))
+            if raw[:1] in FRAMING_INITIALS:  # only the headers that decide body framing
+                name, _, value = raw.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+        lines[0] = lines[0].rstrip(b"\r")
+        framing = self.owner.http_message(self.is_request, Message(self.start_ns, lines[0],
+                                                                   headers))
         if framing == "none":
             self._end(ts_ns)
         elif framing == "length":
@@ -183,7 +198,7 @@ class HttpDirection:
 
     def _end(self, ts_ns: int) -> None:
         self.phase = Phase.HEAD
-        self.on_end(ts_ns)
+        self.owner.http_end(self.is_request, ts_ns)
 
 
 def body_framing(headers: dict[bytes, bytes]) -> str:
@@ -195,7 +210,7 @@ def body_framing(headers: dict[bytes, bytes]) -> str:
     return "none"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class AppTracker:
     """Counts requests, responses and the idle time between them for one connection."""
 
@@ -216,8 +231,8 @@ class AppTracker:
     response_parser: HttpDirection = field(init=False)
 
     def __post_init__(self) -> None:
-        self.request_parser = HttpDirection(True, self._request, self._request_end)
-        self.response_parser = HttpDirection(False, self._response, self._response_end)
+        self.request_parser = HttpDirection(True, self)
+        self.response_parser = HttpDirection(False, self)
 
     # ---- stream consumers
     def wants(self, client: bool) -> bool:
@@ -253,6 +268,15 @@ class AppTracker:
         self.last_role = 0 if client else 1
 
     # ---- HTTP callbacks
+    def http_message(self, request: bool, message: Message) -> str:
+        """A parsed head; returns the body framing: 'none', 'length', 'chunked', 'close',
+        'interim' or 'bad'."""
+        return self._request(message) if request else self._response(message)
+
+    def http_end(self, request: bool, ts_ns: int) -> None:
+        if not request:
+            self.response_end_ns = ts_ns
+
     def _request(self, message: Message) -> str:
         match = REQUEST_LINE.match(message.line)
         if match is None:
@@ -271,9 +295,6 @@ class AppTracker:
             return "close"
         return body_framing(message.headers)
 
-    def _request_end(self, ts_ns: int) -> None:
-        pass
-
     def _response(self, message: Message) -> str:
         match = STATUS_LINE.match(message.line)
         if match is None:
@@ -289,9 +310,6 @@ class AppTracker:
             return "none"
         framing = body_framing(message.headers)
         return "close" if framing == "none" else framing
-
-    def _response_end(self, ts_ns: int) -> None:
-        self.response_end_ns = ts_ns
 
     def result(self) -> Reuse:
         if self.http:
