@@ -11,3 +11,15 @@ class CaptureError(TcptraceError):
 
 class FilterError(TcptraceError):
     """A --filter expression cannot be parsed."""
+
+
+class LiveCaptureError(TcptraceError):
+    """A live capture cannot be started (libpcap missing, interface down, ...)."""
+
+
+class CapturePermissionError(LiveCaptureError):
+    """The process may not capture: no root, no CAP_NET_RAW (a PermissionError from libpcap)."""
+
+
+class UnknownInterfaceError(LiveCaptureError):
+    """`-i NAME` names no network interface."""

@@ -35,7 +35,8 @@ class FrameBatch:
     """Link-layer header type (LINKTYPE_* number) of each frame."""
 
     def __len__(self) -> int:
-        return len(self.ts_ns)
+        """Frames in the batch. A batch with no frames but a timestamp is a clock tick."""
+        return len(self.offset)
 
     @staticmethod
     def concat(batches: list[FrameBatch]) -> FrameBatch:

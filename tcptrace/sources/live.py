@@ -1,0 +1,446 @@
+"""Live capture: network interfaces -> FrameBatch, through libpcap.
+
+libpcap is driven through ctypes (the library scapy itself loads with
+`conf.use_pcap`), not through scapy's packet objects: a live capture must keep up
+with the wire, and building a scapy Packet per frame costs ~100x more than copying
+the frame's bytes. libpcap also gives what the analysis needs and scapy's native
+sockets do not: the `any` pseudo-interface (LINUX_SLL), nanosecond timestamps, the
+wire length of snapped frames, in-kernel BPF filters and the kernel's drop counters.
+
+Frames are collected into small batches (flushed every `flush_s` or `batch_size`
+frames), in timestamp order across interfaces. While the wire is quiet an empty
+batch carrying the current time (`ClockTick`) is yielded every `tick_s`, so the
+engine can emit connections that ended or went idle without waiting for traffic.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import select
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from tcptrace.errors import (
+    CapturePermissionError,
+    FilterError,
+    LiveCaptureError,
+    UnknownInterfaceError,
+)
+from tcptrace.sources.batch import FrameBatch, SourceStats
+
+SNAPLEN = 262_144  # libpcap's default (MAXIMUM_SNAPLEN): whole frames, jumbo and TSO included
+BUFFER_BYTES = 16 << 20  # kernel ring per interface; bursts beyond it are counted as drops
+PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
+PCAP_TSTAMP_PRECISION_NANO = 1
+PCAP_ERROR_NO_SUCH_DEVICE = -5
+PCAP_ERROR_PERM_DENIED = -8
+PCAP_ERROR_PROMISC_PERM_DENIED = -11
+PCAP_MAGIC_NS = 0xA1B23C4D  # pcap-savefile(5), nanosecond timestamps
+
+
+class ClockTick(FrameBatch):
+    """A batch with no frames that carries the current time (one entry in `ts_ns`).
+
+    `len()` is 0, which is what the engine tests to recognise a clock tick.
+    """
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 0
+
+    @staticmethod
+    def now() -> ClockTick:
+        empty = np.zeros(0, dtype=np.int64)
+        return ClockTick(np.zeros(0, dtype=np.uint8), np.array([time.time_ns()], dtype=np.int64),
+                         empty, empty, empty, empty)
+
+
+class _Timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+
+
+class _PktHdr(ctypes.Structure):
+    _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
+class _Stat(ctypes.Structure):
+    _fields_ = [("ps_recv", ctypes.c_uint), ("ps_drop", ctypes.c_uint),
+                ("ps_ifdrop", ctypes.c_uint)]
+
+
+class _BpfProgram(ctypes.Structure):
+    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.c_void_p)]
+
+
+_LIB: ctypes.CDLL | None = None
+
+
+def _libpcap() -> ctypes.CDLL:
+    """Load libpcap once and declare the signatures used here."""
+    global _LIB
+    if _LIB is not None:
+        return _LIB
+    names = [n for n in (ctypes.util.find_library("pcap"),) if n] + [
+        "libpcap.so.1", "libpcap.so.0.8", "libpcap.so", "libpcap.dylib"]
+    for name in names:
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        raise LiveCaptureError("live capture needs libpcap, which is not installed "
+                               "(Debian/Ubuntu: apt-get install libpcap0.8)")
+    p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+    signatures: dict[str, tuple[list[type], type | None]] = {
+        "pcap_create": ([s, s], p),
+        "pcap_set_snaplen": ([p, i], i),
+        "pcap_set_promisc": ([p, i], i),
+        "pcap_set_timeout": ([p, i], i),
+        "pcap_set_immediate_mode": ([p, i], i),
+        "pcap_set_buffer_size": ([p, i], i),
+        "pcap_set_tstamp_precision": ([p, i], i),
+        "pcap_activate": ([p], i),
+        "pcap_geterr": ([p], s),
+        "pcap_statustostr": ([i], s),
+        "pcap_compile": ([p, ctypes.POINTER(_BpfProgram), s, i, ctypes.c_uint32], i),
+        "pcap_setfilter": ([p, ctypes.POINTER(_BpfProgram)], i),
+        "pcap_freecode": ([ctypes.POINTER(_BpfProgram)], None),
+        "pcap_setnonblock": ([p, i, s], i),
+        "pcap_get_selectable_fd": ([p], i),
+        "pcap_next_ex": ([p, ctypes.POINTER(ctypes.POINTER(_PktHdr)),
+                          ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))], i),
+        "pcap_datalink": ([p], i),
+        "pcap_datalink_val_to_name": ([i], s),
+        "pcap_stats": ([p, ctypes.POINTER(_Stat)], i),
+        "pcap_close": ([p], None),
+    }
+    for fname, (args, res) in signatures.items():
+        func = getattr(lib, fname)
+        func.argtypes = args
+        func.restype = res
+    _LIB = lib
+    return lib
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "replace").strip()
+
+
+@dataclass
+class _Handle:
+    """One activated libpcap handle on one interface."""
+
+    name: str
+    pcap: int
+    linktype: int
+    ns_per_unit: int
+    fd: int
+
+    @staticmethod
+    def open(lib: ctypes.CDLL, name: str, bpf: str, promisc: bool) -> _Handle:
+        errbuf = ctypes.create_string_buffer(256)
+        pcap = lib.pcap_create(name.encode(), errbuf)
+        if not pcap:
+            raise LiveCaptureError(f"cannot capture on {name}: {_text(errbuf.value)}")
+        try:
+            lib.pcap_set_snaplen(pcap, SNAPLEN)
+            lib.pcap_set_promisc(pcap, int(promisc))
+            lib.pcap_set_timeout(pcap, 100)
+            # immediate mode: a frame is readable as soon as it is captured, so rows stream
+            # and nothing sits in a half-filled TPACKET_V3 block when the capture stops
+            lib.pcap_set_immediate_mode(pcap, 1)
+            lib.pcap_set_buffer_size(pcap, BUFFER_BYTES)
+            nano = lib.pcap_set_tstamp_precision(pcap, PCAP_TSTAMP_PRECISION_NANO) == 0
+            status = lib.pcap_activate(pcap)
+            if status < 0:
+                _raise_activate(lib, pcap, name, status)
+            _set_filter(lib, pcap, bpf)
+            if lib.pcap_setnonblock(pcap, 1, errbuf) < 0:
+                raise LiveCaptureError(f"{name}: {_text(errbuf.value)}")
+            fd = lib.pcap_get_selectable_fd(pcap)
+            if fd < 0:
+                raise LiveCaptureError(f"{name}: this interface cannot be polled")
+            return _Handle(name, pcap, lib.pcap_datalink(pcap), 1 if nano else 1000, fd)
+        except BaseException:
+            lib.pcap_close(pcap)
+            raise
+
+
+def _raise_activate(lib: ctypes.CDLL, pcap: int, name: str, status: int) -> None:
+    detail = _text(lib.pcap_geterr(pcap)) or _text(lib.pcap_statustostr(status))
+    if status in (PCAP_ERROR_PERM_DENIED, PCAP_ERROR_PROMISC_PERM_DENIED):
+        raise CapturePermissionError(
+            f"no permission to capture on {name} ({detail}): run as root or grant the "
+            "interpreter CAP_NET_RAW and CAP_NET_ADMIN (see docs/live.md)")
+    if status == PCAP_ERROR_NO_SUCH_DEVICE:
+        raise UnknownInterfaceError(f"no such interface: {name} (see `ip link`; "
+                                    "`-i any` captures on all of them)")
+    raise LiveCaptureError(f"cannot capture on {name}: {detail}")
+
+
+def _set_filter(lib: ctypes.CDLL, pcap: int, bpf: str) -> None:
+    program = _BpfProgram()
+    if lib.pcap_compile(pcap, ctypes.byref(program), bpf.encode(), 1,
+                        PCAP_NETMASK_UNKNOWN) < 0:
+        raise FilterError(f"--bpf {bpf!r}: {_text(lib.pcap_geterr(pcap))}")
+    try:
+        if lib.pcap_setfilter(pcap, ctypes.byref(program)) < 0:
+            raise LiveCaptureError(f"--bpf {bpf!r}: {_text(lib.pcap_geterr(pcap))}")
+    finally:
+        lib.pcap_freecode(ctypes.byref(program))
+
+
+class PcapWriter:
+    """A classic pcap savefile with nanosecond timestamps: exactly the frames analyzed."""
+
+    def __init__(self, f: BinaryIO, linktype: int, snaplen: int = SNAPLEN) -> None:
+        self.f = f
+        f.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, snaplen, linktype))
+        self.record = struct.Struct("<IIII")
+
+    def write(self, batch: FrameBatch) -> None:
+        pack, data = self.record.pack, batch.data
+        chunks: list[bytes] = []
+        for ts, off, cap, wire in zip(batch.ts_ns.tolist(), batch.offset.tolist(),
+                                      batch.caplen.tolist(), batch.wirelen.tolist(), strict=True):
+            chunks.append(pack(ts // 1_000_000_000, ts % 1_000_000_000, cap, wire))
+            chunks.append(data[off:off + cap].tobytes())
+        self.f.write(b"".join(chunks))
+        self.f.flush()
+
+
+@dataclass
+class LiveStats:
+    """What the capture saw so far, for the status line and the report."""
+
+    interfaces: list[str] = field(default_factory=list)
+    linktypes: list[int] = field(default_factory=list)
+    linknames: list[str] = field(default_factory=list)
+    """libpcap's names of the link types (EN10MB, LINUX_SLL, ...)."""
+    packets: int = 0
+    kernel_drops: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class LiveCapture:
+    """Capture on interfaces until a stop condition; `batches()` yields what was captured.
+
+    Open it (`open()` or `with`) before reading: permission, interface and filter
+    errors are raised there, before any output.
+    """
+
+    interfaces: list[str]
+    bpf: str = "tcp"
+    duration_s: float | None = None
+    count: int | None = None
+    promisc: bool = True
+    write: str | None = None
+    """Save the frames analyzed to this pcap file."""
+    source: SourceStats = field(default_factory=SourceStats)
+    flush_s: float = 0.2
+    batch_size: int = 4096
+    tick_s: float = 0.5
+    status_s: float = 0.5
+    on_status: Callable[[LiveStats], None] | None = None
+    stats: LiveStats = field(default_factory=LiveStats)
+    _handles: list[_Handle] = field(default_factory=list)
+    _stopping: bool = False
+    _writer: PcapWriter | None = None
+    _file: BinaryIO | None = None
+
+    def open(self) -> LiveCapture:
+        lib = _libpcap()
+        try:
+            for name in self.interfaces:
+                self._handles.append(_Handle.open(lib, name, self.bpf, self.promisc))
+        except BaseException:
+            self.close()
+            raise
+        self.stats.interfaces = [h.name for h in self._handles]
+        self.stats.linktypes = [h.linktype for h in self._handles]
+        self.stats.linknames = [_text(lib.pcap_datalink_val_to_name(h.linktype))
+                                or str(h.linktype) for h in self._handles]
+        self.source.files = [f"live:{h.name}" for h in self._handles]
+        if self.write is not None:
+            if len(set(self.stats.linktypes)) > 1:
+                self.close()
+                raise LiveCaptureError(
+                    "--write: the interfaces have different link types "
+                    f"({', '.join(map(str, self.stats.linktypes))}); a pcap file holds one; "
+                    "capture with `-i any` instead")
+            try:
+                self._file = open(self.write, "wb")  # noqa: SIM115 - closed by close()
+            except BaseException:
+                self.close()
+                raise
+            self._writer = PcapWriter(self._file, self._handles[0].linktype)
+        self.stats.started = time.monotonic()
+        return self
+
+    def __enter__(self) -> LiveCapture:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._handles:
+            self._update_drops()
+        lib = _LIB
+        for handle in self._handles:
+            if lib is not None:
+                lib.pcap_close(handle.pcap)
+        self._handles = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def stop(self) -> None:
+        """Ask the capture to end (signal-safe: sets a flag the loop checks every 0.1 s)."""
+        self._stopping = True
+
+    def batches(self) -> Iterator[FrameBatch]:
+        """Captured frames in small batches, and clock ticks while the wire is quiet.
+
+        Ends on a stop condition; the frames captured up to then are always yielded.
+        """
+        if not self._handles:
+            raise LiveCaptureError("the capture is not open")
+        deadline = (self.stats.started + self.duration_s) if self.duration_s is not None else None
+        by_fd = {h.fd: h for h in self._handles}
+        pending = _Pending()
+        last_yield = last_status = time.monotonic()
+        while not self._stopping and not self._count_reached():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            due = [last_status + self.status_s, now + 0.1]
+            due.append(pending.first + self.flush_s if pending.n else last_yield + self.tick_s)
+            if deadline is not None:
+                due.append(deadline)
+            try:
+                ready, _, _ = select.select(list(by_fd), [], [], max(0.0, min(due) - now))
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+                ready = []
+            for fd in ready:
+                self._read(by_fd[fd], pending)
+            now = time.monotonic()
+            if pending.n and (pending.n >= self.batch_size or now - pending.first >= self.flush_s):
+                yield self._flush(pending)
+                last_yield = now
+            elif not pending.n and now - last_yield >= self.tick_s:
+                yield ClockTick.now()
+                last_yield = now
+            if self.on_status is not None and now - last_status >= self.status_s:
+                self._update_drops()
+                self.on_status(self.stats)
+                last_status = now
+        # the ring may still hold frames captured before the stop: take them too
+        for handle in self._handles:
+            self._read(handle, pending)
+        if pending.n:
+            yield self._flush(pending)
+        self._update_drops()
+
+    def _count_reached(self) -> bool:
+        return self.count is not None and self.stats.packets >= self.count
+
+    def _read(self, handle: _Handle, pending: _Pending) -> None:
+        """Every frame the handle has ready now (non-blocking), up to --count."""
+        lib = _LIB
+        assert lib is not None
+        header = ctypes.POINTER(_PktHdr)()
+        data = ctypes.POINTER(ctypes.c_ubyte)()
+        next_ex, string_at = lib.pcap_next_ex, ctypes.string_at
+        unit = handle.ns_per_unit
+        while not self._count_reached():
+            rc = next_ex(handle.pcap, ctypes.byref(header), ctypes.byref(data))
+            if rc == 0:
+                return
+            if rc < 0:  # the interface went away (-1) or breakloop (-2)
+                if rc == -1:
+                    self.source.warn_once("capture_error", f"{handle.name}: "
+                                          f"{_text(lib.pcap_geterr(handle.pcap))}")
+                self._stopping = True
+                return
+            h = header.contents
+            cap = h.caplen
+            pending.add(h.ts.tv_sec * 1_000_000_000 + h.ts.tv_usec * unit, cap, h.len,
+                        handle.linktype, string_at(data, cap))
+            self.stats.packets += 1
+
+    def _flush(self, pending: _Pending) -> FrameBatch:
+        batch = pending.take(multi=len(self._handles) > 1)
+        self.source.frames += len(batch)
+        if self._writer is not None:
+            self._writer.write(batch)
+        return batch
+
+    def _update_drops(self) -> None:
+        lib = _LIB
+        if lib is None:
+            return
+        drops = 0
+        stat = _Stat()
+        for handle in self._handles:
+            if lib.pcap_stats(handle.pcap, ctypes.byref(stat)) == 0:
+                drops += stat.ps_drop + stat.ps_ifdrop
+        self.stats.kernel_drops = max(self.stats.kernel_drops, drops)
+
+
+class _Pending:
+    """Frames captured since the last flush, as growing columns."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.buf = bytearray()
+        self.ts: list[int] = []
+        self.off: list[int] = []
+        self.cap: list[int] = []
+        self.wire: list[int] = []
+        self.link: list[int] = []
+        self.n = 0
+        self.first = 0.0
+
+    def add(self, ts: int, cap: int, wire: int, link: int, frame: bytes) -> None:
+        if not self.n:
+            self.first = time.monotonic()
+        self.ts.append(ts)
+        self.off.append(len(self.buf))
+        self.cap.append(cap)
+        self.wire.append(wire)
+        self.link.append(link)
+        self.buf += frame
+        self.n += 1
+
+    def take(self, multi: bool) -> FrameBatch:
+        batch = FrameBatch(
+            data=np.frombuffer(bytes(self.buf), dtype=np.uint8),
+            ts_ns=np.array(self.ts, dtype=np.int64),
+            offset=np.array(self.off, dtype=np.int64),
+            caplen=np.array(self.cap, dtype=np.int64),
+            wirelen=np.array(self.wire, dtype=np.int64),
+            linktype=np.array(self.link, dtype=np.int64),
+        )
+        self._reset()
+        if multi:  # several interfaces: merge them in time order (stable: ties keep arrival)
+            order = np.argsort(batch.ts_ns, kind="stable")
+            batch = batch.take(order)
+        return batch
+
+
+__all__ = ["ClockTick", "LiveCapture", "LiveStats", "PcapWriter"]
