@@ -1,0 +1,97 @@
+"""The `ladder` and `report` commands (registered in tcptrace.cli): pictures of connections.
+
+Both run the ordinary analysis with a `SegmentTracer` observer: `ladder` traces only the
+selected connection; `report` traces every connection but keeps at most
+`--max-segments` segments of each (the first ones), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tcptrace.analyzers.trace import NAME, Trace, tracer_factory
+from tcptrace.connection import Connection
+from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace.errors import TcptraceError
+from tcptrace.model import ConnectionRecord
+from tcptrace.report import html
+from tcptrace.report import ladder as ladder_text
+
+
+class SelectionError(TcptraceError):
+    """No connection matches --conn / --client."""
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """HOST:PORT, with IPv6 hosts in brackets: [fd77::1]:40008."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint="--client")
+    return host.strip("[]"), int(port)
+
+
+def _colour_wanted() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("--conn", "conn_id", type=click.IntRange(min=1), metavar="ID",
+              help="Connection id, as `tcptrace analyze` numbers them.")
+@click.option("--client", "client", metavar="HOST:PORT",
+              help="Select the connection(s) whose client is HOST:PORT.")
+@click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
+@click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, ascii_: bool,
+           filter_: str | None) -> None:
+    """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
+
+    Colours are used when stdout is a terminal and NO_COLOR is not set.
+    """
+    if (conn_id is None) == (client is None):
+        raise click.UsageError("give exactly one of --conn ID or --client HOST:PORT")
+    wanted = parse_endpoint(client) if client is not None else None
+
+    def select(conn: Connection) -> bool:
+        if wanted is not None:
+            return (conn.client.ip, conn.client.port) == wanted
+        return conn.id == conn_id
+
+    options = Options(filter=filter_, observers=[tracer_factory(select)])
+    found: list[tuple[ConnectionRecord, Trace]] = []
+    for record in Analysis(list(captures), options).records():
+        trace = record.extra.get(NAME)
+        if isinstance(trace, Trace):
+            found.append((record, trace))
+    if not found:
+        what = f"connection {conn_id}" if client is None else f"connection with client {client}"
+        raise SelectionError(f"no {what} in {', '.join(captures)}")
+    found.sort(key=lambda item: item[0].id)
+    colour = not ascii_ and _colour_wanted()
+    click.echo("\n".join(ladder_text.render(r, t, ascii_, colour) for r, t in found), nl=False)
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The HTML file to write.")
+@click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+              help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
+@click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,
+              show_default=True, help="Segments kept per connection for its diagrams.")
+def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
+           max_segments: int) -> None:
+    """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams."""
+    options = Options(filter=filter_, msl_s=msl,
+                      observers=[tracer_factory(limit=max_segments)])
+    analysis = Analysis(list(captures), options)
+    records = sorted(analysis.records(), key=lambda r: r.id)
+    page = html.render(records, analysis.source_report(), list(captures), msl)
+    with open(output, "w", encoding="utf-8") as out:
+        out.write(page)
+    for warning in analysis.source.warnings:
+        click.echo(f"tcptrace: warning: {warning}", err=True)

@@ -1,0 +1,208 @@
+"""A connection as a ladder diagram for the terminal: client left, server right, time down.
+
+Each segment is one arrow labelled with its flags, relative seq/ack, payload length and
+marks; an endpoint's state is written beside its rail on the segment that changed it.
+Runs of more than `FOLD_AFTER` unremarkable segments (data or bare ACKs: no SYN, FIN, RST,
+mark or state change) keep their first and last `KEEP` arrows and fold the rest into one
+line. `ascii=True` draws with plain ASCII; colours are ANSI escapes, off unless asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tcptrace.analyzers.trace import (
+    KEEPALIVE,
+    OUT_OF_ORDER,
+    RESET,
+    RETRANSMISSION,
+    Trace,
+    TracedSegment,
+    flag_text,
+)
+from tcptrace.decode import FIN, SYN
+from tcptrace.decode import RST as RST_FLAG
+from tcptrace.model import ConnectionRecord, Role
+
+FOLD_AFTER = 6
+KEEP = 2
+TIME_WIDTH = 10
+STATE_WIDTH = 11  # len("ESTABLISHED")
+MIN_ARROW = 46
+
+RED, GREEN, YELLOW, BLUE, MAGENTA, CYAN, BOLD, DIM = 31, 32, 33, 34, 35, 36, 1, 2
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    rail: str
+    line: str
+    right: str
+    left: str
+    fold: str
+
+
+UNICODE = Glyphs("│", "─", "▶", "◀", "┆")
+ASCII = Glyphs("|", "-", ">", "<", ":")
+
+
+def human_bytes(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        n_f = n / 1000
+        if n_f < 1000 or unit == "TB":
+            return f"{n_f:.1f} {unit}"
+        n = int(n_f)
+    raise AssertionError("unreachable")
+
+
+def label(seg: TracedSegment) -> str:
+    parts = [flag_text(seg.flags), f"seq={seg.seq}"]
+    if seg.ack is not None:
+        parts.append(f"ack={seg.ack}")
+    if seg.length:
+        parts.append(f"len={seg.length}")
+    if seg.window == 0 and RESET not in seg.marks:
+        parts.append("win=0")
+    return " ".join(parts) + "".join(f" [{m}]" for m in seg.marks if m != RESET)
+
+
+def _colour_of(seg: TracedSegment) -> int | None:
+    if RESET in seg.marks:
+        return RED
+    if RETRANSMISSION in seg.marks or OUT_OF_ORDER in seg.marks:
+        return YELLOW
+    if KEEPALIVE in seg.marks:
+        return MAGENTA
+    if seg.flags & SYN:
+        return GREEN
+    if seg.flags & FIN:
+        return BLUE
+    return None
+
+
+@dataclass(frozen=True)
+class _Fold:
+    segments: list[TracedSegment]
+
+
+def _rows(segments: list[TracedSegment]) -> Iterator[TracedSegment | _Fold]:
+    """Segments with long plain runs folded; a state change ends a run."""
+    run: list[TracedSegment] = []
+
+    def flush() -> Iterator[TracedSegment | _Fold]:
+        if len(run) > FOLD_AFTER:
+            yield from run[:KEEP]
+            yield _Fold(run[KEEP:-KEEP])
+            yield from run[-KEEP:]
+        else:
+            yield from run
+        run.clear()
+
+    for seg in segments:
+        if seg.plain:
+            run.append(seg)
+        else:
+            yield from flush()
+            yield seg
+    yield from flush()
+
+
+class Ladder:
+    def __init__(self, ascii: bool = False, colour: bool = False) -> None:
+        self.g = ASCII if ascii else UNICODE
+        self.colour = colour
+        self.state_width = STATE_WIDTH
+
+    def paint(self, text: str, *codes: int | None) -> str:
+        wanted = [str(c) for c in codes if c is not None]
+        if not self.colour or not wanted or not text.strip():
+            return text
+        return f"\x1b[{';'.join(wanted)}m{text}\x1b[0m"
+
+    def render(self, record: ConnectionRecord, trace: Trace) -> str:
+        g = self.g
+        segments = trace.segments
+        self.state_width = max([STATE_WIDTH, *(len(_chain(s, 0)) for s in segments)])
+        width = max([MIN_ARROW, *(len(label(s)) + 8 for s in segments)])
+        client = f"{_host(record.client.ip)}:{record.client.port}"
+        server = f"{_host(record.server.ip)}:{record.server.port}"
+        lines = [
+            f"connection {record.id}: {client} -> {server}, {record.outcome}, "
+            f"{trace.total} segments, {record.duration_ms:g} ms",
+            "seq/ack: relative to each side's ISN; time: ms since the first segment; "
+            "states: when they change",
+            "",
+        ]
+        pad = " " * (TIME_WIDTH + 2)
+        left_head = f"client {client}"
+        right_head = f"server {server}"
+        head_gap = self.state_width + 1 + width + 3 - len(left_head)
+        if head_gap >= 2:
+            lines.append(pad + self.paint(left_head, BOLD) + " " * head_gap +
+                         self.paint(right_head, BOLD))
+        else:
+            lines.append(pad + self.paint(left_head, BOLD))
+            lines.append(pad + " " * (self.state_width + 1 + width + 3) +
+                         self.paint(right_head, BOLD))
+        empty = pad + " " * (self.state_width + 1) + g.rail + " " * width + g.rail
+        lines.append(empty)
+        for row in _rows(segments):
+            if isinstance(row, _Fold):
+                lines.append(self._fold(row.segments, width))
+            else:
+                lines.append(self._arrow(row, width, trace.first_ns))
+        if trace.truncated:
+            lines.append(pad + f"... {trace.total - len(segments)} more segments not kept")
+        lines.append(empty)
+        final = record.final_state
+        lines.append(pad + self.paint(f"{final.client:<{self.state_width}}", BOLD) + " " +
+                     " " * (width + 2) + " " + self.paint(final.server, BOLD))
+        return "\n".join(line.rstrip() for line in lines) + "\n"
+
+    def _arrow(self, seg: TracedSegment, width: int, first_ns: int) -> str:
+        g = self.g
+        text = f" {label(seg)} "
+        colour = _colour_of(seg)
+        dashes = width - len(text) - 1
+        before = dashes // 2
+        after = dashes - before
+        reset = RESET in seg.marks  # a RST ends in a cross: the connection is struck
+        if seg.role is Role.client:
+            arrow = g.line * before + text + g.line * after + ("X" if reset else g.right)
+        else:
+            arrow = ("X" if reset else g.left) + g.line * after + text + g.line * before
+        ms = (seg.ts_ns - first_ns) / 1e6
+        cstate, sstate = _chain(seg, 0), _chain(seg, 1)
+        strong = BOLD if seg.flags & (SYN | FIN | RST_FLAG) else None
+        return (f"{ms:>{TIME_WIDTH}.3f}  " +
+                self.paint(f"{cstate:<{self.state_width}}", BOLD, CYAN) + " " + g.rail +
+                self.paint(arrow, colour, strong) + g.rail + " " + self.paint(sstate, BOLD, CYAN))
+
+    def _fold(self, segments: list[TracedSegment], width: int) -> str:
+        g = self.g
+        ms = (segments[-1].ts_ns - segments[0].ts_ns) / 1e6
+        total = sum(seg.length for seg in segments)
+        text = f"... {len(segments)} segments, {human_bytes(total)}, {ms:.3f} ms ..."
+        line = f"{text:^{width}}"
+        if len(line) > width:
+            return " " * (TIME_WIDTH + 2 + self.state_width + 1) + g.fold + self.paint(line, DIM)
+        return (" " * (TIME_WIDTH + 2 + self.state_width + 1) + g.fold + self.paint(line, DIM) +
+                g.fold)
+
+
+def _chain(seg: TracedSegment, side: int) -> str:
+    """The states a side entered with this segment ("" when none), e.g. CLOSE_WAIT>LAST_ACK."""
+    return ">".join(seg.entered[side])
+
+
+def _host(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def render(record: ConnectionRecord, trace: Trace, ascii: bool = False,
+           colour: bool = False) -> str:
+    """The ladder diagram of one connection as text (lines end with newlines)."""
+    return Ladder(ascii, colour).render(record, trace)

@@ -1,0 +1,130 @@
+"""The ladder diagram: golden files for the core scenarios, selection and errors.
+
+Regenerate the golden files after an intended change with
+`TCPTRACE_REGEN_GOLDEN=1 pytest tests/test_ladder.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import CRAFTED, LINUX
+
+from tcptrace.analyzers.trace import (
+    KEEPALIVE,
+    OUT_OF_ORDER,
+    RESET,
+    RETRANSMISSION,
+    Trace,
+    tracer_factory,
+)
+from tcptrace.cli import cli, main
+from tcptrace.engine import Analysis, Options
+from tcptrace.model import ConnectionRecord
+from tcptrace.report.ladder import render
+
+GOLDEN = Path(__file__).parent / "golden" / "ladder"
+REGEN = bool(os.environ.get("TCPTRACE_REGEN_GOLDEN"))
+SCENARIOS = {
+    name: LINUX / f"{name}.pcap"
+    for name in ("client_close", "server_close", "simultaneous_close", "half_close", "refused",
+                 "abort_linger0", "keepalive", "http_reuse", "syn_retransmit", "midstream")
+} | {
+    name: CRAFTED / f"{name}.pcap"
+    for name in ("simultaneous_open", "rst_in_time_wait", "fin_out_of_order")
+}
+
+
+def traced(path: Path) -> list[tuple[ConnectionRecord, Trace]]:
+    analysis = Analysis([str(path)], Options(observers=[tracer_factory()]))
+    out = []
+    for record in sorted(analysis.records(), key=lambda r: r.id):
+        trace = record.extra["trace"]
+        assert isinstance(trace, Trace)
+        out.append((record, trace))
+    return out
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN or not path.exists():
+        if not REGEN:
+            pytest.fail(f"missing golden file {path} (set TCPTRACE_REGEN_GOLDEN=1)")
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_ladder_golden(scenario: str) -> None:
+    (record, trace), = traced(SCENARIOS[scenario])
+    check_golden(f"{scenario}.ascii.txt", render(record, trace, ascii=True))
+    check_golden(f"{scenario}.txt", render(record, trace))
+
+
+def test_ascii_is_plain_ascii_and_unicode_has_no_colour_by_default() -> None:
+    (record, trace), = traced(SCENARIOS["half_close"])
+    assert render(record, trace, ascii=True).isascii()
+    assert "\x1b[" not in render(record, trace)
+    assert "\x1b[" in render(record, trace, colour=True)
+
+
+def test_marks() -> None:
+    marks = {name: {m for _, t in traced(path) for s in t.segments for m in s.marks}
+             for name, path in SCENARIOS.items()}
+    assert KEEPALIVE in marks["keepalive"]
+    assert RESET in marks["abort_linger0"] and RESET in marks["refused"]
+    assert RESET in marks["rst_in_time_wait"]
+    assert RETRANSMISSION in marks["syn_retransmit"]
+    assert marks["fin_out_of_order"] == {OUT_OF_ORDER}  # not a retransmission
+    assert marks["simultaneous_open"] == set()  # the SYN/ACKs re-send no data
+    assert marks["client_close"] == set()
+
+
+def test_long_runs_fold() -> None:
+    (record, trace), = traced(SCENARIOS["half_close"])
+    text = render(record, trace, ascii=True)
+    assert "... 26 segments, 17.0 kB," in text
+    assert len(text.splitlines()) < len(trace.segments)
+
+
+def test_segment_cap_keeps_the_first_and_counts_all() -> None:
+    analysis = Analysis([str(SCENARIOS["half_close"])],
+                        Options(observers=[tracer_factory(limit=5)]))
+    (record,) = analysis.records()
+    trace = record.extra["trace"]
+    assert len(trace.segments) == 5 and trace.total == 40 and trace.truncated
+    assert "35 more segments not kept" in render(record, trace)
+
+
+def test_cli_select_by_id_and_by_client() -> None:
+    runner = CliRunner()
+    by_id = runner.invoke(cli, ["ladder", str(LINUX / "ipv6.pcap"), "--conn", "1", "--ascii"])
+    by_client = runner.invoke(cli, ["ladder", str(LINUX / "ipv6.pcap"),
+                                    "--client", "[fd77::1]:40008", "--ascii"])
+    assert by_id.exit_code == by_client.exit_code == 0
+    assert by_id.output == by_client.output
+    assert by_id.output.startswith("connection 1: [fd77::1]:40008 -> [fd77::2]:8080, CLOSED")
+    # not a terminal: no colour even without --ascii
+    plain = runner.invoke(cli, ["ladder", str(LINUX / "ipv6.pcap"), "--conn", "1"])
+    assert "\x1b[" not in plain.output and "│" in plain.output
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_unknown_connection_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(LINUX / "refused.pcap")
+    code, out, err = run(capsys, "ladder", path, "--conn", "9")
+    assert (code, out, err) == (2, "", f"tcptrace: error: no connection 9 in {path}\n")
+    code, out, err = run(capsys, "ladder", path, "--client", "10.0.0.9:1")
+    assert code == 2 and err.count("\n") == 1 and "no connection with client 10.0.0.9:1" in err
+    code, _, err = run(capsys, "ladder", path)
+    assert code == 2 and "exactly one of --conn ID or --client HOST:PORT" in err
