@@ -11,8 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcptrace.analyzers.zeek import ZeekObserver
+from tcptrace.checksum import ChecksumLedger, bad_checksums
 from tcptrace.connection import ObserverFactory
-from tcptrace.decode import decode
+from tcptrace.decode import DAMAGE_WARNINGS, decode, unsupported_linktypes
 from tcptrace.filter import Predicate, compile_filter
 from tcptrace.flows import FlowTable
 from tcptrace.model import ConnectionRecord
@@ -29,8 +31,11 @@ class Options:
     """Capture time a finished connection keeps receiving late segments before it is emitted."""
     max_flows: int = 1_000_000
     idle_timeout_s: float | None = None
-    observers: list[ObserverFactory] = field(default_factory=list)
+    observers: list[ObserverFactory] = field(default_factory=lambda: [ZeekObserver])
     """Optional per-connection analyses (see connection.SegmentObserver)."""
+    verify_checksums: bool = False
+    """Leave segments with a bad TCP or IPv4 header checksum out (counted in
+    skipped["bad_checksum"]; the Zeek observer still writes their `C`/`c` letter)."""
 
 
 @dataclass
@@ -47,9 +52,18 @@ class Analysis:
         self._predicate: Predicate | None = (
             compile_filter(self.options.filter) if self.options.filter else None
         )
+        self._linktypes: set[int] = set()  # unsupported link types seen, for the warning
         self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows,
                                idle_timeout_s=self.options.idle_timeout_s,
-                               observers=list(self.options.observers))
+                               observers=self._observers())
+
+    def _observers(self) -> list[ObserverFactory]:
+        self.ledger = ChecksumLedger() if self.options.verify_checksums else None
+        if self.ledger is None:
+            return list(self.options.observers)
+        ledger = self.ledger
+        return [make.with_ledger(ledger) if hasattr(make, "with_ledger") else make
+                for make in self.options.observers]
 
     def records(self) -> Iterator[ConnectionRecord]:
         """Every connection's record, emitted as the connection ends.
@@ -65,17 +79,35 @@ class Analysis:
                 for conn in self.table.drain():
                     yield conn.record(msl)
                 continue
+            unsupported = self.source.skipped["unsupported_linktype"]
             segments = decode(frames, self.source.skipped)
+            if self.source.skipped["unsupported_linktype"] != unsupported:
+                self._linktypes |= unsupported_linktypes(frames.linktype)
             if self._predicate is not None and len(segments):
                 keep = self._predicate(segments)
                 self.filtered_out += int((~keep).sum())
                 segments = segments.select(keep)
+            if self.ledger is not None and len(segments):
+                bad = bad_checksums(segments)
+                if bad.any():
+                    self.source.skipped["bad_checksum"] += int(bad.sum())
+                    self.ledger.add(segments.select(bad))
+                    segments = segments.select(~bad)
             self.segments += len(segments)
             self.table.feed(segments)
             for conn in self.table.drain():
                 yield conn.record(msl)
         for conn in self.table.close():
             yield conn.record(msl)
+        self._warn_damage()
+
+    def _warn_damage(self) -> None:
+        """One warning per kind of decode damage, with its count (after the whole run)."""
+        where = f"{self.source.files[0]}: " if len(self.source.files) == 1 else ""
+        linktypes = ", ".join(map(str, sorted(self._linktypes)))
+        for kind, text in DAMAGE_WARNINGS.items():
+            if count := self.source.skipped[kind]:
+                self.source.warn_once(kind, f"{where}{count} {text.format(linktypes=linktypes)}")
 
     def source_report(self) -> dict[str, Any]:
         skipped = Counter({k: v for k, v in self.source.skipped.items() if v})

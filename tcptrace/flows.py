@@ -23,6 +23,7 @@ from tcptrace.model import Endpoint, Role, RoleRule
 
 NS = 1_000_000_000
 WELL_KNOWN = 1024
+SWEEP_INTERVAL_NS = NS // 2
 ROLES = (Role.client, Role.server)  # indexed by (canonical side XOR the client's side)
 
 
@@ -57,6 +58,7 @@ class FlowTable:
     next_id: int = 1
     now_ns: int = 0
     _bytes: Bytes = field(default_factory=Bytes)
+    _swept_ns: int = 0
 
     def feed(self, seg: SegmentBatch) -> None:
         """Run every segment of the batch through its connection, in capture order."""
@@ -134,7 +136,14 @@ class FlowTable:
         return conn
 
     def _sweep(self) -> None:
-        """Emit connections that ended more than `linger_s` ago; enforce the cap."""
+        """Emit connections that ended more than `linger_s` ago; enforce the cap.
+
+        A sweep visits every connection, so it runs at most once per SWEEP_INTERVAL of
+        capture time (emission is at most that much later), unless the table is over its cap.
+        """
+        if self.now_ns - self._swept_ns < SWEEP_INTERVAL_NS and len(self.slots) <= self.max_flows:
+            return
+        self._swept_ns = self.now_ns
         horizon = self.now_ns - int(self.linger_s * NS)
         idle = (self.now_ns - int(self.idle_timeout_s * NS)
                 if self.idle_timeout_s is not None else None)

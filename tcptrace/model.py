@@ -1,7 +1,10 @@
 """The connection record: the documented contract of every output format.
 
-Records are frozen dataclasses; `to_dict` turns them into the JSON documented in
-docs/output.md and checked against schema/output.schema.json. Enums travel as
+Records are slotted dataclasses, immutable by convention (not `frozen`: a frozen
+dataclass's __init__ goes through object.__setattr__ per field, five times slower, and
+tens of thousands of records with ~25 parts each are built per second). `to_dict` turns
+them into the JSON documented in docs/output.md and checked against
+schema/output.schema.json. Enums travel as
 their `.name`, timestamps as float seconds since the epoch, durations as float
 milliseconds.
 """
@@ -57,25 +60,25 @@ class RstKind(Enum):
     UNKNOWN_STATE = "capture began mid-connection and the sender's state is only assumed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PerSide(Generic[T]):
     client: T
     server: T
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Endpoint:
     ip: str
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateChange:
     ts: float
     state: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Handshake:
     complete: bool
     """A SYN, a SYN/ACK and the ACK completing the handshake were all seen."""
@@ -96,7 +99,7 @@ class Handshake:
     simultaneous_open: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     initiator: str | None
     """Side that sent FIN first ("both" when the FINs crossed)."""
@@ -109,7 +112,7 @@ class Close:
     fin_ts: PerSide[float | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HalfClose:
     side: str
     """Side that sent its FIN first and then went on receiving data."""
@@ -119,7 +122,7 @@ class HalfClose:
     """From the first FIN to the other side's FIN (or its last segment if none)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rst:
     sender: str
     state: str
@@ -131,7 +134,7 @@ class Rst:
     """RST segments in the connection (retransmitted or repeated ones included)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Keepalive:
     probes: PerSide[int]
     """Keep-alive probes sent by each side (RFC 1122 section 4.2.3.6)."""
@@ -141,7 +144,7 @@ class Keepalive:
     """Time between consecutive probes of a side (the first: since its previous segment)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reuse:
     protocol: str | None
     """"http/1.1", "http/1.0", or null when the payload is not HTTP/1.x."""
@@ -152,7 +155,7 @@ class Reuse:
     """Idle time between the end of each response and the next request."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionRecord:
     id: int
     client: Endpoint

@@ -19,7 +19,7 @@ from tabulate import tabulate
 from tcptrace.model import ConnectionRecord, to_dict
 from tcptrace.report.summary import Summary
 
-FORMATS = ("table", "json", "jsonl", "csv")
+FORMATS = ("table", "json", "jsonl", "csv", "zeek")
 WIDTH = 100  # the table and summary fit a 100-column terminal
 LEGEND = (
     "TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
@@ -191,5 +191,8 @@ def _endpoint(ip: str, port: int) -> str:
 
 
 def writer_for(name: str, out: TextIO) -> Writer:
+    if name == "zeek":  # report/zeek.py builds on Writer: imported here, not at the top
+        from tcptrace.report.zeek import ZeekWriter
+        return ZeekWriter(out)
     return {"table": TableWriter, "json": JsonWriter, "jsonl": JsonLinesWriter,
             "csv": CsvWriter}[name](out)
