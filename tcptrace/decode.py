@@ -28,6 +28,7 @@ BOOL = npt.NDArray[np.bool_]
 ETHERNET, NULL, RAW_OPENBSD, RAW_BSD, RAW, LOOP, SLL, SLL2, IPV4, IPV6 = (
     1, 0, 12, 14, 101, 108, 113, 276, 228, 229,
 )
+SUPPORTED_LINKTYPES = (ETHERNET, SLL, SLL2, NULL, LOOP, RAW, RAW_OPENBSD, RAW_BSD, IPV4, IPV6)
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 AF_INET6_VALUES = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD, FreeBSD, Darwin
@@ -36,6 +37,25 @@ MAPPED_V4 = np.uint64(0x0000FFFF00000000)  # ::ffff:a.b.c.d keeps IPv4 and IPv6 
 
 # TCP flag bits (RFC 9293 section 3.1)
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+# Skip reasons that mean damage or a capture tcptrace cannot read, with the warning given
+# once per run ("N " + text). Reasons not listed (not_ip, not_tcp, ip_fragment) are
+# ordinary traffic that is not TCP: counted in source.skipped, never warned about.
+DAMAGE_WARNINGS = {
+    "unsupported_linktype": "frame(s) of unsupported link type {linktypes} not decoded",
+    "truncated_link_header": "frame(s) too short for their link-layer header skipped",
+    "truncated_ip_header": "frame(s) too short for their IP header skipped",
+    "bad_ip_header": "packet(s) with an invalid IP header skipped",
+    "truncated_tcp_header": "frame(s) too short for the 20-byte TCP header skipped",
+    "bad_tcp_header": "segment(s) with an invalid TCP data offset skipped",
+    "snaplen_cut": "segment(s) cut by the snap length; analyzed without the bytes beyond the cut",
+}
+
+
+def unsupported_linktypes(linktype: I64) -> set[int]:
+    """The link types in `linktype` that decode does not read."""
+    return {int(x) for x in np.unique(linktype[~np.isin(linktype, SUPPORTED_LINKTYPES)])}
 
 
 @dataclass(slots=True)
@@ -151,7 +171,7 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
         ethertype[i] = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0))
         l3[i] = start[i]
 
-    known = eth | np.isin(link, (SLL, SLL2, NULL, LOOP)) | raw
+    known = np.isin(link, SUPPORTED_LINKTYPES)
     skipped["unsupported_linktype"] += int((~known).sum())
     skipped["truncated_link_header"] += int((known & (l3 < 0)).sum())
     have_l3 = l3 >= 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import BinaryIO
@@ -40,7 +41,7 @@ def _frames(raw: BinaryIO, path: str, stats: SourceStats) -> Iterator[FrameBatch
             f = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[assignment]
             try:
                 magic = f.peek(4)[:4]  # type: ignore[attr-defined]
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise CaptureError(f"{path}: damaged gzip stream: {exc}") from None
         stats.files.append(path)
         if not magic:
@@ -53,7 +54,7 @@ def _frames(raw: BinaryIO, path: str, stats: SourceStats) -> Iterator[FrameBatch
             raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {magic.hex()})")
         try:
             yield from reader
-        except (OSError, EOFError) as exc:  # gzip stream cut short or damaged
+        except (OSError, EOFError, zlib.error) as exc:  # gzip stream cut short or damaged
             stats.skipped["truncated_record"] += 1
             stats.warn_once(
                 "truncated_record", f"{path}: stopped reading: {exc}; earlier packets are kept"

@@ -26,6 +26,9 @@ MAGICS = {
 # A record longer than this is not a packet but a damaged header (pcap's own limit
 # for DLT_USBPCAP-sized frames is 256 KiB; jumbo/TSO captures stay below 1 MiB).
 MAX_RECORD = 1 << 20
+# A header may claim any snaplen (0xFFFFFFFF is common in fuzzed files): trusting it
+# beyond this would let one damaged record header make the reader buffer the whole file.
+MAX_SNAPLEN = 16 << 20
 CHUNK = 8 << 20
 
 
@@ -35,9 +38,9 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
         raise CaptureError(f"{name}: file ends inside the pcap header")
     endian, ns_per_unit = MAGICS[header[:4]]
     snaplen, linktype = struct.unpack(endian + "II", header[16:24])
-    linktype &= 0x0FFFFFFF  # upper bits carry FCS info (pcap-linktype(7))
+    linktype &= 0xFFFF  # upper bits: FCS length and flag (libpcap LT_LINKTYPE)
     record = struct.Struct(endian + "IIII")
-    limit = max(MAX_RECORD, snaplen)
+    limit = max(MAX_RECORD, min(snaplen, MAX_SNAPLEN))
     pending = b""
     position = 24
     while True:

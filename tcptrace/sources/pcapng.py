@@ -25,6 +25,10 @@ SPB = 0x00000003
 EPB = 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_BLOCK = 16 << 20
+# Smallest total length of each block type that has fixed fields (12 = type, length, trailer):
+# a shorter block cannot be unpacked and is skipped as a bad block.
+MIN_BLOCK = {EPB: 32, PB: 32, SPB: 16, IDB: 20}
+INT64_MAX = (1 << 63) - 1
 CHUNK = 8 << 20
 
 
@@ -36,7 +40,9 @@ class Interface:
     offset_seconds: int = 0
 
     def to_ns(self, raw: int) -> int:
-        return raw * 1_000_000_000 // self.units_per_second + self.offset_seconds * 1_000_000_000
+        ns = raw * 1_000_000_000 // self.units_per_second + self.offset_seconds * 1_000_000_000
+        # a 64-bit timestamp in µs (or an if_tsoffset) can exceed int64 nanoseconds
+        return max(-INT64_MAX - 1, min(ns, INT64_MAX))
 
 
 class _Section:
@@ -88,7 +94,11 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBat
             if pos + blen > n:
                 break
             body = pos + 8
-            if btype == EPB:
+            if blen < MIN_BLOCK.get(btype, 12):
+                stats.skipped["bad_block"] += 1
+                stats.warn_once("bad_block", f"{name}: block at byte {position + pos} is too "
+                                f"short ({blen} bytes) for its type {btype:#x}")
+            elif btype == EPB:
                 iface_id, hi, lo, incl, orig = section.epb.unpack_from(buf, body)
                 iface = _interface(section, iface_id)
                 if iface is None or 20 + incl > blen - 12:
@@ -108,6 +118,8 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBat
                 incl = min(orig, blen - 16, iface.snaplen or orig) if iface else 0
                 if iface is None:
                     stats.skipped["bad_block"] += 1
+                    stats.warn_once("bad_block", f"{name}: packet block at byte "
+                                    f"{position + pos} names an unknown interface or overruns")
                 else:
                     ts.append(last_ts)  # SPB carries no timestamp: keep capture order
                     off.append(body + 4)
@@ -119,6 +131,8 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBat
                 iface = _interface(section, iface_id)
                 if iface is None or 20 + incl > blen - 12:
                     stats.skipped["bad_block"] += 1
+                    stats.warn_once("bad_block", f"{name}: packet block at byte "
+                                    f"{position + pos} names an unknown interface or overruns")
                 else:
                     last_ts = iface.to_ns((hi << 32) | lo)
                     ts.append(last_ts)
@@ -169,7 +183,7 @@ def _parse_idb(buf: bytes, body: int, blen: int, section: _Section) -> Interface
     while pos + 4 <= end:
         code, length = struct.unpack_from(section.endian + "HH", buf, pos)
         value = pos + 4
-        if code == 0:
+        if code == 0 or value + length > end:  # end of options, or an option overrunning
             break
         if code == 9 and length >= 1:  # if_tsresol
             resol = buf[value]
