@@ -11,7 +11,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcptrace.analyzers.zeek import ZeekObserver
 from tcptrace.checksum import ChecksumLedger, bad_checksums
 from tcptrace.connection import ObserverFactory
 from tcptrace.decode import DAMAGE_WARNINGS, decode, unsupported_linktypes
@@ -31,8 +30,9 @@ class Options:
     """Capture time a finished connection keeps receiving late segments before it is emitted."""
     max_flows: int = 1_000_000
     idle_timeout_s: float | None = None
-    observers: list[ObserverFactory] = field(default_factory=lambda: [ZeekObserver])
-    """Optional per-connection analyses (see connection.SegmentObserver)."""
+    observers: list[ObserverFactory] = field(default_factory=list)
+    """Optional per-connection analyses (see connection.SegmentObserver), e.g.
+    `tcptrace.analyzers.zeek.ZeekObserver`."""
     verify_checksums: bool = False
     """Leave segments with a bad TCP or IPv4 header checksum out (counted in
     skipped["bad_checksum"]; the Zeek observer still writes their `C`/`c` letter)."""

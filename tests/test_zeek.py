@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_uid_is_deterministic() -> None:
 
 
 def test_records_carry_the_zeek_view() -> None:
-    records, _ = analyze(*sorted(LINUX.glob("*.pcap")))
+    records, _ = analyze(*sorted(LINUX.glob("*.pcap")), observers=[ZeekObserver])
     refused = next(r for r in records if r["outcome"] == "REFUSED")
     assert refused["zeek"]["conn_state"] == "REJ" and refused["zeek"]["history"] == "Sr"
     for record in records:
@@ -91,6 +92,11 @@ def test_corrupted_byte_is_caught() -> None:
     assert after[good] and not before[good]
 
 
-def test_zeek_observer_is_the_default() -> None:
+def test_zeek_view_only_when_asked_for() -> None:
     from tcptrace.engine import Options
-    assert ZeekObserver in Options().observers
+    assert Options().observers == []
+    capture = str(LINUX / "refused.pcap")
+    plain = CliRunner().invoke(cli, ["analyze", "-f", "jsonl", capture])
+    with_zeek = CliRunner().invoke(cli, ["analyze", "-f", "jsonl", "--zeek", capture])
+    assert "zeek" not in json.loads(plain.output)
+    assert json.loads(with_zeek.output)["zeek"]["conn_state"] == "REJ"
