@@ -332,7 +332,8 @@ class Connection:
         if self.observers:
             for observer in self.observers:
                 observer.segment(self, role, ts_ns, flags, seq, ack, window, plen, ip_len)
-        if self.handshake.simultaneous_open and self.handshake.completing_ack is None and all(
+        if self.handshake.simultaneous_open and self.handshake.completing_ack is None and \
+                self.handshake.syns and all(
             side.machine.state in SYNCHRONIZED for side in self.sides
         ):
             # simultaneous open completes with the segment that synchronizes the second side
@@ -370,6 +371,10 @@ class Connection:
             me.machine.apply(Event.RCV_ACK_OF_SYN, ts_ns)
 
     def _rst(self, role: Role, me: Side, peer: Side, ts_ns: int, flags: int, ack: int) -> None:
+        # whatever reached the receiver before the RST happened before it: apply it first,
+        # or a late flush would act on an endpoint the RST already closed
+        if peer.inbox:
+            peer.flush()
         self.rst_count += 1
         sender, receiver = me.machine.state, peer.machine.state
         if self.rst is None:

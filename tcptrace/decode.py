@@ -92,6 +92,14 @@ class SegmentBatch:
     def __len__(self) -> int:
         return len(self.ts_ns)
 
+    def slice(self, start: int, stop: int) -> SegmentBatch:
+        """Segments start..stop as views (no copy)."""
+        if start == 0 and stop >= len(self):
+            return self
+        columns = {f.name: getattr(self, f.name)[start:stop] for f in fields(self)
+                   if f.name != "data"}
+        return replace(self, **columns)
+
     def select(self, keep: BOOL) -> SegmentBatch:
         """The segments where `keep` is true (the buffer is shared, not copied)."""
         index = np.flatnonzero(keep)

@@ -19,6 +19,7 @@ from tcptrace.flows import FlowTable
 from tcptrace.model import ConnectionRecord
 from tcptrace.sources import FrameBatch, SourceStats, read_captures
 
+FEED_SLICE = 8192  # segments per flow-table step
 DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s
 
 
@@ -94,9 +95,12 @@ class Analysis:
                     self.ledger.add(segments.select(bad))
                     segments = segments.select(~bad)
             self.segments += len(segments)
-            self.table.feed(segments)
-            for conn in self.table.drain():
-                yield conn.record(msl)
+            # Feed in slices and emit in between: one read chunk can hold 100k new flows
+            # (a SYN flood), and memory must stay bounded by --max-flows, not by the chunk.
+            for start in range(0, len(segments), FEED_SLICE):
+                self.table.feed(segments.slice(start, start + FEED_SLICE))
+                for conn in self.table.drain():
+                    yield conn.record(msl)
         for conn in self.table.close():
             yield conn.record(msl)
         self._warn_damage()

@@ -24,6 +24,7 @@ from tcptrace.model import Endpoint, Role, RoleRule
 NS = 1_000_000_000
 WELL_KNOWN = 1024
 SWEEP_INTERVAL_NS = NS // 2
+CAP_SLACK = 1024  # flows allowed over --max-flows between two evictions
 ROLES = (Role.client, Role.server)  # indexed by (canonical side XOR the client's side)
 
 
@@ -39,6 +40,7 @@ class FlowTableStats:
 class _Slot:
     """A 4-tuple as seen in canonical order: side 0 is the lower (address, port)."""
 
+    key: bytes
     endpoints: tuple[Endpoint, Endpoint]
     conn: Connection | None = None
     client_side: int = 0
@@ -104,12 +106,14 @@ class FlowTable:
         self._sweep()
 
     def _slot(self, key: bytes) -> _Slot:
+        """The table's slot for `key`, or a new one that joins the table when a connection
+        opens on it (so the table holds only flows with a connection: that is what the
+        --max-flows cap counts)."""
         slot = self.slots.get(key)
         if slot is None:
             words = np.frombuffer(key, dtype=np.uint64)
-            slot = _Slot((_endpoint(words[0], words[1], int(words[4]) >> 16),
-                          _endpoint(words[2], words[3], int(words[4]) & 0xFFFF)))
-            self.slots[key] = slot
+            slot = _Slot(key, (_endpoint(words[0], words[1], int(words[4]) >> 16),
+                               _endpoint(words[2], words[3], int(words[4]) & 0xFFFF)))
         return slot
 
     def _open(self, slot: _Slot, side: int, ts: int, rule: RoleRule, flags: int,
@@ -133,6 +137,10 @@ class FlowTable:
         self.next_id += 1
         self.stats.connections += 1
         slot.conn = conn
+        if self.slots.get(slot.key) is not slot:
+            self.slots[slot.key] = slot
+        if len(self.slots) > self.max_flows + CAP_SLACK:
+            self._evict_idlest()
         return conn
 
     def _sweep(self) -> None:
@@ -156,15 +164,25 @@ class FlowTable:
                 self.stats.idle_evicted += 1
         for key in done:
             self.ended.append(self.slots.pop(key).conn)  # type: ignore[arg-type]
+        if len(self.slots) > self.max_flows:
+            self._evict_idlest()
+
+    def _evict_idlest(self) -> None:
+        """Back to `max_flows`: emit the connections idle the longest. Runs when the table
+        is CAP_SLACK over its cap, so the sort is paid once per CAP_SLACK new flows."""
         excess = len(self.slots) - self.max_flows
-        if excess > 0:
-            oldest = sorted(self.slots, key=lambda k: self.slots[k].conn.last_ns  # type: ignore[union-attr]
-                            if self.slots[k].conn else 0)[:excess]
-            for key in oldest:
-                conn = self.slots.pop(key).conn
-                if conn is not None:
-                    self.ended.append(conn)
+        if excess <= 0:
+            return
+        oldest = sorted(self.slots, key=lambda k: self.slots[k].conn.last_ns  # type: ignore[union-attr]
+                        if self.slots[k].conn else 0)[:excess]
+        for key in oldest:
+            slot = self.slots.pop(key)
+            if slot.conn is not None:
+                self.ended.append(slot.conn)
                 self.stats.evicted_for_capacity += 1
+            # a later segment of this flow in the same batch opens a new connection and
+            # puts the slot back
+            slot.conn = None
 
     def tick(self, now_ns: int) -> None:
         """Advance the clock without traffic (live capture): lets idle and lingering
