@@ -199,6 +199,8 @@ class Connection:
         self.rst_count = 0
         self.assumed = rule is RoleRule.port
         self.observers: list[SegmentObserver] = []
+        self.first_ordinal = 0
+        """Ordinal of the first segment among all segments of the run (see SegmentBatch)."""
 
     # ---- life-cycle questions the flow table asks
     def ended(self) -> bool:

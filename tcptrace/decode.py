@@ -88,6 +88,9 @@ class SegmentBatch:
     """Position of the frame in its FrameBatch (to write the packet back out)."""
     ip_len: I64
     """Length of the IP datagram on the wire (IPv4 total length; IPv6 40 + payload length)."""
+    ordinal: I64 | None = None
+    """Position of each segment among all segments of the run (set by the engine, or by the
+    map step of a parallel plan). Connection ids follow the ordinal of a first segment."""
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -97,13 +100,14 @@ class SegmentBatch:
         if start == 0 and stop >= len(self):
             return self
         columns = {f.name: getattr(self, f.name)[start:stop] for f in fields(self)
-                   if f.name != "data"}
+                   if f.name != "data" and getattr(self, f.name) is not None}
         return replace(self, **columns)
 
     def select(self, keep: BOOL) -> SegmentBatch:
         """The segments where `keep` is true (the buffer is shared, not copied)."""
         index = np.flatnonzero(keep)
-        columns = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "data"}
+        columns = {f.name: getattr(self, f.name)[index] for f in fields(self)
+                   if f.name != "data" and getattr(self, f.name) is not None}
         return replace(self, **columns)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tcptrace.checksum import ChecksumLedger, bad_checksums
 from tcptrace.connection import ObserverFactory
 from tcptrace.decode import DAMAGE_WARNINGS, decode, unsupported_linktypes
@@ -94,6 +96,9 @@ class Analysis:
                     self.source.skipped["bad_checksum"] += int(bad.sum())
                     self.ledger.add(segments.select(bad))
                     segments = segments.select(~bad)
+            if segments.ordinal is None:
+                segments.ordinal = np.arange(self.segments, self.segments + len(segments),
+                                             dtype=np.int64)
             self.segments += len(segments)
             # Feed in slices and emit in between: one read chunk can hold 100k new flows
             # (a SYN flood), and memory must stay bounded by --max-flows, not by the chunk.

@@ -88,18 +88,20 @@ class FlowTable:
             inverse.tolist(), direction, seg.ts_ns.tolist(), seg.flags.tolist(), seg.seq.tolist(),
             seg.ack.tolist(), seg.window.tolist(), seg.payload_len.tolist(),
             seg.payload_off.tolist(), seg.payload_cap.tolist(), seg.tcp_off.tolist(),
-            seg.opt_cap.tolist(), seg.ip_len.tolist(), strict=True,
+            seg.opt_cap.tolist(), seg.ip_len.tolist(),
+            (seg.ordinal if seg.ordinal is not None else np.arange(n)).tolist(), strict=True,
         )
         data = self._bytes
-        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen in columns:
+        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen, order \
+                in columns:
             slot = slots[slot_i]
             conn = slot.conn
             if flags & SYN and not flags & ACK:
                 if conn is None or conn.accepts_new_syn(ROLES[side ^ slot.client_side], sq):
-                    conn = self._open(slot, side, ts, RoleRule.syn, flags, ak)
+                    conn = self._open(slot, side, ts, RoleRule.syn, flags, ak, order)
             elif conn is None:
                 rule = RoleRule.synack if flags & SYN else RoleRule.port
-                conn = self._open(slot, side, ts, rule, flags, ak)
+                conn = self._open(slot, side, ts, rule, flags, ak, order)
             role = ROLES[side ^ slot.client_side]
             conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data, iplen)
         self.now_ns = max(self.now_ns, int(seg.ts_ns.max()))
@@ -117,7 +119,7 @@ class FlowTable:
         return slot
 
     def _open(self, slot: _Slot, side: int, ts: int, rule: RoleRule, flags: int,
-              ack: int) -> Connection:
+              ack: int, ordinal: int) -> Connection:
         previous = slot.conn
         if previous is not None:
             self.ended.append(previous)
@@ -134,6 +136,7 @@ class FlowTable:
         if rule is not RoleRule.syn:
             conn.start_assumed(ts, ack)
         conn.observers = [make() for make in self.observers]
+        conn.first_ordinal = ordinal
         self.next_id += 1
         self.stats.connections += 1
         slot.conn = conn
