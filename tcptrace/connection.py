@@ -183,6 +183,11 @@ class Side:
 class Connection:
     """A connection from its first segment to its last, on one 4-tuple."""
 
+    # memory is bounded by the connections held at once; slots save ~1 KB of dict per one
+    __slots__ = ("app", "assumed", "client", "first_ns", "first_ordinal", "half", "handshake",
+                 "id", "last_ns", "observers", "previous_id", "rst", "rst_count", "rule",
+                 "server", "sides")
+
     def __init__(self, conn_id: int, client: Endpoint, server: Endpoint, rule: RoleRule,
                  first_ns: int, previous_id: int | None = None) -> None:
         self.id = conn_id
@@ -431,7 +436,7 @@ class Connection:
             ),
             reuse=self.app.result(),
             states=PerSide(_changes(client.machine), _changes(server.machine)),
-            final_state=PerSide(client.machine.state.name, server.machine.state.name),
+            final_state=PerSide(client.machine.state._name_, server.machine.state._name_),
             packets=PerSide(client.packets, server.packets),
             bytes=PerSide(client.bytes, server.bytes),
             unique_bytes=PerSide(client.stream.delivered + client.stream.gap_bytes,
@@ -457,7 +462,9 @@ class Connection:
 
 
 def _changes(machine: EndpointMachine) -> list[StateChange]:
-    return [StateChange(ts / NS, state.name) for ts, state in machine.history]
+    # `_name_` rather than `.name`: Enum.name is a Python-level descriptor, and this runs
+    # for every state change of every connection
+    return [StateChange(ts / NS, state._name_) for ts, state in machine.history]
 
 
 def _ms(ns: int) -> float:

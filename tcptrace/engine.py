@@ -29,7 +29,7 @@ DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 
 class Options:
     filter: str | None = None
     msl_s: float = DEFAULT_MSL_S
-    linger_s: float = 5.0
+    linger_s: float = 1.0
     """Capture time a finished connection keeps receiving late segments before it is emitted."""
     max_flows: int = 1_000_000
     idle_timeout_s: float | None = None
@@ -57,6 +57,7 @@ class Analysis:
         )
         self._linktypes: set[int] = set()  # unsupported link types seen, for the warning
         self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows,
+                               tombstone_s=2 * self.options.msl_s,
                                idle_timeout_s=self.options.idle_timeout_s,
                                observers=self._observers())
 
@@ -132,5 +133,6 @@ class Analysis:
             "port_reuse": self.table.stats.port_reuse,
             "evicted_for_capacity": self.table.stats.evicted_for_capacity,
             "idle_evicted": self.table.stats.idle_evicted,
+            "after_close": self.table.stats.after_close,
         }
 

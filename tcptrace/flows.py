@@ -12,6 +12,7 @@ are evicted (emitted as they are) and counted.
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ class FlowTableStats:
     evicted_for_capacity: int = 0
     idle_evicted: int = 0
     port_reuse: int = 0
+    after_close: int = 0
+    """Segments that arrived after their connection was emitted (late duplicates)."""
 
 
 @dataclass(slots=True)
@@ -50,6 +53,10 @@ class _Slot:
 class FlowTable:
     linger_s: float = 5.0
     max_flows: int = 1_000_000
+    tombstone_s: float = 60.0
+    """How long a 4-tuple remembers its emitted connection (2 * MSL): late segments are
+    counted in `after_close` instead of opening a ghost connection, and a new SYN links
+    back to it through previous_id. A tombstone is a few dozen bytes; a connection ~6 KB."""
     idle_timeout_s: float | None = None
     """Emit connections that have not ended but saw no segment for this long (capture time)."""
     observers: list[ObserverFactory] = field(default_factory=list)
@@ -60,6 +67,9 @@ class FlowTable:
     next_id: int = 1
     now_ns: int = 0
     _bytes: Bytes = field(default_factory=Bytes)
+    _bytes_of: object = None
+    tombstones: dict[bytes, int] = field(default_factory=dict)
+    _tombstone_ns: deque[tuple[int, bytes]] = field(default_factory=deque)
     _swept_ns: int = 0
 
     def feed(self, seg: SegmentBatch) -> None:
@@ -82,7 +92,9 @@ class FlowTable:
         uniq, inverse = np.unique(keys, return_inverse=True)
         slots = [self._slot(k.tobytes()) for k in uniq]
 
-        self._bytes.data = seg.data.tobytes()
+        if seg.data is not self._bytes_of:  # slices of one read chunk share its buffer
+            self._bytes_of = seg.data
+            self._bytes.data = seg.data.tobytes()
         direction = (~src_first).astype(np.int64).tolist()
         columns = zip(
             inverse.tolist(), direction, seg.ts_ns.tolist(), seg.flags.tolist(), seg.seq.tolist(),
@@ -100,6 +112,9 @@ class FlowTable:
                 if conn is None or conn.accepts_new_syn(ROLES[side ^ slot.client_side], sq):
                     conn = self._open(slot, side, ts, RoleRule.syn, flags, ak, order)
             elif conn is None:
+                if slot.key in self.tombstones:  # a late segment of a connection already out
+                    self.stats.after_close += 1
+                    continue
                 rule = RoleRule.synack if flags & SYN else RoleRule.port
                 conn = self._open(slot, side, ts, rule, flags, ak, order)
             role = ROLES[side ^ slot.client_side]
@@ -121,8 +136,11 @@ class FlowTable:
     def _open(self, slot: _Slot, side: int, ts: int, rule: RoleRule, flags: int,
               ack: int, ordinal: int) -> Connection:
         previous = slot.conn
+        previous_id = self.tombstones.pop(slot.key, None)
         if previous is not None:
             self.ended.append(previous)
+            previous_id = previous.id
+        if previous_id is not None:
             self.stats.port_reuse += 1
         if rule is RoleRule.syn:
             slot.client_side = side
@@ -131,8 +149,7 @@ class FlowTable:
         else:
             slot.client_side = _client_by_port(slot.endpoints)
         conn = Connection(self.next_id, slot.endpoints[slot.client_side],
-                          slot.endpoints[1 - slot.client_side], rule, ts,
-                          previous.id if previous is not None else None)
+                          slot.endpoints[1 - slot.client_side], rule, ts, previous_id)
         if rule is not RoleRule.syn:
             conn.start_assumed(ts, ack)
         conn.observers = [make() for make in self.observers]
@@ -166,7 +183,16 @@ class FlowTable:
             if conn is not None and not conn.ended():
                 self.stats.idle_evicted += 1
         for key in done:
-            self.ended.append(self.slots.pop(key).conn)  # type: ignore[arg-type]
+            conn = self.slots.pop(key).conn
+            assert conn is not None
+            self.ended.append(conn)
+            if conn.ended():
+                self.tombstones[key] = conn.id
+                self._tombstone_ns.append((self.now_ns, key))
+        expired = self.now_ns - int(self.tombstone_s * NS)
+        while self._tombstone_ns and self._tombstone_ns[0][0] < expired:
+            _, key = self._tombstone_ns.popleft()
+            self.tombstones.pop(key, None)
         if len(self.slots) > self.max_flows:
             self._evict_idlest()
 
@@ -200,6 +226,8 @@ class FlowTable:
 
     def close(self) -> Iterator[Connection]:
         """Every connection still in the table, at the end of the capture."""
+        self.tombstones.clear()
+        self._tombstone_ns.clear()
         yield from self.drain()
         for slot in self.slots.values():
             if slot.conn is not None:

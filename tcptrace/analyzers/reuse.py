@@ -227,12 +227,22 @@ class AppTracker:
     response_end_ns: int | None = None
     turn_gaps_ms: list[float] = field(default_factory=list)
     http_gaps_ms: list[float] = field(default_factory=list)
-    request_parser: HttpDirection = field(init=False)
-    response_parser: HttpDirection = field(init=False)
+    _request_parser: HttpDirection | None = None
+    _response_parser: HttpDirection | None = None
 
-    def __post_init__(self) -> None:
-        self.request_parser = HttpDirection(True, self)
-        self.response_parser = HttpDirection(False, self)
+    # Parsers are made on first use: most connections held at once never carry HTTP, and
+    # memory is bounded by the connections held.
+    @property
+    def request_parser(self) -> HttpDirection:
+        if self._request_parser is None:
+            self._request_parser = HttpDirection(True, self)
+        return self._request_parser
+
+    @property
+    def response_parser(self) -> HttpDirection:
+        if self._response_parser is None:
+            self._response_parser = HttpDirection(False, self)
+        return self._response_parser
 
     # ---- stream consumers
     def wants(self, client: bool) -> bool:
