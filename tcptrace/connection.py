@@ -77,6 +77,25 @@ class Bytes:
     def payload(self, off: int, cap: int, length: int) -> bytes | None:
         return self.data[off : off + length] if cap == length else None
 
+    def window_scale(self, tcp_off: int, opt_cap: int) -> int | None:
+        """The shift count of a SYN's window scale option (RFC 7323 section 2.2), or None."""
+        data, pos = self.data, tcp_off + 20
+        stop = pos + opt_cap
+        while pos < stop:
+            kind = data[pos]
+            if kind == 0:
+                return None
+            if kind == 1:
+                pos += 1
+                continue
+            length = data[pos + 1] if pos + 1 < stop else 0
+            if length < 2:
+                return None
+            if kind == 3 and length == 3 and pos + 3 <= stop:
+                return min(data[pos + 2], 14)  # RFC 7323: larger values are taken as 14
+            pos += length
+        return None
+
     def timestamps(self, tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
         """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
         data, pos = self.data, tcp_off + 20
@@ -161,6 +180,8 @@ class Side:
     window: int = -1
     """Last window this side advertised (unscaled); 0 means the peer may only probe."""
     last_ns: int = 0
+    wscale: int | None = None
+    """Window scale shift from this side's SYN; it applies only if both SYNs carried one."""
     uses_ts: bool = False
     """Both SYNs carried TCP timestamps (RFC 7323 section 3.2: then every segment does)."""
     inbox: list[tuple[int, int, Event]] = field(default_factory=list)
@@ -274,6 +295,8 @@ class Connection:
         machine = me.machine
 
         if syn:
+            if me.wscale is None:
+                me.wscale = data.window_scale(tcp_off, opt_cap)
             stamp = data.timestamps(tcp_off, opt_cap)
             self._syn(role, me, ts_ns, seq, flags & ACK, stamp)
             if flags & ACK and stamp is not None and self.handshake.syns and \

@@ -53,7 +53,8 @@ class TracedSegment:
     length: int
     """TCP payload bytes."""
     window: int
-    """Advertised window, unscaled (as on the wire)."""
+    """Advertised window in bytes: scaled by the sender's window scale when both SYNs
+    negotiated scaling (RFC 7323 section 2; a SYN's own window is never scaled)."""
     states: tuple[str, str]
     """(client, server) state after the segment."""
     entered: tuple[tuple[str, ...], tuple[str, ...]]
@@ -170,6 +171,9 @@ class SegmentTracer:
         seen[0], seen[1] = len(sides[0].machine.history), len(sides[1].machine.history)
         if self.limit is not None and len(self.segments) >= self.limit:
             return
+        shift, peer_shift = sides[role.value].wscale, sides[role.peer.value].wscale
+        if shift is not None and peer_shift is not None and not flags & SYN:
+            window <<= shift
         self.segments.append(TracedSegment(
             ts_ns, role, flags, rseq, rack, plen, window,
             (sides[0].machine.state.name, sides[1].machine.state.name),

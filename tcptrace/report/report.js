@@ -332,7 +332,7 @@
     });
     var lg = h("div", { "class": "legend" }, box);
     [["#1d2330", "data (seq .. seq+len)"], ["#d97706", "retransmission"], ["#a21caf", "keep-alive"],
-     ["#059669", "ACK from the peer"], ["#7c3aed", "ACK + window (unscaled)"]].forEach(function (p) {
+     ["#059669", "ACK from the peer"], ["#7c3aed", "ACK + window"]].forEach(function (p) {
       var sp = h("span", {}, lg); h("i", { style: "background:" + p[0] }, sp); sp.appendChild(document.createTextNode(p[1]));
     });
     return data.length;
@@ -361,7 +361,7 @@
     var rows = ladder(h("div", { "class": "scroll" }, left), c);
     var a = tsg(right, c, 0), b = tsg(right, c, 1);
     note(right, "Time-sequence graphs in the style of the classic tcptrace: each bar is a segment's sequence range; " +
-      "the peer's ACK line below and its advertised window above (raw window field: window scaling is not applied).");
+      "the peer's ACK line below and its advertised window above (scaled when both SYNs negotiated window scaling).");
     return { id: id, rows: rows, arrows: document.querySelectorAll("#ladder .arrow").length, tsg: [a, b] };
   }
 
