@@ -114,8 +114,8 @@ def render(records: list[ConnectionRecord], source: dict[str, Any], paths: list[
         "max_segments": MAX_SEGMENTS,
         "source": source,
         "summary": summary.as_dict(),
-        "rtt": summary.rtt_ms,
-        "setup": summary.setup_ms,
+        "rtt": summary.rtt_ms.tolist(),
+        "setup": summary.setup_ms.tolist(),
         "time_wait": time_wait_timeline(records, t0),
         "connections": [_connection(r, t0) for r in records],
     }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Sequence
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 from tcptrace.model import ConnectionRecord
 
 
-def percentile(values: list[float], p: float) -> float | None:
+def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile: a value that was actually observed."""
     if not values:
         return None
@@ -19,7 +21,7 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def spread(values: list[float]) -> dict[str, Any]:
+def spread(values: Sequence[float]) -> dict[str, Any]:
     return {
         "count": len(values),
         "p50": percentile(values, 50),
@@ -33,8 +35,10 @@ def spread(values: list[float]) -> dict[str, Any]:
 class Summary:
     connections: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    rtt_ms: list[float] = field(default_factory=list)
-    setup_ms: list[float] = field(default_factory=list)
+    # Exact percentiles need every value: kept as packed doubles (8 bytes each, not a
+    # 32-byte float object plus a list slot), so 10M packets of short connections add MBs.
+    rtt_ms: array[float] = field(default_factory=lambda: array("d"))
+    setup_ms: array[float] = field(default_factory=lambda: array("d"))
     syn_retransmits: int = 0
     ambiguous_handshakes: int = 0
     time_wait_sides: Counter[str] = field(default_factory=Counter)
@@ -44,7 +48,7 @@ class Summary:
     half_closes: int = 0
     keepalive_connections: int = 0
     protocols: Counter[str] = field(default_factory=Counter)
-    requests: list[int] = field(default_factory=list)
+    requests: array[int] = field(default_factory=lambda: array("q"))
     port_reuse: int = 0
 
     def add(self, r: ConnectionRecord) -> None:
@@ -75,7 +79,7 @@ class Summary:
         self.port_reuse += r.previous_id is not None
 
     def as_dict(self) -> dict[str, Any]:
-        reqs = [float(n) for n in self.requests]
+        reqs = array("d", self.requests)
         return {
             "connections": self.connections,
             "outcomes": dict(self.outcomes.most_common()),
