@@ -13,13 +13,16 @@ from typing import NoReturn, TextIO
 
 import click
 
-from tcptrace import __version__
+from tcptrace import __version__, parallel
 from tcptrace.analyzers.zeek import ZeekObserver
 from tcptrace.connection import ObserverFactory
 from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
 from tcptrace.errors import TcptraceError
+from tcptrace.progress import ProgressBar, total_size
 from tcptrace.report.formats import FORMATS, writer_for
 from tcptrace.report.summary import Summary
+from tcptrace.sources import SourceStats
+from tcptrace.sources.files import ReadMeter, read_captures
 
 EXIT_USAGE = 2
 
@@ -50,9 +53,11 @@ def cli() -> None:
               help="Leave out segments with a bad TCP/IPv4 checksum (as Zeek does without -C).")
 @click.option("--zeek", "zeek", is_flag=True,
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; flows are split between them, the report is the same.")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool,
-            verify_checksums: bool = False, zeek: bool = False) -> None:
+            verify_checksums: bool = False, zeek: bool = False, jobs: int = 1) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     Several files are merged in time order (e.g. captures from two interfaces).
@@ -62,20 +67,34 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     observers: list[ObserverFactory] = [ZeekObserver] if zeek or fmt == "zeek" else []
     options = Options(filter=filter_, msl_s=msl, linger_s=linger, max_flows=max_flows,
                       verify_checksums=verify_checksums, observers=observers)
-    analysis = Analysis(list(captures), options)
+    paths = list(captures)
+    # the bar counts bytes as the readers pull them (compressed bytes for gzip)
+    bar = ProgressBar(total_size(paths), enabled=not quiet)
+    meter, stats = ReadMeter(), SourceStats()
+    analysis = Analysis(paths, options, source=stats,
+                        frames=read_captures(paths, stats, meter) if bar.enabled else None)
+    warnings = analysis.source.warnings
     out: TextIO = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
         writer = writer_for(fmt, out)
+        if jobs > 1:
+            try:
+                report = parallel.analyze(paths, options, jobs, writer, bar.update)
+            finally:
+                bar.close()
+            warnings = report["warnings"]
+            return
         summary = Summary()
-        for record in analysis.records():
-            summary.add(record)
-            writer.write(record)
+        with bar.watch(lambda: (meter.bytes, stats.frames)):
+            for record in analysis.records():
+                summary.add(record)
+                writer.write(record)
         writer.finish(summary, analysis.source_report())
     finally:
         if out is not sys.stdout:
             out.close()
         if not quiet:
-            for warning in analysis.source.warnings:
+            for warning in warnings:
                 click.echo(f"tcptrace: warning: {warning}", err=True)
 
 

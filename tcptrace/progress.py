@@ -1,0 +1,89 @@
+"""A progress bar on stderr for long reads: bytes read of the capture files, packets/s.
+
+tqdm rather than rich: one small pure-Python dependency with no dependencies of its own,
+writes to any text stream (so tests render it into a StringIO), throttles its own redraws
+(`mininterval`) and can wait before it appears at all (`delay`): runs shorter than a second
+never show a bar. rich would bring a whole rendering stack (pygments, markdown-it) for one
+line of output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import TextIO
+
+from tqdm import tqdm
+
+DELAY_S = 1.0  # a bar appears only for runs longer than this
+REFRESH_S = 0.25  # at most four redraws per second
+
+
+def total_size(paths: list[str]) -> int:
+    """Bytes of all capture files (compressed size for gzip); unreadable ones count 0."""
+    total = 0
+    for path in paths:
+        with suppress(OSError):
+            total += os.path.getsize(path)
+    return total
+
+
+class ProgressBar:
+    """Bytes read of `total` bytes and packets per second, on `stream` (stderr).
+
+    Off unless `stream` is a terminal (or `force`): redirected stderr stays clean."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, *, enabled: bool = True,
+                 force: bool = False, delay_s: float = DELAY_S,
+                 refresh_s: float = REFRESH_S) -> None:
+        stream = sys.stderr if stream is None else stream
+        self.enabled = enabled and (force or _isatty(stream))
+        self._started = time.monotonic()
+        self._bar = tqdm(total=total, file=stream, disable=not self.enabled, unit="B",
+                         unit_scale=True, unit_divisor=1024, delay=delay_s,
+                         mininterval=refresh_s, leave=False, desc="reading",
+                         dynamic_ncols=True)
+
+    def update(self, bytes_read: int, packets: int) -> None:
+        """Bytes read so far and packets decoded so far (cumulative)."""
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._bar.set_postfix_str(f"{packets / elapsed:,.0f} pkt/s", refresh=False)
+        self._bar.update(max(0, bytes_read - self._bar.n))
+
+    def close(self) -> None:
+        self._bar.close()
+
+    @contextmanager
+    def watch(self, read: Callable[[], tuple[int, int]]) -> Iterator[None]:
+        """Poll `read` (bytes, packets) from a background thread while the body runs: the
+        reading loop itself never waits for the terminal."""
+        if not self.enabled:
+            yield
+            return
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(REFRESH_S):
+                self.update(*read())
+
+        thread = threading.Thread(target=poll, name="tcptrace-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self.close()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,70 @@
+"""The progress bar: off unless stderr is a terminal; bytes read counted by the sources."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CRAFTED, LINUX
+
+from tcptrace.progress import REFRESH_S, ProgressBar, total_size
+from tcptrace.sources import SourceStats, read_captures
+from tcptrace.sources.files import ReadMeter
+
+
+def test_off_when_the_stream_is_not_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(1000, stream, delay_s=0)
+    assert not bar.enabled
+    bar.update(500, 10)
+    with bar.watch(lambda: (1000, 20)):
+        pass
+    assert stream.getvalue() == ""
+
+
+def test_off_with_quiet_even_on_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(1000, stream, enabled=False, force=True, delay_s=0)
+    bar.update(500, 10)
+    bar.close()
+    assert not bar.enabled and stream.getvalue() == ""
+
+
+def test_renders_bytes_and_packet_rate_on_a_forced_terminal() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(4 << 20, stream, force=True, delay_s=0, refresh_s=0)
+    bar.update(2 << 20, 5000)
+    bar.close()
+    text = stream.getvalue()
+    assert "reading" in text and "50%" in text and "2.00M/4.00M" in text and "pkt/s" in text
+
+
+def test_watch_polls_in_the_background() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(100, stream, force=True, delay_s=0)
+    with bar.watch(lambda: (100, 1)):
+        time.sleep(REFRESH_S * 1.5)
+    assert "100%" in stream.getvalue()
+
+
+def test_cli_writes_no_bar_when_stderr_is_captured(capsys: pytest.CaptureFixture[str]) -> None:
+    from tcptrace.cli import main
+    with pytest.raises(SystemExit):
+        main(["analyze", str(CRAFTED / "port_reuse.pcap")])
+        raise SystemExit(0)
+    assert capsys.readouterr().err == ""
+
+
+def test_meter_counts_file_bytes(tmp_path: Path) -> None:
+    pcap = LINUX / "http_reuse.pcap"
+    packed = tmp_path / "http_reuse.pcap.gz"
+    packed.write_bytes(gzip.compress(pcap.read_bytes()))
+    for path in (pcap, packed):  # gzip: compressed bytes, what total_size adds up
+        meter = ReadMeter()
+        stats = SourceStats()
+        frames = sum(len(b) for b in read_captures([str(path)], stats, meter))
+        assert frames == stats.frames > 0
+        assert meter.bytes == total_size([str(path)]) == path.stat().st_size
