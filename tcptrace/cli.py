@@ -43,7 +43,7 @@ def cli() -> None:
               help='Analyze only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
 @click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
-@click.option("--linger", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--linger", type=click.FloatRange(min=0), default=0.5, show_default=True,
               help="Seconds (capture time) an ended connection still collects late segments "
                    "(later ones are counted as after_close).")
 @click.option("--max-flows", type=click.IntRange(min=1), default=1_000_000, show_default=True,

@@ -29,7 +29,7 @@ DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 
 class Options:
     filter: str | None = None
     msl_s: float = DEFAULT_MSL_S
-    linger_s: float = 1.0
+    linger_s: float = 0.5
     """Capture time a finished connection keeps receiving late segments before it is emitted."""
     max_flows: int = 1_000_000
     idle_timeout_s: float | None = None
