@@ -79,44 +79,39 @@ class Bytes:
 
     def window_scale(self, tcp_off: int, opt_cap: int) -> int | None:
         """The shift count of a SYN's window scale option (RFC 7323 section 2.2), or None."""
-        data, pos = self.data, tcp_off + 20
-        stop = pos + opt_cap
-        while pos < stop:
-            kind = data[pos]
-            if kind == 0:
-                return None
-            if kind == 1:
-                pos += 1
-                continue
-            length = data[pos + 1] if pos + 1 < stop else 0
-            if length < 2:
-                return None
-            if kind == 3 and length == 3 and pos + 3 <= stop:
-                return min(data[pos + 2], 14)  # RFC 7323: larger values are taken as 14
-            pos += length
-        return None
+        at = self._option(tcp_off, opt_cap, 3, 3)
+        return None if at is None else min(self.data[at + 2], 14)  # RFC 7323: at most 14
 
     def timestamps(self, tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
         """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
         data, pos = self.data, tcp_off + 20
-        stop = pos + opt_cap
         if opt_cap >= 12 and data[pos : pos + 4] == NOP_NOP_TS:  # Linux's layout after the SYN
-            return (int.from_bytes(data[pos + 4 : pos + 8], "big"),
-                    int.from_bytes(data[pos + 8 : pos + 12], "big"))
+            at: int | None = pos + 2
+        else:
+            at = self._option(tcp_off, opt_cap, 8, 10)
+        if at is None:
+            return None
+        return (int.from_bytes(data[at + 2 : at + 6], "big"),
+                int.from_bytes(data[at + 6 : at + 10], "big"))
+
+    def _option(self, tcp_off: int, opt_cap: int, kind: int, length: int) -> int | None:
+        """Where option `kind` of exactly `length` bytes starts, walking only the captured
+        option bytes (snaplen may cut them), or None."""
+        data, pos = self.data, tcp_off + 20
+        stop = pos + opt_cap
         while pos < stop:
-            kind = data[pos]
-            if kind == 0:
+            here = data[pos]
+            if here == 0:
                 return None
-            if kind == 1:
+            if here == 1:
                 pos += 1
                 continue
-            length = data[pos + 1] if pos + 1 < stop else 0
-            if length < 2:
+            size = data[pos + 1] if pos + 1 < stop else 0
+            if size < 2:
                 return None
-            if kind == 8 and length == 10 and pos + 10 <= stop:
-                return (int.from_bytes(data[pos + 2 : pos + 6], "big"),
-                        int.from_bytes(data[pos + 6 : pos + 10], "big"))
-            pos += length
+            if here == kind and size == length and pos + length <= stop:
+                return pos
+            pos += size
         return None
 
 

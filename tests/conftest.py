@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tcptrace.cli import main
 from tcptrace.engine import Analysis, Options
 from tcptrace.model import to_dict
 
@@ -41,3 +42,12 @@ def shared() -> Path:
     if not (SHARED / "corpus").is_dir():
         pytest.skip("../shared is not beside this checkout")
     return SHARED
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run `tcptrace ARGS` in-process: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err

@@ -8,21 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CRAFTED, LINUX
-
-from tcptrace.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+from conftest import CRAFTED, LINUX, run_cli
 
 
 def test_table_output_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "analyze", str(CRAFTED / "port_reuse.pcap"))
+    code, out, err = run_cli(capsys, "analyze", str(CRAFTED / "port_reuse.pcap"))
     assert code == 0 and err == ""
     assert out == (
         "id  client          server       outcome  rtt ms  setup ms  TW      RST  ka  reqs  pkts\n"
@@ -45,13 +35,13 @@ def test_table_output_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_table_fits_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "analyze", *map(str, sorted(LINUX.glob("*.pcap"))))
+    code, out, _ = run_cli(capsys, "analyze", *map(str, sorted(LINUX.glob("*.pcap"))))
     assert code == 0
     assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "analyze", "--format", "json",
+    code, out, _ = run_cli(capsys, "analyze", "--format", "json",
                          *map(str, sorted(LINUX.glob("*.pcap"))))
     assert code == 0
     doc = json.loads(out)
@@ -70,14 +60,14 @@ def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_jsonl_one_connection_per_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "refused_then_ok.pcap"))
+    code, out, _ = run_cli(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "refused_then_ok.pcap"))
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and sorted(r["id"] for r in lines) == [1, 2]
     assert {r["outcome"] for r in lines} == {"REFUSED", "CLOSED"}
 
 
 def test_csv_has_dotted_columns(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "analyze", "-f", "csv", str(LINUX / "half_close.pcap"))
+    code, out, _ = run_cli(capsys, "analyze", "-f", "csv", str(LINUX / "half_close.pcap"))
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == 1
     row = rows[0]
@@ -88,7 +78,7 @@ def test_csv_has_dotted_columns(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "out.json"
-    code, out, _ = run(capsys, "analyze", "-f", "json", "-o", str(target),
+    code, out, _ = run_cli(capsys, "analyze", "-f", "json", "-o", str(target),
                        str(LINUX / "client_close.pcap"))
     assert code == 0 and out == ""
     assert json.loads(target.read_text())["connections"][0]["close"]["time_wait"] == "client"
@@ -96,7 +86,7 @@ def test_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_filter_selects_connections(capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(p) for p in sorted(LINUX.glob("*.pcap"))]
-    code, out, _ = run(capsys, "analyze", "-f", "json", "--filter", "port 8081 or host fd77::2",
+    code, out, _ = run_cli(capsys, "analyze", "-f", "json", "--filter", "port 8081 or host fd77::2",
                        *files)
     doc = json.loads(out)
     assert code == 0
@@ -106,13 +96,13 @@ def test_filter_selects_connections(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_truncated_capture_warns_once_and_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "ref_truncated.pcap"))
+    code, out, err = run_cli(capsys, "analyze", "-f", "jsonl", str(CRAFTED / "ref_truncated.pcap"))
     assert code == 0 and len(out.splitlines()) == 1
     assert err.count("\n") == 1 and err.startswith("tcptrace: warning: truncated_record: ")
 
 
 def test_quiet_silences_warnings(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "analyze", "-q", str(CRAFTED / "ref_truncated.pcap"))
+    code, _, err = run_cli(capsys, "analyze", "-q", str(CRAFTED / "ref_truncated.pcap"))
     assert code == 0 and err == ""
 
 
@@ -130,7 +120,7 @@ def test_quiet_silences_warnings(capsys: pytest.CaptureFixture[str]) -> None:
 ])
 def test_unusable_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
                                                args: list[str], message: str) -> None:
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("tcptrace: error: ") and message in err
 
@@ -138,5 +128,5 @@ def test_unusable_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str
 def test_empty_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    code, _, err = run(capsys, "analyze", str(empty))
+    code, _, err = run_cli(capsys, "analyze", str(empty))
     assert code == 2 and err == f"tcptrace: error: {empty}: empty file\n"

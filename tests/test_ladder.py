@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import CRAFTED, LINUX
+from conftest import CRAFTED, LINUX, run_cli
 
 from tcptrace.analyzers.trace import (
     KEEPALIVE,
@@ -21,7 +21,7 @@ from tcptrace.analyzers.trace import (
     Trace,
     tracer_factory,
 )
-from tcptrace.cli import cli, main
+from tcptrace.cli import cli
 from tcptrace.engine import Analysis, Options
 from tcptrace.model import ConnectionRecord
 from tcptrace.report.ladder import render
@@ -112,19 +112,11 @@ def test_cli_select_by_id_and_by_client() -> None:
     assert "\x1b[" not in plain.output and "│" in plain.output
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
 def test_unknown_connection_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(LINUX / "refused.pcap")
-    code, out, err = run(capsys, "ladder", path, "--conn", "9")
+    code, out, err = run_cli(capsys, "ladder", path, "--conn", "9")
     assert (code, out, err) == (2, "", f"tcptrace: error: no connection 9 in {path}\n")
-    code, out, err = run(capsys, "ladder", path, "--client", "10.0.0.9:1")
+    code, out, err = run_cli(capsys, "ladder", path, "--client", "10.0.0.9:1")
     assert code == 2 and err.count("\n") == 1 and "no connection with client 10.0.0.9:1" in err
-    code, _, err = run(capsys, "ladder", path)
+    code, _, err = run_cli(capsys, "ladder", path)
     assert code == 2 and "exactly one of --conn ID or --client HOST:PORT" in err

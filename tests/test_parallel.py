@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CRAFTED, LINUX
+from conftest import CRAFTED, LINUX, run_cli
 
-from tcptrace.cli import main
 from tcptrace.decode import decode
 from tcptrace.engine import Analysis, Options
 from tcptrace.model import to_dict
@@ -28,14 +27,6 @@ from tcptrace.sources import SourceStats, read_captures
 CAPTURES = [str(p) for p in (*sorted(LINUX.glob("*.pcap")), *sorted(CRAFTED.glob("*.pcap*")))]
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
 @pytest.fixture(scope="module")
 def single() -> dict[str, tuple[str, str]]:
     """Single-process outputs (format -> stdout, stderr), computed once."""
@@ -46,7 +37,7 @@ def _single(capsys: pytest.CaptureFixture[str], cache: dict[str, tuple[str, str]
             fmt: str, *extra: str) -> tuple[str, str]:
     key = " ".join((fmt, *extra))
     if key not in cache:
-        code, out, err = run(capsys, "analyze", "--format", fmt, *extra, *CAPTURES)
+        code, out, err = run_cli(capsys, "analyze", "--format", fmt, *extra, *CAPTURES)
         assert code == 0
         cache[key] = (out, err)
     return cache[key]
@@ -58,7 +49,7 @@ def test_sorted_formats_are_byte_identical(capsys: pytest.CaptureFixture[str],
                                            single: dict[str, tuple[str, str]],
                                            fmt: str, jobs: int) -> None:
     expected = _single(capsys, single, fmt)
-    code, out, err = run(capsys, "analyze", "--format", fmt, "--jobs", str(jobs), *CAPTURES)
+    code, out, err = run_cli(capsys, "analyze", "--format", fmt, "--jobs", str(jobs), *CAPTURES)
     assert code == 0
     assert (out, err) == expected  # records, ids, summary, source report and warnings
 
@@ -67,7 +58,7 @@ def test_sorted_formats_are_byte_identical(capsys: pytest.CaptureFixture[str],
 def test_jsonl_has_the_same_lines(capsys: pytest.CaptureFixture[str],
                                   single: dict[str, tuple[str, str]], jobs: int) -> None:
     expected, _ = _single(capsys, single, "jsonl")
-    code, out, _ = run(capsys, "analyze", "--format", "jsonl", "-j", str(jobs), *CAPTURES)
+    code, out, _ = run_cli(capsys, "analyze", "--format", "jsonl", "-j", str(jobs), *CAPTURES)
     assert code == 0
 
     def by_id(text: str) -> list[str]:
@@ -78,7 +69,7 @@ def test_jsonl_has_the_same_lines(capsys: pytest.CaptureFixture[str],
 
 def test_port_reuse_keeps_previous_id(capsys: pytest.CaptureFixture[str]) -> None:
     # the reused 4-tuple is in one partition; another capture in front shifts its ids
-    code, out, _ = run(capsys, "analyze", "-f", "json", "-j", "2",
+    code, out, _ = run_cli(capsys, "analyze", "-f", "json", "-j", "2",
                        str(LINUX / "client_close.pcap"), str(CRAFTED / "port_reuse.pcap"))
     assert code == 0
     rows = {r["client"]["port"]: r for r in json.loads(out)["connections"]
@@ -96,7 +87,7 @@ def test_options_give_the_same_report(capsys: pytest.CaptureFixture[str],
                                       single: dict[str, tuple[str, str]],
                                       options: list[str]) -> None:
     expected = _single(capsys, single, "json", *options)
-    code, out, err = run(capsys, "analyze", "-f", "json", "-j", "2", *options, *CAPTURES)
+    code, out, err = run_cli(capsys, "analyze", "-f", "json", "-j", "2", *options, *CAPTURES)
     assert code == 0
     assert (out, err) == expected
 
@@ -104,7 +95,7 @@ def test_options_give_the_same_report(capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize("jobs", ["0", "-1", "two"])
 def test_unusable_jobs_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
                                               jobs: str) -> None:
-    code, out, err = run(capsys, "analyze", "--jobs", jobs, CAPTURES[0])
+    code, out, err = run_cli(capsys, "analyze", "--jobs", jobs, CAPTURES[0])
     assert code == 2 and out == ""
     assert err.startswith("tcptrace: error: ") and "--jobs" in err and err.count("\n") == 1
 
@@ -112,8 +103,8 @@ def test_unusable_jobs_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]
 def test_unreadable_file_fails_like_a_single_process_run(capsys: pytest.CaptureFixture[str],
                                                          tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.pcap")
-    assert run(capsys, "analyze", "-j", "2", missing) == run(capsys, "analyze", missing)
-    code, _, err = run(capsys, "analyze", "-j", "2", missing)
+    assert run_cli(capsys, "analyze", "-j", "2", missing) == run_cli(capsys, "analyze", missing)
+    code, _, err = run_cli(capsys, "analyze", "-j", "2", missing)
     assert code == 2 and err.count("\n") == 1
 
 
