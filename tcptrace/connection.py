@@ -476,7 +476,9 @@ class Connection:
         other = self.sides[first_fin.peer.value]
         assert closer.fin_ns is not None
         end = other.fin_ns if other.fin_ns is not None else other.last_ns
-        return HalfClose(first_fin.name, self.half.bytes_after, _ms(end - closer.fin_ns))
+        # capture order can put the peer's last segment a hair before the FIN it answers
+        return HalfClose(first_fin.name, self.half.bytes_after,
+                         _ms(max(0, end - closer.fin_ns)))
 
 
 def _changes(machine: EndpointMachine) -> list[StateChange]:

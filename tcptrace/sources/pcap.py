@@ -30,6 +30,9 @@ MAX_RECORD = 1 << 20
 # beyond this would let one damaged record header make the reader buffer the whole file.
 MAX_SNAPLEN = 16 << 20
 CHUNK = 8 << 20
+# Frames per batch: an 8 MiB chunk of 60-byte packets (a SYN flood) would be 140k frames,
+# and per-frame lists and numpy temporaries would then dominate memory.
+MAX_FRAMES = 32768
 
 
 def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch]:
@@ -48,17 +51,21 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
         buf = pending + chunk if pending else chunk
         if not buf:
             return
-        ts, off, cap, wire, end, damaged = _walk(buf, record, limit, ns_per_unit)
-        if off:
-            stats.frames += len(off)
-            yield FrameBatch(
-                data=np.frombuffer(buf, dtype=np.uint8),
-                ts_ns=np.array(ts, dtype=np.int64),
-                offset=np.array(off, dtype=np.int64),
-                caplen=np.array(cap, dtype=np.int64),
-                wirelen=np.array(wire, dtype=np.int64),
-                linktype=np.full(len(off), linktype, dtype=np.int64),
-            )
+        data = np.frombuffer(buf, dtype=np.uint8)
+        end, full, damaged = 0, True, False
+        while full and not damaged:  # at most MAX_FRAMES per batch: small packets stay cheap
+            ts, off, cap, wire, end, damaged, full = _walk(buf, end, record, limit,
+                                                           ns_per_unit)
+            if off:
+                stats.frames += len(off)
+                yield FrameBatch(
+                    data=data,
+                    ts_ns=np.array(ts, dtype=np.int64),
+                    offset=np.array(off, dtype=np.int64),
+                    caplen=np.array(cap, dtype=np.int64),
+                    wirelen=np.array(wire, dtype=np.int64),
+                    linktype=np.full(len(off), linktype, dtype=np.int64),
+                )
         if damaged:
             stats.skipped["corrupt_record"] += 1
             stats.warn_once(
@@ -81,20 +88,23 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
 
 
 def _walk(
-    buf: bytes, record: struct.Struct, limit: int, ns_per_unit: int
-) -> tuple[list[int], list[int], list[int], list[int], int, bool]:
-    """Find every complete record in `buf`: (ts, offset, caplen, wirelen, end, damaged)."""
+    buf: bytes, pos: int, record: struct.Struct, limit: int, ns_per_unit: int
+) -> tuple[list[int], list[int], list[int], list[int], int, bool, bool]:
+    """Complete records in `buf` from `pos`, at most MAX_FRAMES of them:
+    (ts, offset, caplen, wirelen, end, damaged, full) where `full` means the cap stopped
+    the walk and more complete records may follow."""
     unpack = record.unpack_from
     n = len(buf)
-    pos = 0
     ts: list[int] = []
     off: list[int] = []
     cap: list[int] = []
     wire: list[int] = []
     while pos + 16 <= n:
+        if len(off) >= MAX_FRAMES:
+            return ts, off, cap, wire, pos, False, True
         sec, frac, incl, orig = unpack(buf, pos)
         if incl > limit:
-            return ts, off, cap, wire, pos, True
+            return ts, off, cap, wire, pos, True, False
         if pos + 16 + incl > n:
             break
         ts.append(sec * 1_000_000_000 + frac * ns_per_unit)
@@ -102,4 +112,4 @@ def _walk(
         cap.append(incl)
         wire.append(orig)
         pos += 16 + incl
-    return ts, off, cap, wire, pos, False
+    return ts, off, cap, wire, pos, False, False
