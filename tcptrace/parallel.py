@@ -192,7 +192,7 @@ def _write(results: list[_Result], folder: str, options: Options, writer: Writer
                 row = orjson.loads(data)
                 row["id"], row["previous_id"] = new_id, previous or None
                 if isinstance(writer, JsonWriter):
-                    writer.records.append(row)
+                    writer.add_row(row)
                 else:  # exactly what JsonLinesWriter writes
                     out.write(orjson.dumps(row).decode() + "\n")
             else:
