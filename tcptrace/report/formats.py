@@ -11,6 +11,7 @@ import csv
 import json
 import tempfile
 import textwrap
+from abc import ABC, abstractmethod
 from array import array
 from typing import Any, TextIO
 
@@ -30,15 +31,17 @@ LEGEND = (
 )
 
 
-class Writer:
+class Writer(ABC):
+    """A report format: records one at a time, then the summary and the source report."""
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def write(self, record: ConnectionRecord) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def write(self, record: ConnectionRecord) -> None: ...
 
-    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def finish(self, summary: Summary, source: dict[str, Any]) -> None: ...
 
 
 class JsonLinesWriter(Writer):
@@ -226,5 +229,6 @@ def writer_for(name: str, out: TextIO) -> Writer:
     if name == "zeek":  # report/zeek.py builds on Writer: imported here, not at the top
         from tcptrace.report.zeek import ZeekWriter
         return ZeekWriter(out)
-    return {"table": TableWriter, "json": JsonWriter, "jsonl": JsonLinesWriter,
-            "csv": CsvWriter}[name](out)
+    writers: dict[str, type[Writer]] = {"table": TableWriter, "json": JsonWriter,
+                                         "jsonl": JsonLinesWriter, "csv": CsvWriter}
+    return writers[name](out)
