@@ -51,3 +51,20 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         raise SystemExit(0)
     out, err = capsys.readouterr()
     return int(exit_info.value.code or 0), out, err
+
+
+class Allowlist:
+    """Documented differences from a peer tool, keyed (trace, connection, field); "*" in the
+    connection or field position matches any. The corpus tests fail on any other difference,
+    and on an entry that no longer matches anything (a stale entry hides nothing)."""
+
+    def __init__(self, entries: dict[tuple[str, str, str], str]) -> None:
+        self.entries = entries
+
+    def covers(self, trace: str, connection: str, field: str) -> bool:
+        return any(t == trace and c in ("*", connection) and f in ("*", field)
+                   for t, c, f in self.entries)
+
+    def stale(self, seen: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        return [(t, c, f) for t, c, f in self.entries if not any(
+            t == s_t and c in ("*", s_c) and f in ("*", s_f) for s_t, s_c, s_f in seen)]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Allowlist
 
 from tcptrace.analyzers.zeek import ZeekObserver
 from tcptrace.connection import Connection, Role
@@ -239,8 +240,11 @@ def comparison() -> dict[str, Any]:
     return {"tally": tally, "differences": differences}
 
 
+ALLOWLIST = Allowlist(KNOWN)
+
+
 def known(tid: str, name: str, field: str) -> bool:
-    return (tid, name, field) in KNOWN or (tid, "*", field) in KNOWN or (tid, "*", "*") in KNOWN
+    return ALLOWLIST.covers(tid, name, field)
 
 
 def report(result: dict[str, Any]) -> str:
@@ -270,8 +274,6 @@ def test_suricata_corpus_agreement() -> None:
 
 def test_known_differences_still_occur() -> None:
     """Each allowlist entry names a difference that still exists (no stale entries)."""
-    seen = {(t, n, f) for t, n, f, _, _ in comparison()["differences"]}
-    stale = [k for k in KNOWN if k not in seen and not any(
-        t == k[0] and (k[1] == "*" or n == k[1]) and (k[2] == "*" or f == k[2])
-        for t, n, f in seen)]
+    seen = {(a, n, f) for a, n, f, _, _ in comparison()["differences"]}
+    stale = ALLOWLIST.stale(seen)
     assert not stale, stale

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Allowlist
 
 from tcptrace.analyzers.zeek import DEFAULT_SERVER_PORTS, LIKELY_SERVER_PORTS, ZeekObserver
 from tcptrace.engine import Analysis, Options
@@ -169,8 +170,11 @@ def comparison() -> dict[str, Any]:
     return {"tally": tally, "differences": differences, "skipped": skipped}
 
 
+ALLOWLIST = Allowlist(KNOWN)
+
+
 def known(eid: str, name: str, field: str) -> bool:
-    return (eid, name, field) in KNOWN or (eid, "*", field) in KNOWN or (eid, "*", "*") in KNOWN
+    return ALLOWLIST.covers(eid, name, field)
 
 
 def report(result: dict[str, Any]) -> str:
@@ -200,8 +204,6 @@ def test_zeek_corpus_agreement() -> None:
 
 def test_known_differences_still_occur() -> None:
     """Each allowlist entry names a difference that still exists (no stale entries)."""
-    seen = {(e, n, f) for e, n, f, _, _ in comparison()["differences"]}
-    stale = [k for k in KNOWN if k not in seen and not any(
-        (e == k[0] and (k[1] == "*" or n == k[1]) and (k[2] == "*" or f == k[2]))
-        for e, n, f in seen)]
+    seen = {(a, n, f) for a, n, f, _, _ in comparison()["differences"]}
+    stale = ALLOWLIST.stale(seen)
     assert not stale, stale
