@@ -95,3 +95,14 @@ def test_server_speaking_first_is_not_http() -> None:
 def test_word_that_is_not_a_request_line_is_not_http() -> None:
     t = feed(AppTracker(), [(True, 0, b"PING\n"), (False, 1, b"PONG\n")])
     assert t.result().protocol is None and t.result().requests == 1
+
+
+def test_framing_headers_take_the_last_exact_name_in_any_case() -> None:
+    from tcptrace.analyzers.reuse import framing_headers
+
+    head = (b"HTTP/1.1 200 OK\r\nContent-Length-Hint: 9\r\ncontent-length: 5\r\n"
+            b"X-Note: content-length: 7\r\nCONTENT-LENGTH : 6\r\nTransfer-Encoding: gzip, chunked")
+    assert framing_headers(head) == {b"content-length": b"6",
+                                     b"transfer-encoding": b"gzip, chunked"}
+    assert framing_headers(b"GET / HTTP/1.1") == {}
+    assert framing_headers(b"Content-Length: 3\r\nHost: x") == {}  # the start line is no header

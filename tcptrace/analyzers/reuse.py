@@ -28,7 +28,7 @@ REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method not yet followed
 REQUEST_LINE = re.compile(rb"([A-Z][A-Z_-]{1,19}) [^ \r\n]+ HTTP/1\.([01])\r?$")
 STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
 HEAD_END = re.compile(rb"\r?\n\r?\n")
-FRAMING_INITIALS = (b"c", b"C", b"t", b"T")  # content-length, transfer-encoding
+FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 class Phase(Enum):
@@ -155,14 +155,10 @@ class HttpDirection:
                 self.phase = Phase.CHUNK_SIZE
 
     def _head(self, ts_ns: int, head: bytes) -> None:
-        lines = head.split(b"\n")
-        headers: dict[bytes, bytes] = {}
-        for raw in lines[1:]:
-            if raw[:1] in FRAMING_INITIALS:  # only the headers that decide body framing
-                name, _, value = raw.partition(b":")
-                headers[name.strip().lower()] = value.strip()
-        lines[0] = lines[0].rstrip(b"\r")
-        framing = self.owner.http_message(self.is_request, Message(self.start_ns, lines[0],
+        eol = head.find(b"\n")
+        first = (head if eol < 0 else head[:eol]).rstrip(b"\r")
+        headers = framing_headers(head)
+        framing = self.owner.http_message(self.is_request, Message(self.start_ns, first,
                                                                    headers))
         if framing == "none":
             self._end(ts_ns)
@@ -199,6 +195,25 @@ class HttpDirection:
     def _end(self, ts_ns: int) -> None:
         self.phase = Phase.HEAD
         self.owner.http_end(self.is_request, ts_ns)
+
+
+def framing_headers(head: bytes) -> dict[bytes, bytes]:
+    """The last Content-Length and Transfer-Encoding of a head, by lower-case name: the only
+    headers that decide body framing (RFC 9112 section 6). Found with two reverse searches
+    instead of splitting every head into lines: heads are parsed by the hundred thousand."""
+    lower = head.lower()
+    found: dict[bytes, bytes] = {}
+    for name in FRAMING_HEADERS:
+        needle = b"\n" + name
+        at = lower.rfind(needle)
+        while at >= 0:
+            stop = lower.find(b"\n", at + 1)
+            key, colon, value = head[at + 1 : stop if stop >= 0 else len(head)].partition(b":")
+            if colon and key.strip().lower() == name:  # not e.g. "Content-Length-Hint"
+                found[name] = value.strip()
+                break
+            at = lower.rfind(needle, 0, at)
+    return found
 
 
 def body_framing(headers: dict[bytes, bytes]) -> str:
