@@ -30,7 +30,6 @@ from tcptrace.model import (
     ConnectionRecord,
     Endpoint,
     HalfClose,
-    Handshake,
     Keepalive,
     PerSide,
     Role,
@@ -337,7 +336,7 @@ class Connection:
                 peer.keepalive.awaiting_ack_at = None
         if plen:
             if not probe:
-                me.keepalive.last_probe_ns = None  # ordinary traffic ends a run of probes
+                me.keepalive.activity()
             me.opened = True
             me.stream.segment(ts_ns, (seq + 1) & MASK if syn else seq, plen, data, payload_off,
                               payload_cap)
@@ -437,7 +436,7 @@ class Connection:
                 rst.kind if rst else None, bool(self.handshake.synacks),
                 bool(self.handshake.syns),
             ).name,
-            handshake=self._handshake(),
+            handshake=self.handshake.result(),
             close=Close(
                 initiator=close_analysis.initiator(machines),
                 time_wait=close_analysis.time_wait(machines),
@@ -464,9 +463,6 @@ class Connection:
             anomalies=PerSide(client.machine.anomalies, server.machine.anomalies),
             extra={observer.name: observer.result(self) for observer in self.observers},
         )
-
-    def _handshake(self) -> Handshake:
-        return self.handshake.result()
 
     def _half_close(self) -> HalfClose | None:
         first_fin = self.half.first_fin

@@ -268,7 +268,7 @@ def test_suricata_corpus_agreement() -> None:
     result = comparison()
     print()
     print(report(result))
-    unexpected = [d for d in result["differences"] if not known(d[0], d[1], d[2])]
+    unexpected = ALLOWLIST.unexpected(result["differences"])
     assert not unexpected, "\n".join(map(str, unexpected))
 
 
