@@ -344,10 +344,12 @@ class Connection:
         end = (seq + plen + 1) & MASK if syn else (seq + plen) & MASK
         if fin:
             if me.fin_seq is None:
-                me.fin_seq, me.fin_ns = end, ts_ns
-                if self.half.first_fin is None:
-                    self.half.first_fin = role
-                machine.apply(Event.SND_FIN, ts_ns)
+                # A FIN the sender's state cannot send (from SYN_SENT, say) is an anomaly,
+                # counted by the machine: it is not this side's close, and nothing acks it.
+                if machine.apply(Event.SND_FIN, ts_ns):
+                    me.fin_seq, me.fin_ns = end, ts_ns
+                    if self.half.first_fin is None:
+                        self.half.first_fin = role
             elif me.fin_seq == end:
                 me.fin_retransmits += 1
             end = (end + 1) & MASK

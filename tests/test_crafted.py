@@ -191,3 +191,32 @@ def test_truncated_file_keeps_what_was_read() -> None:
     assert source["warnings"] == [
         f"truncated_record: {CRAFTED / 'ref_truncated.pcap'}: file ends inside a record at "
         "byte 704 (49 bytes dropped); the capture was probably cut short"]
+
+
+def test_fin_sent_in_syn_sent_is_an_anomaly_not_the_close(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Zeek's fin_retransmission trace: the client sends a FIN (no ACK) before the SYN/ACK
+    arrives, then FIN/ACK once established. The first FIN cannot be sent from SYN_SENT: it is
+    counted as an anomaly, so the SYN/ACK (ack = ISN + 1) acknowledges the SYN, not a FIN,
+    and the FIN/ACK from ESTABLISHED is the client's close."""
+    from test_robustness import ACK, FIN, RST, SYN, frame, pcap
+
+    c = {"src": "10.0.0.1", "dst": "10.0.0.2", "sport": 40000, "dport": 80}
+    s = {"src": "10.0.0.2", "dst": "10.0.0.1", "sport": 80, "dport": 40000}
+    path = tmp_path / "fin_in_syn_sent.pcap"
+    path.write_bytes(pcap([
+        frame(**c, seq=1000, flags=SYN),
+        frame(**c, seq=1000, flags=FIN),
+        frame(**s, seq=5000, ack=1001, flags=SYN | ACK),
+        frame(**c, seq=1000, ack=5001, flags=FIN | ACK),
+        frame(**s, seq=5001, flags=RST),
+    ]))
+    r = one(path)
+    assert [state for _, state in states(r, "client")] == [
+        "SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "CLOSED"]
+    assert [state for _, state in states(r, "server")] == ["SYN_RCVD", "ESTABLISHED", "CLOSED"]
+    assert r["anomalies"] == {"client": 1, "server": 0}
+    assert r["close"]["initiator"] == "client" and r["close"]["fin_ts"]["client"] == r[
+        "first_ts"] + 3
+    assert r["outcome"] == "RESET"
+    assert (r["rst"]["sender"], r["rst"]["state"], r["rst"]["kind"]) == (
+        "server", "ESTABLISHED", "ABORT")
