@@ -93,6 +93,7 @@ def run(capture: LiveCapture, options: Options, fmt: str, out: TextIO, quiet: bo
     analysis = Analysis(paths=[], options=options, source=capture.source,
                         frames=capture.batches())
     writer: Writer = StreamTableWriter(out) if fmt == "table" else writer_for(fmt, out)
+    writer.flush_each = True
     summary = Summary()
     status = StatusLine(analysis, summary) if not quiet and sys.stderr.isatty() else None
     if status is not None:
