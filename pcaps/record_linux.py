@@ -72,6 +72,7 @@ MAC_CLI, MAC_SRV = "02:77:00:00:00:01", "02:77:00:00:00:02"
 CLI4, SRV4 = "10.77.0.1", "10.77.0.2"
 CLI6, SRV6 = "fd77::1", "fd77::2"
 PORT = 8080
+DOWNLOAD_BYTES = 200_000
 REFUSED_PORT = 8081
 
 
@@ -296,7 +297,8 @@ class Http11Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = f"You asked for {self.path}\n".encode()
+        body = (b"0123456789abcdef" * (DOWNLOAD_BYTES // 16) if self.path == "/big"
+                else f"You asked for {self.path}\n".encode())
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -322,6 +324,18 @@ def read_http_response(s: socket.socket, buf: bytearray) -> bytes:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     return recv_exact(s, buf, length)
+
+
+def cli_download(a: RoleArgs) -> None:
+    s = connect(a.addr)
+    buf = bytearray()
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(read_http_response(s, buf)) == DOWNLOAD_BYTES
+    s.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    read_http_response(s, buf)
+    assert drain_to_eof(s) == 0 and not buf
+    s.close()
+    time.sleep(0.3)
 
 
 def cli_http11(a: RoleArgs) -> None:
@@ -407,6 +421,7 @@ ROLES: dict[str, Callable[[RoleArgs], None]] = {
     "cli_keepalive": cli_keepalive,
     "srv_http11": srv_http11,
     "cli_http11": cli_http11,
+    "cli_download": cli_download,
     "srv_midstream": srv_midstream,
     "cli_midstream": cli_midstream,
 }
@@ -558,6 +573,9 @@ class Scenario:
     linktype: str | None = None
     deadline_in: float = 0.0  # >0: pass an absolute close deadline to both sides
     midstream: bool = False
+    folder: str = "linux"
+    """Where under pcaps/ the capture goes: `linux` holds the small life-cycle scenarios
+    the tests analyze as one set; bigger ones live beside it."""
 
 
 class Lab:
@@ -660,7 +678,8 @@ def stop_capture(cap: Proc) -> None:
 
 
 def record(sc: Scenario) -> None:
-    out = OUT_DIR / f"{sc.name}.pcap"
+    out = SCRIPT.parent / sc.folder / f"{sc.name}.pcap"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     srv_addr = SRV6 if sc.ipv6 else SRV4
     log(f"=== {sc.name} ===")
@@ -724,6 +743,10 @@ SCENARIOS: list[Scenario] = [
              "segments, TCP_NODELAY), /three with Connection: close; ~200 ms idle between; "
              "server closes first; direct veth, captured on client side.",
              "srv_http11", "cli_http11"),
+    Scenario("download", "http.server HTTP/1.1: GET /big (200,000-byte body, ~140 full "
+             "segments: the bulk path's steady runs), then GET /after with Connection: "
+             "close on the same connection; server closes first; direct veth, captured on "
+             "client side.", "srv_http11", "cli_download", folder="transfer"),
     Scenario("syn_retransmit", "First SYN dropped by the forwarder (0 delay), SYN "
              "retransmitted ~1 s later; PING/PONG, client closes first; captured on "
              "client side (before the forwarder).", "srv_ping_pong", "cli_ping_close",
@@ -777,7 +800,8 @@ def write_readme() -> None:
         "a middle namespace (netem unavailable).",
         "",
     ]
-    lines += [f"- `{sc.name}.pcap`: {sc.description}" for sc in SCENARIOS]
+    lines += [f"- `{sc.name}.pcap`: {sc.description}" if sc.folder == "linux" else
+              f"- `../{sc.folder}/{sc.name}.pcap`: {sc.description}" for sc in SCENARIOS]
     lines += ["", "## Notes", ""] + [f"- {note}" for note in README_NOTES]
     (OUT_DIR / "README.md").write_text("\n".join(lines) + "\n")
 

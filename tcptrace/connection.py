@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from tcptrace.analyzers import close as close_analysis
 from tcptrace.analyzers.handshake import HandshakeAnalyzer
 from tcptrace.analyzers.keepalive import KeepaliveSide
-from tcptrace.analyzers.reuse import AppTracker
+from tcptrace.analyzers.reuse import AppTracker, Phase
 from tcptrace.analyzers.rst import rst_kind
 from tcptrace.decode import ACK, FIN, RST, SYN
 from tcptrace.model import (
@@ -40,6 +40,7 @@ from tcptrace.model import (
 from tcptrace.reassembly import Stream
 from tcptrace.seqnum import seq_add, seq_diff
 from tcptrace.states import SYNCHRONIZED, EndpointMachine, Event, TcpState
+from tcptrace.steady import Runs
 
 NS = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -364,6 +365,72 @@ class Connection:
         ):
             # simultaneous open completes with the segment that synchronizes the second side
             self.handshake.completed(ts_ns, data.timestamps(tcp_off, opt_cap))
+
+    def account(self, runs: Runs, lo: int, hi: int, client_side: int) -> int:
+        """Take the plain segments at flow positions lo..hi-1 (see tcptrace.steady) in one
+        step, exactly as `segment` would one by one, if this connection is in the steady
+        state the run assumes. Returns how many were taken from `lo` (0: none, the caller
+        sends `lo` through `segment`).
+
+        Steady: both handshake halves acknowledged, no FIN, no RST, no receive event
+        waiting, no out-of-order bytes held, no keep-alive probe awaiting its answer,
+        each side's SND.NXT where the run continues from, and, for data, the same speaker
+        as before and an HTTP parser skipping a body that is longer than the run's data.
+        """
+        client, server = self.sides
+        handshake = self.handshake
+        if self.observers or (handshake.simultaneous_open and handshake.completing_ack is None):
+            return 0
+        for side in self.sides:
+            if side.inbox or not side.acked_peer_syn or side.fin_seq is not None or \
+                    side.keepalive.awaiting_ack_at is not None or side.stream.pending:
+                return 0
+        stretch = runs.stretch(lo, hi)
+        at_client, at_server = stretch.expected[client_side], stretch.expected[1 - client_side]
+        if client.nxt != at_client or client.stream.next_seq != at_client or \
+                server.nxt != at_server or server.stream.next_seq != at_server:
+            return 0
+        parser = None
+        if stretch.data_side >= 0:
+            speaks_client = stretch.data_side == client_side
+            app = self.app
+            if app.last_role != (0 if speaks_client else 1) or app.http is None:
+                return 0
+            if app.http:
+                parser = app.request_parser if speaks_client else app.response_parser
+                phase = parser.phase
+                if phase is Phase.BODY or phase is Phase.CHUNK_DATA:
+                    if stretch.data_bytes >= parser.remaining:
+                        # stop before the segment that completes the body: it ends a message
+                        hi = runs.cut(lo, hi, parser.remaining)
+                        if hi <= lo:
+                            return 0
+                        stretch = runs.stretch(lo, hi)
+                elif phase is Phase.UNTIL_CLOSE:
+                    parser = None
+                else:
+                    return 0
+        for canonical in (0, 1):
+            sent = stretch.packets[canonical]
+            if sent:
+                side = self.sides[canonical ^ client_side]
+                side.packets += sent
+                side.last_ns = stretch.last_ns[canonical]
+                side.window = stretch.window[canonical]
+                side.nxt = side.stream.next_seq = stretch.end[canonical]
+        if stretch.data_side >= 0:
+            amount = stretch.data_bytes
+            talker = self.sides[stretch.data_side ^ client_side]
+            talker.bytes += amount
+            talker.stream.delivered += amount
+            talker.opened = True
+            talker.keepalive.last_probe_ns = None
+            if talker is server:
+                self.app.last_server_ns = stretch.data_last_ns
+            if parser is not None:
+                parser.remaining -= amount
+        self.last_ns = stretch.last_ns_any
+        return hi - lo
 
     def _deliver(self, to: Side, event: Event, ts_ns: int, syn: int, data: Bytes, tcp_off: int,
                  opt_cap: int) -> None:

@@ -36,6 +36,9 @@ class Options:
     observers: list[ObserverFactory] = field(default_factory=list)
     """Optional per-connection analyses (see connection.SegmentObserver), e.g.
     `tcptrace.analyzers.zeek.ZeekObserver`."""
+    steady_runs: bool = True
+    """Account steady runs of plain segments in bulk (tcptrace.steady). False sends every
+    segment through the per-segment path: the reference the fast path is tested against."""
     verify_checksums: bool = False
     """Leave segments with a bad TCP or IPv4 header checksum out (counted in
     skipped["bad_checksum"]; the Zeek observer still writes their `C`/`c` letter)."""
@@ -59,7 +62,7 @@ class Analysis:
         self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows,
                                tombstone_s=2 * self.options.msl_s,
                                idle_timeout_s=self.options.idle_timeout_s,
-                               observers=self._observers())
+                               observers=self._observers(), bulk=self.options.steady_runs)
 
     def _observers(self) -> list[ObserverFactory]:
         self.ledger = ChecksumLedger() if self.options.verify_checksums else None

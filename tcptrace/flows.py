@@ -11,16 +11,20 @@ are evicted (emitted as they are) and counted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
+import numpy.typing as npt
 
 from tcptrace.connection import Bytes, Connection, ObserverFactory
 from tcptrace.decode import ACK, SYN, SegmentBatch
 from tcptrace.model import Endpoint, Role, RoleRule
+from tcptrace.steady import MIN_RUN, Runs, plan
 
 NS = 1_000_000_000
 WELL_KNOWN = 1024
@@ -37,6 +41,9 @@ class FlowTableStats:
     port_reuse: int = 0
     after_close: int = 0
     """Segments that arrived after their connection was emitted (late duplicates)."""
+    steady_segments: int = 0
+    """Segments accounted in bulk as part of a steady run (not in the report: the records
+    are the same either way)."""
 
 
 @dataclass(slots=True)
@@ -71,6 +78,10 @@ class FlowTable:
     tombstones: dict[int, int] = field(default_factory=dict)
     """hash(4-tuple key) -> id of the connection last emitted on it. A 64-bit hash instead of
     the 40-byte key, and two deques of ints instead of tuples: ~150 bytes a tombstone."""
+    bulk: bool = True
+    """Account steady runs in bulk (tcptrace.steady); False sends every segment through
+    `Connection.segment` (the reference path the bulk one is compared against)."""
+    _batch: tuple[SegmentBatch, npt.NDArray[np.int64], npt.NDArray[np.int64], Runs] | None = None
     _tombstone_ns: deque[int] = field(default_factory=deque)
     _tombstone_keys: deque[int] = field(default_factory=deque)
     _swept_ns: int = 0
@@ -98,32 +109,99 @@ class FlowTable:
         if seg.data is not self._bytes_of:  # slices of one read chunk share its buffer
             self._bytes_of = seg.data
             self._bytes.data = seg.data.tobytes()
-        direction = (~src_first).astype(np.int64).tolist()
-        columns = zip(
-            inverse.tolist(), direction, seg.ts_ns.tolist(), seg.flags.tolist(), seg.seq.tolist(),
-            seg.ack.tolist(), seg.window.tolist(), seg.payload_len.tolist(),
-            seg.payload_off.tolist(), seg.payload_cap.tolist(), seg.tcp_off.tolist(),
-            seg.opt_cap.tolist(), seg.ip_len.tolist(),
-            (seg.ordinal if seg.ordinal is not None else np.arange(n)).tolist(), strict=True,
-        )
+        direction = (~src_first).astype(np.int64)
+        ordinal = seg.ordinal if seg.ordinal is not None else np.arange(n)
+        # Steady runs (tcptrace.steady) are accounted in bulk, unless observers want every
+        # segment or this batch could evict (eviction compares the flows' last activity).
+        if self.bulk and not self.observers and \
+                len(self.slots) + len(slots) <= self.max_flows + CAP_SLACK:
+            runs = plan(seg, inverse, direction,
+                        np.array([slot.conn is None for slot in slots], dtype=bool))
+            picked = runs.slow
+            self._batch = (seg, direction, ordinal, runs)
+            cursor = runs.start
+            positions: Iterable[int] = runs.slow_position
+            columns = zip(
+                inverse[picked].tolist(), direction[picked].tolist(), seg.ts_ns[picked].tolist(),
+                seg.flags[picked].tolist(), seg.seq[picked].tolist(), seg.ack[picked].tolist(),
+                seg.window[picked].tolist(), seg.payload_len[picked].tolist(),
+                seg.payload_off[picked].tolist(), seg.payload_cap[picked].tolist(),
+                seg.tcp_off[picked].tolist(), seg.opt_cap[picked].tolist(),
+                seg.ip_len[picked].tolist(), ordinal[picked].tolist(), positions, strict=True,
+            )
+        else:
+            runs = None
+            cursor = [0] * len(slots)
+            positions = repeat(-1, n)  # no runs: the cursor check below never fires
+            columns = zip(
+                inverse.tolist(), direction.tolist(), seg.ts_ns.tolist(), seg.flags.tolist(),
+                seg.seq.tolist(), seg.ack.tolist(), seg.window.tolist(),
+                seg.payload_len.tolist(), seg.payload_off.tolist(), seg.payload_cap.tolist(),
+                seg.tcp_off.tolist(), seg.opt_cap.tolist(), seg.ip_len.tolist(),
+                ordinal.tolist(), positions, strict=True,
+            )
         data = self._bytes
-        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen, order \
-                in columns:
+        for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen, order, \
+                at in columns:
             slot = slots[slot_i]
+            if cursor[slot_i] < at:  # this flow's steady run before this segment comes first
+                self._run(slot, cursor[slot_i], at)
+            cursor[slot_i] = at + 1
             conn = slot.conn
-            if flags & SYN and not flags & ACK:
-                if conn is None or conn.accepts_new_syn(ROLES[side ^ slot.client_side], sq):
-                    conn = self._open(slot, side, ts, RoleRule.syn, flags, ak, order)
-            elif conn is None:
-                if self.tombstones and hash(slot.key) in self.tombstones:  # late segment
-                    self.stats.after_close += 1
+            if conn is None or (flags & SYN and not flags & ACK):
+                conn = self._connection_for(slot, side, ts, flags, sq, ak, order)
+                if conn is None:
                     continue
-                rule = RoleRule.synack if flags & SYN else RoleRule.port
-                conn = self._open(slot, side, ts, rule, flags, ak, order)
-            role = ROLES[side ^ slot.client_side]
-            conn.segment(role, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, data, iplen)
+            conn.segment(ROLES[side ^ slot.client_side], ts, flags, sq, ak, win, plen, poff,
+                         pcap, toff, ocap, data, iplen)
+        if runs is not None:
+            for slot_i, (at, stop) in enumerate(zip(cursor, runs.stop, strict=True)):
+                if at < stop:
+                    self._run(slots[slot_i], at, stop)
+            self._batch = None
         self.now_ns = max(self.now_ns, int(seg.ts_ns.max()))
         self._sweep()
+
+    def _connection_for(self, slot: _Slot, side: int, ts: int, flags: int, seq: int, ack: int,
+                        ordinal: int) -> Connection | None:
+        """The connection a segment belongs to, opening one if it starts one (a SYN, or the
+        first segment of a flow the capture joined late); None for a late duplicate."""
+        conn = slot.conn
+        if flags & SYN and not flags & ACK:
+            if conn is None or conn.accepts_new_syn(ROLES[side ^ slot.client_side], seq):
+                conn = self._open(slot, side, ts, RoleRule.syn, flags, ack, ordinal)
+        elif conn is None:
+            if self.tombstones and hash(slot.key) in self.tombstones:
+                self.stats.after_close += 1
+                return None
+            rule = RoleRule.synack if flags & SYN else RoleRule.port
+            conn = self._open(slot, side, ts, rule, flags, ack, ordinal)
+        return conn
+
+    def _run(self, slot: _Slot, lo: int, hi: int) -> None:
+        """A flow's segments at flow positions lo..hi-1 of the current batch: in bulk as far
+        as the connection allows, the rest one by one."""
+        assert self._batch is not None
+        seg, direction, ordinal, runs = self._batch
+        while lo < hi:
+            conn = slot.conn
+            if conn is not None and hi - lo >= MIN_RUN:
+                taken = conn.account(runs, lo, hi, slot.client_side)
+                self.stats.steady_segments += taken
+                lo += taken
+                if lo >= hi:
+                    return
+            i = runs.order.item(lo)
+            side, ts, flags = direction.item(i), seg.ts_ns.item(i), seg.flags.item(i)
+            seq, ack = seg.seq.item(i), seg.ack.item(i)
+            conn = self._connection_for(slot, side, ts, flags, seq, ack, ordinal.item(i))
+            if conn is not None:
+                conn.segment(ROLES[side ^ slot.client_side], ts, flags, seq, ack,
+                             seg.window.item(i), seg.payload_len.item(i),
+                             seg.payload_off.item(i), seg.payload_cap.item(i),
+                             seg.tcp_off.item(i), seg.opt_cap.item(i), self._bytes,
+                             seg.ip_len.item(i))
+            lo += 1
 
     def _slot(self, key: bytes) -> _Slot:
         """The table's slot for `key`, or a new one that joins the table when a connection
@@ -244,11 +322,17 @@ class FlowTable:
         self.slots.clear()
 
 
-def _endpoint(hi: np.uint64, lo: np.uint64, port: int) -> Endpoint:
-    value = (int(hi) << 64) | int(lo)
+@functools.lru_cache(maxsize=1 << 16)
+def _address(value: int) -> str:
+    """The text of an address key (IPv4 is kept IPv4-mapped): cached, since a capture has
+    far fewer addresses than flows and `ipaddress` costs microseconds per call."""
     address = ipaddress.IPv6Address(value)
     mapped = address.ipv4_mapped
-    return Endpoint(str(mapped if mapped is not None else address), port)
+    return str(mapped if mapped is not None else address)
+
+
+def _endpoint(hi: np.uint64, lo: np.uint64, port: int) -> Endpoint:
+    return Endpoint(_address((int(hi) << 64) | int(lo)), port)
 
 
 def _client_by_port(endpoints: tuple[Endpoint, Endpoint]) -> int:

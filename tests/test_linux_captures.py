@@ -7,7 +7,7 @@ connection's first packet.
 
 from __future__ import annotations
 
-from conftest import LINUX, analyze, one, states
+from conftest import LINUX, PCAPS, analyze, one, states
 
 NORMAL_OPEN_NO_LOSS = {"syn_retransmits": 0, "synack_retransmits": 0, "matched_by": "timestamps",
                        "ambiguity": None, "simultaneous_open": False, "complete": True}
@@ -128,6 +128,19 @@ def test_http11_reuse_counts_split_request_once() -> None:
                           "idle_gaps_ms": [200.194, 200.189]}
     assert r["close"]["initiator"] == r["close"]["time_wait"] == "server"
     assert r["bytes"] == {"client": 111, "server": 473}
+
+
+def test_download_then_second_request() -> None:
+    r = one(PCAPS / "transfer" / "download.pcap")
+    # 200,000-byte body in 139 segments, then GET /after (Connection: close); checked with
+    # tshark: 119 client / 145 server segments carrying 81 / 200,301 payload bytes
+    assert r["packets"] == {"client": 119, "server": 145}
+    assert r["bytes"] == {"client": 81, "server": 200301}
+    assert r["unique_bytes"] == r["bytes"]
+    assert r["reuse"] == {"protocol": "http/1.1", "requests": 2, "responses": 2,
+                          "idle_gaps_ms": [0.658]}
+    assert r["close"]["initiator"] == r["close"]["time_wait"] == "server"
+    assert r["final_state"] == {"client": "CLOSED", "server": "TIME_WAIT"}
 
 
 def test_syn_retransmission_setup_includes_rto_rtt_does_not() -> None:
