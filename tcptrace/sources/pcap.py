@@ -2,8 +2,9 @@
 
 Format: https://www.tcpdump.org/manpages/pcap-savefile.5.html. A 24-byte file
 header, then records of a 16-byte header (ts_sec, ts_frac, incl_len, orig_len)
-and incl_len bytes of frame. The record walk is a tight loop over headers only;
-the frames themselves are never copied out of the chunk.
+and incl_len bytes of frame. The record walk is a tight loop that reads only each
+incl_len (where the next record starts); the header fields are then gathered with
+numpy, and the frames themselves are never copied out of the chunk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from tcptrace.errors import CaptureError
 from tcptrace.sources.batch import FrameBatch, SourceStats
@@ -42,7 +44,7 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
     endian, ns_per_unit = MAGICS[header[:4]]
     snaplen, linktype = struct.unpack(endian + "II", header[16:24])
     linktype &= 0xFFFF  # upper bits: FCS length and flag (libpcap LT_LINKTYPE)
-    record = struct.Struct(endian + "IIII")
+    length_at = struct.Struct(endian + "I")
     limit = max(MAX_RECORD, min(snaplen, MAX_SNAPLEN))
     pending = b""
     position = 24
@@ -54,17 +56,18 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
         data = np.frombuffer(buf, dtype=np.uint8)
         end, full, damaged = 0, True, False
         while full and not damaged:  # at most MAX_FRAMES per batch: small packets stay cheap
-            ts, off, cap, wire, end, damaged, full = _walk(buf, end, record, limit,
-                                                           ns_per_unit)
-            if off:
-                stats.frames += len(off)
+            starts, end, damaged, full = _walk(buf, end, length_at, limit)
+            if starts:
+                stats.frames += len(starts)
+                at = np.array(starts, dtype=np.int64)
+                fields = _headers(data, at, endian)
                 yield FrameBatch(
                     data=data,
-                    ts_ns=np.array(ts, dtype=np.int64),
-                    offset=np.array(off, dtype=np.int64),
-                    caplen=np.array(cap, dtype=np.int64),
-                    wirelen=np.array(wire, dtype=np.int64),
-                    linktype=np.full(len(off), linktype, dtype=np.int64),
+                    ts_ns=fields[:, 0] * 1_000_000_000 + fields[:, 1] * ns_per_unit,
+                    offset=at + 16,
+                    caplen=fields[:, 2],
+                    wirelen=fields[:, 3],
+                    linktype=np.full(len(at), linktype, dtype=np.int64),
                 )
         if damaged:
             stats.skipped["corrupt_record"] += 1
@@ -87,29 +90,33 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
             return
 
 
-def _walk(
-    buf: bytes, pos: int, record: struct.Struct, limit: int, ns_per_unit: int
-) -> tuple[list[int], list[int], list[int], list[int], int, bool, bool]:
-    """Complete records in `buf` from `pos`, at most MAX_FRAMES of them:
-    (ts, offset, caplen, wirelen, end, damaged, full) where `full` means the cap stopped
-    the walk and more complete records may follow."""
-    unpack = record.unpack_from
+def _walk(buf: bytes, pos: int, length_at: struct.Struct,
+          limit: int) -> tuple[list[int], int, bool, bool]:
+    """Start offsets of the complete records in `buf` from `pos`, at most MAX_FRAMES of them:
+    (starts, end, damaged, full) where `full` means the cap stopped the walk and more
+    complete records may follow. Only incl_len is read here, the one field the walk needs;
+    the other header fields are gathered with numpy afterwards (`_headers`)."""
+    unpack = length_at.unpack_from
     n = len(buf)
-    ts: list[int] = []
-    off: list[int] = []
-    cap: list[int] = []
-    wire: list[int] = []
-    while pos + 16 <= n:
-        if len(off) >= MAX_FRAMES:
-            return ts, off, cap, wire, pos, False, True
-        sec, frac, incl, orig = unpack(buf, pos)
+    starts: list[int] = []
+    append = starts.append
+    for _ in range(MAX_FRAMES):
+        if pos + 16 > n:
+            return starts, pos, False, False
+        (incl,) = unpack(buf, pos + 8)
         if incl > limit:
-            return ts, off, cap, wire, pos, True, False
-        if pos + 16 + incl > n:
-            break
-        ts.append(sec * 1_000_000_000 + frac * ns_per_unit)
-        off.append(pos + 16)
-        cap.append(incl)
-        wire.append(orig)
-        pos += 16 + incl
-    return ts, off, cap, wire, pos, False, False
+            return starts, pos, True, False
+        after = pos + 16 + incl
+        if after > n:
+            return starts, pos, False, False
+        append(pos)
+        pos = after
+    return starts, pos, False, pos + 16 <= n
+
+
+def _headers(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
+             endian: str) -> npt.NDArray[np.int64]:
+    """The four header fields (ts_sec, ts_frac, incl_len, orig_len) of each record, as an
+    (n, 4) array."""
+    raw = data[starts[:, None] + np.arange(16)]
+    return np.ascontiguousarray(raw).view(np.dtype(endian + "u4")).astype(np.int64)
