@@ -55,9 +55,13 @@ def cli() -> None:
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes; flows are split between them, the report is the same.")
+@click.option("--no-steady-runs", "steady_runs", flag_value=False, default=True, hidden=True,
+              help="Send every segment through the per-segment path (the reference the bulk "
+                   "path is compared against; see docs/performance.md).")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool,
-            verify_checksums: bool = False, zeek: bool = False, jobs: int = 1) -> None:
+            verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
+            steady_runs: bool = True) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     Several files are merged in time order (e.g. captures from two interfaces).
@@ -66,7 +70,8 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     # time), so it runs only when asked for.
     observers: list[ObserverFactory] = [ZeekObserver] if zeek or fmt == "zeek" else []
     options = Options(filter=filter_, msl_s=msl, linger_s=linger, max_flows=max_flows,
-                      verify_checksums=verify_checksums, observers=observers)
+                      verify_checksums=verify_checksums, observers=observers,
+                      steady_runs=steady_runs)
     paths = list(captures)
     # the bar counts bytes as the readers pull them (compressed bytes for gzip)
     bar = ProgressBar(total_size(paths), enabled=not quiet)

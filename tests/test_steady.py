@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CRAFTED, LINUX, PCAPS
+from conftest import CRAFTED, LINUX, PCAPS, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_corpus_sweep import corpus_files
@@ -268,3 +268,11 @@ def test_random_conversations_are_the_same_either_way(
             talk.send(client, FIN | ACK)
     fast, reference, _ = both_ways(talk.write(tmp_path))
     assert fast == reference
+
+
+def test_cli_reference_path_gives_the_same_report(capsys: pytest.CaptureFixture[str]) -> None:
+    capture = str(PCAPS / "transfer" / "download.pcap")
+    outputs = [run_cli(capsys, "analyze", capture, "-f", "json", *flag)
+               for flag in ((), ("--no-steady-runs",))]
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] == 0 and '"requests": 2' in outputs[0][1]
