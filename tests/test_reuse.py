@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tcptrace.analyzers.reuse import AppTracker
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tcptrace.analyzers.reuse import AppTracker, head_end
 
 MS = 1_000_000
 
@@ -106,3 +111,12 @@ def test_framing_headers_take_the_last_exact_name_in_any_case() -> None:
                                      b"transfer-encoding": b"gzip, chunked"}
     assert framing_headers(b"GET / HTTP/1.1") == {}
     assert framing_headers(b"Content-Length: 3\r\nHost: x") == {}  # the start line is no header
+
+
+@given(st.binary(max_size=40).map(lambda b: bytes(b"\r\nab "[x % 5] for x in b)),
+       st.integers(0, 40))
+def test_head_end_finds_what_the_regular_expression_would(data: bytes, pos: int) -> None:
+    match = re.compile(rb"\r?\n\r?\n").search(data, pos)
+    expected = (match.start(), match.end()) if match else None
+    assert head_end(data, pos) == expected
+    assert head_end(bytearray(data), pos) == expected

@@ -13,7 +13,6 @@ server data after it the response.
 from __future__ import annotations
 
 import re
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -27,7 +26,6 @@ REQUEST_START = re.compile(rb"[A-Z][A-Z_-]{1,19} ")
 REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")  # a method not yet followed by its space
 REQUEST_LINE = re.compile(rb"([A-Z][A-Z_-]{1,19}) [^ \r\n]+ HTTP/1\.([01])\r?$")
 STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
-HEAD_END = re.compile(rb"\r?\n\r?\n")
 FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 
 
@@ -54,14 +52,38 @@ class MessageSink(Protocol):
     def http_end(self, request: bool, ts_ns: int) -> None: ...
 
 
-class HttpDirection:
-    """Frames HTTP/1.x messages in one direction of a connection."""
 
-    def __init__(self, is_request: bool, owner: MessageSink) -> None:
+
+def head_end(data: bytes | bytearray, pos: int = 0) -> tuple[int, int] | None:
+    """Where the first empty line at or after `pos` starts and ends: the match of
+    `\\r?\\n\\r?\\n` a regular expression search would find, with two `find`s (memchr)
+    instead of trying the pattern at every byte of a head."""
+    crlf = data.find(b"\n\r\n", pos)
+    lf = data.find(b"\n\n", pos, crlf + 2 if crlf >= 0 else len(data))
+    first = lf if lf >= 0 and (crlf < 0 or lf < crlf) else crlf
+    if first < 0:
+        return None
+    start = first - 1 if first > pos and data[first - 1] == 13 else first
+    return start, first + (2 if first == lf else 3)
+
+
+def _skipping(phase: Phase) -> bool:
+    """Phases that skip bytes by length: the parser does not need to see them."""
+    return phase is Phase.BODY or phase is Phase.CHUNK_DATA or phase is Phase.UNTIL_CLOSE
+
+
+class HttpDirection:
+    """Frames HTTP/1.x messages in one direction of a connection.
+
+    The owner (the MessageSink told about each message) is passed to every call rather
+    than stored: a stored reference back to the owner, which holds this parser, would be
+    a reference cycle and leave every connection to the cyclic garbage collector.
+    """
+
+    __slots__ = ("buf", "is_request", "phase", "remaining", "start_ns")
+
+    def __init__(self, is_request: bool) -> None:
         self.is_request = is_request
-        # A weak reference: the owner holds this parser, and a cycle would leave every
-        # connection to the cyclic garbage collector instead of freeing it at once.
-        self.owner: MessageSink = weakref.proxy(owner)
         self.phase = Phase.HEAD
         self.buf = bytearray()
         self.start_ns = 0
@@ -69,7 +91,7 @@ class HttpDirection:
 
     @property
     def wants_bytes(self) -> bool:
-        return self.phase not in (Phase.BODY, Phase.CHUNK_DATA, Phase.UNTIL_CLOSE)
+        return not _skipping(self.phase)
 
     def looks_like_start(self, data: bytes) -> bool:
         if self.is_request:
@@ -85,9 +107,9 @@ class HttpDirection:
             self.phase = Phase.LOST
             self.buf.clear()
 
-    def feed(self, ts_ns: int, length: int, data: bytes | None) -> None:
+    def feed(self, owner: MessageSink, ts_ns: int, length: int, data: bytes | None) -> None:
         if data is None:
-            self._skip(ts_ns, length)
+            self._skip(owner, ts_ns, length)
             return
         pos, n = 0, len(data)
         while pos < n:
@@ -99,31 +121,31 @@ class HttpDirection:
                 return
             if phase is Phase.HEAD:
                 if not self.buf:
-                    if not self.looks_like_start(data[pos:]):
+                    if not self.looks_like_start(data[pos:] if pos else data):
                         self.phase = Phase.LOST
                         return
                     self.start_ns = ts_ns
-                    match = HEAD_END.search(data, pos)
-                    if match is not None:  # the whole head is in this segment: no copy
-                        head = data[pos : match.start()]
-                        pos = match.end()
-                        self._head(ts_ns, head)
+                    found = head_end(data, pos)
+                    if found is not None:  # the whole head is in this segment: no copy
+                        head = data[pos : found[0]]
+                        pos = found[1]
+                        self._head(owner, ts_ns, head)
                         continue
                 self.buf += data[pos:]
-                match = HEAD_END.search(self.buf)
-                if match is None:
+                found = head_end(self.buf)
+                if found is None:
                     if len(self.buf) > MAX_HEAD:
                         self.phase = Phase.LOST
                         self.buf.clear()
                     return
-                pos = n - (len(self.buf) - match.end())
-                head = bytes(self.buf[: match.start()])
+                pos = n - (len(self.buf) - found[1])
+                head = bytes(self.buf[: found[0]])
                 self.buf.clear()
-                self._head(ts_ns, head)
+                self._head(owner, ts_ns, head)
             elif phase is Phase.BODY or phase is Phase.CHUNK_DATA:
                 take = min(self.remaining, n - pos)
                 pos += take
-                self._consumed(ts_ns, take)
+                self._consumed(owner, ts_ns, take)
             elif phase is Phase.CHUNK_SIZE or phase is Phase.TRAILER:
                 self.buf += data[pos:]
                 eol = self.buf.find(b"\n")
@@ -135,38 +157,41 @@ class HttpDirection:
                 pos = n - (len(self.buf) - eol - 1)
                 line = bytes(self.buf[:eol]).strip()
                 self.buf.clear()
-                self._line(ts_ns, line)
+                self._line(owner, ts_ns, line)
             else:  # UNTIL_CLOSE
                 return
 
-    def _skip(self, ts_ns: int, length: int) -> None:
+    def _skip(self, owner: MessageSink, ts_ns: int, length: int) -> None:
         if self.phase is Phase.BODY or self.phase is Phase.CHUNK_DATA:
-            self._consumed(ts_ns, min(length, self.remaining))
+            self._consumed(owner, ts_ns, min(length, self.remaining))
         elif self.phase is not Phase.UNTIL_CLOSE:
             self.phase = Phase.LOST
             self.buf.clear()
 
-    def _consumed(self, ts_ns: int, n: int) -> None:
+    def _consumed(self, owner: MessageSink, ts_ns: int, n: int) -> None:
         self.remaining -= n
         if self.remaining == 0:
             if self.phase is Phase.BODY:
-                self._end(ts_ns)
+                self.phase = Phase.HEAD
+                owner.http_end(self.is_request, ts_ns)
             else:
                 self.phase = Phase.CHUNK_SIZE
 
-    def _head(self, ts_ns: int, head: bytes) -> None:
+    def _head(self, owner: MessageSink, ts_ns: int, head: bytes) -> None:
         eol = head.find(b"\n")
         first = (head if eol < 0 else head[:eol]).rstrip(b"\r")
         headers = framing_headers(head)
-        framing = self.owner.http_message(self.is_request, Message(self.start_ns, first,
-                                                                   headers))
-        if framing == "none":
-            self._end(ts_ns)
-        elif framing == "length":
+        framing = owner.http_message(self.is_request, Message(self.start_ns, first, headers))
+        if framing == "length":
             self.remaining = int(headers[b"content-length"])
-            self.phase = Phase.BODY
-            if self.remaining == 0:
-                self._end(ts_ns)
+            if self.remaining:
+                self.phase = Phase.BODY
+            else:
+                self.phase = Phase.HEAD
+                owner.http_end(self.is_request, ts_ns)
+        elif framing == "none":
+            self.phase = Phase.HEAD
+            owner.http_end(self.is_request, ts_ns)
         elif framing == "chunked":
             self.phase = Phase.CHUNK_SIZE
         elif framing == "close":
@@ -176,10 +201,11 @@ class HttpDirection:
         else:
             self.phase = Phase.LOST
 
-    def _line(self, ts_ns: int, line: bytes) -> None:
+    def _line(self, owner: MessageSink, ts_ns: int, line: bytes) -> None:
         if self.phase is Phase.TRAILER:
             if not line:
-                self._end(ts_ns)
+                self.phase = Phase.HEAD
+                owner.http_end(self.is_request, ts_ns)
             return
         try:
             size = int(line.split(b";")[0], 16)
@@ -191,10 +217,6 @@ class HttpDirection:
         else:
             self.remaining = size + 2  # chunk data and its CRLF
             self.phase = Phase.CHUNK_DATA
-
-    def _end(self, ts_ns: int) -> None:
-        self.phase = Phase.HEAD
-        self.owner.http_end(self.is_request, ts_ns)
 
 
 def framing_headers(head: bytes) -> dict[bytes, bytes]:
@@ -225,7 +247,7 @@ def body_framing(headers: dict[bytes, bytes]) -> str:
     return "none"
 
 
-@dataclass(slots=True, weakref_slot=True)
+@dataclass(slots=True)
 class AppTracker:
     """Counts requests, responses and the idle time between them for one connection."""
 
@@ -250,47 +272,49 @@ class AppTracker:
     @property
     def request_parser(self) -> HttpDirection:
         if self._request_parser is None:
-            self._request_parser = HttpDirection(True, self)
+            self._request_parser = HttpDirection(True)
         return self._request_parser
 
     @property
     def response_parser(self) -> HttpDirection:
         if self._response_parser is None:
-            self._response_parser = HttpDirection(False, self)
+            self._response_parser = HttpDirection(False)
         return self._response_parser
 
-    # ---- stream consumers
+    # ---- stream consumers (once per delivered stretch of data: kept flat)
     def wants(self, client: bool) -> bool:
         if self.http is False:
             return False
-        return (self.request_parser if client else self.response_parser).wants_bytes
+        parser = self._request_parser if client else self._response_parser
+        return parser is None or not _skipping(parser.phase)  # a new parser reads a head
 
     def data(self, client: bool, ts_ns: int, length: int, payload: bytes | None) -> None:
-        self._turn(client, ts_ns)
-        if self.http is False:
+        # turns: a run of client data is a request, the server data after it the response
+        if client:
+            if self.last_role != 0:
+                self.turns += 1
+                if self.last_server_ns is not None:
+                    self.turn_gaps_ms.append(_ms(ts_ns - self.last_server_ns))
+            self.last_role = 0
+        else:
+            if self.last_role == 0:
+                self.answered_turns += 1
+            self.last_server_ns = ts_ns
+            self.last_role = 1
+        http = self.http
+        if http is False:
             return
-        if self.http is None and (not client or payload is None):
+        if http is None and (not client or payload is None):
             self.http = False  # the server spoke first, or the request bytes were not captured
             return
         parser = self.request_parser if client else self.response_parser
-        parser.feed(ts_ns, length, payload)
+        parser.feed(self, ts_ns, length, payload)
         if self.http is None and self.request_parser.phase is Phase.LOST:
             self.http = False
 
     def gap(self, client: bool) -> None:
         if self.http:
             (self.request_parser if client else self.response_parser).gap()
-
-    def _turn(self, client: bool, ts_ns: int) -> None:
-        if client and self.last_role != 0:
-            self.turns += 1
-            if self.last_server_ns is not None:
-                self.turn_gaps_ms.append(_ms(ts_ns - self.last_server_ns))
-        elif not client:
-            if self.last_role == 0:
-                self.answered_turns += 1
-            self.last_server_ns = ts_ns
-        self.last_role = 0 if client else 1
 
     # ---- HTTP callbacks
     def http_message(self, request: bool, message: Message) -> str:
