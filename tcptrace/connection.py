@@ -482,55 +482,63 @@ class Connection:
 
     # ---- the record
     def record(self, msl_s: float) -> ConnectionRecord:
+        # Once per connection, but short connections come by the tens of thousands: each
+        # history is walked once (`visited`), and the parts are passed positionally (a
+        # keyword call of the record's 24 fields costs more than the rest of its making).
         self.flush()
         client, server = self.sides
-        machines = PerSide(client.machine, server.machine)
-        tw_ns = [ts for side in self.sides for ts, s in side.machine.history if s is S.TIME_WAIT]
-        tw_first = min(tw_ns) if tw_ns else None
-        fins = PerSide(client.fin_seq is not None, server.fin_seq is not None)
+        cm, sm = client.machine, server.machine
+        c_seen, s_seen = close_analysis.visited(cm), close_analysis.visited(sm)
+        tw_first = None
+        if S.TIME_WAIT in c_seen or S.TIME_WAIT in s_seen:
+            tw_first = min(ts for m in (cm, sm) for ts, s in m.history if s is S.TIME_WAIT)
         rst = self.rst
         if rst is not None:
             rst = Rst(rst.sender, rst.state, rst.receiver_state, rst.kind, rst.ts, self.rst_count)
+        handshake = self.handshake
+        c_ka, s_ka = client.keepalive, server.keepalive
+        c_stream, s_stream = client.stream, server.stream
         return ConnectionRecord(
-            id=self.id,
-            client=self.client,
-            server=self.server,
-            role_rule=self.rule.name,
-            previous_id=self.previous_id,
-            first_ts=self.first_ns / NS,
-            last_ts=self.last_ns / NS,
-            duration_ms=_ms(self.last_ns - self.first_ns),
-            outcome=close_analysis.outcome(
-                machines, fins, PerSide(client.fin_acked, server.fin_acked),
-                rst.kind if rst else None, bool(self.handshake.synacks),
-                bool(self.handshake.syns),
-            ).name,
-            handshake=self.handshake.result(),
-            close=Close(
-                initiator=close_analysis.initiator(machines),
-                time_wait=close_analysis.time_wait(machines),
-                time_wait_ts=tw_first / NS if tw_first is not None else None,
-                time_wait_until=(tw_first / NS + 2 * msl_s) if tw_first is not None else None,
-                fin_ts=PerSide(_ts(client.fin_ns), _ts(server.fin_ns)),
+            self.id,  # in field order, as ConnectionRecord declares them
+            self.client,
+            self.server,
+            self.rule._name_,  # not `.name`: a Python-level property
+            self.previous_id,
+            self.first_ns / NS,  # first_ts
+            self.last_ns / NS,  # last_ts
+            _ms(self.last_ns - self.first_ns),  # duration_ms
+            close_analysis.outcome(
+                c_seen, s_seen, (client.fin_seq is not None, server.fin_seq is not None),
+                (client.fin_acked, server.fin_acked), rst.kind if rst else None,
+                bool(handshake.synacks), bool(handshake.syns),
+            )._name_,
+            handshake.result(),
+            Close(
+                close_analysis.initiator(c_seen, s_seen),
+                close_analysis.time_wait(c_seen, s_seen),
+                tw_first / NS if tw_first is not None else None,
+                (tw_first / NS + 2 * msl_s) if tw_first is not None else None,
+                PerSide(_ts(client.fin_ns), _ts(server.fin_ns)),
             ),
-            half_close=self._half_close(),
-            rst=rst,
-            keepalive=Keepalive(
-                probes=PerSide(client.keepalive.probes, server.keepalive.probes),
-                acks=PerSide(client.keepalive.acks_sent, server.keepalive.acks_sent),
-                intervals_ms=PerSide(client.keepalive.intervals_ms, server.keepalive.intervals_ms),
+            self._half_close(),
+            rst,
+            Keepalive(
+                PerSide(c_ka.probes, s_ka.probes),
+                PerSide(c_ka.acks_sent, s_ka.acks_sent),
+                PerSide(c_ka.intervals_ms, s_ka.intervals_ms),
             ),
-            reuse=self.app.result(),
-            states=PerSide(_changes(client.machine), _changes(server.machine)),
-            final_state=PerSide(client.machine.state._name_, server.machine.state._name_),
-            packets=PerSide(client.packets, server.packets),
-            bytes=PerSide(client.bytes, server.bytes),
-            unique_bytes=PerSide(client.stream.delivered + client.stream.gap_bytes,
-                                 server.stream.delivered + server.stream.gap_bytes),
-            retransmitted_bytes=PerSide(client.stream.duplicate, server.stream.duplicate),
-            gap_bytes=PerSide(client.stream.gap_bytes, server.stream.gap_bytes),
-            anomalies=PerSide(client.machine.anomalies, server.machine.anomalies),
-            extra={observer.name: observer.result(self) for observer in self.observers},
+            self.app.result(),
+            PerSide(_changes(cm), _changes(sm)),  # states
+            PerSide(cm.state._name_, sm.state._name_),  # final_state
+            PerSide(client.packets, server.packets),
+            PerSide(client.bytes, server.bytes),
+            PerSide(c_stream.delivered + c_stream.gap_bytes,  # unique_bytes
+                    s_stream.delivered + s_stream.gap_bytes),
+            PerSide(c_stream.duplicate, s_stream.duplicate),  # retransmitted_bytes
+            PerSide(c_stream.gap_bytes, s_stream.gap_bytes),
+            PerSide(cm.anomalies, sm.anomalies),
+            {observer.name: observer.result(self) for observer in self.observers}  # extra
+            if self.observers else {},
         )
 
     def _half_close(self) -> HalfClose | None:

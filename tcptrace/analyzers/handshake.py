@@ -41,49 +41,43 @@ class HandshakeAnalyzer:
             self.completing_ack = Sighting(ts_ns, *(ts_opt or (None, None)))
 
     def result(self) -> Handshake:
-        ack = self.completing_ack
+        # Handshake's fields are passed positionally: this runs once per connection, and a
+        # keyword call of ten fields costs as much as the matching itself.
+        ack, syns, synacks = self.completing_ack, self.syns, self.synacks
+        setup = _ms(ack.ts_ns - syns[0].ts_ns) if ack and syns else None
         if self.simultaneous_open:
             # each SYN/ACK answers the other side's SYN: no request/answer legs to measure
-            return Handshake(
-                complete=ack is not None,
-                syn_to_synack_ms=None,
-                synack_to_ack_ms=None,
-                rtt_ms=None,
-                setup_ms=_ms(ack.ts_ns - self.syns[0].ts_ns) if ack and self.syns else None,
-                syn_retransmits=max(0, len(self.syns) - 1),
-                synack_retransmits=max(0, len(self.synacks) - 1),
-                matched_by=None,
-                ambiguity="simultaneous open: both sides sent SYN",
-                simultaneous_open=True,
-            )
+            return Handshake(ack is not None, None, None, None, setup,
+                             max(0, len(syns) - 1), max(0, len(synacks) - 1), None,
+                             "simultaneous open: both sides sent SYN", True)
         # The SYN/ACK the completing ACK answers (TSecr echo), then the SYN that SYN/ACK
         # echoes, then the *first* SYN/ACK sent in answer to that SYN: a SYN/ACK
         # retransmitted by the server's timer echoes the same SYN but is no measure of
         # the network, so each leg is measured from a segment to the first answer to it.
-        acked, how_ack = _answered(self.synacks, ack)
-        syn, how_syn = _answered(self.syns, acked or (self.synacks[0] if self.synacks else None))
-        first_answer = _first_answer(self.synacks, syn)
+        acked, how_ack = _answered(synacks, ack)
+        syn, how_syn = _answered(syns, acked or (synacks[0] if synacks else None))
+        first_answer = _first_answer(synacks, syn)
         ambiguity = None
-        if "ambiguous" in (how_ack, how_syn):
+        if how_ack == "ambiguous" or how_syn == "ambiguous":
             ambiguity = "retransmissions without TCP timestamps: the answered segment is unknown"
         syn_to_synack = _ms(first_answer.ts_ns - syn.ts_ns) if syn and first_answer else None
         synack_to_ack = _ms(ack.ts_ns - acked.ts_ns) if ack and acked else None
-        if "timestamps" in (how_ack, how_syn):
+        if how_ack == "timestamps" or how_syn == "timestamps":
             matched: str | None = "timestamps"
         else:
             matched = "unique" if syn_to_synack is not None or synack_to_ack is not None else None
         return Handshake(
-            complete=ack is not None and bool(self.syns) and bool(self.synacks),
-            syn_to_synack_ms=syn_to_synack,
-            synack_to_ack_ms=synack_to_ack,
-            rtt_ms=(_round(syn_to_synack + synack_to_ack)
-                    if syn_to_synack is not None and synack_to_ack is not None else None),
-            setup_ms=_ms(ack.ts_ns - self.syns[0].ts_ns) if ack and self.syns else None,
-            syn_retransmits=max(0, len(self.syns) - 1),
-            synack_retransmits=max(0, len(self.synacks) - 1),
-            matched_by=matched,
-            ambiguity=ambiguity,
-            simultaneous_open=self.simultaneous_open,
+            ack is not None and bool(syns) and bool(synacks),  # complete
+            syn_to_synack,
+            synack_to_ack,
+            (round(syn_to_synack + synack_to_ack, 3)  # rtt_ms
+             if syn_to_synack is not None and synack_to_ack is not None else None),
+            setup,
+            max(0, len(syns) - 1),  # syn_retransmits
+            max(0, len(synacks) - 1),  # synack_retransmits
+            matched,
+            ambiguity,
+            False,  # simultaneous_open
         )
 
 
@@ -91,6 +85,13 @@ def _answered(candidates: list[Sighting], answer: Sighting | None) -> tuple[Sigh
     """The candidate (sent before `answer`) that `answer` responds to, and how we know."""
     if answer is None:
         return None, "none"
+    if len(candidates) == 1:  # the common case, without the lists below
+        only = candidates[0]
+        if only.ts_ns > answer.ts_ns:
+            return None, "none"
+        if answer.tsecr is not None and only.tsval == answer.tsecr:  # (a None tsval differs)
+            return only, "timestamps"
+        return only, "unique"
     earlier = [c for c in candidates if c.ts_ns <= answer.ts_ns]
     if answer.tsecr is not None and earlier and all(c.tsval is not None for c in earlier):
         echoed = [c for c in earlier if c.tsval == answer.tsecr]
@@ -105,6 +106,8 @@ def _first_answer(answers: list[Sighting], request: Sighting | None) -> Sighting
     """The first of `answers` sent in reply to `request`."""
     if request is None:
         return None
+    if len(answers) == 1:  # the common case: the only answer, if it came after
+        return answers[0] if answers[0].ts_ns >= request.ts_ns else None
     later = [a for a in answers if a.ts_ns >= request.ts_ns]
     if request.tsval is not None:
         echoing = [a for a in later if a.tsecr == request.tsval]
@@ -114,8 +117,4 @@ def _first_answer(answers: list[Sighting], request: Sighting | None) -> Sighting
 
 
 def _ms(ns: int) -> float:
-    return _round(ns / NS_PER_MS)
-
-
-def _round(ms: float) -> float:
-    return round(ms, 3)
+    return round(ns / NS_PER_MS, 3)
