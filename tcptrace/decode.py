@@ -91,6 +91,9 @@ class SegmentBatch:
     ordinal: I64 | None = None
     """Position of each segment among all segments of the run (set by the engine, or by the
     map step of a parallel plan). Connection ids follow the ordinal of a first segment."""
+    origin: tuple[str, int, int] | None = None
+    """(file, byte offset, length) of the frames `data` was made of (FrameBatch.origin); the
+    64 bytes of padding after them are zeros."""
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -100,15 +103,18 @@ class SegmentBatch:
         if start == 0 and stop >= len(self):
             return self
         columns = {f.name: getattr(self, f.name)[start:stop] for f in fields(self)
-                   if f.name != "data" and getattr(self, f.name) is not None}
+                   if f.name not in NOT_COLUMNS and getattr(self, f.name) is not None}
         return replace(self, **columns)
 
     def select(self, keep: BOOL) -> SegmentBatch:
         """The segments where `keep` is true (the buffer is shared, not copied)."""
         index = np.flatnonzero(keep)
         columns = {f.name: getattr(self, f.name)[index] for f in fields(self)
-                   if f.name != "data" and getattr(self, f.name) is not None}
+                   if f.name not in NOT_COLUMNS and getattr(self, f.name) is not None}
         return replace(self, **columns)
+
+
+NOT_COLUMNS = ("data", "origin")
 
 
 def _u16(d: npt.NDArray[np.uint8], at: I64) -> I64:
@@ -295,5 +301,7 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
                             None),
         frame_index=tcp.astype(np.int64),
         ip_len=iplen[tcp],
+        origin=(frames.origin[0], frames.origin[1], len(frames.data))
+        if frames.origin is not None else None,
     )
 

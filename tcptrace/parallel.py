@@ -1,12 +1,16 @@
 """The local executor of tcptrace/plan.py: `--jobs N` on one machine.
 
-Worker k (a forked process) reads and decodes every chunk itself (decoding is a small share
-of the run) and keeps only partition k, so no segment bytes cross a process boundary. It
-runs the partition's flow table and streams each record (orjson bytes for JSON output,
-otherwise a pickled record) to a temporary file, plus a few integers per record. The
-parent then renumbers from those integers alone, merges the summaries and replays the
+The parent reads the captures and maps every chunk once (decode, filter, split by flow
+hash), and streams partition k of each chunk to worker k (a forked process) through a pipe.
+Worker k runs the partition's flow table and streams each record (orjson bytes for JSON
+output, otherwise a pickled record) to a temporary file, plus a few integers per record.
+The parent then renumbers from those integers alone, merges the summaries and replays the
 records in the single-process emission order through the normal writer: it never holds all
 records at once unless the format does (json, table).
+
+Mapping in the parent, not in every worker, is what lets N workers share the work: reading
+and decoding the whole file again in each worker cost a second per worker per million
+packets, most of what separated 2 workers from twice the speed.
 """
 
 from __future__ import annotations
@@ -15,18 +19,22 @@ import mmap
 import multiprocessing
 import os
 import pickle
+import queue
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
+from tcptrace.decode import SegmentBatch
 from tcptrace.engine import Options
 from tcptrace.errors import TcptraceError
 from tcptrace.flows import FlowTableStats
@@ -47,6 +55,8 @@ from tcptrace.report.formats import JsonLinesWriter, JsonWriter, Writer
 from tcptrace.sources import SourceStats
 from tcptrace.sources.files import ReadMeter, read_captures
 
+NO_BYTES = np.zeros(0, dtype=np.uint8)
+AHEAD = 4  # chunks queued per worker (each up to 8 MiB of frames plus its columns)
 POLL_S = 0.25  # how often the parent looks at its workers (and refreshes the progress bar)
 Progress = Callable[[int, int], None]
 """Called with (bytes read, packets read) of the first worker."""
@@ -60,29 +70,22 @@ class _Result:
     lengths: Any = None
     summary: PartitionSummary = field(default_factory=PartitionSummary)
     table: FlowTableStats = field(default_factory=FlowTableStats)
-    source: SourceStats = field(default_factory=SourceStats)
-    chunks: ChunkStats = field(default_factory=ChunkStats)
     error: BaseException | None = None
     cpu_s: float = 0.0
     """The worker's CPU time (user + system), for docs/performance.md."""
 
 
-def _worker(k: int, jobs: int, paths: list[str], options: Options, as_json: bool,
-            folder: str, shared: Any) -> None:
+def _worker(k: int, inbox: Queue[MappedChunk | None], options: Options, as_json: bool,
+            folder: str) -> None:
     result = _Result()
+
+    reader = _Bytes()
+
+    def chunks() -> Iterator[MappedChunk]:
+        while (chunk := inbox.get()) is not None:
+            yield reader.restore(chunk)
+
     try:
-        meter = ReadMeter()
-
-        def chunks() -> Iterator[MappedChunk]:
-            ordinal = 0
-            for frames in read_captures(paths, result.source, meter):
-                mapped = map_chunk(frames, options, jobs, ordinal, keep=(k,))
-                ordinal += mapped.stats.segments
-                result.chunks.add(mapped.stats)
-                if shared is not None:
-                    shared[0], shared[1] = meter.bytes, result.source.frames
-                yield mapped
-
         columns: list[list[int]] = [[], [], [], [], [], [], []]
         fo, epoch, opened, lid, plid, lengths = columns[:6]
         with open(os.path.join(folder, f"{k}.records"), "wb") as out:
@@ -108,6 +111,11 @@ def _worker(k: int, jobs: int, paths: list[str], options: Options, as_json: bool
         result.lengths = np.array(lengths, dtype=np.int64)
     except BaseException as exc:  # reported by the parent as a single-process run would
         result.error = exc
+        try:  # keep reading so the parent is never stuck on a full queue
+            for _ in chunks():
+                pass
+        except (EOFError, OSError, ValueError):
+            pass
     result.cpu_s = time.process_time()
     with open(os.path.join(folder, f"{k}.result"), "wb") as f:
         try:
@@ -117,14 +125,86 @@ def _worker(k: int, jobs: int, paths: list[str], options: Options, as_json: bool
             pickle.dump(result, f)
 
 
-def _wait(workers: list[Any], progress: Progress | None, shared: Any) -> None:
+def _only(mapped: MappedChunk, k: int) -> MappedChunk:
+    """Partition k's share of a mapped chunk (what worker k is sent). Segments whose bytes
+    are a stretch of a capture file travel without them: the worker reads them back from
+    the file (`_with_bytes`), a page-cache copy instead of a pipe for every worker."""
+    def light(parts: dict[int, SegmentBatch]) -> dict[int, SegmentBatch]:
+        if k not in parts:
+            return {}
+        seg = parts[k]
+        return {k: replace(seg, data=NO_BYTES) if seg.origin is not None else seg}
+
+    return MappedChunk(light(mapped.parts), light(mapped.bad), mapped.slice_end,
+                       mapped.slice_now_ns, ChunkStats(), mapped.tick_ns)
+
+
+class _Bytes:
+    """Reads back the bytes of the chunks the parent sent without them (the last one only:
+    a chunk's parts and bad segments share one buffer, chunks come in read order)."""
+
+    def __init__(self) -> None:
+        self.origin: tuple[str, int, int] | None = None
+        self.data = NO_BYTES
+
+    def restore(self, chunk: MappedChunk) -> MappedChunk:
+        for parts in (chunk.parts, chunk.bad):
+            for k, seg in parts.items():
+                if seg.origin is not None and len(seg.data) == 0:
+                    parts[k] = replace(seg, data=self._read(seg.origin))
+        return chunk
+
+    def _read(self, origin: tuple[str, int, int]) -> npt.NDArray[np.uint8]:
+        if origin != self.origin:
+            path, offset, length = origin
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+            if len(data) != length:
+                raise TcptraceError(f"{path}: changed while it was being read")
+            # decode pads every buffer with 64 zero bytes (see decode.decode)
+            self.data = np.frombuffer(data + bytes(64), dtype=np.uint8)
+            self.origin = origin
+        return self.data
+
+
+def _map_and_send(paths: list[str], options: Options, outboxes: list[Queue[MappedChunk | None]],
+                  workers: list[Any], source: SourceStats, chunks: ChunkStats,
+                  progress: Progress | None) -> None:
+    """Read and map every chunk, queue each worker its partition, then the end (None)."""
+    meter = ReadMeter()
+    ordinal = 0
+    shown = time.monotonic()
+
+    def send(k: int, item: MappedChunk | None) -> None:
+        while True:  # a full queue waits for its worker, unless that worker died
+            try:
+                outboxes[k].put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                if not workers[k].is_alive():
+                    raise TcptraceError(f"worker {k} of --jobs {len(workers)} died "
+                                        f"(exit status {workers[k].exitcode})") from None
+
+    for frames in read_captures(paths, source, meter):
+        mapped = map_chunk(frames, options, len(outboxes), ordinal)
+        ordinal += mapped.stats.segments
+        chunks.add(mapped.stats)
+        for k in range(len(outboxes)):
+            send(k, _only(mapped, k))
+        if progress is not None and time.monotonic() - shown >= POLL_S:
+            shown = time.monotonic()
+            progress(meter.bytes, source.frames)
+    for k in range(len(outboxes)):
+        send(k, None)
+    if progress is not None:
+        progress(meter.bytes, source.frames)
+
+
+def _wait(workers: list[Any]) -> None:
     try:
-        while alive := [w for w in workers if w.is_alive()]:
-            alive[0].join(POLL_S)
-            if progress is not None:
-                progress(int(shared[0]), int(shared[1]))
-        if progress is not None:
-            progress(int(shared[0]), int(shared[1]))
+        for w in workers:
+            w.join()
     finally:
         for w in workers:
             if w.is_alive():
@@ -138,18 +218,20 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
     `writer`, and return the source report (its warnings included)."""
     folder = tempfile.mkdtemp(prefix="tcptrace-jobs-")
     context = multiprocessing.get_context("fork")
-    shared = context.Array("q", 2, lock=False)
     as_json = isinstance(writer, JsonLinesWriter | JsonWriter)
+    source, chunks = SourceStats(), ChunkStats()
     sys.stdout.flush()
     sys.stderr.flush()
+    # a few chunks queued ahead per worker: each works at its own pace, memory stays bounded
+    outboxes: list[Queue[MappedChunk | None]] = [context.Queue(AHEAD) for _ in range(jobs)]
+    workers: list[Any] = []
     try:
-        workers = [context.Process(target=_worker, daemon=True,
-                                   args=(k, jobs, paths, options, as_json, folder,
-                                         shared if k == 0 else None))
-                   for k in range(jobs)]
-        for w in workers:
-            w.start()
-        _wait(workers, progress, shared)
+        for k, outbox in enumerate(outboxes):
+            workers.append(context.Process(target=_worker, daemon=True,
+                                           args=(k, outbox, options, as_json, folder)))
+            workers[-1].start()
+        _map_and_send(paths, options, outboxes, workers, source, chunks, progress)
+        _wait(workers)
         results = []
         for k, w in enumerate(workers):
             path = Path(folder) / f"{k}.result"
@@ -160,18 +242,24 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
         for result in results:
             if result.error is not None:
                 raise result.error
-        return _write(results, folder, options, writer, as_json)
+        return _write(results, folder, options, writer, as_json, source, chunks)
     finally:
+        for outbox in outboxes:
+            outbox.cancel_join_thread()  # never wait to flush a queue a worker left
+            outbox.close()
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+            w.join()
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write(results: list[_Result], folder: str, options: Options, writer: Writer,
-           as_json: bool) -> dict[str, Any]:
+           as_json: bool, source_stats: SourceStats, chunks: ChunkStats) -> dict[str, Any]:
     indexes = [r.index for r in results if r.index is not None]
     numbers = renumber(indexes)
     summary = merge_summaries([r.summary for r in results], numbers.position)
-    chunks = results[0].chunks
-    source = source_report(results[0].source, chunks, [r.table for r in results], options)
+    source = source_report(source_stats, chunks, [r.table for r in results], options)
     bounds = np.cumsum([0] + [len(i.first_ordinal) for i in indexes])
     partition = np.searchsorted(bounds, numbers.order, side="right") - 1
     within = numbers.order - bounds[partition]

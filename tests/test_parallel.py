@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import CRAFTED, LINUX, run_cli
 
+from tcptrace import parallel
 from tcptrace.decode import decode
 from tcptrace.engine import Analysis, Options
 from tcptrace.model import to_dict
@@ -147,3 +148,37 @@ def test_the_plan_runs_as_a_distributed_engine_would() -> None:
                       key=lambda r: r["id"])
     assert got == expected
     assert [r["id"] for r in got] == list(range(1, len(got) + 1))
+
+
+SINGLE_FILES = [LINUX.parent / "transfer" / "download.pcap", LINUX / "http_reuse.pcap",
+                CRAFTED / "ref_eth.pcapng", CRAFTED / "ref_eth.pcap.gz",
+                CRAFTED / "ref_truncated.pcap", CRAFTED / "ref_snaplen64.pcap"]
+
+
+@pytest.mark.parametrize("capture", SINGLE_FILES, ids=lambda p: p.name)
+def test_one_file_gives_the_single_process_report(capsys: pytest.CaptureFixture[str],
+                                                  capture: Path) -> None:
+    # one uncompressed file: workers read the bytes back from it; gzip: the bytes travel
+    expected = run_cli(capsys, "analyze", "--format", "json", str(capture))
+    assert run_cli(capsys, "analyze", "--format", "json", "-j", "2", str(capture)) == expected
+
+
+@pytest.mark.parametrize("capture", [LINUX / "http_reuse.pcap", CRAFTED / "ref_eth.pcapng"],
+                         ids=lambda p: p.name)
+def test_partitions_travel_without_bytes_and_get_them_back(capture: Path) -> None:
+    frames = next(read_captures([str(capture)], SourceStats()))
+    mapped = map_chunk(frames, Options(), 2, 0)
+    assert frames.origin == (str(capture), 24 if capture.suffix == ".pcap" else 0)
+    reader = parallel._Bytes()
+    for k in (0, 1):
+        sent = parallel._only(mapped, k)
+        assert len(sent.parts[k].data) == 0 and sent.parts[k].origin is not None
+        back = reader.restore(sent).parts[k]
+        assert np.array_equal(back.data, mapped.parts[k].data)
+
+
+def test_gzip_partitions_carry_their_bytes() -> None:
+    frames = next(read_captures([str(CRAFTED / "ref_eth.pcap.gz")], SourceStats()))
+    assert frames.origin is None
+    sent = parallel._only(map_chunk(frames, Options(), 2, 0), 0)
+    assert sent.parts[0].origin is None and len(sent.parts[0].data) > 0

@@ -33,6 +33,9 @@ class FrameBatch:
     """Length of the frame on the wire (larger than caplen when snaplen cut it)."""
     linktype: I64
     """Link-layer header type (LINKTYPE_* number) of each frame."""
+    origin: tuple[str, int] | None = None
+    """(file, byte offset) when `data` is exactly that stretch of an uncompressed file: a
+    parallel run ships the offset instead of the bytes."""
 
     def __len__(self) -> int:
         """Frames in the batch. A batch with no frames but a timestamp is a clock tick."""
@@ -62,6 +65,7 @@ class FrameBatch:
             self.caplen[index],
             self.wirelen[index],
             self.linktype[index],
+            self.origin,
         )
 
 

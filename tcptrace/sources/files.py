@@ -99,9 +99,9 @@ def _frames(raw: BinaryIO, path: str, stats: SourceStats) -> Iterator[FrameBatch
         if not magic:
             raise CaptureError(f"{path}: empty file")
         if magic in MAGICS:
-            reader = read_pcap(f, path, stats)
+            reader = read_pcap(f, path, stats, seekable=f is raw)
         elif magic == PCAPNG_MAGIC:
-            reader = read_pcapng(f, path, stats)
+            reader = read_pcapng(f, path, stats, seekable=f is raw)
         else:
             raise CaptureError(f"{path}: not a pcap or pcapng capture (starts with {magic.hex()})")
         try:

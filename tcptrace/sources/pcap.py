@@ -37,7 +37,10 @@ CHUNK = 8 << 20
 MAX_FRAMES = 32768
 
 
-def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch]:
+def read_pcap(f: BinaryIO, name: str, stats: SourceStats,
+              seekable: bool = False) -> Iterator[FrameBatch]:
+    """Frame batches of a pcap file; `seekable`: `f` is the file itself (not a gzip
+    stream), so each batch can name where its bytes are in the file."""
     header = f.read(24)
     if len(header) < 24:
         raise CaptureError(f"{name}: file ends inside the pcap header")
@@ -68,6 +71,7 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch
                     caplen=fields[:, 2],
                     wirelen=fields[:, 3],
                     linktype=np.full(len(at), linktype, dtype=np.int64),
+                    origin=(name, position) if seekable else None,
                 )
         if damaged:
             stats.skipped["corrupt_record"] += 1

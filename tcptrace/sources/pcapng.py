@@ -57,7 +57,9 @@ class _Section:
         self.pb = struct.Struct(endian + "HHIIII")
 
 
-def read_pcapng(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBatch]:
+def read_pcapng(f: BinaryIO, name: str, stats: SourceStats,
+                seekable: bool = False) -> Iterator[FrameBatch]:
+    """Frame batches of a pcapng file; `seekable` as for read_pcap."""
     section: _Section | None = None
     pending = b""
     position = 0
@@ -153,6 +155,7 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats) -> Iterator[FrameBat
                 caplen=np.array(cap, dtype=np.int64),
                 wirelen=np.array(wire, dtype=np.int64),
                 linktype=np.array(link, dtype=np.int64),
+                origin=(name, position) if seekable else None,
             )
         if damage:
             stats.skipped["corrupt_block"] += 1
