@@ -15,6 +15,7 @@ event applies when seen.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +50,7 @@ CLIENT = Role.client
 MASK = 0xFFFFFFFF
 HALF = 1 << 31
 NOP_NOP_TS = b"\x01\x01\x08\x0a"  # RFC 7323 appendix A: the recommended alignment
+TS_PAIR = struct.Struct(">II")  # TSval, TSecr
 
 
 class SegmentObserver(Protocol):
@@ -85,14 +87,14 @@ class Bytes:
     def timestamps(self, tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
         """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
         data, pos = self.data, tcp_off + 20
-        if opt_cap >= 12 and data[pos : pos + 4] == NOP_NOP_TS:  # Linux's layout after the SYN
-            at: int | None = pos + 2
-        else:
-            at = self._option(tcp_off, opt_cap, 8, 10)
+        if opt_cap >= 12 and data.startswith(NOP_NOP_TS, pos):  # Linux's layout after the SYN
+            pair: tuple[int, int] = TS_PAIR.unpack_from(data, pos + 4)
+            return pair
+        at = self._option(tcp_off, opt_cap, 8, 10)
         if at is None:
             return None
-        return (int.from_bytes(data[at + 2 : at + 6], "big"),
-                int.from_bytes(data[at + 6 : at + 10], "big"))
+        pair = TS_PAIR.unpack_from(data, at + 2)
+        return pair
 
     def _option(self, tcp_off: int, opt_cap: int, kind: int, length: int) -> int | None:
         """Where option `kind` of exactly `length` bytes starts, walking only the captured
