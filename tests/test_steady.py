@@ -26,11 +26,12 @@ from tcptrace.model import to_dict
 C_ISN, S_ISN = 1_000_000, 4_294_960_000  # the server's sequence numbers wrap mid-transfer
 
 
-def both_ways(*paths: Path | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+def both_ways(*paths: Path | str, **options: Any
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Records with steady runs, records without, and how many segments went in bulk."""
     results, bulk = [], 0
     for steady in (True, False):
-        analysis = Analysis([str(p) for p in paths], Options(steady_runs=steady))
+        analysis = Analysis([str(p) for p in paths], Options(steady_runs=steady, **options))
         results.append(sorted((to_dict(r) for r in analysis.records()), key=lambda r: r["id"]))
         if steady:
             bulk = analysis.table.stats.steady_segments
@@ -44,6 +45,16 @@ def both_ways(*paths: Path | str) -> tuple[list[dict[str, Any]], list[dict[str, 
                          ids=lambda p: p.name)
 def test_bundled_captures_are_the_same_either_way(path: Path) -> None:
     fast, reference, _ = both_ways(path)
+    assert fast == reference
+
+
+@pytest.mark.parametrize("options", [{"max_flows": 2}, {"idle_timeout_s": 0.05},
+                                     {"filter": "port 8080"}, {"linger_s": 0.0},
+                                     {"verify_checksums": True}], ids=str)
+def test_options_do_not_change_it(options: dict[str, Any]) -> None:
+    # every bundled capture merged in time order, the download among them
+    captures = [*sorted(LINUX.glob("*.pcap")), PCAPS / "transfer" / "download.pcap"]
+    fast, reference, _ = both_ways(*captures, **options)
     assert fast == reference
 
 
