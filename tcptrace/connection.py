@@ -48,6 +48,7 @@ NS_PER_MS = 1_000_000
 S = TcpState
 CLIENT = Role.client
 MASK = 0xFFFFFFFF
+DONE = (S.CLOSED, S.TIME_WAIT)  # a tuple: `in` compares identity, no Enum.__hash__ call
 HALF = 1 << 31
 NOP_NOP_TS = b"\x01\x01\x08\x0a"  # RFC 7323 appendix A: the recommended alignment
 TS_PAIR = struct.Struct(">II")  # TSval, TSecr
@@ -79,42 +80,38 @@ class Bytes:
     def payload(self, off: int, cap: int, length: int) -> bytes | None:
         return self.data[off : off + length] if cap == length else None
 
-    def window_scale(self, tcp_off: int, opt_cap: int) -> int | None:
-        """The shift count of a SYN's window scale option (RFC 7323 section 2.2), or None."""
-        at = self._option(tcp_off, opt_cap, 3, 3)
-        return None if at is None else min(self.data[at + 2], 14)  # RFC 7323: at most 14
-
     def timestamps(self, tcp_off: int, opt_cap: int) -> tuple[int, int] | None:
         """(TSval, TSecr) from the TCP options (RFC 7323 section 3), or None."""
         data, pos = self.data, tcp_off + 20
         if opt_cap >= 12 and data.startswith(NOP_NOP_TS, pos):  # Linux's layout after the SYN
             pair: tuple[int, int] = TS_PAIR.unpack_from(data, pos + 4)
             return pair
-        at = self._option(tcp_off, opt_cap, 8, 10)
-        if at is None:
-            return None
-        pair = TS_PAIR.unpack_from(data, at + 2)
-        return pair
+        return self.options(tcp_off, opt_cap)[1]
 
-    def _option(self, tcp_off: int, opt_cap: int, kind: int, length: int) -> int | None:
-        """Where option `kind` of exactly `length` bytes starts, walking only the captured
-        option bytes (snaplen may cut them), or None."""
+    def options(self, tcp_off: int, opt_cap: int) -> tuple[int | None, tuple[int, int] | None]:
+        """The window scale shift (RFC 7323 section 2.2) and (TSval, TSecr) (section 3), each
+        None when absent. One walk finds both (a SYN wants both), over the captured option
+        bytes only (snaplen may cut them); the first well-formed instance of each counts."""
         data, pos = self.data, tcp_off + 20
         stop = pos + opt_cap
+        wscale: int | None = None
+        stamp: tuple[int, int] | None = None
         while pos < stop:
             here = data[pos]
             if here == 0:
-                return None
+                break
             if here == 1:
                 pos += 1
                 continue
             size = data[pos + 1] if pos + 1 < stop else 0
             if size < 2:
-                return None
-            if here == kind and size == length and pos + length <= stop:
-                return pos
+                break
+            if here == 3 and size == 3 and wscale is None and pos + 3 <= stop:
+                wscale = min(data[pos + 2], 14)  # RFC 7323: at most 14
+            elif here == 8 and size == 10 and stamp is None and pos + 10 <= stop:
+                stamp = TS_PAIR.unpack_from(data, pos + 2)
             pos += size
-        return None
+        return wscale, stamp
 
 
 @dataclass(slots=True)
@@ -188,14 +185,22 @@ class Side:
     def flush(self, tsecr: int | None = None) -> None:
         """Apply the inbox events this side has seen: all of them, or those whose TSval
         it echoes (RFC 7323: TSecr carries the newest TSval it received)."""
-        keep: list[tuple[int, int, Event]] = []
-        for tsval, ts_ns, event in self.inbox:
+        # runs for every segment that finds events waiting: usually all of them apply
+        machine = self.machine
+        history = machine.history
+        keep: list[tuple[int, int, Event]] | None = None
+        for waiting in self.inbox:
+            tsval, ts_ns, event = waiting
             if tsecr is None or seq_diff(tsval, tsecr) <= 0:
-                last = self.machine.history[-1][0] if self.machine.history else ts_ns
-                self.machine.apply(event, max(ts_ns, last))
+                machine.apply(event, max(ts_ns, history[-1][0]) if history else ts_ns)
+            elif keep is None:
+                keep = [waiting]
             else:
-                keep.append((tsval, ts_ns, event))
-        self.inbox = keep
+                keep.append(waiting)
+        if keep is None:
+            self.inbox.clear()
+        else:
+            self.inbox = keep
 
 
 class Connection:
@@ -228,11 +233,12 @@ class Connection:
     # ---- life-cycle questions the flow table asks
     def ended(self) -> bool:
         """Both endpoints are done (CLOSED or TIME_WAIT) after something happened."""
-        self.flush()
-        states = (self.sides[0].machine.state, self.sides[1].machine.state)
-        return all(s in (S.CLOSED, S.TIME_WAIT) for s in states) and any(
-            side.machine.history for side in self.sides
-        )
+        # asked of every lingering connection at each sweep, and for every new SYN on a tuple
+        client, server = self.sides
+        if client.inbox or server.inbox:
+            self.flush()
+        cm, sm = client.machine, server.machine
+        return cm.state in DONE and sm.state in DONE and bool(cm.history or sm.history)
 
     def flush(self) -> None:
         """Deliver every waiting receive event: nothing more will come from either side."""
@@ -292,9 +298,9 @@ class Connection:
         machine = me.machine
 
         if syn:
+            wscale, stamp = data.options(tcp_off, opt_cap)
             if me.wscale is None:
-                me.wscale = data.window_scale(tcp_off, opt_cap)
-            stamp = data.timestamps(tcp_off, opt_cap)
+                me.wscale = wscale
             self._syn(role, me, ts_ns, seq, flags & ACK, stamp)
             if flags & ACK and stamp is not None and self.handshake.syns and \
                     self.handshake.syns[-1].tsval is not None:
@@ -339,7 +345,7 @@ class Connection:
                 peer.keepalive.awaiting_ack_at = None
         if plen:
             if not probe:
-                me.keepalive.activity()
+                me.keepalive.last_probe_ns = None  # ordinary traffic ends a run of probes
             me.opened = True
             me.stream.segment(ts_ns, (seq + 1) & MASK if syn else seq, plen, data, payload_off,
                               payload_cap)

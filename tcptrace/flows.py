@@ -29,6 +29,7 @@ from tcptrace.steady import MIN_RUN, Runs, plan
 NS = 1_000_000_000
 WELL_KNOWN = 1024
 SWEEP_INTERVAL_NS = NS // 2
+KEY_BYTES = 40  # a 4-tuple key: four 64-bit address halves, then both ports in one word
 CAP_SLACK = 1024  # flows allowed over --max-flows between two evictions
 ROLES = (Role.client, Role.server)  # indexed by (canonical side XOR the client's side)
 
@@ -102,9 +103,15 @@ class FlowTable:
         lo_port = np.where(src_first, seg.sport, seg.dport).astype(np.uint64)
         hi_port = np.where(src_first, seg.dport, seg.sport).astype(np.uint64)
         keys = np.stack([lo_hi, lo_lo, hi_hi, hi_lo, (lo_port << np.uint64(16)) | hi_port], axis=1)
-        keys = np.ascontiguousarray(keys).view(np.dtype((np.void, 40))).ravel()
+        keys = np.ascontiguousarray(keys).view(np.dtype((np.void, KEY_BYTES))).ravel()
         uniq, inverse = np.unique(keys, return_inverse=True)
-        slots = [self._slot(k.tobytes()) for k in uniq]
+        # keys cut from one bytes object: iterating the array would make a numpy scalar each
+        raw, get = uniq.tobytes(), self.slots.get
+        slots: list[_Slot] = []
+        for at in range(0, len(raw), KEY_BYTES):
+            key = raw[at : at + KEY_BYTES]
+            slot = get(key)
+            slots.append(slot if slot is not None else self._new_slot(key))
 
         if seg.data is not self._bytes_of:  # slices of one read chunk share its buffer
             self._bytes_of = seg.data
@@ -203,16 +210,14 @@ class FlowTable:
                              seg.ip_len.item(i))
             lo += 1
 
-    def _slot(self, key: bytes) -> _Slot:
-        """The table's slot for `key`, or a new one that joins the table when a connection
+    @staticmethod
+    def _new_slot(key: bytes) -> _Slot:
+        """A slot for a `key` the table does not hold: it joins the table when a connection
         opens on it (so the table holds only flows with a connection: that is what the
         --max-flows cap counts)."""
-        slot = self.slots.get(key)
-        if slot is None:
-            words = np.frombuffer(key, dtype=np.uint64)
-            slot = _Slot(key, (_endpoint(words[0], words[1], int(words[4]) >> 16),
-                               _endpoint(words[2], words[3], int(words[4]) & 0xFFFF)))
-        return slot
+        words = np.frombuffer(key, dtype=np.uint64)
+        return _Slot(key, (_endpoint(words[0], words[1], int(words[4]) >> 16),
+                           _endpoint(words[2], words[3], int(words[4]) & 0xFFFF)))
 
     def _open(self, slot: _Slot, side: int, ts: int, rule: RoleRule, flags: int,
               ack: int, ordinal: int) -> Connection:
@@ -233,7 +238,8 @@ class FlowTable:
                           slot.endpoints[1 - slot.client_side], rule, ts, previous_id)
         if rule is not RoleRule.syn:
             conn.start_assumed(ts, ack)
-        conn.observers = [make() for make in self.observers]
+        if self.observers:
+            conn.observers = [make() for make in self.observers]
         conn.first_ordinal = ordinal
         self.next_id += 1
         self.stats.connections += 1
@@ -256,18 +262,23 @@ class FlowTable:
         horizon = self.now_ns - int(self.linger_s * NS)
         idle = (self.now_ns - int(self.idle_timeout_s * NS)
                 if self.idle_timeout_s is not None else None)
-        done = [k for k, s in self.slots.items() if s.conn is not None and (
-            (s.conn.last_ns < horizon and s.conn.ended())
-            or (idle is not None and s.conn.last_ns < idle))]
-        for key in done:
-            conn = self.slots[key].conn
-            if conn is not None and not conn.ended():
-                self.stats.idle_evicted += 1
-        for key in done:
-            conn = self.slots.pop(key).conn
-            assert conn is not None
+        # ended() is asked once per connection (it flushes the inboxes first, so a second
+        # answer would be the same): most held connections are past neither horizon.
+        done: list[tuple[bytes, Connection, bool]] = []
+        for key, slot in self.slots.items():
+            conn = slot.conn
+            if conn is None:
+                continue
+            if conn.last_ns < horizon and conn.ended():
+                done.append((key, conn, True))
+            elif idle is not None and conn.last_ns < idle:
+                done.append((key, conn, conn.ended()))
+        for key, conn, ended in done:
+            del self.slots[key]
             self.ended.append(conn)
-            if conn.ended():
+            if not ended:
+                self.stats.idle_evicted += 1
+            else:
                 hashed = hash(key)
                 self.tombstones[hashed] = conn.id
                 self._tombstone_ns.append(self.now_ns)

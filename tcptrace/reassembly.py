@@ -59,9 +59,13 @@ class Stream:
         if expected is None:
             expected = self.next_seq = seq
         if seq == expected and not self.pending:  # the common case: next in order
+            consumer = self.consumer
             data = source.payload(payload_off, payload_cap, length) \
-                if self.consumer.wants_bytes else None
-            self._deliver(ts_ns, length, data)
+                if consumer.wants_bytes else None
+            # `_deliver`, inline: this runs for every data segment
+            self.next_seq = (expected + length) & 0xFFFFFFFF
+            self.delivered += length
+            consumer.on_data(ts_ns, length, data)
             return
         ahead = seq_diff(seq, expected)
         if ahead > 0:  # out of order: hold until the hole fills

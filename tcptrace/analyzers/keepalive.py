@@ -21,6 +21,8 @@ class KeepaliveSide:
     """ACKs this side sent in answer to the peer's probes."""
     intervals_ms: list[float] = field(default_factory=list)
     last_probe_ns: int | None = None
+    """Time of the latest probe of the current run; ordinary traffic from this side ends
+    the run (Connection.segment and Connection.account set it back to None)."""
     awaiting_ack_at: int | None = None
     """SND.NXT of this side's outstanding probe: the ack value that answers it."""
 
@@ -30,7 +32,3 @@ class KeepaliveSide:
         self.probes += 1
         self.last_probe_ns = ts_ns
         self.awaiting_ack_at = nxt
-
-    def activity(self) -> None:
-        """Ordinary traffic from this side ends a run of probes."""
-        self.last_probe_ns = None
