@@ -85,6 +85,7 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     try:
         writer = writer_for(fmt, out)
         if jobs > 1:
+            _fixed_mmap_threshold(PARALLEL_MMAP_THRESHOLD)
             try:
                 report = parallel.analyze(paths, options, jobs, writer, bar.update)
             finally:
@@ -112,24 +113,27 @@ def _fail(message: str) -> NoReturn:
 
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 1 << 20
+PARALLEL_MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its moving threshold
 
 
-def _fixed_mmap_threshold() -> None:
-    """Give every allocation of 1 MiB or more its own mapping, returned to the system when
-    freed (glibc only; elsewhere nothing happens).
+def _fixed_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> None:
+    """Give every allocation of `threshold` bytes or more its own mapping, returned to the
+    system when freed (glibc only; elsewhere nothing happens).
 
     Each 8 MiB read chunk leaves a few buffers of its size behind it (the chunk, decode's
     padded copy, the payload bytes). glibc raises its mmap threshold after the first such
     buffer is freed, and from then on they come from the heap, which fragments: a 10M-packet
-    run grew to 228-247 MiB this way, 197 MiB with the threshold fixed. The price is page
-    faults on each new chunk buffer: about 0.9 s of system time per million packets.
+    run grew to 228-247 MiB this way, 197 MiB with a fixed 1 MiB threshold. The price is
+    page faults on each new chunk buffer: about 0.9 s of system time per million packets.
+    `--jobs` runs take PARALLEL_MMAP_THRESHOLD instead (what glibc would move to anyway):
+    three processes faulting in every chunk buffer cost more than their smaller heaps save.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, threshold)
 
 
 def main(argv: list[str] | None = None) -> None:
