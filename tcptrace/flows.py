@@ -92,10 +92,7 @@ class FlowTable:
         n = len(seg)
         if n == 0:
             return
-        src_first = (seg.src_hi < seg.dst_hi) | (
-            (seg.src_hi == seg.dst_hi)
-            & ((seg.src_lo < seg.dst_lo) | ((seg.src_lo == seg.dst_lo) & (seg.sport <= seg.dport)))
-        )
+        src_first = canonical_first(seg)
         lo_hi = np.where(src_first, seg.src_hi, seg.dst_hi)
         lo_lo = np.where(src_first, seg.src_lo, seg.dst_lo)
         hi_hi = np.where(src_first, seg.dst_hi, seg.src_hi)
@@ -120,33 +117,20 @@ class FlowTable:
         ordinal = seg.ordinal if seg.ordinal is not None else np.arange(n)
         # Steady runs (tcptrace.steady) are accounted in bulk, unless observers want every
         # segment or this batch could evict (eviction compares the flows' last activity).
+        picked: slice | npt.NDArray[np.int64] = slice(None)  # no runs: every segment
+        runs: Runs | None = None
+        cursor = [0] * len(slots)
+        positions: Iterable[int] = repeat(-1, n)  # no runs: the cursor check below never fires
         if self.bulk and not self.observers and \
                 len(self.slots) + len(slots) <= self.max_flows + CAP_SLACK:
             runs = plan(seg, inverse, direction,
                         np.array([slot.conn is None for slot in slots], dtype=bool))
-            picked = runs.slow
+            picked, cursor, positions = runs.slow, runs.start, runs.slow_position
             self._batch = (seg, direction, ordinal, runs)
-            cursor = runs.start
-            positions: Iterable[int] = runs.slow_position
-            columns = zip(
-                inverse[picked].tolist(), direction[picked].tolist(), seg.ts_ns[picked].tolist(),
-                seg.flags[picked].tolist(), seg.seq[picked].tolist(), seg.ack[picked].tolist(),
-                seg.window[picked].tolist(), seg.payload_len[picked].tolist(),
-                seg.payload_off[picked].tolist(), seg.payload_cap[picked].tolist(),
-                seg.tcp_off[picked].tolist(), seg.opt_cap[picked].tolist(),
-                seg.ip_len[picked].tolist(), ordinal[picked].tolist(), positions, strict=True,
-            )
-        else:
-            runs = None
-            cursor = [0] * len(slots)
-            positions = repeat(-1, n)  # no runs: the cursor check below never fires
-            columns = zip(
-                inverse.tolist(), direction.tolist(), seg.ts_ns.tolist(), seg.flags.tolist(),
-                seg.seq.tolist(), seg.ack.tolist(), seg.window.tolist(),
-                seg.payload_len.tolist(), seg.payload_off.tolist(), seg.payload_cap.tolist(),
-                seg.tcp_off.tolist(), seg.opt_cap.tolist(), seg.ip_len.tolist(),
-                ordinal.tolist(), positions, strict=True,
-            )
+        columns = zip(*(column[picked].tolist() for column in (
+            inverse, direction, seg.ts_ns, seg.flags, seg.seq, seg.ack, seg.window,
+            seg.payload_len, seg.payload_off, seg.payload_cap, seg.tcp_off, seg.opt_cap,
+            seg.ip_len, ordinal)), positions, strict=True)
         data = self._bytes
         for slot_i, side, ts, flags, sq, ak, win, plen, poff, pcap, toff, ocap, iplen, order, \
                 at in columns:
@@ -331,6 +315,16 @@ class FlowTable:
             if slot.conn is not None:
                 yield slot.conn
         self.slots.clear()
+
+
+def canonical_first(seg: SegmentBatch) -> npt.NDArray[np.bool_]:
+    """Whether each segment's source is the lower (address, port) of its 4-tuple: the
+    canonical order both directions of a flow share (flow keys, partition hashes)."""
+    first: npt.NDArray[np.bool_] = (seg.src_hi < seg.dst_hi) | (
+        (seg.src_hi == seg.dst_hi)
+        & ((seg.src_lo < seg.dst_lo) | ((seg.src_lo == seg.dst_lo) & (seg.sport <= seg.dport)))
+    )
+    return first
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -40,7 +40,7 @@ from tcptrace.connection import Connection
 from tcptrace.decode import DAMAGE_WARNINGS, SegmentBatch, decode, unsupported_linktypes
 from tcptrace.engine import FEED_SLICE, Analysis, Options
 from tcptrace.filter import Predicate, compile_filter
-from tcptrace.flows import FlowTableStats
+from tcptrace.flows import FlowTableStats, canonical_first
 from tcptrace.model import ConnectionRecord
 from tcptrace.report.summary import Summary
 from tcptrace.sources import FrameBatch, SourceStats
@@ -65,10 +65,7 @@ def _mix(h: U64) -> U64:
 def flow_hash(seg: SegmentBatch) -> U64:
     """A 64-bit hash of each segment's canonical 4-tuple (the lower (address, port) first,
     as the flow table orders it), so both directions of a flow hash alike."""
-    src_first = (seg.src_hi < seg.dst_hi) | (
-        (seg.src_hi == seg.dst_hi)
-        & ((seg.src_lo < seg.dst_lo) | ((seg.src_lo == seg.dst_lo) & (seg.sport <= seg.dport)))
-    )
+    src_first = canonical_first(seg)
     ports = np.where(src_first, seg.sport << 16 | seg.dport, seg.dport << 16 | seg.sport)
     h = np.zeros(len(seg), dtype=np.uint64)
     for word in (np.where(src_first, seg.src_hi, seg.dst_hi),

@@ -89,10 +89,6 @@ class HttpDirection:
         self.start_ns = 0
         self.remaining = 0
 
-    @property
-    def wants_bytes(self) -> bool:
-        return not _skipping(self.phase)
-
     def looks_like_start(self, data: bytes) -> bool:
         if self.is_request:
             head = data[:21]
