@@ -59,7 +59,7 @@ NO_BYTES = np.zeros(0, dtype=np.uint8)
 AHEAD = 4  # chunks queued per worker (each up to 8 MiB of frames plus its columns)
 POLL_S = 0.25  # how often the parent looks at its workers (and refreshes the progress bar)
 Progress = Callable[[int, int], None]
-"""Called with (bytes read, packets read) of the first worker."""
+"""Called with (bytes read, packets read) as the parent reads the captures."""
 
 
 @dataclass(slots=True)
@@ -157,13 +157,12 @@ class _Bytes:
     def _read(self, origin: tuple[str, int, int]) -> npt.NDArray[np.uint8]:
         if origin != self.origin:
             path, offset, length = origin
+            padded = bytearray(length + 64)  # decode pads every buffer with 64 zero bytes
             with open(path, "rb") as f:
                 f.seek(offset)
-                data = f.read(length)
-            if len(data) != length:
-                raise TcptraceError(f"{path}: changed while it was being read")
-            # decode pads every buffer with 64 zero bytes (see decode.decode)
-            self.data = np.frombuffer(data + bytes(64), dtype=np.uint8)
+                if f.readinto(memoryview(padded)[:length]) != length:
+                    raise TcptraceError(f"{path}: changed while it was being read")
+            self.data = np.frombuffer(padded, dtype=np.uint8)
             self.origin = origin
         return self.data
 
@@ -183,8 +182,7 @@ def _map_and_send(paths: list[str], options: Options, outboxes: list[Queue[Mappe
                 return
             except queue.Full:
                 if not workers[k].is_alive():
-                    raise TcptraceError(f"worker {k} of --jobs {len(workers)} died "
-                                        f"(exit status {workers[k].exitcode})") from None
+                    raise _died(workers, k) from None
 
     for frames in read_captures(paths, source, meter):
         mapped = map_chunk(frames, options, len(outboxes), ordinal)
@@ -201,15 +199,9 @@ def _map_and_send(paths: list[str], options: Options, outboxes: list[Queue[Mappe
         progress(meter.bytes, source.frames)
 
 
-def _wait(workers: list[Any]) -> None:
-    try:
-        for w in workers:
-            w.join()
-    finally:
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-            w.join()
+def _died(workers: list[Any], k: int) -> TcptraceError:
+    return TcptraceError(f"worker {k} of --jobs {len(workers)} died "
+                         f"(exit status {workers[k].exitcode})")
 
 
 def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
@@ -231,12 +223,13 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
                                            args=(k, outbox, options, as_json, folder)))
             workers[-1].start()
         _map_and_send(paths, options, outboxes, workers, source, chunks, progress)
-        _wait(workers)
+        for w in workers:  # the finally below stops them if anything goes wrong
+            w.join()
         results = []
-        for k, w in enumerate(workers):
+        for k in range(jobs):
             path = Path(folder) / f"{k}.result"
             if not path.exists():
-                raise TcptraceError(f"worker {k} of --jobs {jobs} died (exit status {w.exitcode})")
+                raise _died(workers, k)
             with open(path, "rb") as f:
                 results.append(pickle.load(f))
         for result in results:
