@@ -8,7 +8,6 @@ once per kind; the report goes to stdout or -o FILE.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 from typing import NoReturn, TextIO
@@ -129,8 +128,7 @@ def _fixed_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> None:
     three processes faulting in every chunk buffer cost more than their smaller heaps save.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded: no search
     except (OSError, AttributeError):
         return
     mallopt(M_MMAP_THRESHOLD, threshold)
