@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from conftest import CRAFTED, LINUX, run_cli
 
@@ -182,3 +183,18 @@ def test_gzip_partitions_carry_their_bytes() -> None:
     assert frames.origin is None
     sent = parallel._only(map_chunk(frames, Options(), 2, 0), 0)
     assert sent.parts[0].origin is None and len(sent.parts[0].data) > 0
+
+
+@pytest.mark.parametrize("layout, option", [(parallel.COMPACT, 0),
+                                            (parallel.INDENTED, orjson.OPT_INDENT_2)])
+def test_ids_spliced_into_encoded_records_match_a_fresh_encoding(layout: tuple[bytes, ...],
+                                                                 option: int) -> None:
+    # the parent renumbers without decoding: it must give what encoding the renumbered
+    # record gives, for a record with and without a previous connection on its 4-tuple
+    records = list(Analysis([str(CRAFTED / "port_reuse.pcap")], Options()).records())
+    assert any(r.previous_id is not None for r in records)
+    for record in records:
+        data = orjson.dumps(to_dict(record), option=option)
+        for new_id, previous in ((1, 0), (123456, 98765)):
+            expected = orjson.dumps(to_dict(renumbered(record, new_id, previous)), option=option)
+            assert parallel._with_ids(data, new_id, previous, layout) == expected

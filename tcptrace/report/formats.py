@@ -75,13 +75,12 @@ class JsonWriter(Writer):
         self._index = array("q")  # (id, offset, length) per record
 
     def write(self, record: ConnectionRecord) -> None:
-        self.add_row(to_dict(record))
+        self.add_encoded(record.id, orjson.dumps(to_dict(record), option=orjson.OPT_INDENT_2))
 
-    def add_row(self, row: dict[str, Any]) -> None:
-        """A record already in its JSON form (the parallel runner renumbers these)."""
-        data = orjson.dumps(row, option=orjson.OPT_INDENT_2)
+    def add_encoded(self, record_id: int, data: bytes) -> None:
+        """A record already encoded with OPT_INDENT_2 (the parallel runner renumbers these)."""
         self._spool.write(data)
-        self._index.extend((row["id"], self._spooled, len(data)))
+        self._index.extend((record_id, self._spooled, len(data)))
         self._spooled += len(data)
 
     def finish(self, summary: Summary, source: dict[str, Any]) -> None:
