@@ -115,6 +115,7 @@ class SegmentBatch:
 
 
 NOT_COLUMNS = ("data", "origin")
+PAD = 64  # bytes a gather may read past a clipped position (an IPv6 address is 16)
 
 
 def _u16(d: npt.NDArray[np.uint8], at: I64) -> I64:
@@ -142,10 +143,14 @@ def decode(frames: FrameBatch, skipped: Counter[str]) -> SegmentBatch:
     n = len(frames)
     start, cap, link = frames.offset, frames.caplen, frames.linktype
     end = start + cap
-    # Pad the buffer so fixed-width gathers never run off its end; lengths are checked
-    # against `end` before any gathered value is trusted.
-    d = np.concatenate([d, np.zeros(64, dtype=np.uint8)])
-    cap_limit = len(d) - 64 - 1
+    # Fixed-width gathers must never run off the buffer: they start at most at cap_limit,
+    # with at least PAD bytes after it. Positions past a frame's end are clipped, and
+    # lengths are checked against `end` before any gathered value is trusted, so what the
+    # slack holds never matters. A read chunk usually has the start of the next record
+    # there already; otherwise (the end of a file) the buffer is copied with zeros added.
+    if n == 0 or len(d) - int(end.max()) < PAD:
+        d = np.concatenate([d, np.zeros(PAD, dtype=np.uint8)])
+    cap_limit = len(d) - PAD - 1
 
     def clip(at: I64) -> I64:
         return np.minimum(at, cap_limit)

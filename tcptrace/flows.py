@@ -112,7 +112,9 @@ class FlowTable:
 
         if seg.data is not self._bytes_of:  # slices of one read chunk share its buffer
             self._bytes_of = seg.data
-            self._bytes.data = seg.data.tobytes()
+            whole: object = seg.data.base  # the read chunk itself, if decode did not copy it
+            self._bytes.data = (whole if isinstance(whole, bytes) and len(whole) == len(seg.data)
+                                else seg.data.tobytes())
         direction = (~src_first).astype(np.int64)
         ordinal = seg.ordinal if seg.ordinal is not None else np.arange(n)
         # Steady runs (tcptrace.steady) are accounted in bulk, unless observers want every

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from tcptrace.decode import SegmentBatch
+from tcptrace.decode import PAD, SegmentBatch
 from tcptrace.engine import Options
 from tcptrace.errors import TcptraceError
 from tcptrace.flows import FlowTableStats
@@ -158,7 +158,7 @@ class _Bytes:
     def _read(self, origin: tuple[str, int, int]) -> npt.NDArray[np.uint8]:
         if origin != self.origin:
             path, offset, length = origin
-            padded = bytearray(length + 64)  # decode pads every buffer with 64 zero bytes
+            padded = bytearray(length + PAD)  # slack for gathers, as decode leaves it
             with open(path, "rb") as f:
                 f.seek(offset)
                 if f.readinto(memoryview(padded)[:length]) != length:

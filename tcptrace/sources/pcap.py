@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from tcptrace.errors import CaptureError
 from tcptrace.sources.batch import FrameBatch, SourceStats
+from tcptrace.sources.chunks import ChunkReader
 
 MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1000),  # microseconds, little-endian
@@ -31,7 +32,6 @@ MAX_RECORD = 1 << 20
 # A header may claim any snaplen (0xFFFFFFFF is common in fuzzed files): trusting it
 # beyond this would let one damaged record header make the reader buffer the whole file.
 MAX_SNAPLEN = 16 << 20
-CHUNK = 8 << 20
 # Frames per batch: an 8 MiB chunk of 60-byte packets (a SYN flood) would be 140k frames,
 # and per-frame lists and numpy temporaries would then dominate memory.
 MAX_FRAMES = 32768
@@ -49,11 +49,9 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats,
     linktype &= 0xFFFF  # upper bits: FCS length and flag (libpcap LT_LINKTYPE)
     length_at = struct.Struct(endian + "I")
     limit = max(MAX_RECORD, min(snaplen, MAX_SNAPLEN))
-    pending = b""
-    position = 24
+    chunks = ChunkReader(f, 24, seekable)
     while True:
-        chunk = f.read(CHUNK)
-        buf = pending + chunk if pending else chunk
+        buf = chunks.read()
         if not buf:
             return
         data = np.frombuffer(buf, dtype=np.uint8)
@@ -71,25 +69,24 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats,
                     caplen=fields[:, 2],
                     wirelen=fields[:, 3],
                     linktype=np.full(len(at), linktype, dtype=np.int64),
-                    origin=(name, position) if seekable else None,
+                    origin=(name, chunks.position) if seekable else None,
                 )
         if damaged:
             stats.skipped["corrupt_record"] += 1
             stats.warn_once(
                 "corrupt_record",
-                f"{name}: record header at byte {position + end} is damaged "
+                f"{name}: record header at byte {chunks.position + end} is damaged "
                 f"(length > {limit}); the rest of the file was not read",
             )
             return
-        position += end
-        pending = buf[end:]
-        if not chunk:
-            if pending:
+        left = chunks.consumed(buf, end)
+        if chunks.at_end:
+            if left:
                 stats.skipped["truncated_record"] += 1
                 stats.warn_once(
                     "truncated_record",
-                    f"{name}: file ends inside a record at byte {position} "
-                    f"({len(pending)} bytes dropped); the capture was probably cut short",
+                    f"{name}: file ends inside a record at byte {chunks.position} "
+                    f"({left} bytes dropped); the capture was probably cut short",
                 )
             return
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from tcptrace.errors import CaptureError
 from tcptrace.sources.batch import FrameBatch, SourceStats
+from tcptrace.sources.chunks import ChunkReader
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -29,7 +30,6 @@ MAX_BLOCK = 16 << 20
 # a shorter block cannot be unpacked and is skipped as a bad block.
 MIN_BLOCK = {EPB: 32, PB: 32, SPB: 16, IDB: 20}
 INT64_MAX = (1 << 63) - 1
-CHUNK = 8 << 20
 
 
 @dataclass(slots=True)
@@ -61,12 +61,11 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats,
                 seekable: bool = False) -> Iterator[FrameBatch]:
     """Frame batches of a pcapng file; `seekable` as for read_pcap."""
     section: _Section | None = None
-    pending = b""
-    position = 0
+    chunks = ChunkReader(f, 0, seekable)
     last_ts = 0
     while True:
-        chunk = f.read(CHUNK)
-        buf = pending + chunk if pending else chunk
+        position = chunks.position
+        buf = chunks.read()
         if not buf:
             return
         pos = 0
@@ -161,15 +160,14 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats,
             stats.skipped["corrupt_block"] += 1
             stats.warn_once("corrupt_block", f"{name}: {damage}; the rest of the file was not read")
             return
-        position += pos
-        pending = buf[pos:]
-        if not chunk:
-            if pending:
+        left = chunks.consumed(buf, pos)
+        if chunks.at_end:
+            if left:
                 stats.skipped["truncated_record"] += 1
                 stats.warn_once(
                     "truncated_record",
-                    f"{name}: file ends inside a block at byte {position} "
-                    f"({len(pending)} bytes dropped); the capture was probably cut short",
+                    f"{name}: file ends inside a block at byte {chunks.position} "
+                    f"({left} bytes dropped); the capture was probably cut short",
                 )
             return
 
