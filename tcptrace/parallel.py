@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from tcptrace.decode import PAD, SegmentBatch
+from tcptrace.decode import SegmentBatch
 from tcptrace.engine import Options
 from tcptrace.errors import TcptraceError
 from tcptrace.flows import FlowTableStats
@@ -156,14 +156,16 @@ class _Bytes:
         return chunk
 
     def _read(self, origin: tuple[str, int, int]) -> npt.NDArray[np.uint8]:
+        """The stretch as `bytes`, which the flow table reads payloads from without a copy
+        (nothing after decode gathers past a frame's end, so no slack is needed)."""
         if origin != self.origin:
             path, offset, length = origin
-            padded = bytearray(length + PAD)  # slack for gathers, as decode leaves it
             with open(path, "rb") as f:
                 f.seek(offset)
-                if f.readinto(memoryview(padded)[:length]) != length:
-                    raise TcptraceError(f"{path}: changed while it was being read")
-            self.data = np.frombuffer(padded, dtype=np.uint8)
+                data = f.read(length)
+            if len(data) != length:
+                raise TcptraceError(f"{path}: changed while it was being read")
+            self.data = np.frombuffer(data, dtype=np.uint8)
             self.origin = origin
         return self.data
 

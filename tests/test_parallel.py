@@ -175,7 +175,9 @@ def test_partitions_travel_without_bytes_and_get_them_back(capture: Path) -> Non
         sent = parallel._only(mapped, k)
         assert len(sent.parts[k].data) == 0 and sent.parts[k].origin is not None
         back = reader.restore(sent).parts[k]
-        assert np.array_equal(back.data, mapped.parts[k].data)
+        assert back.origin is not None and len(back.data) == back.origin[2]
+        # the frames' bytes (decode may have added zero slack after them: not sent)
+        assert np.array_equal(back.data, mapped.parts[k].data[: len(back.data)])
 
 
 def test_gzip_partitions_carry_their_bytes() -> None:
