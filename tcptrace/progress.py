@@ -43,21 +43,22 @@ class ProgressBar:
         stream = sys.stderr if stream is None else stream
         self.enabled = enabled and (force or _isatty(stream))
         self._started = time.monotonic()
-        self._bar = tqdm(total=total, file=stream, disable=not self.enabled, unit="B",
-                         unit_scale=True, unit_divisor=1024, delay=delay_s,
-                         mininterval=refresh_s, leave=False, desc="reading",
-                         dynamic_ncols=True)
+        # no tqdm object at all when off: even a disabled one starts tqdm's monitor thread
+        self._bar = tqdm(total=total, file=stream, unit="B", unit_scale=True,
+                         unit_divisor=1024, delay=delay_s, mininterval=refresh_s, leave=False,
+                         desc="reading", dynamic_ncols=True) if self.enabled else None
 
     def update(self, bytes_read: int, packets: int) -> None:
         """Bytes read so far and packets decoded so far (cumulative)."""
-        if not self.enabled:
+        if self._bar is None:
             return
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self._bar.set_postfix_str(f"{packets / elapsed:,.0f} pkt/s", refresh=False)
         self._bar.update(max(0, bytes_read - self._bar.n))
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
     @contextmanager
     def watch(self, read: Callable[[], tuple[int, int]]) -> Iterator[None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CRAFTED, LINUX
+from tqdm import tqdm
 
 from tcptrace.progress import REFRESH_S, ProgressBar, total_size
 from tcptrace.sources import SourceStats, read_captures
@@ -23,6 +24,18 @@ def test_off_when_the_stream_is_not_a_terminal() -> None:
     with bar.watch(lambda: (1000, 20)):
         pass
     assert stream.getvalue() == ""
+
+
+def test_an_off_bar_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # even a disabled tqdm starts tqdm's monitor thread: an off bar must not create one
+    monkeypatch.setattr(tqdm, "monitor", None)
+    bar = ProgressBar(1000, io.StringIO(), delay_s=0)
+    bar.update(500, 10)
+    bar.close()
+    started = tqdm.monitor
+    if started is not None:
+        started.exit()
+    assert started is None
 
 
 def test_off_with_quiet_even_on_a_terminal() -> None:
