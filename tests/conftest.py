@@ -69,6 +69,8 @@ class Allowlist:
         """Differences (trace, connection, field, theirs, ours) no entry covers."""
         return [d for d in differences if not self.covers(d[0], d[1], d[2])]
 
-    def stale(self, seen: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    def stale(self, differences: list[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
+        """Entries that cover none of `differences` (trace, connection, field, theirs, ours)."""
+        seen = {(d[0], d[1], d[2]) for d in differences}
         return [(t, c, f) for t, c, f in self.entries if not any(
             t == s_t and c in ("*", s_c) and f in ("*", s_f) for s_t, s_c, s_f in seen)]
