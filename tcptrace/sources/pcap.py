@@ -49,7 +49,7 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats,
     linktype &= 0xFFFF  # upper bits: FCS length and flag (libpcap LT_LINKTYPE)
     length_at = struct.Struct(endian + "I")
     limit = max(MAX_RECORD, min(snaplen, MAX_SNAPLEN))
-    chunks = ChunkReader(f, 24, seekable)
+    chunks = ChunkReader(f, 24, seekable, name, stats, "record")
     while True:
         buf = chunks.read()
         if not buf:
@@ -79,15 +79,7 @@ def read_pcap(f: BinaryIO, name: str, stats: SourceStats,
                 f"(length > {limit}); the rest of the file was not read",
             )
             return
-        left = chunks.consumed(buf, end)
-        if chunks.at_end:
-            if left:
-                stats.skipped["truncated_record"] += 1
-                stats.warn_once(
-                    "truncated_record",
-                    f"{name}: file ends inside a record at byte {chunks.position} "
-                    f"({left} bytes dropped); the capture was probably cut short",
-                )
+        if chunks.consumed(buf, end):
             return
 
 

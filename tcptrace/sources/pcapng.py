@@ -61,7 +61,7 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats,
                 seekable: bool = False) -> Iterator[FrameBatch]:
     """Frame batches of a pcapng file; `seekable` as for read_pcap."""
     section: _Section | None = None
-    chunks = ChunkReader(f, 0, seekable)
+    chunks = ChunkReader(f, 0, seekable, name, stats, "block")
     last_ts = 0
     while True:
         position = chunks.position
@@ -160,15 +160,7 @@ def read_pcapng(f: BinaryIO, name: str, stats: SourceStats,
             stats.skipped["corrupt_block"] += 1
             stats.warn_once("corrupt_block", f"{name}: {damage}; the rest of the file was not read")
             return
-        left = chunks.consumed(buf, pos)
-        if chunks.at_end:
-            if left:
-                stats.skipped["truncated_record"] += 1
-                stats.warn_once(
-                    "truncated_record",
-                    f"{name}: file ends inside a block at byte {chunks.position} "
-                    f"({left} bytes dropped); the capture was probably cut short",
-                )
+        if chunks.consumed(buf, pos):
             return
 
 
