@@ -208,6 +208,16 @@ COMPACT = (b'{"id":', b',"previous_id":', b",")
 INDENTED = (b'{\n  "id": ', b',\n  "previous_id": ', b",\n")
 
 
+def _encoding(writer: Writer) -> tuple[int, tuple[bytes, bytes, bytes]] | None:
+    """How workers encode records for `writer`: JSON in the writer's own layout (the orjson
+    option, and the layout the parent splices ids into), or None: pickled records."""
+    if isinstance(writer, JsonWriter):
+        return orjson.OPT_INDENT_2, INDENTED
+    if isinstance(writer, JsonLinesWriter):
+        return 0, COMPACT
+    return None
+
+
 def _with_ids(data: bytes, new_id: int, previous: int,
               layout: tuple[bytes, bytes, bytes]) -> bytes:
     """A worker's encoded record under its global ids (`previous` 0: null). Only these two
@@ -234,9 +244,8 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
     `writer`, and return the source report (its warnings included)."""
     folder = tempfile.mkdtemp(prefix="tcptrace-jobs-")
     context = multiprocessing.get_context("fork")
-    # JSON output is encoded in the workers, in the writer's own layout
-    json_option = (orjson.OPT_INDENT_2 if isinstance(writer, JsonWriter)
-                   else 0 if isinstance(writer, JsonLinesWriter) else None)
+    encoding = _encoding(writer)
+    json_option = encoding[0] if encoding is not None else None
     source, chunks = SourceStats(), ChunkStats()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -261,7 +270,7 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
         for result in results:
             if result.error is not None:
                 raise result.error
-        return _write(results, folder, options, writer, json_option is not None, source, chunks)
+        return _write(results, folder, options, writer, source, chunks)
     finally:
         for outbox in outboxes:
             outbox.cancel_join_thread()  # never wait to flush a queue a worker left
@@ -274,7 +283,8 @@ def analyze(paths: list[str], options: Options, jobs: int, writer: Writer,
 
 
 def _write(results: list[_Result], folder: str, options: Options, writer: Writer,
-           as_json: bool, source_stats: SourceStats, chunks: ChunkStats) -> dict[str, Any]:
+           source_stats: SourceStats, chunks: ChunkStats) -> dict[str, Any]:
+    encoding = _encoding(writer)
     indexes = [r.index for r in results if r.index is not None]
     numbers = renumber(indexes)
     summary = merge_summaries([r.summary for r in results], numbers.position)
@@ -295,10 +305,12 @@ def _write(results: list[_Result], folder: str, options: Options, writer: Writer
         for p, i in zip(partition.tolist(), within.tolist(), strict=True):
             data = views[p][starts[p][i]:starts[p][i + 1]]
             new_id, previous = int(numbers.ids[p][i]), int(numbers.previous_ids[p][i])
-            if isinstance(writer, JsonWriter):
-                writer.add_encoded(new_id, _with_ids(data, new_id, previous, INDENTED))
-            elif as_json:  # exactly what JsonLinesWriter writes
-                out.write(_with_ids(data, new_id, previous, COMPACT).decode() + "\n")
+            if encoding is not None:
+                data = _with_ids(data, new_id, previous, encoding[1])
+                if isinstance(writer, JsonWriter):
+                    writer.add_encoded(new_id, data)
+                else:  # exactly what JsonLinesWriter writes
+                    out.write(data.decode() + "\n")
             else:
                 record: ConnectionRecord = pickle.loads(data)
                 writer.write(renumbered(record, new_id, previous))
