@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from tcptrace.checksum import ChecksumLedger, bad_checksums
 from tcptrace.connection import ObserverFactory
-from tcptrace.decode import DAMAGE_WARNINGS, decode, unsupported_linktypes
+from tcptrace.decode import DAMAGE_WARNINGS, SegmentBatch, decode, unsupported_linktypes
 from tcptrace.filter import Predicate, compile_filter
 from tcptrace.flows import FlowTable
 from tcptrace.model import ConnectionRecord
@@ -44,21 +45,68 @@ class Options:
     skipped["bad_checksum"]; the Zeek observer still writes their `C`/`c` letter)."""
 
 
+@dataclass(slots=True)
+class ChunkStats:
+    """What `prepare` counted: for one chunk (the map of a parallel run), or summed over a
+    run, it is the run's source accounting."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    filtered_out: int = 0
+    segments: int = 0
+    """Segments left for the flow table (after --filter and the checksum check)."""
+    linktypes: set[int] = field(default_factory=set)
+    """Unsupported link types seen, for the warning."""
+
+    def add(self, other: ChunkStats) -> None:
+        self.skipped.update(other.skipped)
+        self.filtered_out += other.filtered_out
+        self.segments += other.segments
+        self.linktypes |= other.linktypes
+
+
+@lru_cache(maxsize=8)
+def _predicate(expression: str) -> Predicate:
+    return compile_filter(expression)
+
+
+def prepare(frames: FrameBatch, options: Options,
+            stats: ChunkStats) -> tuple[SegmentBatch, SegmentBatch | None]:
+    """Decode a chunk of frames, leave out what --filter rejects and, with
+    --verify-checksums, the segments with a bad checksum: (segments for the flow table, bad
+    ones or None). Counted in `stats`. The single-process run and the map of a parallel run
+    (plan.map_chunk) both take their segments from here."""
+    unsupported = stats.skipped["unsupported_linktype"]
+    segments = decode(frames, stats.skipped)
+    if stats.skipped["unsupported_linktype"] != unsupported:
+        stats.linktypes |= unsupported_linktypes(frames.linktype)
+    if options.filter and len(segments):
+        keep = _predicate(options.filter)(segments)
+        stats.filtered_out += int((~keep).sum())
+        segments = segments.select(keep)
+    bad = None
+    if options.verify_checksums and len(segments):
+        wrong = bad_checksums(segments)
+        if wrong.any():
+            stats.skipped["bad_checksum"] += int(wrong.sum())
+            bad = segments.select(wrong)
+            segments = segments.select(~wrong)
+    stats.segments += len(segments)
+    return segments, bad
+
+
 @dataclass
 class Analysis:
     paths: list[str]
     options: Options = field(default_factory=Options)
     source: SourceStats = field(default_factory=SourceStats)
-    segments: int = 0
-    filtered_out: int = 0
     frames: Iterable[FrameBatch] | None = None
     """Where frames come from; None reads `paths` (a live capture passes its own)."""
 
     def __post_init__(self) -> None:
-        self._predicate: Predicate | None = (
-            compile_filter(self.options.filter) if self.options.filter else None
-        )
-        self._linktypes: set[int] = set()  # unsupported link types seen, for the warning
+        if self.options.filter:
+            _predicate(self.options.filter)  # a bad expression fails here, before any reading
+        self.counts = ChunkStats(skipped=self.source.skipped)
+        """What `prepare` counted over the run (its damage lands in the source's counts)."""
         self.table = FlowTable(linger_s=self.options.linger_s, max_flows=self.options.max_flows,
                                tombstone_s=2 * self.options.msl_s,
                                idle_timeout_s=self.options.idle_timeout_s,
@@ -86,24 +134,12 @@ class Analysis:
                 for conn in self.table.drain():
                     yield conn.record(msl)
                 continue
-            unsupported = self.source.skipped["unsupported_linktype"]
-            segments = decode(frames, self.source.skipped)
-            if self.source.skipped["unsupported_linktype"] != unsupported:
-                self._linktypes |= unsupported_linktypes(frames.linktype)
-            if self._predicate is not None and len(segments):
-                keep = self._predicate(segments)
-                self.filtered_out += int((~keep).sum())
-                segments = segments.select(keep)
-            if self.ledger is not None and len(segments):
-                bad = bad_checksums(segments)
-                if bad.any():
-                    self.source.skipped["bad_checksum"] += int(bad.sum())
-                    self.ledger.add(segments.select(bad))
-                    segments = segments.select(~bad)
+            segments, bad = prepare(frames, self.options, self.counts)
+            if bad is not None and self.ledger is not None:
+                self.ledger.add(bad)
             if segments.ordinal is None:
-                segments.ordinal = np.arange(self.segments, self.segments + len(segments),
-                                             dtype=np.int64)
-            self.segments += len(segments)
+                done = self.counts.segments - len(segments)
+                segments.ordinal = np.arange(done, done + len(segments), dtype=np.int64)
             # Feed in slices and emit in between: one read chunk can hold 100k new flows
             # (a SYN flood), and memory must stay bounded by --max-flows, not by the chunk.
             for start in range(0, len(segments), FEED_SLICE):
@@ -112,24 +148,24 @@ class Analysis:
                     yield conn.record(msl)
         for conn in self.table.close():
             yield conn.record(msl)
-        self._warn_damage()
+        self.warn_damage()
 
-    def _warn_damage(self) -> None:
+    def warn_damage(self) -> None:
         """One warning per kind of decode damage, with its count (after the whole run)."""
         where = f"{self.source.files[0]}: " if len(self.source.files) == 1 else ""
-        linktypes = ", ".join(map(str, sorted(self._linktypes)))
+        linktypes = ", ".join(map(str, sorted(self.counts.linktypes)))
         for kind, text in DAMAGE_WARNINGS.items():
             if count := self.source.skipped[kind]:
                 self.source.warn_once(kind, f"{where}{count} {text.format(linktypes=linktypes)}")
 
     def source_report(self) -> dict[str, Any]:
         skipped = Counter({k: v for k, v in self.source.skipped.items() if v})
-        if self.filtered_out:
-            skipped["filtered_out"] = self.filtered_out
+        if self.counts.filtered_out:
+            skipped["filtered_out"] = self.counts.filtered_out
         return {
             "files": self.source.files,
             "packets": self.source.frames,
-            "tcp_segments": self.segments,
+            "tcp_segments": self.counts.segments,
             "skipped": dict(sorted(skipped.items())),
             "warnings": self.source.warnings,
             "connections": self.table.stats.connections,

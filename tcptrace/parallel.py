@@ -35,12 +35,11 @@ import numpy.typing as npt
 import orjson
 
 from tcptrace.decode import SegmentBatch
-from tcptrace.engine import Options
+from tcptrace.engine import ChunkStats, Options
 from tcptrace.errors import TcptraceError
 from tcptrace.flows import FlowTableStats
 from tcptrace.model import ConnectionRecord, to_dict
 from tcptrace.plan import (
-    ChunkStats,
     MappedChunk,
     PartitionIndex,
     PartitionSummary,

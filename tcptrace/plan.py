@@ -29,17 +29,14 @@ import dataclasses
 from collections import Counter
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from tcptrace.checksum import bad_checksums
 from tcptrace.connection import Connection
-from tcptrace.decode import DAMAGE_WARNINGS, SegmentBatch, decode, unsupported_linktypes
-from tcptrace.engine import FEED_SLICE, Analysis, Options
-from tcptrace.filter import Predicate, compile_filter
+from tcptrace.decode import SegmentBatch
+from tcptrace.engine import FEED_SLICE, Analysis, ChunkStats, Options, prepare
 from tcptrace.flows import FlowTableStats, canonical_first
 from tcptrace.model import ConnectionRecord
 from tcptrace.report.summary import Summary
@@ -84,22 +81,6 @@ def partition_of(seg: SegmentBatch, partitions: int) -> I64:
 
 
 @dataclass(slots=True)
-class ChunkStats:
-    """What mapping one chunk counted; summed over chunks it is the run's source accounting."""
-
-    skipped: Counter[str] = field(default_factory=Counter)
-    filtered_out: int = 0
-    segments: int = 0
-    linktypes: set[int] = field(default_factory=set)
-
-    def add(self, other: ChunkStats) -> None:
-        self.skipped.update(other.skipped)
-        self.filtered_out += other.filtered_out
-        self.segments += other.segments
-        self.linktypes |= other.linktypes
-
-
-@dataclass(slots=True)
 class MappedChunk:
     """One chunk's segments, split by partition. `slice_end` and `slice_now_ns` describe the
     single-process run's feed slices of this chunk (end ordinal, exclusive; latest timestamp);
@@ -112,11 +93,6 @@ class MappedChunk:
     slice_now_ns: I64
     stats: ChunkStats
     tick_ns: int | None = None
-
-
-@lru_cache(maxsize=8)
-def _predicate(expression: str) -> Predicate:
-    return compile_filter(expression)
 
 
 def map_chunk(frames: FrameBatch, options: Options, partitions: int, first_ordinal: int,
@@ -132,23 +108,10 @@ def map_chunk(frames: FrameBatch, options: Options, partitions: int, first_ordin
     if len(frames) == 0:
         tick = int(frames.ts_ns.max()) if len(frames.ts_ns) else 0
         return MappedChunk({}, {}, empty, empty, stats, tick)
-    segments = decode(frames, stats.skipped)
-    if stats.skipped["unsupported_linktype"]:
-        stats.linktypes = unsupported_linktypes(frames.linktype)
-    if options.filter and len(segments):
-        mask = _predicate(options.filter)(segments)
-        stats.filtered_out = int((~mask).sum())
-        segments = segments.select(mask)
-    bad_parts: dict[int, SegmentBatch] = {}
+    segments, bad = prepare(frames, options, stats)
     wanted = set(range(partitions)) if keep is None else set(keep)
-    if options.verify_checksums and len(segments):
-        bad = bad_checksums(segments)
-        if bad.any():
-            stats.skipped["bad_checksum"] += int(bad.sum())
-            bad_parts = _split(segments.select(bad), partitions, wanted)
-            segments = segments.select(~bad)
+    bad_parts = _split(bad, partitions, wanted) if bad is not None else {}
     n = len(segments)
-    stats.segments = n
     segments.ordinal = np.arange(first_ordinal, first_ordinal + n, dtype=np.int64)
     starts = range(0, n, FEED_SLICE)
     slice_end = np.array([min(s + FEED_SLICE, n) for s in starts], dtype=np.int64)
@@ -375,13 +338,9 @@ def source_report(source: SourceStats, chunks: ChunkStats, tables: list[FlowTabl
     `source` is one reader's stats (every worker reads the same files); `chunks` the summed
     map counters; `tables` every partition's flow-table counters (summed field by field)."""
     source.skipped.update(chunks.skipped)
-    where = f"{source.files[0]}: " if len(source.files) == 1 else ""
-    linktypes = ", ".join(map(str, sorted(chunks.linktypes)))
-    for kind, text in DAMAGE_WARNINGS.items():
-        if count := source.skipped[kind]:
-            source.warn_once(kind, f"{where}{count} {text.format(linktypes=linktypes)}")
     engine = Analysis(list(source.files), options, source=source)
-    engine.segments, engine.filtered_out = chunks.segments, chunks.filtered_out
+    engine.counts = dataclasses.replace(chunks, skipped=source.skipped)
+    engine.warn_damage()
     for f in dataclasses.fields(FlowTableStats):
         setattr(engine.table.stats, f.name, sum(getattr(t, f.name) for t in tables))
     return engine.source_report()
