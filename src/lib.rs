@@ -1,0 +1,23 @@
+//! The native engine of tcptrace.
+//!
+//! The modules follow the data: `sources` (capture files -> frame batches) -> `decode`
+//! (frames -> TCP segments) -> `filter` (--filter) -> `flows` (4-tuples -> connections) ->
+//! `connection` (both endpoints' `states` machines, `reassembly`, the `analyzers`) ->
+//! `model` (the connection record) -> `writers` (jsonl, json, csv bytes and the summary) ->
+//! `engine` (the pipeline for one run). `binding` is the only module that knows Python.
+
+pub mod analyzers;
+pub mod connection;
+pub mod decode;
+pub mod engine;
+pub mod filter;
+pub mod flows;
+pub mod model;
+pub mod reassembly;
+pub mod seqnum;
+pub mod sources;
+pub mod states;
+pub mod writers;
+
+#[cfg(feature = "python")]
+mod binding;

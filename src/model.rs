@@ -1,0 +1,418 @@
+//! The connection record: the documented contract of every output format (docs/output.md,
+//! tcptrace/schema/output.schema.json). Field order is the JSON key order. Enums travel as
+//! their name, timestamps as float seconds since the epoch, durations as float milliseconds
+//! rounded to the microsecond, exactly as the Python engine computes them (`ns_to_s`,
+//! `ns_to_ms`).
+
+use std::cmp::Ordering;
+
+use crate::states::TcpState;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Client = 0,
+    Server = 1,
+}
+
+impl Role {
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+}
+
+/// How the client was told apart from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleRule {
+    /// Sent the first SYN (without ACK).
+    Syn,
+    /// The first segment seen was a SYN/ACK: its receiver is the client.
+    Synack,
+    /// Capture began mid-connection: the lower (well-known) port is the server's.
+    Port,
+}
+
+impl RoleRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleRule::Syn => "syn",
+            RoleRule::Synack => "synack",
+            RoleRule::Port => "port",
+        }
+    }
+}
+
+/// How a connection ended, one word each, most specific first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Closed,
+    Reset,
+    Refused,
+    Unanswered,
+    HandshakeFailed,
+    HalfClosed,
+    Closing,
+    Open,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Closed => "CLOSED",
+            Outcome::Reset => "RESET",
+            Outcome::Refused => "REFUSED",
+            Outcome::Unanswered => "UNANSWERED",
+            Outcome::HandshakeFailed => "HANDSHAKE_FAILED",
+            Outcome::HalfClosed => "HALF_CLOSED",
+            Outcome::Closing => "CLOSING",
+            Outcome::Open => "OPEN",
+        }
+    }
+}
+
+/// Why a RST was sent, judged from the states of both endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RstKind {
+    Refused,
+    Handshake,
+    Abort,
+    AfterClose,
+    TimeWait,
+    UnknownState,
+}
+
+impl RstKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RstKind::Refused => "REFUSED",
+            RstKind::Handshake => "HANDSHAKE",
+            RstKind::Abort => "ABORT",
+            RstKind::AfterClose => "AFTER_CLOSE",
+            RstKind::TimeWait => "TIME_WAIT",
+            RstKind::UnknownState => "UNKNOWN_STATE",
+        }
+    }
+}
+
+/// "client", "server" or "both": a side, or both sides, of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sides {
+    Client,
+    Server,
+    Both,
+}
+
+impl Sides {
+    pub fn of(client: bool, server: bool) -> Option<Sides> {
+        match (client, server) {
+            (true, true) => Some(Sides::Both),
+            (true, false) => Some(Sides::Client),
+            (false, true) => Some(Sides::Server),
+            (false, false) => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Sides::Client => "client",
+            Sides::Server => "server",
+            Sides::Both => "both",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PerSide<T> {
+    pub client: T,
+    pub server: T,
+}
+
+impl<T> PerSide<T> {
+    pub fn new(client: T, server: T) -> Self {
+        PerSide { client, server }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// Address text as Python's `ipaddress` writes it (IPv4-mapped addresses as IPv4).
+    pub ip: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StateChange {
+    pub ts: f64,
+    pub state: TcpState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handshake {
+    /// A SYN, a SYN/ACK and the ACK completing the handshake were all seen.
+    pub complete: bool,
+    /// From the SYN that was answered to the SYN/ACK answering it.
+    pub syn_to_synack_ms: Option<f64>,
+    /// From that SYN/ACK to the ACK completing the handshake.
+    pub synack_to_ack_ms: Option<f64>,
+    /// Sum of the two: the network round trip as seen from the capture point.
+    pub rtt_ms: Option<f64>,
+    /// First SYN to completing ACK: what the application waited, timeouts included.
+    pub setup_ms: Option<f64>,
+    pub syn_retransmits: u64,
+    pub synack_retransmits: u64,
+    /// "timestamps" (TSecr echoes), "unique" (one candidate) or null.
+    pub matched_by: Option<&'static str>,
+    /// Why a latency is null although the handshake completed.
+    pub ambiguity: Option<&'static str>,
+    pub simultaneous_open: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Close {
+    /// Side that sent FIN first ("both" when the FINs crossed).
+    pub initiator: Option<Sides>,
+    /// Side(s) that entered TIME_WAIT: the active closer(s).
+    pub time_wait: Option<Sides>,
+    /// When the (first) holder entered TIME_WAIT.
+    pub time_wait_ts: Option<f64>,
+    /// When it leaves TIME_WAIT: time_wait_ts + 2 * MSL.
+    pub time_wait_until: Option<f64>,
+    pub fin_ts: PerSide<Option<f64>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HalfClose {
+    /// Side that sent its FIN first and then went on receiving data.
+    pub side: Role,
+    /// Unique payload bytes the other side sent after that FIN.
+    pub bytes_after_fin: u64,
+    /// From the first FIN to the other side's FIN (or its last segment if none).
+    pub duration_ms: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rst {
+    pub sender: Role,
+    /// The sender's state just before the RST.
+    pub state: TcpState,
+    pub receiver_state: TcpState,
+    pub kind: RstKind,
+    pub ts: f64,
+    /// RST segments in the connection (retransmitted or repeated ones included).
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Keepalive {
+    /// Keep-alive probes sent by each side (RFC 1122 section 4.2.3.6).
+    pub probes: PerSide<u64>,
+    /// ACKs each side sent in answer to the other side's probes.
+    pub acks: PerSide<u64>,
+    /// Time between consecutive probes of a side (the first: since its previous segment).
+    pub intervals_ms: PerSide<Vec<f64>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Reuse {
+    /// "http/1.1", "http/1.0", or null when the payload is not HTTP/1.x.
+    pub protocol: Option<&'static str>,
+    /// HTTP requests, or for other protocols the client's turns.
+    pub requests: u64,
+    pub responses: u64,
+    /// Idle time between the end of each response and the next request.
+    pub idle_gaps_ms: Vec<f64>,
+}
+
+/// One connection, from its first segment to its last, as every output format carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionRecord {
+    pub id: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub role_rule: RoleRule,
+    /// An earlier connection on the same 4-tuple (port reuse), if any.
+    pub previous_id: Option<u64>,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    pub duration_ms: f64,
+    pub outcome: Outcome,
+    pub handshake: Handshake,
+    pub close: Close,
+    pub half_close: Option<HalfClose>,
+    pub rst: Option<Rst>,
+    pub keepalive: Keepalive,
+    pub reuse: Reuse,
+    pub states: PerSide<Vec<StateChange>>,
+    pub final_state: PerSide<TcpState>,
+    pub packets: PerSide<u64>,
+    /// TCP payload bytes seen, retransmissions included.
+    pub bytes: PerSide<u64>,
+    /// Payload bytes in sequence space: retransmissions excluded, capture gaps included.
+    pub unique_bytes: PerSide<u64>,
+    pub retransmitted_bytes: PerSide<u64>,
+    /// Bytes the capture missed (acknowledged but never seen).
+    pub gap_bytes: PerSide<u64>,
+    /// Segments the state table did not expect for that side.
+    pub anomalies: PerSide<u64>,
+}
+
+pub const NS_PER_S: i64 = 1_000_000_000;
+pub const NS_PER_MS: i64 = 1_000_000;
+
+/// `ns / 1e9` as Python computes `ns / 1_000_000_000` on ints: the exact quotient, correctly
+/// rounded to the nearest double (a plain `ns as f64 / 1e9` rounds twice: epoch
+/// nanoseconds are beyond 2^53).
+pub fn ns_to_s(ns: i64) -> f64 {
+    div_round(ns as i128, NS_PER_S as i128)
+}
+
+/// Python's `round(ns / 1_000_000, 3)`: milliseconds, correctly rounded, then rounded to
+/// three decimals (round-half-even on the double's exact value, as Python does).
+pub fn ns_to_ms(ns: i64) -> f64 {
+    round3(div_round(ns as i128, NS_PER_MS as i128))
+}
+
+/// Python's `round(x, 3)`: correctly rounded to three decimals. Rust's `{:.3}` formats the
+/// exact binary value with round-half-even, as Python's dtoa does.
+pub fn round3(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.3}").parse().unwrap_or(x)
+}
+
+/// n / d (d > 0) correctly rounded to f64, ties to even.
+pub fn div_round(n: i128, d: i128) -> f64 {
+    debug_assert!(d > 0);
+    if n < 0 {
+        return -div_round(-n, d);
+    }
+    let (n, d) = (n as u128, d as u128);
+    let mut x = n as f64 / d as f64;
+    if !x.is_finite() || x == 0.0 && n == 0 {
+        return x;
+    }
+    // Step to the neighbour while n/d lies beyond the midpoint towards it.
+    for _ in 0..4 {
+        let up = x.next_up();
+        match cmp_midpoint(n, d, x, up) {
+            Ordering::Greater => {
+                x = up;
+                continue;
+            }
+            Ordering::Equal => {
+                if mantissa_odd(x) {
+                    x = up;
+                }
+                break;
+            }
+            Ordering::Less => {}
+        }
+        let down = x.next_down();
+        match cmp_midpoint(n, d, down, x) {
+            Ordering::Less => x = down,
+            Ordering::Equal => {
+                if mantissa_odd(x) {
+                    x = down;
+                }
+                break;
+            }
+            Ordering::Greater => break,
+        }
+    }
+    x
+}
+
+fn mantissa_odd(x: f64) -> bool {
+    x.to_bits() & 1 == 1
+}
+
+/// Compare n/d with the midpoint of two adjacent non-negative doubles a < b.
+fn cmp_midpoint(n: u128, d: u128, a: f64, b: f64) -> Ordering {
+    // midpoint = (a + b) / 2 = (ma * 2^ea + mb * 2^eb) / 2, written as m * 2^e exactly
+    let (ma, ea) = decompose(a);
+    let (mb, eb) = decompose(b);
+    let e = ea.min(eb);
+    let m = (ma << (ea - e)) + (mb << (eb - e)); // midpoint = m * 2^(e-1)
+    cmp_fraction(n, d, m, e - 1)
+}
+
+/// (mantissa, exponent) with x = mantissa * 2^exponent, for finite x >= 0.
+fn decompose(x: f64) -> (u128, i32) {
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = (bits & ((1u64 << 52) - 1)) as u128;
+    if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u128 << 52), exp - 1075)
+    }
+}
+
+/// Compare n/d with m * 2^e, exactly (saturating where a side cannot fit: then it is far
+/// larger than the other).
+fn cmp_fraction(n: u128, d: u128, m: u128, e: i32) -> Ordering {
+    if e >= 0 {
+        // n vs m * d * 2^e
+        let rhs = m.checked_mul(d).and_then(|v| {
+            if e >= 127 {
+                None
+            } else {
+                v.checked_mul(1u128 << e)
+            }
+        });
+        match rhs {
+            Some(r) => n.cmp(&r),
+            None => Ordering::Less,
+        }
+    } else {
+        // n * 2^-e vs m * d
+        let shift = (-e) as u32;
+        let lhs = if shift >= 127 { None } else { n.checked_mul(1u128 << shift) };
+        let rhs = m.checked_mul(d);
+        match (lhs, rhs) {
+            (Some(l), Some(r)) => l.cmp(&r),
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (None, None) => Ordering::Equal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn division_is_correctly_rounded() {
+        // values checked against Python: int / int
+        assert_eq!(ns_to_s(1_700_000_000_123_456_789), 1700000000.1234567);
+        assert_eq!(ns_to_s(0), 0.0);
+        assert_eq!(ns_to_s(1), 1e-9);
+        assert_eq!(ns_to_s(-1_500_000_000), -1.5);
+        assert_eq!(ns_to_ms(1_234_567), 1.235);
+        assert_eq!(ns_to_ms(40_492_000), 40.492);
+    }
+
+    #[test]
+    fn division_matches_exact_rounding_on_many_values() {
+        // For n < 2^53 a double division is already correctly rounded: compare there.
+        let mut n: i64 = 1;
+        for _ in 0..20000 {
+            n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let v = (n >> 12).abs();
+            assert_eq!(div_round(v as i128, 1_000_000_000), v as f64 / 1e9);
+            assert_eq!(div_round(v as i128, 1_000_000), v as f64 / 1e6);
+        }
+    }
+}
