@@ -1,1 +1,247 @@
-//! (in progress)
+//! The pipeline for one run, as tcptrace/engine.py runs it: capture files -> frame batches
+//! -> segments (decode, --filter) -> the flow table in slices -> records, emitted as
+//! connections end. Batches and slices are cut where Python cuts them, because the flow
+//! table sweeps at slice ends: the same cuts give the same records in the same order.
+
+use std::collections::BTreeSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
+use crate::filter::Filter;
+use crate::flows::{FlowOptions, FlowTable};
+use crate::model::ConnectionRecord;
+use crate::sources::{CaptureError, Captures, SourceStats};
+use crate::writers::Value;
+
+/// Segments per flow-table step: one read chunk can hold 100k new flows (a SYN flood), and
+/// memory must stay bounded by --max-flows, not by the chunk.
+pub const FEED_SLICE: usize = 8192;
+/// Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s.
+pub const DEFAULT_MSL_S: f64 = 30.0;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub filter: Option<Filter>,
+    pub msl_s: f64,
+    /// Capture time a finished connection keeps receiving late segments before it is emitted.
+    pub linger_s: f64,
+    pub max_flows: usize,
+    pub idle_timeout_s: Option<f64>,
+    /// Test hook: panic while the flow table handles this frame (1-based), to prove a panic
+    /// reaches the user as one line with the records read so far written.
+    pub panic_at_frame: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            filter: None,
+            msl_s: DEFAULT_MSL_S,
+            linger_s: 0.5,
+            max_flows: 1_000_000,
+            idle_timeout_s: None,
+            panic_at_frame: None,
+        }
+    }
+}
+
+/// Progress counters, shared with a progress bar on another thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes read from the capture files (compressed bytes for gzip).
+    pub bytes: Arc<AtomicU64>,
+    /// Frames read.
+    pub frames: AtomicU64,
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+pub enum RunError {
+    /// A file cannot be opened or is not a capture (nothing wrong with the engine).
+    Capture(CaptureError),
+    /// The consumer of the records failed (e.g. a closed pipe): its error, passed through.
+    Emit(String),
+    /// A bug: the engine panicked. `at` names the file and the frame.
+    Panic { at: String, message: String },
+}
+
+/// One run over a list of capture files.
+pub struct Engine {
+    paths: Vec<String>,
+    options: Options,
+    pub source: SourceStats,
+    table: FlowTable,
+    segments_total: u64,
+    filtered_out: u64,
+    unsupported: BTreeSet<u32>,
+    pub progress: Arc<Progress>,
+}
+
+impl Engine {
+    pub fn new(paths: Vec<String>, options: Options) -> Engine {
+        let table = FlowTable::new(FlowOptions {
+            linger_s: options.linger_s,
+            max_flows: options.max_flows,
+            tombstone_s: 2.0 * options.msl_s,
+            idle_timeout_s: options.idle_timeout_s,
+        });
+        Engine {
+            paths,
+            options,
+            source: SourceStats::default(),
+            table,
+            segments_total: 0,
+            filtered_out: 0,
+            unsupported: BTreeSet::new(),
+            progress: Arc::new(Progress::default()),
+        }
+    }
+
+    /// Read every file and hand each connection's record to `emit` as the connection ends.
+    /// `emit` returning an error stops the run with that error.
+    pub fn run<E: FnMut(ConnectionRecord) -> Result<(), String>>(
+        &mut self,
+        mut emit: E,
+    ) -> Result<(), RunError> {
+        let mut captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
+            .map_err(RunError::Capture)?;
+        let mut segments: Vec<Segment> = Vec::with_capacity(32768);
+        let msl_s = self.options.msl_s;
+        loop {
+            let batch = match captures.next_batch(&mut self.source) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(err) => return Err(RunError::Capture(err)),
+            };
+            let frames_before = self.source.frames.saturating_sub(batch.len() as u64);
+            self.progress.frames.store(self.source.frames, Ordering::Relaxed);
+            segments.clear();
+            decode(&batch, &mut self.source, &mut self.unsupported, &mut segments);
+            if let Some(filter) = &self.options.filter {
+                let before = segments.len();
+                segments.retain(|s| filter.matches(s));
+                self.filtered_out += (before - segments.len()) as u64;
+            }
+            self.segments_total += segments.len() as u64;
+            for slice in segments.chunks(FEED_SLICE) {
+                let table = &mut self.table;
+                let panic_at = self.options.panic_at_frame;
+                let fed = panic::catch_unwind(AssertUnwindSafe(|| {
+                    if let Some(frame) = panic_at {
+                        if slice
+                            .iter()
+                            .any(|s| frames_before + s.frame_index as u64 + 1 == frame)
+                        {
+                            panic!("forced panic at frame {frame} (TCPTRACE_PANIC_AT_FRAME)");
+                        }
+                    }
+                    table.feed(slice, &batch.data);
+                }));
+                if let Err(payload) = fed {
+                    let frame = match panic_at {
+                        Some(frame) => frame,
+                        None => frames_before + self.table.current_frame() as u64 + 1,
+                    };
+                    let at = format!("{}, frame {frame}", self.where_());
+                    return Err(self.after_panic(at, payload, &mut emit));
+                }
+                for mut conn in self.table.drain() {
+                    emit(conn.record(msl_s)).map_err(RunError::Emit)?;
+                }
+            }
+        }
+        for mut conn in self.table.close() {
+            emit(conn.record(msl_s)).map_err(RunError::Emit)?;
+        }
+        self.warn_damage();
+        Ok(())
+    }
+
+    /// After a panic: write the connections still held (each may fail on its own), then
+    /// report the panic.
+    fn after_panic<E: FnMut(ConnectionRecord) -> Result<(), String>>(
+        &mut self,
+        at: String,
+        payload: Box<dyn std::any::Any + Send>,
+        emit: &mut E,
+    ) -> RunError {
+        let message = panic_message(&payload);
+        let msl_s = self.options.msl_s;
+        let table = &mut self.table;
+        if let Ok(held) = panic::catch_unwind(AssertUnwindSafe(|| table.close())) {
+            for mut conn in held {
+                if let Ok(record) = panic::catch_unwind(AssertUnwindSafe(|| conn.record(msl_s))) {
+                    if emit(record).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.warn_damage();
+        RunError::Panic { at, message }
+    }
+
+    fn where_(&self) -> String {
+        match self.paths.as_slice() {
+            [one] => one.clone(),
+            many => format!("the merged input of {}", many.join(", ")),
+        }
+    }
+
+    /// One warning per kind of decode damage, with its count (after the whole run).
+    fn warn_damage(&mut self) {
+        let files = &self.source.files;
+        let place = if files.len() == 1 { format!("{}: ", files[0]) } else { String::new() };
+        let linktypes: Vec<String> = self.unsupported.iter().map(|l| l.to_string()).collect();
+        let linktypes = linktypes.join(", ");
+        for (kind, text) in DAMAGE_WARNINGS {
+            let count = self.source.skipped(kind);
+            if count > 0 {
+                let text = text.replace("{linktypes}", &linktypes);
+                let message = format!("{place}{count} {text}");
+                self.source.warn_once(kind, &message);
+            }
+        }
+    }
+
+    /// The `source` part of the report, as tcptrace/engine.py `source_report` builds it.
+    pub fn source_report(&self) -> Value {
+        let mut skipped: Vec<(String, Value)> = self
+            .source
+            .skipped
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, &n)| (k.clone(), Value::Int(n as i64)))
+            .collect();
+        if self.filtered_out > 0 {
+            skipped.push(("filtered_out".into(), Value::Int(self.filtered_out as i64)));
+            skipped.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let stats = &self.table.stats;
+        let strings = |v: &[String]| Value::List(v.iter().map(|s| Value::Str(s.clone())).collect());
+        Value::Map(vec![
+            ("files".into(), strings(&self.source.files)),
+            ("packets".into(), Value::Int(self.source.frames as i64)),
+            ("tcp_segments".into(), Value::Int(self.segments_total as i64)),
+            ("skipped".into(), Value::Map(skipped)),
+            ("warnings".into(), strings(&self.source.warnings)),
+            ("connections".into(), Value::Int(stats.connections as i64)),
+            ("port_reuse".into(), Value::Int(stats.port_reuse as i64)),
+            ("evicted_for_capacity".into(), Value::Int(stats.evicted_for_capacity as i64)),
+            ("idle_evicted".into(), Value::Int(stats.idle_evicted as i64)),
+            ("after_close".into(), Value::Int(stats.after_close as i64)),
+        ])
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic".to_string()
+    }
+}

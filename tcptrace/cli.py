@@ -7,28 +7,46 @@ once per kind; the report goes to stdout or -o FILE.
 
 from __future__ import annotations
 
-import ctypes
 import gc
+import importlib
 import sys
-from typing import NoReturn, TextIO
+from collections.abc import Callable
+from typing import IO, Any, NoReturn, TextIO
 
 import click
 
-from tcptrace import __version__, parallel
-from tcptrace.analyzers.zeek import ZeekObserver
-from tcptrace.connection import ObserverFactory
-from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace import __version__
+from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import TcptraceError
-from tcptrace.progress import ProgressBar, total_size
-from tcptrace.report.formats import FORMATS, writer_for
-from tcptrace.report.summary import Summary
-from tcptrace.sources import SourceStats
-from tcptrace.sources.files import ReadMeter, read_captures
 
 EXIT_USAGE = 2
+# Commands in modules of their own, imported only when run (or listed by --help): the
+# Python engine and numpy cost a third of a second that `analyze` on the native engine
+# does not need.
+LAZY_COMMANDS = {
+    "live": "tcptrace.live:live",
+    "check": "tcptrace.check.command:check",
+    "ladder": "tcptrace.report.commands:ladder",
+    "report": "tcptrace.report.commands:report",
+}
+ENGINES = ("auto", "native", "python")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose other commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tcptrace")
 def cli() -> None:
     """TCP connection life-cycles from packet captures."""
@@ -59,21 +77,107 @@ def cli() -> None:
 @click.option("--no-steady-runs", "steady_runs", flag_value=False, default=True, hidden=True,
               help="Send every segment through the per-segment path (the reference the bulk "
                    "path is compared against; see docs/performance.md).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", hidden=True,
+              help="auto: the native engine where it covers the options, else the Python one "
+                   "(the reference the native engine is tested against).")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
-            steady_runs: bool = True) -> None:
+            steady_runs: bool = True, engine: str = "auto") -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     Several files are merged in time order (e.g. captures from two interfaces).
     """
+    paths = list(captures)
+    if _native_engine(engine, fmt, zeek, verify_checksums, jobs, steady_runs):
+        _analyze_native(paths, fmt, output, filter_, msl, linger, max_flows, quiet)
+        return
+    _analyze_python(paths, fmt, output, filter_, msl, linger, max_flows, quiet,
+                    verify_checksums, zeek, jobs, steady_runs)
+
+
+def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jobs: int,
+                   steady_runs: bool) -> bool:
+    """Whether this `analyze` runs on the native engine (part 1 covers the default
+    analyses; the Zeek view, checksum verification and --jobs are still Python's)."""
+    if engine == "python":
+        return False
+    from tcptrace import native
+
+    unsupported = [name for name, used in (
+        ("--zeek/-f zeek", zeek or fmt not in native.NATIVE_FORMATS),
+        ("--verify-checksums", verify_checksums), ("--jobs", jobs > 1),
+        ("--no-steady-runs", not steady_runs)) if used]
+    if engine == "auto":
+        return not unsupported and native.available()
+    if unsupported:
+        raise click.UsageError(f"--engine native does not support {', '.join(unsupported)} yet")
+    if not native.available():
+        raise click.UsageError("--engine native: this installation has no native engine")
+    return True
+
+
+def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str | None,
+                    msl: float, linger: float, max_flows: int, quiet: bool) -> None:
+    from tcptrace import native
+    from tcptrace.filter import parse_filter
+
+    tree = parse_filter(filter_) if filter_ else None  # a bad expression fails before reading
+    watch = None if quiet else _progress_watch(paths)
+    warnings: list[str] = []
+    out: IO[bytes] = open(output, "wb") if output else _stdout_bytes()  # noqa: SIM115
+    try:
+        warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
+                                  linger_s=linger, max_flows=max_flows, watch=watch)
+    finally:
+        if output:
+            out.close()
+        else:
+            out.flush()
+        if not quiet:
+            for warning in warnings:
+                click.echo(f"tcptrace: warning: {warning}", err=True)
+
+
+def _stdout_bytes() -> IO[bytes]:
+    """The binary stream under stdout (text written before is flushed first)."""
+    sys.stdout.flush()
+    return sys.stdout.buffer
+
+
+def _progress_watch(paths: list[str]) -> Callable[..., Any] | None:
+    """The progress bar's polling context, when stderr is a terminal (tqdm is imported only
+    then)."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from tcptrace.progress import ProgressBar, total_size
+
+    return ProgressBar(total_size(paths)).watch
+
+
+def _analyze_python(paths: list[str], fmt: str, output: str | None, filter_: str | None,
+                    msl: float, linger: float, max_flows: int, quiet: bool,
+                    verify_checksums: bool, zeek: bool, jobs: int, steady_runs: bool) -> None:
+    from tcptrace import parallel
+    from tcptrace.analyzers.zeek import ZeekObserver
+    from tcptrace.connection import ObserverFactory
+    from tcptrace.engine import Analysis, Options
+    from tcptrace.progress import ProgressBar, total_size
+    from tcptrace.report.formats import writer_for
+    from tcptrace.report.summary import Summary
+    from tcptrace.sources import SourceStats
+    from tcptrace.sources.files import ReadMeter, read_captures
+
+    _fixed_mmap_threshold()
     # The Zeek translation replays Zeek's own endpoint logic per segment (about 40% more
     # time), so it runs only when asked for.
     observers: list[ObserverFactory] = [ZeekObserver] if zeek or fmt == "zeek" else []
     options = Options(filter=filter_, msl_s=msl, linger_s=linger, max_flows=max_flows,
                       verify_checksums=verify_checksums, observers=observers,
                       steady_runs=steady_runs)
-    paths = list(captures)
     # the bar counts bytes as the readers pull them (compressed bytes for gzip)
     bar = ProgressBar(total_size(paths), enabled=not quiet)
     meter, stats = ReadMeter(), SourceStats()
@@ -127,6 +231,8 @@ def _fixed_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> None:
     `--jobs` runs take PARALLEL_MMAP_THRESHOLD instead (what glibc would move to anyway):
     three processes faulting in every chunk buffer cost more than their smaller heaps save.
     """
+    import ctypes
+
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded: no search
     except (OSError, AttributeError):
@@ -141,7 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     # connection over and over (about 40% of the run time on the benchmark capture).
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    _fixed_mmap_threshold()
     try:
         status = cli.main(args=argv, prog_name="tcptrace", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # plain `tcptrace`: help, not an error
@@ -164,20 +269,6 @@ def main(argv: list[str] | None = None) -> None:
     # without standalone mode, click returns the code a command gave to ctx.exit(code)
     if isinstance(status, int) and status:
         sys.exit(status)
-
-
-from tcptrace.live import live  # noqa: E402  (the `live` command lives in its own module)
-
-cli.add_command(live)
-
-from tcptrace.report.commands import ladder, report  # noqa: E402  (pictures: own module)
-
-cli.add_command(ladder)
-cli.add_command(report)
-
-from tcptrace.check.command import check  # noqa: E402  (the CI gate: its own package)
-
-cli.add_command(check)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ import numpy as np
 from tcptrace.checksum import ChecksumLedger, bad_checksums
 from tcptrace.connection import ObserverFactory
 from tcptrace.decode import DAMAGE_WARNINGS, SegmentBatch, decode, unsupported_linktypes
-from tcptrace.filter import Predicate, compile_filter
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.filter import compile_filter
+from tcptrace.filter_masks import Predicate
 from tcptrace.flows import FlowTable
 from tcptrace.model import ConnectionRecord
 from tcptrace.sources import FrameBatch, SourceStats, read_captures
 
 FEED_SLICE = 8192  # segments per flow-table step
-DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s
 
 
 @dataclass(slots=True)

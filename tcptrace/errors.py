@@ -23,3 +23,8 @@ class CapturePermissionError(LiveCaptureError):
 
 class UnknownInterfaceError(LiveCaptureError):
     """`-i NAME` names no network interface."""
+
+
+class EngineFailure(TcptraceError):
+    """The native engine failed (a bug): reported in one line naming the file and the frame,
+    after the connections read so far were written."""

@@ -9,8 +9,10 @@ Grammar (the primitives of pcap-filter(7) that select TCP traffic):
                | tcp | ip | ip6
 
 Without src/dst a primitive matches either direction, so a connection selected
-by host, net or port keeps both of its directions. Evaluation is vectorised: the
-expression compiles to a function from a SegmentBatch to a boolean mask.
+by host, net or port keeps both of its directions. The parser builds a small tree
+(`Node`, plain tuples) that both engines evaluate: `compile_filter` turns it into a
+vectorised function from a SegmentBatch to a boolean mask, and the native engine
+takes the tree itself (`parse_filter`), so both read one grammar.
 """
 
 from __future__ import annotations
@@ -19,29 +21,44 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
-from tcptrace.decode import MAPPED_V4, SegmentBatch
 from tcptrace.errors import FilterError
 
-Mask = npt.NDArray[np.bool_]
-Predicate = Callable[[SegmentBatch], Mask]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from tcptrace.decode import SegmentBatch
+
+    Mask = npt.NDArray[np.bool_]
+    Predicate = Callable[[SegmentBatch], Mask]
+Node = tuple[Any, ...]
+"""A parsed expression: ("or", a, b), ("and", a, b), ("not", a), ("all",), ("ip", want_v4),
+("addr", value, mask, direction) with 128-bit IPv4-mapped integers, ("ports", low, high,
+direction); direction is "src", "dst" or None."""
 TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[^\s()!]+)")
 FULL = (1 << 128) - 1
+MAPPED_V4 = 0x0000FFFF00000000  # ::ffff:a.b.c.d keeps IPv4 and IPv6 in one key (decode)
 
 
-def compile_filter(text: str) -> Predicate:
-    """Parse `text`; raise FilterError naming the offending word."""
+def parse_filter(text: str) -> Node:
+    """Parse `text` into its tree; raise FilterError naming the offending word."""
     tokens = [m.group(1) for m in TOKEN.finditer(text)]
     if not tokens:
         raise FilterError("empty filter expression")
     parser = _Parser(tokens, text)
-    predicate = parser.expr()
+    tree = parser.expr()
     if parser.pos != len(tokens):
         raise FilterError(f"unexpected '{tokens[parser.pos]}' in filter: {text}")
-    return predicate
+    return tree
+
+
+def compile_filter(text: str) -> Predicate:
+    """Parse `text` into a vectorised predicate; raise FilterError naming the offending word."""
+    from tcptrace.filter_masks import predicate  # numpy: only for the Python engine
+
+    return predicate(parse_filter(text))
 
 
 class _Parser:
@@ -57,26 +74,25 @@ class _Parser:
         self.pos += 1
         return self.tokens[self.pos - 1]
 
-    def expr(self) -> Predicate:
+    def expr(self) -> Node:
         left = self.term()
         while self.peek() in ("or", "||"):
             self.take()
-            left = _either(left, self.term())
+            left = ("or", left, self.term())
         return left
 
-    def term(self) -> Predicate:
+    def term(self) -> Node:
         left = self.factor()
         while self.peek() in ("and", "&&"):
             self.take()
-            left = _both(left, self.factor())
+            left = ("and", left, self.factor())
         return left
 
-    def factor(self) -> Predicate:
+    def factor(self) -> Node:
         word = self.peek()
         if word in ("not", "!"):
             self.take()
-            inner = self.factor()
-            return lambda s: ~inner(s)
+            return ("not", self.factor())
         if word == "(":
             self.take()
             inner = self.expr()
@@ -85,13 +101,12 @@ class _Parser:
             return inner
         return self.primitive()
 
-    def primitive(self) -> Predicate:
+    def primitive(self) -> Node:
         word = self.take().lower()
         if word == "tcp":
-            return lambda s: np.ones(len(s), dtype=np.bool_)
+            return ("all",)
         if word in ("ip", "ip6"):
-            want_v4 = word == "ip"
-            return lambda s: (s.src_hi == 0) & ((s.src_lo >> np.uint64(32)) == 0xFFFF) == want_v4
+            return ("ip", word == "ip")
         direction = None
         if word in ("src", "dst"):
             direction, word = word, self.take().lower()
@@ -100,62 +115,39 @@ class _Parser:
         if word == "net":
             return _net(self.take(), direction)
         if word == "port":
-            return _ports(_port(self.take()), None, direction)
+            port = _port(self.take())
+            return ("ports", port, port, direction)
         if word == "portrange":
             low, _, high = self.take().partition("-")
-            return _ports(_port(low), _port(high), direction)
+            return ("ports", _port(low), _port(high), direction)
         if direction is not None:  # "src 10.0.0.1" means "src host 10.0.0.1"
             return _host(word, direction)
         raise FilterError(f"unknown filter word '{word}' (use host, net, port, portrange, "
                           f"src, dst, and, or, not): {self.text}")
 
 
-def _either(a: Predicate, b: Predicate) -> Predicate:
-    return lambda s: a(s) | b(s)
-
-
-def _both(a: Predicate, b: Predicate) -> Predicate:
-    return lambda s: a(s) & b(s)
-
-
-def _address_words(value: int) -> tuple[np.uint64, np.uint64]:
-    return np.uint64(value >> 64), np.uint64(value & ((1 << 64) - 1))
-
-
 def _as_int(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
     if isinstance(address, ipaddress.IPv4Address):
-        return int(MAPPED_V4) | int(address)
+        return MAPPED_V4 | int(address)
     return int(address)
 
 
-def _host(text: str, direction: str | None) -> Predicate:
+def _host(text: str, direction: str | None) -> Node:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise FilterError(f"'{text}' is not an IP address") from None
-    return _masked(_as_int(address), FULL, direction)
+    return ("addr", _as_int(address), FULL, direction)
 
 
-def _net(text: str, direction: str | None) -> Predicate:
+def _net(text: str, direction: str | None) -> Node:
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise FilterError(f"'{text}' is not a network (use CIDR, e.g. 10.0.0.0/8)") from None
     bits = network.prefixlen + (96 if network.version == 4 else 0)
     mask = FULL ^ ((1 << (128 - bits)) - 1)
-    return _masked(_as_int(network.network_address), mask, direction)
-
-
-def _masked(value: int, mask: int, direction: str | None) -> Predicate:
-    want_hi, want_lo = _address_words(value & mask)
-    mask_hi, mask_lo = _address_words(mask)
-
-    def match(s: SegmentBatch) -> Mask:
-        src: Mask = ((s.src_hi & mask_hi) == want_hi) & ((s.src_lo & mask_lo) == want_lo)
-        dst: Mask = ((s.dst_hi & mask_hi) == want_hi) & ((s.dst_lo & mask_lo) == want_lo)
-        return src if direction == "src" else dst if direction == "dst" else src | dst
-
-    return match
+    return ("addr", _as_int(network.network_address) & mask, mask, direction)
 
 
 def _port(text: str) -> int:
@@ -165,14 +157,3 @@ def _port(text: str) -> int:
         return socket.getservbyname(text, "tcp")
     except OSError:
         raise FilterError(f"'{text}' is not a port number or service name") from None
-
-
-def _ports(low: int, high: int | None, direction: str | None) -> Predicate:
-    top = low if high is None else high
-
-    def match(s: SegmentBatch) -> Mask:
-        src: Mask = (s.sport >= low) & (s.sport <= top)
-        dst: Mask = (s.dport >= low) & (s.dport <= top)
-        return src if direction == "src" else dst if direction == "dst" else src | dst
-
-    return match

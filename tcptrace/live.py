@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 import click
 
-from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.engine import Analysis, Options
 from tcptrace.report.formats import Writer, render_summary, writer_for
 from tcptrace.report.stream import StreamTableWriter, capture_line
 from tcptrace.report.summary import Summary

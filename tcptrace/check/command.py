@@ -13,7 +13,8 @@ import click
 from tcptrace.check.evaluate import evaluate
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
-from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.engine import Analysis, Options
 
 EXIT_FAILED = 1
 

@@ -14,7 +14,8 @@ import click
 
 from tcptrace.analyzers.trace import NAME, Trace, tracer_factory
 from tcptrace.connection import Connection
-from tcptrace.engine import DEFAULT_MSL_S, Analysis, Options
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.engine import Analysis, Options
 from tcptrace.errors import TcptraceError
 from tcptrace.model import ConnectionRecord
 from tcptrace.report import html

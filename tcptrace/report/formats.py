@@ -10,25 +10,17 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-import textwrap
 from abc import ABC, abstractmethod
 from array import array
 from typing import Any, TextIO
 
 import numpy as np
 import orjson  # 10x faster than json.dumps on records, byte-identical output
-import tabulate as tabulate_module
-from tabulate import tabulate
 
+from tcptrace.defaults import FORMATS
 from tcptrace.model import ConnectionRecord, to_dict
 from tcptrace.report.summary import Summary
-
-FORMATS = ("table", "json", "jsonl", "csv", "zeek")
-WIDTH = 100  # the table and summary fit a 100-column terminal
-LEGEND = (
-    "TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
-    "reqs: HTTP requests (n*: request/response turns of another protocol)\n\n"
-)
+from tcptrace.report.text import ALIGN, HEADERS, LEGEND, endpoint, num, render_summary, render_table
 
 
 class Writer(ABC):
@@ -147,10 +139,8 @@ class CsvWriter(Writer):
 class TableWriter(Writer):
     """A table that fits 100 columns, then the summary."""
 
-    HEADERS = ("id", "client", "server", "outcome", "rtt ms", "setup ms", "TW", "RST", "ka",
-               "reqs", "pkts")
-    ALIGN = ("right", "left", "left", "left", "right", "right", "left", "left", "right", "right",
-             "right")
+    HEADERS = HEADERS
+    ALIGN = ALIGN
 
     def __init__(self, out: TextIO) -> None:
         super().__init__(out)
@@ -160,11 +150,11 @@ class TableWriter(Writer):
         probes = r.keepalive.probes.client + r.keepalive.probes.server
         self.rows.append((
             r.id,
-            _endpoint(r.client.ip, r.client.port),
-            _endpoint(r.server.ip, r.server.port),
+            endpoint(r.client.ip, r.client.port),
+            endpoint(r.server.ip, r.server.port),
             r.outcome,
-            _num(r.handshake.rtt_ms),
-            _num(r.handshake.setup_ms),
+            num(r.handshake.rtt_ms),
+            num(r.handshake.setup_ms),
             r.close.time_wait or "-",
             r.rst.kind if r.rst else "-",
             probes or "-",
@@ -174,61 +164,8 @@ class TableWriter(Writer):
 
     def finish(self, summary: Summary, source: dict[str, Any]) -> None:
         self.rows.sort(key=lambda row: row[0])
-        if self.rows:
-            tabulate_module.MIN_PADDING = 0  # columns as wide as their content: fits 100 columns
-            self.out.write(tabulate(self.rows, headers=self.HEADERS, tablefmt="simple",
-                                    disable_numparse=True, colalign=self.ALIGN) + "\n")
-            self.out.write(LEGEND)
+        self.out.write(render_table(self.rows))
         self.out.write(render_summary(summary.as_dict(), source))
-
-
-def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
-    lines = [
-        f"Packets: {source['packets']} read, {source['tcp_segments']} TCP segments analyzed"
-        + (f", skipped: {_pairs(source['skipped'])}" if source["skipped"] else ""),
-        f"Connections: {s['connections']}"
-        + (f" ({_pairs(s['outcomes'])})" if s["outcomes"] else ""),
-    ]
-    hs = s["handshake"]
-    for name, key in (("Handshake RTT", "rtt_ms"), ("Set-up time", "setup_ms")):
-        d = hs[key]
-        if d["count"]:
-            lines.append(f"{name} ms: p50 {_num(d['p50'])}  p90 {_num(d['p90'])}  "
-                         f"p99 {_num(d['p99'])}  max {_num(d['max'])}  (n={d['count']})")
-    if hs["syn_retransmits"] or hs["ambiguous"]:
-        lines.append(f"SYN retransmissions: {hs['syn_retransmits']}; "
-                     f"ambiguous handshakes: {hs['ambiguous']}")
-    tw = s["time_wait"]
-    if tw["by_side"]:
-        top = list(tw["by_endpoint"].items())[:5]
-        lines.append(f"TIME_WAIT held by: {_pairs(tw['by_side'])}; "
-                     f"top holders: {', '.join(f'{k} {v}' for k, v in top)}")
-    if s["rst"]["by_kind"]:
-        lines.append(f"RST: {_pairs(s['rst']['by_kind'])} "
-                     f"(sent by {_pairs(s['rst']['by_sender'])})")
-    lines.append(f"Half-closes: {s['half_closes']}; keep-alive probing connections: "
-                 f"{s['keepalive_connections']}; port reuse: {s['port_reuse']}")
-    rq = s["reuse"]["requests_per_connection"]
-    if rq["count"]:
-        lines.append(f"Requests per connection: mean {rq['mean']}  p50 {_num(rq['p50'])}  "
-                     f"max {_num(rq['max'])}; connections reused (>1 request): {rq['reused']}; "
-                     f"protocols: {_pairs(s['reuse']['protocols'])}")
-    wrapped = (textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines)
-    return "".join(line + "\n" for line in wrapped)
-
-
-def _pairs(d: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in d.items())
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}" if float(value).is_integer() else f"{value:.3f}".rstrip("0")
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def writer_for(name: str, out: TextIO) -> Writer:
@@ -238,3 +175,5 @@ def writer_for(name: str, out: TextIO) -> Writer:
     writers: dict[str, type[Writer]] = {"table": TableWriter, "json": JsonWriter,
                                          "jsonl": JsonLinesWriter, "csv": CsvWriter}
     return writers[name](out)
+
+__all__ = ["FORMATS", "LEGEND", "TableWriter", "Writer", "render_summary", "writer_for"]

@@ -1,0 +1,399 @@
+//! The Python binding (`tcptrace._native`): a thin layer. Rust owns the hot loop and the
+//! output bytes; Python sees one `Run` object per run, a few dicts per run (summary, source
+//! report) and, for the table format only, one row tuple per connection.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Once};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::engine::{Engine, Options, Progress, RunError};
+use crate::filter::{Direction, Filter};
+use crate::model::ConnectionRecord;
+use crate::writers::csv::CsvWriter;
+use crate::writers::json::{write_jsonl, JsonSpool};
+use crate::writers::summary::Summary;
+use crate::writers::Value;
+
+/// Output bytes are handed to Python's `write` in pieces of about this size.
+const FLUSH_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jsonl,
+    Json,
+    Csv,
+    Table,
+}
+
+/// What the table format shows of a record (the table is for people: built in Python).
+struct TableRow {
+    id: u64,
+    client: (String, u16),
+    server: (String, u16),
+    outcome: &'static str,
+    rtt_ms: Option<f64>,
+    setup_ms: Option<f64>,
+    time_wait: Option<&'static str>,
+    rst: Option<&'static str>,
+    probes: u64,
+    requests: u64,
+    http: bool,
+    packets: (u64, u64),
+}
+
+impl TableRow {
+    fn of(r: &ConnectionRecord) -> TableRow {
+        TableRow {
+            id: r.id,
+            client: (r.client.ip.clone(), r.client.port),
+            server: (r.server.ip.clone(), r.server.port),
+            outcome: r.outcome.name(),
+            rtt_ms: r.handshake.rtt_ms,
+            setup_ms: r.handshake.setup_ms,
+            time_wait: r.close.time_wait.map(|s| s.name()),
+            rst: r.rst.as_ref().map(|r| r.kind.name()),
+            probes: r.keepalive.probes.client + r.keepalive.probes.server,
+            requests: r.reuse.requests,
+            http: r.reuse.protocol.is_some(),
+            packets: (r.packets.client, r.packets.server),
+        }
+    }
+}
+
+/// Bytes read and frames decoded so far, readable from any thread during `Run.execute`.
+#[pyclass(frozen, name = "Progress")]
+struct PyProgress {
+    inner: Arc<Progress>,
+}
+
+#[pymethods]
+impl PyProgress {
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+    #[getter]
+    fn frames(&self) -> u64 {
+        self.inner.frames.load(Ordering::Relaxed)
+    }
+}
+
+/// One analysis run: `execute(write)` reads every capture and writes the records;
+/// then `summary()`, `source_report()`, and `rows()` (table) or `write_connections(write)`
+/// (json) finish the report.
+#[pyclass(name = "Run")]
+struct Run {
+    engine: Engine,
+    format: Format,
+    summary: Summary,
+    spool: Option<JsonSpool>,
+    rows: Vec<TableRow>,
+    executed: bool,
+}
+
+#[pymethods]
+impl Run {
+    #[new]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None))]
+    fn new(
+        paths: Vec<String>,
+        format: &str,
+        filter: Option<&Bound<'_, PyAny>>,
+        msl_s: f64,
+        linger_s: f64,
+        max_flows: usize,
+        panic_at_frame: Option<u64>,
+    ) -> PyResult<Run> {
+        let format = match format {
+            "jsonl" => Format::Jsonl,
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            "table" => Format::Table,
+            other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
+        };
+        let filter = filter.map(filter_of).transpose()?;
+        let options = Options {
+            filter,
+            msl_s,
+            linger_s,
+            max_flows,
+            idle_timeout_s: None,
+            panic_at_frame,
+        };
+        let spool = if format == Format::Json {
+            Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(Run {
+            engine: Engine::new(paths, options),
+            format,
+            summary: Summary::default(),
+            spool,
+            rows: Vec::new(),
+            executed: false,
+        })
+    }
+
+    fn progress(&self) -> PyProgress {
+        PyProgress {
+            inner: self.engine.progress.clone(),
+        }
+    }
+
+    /// Read the captures, writing jsonl/csv bytes through `write` as connections end
+    /// (json and table are held until the end). Raises tcptrace.errors.CaptureError for an
+    /// unreadable capture and tcptrace.errors.EngineFailure for a panic (after writing
+    /// what was read); an exception raised by `write` propagates as it is.
+    fn execute(&mut self, py: Python<'_>, write: Py<PyAny>) -> PyResult<()> {
+        if self.executed {
+            return Err(PyRuntimeError::new_err("a Run executes once"));
+        }
+        self.executed = true;
+        quiet_panics();
+        let format = self.format;
+        let Run {
+            engine,
+            summary,
+            spool,
+            rows,
+            ..
+        } = self;
+        let mut failure: Option<PyErr> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
+        let mut csv = CsvWriter::new();
+        let result = py.detach(|| {
+            let outcome = engine.run(|record| {
+                summary.add(&record);
+                match format {
+                    Format::Jsonl => write_jsonl(&record, &mut buf),
+                    Format::Csv => csv.write(&record, &mut buf),
+                    Format::Json => {
+                        if let Some(spool) = spool.as_mut() {
+                            spool.add(&record).map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Format::Table => rows.push(TableRow::of(&record)),
+                }
+                if buf.len() >= FLUSH_BYTES {
+                    flush(&write, &mut buf, &mut failure)?;
+                }
+                Ok(())
+            });
+            // what was written before a failure stays written
+            let flushed = flush(&write, &mut buf, &mut failure);
+            match outcome {
+                Ok(()) => flushed.map_err(RunError::Emit),
+                Err(e) => Err(e),
+            }
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(RunError::Emit(message)) => Err(failure
+                .take()
+                .unwrap_or_else(|| PyRuntimeError::new_err(message))),
+            Err(RunError::Capture(err)) => Err(tcptrace_error(py, "CaptureError", &err.0)),
+            Err(RunError::Panic { at, message }) => {
+                if let Some(err) = failure.take() {
+                    return Err(err);
+                }
+                Err(tcptrace_error(
+                    py,
+                    "EngineFailure",
+                    &format!("internal error in the native engine at {at}: {message}"),
+                ))
+            }
+        }
+    }
+
+    /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it.
+    fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_python(py, &self.summary.as_value())
+    }
+
+    /// The `source` part of the report (files, packets, skipped, warnings, table counts).
+    fn source_report(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_python(py, &self.engine.source_report())
+    }
+
+    /// Warnings of the run, each "kind: message".
+    fn warnings(&self) -> Vec<String> {
+        self.engine.source.warnings.clone()
+    }
+
+    /// Table rows sorted by id: (id, client, server, outcome, rtt_ms, setup_ms, time_wait,
+    /// rst, probes, requests, http, (packets client, packets server)).
+    fn rows(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.sort_by_key(|r| r.id);
+        let list = PyList::empty(py);
+        for r in rows {
+            let row = PyTuple::new(
+                py,
+                [
+                    r.id.into_pyobject(py)?.into_any(),
+                    (r.client.0, r.client.1).into_pyobject(py)?.into_any(),
+                    (r.server.0, r.server.1).into_pyobject(py)?.into_any(),
+                    r.outcome.into_pyobject(py)?.into_any(),
+                    r.rtt_ms.into_pyobject(py)?.into_any(),
+                    r.setup_ms.into_pyobject(py)?.into_any(),
+                    r.time_wait.into_pyobject(py)?.into_any(),
+                    r.rst.into_pyobject(py)?.into_any(),
+                    r.probes.into_pyobject(py)?.into_any(),
+                    r.requests.into_pyobject(py)?.into_any(),
+                    pyo3::types::PyBool::new(py, r.http).to_owned().into_any(),
+                    r.packets.into_pyobject(py)?.into_any(),
+                ],
+            )?;
+            list.append(row)?;
+        }
+        Ok(list.unbind())
+    }
+
+    /// The json document's connections, in id order, from the spool: everything after
+    /// `"connections": ` to the end of the document.
+    fn write_connections(&mut self, py: Python<'_>, write: Py<PyAny>) -> PyResult<()> {
+        let Some(spool) = self.spool.take() else {
+            return Err(PyRuntimeError::new_err("not a json run"));
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut failure = None;
+        let mut sink = ChunkedSink {
+            write: &write,
+            buf: &mut out,
+            failure: &mut failure,
+        };
+        let done = py.detach(|| spool.finish(&mut sink));
+        let rest = flush(&write, &mut out, &mut failure);
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        done.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        rest.map_err(PyRuntimeError::new_err)
+    }
+}
+
+/// An io::Write that hands its bytes to Python's `write` about once per FLUSH_BYTES.
+struct ChunkedSink<'a> {
+    write: &'a Py<PyAny>,
+    buf: &'a mut Vec<u8>,
+    failure: &'a mut Option<PyErr>,
+}
+
+impl std::io::Write for ChunkedSink<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= FLUSH_BYTES {
+            flush(self.write, self.buf, self.failure).map_err(std::io::Error::other)?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hand `buf` to Python's `write` (taking the GIL for the call) and empty it.
+fn flush(write: &Py<PyAny>, buf: &mut Vec<u8>, failure: &mut Option<PyErr>) -> Result<(), String> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let result = Python::attach(|py| {
+        write
+            .call1(py, (PyBytes::new(py, buf),))
+            .map(|_| ())
+    });
+    buf.clear();
+    result.map_err(|err| {
+        let message = err.to_string();
+        *failure = Some(err);
+        message
+    })
+}
+
+/// An exception of tcptrace.errors (the CLI turns them into one line and exit status 2).
+fn tcptrace_error(py: Python<'_>, class: &str, message: &str) -> PyErr {
+    let made = py
+        .import("tcptrace.errors")
+        .and_then(|module| module.getattr(class))
+        .and_then(|cls| cls.call1((message,)));
+    match made {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(err) => err,
+    }
+}
+
+/// Panics are caught and reported in one line: the default hook's message and backtrace
+/// hint on stderr would be noise around that line.
+fn quiet_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| panic::set_hook(Box::new(|_| {})));
+}
+
+/// The filter tree of tcptrace.filter.parse_filter as a Filter.
+fn filter_of(node: &Bound<'_, PyAny>) -> PyResult<Filter> {
+    let kind: String = node.get_item(0)?.extract()?;
+    let direction = |at: usize| -> PyResult<Direction> {
+        let d: Option<String> = node.get_item(at)?.extract()?;
+        Ok(match d.as_deref() {
+            Some("src") => Direction::Src,
+            Some("dst") => Direction::Dst,
+            _ => Direction::Either,
+        })
+    };
+    let child = |at: usize| -> PyResult<Box<Filter>> { Ok(Box::new(filter_of(&node.get_item(at)?)?)) };
+    Ok(match kind.as_str() {
+        "all" => Filter::All,
+        "ip" => Filter::Ipv4(node.get_item(1)?.extract()?),
+        "addr" => Filter::Addr {
+            value: node.get_item(1)?.extract()?,
+            mask: node.get_item(2)?.extract()?,
+            direction: direction(3)?,
+        },
+        "ports" => Filter::Ports {
+            low: node.get_item(1)?.extract()?,
+            high: node.get_item(2)?.extract()?,
+            direction: direction(3)?,
+        },
+        "not" => Filter::Not(child(1)?),
+        "and" => Filter::And(child(1)?, child(2)?),
+        "or" => Filter::Or(child(1)?, child(2)?),
+        other => return Err(PyValueError::new_err(format!("unknown filter node {other:?}"))),
+    })
+}
+
+fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match value {
+        Value::Null => py.None(),
+        Value::Bool(b) => pyo3::types::PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
+        Value::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+        Value::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_python(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Map(entries) => {
+            let dict = PyDict::new(py);
+            for (key, item) in entries {
+                dict.set_item(key, to_python(py, item)?)?;
+            }
+            dict.into_any().unbind()
+        }
+    })
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Run>()?;
+    module.add_class::<PyProgress>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

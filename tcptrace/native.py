@@ -1,0 +1,77 @@
+"""`analyze` on the native engine (tcptrace._native, the Rust crate beside this package).
+
+Rust reads the captures, runs the per-segment analysis and writes the jsonl, json and csv
+bytes itself; Python gets one run object, the summary and the source report as dicts and,
+for the table (which is for people), one row tuple per connection. Nothing here imports
+numpy or the Python engine: a small run starts in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import IO, Any
+
+from tcptrace.errors import EngineFailure
+from tcptrace.report.text import endpoint, num, render_summary, render_table
+
+NATIVE_FORMATS = ("table", "json", "jsonl", "csv")
+PANIC_HOOK = "TCPTRACE_PANIC_AT_FRAME"
+"""Test hook: the frame (1-based) at which the engine panics, to prove that a panic
+reaches the user as one line, with the records read so far written."""
+
+
+def available() -> bool:
+    """Whether the native engine was built into this installation."""
+    try:
+        from tcptrace import _native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = None,
+            msl_s: float, linger_s: float, max_flows: int,
+            watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None) -> list[str]:
+    """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
+
+    `watch`, if given, is a context manager factory polling (bytes read, frames) for a
+    progress bar while the run reads. A native engine failure still writes everything read
+    before it, then raises EngineFailure.
+    """
+    from tcptrace import _native
+
+    panic_at = os.environ.get(PANIC_HOOK)
+    run = _native.Run(paths, fmt, filter_tree, msl_s, linger_s, max_flows,
+                      int(panic_at) if panic_at else None)
+    failure: EngineFailure | None = None
+    progress = run.progress()
+    try:
+        if watch is not None:
+            with watch(lambda: (progress.bytes, progress.frames)):
+                run.execute(out.write)
+        else:
+            run.execute(out.write)
+    except EngineFailure as exc:
+        failure = exc
+    summary, source = run.summary(), run.source_report()
+    if fmt == "json":
+        head = json.dumps({"source": source, "summary": summary, "connections": []}, indent=2)
+        out.write(head[: -len("[]\n}")].encode())
+        run.write_connections(out.write)
+    elif fmt == "table":
+        out.write(render_table([_cells(row) for row in run.rows()]).encode())
+        out.write(render_summary(summary, source).encode())
+    if failure is not None:
+        raise failure
+    return list(run.warnings())
+
+
+def _cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A table row from the engine's row tuple, formatted as TableWriter formats a record."""
+    (conn_id, client, server, outcome, rtt, setup, time_wait, rst, probes, requests, http,
+     packets) = row
+    return (conn_id, endpoint(*client), endpoint(*server), outcome, num(rtt), num(setup),
+            time_wait or "-", rst or "-", probes or "-",
+            requests if http else f"{requests}*", f"{packets[0]}/{packets[1]}")

@@ -1,0 +1,83 @@
+"""The table and the summary as text, for people: shared by every engine and command.
+
+Kept free of numpy and the record model, so the native engine's table (rows built in
+Rust) starts as fast as the command line itself.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+WIDTH = 100  # the table and summary fit a 100-column terminal
+LEGEND = (
+    "TW: side holding TIME_WAIT; ka: keep-alive probes; pkts: client/server\n"
+    "reqs: HTTP requests (n*: request/response turns of another protocol)\n\n"
+)
+HEADERS = ("id", "client", "server", "outcome", "rtt ms", "setup ms", "TW", "RST", "ka", "reqs",
+           "pkts")
+ALIGN = ("right", "left", "left", "left", "right", "right", "left", "left", "right", "right",
+         "right")
+
+
+def render_table(rows: list[tuple[Any, ...]]) -> str:
+    """The connection table (rows in id order) and its legend; nothing for no rows."""
+    if not rows:
+        return ""
+    import tabulate as tabulate_module  # only when there is a table to draw
+
+    tabulate_module.MIN_PADDING = 0  # columns as wide as their content: fits 100 columns
+    table: str = tabulate_module.tabulate(rows, headers=HEADERS, tablefmt="simple",
+                                     disable_numparse=True, colalign=ALIGN)
+    return table + "\n" + LEGEND
+
+
+def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
+    lines = [
+        f"Packets: {source['packets']} read, {source['tcp_segments']} TCP segments analyzed"
+        + (f", skipped: {_pairs(source['skipped'])}" if source["skipped"] else ""),
+        f"Connections: {s['connections']}"
+        + (f" ({_pairs(s['outcomes'])})" if s["outcomes"] else ""),
+    ]
+    hs = s["handshake"]
+    for name, key in (("Handshake RTT", "rtt_ms"), ("Set-up time", "setup_ms")):
+        d = hs[key]
+        if d["count"]:
+            lines.append(f"{name} ms: p50 {num(d['p50'])}  p90 {num(d['p90'])}  "
+                         f"p99 {num(d['p99'])}  max {num(d['max'])}  (n={d['count']})")
+    if hs["syn_retransmits"] or hs["ambiguous"]:
+        lines.append(f"SYN retransmissions: {hs['syn_retransmits']}; "
+                     f"ambiguous handshakes: {hs['ambiguous']}")
+    tw = s["time_wait"]
+    if tw["by_side"]:
+        top = list(tw["by_endpoint"].items())[:5]
+        lines.append(f"TIME_WAIT held by: {_pairs(tw['by_side'])}; "
+                     f"top holders: {', '.join(f'{k} {v}' for k, v in top)}")
+    if s["rst"]["by_kind"]:
+        lines.append(f"RST: {_pairs(s['rst']['by_kind'])} "
+                     f"(sent by {_pairs(s['rst']['by_sender'])})")
+    lines.append(f"Half-closes: {s['half_closes']}; keep-alive probing connections: "
+                 f"{s['keepalive_connections']}; port reuse: {s['port_reuse']}")
+    rq = s["reuse"]["requests_per_connection"]
+    if rq["count"]:
+        lines.append(f"Requests per connection: mean {rq['mean']}  p50 {num(rq['p50'])}  "
+                     f"max {num(rq['max'])}; connections reused (>1 request): {rq['reused']}; "
+                     f"protocols: {_pairs(s['reuse']['protocols'])}")
+    wrapped = (textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines)
+    return "".join(line + "\n" for line in wrapped)
+
+
+def _pairs(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+
+
+def endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+

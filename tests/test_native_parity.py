@@ -1,0 +1,115 @@
+"""The native engine against the Python one: the same bytes on every capture we have.
+
+Until "Native engine, part 2" retires it, the Python per-segment engine is the reference.
+Every capture in pcaps/ and in ../shared/corpus/ (all of it: real traces, Suricata's and
+Zeek's test captures, tcpdump's malformed and fuzzed ones, and the files there that are not
+captures at all) is analyzed by both, through the command line; the json document (source
+report with its warnings, summary, every record in id order), the exit status and stderr
+must be identical. The bundled captures are also compared in jsonl, csv and table form, and
+a 200k-packet slice of the benchmark capture when benchmarks/data/bench.pcap exists.
+
+Known, deliberate differences are listed in DIFFERENCES with the reason; an entry that no
+longer matches anything fails too.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from conftest import PCAPS, ROOT, SHARED, run_cli
+
+from tcptrace import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
+
+BENCH = ROOT / "benchmarks" / "data" / "bench.pcap"
+SLICE_PACKETS = 200_000
+
+# (capture path relative to its root, format) -> why the engines differ there
+DIFFERENCES: dict[tuple[str, str], str] = {}
+
+
+def _captures(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(
+        (".md", ".py", ".json", ".log", ".txt", ".yaml", ".rules", ".out", ".zeek", ".sh")))
+
+
+BUNDLED = _captures(PCAPS)
+CORPUS = _captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
+
+
+def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, engine: str, fmt: str,
+         *paths: Path | str, extra: tuple[str, ...] = ()) -> tuple[int, bytes, str]:
+    out = tmp_path / f"{engine}.{fmt}"
+    status, stdout, stderr = run_cli(capsys, "analyze", *map(str, paths), "-f", fmt,
+                                     "-o", str(out), "--engine", engine, *extra)
+    return status, out.read_bytes() if out.exists() else b"", stdout + stderr
+
+
+def _same(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, *paths: Path | str,
+          extra: tuple[str, ...] = ()) -> None:
+    python = _run(capsys, tmp_path, "python", fmt, *paths, extra=extra)
+    rust = _run(capsys, tmp_path, "native", fmt, *paths, extra=extra)
+    assert rust[0] == python[0], (rust[2], python[2])
+    assert rust[2] == python[2]
+    if rust[1] != python[1]:
+        rust_lines, python_lines = rust[1].splitlines(), python[1].splitlines()
+        first = next((i for i, (a, b) in enumerate(zip(rust_lines, python_lines, strict=False))
+                      if a != b), min(len(rust_lines), len(python_lines)))
+        pytest.fail(f"{fmt} output differs from line {first + 1}:\n"
+                    f"native: {rust_lines[first:first + 3]!r}\n"
+                    f"python: {python_lines[first:first + 3]!r}")
+
+
+@pytest.mark.parametrize("capture", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
+def test_bundled_captures(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path,
+                          fmt: str) -> None:
+    _same(capsys, tmp_path, fmt, capture)
+
+
+@pytest.mark.parametrize("capture", CORPUS,
+                         ids=lambda p: str(p.relative_to(SHARED / "corpus")))
+def test_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path) -> None:
+    _same(capsys, tmp_path, "json", capture)
+
+
+def test_several_files_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    crafted = PCAPS / "crafted"
+    _same(capsys, tmp_path, "json", crafted / "ref_split_b.pcap", crafted / "ref_split_a.pcap")
+    _same(capsys, tmp_path, "json", *sorted((PCAPS / "linux").glob("*.pcap")))
+
+
+@pytest.mark.parametrize("extra", [
+    ("--filter", "port 8080 and not host 10.77.0.9"),
+    ("--filter", "src net 10.77.0.0/24 or ip6"),
+    ("--linger", "0", "--msl", "0.001"),
+    ("--max-flows", "2"),
+])
+def test_options(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                 extra: tuple[str, ...]) -> None:
+    _same(capsys, tmp_path, "json", *sorted((PCAPS / "linux").glob("*.pcap")),
+          PCAPS / "transfer" / "download.pcap", extra=extra)
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/data/bench.pcap not recorded")
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_benchmark_slice(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
+    _same(capsys, tmp_path, fmt, _pcap_slice(BENCH, SLICE_PACKETS, tmp_path / "slice.pcap"))
+
+
+def _pcap_slice(source: Path, packets: int, target: Path) -> Path:
+    """The first `packets` records of a classic pcap file."""
+    with source.open("rb") as f, target.open("wb") as out:
+        header = f.read(24)
+        endian = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        out.write(header)
+        for _ in range(packets):
+            record = f.read(16)
+            if len(record) < 16:
+                break
+            (incl,) = struct.unpack(endian + "I", record[8:12])
+            out.write(record + f.read(incl))
+    return target
