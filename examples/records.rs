@@ -15,12 +15,20 @@ const MSL_S: f64 = 30.0;
 
 fn u16_at(d: &[u8], at: usize, le: bool) -> Option<u16> {
     let b = d.get(at..at + 2)?;
-    Some(if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+    Some(if le {
+        u16::from_le_bytes([b[0], b[1]])
+    } else {
+        u16::from_be_bytes([b[0], b[1]])
+    })
 }
 
 fn u32_at(d: &[u8], at: usize, le: bool) -> Option<u32> {
     let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
-    Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    Some(if le {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    })
 }
 
 /// One frame: timestamp, link type, where its bytes are in the file, its wire length.
@@ -42,15 +50,25 @@ fn read_pcap(file: &[u8]) -> Option<(u32, Vec<Frame>)> {
     let linktype = u32_at(file, 20, le)? & 0x0FFF_FFFF;
     let mut frames = Vec::new();
     let mut pos = 24;
-    while let (Some(sec), Some(frac), Some(caplen)) =
-        (u32_at(file, pos, le), u32_at(file, pos + 4, le), u32_at(file, pos + 8, le))
-    {
+    while let (Some(sec), Some(frac), Some(caplen)) = (
+        u32_at(file, pos, le),
+        u32_at(file, pos + 4, le),
+        u32_at(file, pos + 8, le),
+    ) {
         let caplen = caplen as usize;
         if pos + 16 + caplen > file.len() {
             break;
         }
-        let frac_ns = if nano { i64::from(frac) } else { i64::from(frac) * 1000 };
-        frames.push(Frame { ts_ns: i64::from(sec) * 1_000_000_000 + frac_ns, start: pos + 16, caplen });
+        let frac_ns = if nano {
+            i64::from(frac)
+        } else {
+            i64::from(frac) * 1000
+        };
+        frames.push(Frame {
+            ts_ns: i64::from(sec) * 1_000_000_000 + frac_ns,
+            start: pos + 16,
+            caplen,
+        });
         pos += 16 + caplen;
     }
     Some((linktype, frames))
@@ -119,7 +137,13 @@ fn decode(d: &[u8], linktype: u32, frame: &Frame, index: u32) -> Option<Segment>
             }
             let total = if total == 0 { end - p } else { total };
             let v4 = |at| u32_at(d, at, false).map(|a| 0xffff_0000_0000u128 | u128::from(a));
-            (p + ihl, total as i64 - ihl as i64, total, v4(p + 12)?, v4(p + 16)?)
+            (
+                p + ihl,
+                total as i64 - ihl as i64,
+                total,
+                v4(p + 12)?,
+                v4(p + 16)?,
+            )
         }
         0x86dd => {
             if p + 40 > end || d[p] >> 4 != 6 {
@@ -153,8 +177,17 @@ fn decode(d: &[u8], linktype: u32, frame: &Frame, index: u32) -> Option<Segment>
             if nh != 6 {
                 return None;
             }
-            let a = |at: usize| d.get(at..at + 16).map(|b| u128::from_be_bytes(b.try_into().unwrap_or([0; 16])));
-            (pos, (p + 40 + plen) as i64 - pos as i64, 40 + plen, a(p + 8)?, a(p + 24)?)
+            let a = |at: usize| {
+                d.get(at..at + 16)
+                    .map(|b| u128::from_be_bytes(b.try_into().unwrap_or([0; 16])))
+            };
+            (
+                pos,
+                (p + 40 + plen) as i64 - pos as i64,
+                40 + plen,
+                a(p + 8)?,
+                a(p + 24)?,
+            )
         }
         _ => return None,
     };
@@ -169,7 +202,9 @@ fn decode(d: &[u8], linktype: u32, frame: &Frame, index: u32) -> Option<Segment>
     let payload_off = l4 + hlen;
     let payload_len = u32::try_from(payload_len).ok()?;
     let opt_cap = payload_off.min(end).saturating_sub(l4 + 20);
-    let payload_cap = (payload_off + payload_len as usize).min(end).saturating_sub(payload_off);
+    let payload_cap = (payload_off + payload_len as usize)
+        .min(end)
+        .saturating_sub(payload_off);
     Some(Segment {
         ts_ns: frame.ts_ns,
         src,
@@ -204,11 +239,18 @@ fn s(x: &str) -> String {
 }
 
 fn per<T>(p: &PerSide<T>, show: impl Fn(&T) -> String) -> String {
-    format!("{{\"client\": {}, \"server\": {}}}", show(&p.client), show(&p.server))
+    format!(
+        "{{\"client\": {}, \"server\": {}}}",
+        show(&p.client),
+        show(&p.server)
+    )
 }
 
 fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
-    format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        items.iter().map(show).collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn json(r: &ConnectionRecord) -> String {

@@ -457,3 +457,148 @@ fn role_of(side: usize, client_side: usize) -> Role {
         Role::Server
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FIN, RST};
+    use crate::model::{Outcome, RoleRule};
+
+    const MS: i64 = 1_000_000;
+    const CLIENT: u128 = 0xffff_0a00_0001;
+    const SERVER: u128 = 0xffff_0a00_0002;
+
+    fn seg(ms: i64, from_client: bool, flags: u16, seq: u32, ack: u32) -> Segment {
+        let (src, dst, sport, dport) = if from_client {
+            (CLIENT, SERVER, 40000, 80)
+        } else {
+            (SERVER, CLIENT, 80, 40000)
+        };
+        Segment {
+            ts_ns: ms * MS,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 100,
+            ..Segment::default()
+        }
+    }
+
+    fn full_connection(t: i64, isn: u32) -> Vec<Segment> {
+        vec![
+            seg(t, true, SYN, isn, 0),
+            seg(t + 1, false, SYN | ACK, 5000, isn + 1),
+            seg(t + 2, true, ACK, isn + 1, 5001),
+            seg(t + 3, true, FIN | ACK, isn + 1, 5001),
+            seg(t + 4, false, FIN | ACK, 5001, isn + 2),
+            seg(t + 5, true, ACK, isn + 2, 5002),
+        ]
+    }
+
+    fn table() -> FlowTable {
+        FlowTable::new(FlowOptions {
+            linger_s: 0.5,
+            tombstone_s: 60.0,
+            ..FlowOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_new_syn_on_a_closed_tuple_opens_a_new_connection() {
+        let mut t = table();
+        let mut segs = full_connection(0, 100);
+        segs.extend(full_connection(10, 900));
+        t.feed(&segs, &[]);
+        let ended: Vec<_> = t.drain();
+        assert_eq!(ended.len(), 1);
+        let mut rest = t.close();
+        assert_eq!(rest.len(), 1);
+        let first = ended.into_iter().next().map(|mut c| c.record(30.0));
+        let second = rest.remove(0).record(30.0);
+        let first = first.expect("one ended");
+        assert_eq!(
+            (first.id, first.outcome, first.previous_id),
+            (1, Outcome::Closed, None)
+        );
+        assert_eq!(
+            (second.id, second.previous_id, second.role_rule),
+            (2, Some(1), RoleRule::Syn)
+        );
+        assert_eq!(second.client.ip, "10.0.0.1");
+        assert_eq!((t.stats.connections, t.stats.port_reuse), (2, 1));
+    }
+
+    #[test]
+    fn tombstones_count_late_segments_and_link_the_next_connection() {
+        let mut t = table();
+        t.feed(&full_connection(0, 100), &[]);
+        // linger passes: the connection is emitted and its tuple tombstoned
+        t.tick(2_000 * MS);
+        t.feed(&[seg(2_000, false, ACK, 5002, 102)], &[]);
+        assert_eq!(t.stats.after_close, 1);
+        assert_eq!(t.drain().len(), 1);
+        t.feed(&full_connection(3_000, 700), &[]);
+        let mut rest = t.close();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].record(30.0).previous_id, Some(1));
+        assert_eq!(t.stats.port_reuse, 1);
+    }
+
+    #[test]
+    fn midstream_segments_take_roles_by_port_and_rst_refuses() {
+        let mut t = table();
+        let mut refused = [seg(1, true, SYN, 50, 0), seg(2, false, RST | ACK, 0, 51)];
+        refused[0].sport = 40001;
+        refused[1].dport = 40001;
+        t.feed(&[seg(0, false, ACK, 1, 1), refused[0], refused[1]], &[]);
+        let mut all = t.close();
+        assert_eq!(all.len(), 2);
+        let first = all[0].record(30.0);
+        assert_eq!(
+            (first.role_rule, first.client.port),
+            (RoleRule::Port, 40000)
+        );
+        assert_eq!(first.states.client.len(), 1);
+        let second = all[1].record(30.0);
+        assert_eq!(
+            (second.outcome, second.client.port),
+            (Outcome::Refused, 40001)
+        );
+        let rst = second.rst.expect("a RST");
+        assert_eq!((rst.kind, rst.count), (crate::model::RstKind::Refused, 1));
+    }
+
+    #[test]
+    fn over_the_cap_the_idlest_go_first() {
+        let mut t = FlowTable::new(FlowOptions {
+            max_flows: 2,
+            ..FlowOptions::default()
+        });
+        let mut segs = Vec::new();
+        for i in 0..(2 + CAP_SLACK as u16 + 1) {
+            let mut s = seg(i64::from(i), true, ACK, 1, 1);
+            s.sport = 1025 + i;
+            segs.push(s);
+        }
+        t.feed(&segs, &[]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.stats.evicted_for_capacity, CAP_SLACK as u64 + 1);
+        let ended = t.drain();
+        let ids: Vec<u64> = ended.iter().map(|c| c.id).take(3).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn address_keys_are_canonical() {
+        let a = seg(0, true, ACK, 0, 0);
+        let b = seg(0, false, ACK, 0, 0);
+        assert!(canonical_first(&a) && !canonical_first(&b));
+        assert_eq!(flow_key(&a, true), flow_key(&b, false));
+        let key = flow_key(&a, true);
+        assert_eq!(client_by_port(&key), 0);
+    }
+}
