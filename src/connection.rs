@@ -1,1 +1,773 @@
-//! (in progress)
+//! One TCP connection: two endpoint machines and the analyzers, fed segment by segment.
+//!
+//! For each segment the sender's and the receiver's events are derived in the order RFC 9293
+//! section 3.10.7.4 processes a segment: SYN, then the ACK field, then the payload, then FIN.
+//! Every state change goes through `EndpointMachine::apply`.
+//!
+//! Ordering with TCP timestamps: an ACK of a side's SYN or FIN is seen at the capture point
+//! before it reaches that side, and in a simultaneous close it may reach it only after the
+//! side has acted on the peer's FIN. When timestamps are in use, such a receive event waits
+//! in the side's inbox until a segment from that side echoes its TSval (proof it arrived) and
+//! is applied before that segment's own events; a segment that echoes an older TSval is
+//! processed first. Without timestamps the event applies when seen.
+
+use crate::analyzers::{Analyzers, ConnEvent, Finish};
+use crate::decode::{Segment, ACK, FIN, RST, SYN};
+use crate::model::{
+    ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
+    Reuse, Role, RoleRule, StateChange,
+};
+use crate::reassembly::{Stream, StreamConsumer};
+use crate::seqnum::{seq_add, seq_after, seq_diff};
+use crate::states::{synchronized, EndpointMachine, Event, TcpState};
+
+/// RFC 7323 appendix A: the recommended alignment of the timestamps option.
+const NOP_NOP_TS: [u8; 4] = [1, 1, 8, 10];
+
+fn be32(data: &[u8], at: usize) -> Option<u32> {
+    let bytes = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// (TSval, TSecr) from the TCP options at `tcp_off` (RFC 7323 section 3), or None.
+pub fn timestamps(data: &[u8], tcp_off: usize, opt_cap: u32) -> Option<(u32, u32)> {
+    let pos = tcp_off.checked_add(20)?;
+    if opt_cap >= 12 && data.get(pos..pos + 4) == Some(&NOP_NOP_TS[..]) {
+        // Linux's layout after the SYN
+        return Some((be32(data, pos + 4)?, be32(data, pos + 8)?));
+    }
+    options(data, tcp_off, opt_cap).1
+}
+
+/// The window scale shift (RFC 7323 section 2.2) and (TSval, TSecr) (section 3), each None
+/// when absent. One walk over the captured option bytes only (snaplen may cut them); the
+/// first well-formed instance of each counts.
+pub fn options(data: &[u8], tcp_off: usize, opt_cap: u32) -> (Option<u8>, Option<(u32, u32)>) {
+    let mut wscale = None;
+    let mut stamp = None;
+    let Some(mut pos) = tcp_off.checked_add(20) else {
+        return (None, None);
+    };
+    let stop = pos.saturating_add(opt_cap as usize);
+    while pos < stop {
+        let Some(&here) = data.get(pos) else { break };
+        if here == 0 {
+            break;
+        }
+        if here == 1 {
+            pos += 1;
+            continue;
+        }
+        let size = if pos + 1 < stop {
+            data.get(pos + 1).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        if size < 2 {
+            break;
+        }
+        if here == 3 && size == 3 && wscale.is_none() && pos + 3 <= stop {
+            if let Some(&shift) = data.get(pos + 2) {
+                wscale = Some(shift.min(14)); // RFC 7323: at most 14
+            }
+        } else if here == 8 && size == 10 && stamp.is_none() && pos + 10 <= stop {
+            if let (Some(val), Some(ecr)) = (be32(data, pos + 2), be32(data, pos + 6)) {
+                stamp = Some((val, ecr));
+            }
+        }
+        pos += usize::from(size);
+    }
+    (wscale, stamp)
+}
+
+/// The payload of a segment when it was fully captured (Python's `Bytes.payload`).
+fn payload<'a>(data: &'a [u8], seg: &Segment) -> Option<&'a [u8]> {
+    if seg.payload_cap != seg.payload_len {
+        return None;
+    }
+    let start = seg.payload_off.min(data.len());
+    let end = seg
+        .payload_off
+        .saturating_add(seg.payload_len as usize)
+        .min(data.len());
+    data.get(start..end)
+}
+
+/// What one endpoint has shown of itself.
+#[derive(Debug, Default)]
+struct Side {
+    stream: Stream,
+    machine: EndpointMachine,
+    isn: Option<u32>,
+    /// SND.NXT as observed: the highest sequence number used so far, plus one.
+    nxt: Option<u32>,
+    /// The peer has acknowledged this side's SYN.
+    syn_acked: bool,
+    acked_peer_syn: bool,
+    /// Sequence number this side's FIN occupies.
+    fin_seq: Option<u32>,
+    fin_acked: bool,
+    /// Took part in the connection: sent SYN, SYN/ACK or data.
+    opened: bool,
+    packets: u64,
+    bytes: u64,
+    /// Last window this side advertised (unscaled); -1 none yet.
+    window: i32,
+    /// Window scale shift from this side's SYN.
+    wscale: Option<u8>,
+    /// Both SYNs carried TCP timestamps (RFC 7323 section 3.2: then every segment does).
+    uses_ts: bool,
+    /// Receive events seen at the capture point but not yet shown to have reached this side:
+    /// (sender's TSval, ts_ns, event).
+    inbox: Vec<(u32, i64, Event)>,
+}
+
+/// Applies an event to one side's machine and tells the analyzers about a state entered.
+fn apply(
+    machine: &mut EndpointMachine,
+    analyzers: &mut Analyzers,
+    role: Role,
+    event: Event,
+    ts_ns: i64,
+) -> bool {
+    let changed = machine.apply(event, ts_ns);
+    if changed {
+        analyzers.on(&ConnEvent::StateEntered {
+            role,
+            state: machine.state,
+            ts_ns,
+        });
+    }
+    changed
+}
+
+/// Apply the inbox events `side` has seen: all of them, or those whose TSval it echoes
+/// (RFC 7323: TSecr carries the newest TSval it received).
+fn flush_inbox(side: &mut Side, analyzers: &mut Analyzers, role: Role, tsecr: Option<u32>) {
+    let inbox = std::mem::take(&mut side.inbox);
+    let mut keep = Vec::new();
+    for waiting in inbox.iter().copied() {
+        let (tsval, ts_ns, event) = waiting;
+        if tsecr.map_or(true, |ecr| seq_diff(tsval, ecr) <= 0) {
+            let at = side
+                .machine
+                .history
+                .last()
+                .map_or(ts_ns, |&(last, _)| ts_ns.max(last));
+            apply(&mut side.machine, analyzers, role, event, at);
+        } else {
+            keep.push(waiting);
+        }
+    }
+    side.inbox = if keep.is_empty() {
+        let mut reuse = inbox;
+        reuse.clear();
+        reuse
+    } else {
+        keep
+    };
+}
+
+/// The stream consumer of one direction: hands data and gaps to the analyzers.
+struct Direction<'a> {
+    analyzers: &'a mut Analyzers,
+    role: Role,
+}
+
+impl StreamConsumer for Direction<'_> {
+    fn wants_bytes(&self) -> bool {
+        self.analyzers.wants_bytes(self.role)
+    }
+    fn on_data(&mut self, ts_ns: i64, length: u32, data: Option<&[u8]>) {
+        self.analyzers.on(&ConnEvent::StreamData {
+            role: self.role,
+            ts_ns,
+            length,
+            data,
+        });
+    }
+    fn on_gap(&mut self, ts_ns: i64, length: u32) {
+        self.analyzers.on(&ConnEvent::StreamGap {
+            role: self.role,
+            ts_ns,
+            length,
+        });
+    }
+}
+
+/// Address text as Python's `ipaddress` writes it: IPv4-mapped addresses as dotted IPv4,
+/// other IPv6 addresses compressed (the first longest run of two or more zero groups).
+pub fn address_text(address: u128) -> String {
+    if address >> 32 == 0xFFFF {
+        let v4 = address as u32;
+        return std::net::Ipv4Addr::from(v4).to_string();
+    }
+    let groups: [u16; 8] = std::array::from_fn(|i| (address >> (112 - 16 * i)) as u16);
+    let (mut best_start, mut best_len, mut start, mut len) = (0usize, 0usize, 0usize, 0usize);
+    for (i, &g) in groups.iter().enumerate() {
+        if g == 0 {
+            if len == 0 {
+                start = i;
+            }
+            len += 1;
+            if len > best_len {
+                best_start = start;
+                best_len = len;
+            }
+        } else {
+            len = 0;
+        }
+    }
+    let hex = |gs: &[u16]| {
+        gs.iter()
+            .map(|g| format!("{g:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best_len > 1 {
+        format!(
+            "{}::{}",
+            hex(&groups[..best_start]),
+            hex(&groups[best_start + best_len..])
+        )
+    } else {
+        hex(&groups)
+    }
+}
+
+/// A connection from its first segment to its last, on one 4-tuple.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: u64,
+    /// (address, port) of the client and of the server.
+    client: (u128, u16),
+    server: (u128, u16),
+    rule: RoleRule,
+    previous_id: Option<u64>,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    sides: [Side; 2],
+    analyzers: Analyzers,
+    rst_seen: bool,
+    /// The states were assumed: the capture began mid-connection.
+    assumed: bool,
+    /// The client has sent a SYN (without ACK); `Some(true)` when its latest carried TCP
+    /// timestamps.
+    last_syn_stamped: Option<bool>,
+    simultaneous_open: bool,
+    handshake_completed: bool,
+}
+
+impl Connection {
+    pub fn new(
+        id: u64,
+        client: (u128, u16),
+        server: (u128, u16),
+        rule: RoleRule,
+        first_ns: i64,
+        previous_id: Option<u64>,
+    ) -> Self {
+        let side = || Side {
+            window: -1,
+            ..Side::default()
+        };
+        Connection {
+            id,
+            client,
+            server,
+            rule,
+            previous_id,
+            first_ns,
+            last_ns: first_ns,
+            sides: [side(), side()],
+            analyzers: Analyzers::default(),
+            rst_seen: false,
+            assumed: rule == RoleRule::Port,
+            last_syn_stamped: None,
+            simultaneous_open: false,
+            handshake_completed: false,
+        }
+    }
+
+    // ---- life-cycle questions the flow table asks
+
+    /// Both endpoints are done (CLOSED or TIME_WAIT) after something happened.
+    pub fn ended(&mut self) -> bool {
+        if !self.sides[0].inbox.is_empty() || !self.sides[1].inbox.is_empty() {
+            self.flush();
+        }
+        let done = |s: &Side| matches!(s.machine.state, TcpState::Closed | TcpState::TimeWait);
+        let [c, s] = &self.sides;
+        done(c) && done(s) && !(c.machine.history.is_empty() && s.machine.history.is_empty())
+    }
+
+    /// Deliver every waiting receive event: nothing more will come from either side.
+    pub fn flush(&mut self) {
+        for role in [Role::Client, Role::Server] {
+            let side = &mut self.sides[role.index()];
+            if !side.inbox.is_empty() {
+                flush_inbox(side, &mut self.analyzers, role, None);
+            }
+        }
+    }
+
+    /// True when a SYN (no ACK) from `role` with `isn` must start a new connection.
+    pub fn accepts_new_syn(&mut self, role: Role, isn: u32) -> bool {
+        if self.ended()
+            || self
+                .sides
+                .iter()
+                .any(|s| s.machine.state == TcpState::TimeWait)
+        {
+            return true;
+        }
+        if self.rst_seen
+            && self
+                .sides
+                .iter()
+                .any(|s| s.machine.state == TcpState::Closed && !s.machine.history.is_empty())
+        {
+            return true;
+        }
+        let (mine, peer) = (&self.sides[role.index()], &self.sides[role.peer().index()]);
+        // an unanswered attempt followed by a SYN with another ISN is a new connect()
+        mine.isn.is_some_and(|i| i != isn) && peer.packets == 0
+    }
+
+    /// A capture that begins after the SYN: assume what the first segment implies.
+    pub fn start_assumed(&mut self, ts_ns: i64, ack: u32) {
+        if self.rule == RoleRule::Synack {
+            let client = &mut self.sides[Role::Client.index()];
+            client.machine.start(ts_ns, TcpState::SynSent);
+            client.isn = Some(seq_add(ack, -1));
+            client.nxt = Some(ack);
+            client.opened = true;
+            client.stream.start(ack);
+            self.analyzers.on(&ConnEvent::StateEntered {
+                role: Role::Client,
+                state: TcpState::SynSent,
+                ts_ns,
+            });
+            return;
+        }
+        for role in [Role::Client, Role::Server] {
+            let side = &mut self.sides[role.index()];
+            side.machine.start(ts_ns, TcpState::Established);
+            side.syn_acked = true;
+            side.acked_peer_syn = true;
+            side.opened = true;
+            self.analyzers.on(&ConnEvent::StateEntered {
+                role,
+                state: TcpState::Established,
+                ts_ns,
+            });
+        }
+    }
+
+    // ---- the segment path
+
+    /// One segment from `role`; `data` is the buffer its offsets point into.
+    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) {
+        let (me_i, peer_i) = (role.index(), role.peer().index());
+        let peer_role = role.peer();
+        let ts_ns = seg.ts_ns;
+        let flags = seg.flags;
+        let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
+        let previous_ns = self.last_ns;
+        self.last_ns = ts_ns;
+        self.analyzers.on(&ConnEvent::Arrived { role, ts_ns });
+        {
+            let me = &mut self.sides[me_i];
+            me.packets += 1;
+            me.bytes += u64::from(plen);
+            if !me.inbox.is_empty() {
+                let echo = if flags & RST == 0 {
+                    timestamps(data, seg.tcp_off, seg.opt_cap)
+                } else {
+                    None
+                };
+                flush_inbox(me, &mut self.analyzers, role, echo.map(|e| e.1));
+            }
+        }
+        if flags & RST != 0 {
+            self.rst(role, ts_ns, flags, ack);
+            return;
+        }
+        let syn = flags & SYN != 0;
+        let fin = flags & FIN != 0;
+        let has_ack = flags & ACK != 0;
+
+        if syn {
+            let (wscale, stamp) = options(data, seg.tcp_off, seg.opt_cap);
+            let me = &mut self.sides[me_i];
+            if me.wscale.is_none() {
+                me.wscale = wscale;
+            }
+            self.syn(role, ts_ns, seq, has_ack, stamp);
+            if has_ack && stamp.is_some() && self.last_syn_stamped == Some(true) {
+                self.sides[0].uses_ts = true;
+                self.sides[1].uses_ts = true;
+            }
+        }
+
+        if has_ack {
+            let [a, b] = &mut self.sides;
+            let (me, peer) = if me_i == 0 { (a, b) } else { (b, a) };
+            let analyzers = &mut self.analyzers;
+            if !me.acked_peer_syn {
+                if peer.isn.is_none() && !syn && me.machine.state == TcpState::SynSent {
+                    // the peer's SYN/ACK is not in the capture, but this ACK answers it
+                    peer.isn = Some(ack.wrapping_sub(1));
+                    peer.nxt = Some(ack);
+                    peer.stream.start(ack);
+                }
+                if peer.isn.is_some_and(|isn| seq_after(ack, isn)) {
+                    me.acked_peer_syn = true;
+                    if !syn {
+                        apply(&mut me.machine, analyzers, role, Event::SndAckOfSyn, ts_ns);
+                        if role == Role::Client {
+                            let stamp = timestamps(data, seg.tcp_off, seg.opt_cap);
+                            analyzers.on(&ConnEvent::HandshakeCompleted { ts_ns, stamp });
+                            self.handshake_completed = true;
+                        }
+                    }
+                    if !peer.syn_acked {
+                        peer.syn_acked = true;
+                        deliver(
+                            peer,
+                            analyzers,
+                            peer_role,
+                            Event::RcvAckOfSyn,
+                            ts_ns,
+                            syn,
+                            data,
+                            seg,
+                        );
+                    }
+                }
+            }
+            let fin_seq = peer.fin_seq;
+            if let Some(fs) = fin_seq {
+                if !peer.fin_acked && seq_after(ack, fs) {
+                    peer.fin_acked = true;
+                    analyzers.on(&ConnEvent::FinAcked {
+                        role: peer_role,
+                        ts_ns,
+                    });
+                    // proof it received the FIN
+                    apply(&mut me.machine, analyzers, role, Event::SndAckOfFin, ts_ns);
+                    deliver(
+                        peer,
+                        analyzers,
+                        peer_role,
+                        Event::RcvAckOfFin,
+                        ts_ns,
+                        syn,
+                        data,
+                        seg,
+                    );
+                }
+            }
+            if let Some(expected) = peer.stream.next_seq {
+                if seq_after(ack, expected) {
+                    // acknowledged beyond what we saw: the capture missed data (a FIN is not data)
+                    let upto = match fin_seq {
+                        Some(fs) if seq_diff(ack, fs) > 0 => fs,
+                        _ => ack,
+                    };
+                    let mut consumer = Direction {
+                        analyzers,
+                        role: peer_role,
+                    };
+                    peer.stream.acked(&mut consumer, ts_ns, upto);
+                }
+            }
+        }
+        self.sides[me_i].window = i32::from(seg.window);
+
+        let nxt = self.sides[me_i].nxt;
+        self.analyzers.on(&ConnEvent::Segment {
+            role,
+            ts_ns,
+            previous_ns,
+            flags,
+            seq,
+            ack,
+            payload_len: plen,
+            snd_nxt: nxt,
+            peer_window: self.sides[peer_i].window,
+        });
+        if plen != 0 {
+            let me = &mut self.sides[me_i];
+            me.opened = true;
+            let start = if syn { seq.wrapping_add(1) } else { seq };
+            let mut consumer = Direction {
+                analyzers: &mut self.analyzers,
+                role,
+            };
+            me.stream
+                .segment(&mut consumer, ts_ns, start, plen, payload(data, seg));
+        }
+
+        let me = &mut self.sides[me_i];
+        let mut end = seq.wrapping_add(plen).wrapping_add(u32::from(syn));
+        if fin {
+            // A FIN the sender's state cannot send (from SYN_SENT, say) is an anomaly, counted
+            // by the machine: it is not this side's close, and nothing acks it. A second FIN
+            // (retransmitted or not) changes nothing.
+            if me.fin_seq.is_none()
+                && apply(
+                    &mut me.machine,
+                    &mut self.analyzers,
+                    role,
+                    Event::SndFin,
+                    ts_ns,
+                )
+            {
+                me.fin_seq = Some(end);
+                self.analyzers.on(&ConnEvent::Fin { role, ts_ns });
+            }
+            end = end.wrapping_add(1);
+        }
+        if nxt.map_or(true, |n| seq_after(end, n)) {
+            me.nxt = Some(end);
+        }
+        if self.simultaneous_open
+            && !self.handshake_completed
+            && self.last_syn_stamped.is_some()
+            && self.sides.iter().all(|s| synchronized(s.machine.state))
+        {
+            // simultaneous open completes with the segment that synchronizes the second side
+            let stamp = timestamps(data, seg.tcp_off, seg.opt_cap);
+            self.analyzers
+                .on(&ConnEvent::HandshakeCompleted { ts_ns, stamp });
+            self.handshake_completed = true;
+        }
+    }
+
+    fn syn(&mut self, role: Role, ts_ns: i64, seq: u32, has_ack: bool, stamp: Option<(u32, u32)>) {
+        let me = &mut self.sides[role.index()];
+        if me.isn.is_none() {
+            me.isn = Some(seq);
+            me.nxt = Some(seq.wrapping_add(1));
+            me.opened = true;
+            me.stream.start(seq.wrapping_add(1));
+        }
+        self.analyzers.on(&ConnEvent::Syn {
+            role,
+            ts_ns,
+            with_ack: has_ack,
+            stamp,
+        });
+        if !has_ack {
+            if role == Role::Client {
+                self.last_syn_stamped = Some(stamp.is_some());
+            } else {
+                self.simultaneous_open = true;
+            }
+            apply(
+                &mut me.machine,
+                &mut self.analyzers,
+                role,
+                Event::SndSyn,
+                ts_ns,
+            );
+            return;
+        }
+        apply(
+            &mut me.machine,
+            &mut self.analyzers,
+            role,
+            Event::SndSynack,
+            ts_ns,
+        );
+        if me.syn_acked && me.machine.state == TcpState::SynRcvd {
+            // Simultaneous open (RFC 793 figure 8): the peer's SYN/ACK crossed ours, so the
+            // ACK of our SYN it carried takes effect now that we are in SYN_RCVD.
+            apply(
+                &mut me.machine,
+                &mut self.analyzers,
+                role,
+                Event::RcvAckOfSyn,
+                ts_ns,
+            );
+        }
+    }
+
+    fn rst(&mut self, role: Role, ts_ns: i64, flags: u16, ack: u32) {
+        let peer_role = role.peer();
+        let [a, b] = &mut self.sides;
+        let (me, peer) = if role == Role::Client { (a, b) } else { (b, a) };
+        // whatever reached the receiver before the RST happened before it: apply it first,
+        // or a late flush would act on an endpoint the RST already closed
+        if !peer.inbox.is_empty() {
+            flush_inbox(peer, &mut self.analyzers, peer_role, None);
+        }
+        self.rst_seen = true;
+        let (sender, receiver) = (me.machine.state, peer.machine.state);
+        self.analyzers.on(&ConnEvent::Rst {
+            role,
+            ts_ns,
+            sender,
+            receiver,
+            sender_opened: me.opened,
+            assumed: self.assumed,
+        });
+        apply(
+            &mut me.machine,
+            &mut self.analyzers,
+            role,
+            Event::SndRst,
+            ts_ns,
+        );
+        // RFC 9293 section 3.10.7.3: in SYN_SENT a RST counts only if it acknowledges the SYN
+        let acceptable = receiver != TcpState::SynSent
+            || (flags & ACK != 0 && peer.isn.is_some_and(|isn| ack == isn.wrapping_add(1)));
+        if acceptable {
+            apply(
+                &mut peer.machine,
+                &mut self.analyzers,
+                peer_role,
+                Event::RcvRst,
+                ts_ns,
+            );
+        }
+    }
+
+    // ---- the record
+
+    /// The connection record (`msl_s`: the maximum segment lifetime, for TIME_WAIT's end).
+    pub fn record(&mut self, msl_s: f64) -> ConnectionRecord {
+        self.flush();
+        let [c, s] = &mut self.sides;
+        let changes = |m: &EndpointMachine| {
+            m.history
+                .iter()
+                .map(|&(ts, state)| StateChange {
+                    ts: ns_to_s(ts),
+                    state,
+                })
+                .collect()
+        };
+        let endpoint = |(ip, port): (u128, u16)| Endpoint {
+            ip: address_text(ip),
+            port,
+        };
+        let mut record = ConnectionRecord {
+            id: self.id,
+            client: endpoint(self.client),
+            server: endpoint(self.server),
+            role_rule: self.rule,
+            previous_id: self.previous_id,
+            first_ts: ns_to_s(self.first_ns),
+            last_ts: ns_to_s(self.last_ns),
+            duration_ms: ns_to_ms(self.last_ns - self.first_ns),
+            outcome: Outcome::Open,
+            handshake: Handshake {
+                complete: false,
+                syn_to_synack_ms: None,
+                synack_to_ack_ms: None,
+                rtt_ms: None,
+                setup_ms: None,
+                syn_retransmits: 0,
+                synack_retransmits: 0,
+                matched_by: None,
+                ambiguity: None,
+                simultaneous_open: false,
+            },
+            close: Close {
+                initiator: None,
+                time_wait: None,
+                time_wait_ts: None,
+                time_wait_until: None,
+                fin_ts: PerSide::new(None, None),
+            },
+            half_close: None,
+            rst: None,
+            keepalive: Keepalive::default(),
+            reuse: Reuse::default(),
+            states: PerSide::new(changes(&c.machine), changes(&s.machine)),
+            final_state: PerSide::new(c.machine.state, s.machine.state),
+            packets: PerSide::new(c.packets, s.packets),
+            bytes: PerSide::new(c.bytes, s.bytes),
+            unique_bytes: PerSide::new(
+                c.stream.delivered + c.stream.gap_bytes,
+                s.stream.delivered + s.stream.gap_bytes,
+            ),
+            retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
+            gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
+            anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+        };
+        self.analyzers.finish(&mut record, &Finish { msl_s });
+        record
+    }
+}
+
+/// A receive event for `to`: now, or once `to` shows it has seen this segment.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    to: &mut Side,
+    analyzers: &mut Analyzers,
+    role: Role,
+    event: Event,
+    ts_ns: i64,
+    syn: bool,
+    data: &[u8],
+    seg: &Segment,
+) {
+    let stamp = if to.uses_ts && !syn {
+        timestamps(data, seg.tcp_off, seg.opt_cap)
+    } else {
+        None
+    };
+    match stamp {
+        None => {
+            apply(&mut to.machine, analyzers, role, event, ts_ns);
+        }
+        Some((tsval, _)) => to.inbox.push((tsval, ts_ns, event)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_python_does() {
+        let v6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(address_text(v6("::ffff:10.0.0.1")), "10.0.0.1");
+        assert_eq!(address_text(0), "::");
+        assert_eq!(address_text(1), "::1");
+        assert_eq!(
+            address_text(v6("2001:db8:0:0:1:0:0:1")),
+            "2001:db8::1:0:0:1"
+        );
+        assert_eq!(
+            address_text(v6("2001:db8:0:1:1:1:1:1")),
+            "2001:db8:0:1:1:1:1:1"
+        );
+        assert_eq!(address_text(v6("fe80::")), "fe80::");
+        assert_eq!(address_text(v6("::1.2.3.4")), "::102:304");
+    }
+
+    #[test]
+    fn options_walk_finds_wscale_and_timestamps() {
+        let mut data = vec![0u8; 20];
+        // MSS, SACK permitted, TS, NOP, WS
+        data.extend_from_slice(&[
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9, 1, 3, 3, 20,
+        ]);
+        assert_eq!(options(&data, 0, 20), (Some(14), Some((7, 9))));
+        assert_eq!(timestamps(&data, 0, 20), Some((7, 9)));
+        // cut by snaplen in the middle of the timestamps option
+        assert_eq!(options(&data, 0, 10), (None, None));
+        // NOP NOP TS layout
+        let mut fast = vec![0u8; 20];
+        fast.extend_from_slice(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 2, 0]);
+        assert_eq!(timestamps(&fast, 0, 12), Some((256, 512)));
+        // a zero-size option ends the walk; offsets beyond the buffer are no panic
+        assert_eq!(options(&[0u8; 22], 0, 2), (None, None));
+        assert_eq!(options(&data, 1000, 40), (None, None));
+        assert_eq!(timestamps(&data, usize::MAX, 40), None);
+    }
+}

@@ -1,1 +1,604 @@
-//! (in progress)
+//! The flow table: 4-tuples to connections, port reuse, eviction.
+//!
+//! A 4-tuple maps to its current connection. A SYN on a tuple whose connection has ended (or
+//! holds TIME_WAIT, or was reset, or is an unanswered attempt with another ISN) ends that
+//! connection and starts a new one: port reuse is reported through `previous_id`, never
+//! merged. Ended connections linger a little (capture time) so that late duplicates and a
+//! RST hitting TIME_WAIT still land on them; then they are emitted. The table is capped: past
+//! `max_flows`, the connections idle the longest are evicted (emitted as they are) and
+//! counted.
+//!
+//! Order is part of the contract (it decides the order records are emitted): the table keeps
+//! insertion order as Python's dict does (a key deleted and added again goes to the end).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::connection::Connection;
+use crate::decode::{Segment, ACK, SYN};
+use crate::model::{Role, RoleRule};
+
+const NS: f64 = 1e9;
+const WELL_KNOWN: u16 = 1024;
+const SWEEP_INTERVAL_NS: i64 = 500_000_000;
+/// Flows allowed over `max_flows` between two evictions.
+pub const CAP_SLACK: usize = 1024;
+/// Segments per `feed` call the engine hands over at most.
+pub const FEED_SLICE: usize = 8192;
+
+/// Options of the flow table.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowOptions {
+    /// How long (capture time) an ended connection stays to catch late segments.
+    pub linger_s: f64,
+    pub max_flows: usize,
+    /// How long a 4-tuple remembers its emitted connection (2 * MSL): late segments are
+    /// counted in `after_close` instead of opening a ghost connection, and a new SYN links
+    /// back to it through previous_id.
+    pub tombstone_s: f64,
+    /// Emit connections that have not ended but saw no segment for this long.
+    pub idle_timeout_s: Option<f64>,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        FlowOptions {
+            linger_s: 5.0,
+            max_flows: 1_000_000,
+            tombstone_s: 60.0,
+            idle_timeout_s: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    pub connections: u64,
+    pub evicted_for_capacity: u64,
+    pub idle_evicted: u64,
+    pub port_reuse: u64,
+    /// Segments that arrived after their connection was emitted (late duplicates).
+    pub after_close: u64,
+}
+
+/// A 4-tuple in canonical order: side 0 is the lower (address, port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub lo: u128,
+    pub hi: u128,
+    /// Both ports: the lower side's in the high 16 bits.
+    pub ports: u32,
+}
+
+impl FlowKey {
+    fn endpoint(&self, side: usize) -> (u128, u16) {
+        if side == 0 {
+            (self.lo, (self.ports >> 16) as u16)
+        } else {
+            (self.hi, self.ports as u16)
+        }
+    }
+}
+
+/// Whether the segment's source is the lower (address, port) of its 4-tuple: the canonical
+/// order both directions of a flow share.
+pub fn canonical_first(seg: &Segment) -> bool {
+    seg.src < seg.dst || (seg.src == seg.dst && seg.sport <= seg.dport)
+}
+
+fn flow_key(seg: &Segment, src_first: bool) -> FlowKey {
+    if src_first {
+        FlowKey {
+            lo: seg.src,
+            hi: seg.dst,
+            ports: u32::from(seg.sport) << 16 | u32::from(seg.dport),
+        }
+    } else {
+        FlowKey {
+            lo: seg.dst,
+            hi: seg.src,
+            ports: u32::from(seg.dport) << 16 | u32::from(seg.sport),
+        }
+    }
+}
+
+/// Mid-connection: the well-known (else the lower) port is the server's.
+fn client_by_port(key: &FlowKey) -> usize {
+    let (a, b) = ((key.ports >> 16) as u16, key.ports as u16);
+    if (a < WELL_KNOWN) != (b < WELL_KNOWN) {
+        return usize::from(a < WELL_KNOWN);
+    }
+    usize::from(a <= b)
+}
+
+/// A fast multiplicative hasher for flow keys (attacker-chosen keys only cost time).
+#[derive(Default)]
+pub struct FlowHasher(u64);
+
+impl Hasher for FlowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
+
+/// A 4-tuple with its current connection.
+#[derive(Debug)]
+struct Slot {
+    key: FlowKey,
+    conn: Connection,
+    /// Canonical side of the client.
+    client_side: usize,
+}
+
+/// Where the connection for a segment is.
+enum Found {
+    Table(usize),
+    /// Emitted already (evicted the moment it opened): still fed its first segment. With
+    /// the canonical side of its client.
+    Ended(usize, usize),
+}
+
+/// 4-tuples to connections, in insertion order.
+#[derive(Debug, Default)]
+pub struct FlowTable {
+    options: FlowOptions,
+    pub stats: FlowTableStats,
+    /// Slots in insertion order; None where one was removed (compacted at sweeps).
+    order: Vec<Option<Slot>>,
+    index: FastMap<FlowKey, usize>,
+    /// Finished connections awaiting the caller, in the order they finished.
+    ended: Vec<Connection>,
+    next_id: u64,
+    pub now_ns: i64,
+    tombstones: FastMap<FlowKey, u64>,
+    tombstone_queue: VecDeque<(i64, FlowKey)>,
+    swept_ns: i64,
+}
+
+impl FlowTable {
+    pub fn new(options: FlowOptions) -> Self {
+        FlowTable {
+            options,
+            next_id: 1,
+            ..FlowTable::default()
+        }
+    }
+
+    /// Connections held (the --max-flows cap counts these).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Run every segment of one slice (at most `FEED_SLICE`, offsets into `data`) through
+    /// its connection in capture order, then sweep.
+    pub fn feed(&mut self, segs: &[Segment], data: &[u8]) {
+        let Some(latest) = segs.iter().map(|s| s.ts_ns).max() else {
+            return;
+        };
+        for seg in segs {
+            let src_first = canonical_first(seg);
+            let side = usize::from(!src_first);
+            let key = flow_key(seg, src_first);
+            let at = self.index.get(&key).copied();
+            let fresh_syn = seg.flags & SYN != 0 && seg.flags & ACK == 0;
+            let found = match at {
+                Some(i) if !fresh_syn => Found::Table(i),
+                _ => match self.connection_for(key, at, side, seg) {
+                    Some(found) => found,
+                    None => continue,
+                },
+            };
+            match found {
+                Found::Table(i) => {
+                    if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
+                        let role = role_of(side, slot.client_side);
+                        slot.conn.segment(role, seg, data);
+                    }
+                }
+                Found::Ended(pos, client_side) => {
+                    // Python feeds the connection object it already emitted all the same
+                    if let Some(conn) = self.ended.get_mut(pos) {
+                        conn.segment(role_of(side, client_side), seg, data);
+                    }
+                }
+            }
+        }
+        self.now_ns = self.now_ns.max(latest);
+        self.sweep();
+    }
+
+    /// The connection a segment belongs to, opening one if it starts one (a SYN, or the first
+    /// segment of a flow the capture joined late); None for a late duplicate.
+    fn connection_for(
+        &mut self,
+        key: FlowKey,
+        at: Option<usize>,
+        side: usize,
+        seg: &Segment,
+    ) -> Option<Found> {
+        if seg.flags & SYN != 0 && seg.flags & ACK == 0 {
+            if let Some(i) = at {
+                let slot = self.order[i].as_mut()?;
+                let role = role_of(side, slot.client_side);
+                if !slot.conn.accepts_new_syn(role, seg.seq) {
+                    return Some(Found::Table(i));
+                }
+            }
+            return Some(self.open(key, at, side, seg, RoleRule::Syn));
+        }
+        if at.is_some() {
+            return at.map(Found::Table);
+        }
+        if !self.tombstones.is_empty() && self.tombstones.contains_key(&key) {
+            self.stats.after_close += 1;
+            return None;
+        }
+        let rule = if seg.flags & SYN != 0 {
+            RoleRule::Synack
+        } else {
+            RoleRule::Port
+        };
+        Some(self.open(key, None, side, seg, rule))
+    }
+
+    fn open(
+        &mut self,
+        key: FlowKey,
+        at: Option<usize>,
+        side: usize,
+        seg: &Segment,
+        rule: RoleRule,
+    ) -> Found {
+        let mut previous_id = if self.tombstones.is_empty() {
+            None
+        } else {
+            self.tombstones.remove(&key)
+        };
+        let client_side = match rule {
+            RoleRule::Syn => side,
+            RoleRule::Synack => 1 - side,
+            RoleRule::Port => client_by_port(&key),
+        };
+        let id = self.next_id;
+        let make = |previous_id| {
+            let mut conn = Connection::new(
+                id,
+                key.endpoint(client_side),
+                key.endpoint(1 - client_side),
+                rule,
+                seg.ts_ns,
+                previous_id,
+            );
+            if rule != RoleRule::Syn {
+                conn.start_assumed(seg.ts_ns, seg.ack);
+            }
+            conn
+        };
+        let i = match at.and_then(|i| {
+            self.order
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .map(|s| (i, s))
+        }) {
+            Some((i, slot)) => {
+                // the slot stays where it is in the table's order
+                previous_id = Some(slot.conn.id);
+                self.stats.port_reuse += 1;
+                let previous = std::mem::replace(&mut slot.conn, make(previous_id));
+                slot.client_side = client_side;
+                self.ended.push(previous);
+                i
+            }
+            None => {
+                if previous_id.is_some() {
+                    self.stats.port_reuse += 1;
+                }
+                self.order.push(Some(Slot {
+                    key,
+                    conn: make(previous_id),
+                    client_side,
+                }));
+                self.index.insert(key, self.order.len() - 1);
+                self.order.len() - 1
+            }
+        };
+        self.next_id += 1;
+        self.stats.connections += 1;
+        if self.index.len() > self.options.max_flows + CAP_SLACK {
+            self.evict_idlest();
+            if self.order.get(i).map_or(true, Option::is_none) {
+                let pos = self.ended.iter().rposition(|c| c.id == id).unwrap_or(0);
+                return Found::Ended(pos, client_side);
+            }
+        }
+        Found::Table(i)
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Slot> {
+        let slot = self.order.get_mut(i)?.take()?;
+        self.index.remove(&slot.key);
+        Some(slot)
+    }
+
+    /// Emit connections that ended more than `linger_s` ago; enforce the cap. A sweep visits
+    /// every connection, so it runs at most once per SWEEP_INTERVAL of capture time, unless
+    /// the table is over its cap.
+    fn sweep(&mut self) {
+        if self.now_ns - self.swept_ns < SWEEP_INTERVAL_NS && self.len() <= self.options.max_flows {
+            return;
+        }
+        self.swept_ns = self.now_ns;
+        // Python's int(linger_s * NS): the float product truncated toward zero
+        let horizon = self.now_ns - (self.options.linger_s * NS) as i64;
+        let idle = self
+            .options
+            .idle_timeout_s
+            .map(|s| self.now_ns - (s * NS) as i64);
+        let mut done: Vec<(usize, bool)> = Vec::new();
+        for (i, slot) in self.order.iter_mut().enumerate() {
+            let Some(slot) = slot else { continue };
+            let conn = &mut slot.conn;
+            if conn.last_ns < horizon && conn.ended() {
+                done.push((i, true));
+            } else if idle.is_some_and(|idle| conn.last_ns < idle) {
+                done.push((i, conn.ended()));
+            }
+        }
+        for (i, ended) in done {
+            let Some(slot) = self.remove(i) else { continue };
+            if ended {
+                self.tombstones.insert(slot.key, slot.conn.id);
+                self.tombstone_queue.push_back((self.now_ns, slot.key));
+            } else {
+                self.stats.idle_evicted += 1;
+            }
+            self.ended.push(slot.conn);
+        }
+        let expired = self.now_ns - (self.options.tombstone_s * NS) as i64;
+        while self
+            .tombstone_queue
+            .front()
+            .is_some_and(|&(ns, _)| ns < expired)
+        {
+            if let Some((_, key)) = self.tombstone_queue.pop_front() {
+                self.tombstones.remove(&key);
+            }
+        }
+        if self.len() > self.options.max_flows {
+            self.evict_idlest();
+        }
+        self.compact();
+    }
+
+    /// Back to `max_flows`: emit the connections idle the longest (a stable sort by last
+    /// activity over the table's order).
+    fn evict_idlest(&mut self) {
+        let excess = self.len().saturating_sub(self.options.max_flows);
+        if excess == 0 {
+            return;
+        }
+        let mut live: Vec<(i64, usize)> = self
+            .order
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (s.conn.last_ns, i)))
+            .collect();
+        live.sort_by_key(|&(last, _)| last); // stable
+        for &(_, i) in live.iter().take(excess) {
+            if let Some(slot) = self.remove(i) {
+                self.ended.push(slot.conn);
+                self.stats.evicted_for_capacity += 1;
+            }
+        }
+    }
+
+    /// Drop the holes removals left, once they outnumber the slots.
+    fn compact(&mut self) {
+        let live = self.index.len();
+        if self.order.len() < 64 || self.order.len() - live <= live {
+            return;
+        }
+        self.order.retain(Option::is_some);
+        for (i, slot) in self.order.iter().flatten().enumerate() {
+            self.index.insert(slot.key, i);
+        }
+    }
+
+    /// Advance the clock without traffic (live capture): lets idle and lingering connections
+    /// be emitted on time.
+    pub fn tick(&mut self, now_ns: i64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.sweep();
+    }
+
+    /// Connections finished so far, in the order they finished.
+    pub fn drain(&mut self) -> Vec<Connection> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Every connection: the finished ones, then those still in the table in its order.
+    pub fn close(&mut self) -> Vec<Connection> {
+        self.tombstones.clear();
+        self.tombstone_queue.clear();
+        let mut all = self.drain();
+        all.extend(self.order.drain(..).flatten().map(|slot| slot.conn));
+        self.index.clear();
+        all
+    }
+}
+
+fn role_of(side: usize, client_side: usize) -> Role {
+    if side == client_side {
+        Role::Client
+    } else {
+        Role::Server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{FIN, RST};
+    use crate::model::{Outcome, RoleRule};
+
+    const MS: i64 = 1_000_000;
+    const CLIENT: u128 = 0xffff_0a00_0001;
+    const SERVER: u128 = 0xffff_0a00_0002;
+
+    fn seg(ms: i64, from_client: bool, flags: u16, seq: u32, ack: u32) -> Segment {
+        let (src, dst, sport, dport) = if from_client {
+            (CLIENT, SERVER, 40000, 80)
+        } else {
+            (SERVER, CLIENT, 80, 40000)
+        };
+        Segment {
+            ts_ns: ms * MS,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 100,
+            ..Segment::default()
+        }
+    }
+
+    fn full_connection(t: i64, isn: u32) -> Vec<Segment> {
+        vec![
+            seg(t, true, SYN, isn, 0),
+            seg(t + 1, false, SYN | ACK, 5000, isn + 1),
+            seg(t + 2, true, ACK, isn + 1, 5001),
+            seg(t + 3, true, FIN | ACK, isn + 1, 5001),
+            seg(t + 4, false, FIN | ACK, 5001, isn + 2),
+            seg(t + 5, true, ACK, isn + 2, 5002),
+        ]
+    }
+
+    fn table() -> FlowTable {
+        FlowTable::new(FlowOptions {
+            linger_s: 0.5,
+            tombstone_s: 60.0,
+            ..FlowOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_new_syn_on_a_closed_tuple_opens_a_new_connection() {
+        let mut t = table();
+        let mut segs = full_connection(0, 100);
+        segs.extend(full_connection(10, 900));
+        t.feed(&segs, &[]);
+        let ended: Vec<_> = t.drain();
+        assert_eq!(ended.len(), 1);
+        let mut rest = t.close();
+        assert_eq!(rest.len(), 1);
+        let first = ended.into_iter().next().map(|mut c| c.record(30.0));
+        let second = rest.remove(0).record(30.0);
+        let first = first.expect("one ended");
+        assert_eq!(
+            (first.id, first.outcome, first.previous_id),
+            (1, Outcome::Closed, None)
+        );
+        assert_eq!(
+            (second.id, second.previous_id, second.role_rule),
+            (2, Some(1), RoleRule::Syn)
+        );
+        assert_eq!(second.client.ip, "10.0.0.1");
+        assert_eq!((t.stats.connections, t.stats.port_reuse), (2, 1));
+    }
+
+    #[test]
+    fn tombstones_count_late_segments_and_link_the_next_connection() {
+        let mut t = table();
+        t.feed(&full_connection(0, 100), &[]);
+        // linger passes: the connection is emitted and its tuple tombstoned
+        t.tick(2_000 * MS);
+        t.feed(&[seg(2_000, false, ACK, 5002, 102)], &[]);
+        assert_eq!(t.stats.after_close, 1);
+        assert_eq!(t.drain().len(), 1);
+        t.feed(&full_connection(3_000, 700), &[]);
+        let mut rest = t.close();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].record(30.0).previous_id, Some(1));
+        assert_eq!(t.stats.port_reuse, 1);
+    }
+
+    #[test]
+    fn midstream_segments_take_roles_by_port_and_rst_refuses() {
+        let mut t = table();
+        let mut refused = [seg(1, true, SYN, 50, 0), seg(2, false, RST | ACK, 0, 51)];
+        refused[0].sport = 40001;
+        refused[1].dport = 40001;
+        t.feed(&[seg(0, false, ACK, 1, 1), refused[0], refused[1]], &[]);
+        let mut all = t.close();
+        assert_eq!(all.len(), 2);
+        let first = all[0].record(30.0);
+        assert_eq!(
+            (first.role_rule, first.client.port),
+            (RoleRule::Port, 40000)
+        );
+        assert_eq!(first.states.client.len(), 1);
+        let second = all[1].record(30.0);
+        assert_eq!(
+            (second.outcome, second.client.port),
+            (Outcome::Refused, 40001)
+        );
+        let rst = second.rst.expect("a RST");
+        assert_eq!((rst.kind, rst.count), (crate::model::RstKind::Refused, 1));
+    }
+
+    #[test]
+    fn over_the_cap_the_idlest_go_first() {
+        let mut t = FlowTable::new(FlowOptions {
+            max_flows: 2,
+            ..FlowOptions::default()
+        });
+        let mut segs = Vec::new();
+        for i in 0..(2 + CAP_SLACK as u16 + 1) {
+            let mut s = seg(i64::from(i), true, ACK, 1, 1);
+            s.sport = 1025 + i;
+            segs.push(s);
+        }
+        t.feed(&segs, &[]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.stats.evicted_for_capacity, CAP_SLACK as u64 + 1);
+        let ended = t.drain();
+        let ids: Vec<u64> = ended.iter().map(|c| c.id).take(3).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn address_keys_are_canonical() {
+        let a = seg(0, true, ACK, 0, 0);
+        let b = seg(0, false, ACK, 0, 0);
+        assert!(canonical_first(&a) && !canonical_first(&b));
+        assert_eq!(flow_key(&a, true), flow_key(&b, false));
+        let key = flow_key(&a, true);
+        assert_eq!(client_by_port(&key), 0);
+    }
+}

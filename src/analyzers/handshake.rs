@@ -1,0 +1,306 @@
+//! Three-way handshake latency (RFC 9293 section 3.5), matched by TCP timestamps.
+//!
+//! Retransmitted SYNs and SYN/ACKs make "which SYN did this SYN/ACK answer?" the classic
+//! Karn ambiguity. With TCP timestamps (RFC 7323) the answer is exact: a SYN/ACK echoes the
+//! TSval of the SYN it answers in TSecr, and the completing ACK echoes the SYN/ACK's.
+//! Without timestamps a latency is only reported where a single candidate exists;
+//! otherwise the record says it is ambiguous.
+
+use super::{Analyzer, ConnEvent, Finish};
+use crate::model::{ns_to_ms, round3, ConnectionRecord, Handshake, Role};
+
+/// A SYN, SYN/ACK or completing ACK: when, and its TCP timestamps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sighting {
+    pub ts_ns: i64,
+    pub tsval: Option<u32>,
+    pub tsecr: Option<u32>,
+}
+
+impl Sighting {
+    fn new(ts_ns: i64, stamp: Option<(u32, u32)>) -> Self {
+        Sighting {
+            ts_ns,
+            tsval: stamp.map(|s| s.0),
+            tsecr: stamp.map(|s| s.1),
+        }
+    }
+}
+
+/// How a segment was matched to the one it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Match {
+    None,
+    Timestamps,
+    Unique,
+    Ambiguous,
+}
+
+const AMBIGUOUS: &str = "retransmissions without TCP timestamps: the answered segment is unknown";
+const SIMULTANEOUS: &str = "simultaneous open: both sides sent SYN";
+
+/// The client's SYNs, the server's SYN/ACKs and the ACK completing the handshake.
+#[derive(Debug, Default)]
+pub struct HandshakeAnalyzer {
+    pub syns: Vec<Sighting>,
+    pub synacks: Vec<Sighting>,
+    pub completing_ack: Option<Sighting>,
+    pub simultaneous_open: bool,
+}
+
+impl Analyzer for HandshakeAnalyzer {
+    fn on_event(&mut self, event: &ConnEvent<'_>) {
+        match *event {
+            ConnEvent::Syn {
+                role: Role::Client,
+                ts_ns,
+                with_ack: false,
+                stamp,
+            } => self.syns.push(Sighting::new(ts_ns, stamp)),
+            ConnEvent::Syn {
+                role: Role::Server,
+                with_ack: false,
+                ..
+            } => self.simultaneous_open = true,
+            ConnEvent::Syn {
+                role: Role::Server,
+                ts_ns,
+                with_ack: true,
+                stamp,
+            } => self.synacks.push(Sighting::new(ts_ns, stamp)),
+            ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
+                self.completing_ack = Some(Sighting::new(ts_ns, stamp));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
+        record.handshake = self.result();
+    }
+}
+
+impl HandshakeAnalyzer {
+    pub fn result(&self) -> Handshake {
+        let (ack, syns, synacks) = (self.completing_ack, &self.syns, &self.synacks);
+        let setup = match (ack, syns.first()) {
+            (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
+            _ => None,
+        };
+        let syn_retransmits = syns.len().saturating_sub(1) as u64;
+        let synack_retransmits = synacks.len().saturating_sub(1) as u64;
+        if self.simultaneous_open {
+            // each SYN/ACK answers the other side's SYN: no request/answer legs to measure
+            return Handshake {
+                complete: ack.is_some(),
+                syn_to_synack_ms: None,
+                synack_to_ack_ms: None,
+                rtt_ms: None,
+                setup_ms: setup,
+                syn_retransmits,
+                synack_retransmits,
+                matched_by: None,
+                ambiguity: Some(SIMULTANEOUS),
+                simultaneous_open: true,
+            };
+        }
+        // The SYN/ACK the completing ACK answers (TSecr echo), then the SYN that SYN/ACK
+        // echoes, then the *first* SYN/ACK sent in answer to that SYN: a SYN/ACK
+        // retransmitted by the server's timer echoes the same SYN but is no measure of the
+        // network, so each leg is measured from a segment to the first answer to it.
+        let (acked, how_ack) = answered(synacks, ack);
+        let (syn, how_syn) = answered(syns, acked.or_else(|| synacks.first().copied()));
+        let first = first_answer(synacks, syn);
+        let ambiguity =
+            (how_ack == Match::Ambiguous || how_syn == Match::Ambiguous).then_some(AMBIGUOUS);
+        let syn_to_synack = match (syn, first) {
+            (Some(s), Some(f)) => Some(ns_to_ms(f.ts_ns - s.ts_ns)),
+            _ => None,
+        };
+        let synack_to_ack = match (ack, acked) {
+            (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
+            _ => None,
+        };
+        let matched_by = if how_ack == Match::Timestamps || how_syn == Match::Timestamps {
+            Some("timestamps")
+        } else if syn_to_synack.is_some() || synack_to_ack.is_some() {
+            Some("unique")
+        } else {
+            None
+        };
+        Handshake {
+            complete: ack.is_some() && !syns.is_empty() && !synacks.is_empty(),
+            syn_to_synack_ms: syn_to_synack,
+            synack_to_ack_ms: synack_to_ack,
+            rtt_ms: match (syn_to_synack, synack_to_ack) {
+                (Some(a), Some(b)) => Some(round3(a + b)),
+                _ => None,
+            },
+            setup_ms: setup,
+            syn_retransmits,
+            synack_retransmits,
+            matched_by,
+            ambiguity,
+            simultaneous_open: false,
+        }
+    }
+}
+
+/// The candidate (sent before `answer`) that `answer` responds to, and how we know.
+fn answered(candidates: &[Sighting], answer: Option<Sighting>) -> (Option<Sighting>, Match) {
+    let Some(answer) = answer else {
+        return (None, Match::None);
+    };
+    if let [only] = candidates {
+        if only.ts_ns > answer.ts_ns {
+            return (None, Match::None);
+        }
+        if answer.tsecr.is_some() && only.tsval == answer.tsecr {
+            return (Some(*only), Match::Timestamps);
+        }
+        return (Some(*only), Match::Unique);
+    }
+    let mut earlier = candidates.iter().filter(|c| c.ts_ns <= answer.ts_ns);
+    let count = earlier.clone().count();
+    if answer.tsecr.is_some() && count > 0 && earlier.clone().all(|c| c.tsval.is_some()) {
+        if let Some(echoed) = earlier.clone().find(|c| c.tsval == answer.tsecr) {
+            // equal TSvals: same tick, the first went out first
+            return (Some(*echoed), Match::Timestamps);
+        }
+    }
+    match count {
+        1 => (earlier.next().copied(), Match::Unique),
+        0 => (None, Match::None),
+        _ => (None, Match::Ambiguous),
+    }
+}
+
+/// The first of `answers` sent in reply to `request`.
+fn first_answer(answers: &[Sighting], request: Option<Sighting>) -> Option<Sighting> {
+    let request = request?;
+    if let [only] = answers {
+        return (only.ts_ns >= request.ts_ns).then_some(*only);
+    }
+    let later = answers.iter().filter(|a| a.ts_ns >= request.ts_ns);
+    if request.tsval.is_some() {
+        if let Some(echoing) = later.clone().find(|a| a.tsecr == request.tsval) {
+            return Some(*echoing);
+        }
+    }
+    later.clone().next().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn syn(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
+        a.on_event(&ConnEvent::Syn {
+            role: Role::Client,
+            ts_ns: ms * MS,
+            with_ack: false,
+            stamp,
+        });
+    }
+    fn synack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
+        a.on_event(&ConnEvent::Syn {
+            role: Role::Server,
+            ts_ns: ms * MS,
+            with_ack: true,
+            stamp,
+        });
+    }
+    fn ack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
+        a.on_event(&ConnEvent::HandshakeCompleted {
+            ts_ns: ms * MS,
+            stamp,
+        });
+    }
+
+    #[test]
+    fn plain_handshake_is_unique() {
+        let mut a = HandshakeAnalyzer::default();
+        syn(&mut a, 0, None);
+        synack(&mut a, 10, None);
+        ack(&mut a, 15, None);
+        let h = a.result();
+        assert!(h.complete);
+        assert_eq!(
+            (h.syn_to_synack_ms, h.synack_to_ack_ms, h.rtt_ms),
+            (Some(10.0), Some(5.0), Some(15.0))
+        );
+        assert_eq!(
+            (h.matched_by, h.ambiguity, h.setup_ms),
+            (Some("unique"), None, Some(15.0))
+        );
+    }
+
+    #[test]
+    fn retransmitted_syn_matched_by_timestamps() {
+        let mut a = HandshakeAnalyzer::default();
+        syn(&mut a, 0, Some((100, 0)));
+        syn(&mut a, 1000, Some((200, 0)));
+        synack(&mut a, 1010, Some((900, 200)));
+        ack(&mut a, 1012, Some((201, 900)));
+        let h = a.result();
+        assert_eq!(
+            (h.syn_to_synack_ms, h.synack_to_ack_ms, h.rtt_ms),
+            (Some(10.0), Some(2.0), Some(12.0))
+        );
+        assert_eq!(
+            (h.matched_by, h.syn_retransmits, h.setup_ms),
+            (Some("timestamps"), 1, Some(1012.0))
+        );
+    }
+
+    #[test]
+    fn retransmitted_syn_without_timestamps_is_ambiguous() {
+        let mut a = HandshakeAnalyzer::default();
+        syn(&mut a, 0, None);
+        syn(&mut a, 1000, None);
+        synack(&mut a, 1010, None);
+        ack(&mut a, 1012, None);
+        let h = a.result();
+        assert_eq!((h.syn_to_synack_ms, h.synack_to_ack_ms), (None, Some(2.0)));
+        assert_eq!(
+            (h.matched_by, h.ambiguity),
+            (Some("unique"), Some(AMBIGUOUS))
+        );
+    }
+
+    #[test]
+    fn retransmitted_synack_measures_from_the_first_answer() {
+        let mut a = HandshakeAnalyzer::default();
+        syn(&mut a, 0, Some((100, 0)));
+        synack(&mut a, 10, Some((900, 100)));
+        synack(&mut a, 1010, Some((1900, 100)));
+        ack(&mut a, 1012, Some((101, 1900)));
+        let h = a.result();
+        assert_eq!(
+            (h.syn_to_synack_ms, h.synack_to_ack_ms),
+            (Some(10.0), Some(2.0))
+        );
+        assert_eq!(h.synack_retransmits, 1);
+    }
+
+    #[test]
+    fn simultaneous_open_has_no_legs() {
+        let mut a = HandshakeAnalyzer::default();
+        syn(&mut a, 0, None);
+        a.on_event(&ConnEvent::Syn {
+            role: Role::Server,
+            ts_ns: MS,
+            with_ack: false,
+            stamp: None,
+        });
+        ack(&mut a, 3, None);
+        let h = a.result();
+        assert!(h.complete && h.simultaneous_open);
+        assert_eq!(
+            (h.setup_ms, h.rtt_ms, h.ambiguity),
+            (Some(3.0), None, Some(SIMULTANEOUS))
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! Application keep-alive reuse: the HTTP/1.x tracker fed the in-order stream data.
+
+use super::http::AppTracker;
+use super::{Analyzer, ConnEvent, Finish};
+use crate::model::{ConnectionRecord, Role};
+
+/// Feeds `AppTracker` both directions' data and gaps.
+#[derive(Debug, Default)]
+pub struct ReuseAnalyzer {
+    app: AppTracker,
+}
+
+impl Analyzer for ReuseAnalyzer {
+    fn on_event(&mut self, event: &ConnEvent<'_>) {
+        match *event {
+            ConnEvent::StreamData {
+                role,
+                ts_ns,
+                length,
+                data,
+            } => self.app.data(role == Role::Client, ts_ns, length, data),
+            ConnEvent::StreamGap { role, .. } => self.app.gap(role == Role::Client),
+            _ => {}
+        }
+    }
+
+    fn wants_bytes(&self, role: Role) -> bool {
+        self.app.wants(role == Role::Client)
+    }
+
+    fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
+        record.reuse = self.app.result();
+    }
+}
