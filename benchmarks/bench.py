@@ -13,7 +13,8 @@ Subcommands (standard library only, Python >= 3.11):
 ``run`` (the default)
     Warm the page cache, then time alternating rounds of: ours
     (``tcptrace analyze CAPTURE --format jsonl -o /dev/null``, the venv's entry point), the C
-    ``tcptrace -n CAPTURE >/dev/null`` and, with ``--with-tshark``, ``tshark -q -z conv,tcp``.
+    ``tcptrace -n CAPTURE >/dev/null``, ``tcpdump -r CAPTURE -w /dev/null`` (the floor) and,
+    with ``--with-tshark``, ``tshark -q -z conv,tcp``.
     Every child is pinned to one CPU (``--cpu``). Wall time is the median over rounds; peak RSS
     is the largest ``ru_maxrss`` that ``os.wait4`` reports for the child. Prints a table and,
     with ``--json FILE``, writes the results.
@@ -193,6 +194,10 @@ def ours_argv(capture: Path, output: str = os.devnull) -> list[str]:
     return [str(OUR_CLI), "analyze", str(capture), "--format", "jsonl", "-o", output]
 
 
+def tcpdump_argv(capture: Path) -> list[str]:
+    return [str(shutil.which("tcpdump")), "-r", str(capture), "-w", os.devnull]
+
+
 def c_argv(capture: Path) -> list[str]:
     if not C_TCPTRACE.exists():
         raise SystemExit(f"bench: {C_TCPTRACE} not found (apt-get install tcptrace)")
@@ -283,6 +288,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cpu: int | None = None if args.no_pin else args.cpu
     tools = [ToolResult("ours (tcptrace analyze --format jsonl)", ours_argv(capture)),
              ToolResult("C tcptrace -n", c_argv(capture))]
+    if shutil.which("tcpdump"):  # the floor: reading the file at all
+        tools.append(ToolResult("tcpdump -r FILE -w /dev/null", tcpdump_argv(capture)))
+    if args.with_python_engine:
+        tools.append(ToolResult("ours, Python engine (--engine python)",
+                                [*ours_argv(capture), "--engine", "python"]))
     tshark = ToolResult("tshark -q -z conv,tcp", tshark_argv(capture)) if args.with_tshark else None
     tshark_rounds = args.tshark_rounds if args.tshark_rounds is not None else args.rounds
 
@@ -467,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", parents=[common, pin], help="time ours vs C tcptrace (default)")
     r.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     r.add_argument("--with-tshark", action="store_true", help="also time tshark -z conv,tcp")
+    r.add_argument("--with-python-engine", action="store_true",
+                   help="also time the Python engine (the reference), e.g. for the speed-up")
     r.add_argument("--tshark-rounds", type=int, default=None,
                    help="rounds that include tshark (default: all; it takes ~20 s a run)")
     r.add_argument("--json", metavar="FILE", help="write the results as JSON")

@@ -165,6 +165,8 @@ pub struct FlowTable {
     /// Slots in insertion order; None where one was removed (compacted at sweeps).
     order: Vec<Option<Slot>>,
     index: FastMap<FlowKey, usize>,
+    /// Frame (in its batch) of the segment being fed: where a failure happened.
+    current_frame: u32,
     /// Finished connections awaiting the caller, in the order they finished.
     ended: Vec<Connection>,
     next_id: u64,
@@ -192,6 +194,11 @@ impl FlowTable {
         self.index.is_empty()
     }
 
+    /// The batch position of the frame whose segment `feed` handles (or handled last).
+    pub fn current_frame(&self) -> u32 {
+        self.current_frame
+    }
+
     /// Run every segment of one slice (at most `FEED_SLICE`, offsets into `data`) through
     /// its connection in capture order, then sweep.
     pub fn feed(&mut self, segs: &[Segment], data: &[u8]) {
@@ -199,6 +206,7 @@ impl FlowTable {
             return;
         };
         for seg in segs {
+            self.current_frame = seg.frame_index;
             let src_first = canonical_first(seg);
             let side = usize::from(!src_first);
             let key = flow_key(seg, src_first);
