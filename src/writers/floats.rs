@@ -42,7 +42,10 @@ fn decompose(x: f64) -> Decimal {
     let int_digits = int_digits.unwrap_or(count);
     let all = &all[..count];
     let first = all.iter().position(|&b| b != b'0').unwrap_or(0);
-    let last = all.iter().rposition(|&b| b != b'0').map_or(first, |i| i + 1);
+    let last = all
+        .iter()
+        .rposition(|&b| b != b'0')
+        .map_or(first, |i| i + 1);
     let significant = all.get(first..last).unwrap_or(&[]);
     let mut digits = [0u8; 24];
     digits[..significant.len()].copy_from_slice(significant);
@@ -59,9 +62,9 @@ fn parse_exponent(text: &[u8]) -> i32 {
         Some((b'+', rest)) => (false, rest),
         _ => (false, text),
     };
-    let value = digits
-        .iter()
-        .fold(0i32, |acc, &d| acc.saturating_mul(10).saturating_add((d - b'0') as i32));
+    let value = digits.iter().fold(0i32, |acc, &d| {
+        acc.saturating_mul(10).saturating_add((d - b'0') as i32)
+    });
     if negative {
         -value
     } else {
@@ -208,13 +211,21 @@ mod tests {
             let x = f64::from_bits(u64::from_str_radix(parts[0], 16).unwrap());
             let mut out = Vec::new();
             write_orjson(&mut out, x);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), parts[1], "orjson {line}");
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                parts[1],
+                "orjson {line}"
+            );
             out.clear();
             write_repr(&mut out, x);
             assert_eq!(std::str::from_utf8(&out).unwrap(), parts[2], "repr {line}");
             out.clear();
             write_json_dumps(&mut out, x);
-            assert_eq!(std::str::from_utf8(&out).unwrap(), parts[3], "json.dumps {line}");
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                parts[3],
+                "json.dumps {line}"
+            );
             checked += 1;
         }
         checked
