@@ -116,26 +116,37 @@ impl CsvWriter {
     }
 }
 
-/// One row being written: each cell is formatted into `cell`, then copied out, quoted if
-/// it must be.
+/// One row being written. Numbers go straight out (they never need quotes); lists are
+/// built in `cell` first, then copied out quoted if they must be.
 struct Row<'a> {
     out: &'a mut Vec<u8>,
     cell: &'a mut Vec<u8>,
     first: bool,
 }
 
+/// QUOTE_MINIMAL as Python 3.11's csv module applies it: quoted when the cell holds the
+/// delimiter, the quote char or a lineterminator character. (Python 3.13 also quotes a
+/// lone `\r`: records never hold one.)
+fn needs_quotes(cell: &[u8]) -> bool {
+    cell.iter().fold(false, |found, &b| {
+        found | (b == b',') | (b == b'"') | (b == b'\n')
+    })
+}
+
 impl Row<'_> {
-    /// Ends the cell in `self.cell`: QUOTE_MINIMAL as Python 3.11's csv module applies it
-    /// (quoted when it holds the delimiter, the quote char or a lineterminator character;
-    /// quotes doubled). Python 3.13 also quotes a lone `\r`: records never hold one.
-    fn flush(&mut self) {
+    fn separate(&mut self) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        if self.cell.iter().any(|&b| matches!(b, b',' | b'"' | b'\n')) {
+    }
+
+    /// A text cell, quotes doubled inside quotes.
+    fn text(&mut self, cell: &[u8]) {
+        self.separate();
+        if needs_quotes(cell) {
             self.out.push(b'"');
-            for &b in self.cell.iter() {
+            for &b in cell {
                 self.out.push(b);
                 if b == b'"' {
                     self.out.push(b'"');
@@ -143,31 +154,41 @@ impl Row<'_> {
             }
             self.out.push(b'"');
         } else {
-            self.out.extend_from_slice(self.cell);
+            self.out.extend_from_slice(cell);
         }
+    }
+
+    /// Ends the cell built in `self.cell`.
+    fn flush(&mut self) {
+        let cell = std::mem::take(self.cell);
+        self.text(&cell);
+        *self.cell = cell;
         self.cell.clear();
     }
 
     fn none(&mut self) {
-        self.flush();
+        self.separate();
     }
 
     fn str(&mut self, value: &str) {
-        self.cell.extend_from_slice(value.as_bytes());
-        self.flush();
+        self.text(value.as_bytes());
     }
 
     fn bool(&mut self, value: bool) {
-        self.str(if value { "True" } else { "False" });
+        self.separate();
+        self.out
+            .extend_from_slice(if value { b"True" } else { b"False" });
     }
 
     fn int<I: itoa::Integer>(&mut self, value: I) {
-        self.str(itoa::Buffer::new().format(value));
+        self.separate();
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     fn float(&mut self, value: f64) {
-        floats::write_repr(self.cell, value);
-        self.flush();
+        self.separate();
+        floats::write_repr(self.out, value);
     }
 
     fn opt_float(&mut self, value: Option<f64>) {

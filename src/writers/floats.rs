@@ -1,7 +1,9 @@
 //! Floats as text, three ways: orjson's (jsonl and json records), Python's `repr()` (csv
 //! cells) and `json.dumps`'s (lists inside csv cells). All three print the shortest digits
 //! that round-trip (ryu's); they differ only in where exponent notation begins, how the
-//! exponent is written and what non-finite values become.
+//! exponent is written and what non-finite values become. ryu's own text already has
+//! orjson's notation (fixed for decimal exponents -5..16), so it is reused; only repr()'s
+//! exponent -5 (`1e-05`, not `0.00001`) is rebuilt from the digits.
 
 /// The shortest round-trip decimal of a finite, non-zero float: `0.d1 d2 ... dn` shifted so
 /// that the value is `d1.d2...dn * 10^exp`.
@@ -72,27 +74,6 @@ fn parse_exponent(text: &[u8]) -> i32 {
     }
 }
 
-/// `d.ddd` without exponent: `123.45`, `100.0`, `0.00012`.
-fn write_fixed(out: &mut Vec<u8>, d: &Decimal) {
-    let digits = d.digits();
-    if d.exp >= 0 {
-        let int_len = d.exp as usize + 1;
-        if digits.len() > int_len {
-            out.extend_from_slice(&digits[..int_len]);
-            out.push(b'.');
-            out.extend_from_slice(&digits[int_len..]);
-        } else {
-            out.extend_from_slice(digits);
-            out.resize(out.len() + (int_len - digits.len()), b'0');
-            out.extend_from_slice(b".0");
-        }
-    } else {
-        out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-d.exp - 1) as usize, b'0');
-        out.extend_from_slice(digits);
-    }
-}
-
 /// `d[.ddd]e<sign><exponent>`, the exponent padded to `min_exp_digits`.
 fn write_scientific(out: &mut Vec<u8>, d: &Decimal, min_exp_digits: usize) {
     let digits = d.digits();
@@ -113,29 +94,55 @@ fn write_scientific(out: &mut Vec<u8>, d: &Decimal, min_exp_digits: usize) {
     out.extend_from_slice(exp.as_bytes());
 }
 
-/// The float as `repr()` or orjson writes a finite value: fixed notation for exponents in
-/// `fixed_from..16`, else exponent notation.
-fn write_finite(out: &mut Vec<u8>, x: f64, fixed_from: i32, min_exp_digits: usize) {
-    if x.is_sign_negative() {
-        out.push(b'-');
-    }
-    if x == 0.0 {
-        out.extend_from_slice(b"0.0");
-        return;
-    }
-    let d = decompose(x);
-    if (fixed_from..16).contains(&d.exp) {
-        write_fixed(out, &d);
+/// The float as `repr()` writes a finite value: fixed notation for exponents in `-4..16`,
+/// else exponent notation with a sign and at least two digits.
+fn write_finite_repr(out: &mut Vec<u8>, x: f64) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(x).as_bytes();
+    // ryu's notation is orjson's: fixed for exponents in -5..16 (`0.00001`), else `1e16`.
+    let unsigned = text.strip_prefix(b"-").unwrap_or(text);
+    if unsigned.starts_with(b"0.0000") && unsigned != b"0.0" {
+        // exponent -5: fixed for ryu, exponent notation for repr()
+        if x.is_sign_negative() {
+            out.push(b'-');
+        }
+        write_scientific(out, &decompose(x), 2);
     } else {
-        write_scientific(out, &d, min_exp_digits);
+        write_ryu_exponent(out, text, 2);
     }
+}
+
+/// ryu's text with its exponent (if any) written with a sign and at least
+/// `min_exp_digits` digits: `1e16` -> `1e+16`, `1e-7` -> `1e-07` (2 digits) or `1e-7`.
+fn write_ryu_exponent(out: &mut Vec<u8>, text: &[u8], min_exp_digits: usize) {
+    let Some(at) = text.iter().position(|&b| b == b'e') else {
+        out.extend_from_slice(text);
+        return;
+    };
+    out.extend_from_slice(&text[..=at]);
+    let exponent = &text[at + 1..];
+    let digits = match exponent.split_first() {
+        Some((b'-', rest)) => {
+            out.push(b'-');
+            rest
+        }
+        _ => {
+            out.push(b'+');
+            exponent
+        }
+    };
+    if digits.len() < min_exp_digits {
+        out.resize(out.len() + (min_exp_digits - digits.len()), b'0');
+    }
+    out.extend_from_slice(digits);
 }
 
 /// A float as orjson writes it: `0.00001`, `1e-6`, `100.0`, `1e+16`; NaN and infinities
 /// as `null`.
 pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
-        write_finite(out, x, -5, 1);
+        let mut buffer = ryu::Buffer::new();
+        write_ryu_exponent(out, buffer.format_finite(x).as_bytes(), 1);
     } else {
         out.extend_from_slice(b"null");
     }
@@ -145,7 +152,7 @@ pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
 /// `nan`.
 pub fn write_repr(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
-        write_finite(out, x, -4, 2);
+        write_finite_repr(out, x);
     } else if x.is_nan() {
         out.extend_from_slice(b"nan");
     } else if x > 0.0 {
@@ -159,7 +166,7 @@ pub fn write_repr(out: &mut Vec<u8>, x: f64) {
 /// `-Infinity`.
 pub fn write_json_dumps(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
-        write_finite(out, x, -4, 2);
+        write_finite_repr(out, x);
     } else if x.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if x > 0.0 {

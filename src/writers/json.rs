@@ -90,11 +90,14 @@ impl<'a> Encoder<'a> {
         self.close(b']');
     }
 
-    /// A key (the value follows with one of the value methods).
-    pub(crate) fn key(&mut self, key: &str) {
+    /// A key (the value follows with one of the value methods). Keys are the record's
+    /// field names: plain ASCII, written without an escaping pass.
+    pub(crate) fn key(&mut self, key: &'static str) {
         self.separate();
-        write_string(self.out, key);
-        self.out.push(b':');
+        debug_assert!(!needs_escape(key.as_bytes()));
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
         if self.indent.is_some() {
             self.out.push(b' ');
         }
@@ -153,7 +156,12 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    fn per_side<T>(&mut self, key: &str, pair: &PerSide<T>, mut each: impl FnMut(&mut Self, &T)) {
+    fn per_side<T>(
+        &mut self,
+        key: &'static str,
+        pair: &PerSide<T>,
+        mut each: impl FnMut(&mut Self, &T),
+    ) {
         self.key(key);
         self.begin_object();
         self.key("client");
@@ -163,7 +171,7 @@ impl<'a> Encoder<'a> {
         self.end_object();
     }
 
-    fn counts(&mut self, key: &str, pair: &PerSide<u64>) {
+    fn counts(&mut self, key: &'static str, pair: &PerSide<u64>) {
         self.per_side(key, pair, |e, v| e.int(*v));
     }
 
@@ -183,6 +191,11 @@ pub(crate) fn write_string(out: &mut Vec<u8>, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = value.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -210,9 +223,17 @@ pub(crate) fn write_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
+/// Any byte orjson escapes (a branch-free scan: most strings have none).
+fn needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
 /// The record as `orjson.dumps(to_dict(record), option=OPT_APPEND_NEWLINE)`: one jsonl
 /// line.
 pub fn write_jsonl(out: &mut Vec<u8>, record: &ConnectionRecord) {
+    out.reserve(2048);
     encode_record(&mut Encoder::compact(out), record);
     out.push(b'\n');
 }
@@ -220,6 +241,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, record: &ConnectionRecord) {
 /// The record as `orjson.dumps(to_dict(record), option=OPT_INDENT_2)` with every line
 /// prefixed by `base` spaces (the json document indents records by 4).
 pub fn write_indented(out: &mut Vec<u8>, record: &ConnectionRecord, base: usize) {
+    out.reserve(4096);
     encode_record(&mut Encoder::indented(out, base), record);
 }
 
@@ -461,5 +483,40 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": [\n    1,\n    {\n      \"x\": null\n    }\n  ]\n}"
         );
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::writers::{fixture, CsvWriter, Summary};
+
+    /// `cargo test --release --lib writers::json::timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn per_record_cost() {
+        let records = fixture::records();
+        let rounds = 20_000;
+        let count = (records.len() * rounds) as f64;
+        let mut out = Vec::with_capacity(1 << 20);
+        let mut time = |name: &str, f: &mut dyn FnMut(&ConnectionRecord, &mut Vec<u8>)| {
+            let start = std::time::Instant::now();
+            let mut bytes = 0;
+            for _ in 0..rounds {
+                for r in &records {
+                    f(r, &mut out);
+                }
+                bytes += out.len();
+                out.clear();
+            }
+            let ns = start.elapsed().as_nanos() as f64 / count;
+            println!("{name}: {ns:.0} ns per record ({bytes} bytes)");
+        };
+        time("jsonl", &mut |r, out| write_jsonl(out, r));
+        time("indented", &mut |r, out| write_indented(out, r, 4));
+        let mut csv = CsvWriter::new();
+        time("csv", &mut |r, out| csv.write(r, out));
+        let mut summary = Summary::new();
+        time("summary", &mut |r, _| summary.add(r));
     }
 }

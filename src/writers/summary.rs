@@ -155,7 +155,9 @@ impl Summary {
         self.half_closes += u64::from(r.half_close.is_some());
         let probes = &r.keepalive.probes;
         self.keepalive_connections += u64::from(probes.client != 0 || probes.server != 0);
-        self.protocols.add(r.reuse.protocol.unwrap_or("other"));
+        // `protocol or "other"`: an empty name counts as none, as in Python
+        let protocol = r.reuse.protocol.filter(|p| !p.is_empty());
+        self.protocols.add(protocol.unwrap_or("other"));
         if r.reuse.requests != 0 {
             self.requests.push(r.reuse.requests);
         }
