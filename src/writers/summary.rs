@@ -31,10 +31,6 @@ impl Counter {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// `dict(counter.most_common())`.
     fn most_common(&self) -> Value {
         let mut entries: Vec<&(String, u64)> = self.entries.iter().collect();
@@ -88,7 +84,7 @@ fn spread(values: &[f64]) -> Vec<(String, Value)> {
     ]
 }
 
-/// The summary of a run, fed every record (`add`), read at the end (`as_value`).
+/// The summary of a run, fed every record (`add`), read at the end (`as_dict`).
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     connections: u64,
@@ -167,7 +163,7 @@ impl Summary {
     /// Python's `Summary.as_dict()`: same keys, order, and ints where Python has ints,
     /// floats where it has floats (requests go through `array("d")`: their percentiles,
     /// max and mean are floats).
-    pub fn as_value(&self) -> Value {
+    pub fn as_dict(&self) -> Value {
         let requests: Vec<f64> = self.requests.iter().map(|&n| n as f64).collect();
         let mut per_connection = spread(&requests);
         let mean = if requests.is_empty() {
@@ -221,7 +217,7 @@ impl Summary {
 
     /// True when no record was added.
     pub fn is_empty(&self) -> bool {
-        self.connections == 0 && self.outcomes.is_empty()
+        self.connections == 0
     }
 }
 
@@ -294,7 +290,7 @@ mod tests {
 
     fn dumped(summary: &Summary) -> String {
         let mut out = Vec::new();
-        dumps(&summary.as_value(), &mut out);
+        dumps(&summary.as_dict(), &mut out);
         out.push(b'\n');
         String::from_utf8(out).unwrap()
     }
