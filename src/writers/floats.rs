@@ -65,7 +65,8 @@ fn parse_exponent(text: &[u8]) -> i32 {
         _ => (false, text),
     };
     let value = digits.iter().fold(0i32, |acc, &d| {
-        acc.saturating_mul(10).saturating_add((d - b'0') as i32)
+        acc.saturating_mul(10)
+            .saturating_add(d.wrapping_sub(b'0') as i32)
     });
     if negative {
         -value
