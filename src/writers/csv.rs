@@ -1,0 +1,380 @@
+//! Records as Python's `CsvWriter` writes them: `flatten(to_dict(record))` (dotted column
+//! names, lists as compact `json.dumps`), the optional sub-records' columns present even
+//! when null, through `csv.DictWriter(lineterminator="\n")` with `QUOTE_MINIMAL`.
+
+use crate::model::{ConnectionRecord, PerSide, StateChange};
+
+use super::floats;
+
+/// The columns, in `flatten`'s order (the record's field order).
+pub const COLUMNS: [&str; 62] = [
+    "id",
+    "client.ip",
+    "client.port",
+    "server.ip",
+    "server.port",
+    "role_rule",
+    "previous_id",
+    "first_ts",
+    "last_ts",
+    "duration_ms",
+    "outcome",
+    "handshake.complete",
+    "handshake.syn_to_synack_ms",
+    "handshake.synack_to_ack_ms",
+    "handshake.rtt_ms",
+    "handshake.setup_ms",
+    "handshake.syn_retransmits",
+    "handshake.synack_retransmits",
+    "handshake.matched_by",
+    "handshake.ambiguity",
+    "handshake.simultaneous_open",
+    "close.initiator",
+    "close.time_wait",
+    "close.time_wait_ts",
+    "close.time_wait_until",
+    "close.fin_ts.client",
+    "close.fin_ts.server",
+    "half_close.side",
+    "half_close.bytes_after_fin",
+    "half_close.duration_ms",
+    "rst.sender",
+    "rst.state",
+    "rst.receiver_state",
+    "rst.kind",
+    "rst.ts",
+    "rst.count",
+    "keepalive.probes.client",
+    "keepalive.probes.server",
+    "keepalive.acks.client",
+    "keepalive.acks.server",
+    "keepalive.intervals_ms.client",
+    "keepalive.intervals_ms.server",
+    "reuse.protocol",
+    "reuse.requests",
+    "reuse.responses",
+    "reuse.idle_gaps_ms",
+    "states.client",
+    "states.server",
+    "final_state.client",
+    "final_state.server",
+    "packets.client",
+    "packets.server",
+    "bytes.client",
+    "bytes.server",
+    "unique_bytes.client",
+    "unique_bytes.server",
+    "retransmitted_bytes.client",
+    "retransmitted_bytes.server",
+    "gap_bytes.client",
+    "gap_bytes.server",
+    "anomalies.client",
+    "anomalies.server",
+];
+
+/// The header row goes before the first record.
+pub struct CsvWriter {
+    header_written: bool,
+    cell: Vec<u8>,
+}
+
+impl Default for CsvWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CsvWriter {
+    pub fn new() -> Self {
+        CsvWriter {
+            header_written: false,
+            cell: Vec::with_capacity(256),
+        }
+    }
+
+    /// Appends the record's row (after the header, the first time) to `out`.
+    pub fn write(&mut self, record: &ConnectionRecord, out: &mut Vec<u8>) {
+        if !self.header_written {
+            self.header_written = true;
+            let mut row = Row {
+                out,
+                cell: &mut self.cell,
+                first: true,
+            };
+            for column in COLUMNS {
+                row.str(column);
+            }
+            out.push(b'\n');
+        }
+        let mut row = Row {
+            out,
+            cell: &mut self.cell,
+            first: true,
+        };
+        write_row(&mut row, record);
+        out.push(b'\n');
+    }
+}
+
+/// One row being written. Numbers go straight out (they never need quotes); lists are
+/// built in `cell` first, then copied out quoted if they must be.
+struct Row<'a> {
+    out: &'a mut Vec<u8>,
+    cell: &'a mut Vec<u8>,
+    first: bool,
+}
+
+/// QUOTE_MINIMAL as Python 3.11's csv module applies it: quoted when the cell holds the
+/// delimiter, the quote char or a lineterminator character. (Python 3.13 also quotes a
+/// lone `\r`: records never hold one.)
+fn needs_quotes(cell: &[u8]) -> bool {
+    cell.iter().fold(false, |found, &b| {
+        found | (b == b',') | (b == b'"') | (b == b'\n')
+    })
+}
+
+impl Row<'_> {
+    fn separate(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// A text cell, quotes doubled inside quotes.
+    fn text(&mut self, cell: &[u8]) {
+        self.separate();
+        if needs_quotes(cell) {
+            self.out.push(b'"');
+            for &b in cell {
+                self.out.push(b);
+                if b == b'"' {
+                    self.out.push(b'"');
+                }
+            }
+            self.out.push(b'"');
+        } else {
+            self.out.extend_from_slice(cell);
+        }
+    }
+
+    /// Ends the cell built in `self.cell`.
+    fn flush(&mut self) {
+        let cell = std::mem::take(self.cell);
+        self.text(&cell);
+        *self.cell = cell;
+        self.cell.clear();
+    }
+
+    fn none(&mut self) {
+        self.separate();
+    }
+
+    fn str(&mut self, value: &str) {
+        self.text(value.as_bytes());
+    }
+
+    fn bool(&mut self, value: bool) {
+        self.separate();
+        self.out
+            .extend_from_slice(if value { b"True" } else { b"False" });
+    }
+
+    fn int<I: itoa::Integer>(&mut self, value: I) {
+        self.separate();
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    fn float(&mut self, value: f64) {
+        self.separate();
+        floats::write_repr(self.out, value);
+    }
+
+    fn opt_float(&mut self, value: Option<f64>) {
+        match value {
+            Some(v) => self.float(v),
+            None => self.none(),
+        }
+    }
+
+    fn opt_str(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(v),
+            None => self.none(),
+        }
+    }
+
+    fn counts(&mut self, pair: &PerSide<u64>) {
+        self.int(pair.client);
+        self.int(pair.server);
+    }
+
+    /// `json.dumps(values, separators=(",", ":"))`.
+    fn float_list(&mut self, values: &[f64]) {
+        self.cell.push(b'[');
+        for (i, &v) in values.iter().enumerate() {
+            if i > 0 {
+                self.cell.push(b',');
+            }
+            floats::write_json_dumps(self.cell, v);
+        }
+        self.cell.push(b']');
+        self.flush();
+    }
+
+    /// `json.dumps([{"ts": ..., "state": ...}, ...], separators=(",", ":"))`.
+    fn state_changes(&mut self, changes: &[StateChange]) {
+        self.cell.push(b'[');
+        for (i, change) in changes.iter().enumerate() {
+            if i > 0 {
+                self.cell.push(b',');
+            }
+            self.cell.extend_from_slice(b"{\"ts\":");
+            floats::write_json_dumps(self.cell, change.ts);
+            self.cell.extend_from_slice(b",\"state\":");
+            write_ascii_json_string(self.cell, change.state.name());
+            self.cell.push(b'}');
+        }
+        self.cell.push(b']');
+        self.flush();
+    }
+}
+
+/// A string as `json.dumps` writes it (`ensure_ascii`): `\uXXXX` for control characters,
+/// DEL and everything beyond ASCII (UTF-16 surrogate pairs beyond the BMP).
+fn write_ascii_json_string(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for c in value.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            ' '..='~' => out.push(c as u8),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.extend_from_slice(b"\\u");
+                    for shift in [12, 8, 4, 0] {
+                        out.push(HEX[((*unit >> shift) & 0xf) as usize]);
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn write_row(row: &mut Row, r: &ConnectionRecord) {
+    row.int(r.id);
+    row.str(&r.client.ip);
+    row.int(r.client.port);
+    row.str(&r.server.ip);
+    row.int(r.server.port);
+    row.str(r.role_rule.name());
+    match r.previous_id {
+        Some(id) => row.int(id),
+        None => row.none(),
+    }
+    row.float(r.first_ts);
+    row.float(r.last_ts);
+    row.float(r.duration_ms);
+    row.str(r.outcome.name());
+
+    let h = &r.handshake;
+    row.bool(h.complete);
+    row.opt_float(h.syn_to_synack_ms);
+    row.opt_float(h.synack_to_ack_ms);
+    row.opt_float(h.rtt_ms);
+    row.opt_float(h.setup_ms);
+    row.int(h.syn_retransmits);
+    row.int(h.synack_retransmits);
+    row.opt_str(h.matched_by);
+    row.opt_str(h.ambiguity);
+    row.bool(h.simultaneous_open);
+
+    let c = &r.close;
+    row.opt_str(c.initiator.map(|s| s.name()));
+    row.opt_str(c.time_wait.map(|s| s.name()));
+    row.opt_float(c.time_wait_ts);
+    row.opt_float(c.time_wait_until);
+    row.opt_float(c.fin_ts.client);
+    row.opt_float(c.fin_ts.server);
+
+    match &r.half_close {
+        Some(h) => {
+            row.str(h.side.name());
+            row.int(h.bytes_after_fin);
+            row.float(h.duration_ms);
+        }
+        None => (0..3).for_each(|_| row.none()),
+    }
+    match &r.rst {
+        Some(rst) => {
+            row.str(rst.sender.name());
+            row.str(rst.state.name());
+            row.str(rst.receiver_state.name());
+            row.str(rst.kind.name());
+            row.float(rst.ts);
+            row.int(rst.count);
+        }
+        None => (0..6).for_each(|_| row.none()),
+    }
+
+    let k = &r.keepalive;
+    row.counts(&k.probes);
+    row.counts(&k.acks);
+    row.float_list(&k.intervals_ms.client);
+    row.float_list(&k.intervals_ms.server);
+
+    let u = &r.reuse;
+    row.opt_str(u.protocol);
+    row.int(u.requests);
+    row.int(u.responses);
+    row.float_list(&u.idle_gaps_ms);
+
+    row.state_changes(&r.states.client);
+    row.state_changes(&r.states.server);
+    row.str(r.final_state.client.name());
+    row.str(r.final_state.server.name());
+    row.counts(&r.packets);
+    row.counts(&r.bytes);
+    row.counts(&r.unique_bytes);
+    row.counts(&r.retransmitted_bytes);
+    row.counts(&r.gap_bytes);
+    row.counts(&r.anomalies);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writers::fixture;
+
+    #[test]
+    fn csv_matches_python() {
+        let mut writer = CsvWriter::new();
+        let mut out = Vec::new();
+        for record in fixture::records() {
+            writer.write(&record, &mut out);
+        }
+        let expected = include_str!("testdata/expected.csv");
+        let got = String::from_utf8(out).unwrap();
+        for (got, want) in got.split('\n').zip(expected.split('\n')) {
+            assert_eq!(got, want);
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn ensure_ascii_strings() {
+        let mut out = Vec::new();
+        write_ascii_json_string(&mut out, "é\u{7f}😀\"\n");
+        // json.dumps("é\x7f😀\"\n")
+        assert_eq!(out, b"\"\\u00e9\\u007f\\ud83d\\ude00\\\"\\n\"");
+    }
+}

@@ -1,0 +1,256 @@
+//! Floats as text, three ways: orjson's (jsonl and json records), Python's `repr()` (csv
+//! cells) and `json.dumps`'s (lists inside csv cells). All three print the shortest digits
+//! that round-trip (ryu's); they differ only in where exponent notation begins, how the
+//! exponent is written and what non-finite values become. ryu's own text already has
+//! orjson's notation (fixed for decimal exponents -5..16), so it is reused; only repr()'s
+//! exponent -5 (`1e-05`, not `0.00001`) is rebuilt from the digits.
+
+/// The shortest round-trip decimal of a finite, non-zero float: `0.d1 d2 ... dn` shifted so
+/// that the value is `d1.d2...dn * 10^exp`.
+struct Decimal {
+    digits: [u8; 24],
+    len: usize,
+    exp: i32,
+}
+
+impl Decimal {
+    fn digits(&self) -> &[u8] {
+        self.digits.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// Shortest digits and exponent of `|x|` (finite, non-zero), read back from ryu's text
+/// (`123.45`, `0.00012`, `1e16`, `1.5e-7`, ...).
+fn decompose(x: f64) -> Decimal {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(x.abs()).as_bytes();
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(at) => (&text[..at], parse_exponent(&text[at + 1..])),
+        None => (text, 0),
+    };
+    let mut all = [0u8; 24];
+    let mut count = 0usize;
+    let mut int_digits: Option<usize> = None;
+    for &b in mantissa {
+        if b == b'.' {
+            int_digits = Some(count);
+        } else if b.is_ascii_digit() {
+            if let Some(slot) = all.get_mut(count) {
+                *slot = b;
+                count += 1;
+            }
+        }
+    }
+    let int_digits = int_digits.unwrap_or(count);
+    let all = &all[..count];
+    let first = all.iter().position(|&b| b != b'0').unwrap_or(0);
+    let last = all
+        .iter()
+        .rposition(|&b| b != b'0')
+        .map_or(first, |i| i + 1);
+    let significant = all.get(first..last).unwrap_or(&[]);
+    let mut digits = [0u8; 24];
+    digits[..significant.len()].copy_from_slice(significant);
+    Decimal {
+        digits,
+        len: significant.len(),
+        exp: int_digits as i32 - 1 - first as i32 + exponent,
+    }
+}
+
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let value = digits.iter().fold(0i32, |acc, &d| {
+        acc.saturating_mul(10)
+            .saturating_add(d.wrapping_sub(b'0') as i32)
+    });
+    if negative {
+        -value
+    } else {
+        value
+    }
+}
+
+/// `d[.ddd]e<sign><exponent>`, the exponent padded to `min_exp_digits`.
+fn write_scientific(out: &mut Vec<u8>, d: &Decimal, min_exp_digits: usize) {
+    let digits = d.digits();
+    if let Some((first, rest)) = digits.split_first() {
+        out.push(*first);
+        if !rest.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(rest);
+        }
+    }
+    out.push(b'e');
+    out.push(if d.exp < 0 { b'-' } else { b'+' });
+    let mut buffer = itoa::Buffer::new();
+    let exp = buffer.format(d.exp.unsigned_abs());
+    if exp.len() < min_exp_digits {
+        out.resize(out.len() + (min_exp_digits - exp.len()), b'0');
+    }
+    out.extend_from_slice(exp.as_bytes());
+}
+
+/// The float as `repr()` writes a finite value: fixed notation for exponents in `-4..16`,
+/// else exponent notation with a sign and at least two digits.
+fn write_finite_repr(out: &mut Vec<u8>, x: f64) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(x).as_bytes();
+    // ryu's notation is orjson's: fixed for exponents in -5..16 (`0.00001`), else `1e16`.
+    let unsigned = text.strip_prefix(b"-").unwrap_or(text);
+    if unsigned.starts_with(b"0.0000") && unsigned != b"0.0" {
+        // exponent -5: fixed for ryu, exponent notation for repr()
+        if x.is_sign_negative() {
+            out.push(b'-');
+        }
+        write_scientific(out, &decompose(x), 2);
+    } else {
+        write_ryu_exponent(out, text, 2);
+    }
+}
+
+/// ryu's text with its exponent (if any) written with a sign and at least
+/// `min_exp_digits` digits: `1e16` -> `1e+16`, `1e-7` -> `1e-07` (2 digits) or `1e-7`.
+fn write_ryu_exponent(out: &mut Vec<u8>, text: &[u8], min_exp_digits: usize) {
+    let Some(at) = text.iter().position(|&b| b == b'e') else {
+        out.extend_from_slice(text);
+        return;
+    };
+    out.extend_from_slice(&text[..=at]);
+    let exponent = &text[at + 1..];
+    let digits = match exponent.split_first() {
+        Some((b'-', rest)) => {
+            out.push(b'-');
+            rest
+        }
+        _ => {
+            out.push(b'+');
+            exponent
+        }
+    };
+    if digits.len() < min_exp_digits {
+        out.resize(out.len() + (min_exp_digits - digits.len()), b'0');
+    }
+    out.extend_from_slice(digits);
+}
+
+/// A float as orjson writes it: `0.00001`, `1e-6`, `100.0`, `1e+16`; NaN and infinities
+/// as `null`.
+pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        let mut buffer = ryu::Buffer::new();
+        write_ryu_exponent(out, buffer.format_finite(x).as_bytes(), 1);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// A float as Python's `repr()` writes it: `0.0001`, `1e-05`, `100.0`, `1e+16`, `inf`,
+/// `nan`.
+pub fn write_repr(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        write_finite_repr(out, x);
+    } else if x.is_nan() {
+        out.extend_from_slice(b"nan");
+    } else if x > 0.0 {
+        out.extend_from_slice(b"inf");
+    } else {
+        out.extend_from_slice(b"-inf");
+    }
+}
+
+/// A float as Python's `json.dumps` writes it: `repr()`, but `NaN`, `Infinity`,
+/// `-Infinity`.
+pub fn write_json_dumps(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        write_finite_repr(out, x);
+    } else if x.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if x > 0.0 {
+        out.extend_from_slice(b"Infinity");
+    } else {
+        out.extend_from_slice(b"-Infinity");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orjson(x: f64) -> String {
+        let mut out = Vec::new();
+        write_orjson(&mut out, x);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn repr(x: f64) -> String {
+        let mut out = Vec::new();
+        write_repr(&mut out, x);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn notation_boundaries() {
+        assert_eq!(orjson(1e-5), "0.00001");
+        assert_eq!(repr(1e-5), "1e-05");
+        assert_eq!(orjson(1e-6), "1e-6");
+        assert_eq!(repr(1e-4), "0.0001");
+        assert_eq!(orjson(1e16), "1e+16");
+        assert_eq!(repr(1e16), "1e+16");
+        assert_eq!(orjson(1e15), "1000000000000000.0");
+        assert_eq!(repr(9999999999999998.0), "9999999999999998.0");
+        assert_eq!(orjson(100.0), "100.0");
+        assert_eq!(orjson(-0.0), "-0.0");
+        assert_eq!(repr(1.5e300), "1.5e+300");
+        assert_eq!(repr(5e-324), "5e-324");
+        assert_eq!(orjson(f64::NAN), "null");
+        assert_eq!(repr(f64::NEG_INFINITY), "-inf");
+    }
+
+    /// Lines of `bits orjson repr json.dumps`, written by testdata/gen_floats.py.
+    fn check_cases(text: &str) -> usize {
+        let mut checked = 0;
+        for line in text.lines() {
+            let parts: Vec<&str> = line.split(' ').collect();
+            let x = f64::from_bits(u64::from_str_radix(parts[0], 16).unwrap());
+            let mut out = Vec::new();
+            write_orjson(&mut out, x);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                parts[1],
+                "orjson {line}"
+            );
+            out.clear();
+            write_repr(&mut out, x);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), parts[2], "repr {line}");
+            out.clear();
+            write_json_dumps(&mut out, x);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                parts[3],
+                "json.dumps {line}"
+            );
+            checked += 1;
+        }
+        checked
+    }
+
+    #[test]
+    fn matches_python_on_fixture() {
+        assert_eq!(check_cases(include_str!("testdata/floats.txt")), 600);
+    }
+
+    /// A larger differential run: `python gen_floats.py 200000 2 > FILE` then
+    /// `WRITERS_FLOAT_CASES=FILE cargo test -- --ignored`.
+    #[test]
+    #[ignore]
+    fn matches_python_on_many_cases() {
+        let path = std::env::var("WRITERS_FLOAT_CASES").expect("WRITERS_FLOAT_CASES");
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(check_cases(&text) > 0);
+    }
+}

@@ -1,0 +1,332 @@
+//! The capture-wide summary, accumulated record by record (tcptrace/report/summary.py).
+//! Percentiles need every value: kept as packed f64/u64 vectors, as Python keeps arrays.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+use crate::model::{round3, ConnectionRecord, Sides};
+
+use super::Value;
+
+/// Python's `Counter` as the summary uses it: counts by key, `most_common` order (count
+/// descending, ties in first-insertion order).
+#[derive(Clone, Debug, Default)]
+struct Counter {
+    entries: Vec<(String, u64)>,
+    slots: HashMap<String, usize>,
+}
+
+impl Counter {
+    fn add(&mut self, key: &str) {
+        match self.slots.get(key) {
+            Some(&slot) => {
+                if let Some(entry) = self.entries.get_mut(slot) {
+                    entry.1 += 1;
+                }
+            }
+            None => {
+                self.slots.insert(key.to_owned(), self.entries.len());
+                self.entries.push((key.to_owned(), 1));
+            }
+        }
+    }
+
+    /// `dict(counter.most_common())`.
+    fn most_common(&self) -> Value {
+        let mut entries: Vec<&(String, u64)> = self.entries.iter().collect();
+        entries.sort_by_key(|e| Reverse(e.1)); // stable, as Python's sorted(reverse=True)
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, n)| (k.clone(), int(*n)))
+                .collect(),
+        )
+    }
+}
+
+fn int(n: u64) -> Value {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Python's `max()`: the first of equal maxima (it replaces only on `>`).
+fn python_max(values: &[f64]) -> Option<f64> {
+    let (&first, rest) = values.split_first()?;
+    Some(
+        rest.iter()
+            .fold(first, |best, &v| if v > best { v } else { best }),
+    )
+}
+
+/// `spread(values)`: count, nearest-rank p50/p90/p99 and max, all floats.
+fn spread(values: &[f64]) -> Vec<(String, Value)> {
+    let mut ordered = values.to_vec();
+    // Python's sorted(): stable, comparing with `<` (so -0.0 and 0.0 keep their order)
+    ordered.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let percentile = |p: f64| -> Value {
+        if ordered.is_empty() {
+            return Value::Null;
+        }
+        let rank = (p / 100.0 * ordered.len() as f64).ceil().max(1.0) as usize;
+        ordered
+            .get(rank - 1)
+            .or(ordered.last())
+            .map_or(Value::Null, |v| Value::Float(*v))
+    };
+    vec![
+        ("count".into(), int(values.len() as u64)),
+        ("p50".into(), percentile(50.0)),
+        ("p90".into(), percentile(90.0)),
+        ("p99".into(), percentile(99.0)),
+        (
+            "max".into(),
+            python_max(values).map_or(Value::Null, Value::Float),
+        ),
+    ]
+}
+
+/// The summary of a run, fed every record (`add`), read at the end (`as_dict`).
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    connections: u64,
+    outcomes: Counter,
+    rtt_ms: Vec<f64>,
+    setup_ms: Vec<f64>,
+    syn_retransmits: u64,
+    ambiguous_handshakes: u64,
+    time_wait_sides: Counter,
+    time_wait_endpoints: Counter,
+    rst_kinds: Counter,
+    rst_senders: Counter,
+    half_closes: u64,
+    keepalive_connections: u64,
+    protocols: Counter,
+    requests: Vec<u64>,
+    port_reuse: u64,
+    /// Reused for the TIME_WAIT endpoint key (no allocation per record once seen).
+    key: String,
+}
+
+impl Summary {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connections added so far.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    pub fn add(&mut self, r: &ConnectionRecord) {
+        self.connections += 1;
+        self.outcomes.add(r.outcome.name());
+        let hs = &r.handshake;
+        if let Some(rtt) = hs.rtt_ms {
+            self.rtt_ms.push(rtt);
+        }
+        if let Some(setup) = hs.setup_ms {
+            self.setup_ms.push(setup);
+        }
+        self.syn_retransmits = self.syn_retransmits.saturating_add(hs.syn_retransmits);
+        self.ambiguous_handshakes += u64::from(hs.ambiguity.is_some() && !hs.simultaneous_open);
+        if let Some(tw) = r.close.time_wait {
+            self.time_wait_sides.add(tw.name());
+            if matches!(tw, Sides::Client | Sides::Both) {
+                self.key.clear();
+                push_host(&mut self.key, &r.client.ip);
+                self.key.push_str(":*");
+                self.time_wait_endpoints.add(&self.key);
+            }
+            if matches!(tw, Sides::Server | Sides::Both) {
+                self.key.clear();
+                push_host(&mut self.key, &r.server.ip);
+                self.key.push(':');
+                self.key.push_str(itoa::Buffer::new().format(r.server.port));
+                self.time_wait_endpoints.add(&self.key);
+            }
+        }
+        if let Some(rst) = &r.rst {
+            self.rst_kinds.add(rst.kind.name());
+            self.rst_senders.add(rst.sender.name());
+        }
+        self.half_closes += u64::from(r.half_close.is_some());
+        let probes = &r.keepalive.probes;
+        self.keepalive_connections += u64::from(probes.client != 0 || probes.server != 0);
+        // `protocol or "other"`: an empty name counts as none, as in Python
+        let protocol = r.reuse.protocol.filter(|p| !p.is_empty());
+        self.protocols.add(protocol.unwrap_or("other"));
+        if r.reuse.requests != 0 {
+            self.requests.push(r.reuse.requests);
+        }
+        self.port_reuse += u64::from(r.previous_id.is_some());
+    }
+
+    /// Python's `Summary.as_dict()`: same keys, order, and ints where Python has ints,
+    /// floats where it has floats (requests go through `array("d")`: their percentiles,
+    /// max and mean are floats).
+    pub fn as_dict(&self) -> Value {
+        let requests: Vec<f64> = self.requests.iter().map(|&n| n as f64).collect();
+        let mut per_connection = spread(&requests);
+        let mean = if requests.is_empty() {
+            Value::Null
+        } else {
+            // sum() of floats, left to right (exact: the values are integers)
+            let sum = requests.iter().fold(0.0, |acc, v| acc + v);
+            Value::Float(round3(sum / requests.len() as f64))
+        };
+        per_connection.push(("mean".into(), mean));
+        let reused = self.requests.iter().filter(|&&n| n > 1).count();
+        per_connection.push(("reused".into(), int(reused as u64)));
+        map(vec![
+            ("connections", int(self.connections)),
+            ("outcomes", self.outcomes.most_common()),
+            (
+                "handshake",
+                map(vec![
+                    ("rtt_ms", Value::Map(spread(&self.rtt_ms))),
+                    ("setup_ms", Value::Map(spread(&self.setup_ms))),
+                    ("syn_retransmits", int(self.syn_retransmits)),
+                    ("ambiguous", int(self.ambiguous_handshakes)),
+                ]),
+            ),
+            (
+                "time_wait",
+                map(vec![
+                    ("by_side", self.time_wait_sides.most_common()),
+                    ("by_endpoint", self.time_wait_endpoints.most_common()),
+                ]),
+            ),
+            (
+                "rst",
+                map(vec![
+                    ("by_kind", self.rst_kinds.most_common()),
+                    ("by_sender", self.rst_senders.most_common()),
+                ]),
+            ),
+            ("half_closes", int(self.half_closes)),
+            ("keepalive_connections", int(self.keepalive_connections)),
+            ("port_reuse", int(self.port_reuse)),
+            (
+                "reuse",
+                map(vec![
+                    ("protocols", self.protocols.most_common()),
+                    ("requests_per_connection", Value::Map(per_connection)),
+                ]),
+            ),
+        ])
+    }
+
+    /// True when no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.connections == 0
+    }
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+/// `_host(ip)`: IPv6 addresses in brackets.
+fn push_host(out: &mut String, ip: &str) {
+    if ip.contains(':') {
+        out.push('[');
+        out.push_str(ip);
+        out.push(']');
+    } else {
+        out.push_str(ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writers::{fixture, floats};
+
+    /// `json.dumps(value)` (default separators, ensure_ascii), for comparing with Python.
+    fn dumps(value: &Value, out: &mut Vec<u8>) {
+        match value {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Value::Float(x) => floats::write_json_dumps(out, *x),
+            Value::Str(s) => dumps_str(s, out),
+            Value::List(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    dumps(item, out);
+                }
+                out.push(b']');
+            }
+            Value::Map(entries) => {
+                out.push(b'{');
+                for (i, (key, item)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    dumps_str(key, out);
+                    out.extend_from_slice(b": ");
+                    dumps(item, out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+
+    fn dumps_str(s: &str, out: &mut Vec<u8>) {
+        assert!(s
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'));
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+
+    fn dumped(summary: &Summary) -> String {
+        let mut out = Vec::new();
+        dumps(&summary.as_dict(), &mut out);
+        out.push(b'\n');
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn matches_python() {
+        let mut summary = Summary::new();
+        for record in fixture::records() {
+            summary.add(&record);
+        }
+        assert_eq!(
+            dumped(&summary),
+            include_str!("testdata/expected_summary.json")
+        );
+        assert_eq!(summary.connections(), 54);
+    }
+
+    #[test]
+    fn empty() {
+        let summary = Summary::new();
+        assert!(summary.is_empty());
+        assert_eq!(
+            dumped(&summary),
+            include_str!("testdata/expected_summary_empty.json")
+        );
+    }
+
+    #[test]
+    fn nearest_rank_percentiles_and_first_maximum() {
+        let values = [3.0, -0.0, 0.0, 1.0];
+        let spread = spread(&values);
+        assert_eq!(spread[0].1, Value::Int(4));
+        assert_eq!(spread[1].1, Value::Float(0.0)); // p50: rank 2 of [-0.0, 0.0, 1.0, 3.0]
+        assert_eq!(spread[2].1, Value::Float(3.0)); // p90: rank 4
+        let max = python_max(&[-0.0, 0.0]).unwrap();
+        assert!(max.is_sign_negative()); // max([-0.0, 0.0]) is -0.0 in Python
+        assert_eq!(python_max(&[]), None);
+    }
+}
