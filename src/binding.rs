@@ -14,7 +14,8 @@ use crate::engine::{Engine, Options, Progress, RunError};
 use crate::filter::{Direction, Filter};
 use crate::model::ConnectionRecord;
 use crate::writers::csv::CsvWriter;
-use crate::writers::json::{write_jsonl, JsonSpool};
+use crate::writers::json::write_jsonl;
+use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
 use crate::writers::Value;
 
@@ -132,7 +133,7 @@ impl Run {
         Ok(Run {
             engine: Engine::new(paths, options),
             format,
-            summary: Summary::default(),
+            summary: Summary::new(),
             spool,
             rows: Vec::new(),
             executed: false,
@@ -170,7 +171,7 @@ impl Run {
             let outcome = engine.run(|record| {
                 summary.add(&record);
                 match format {
-                    Format::Jsonl => write_jsonl(&record, &mut buf),
+                    Format::Jsonl => write_jsonl(&mut buf, &record),
                     Format::Csv => csv.write(&record, &mut buf),
                     Format::Json => {
                         if let Some(spool) = spool.as_mut() {
@@ -212,7 +213,7 @@ impl Run {
 
     /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it.
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        to_python(py, &self.summary.as_value())
+        to_python(py, &self.summary.as_dict())
     }
 
     /// The `source` part of the report (files, packets, skipped, warnings, table counts).
