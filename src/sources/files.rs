@@ -1,7 +1,7 @@
 //! Open capture files by content (not by name): pcap or pcapng, either gzip-compressed.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Cursor, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Cursor, ErrorKind, Read, Seek, SeekFrom};
 use std::sync::atomic::Ordering;
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
@@ -116,18 +116,19 @@ impl FileReader {
         read_up_to(&mut raw, 4, &mut magic).map_err(cannot_read)?;
         raw.seek(SeekFrom::Start(0)).map_err(cannot_read)?;
         let input = if magic.starts_with(&GZIP_MAGIC) {
-            let mut stream = GzipStream::new(BufReader::with_capacity(1 << 16, raw));
-            magic.clear();
-            if let Err(e) = read_up_to(&mut stream, 4, &mut magic) {
-                if magic.is_empty() {
-                    return Err(CaptureError(format!(
-                        "{name}: damaged gzip stream: {}",
-                        python_os_error(&e)
-                    )));
-                }
-            }
-            let peeked = Cursor::new(magic.clone());
-            Input::Stream(Box::new(peeked.chain(stream)))
+            // Python peeks once: the magic is the first 4 bytes of the first read, however
+            // short that read is (a first member of 2 bytes is not a capture)
+            let mut stream = GzipStream::new(raw);
+            let mut first = vec![0u8; PEEK_SIZE];
+            let n = stream.read(&mut first).map_err(|e| {
+                CaptureError(format!(
+                    "{name}: damaged gzip stream: {}",
+                    python_os_error(&e)
+                ))
+            })?;
+            first.truncate(n);
+            magic = first.get(..n.min(4)).unwrap_or_default().to_vec();
+            Input::Stream(Box::new(Cursor::new(first).chain(stream)))
         } else {
             Input::Seekable(raw)
         };
@@ -214,13 +215,85 @@ impl<R: Seek> Seek for Metered<R> {
     }
 }
 
+/// Compressed bytes handed to each inflate call, as Python's `_GzipReader` reads them
+/// (`io.DEFAULT_BUFFER_SIZE`): where inside a damaged stream an error shows depends on it.
+const INPUT_WINDOW: usize = 8192;
+/// Decompressed bytes of the first read, the one whose bytes are the magic number (Python
+/// peeks through a BufferedReader of this size).
+pub const PEEK_SIZE: usize = 8192;
+const RAW_READ: usize = 1 << 16;
+
+/// A reader with its own buffer, whose `window` tops the buffered bytes up to a length (as
+/// Python's `_PaddedFile` does); `BufRead` for the small header reads.
+struct Padded<R> {
+    raw: R,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Padded<R> {
+    fn new(raw: R) -> Padded<R> {
+        Padded {
+            raw,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Read more from the file; false at its end.
+    fn refill(&mut self, at_least: usize) -> io::Result<bool> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let before = self.buf.len();
+        read_up_to(&mut self.raw, at_least.max(RAW_READ), &mut self.buf)?;
+        Ok(self.buf.len() > before)
+    }
+
+    /// The next `n` bytes (fewer only at the end of the file), not consumed.
+    fn window(&mut self, n: usize) -> io::Result<&[u8]> {
+        while self.buf.len() - self.pos < n {
+            let missing = n - (self.buf.len() - self.pos);
+            if !self.refill(missing)? {
+                break;
+            }
+        }
+        let end = self.buf.len().min(self.pos + n);
+        Ok(self.buf.get(self.pos..end).unwrap_or_default())
+    }
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Padded<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.buf.len() {
+            self.refill(RAW_READ)?;
+        }
+        Ok(self.buf.get(self.pos..).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+}
+
 const EOF_MESSAGE: &str = "Compressed file ended before the end-of-stream marker was reached";
 
 /// gzip (RFC 1952) members one after another, decompressed as Python's `gzip` module reads
 /// them: zero bytes between members are padding; anything else must start a member. Errors
 /// carry Python's messages.
 struct GzipStream<R> {
-    inner: R,
+    inner: Padded<R>,
     inflate: Decompress,
     crc: Crc,
     member: Member,
@@ -244,10 +317,10 @@ fn eof_error() -> io::Error {
     io::Error::new(ErrorKind::UnexpectedEof, EOF_MESSAGE)
 }
 
-impl<R: BufRead> GzipStream<R> {
-    fn new(inner: R) -> GzipStream<R> {
+impl<R: Read> GzipStream<R> {
+    fn new(raw: R) -> GzipStream<R> {
         GzipStream {
-            inner,
+            inner: Padded::new(raw),
             inflate: Decompress::new(false),
             crc: Crc::new(),
             member: Member::Header,
@@ -358,7 +431,7 @@ impl<R: BufRead> GzipStream<R> {
                     self.member = Member::Body;
                 }
                 Member::Body => {
-                    let input = self.inner.fill_buf()?;
+                    let input = self.inner.window(INPUT_WINDOW)?;
                     let ended = input.is_empty();
                     let (before_in, before_out) =
                         (self.inflate.total_in(), self.inflate.total_out());
@@ -391,7 +464,7 @@ impl<R: BufRead> GzipStream<R> {
     }
 }
 
-impl<R: BufRead> Read for GzipStream<R> {
+impl<R: Read> Read for GzipStream<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
