@@ -355,3 +355,56 @@ fn parse_idb(buf: &[u8], body: usize, blen: usize, section: &Section) -> Interfa
     }
     iface
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(exponent: u8, binary: bool, offset_seconds: i64) -> Interface {
+        Interface {
+            linktype: 1,
+            snaplen: 0,
+            resolution_exponent: exponent,
+            resolution_binary: binary,
+            offset_seconds,
+        }
+    }
+
+    #[test]
+    fn timestamps_floor_divide_and_clamp_as_python() {
+        assert_eq!(
+            iface(6, false, 0).nanoseconds(1_700_000_000_000_001),
+            1_700_000_000_000_001_000
+        );
+        assert_eq!(iface(9, true, 0).nanoseconds(513), 1_001_953_125); // 513 * 1e9 // 512
+        assert_eq!(iface(127, false, 7).nanoseconds(u64::MAX), 7_000_000_000);
+        assert_eq!(iface(127, true, 0).nanoseconds(u64::MAX), 0);
+        assert_eq!(iface(6, false, -5).nanoseconds(0), -5_000_000_000);
+        assert_eq!(iface(6, false, 0).nanoseconds(u64::MAX), i64::MAX);
+        assert_eq!(iface(6, false, i64::MIN).nanoseconds(0), i64::MIN);
+    }
+
+    #[test]
+    fn idb_options_resolution_offset_and_overrun() {
+        let section = Section {
+            big_endian: false,
+            interfaces: Vec::new(),
+        };
+        // IDB body: linktype 101, snaplen 96; if_tsresol 2^-10; if_tsoffset 3; an option
+        // overrunning the block ends the options
+        let mut block = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        block.extend_from_slice(&[101, 0, 0, 0, 96, 0, 0, 0]);
+        block.extend_from_slice(&[9, 0, 1, 0, 0x8a, 0, 0, 0]);
+        block.extend_from_slice(&[14, 0, 8, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+        block.extend_from_slice(&[2, 0, 200, 0]);
+        block.extend_from_slice(&[0, 0, 0, 0]);
+        let blen = block.len();
+        let parsed = parse_idb(&block, 8, blen, &section);
+        assert_eq!((parsed.linktype, parsed.snaplen), (101, 96));
+        assert_eq!(
+            (parsed.resolution_exponent, parsed.resolution_binary),
+            (10, true)
+        );
+        assert_eq!(parsed.offset_seconds, 3);
+    }
+}
