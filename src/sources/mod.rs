@@ -2,11 +2,16 @@
 //! pcapng, either gzip-compressed), read a chunk at a time, and merged in time order when
 //! there are several. (Owned by the sources work.)
 
+pub mod chunks;
+pub mod files;
 pub mod frames;
+pub mod pcap;
+pub mod pcapng;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+pub use files::FileReader;
 pub use frames::{Frame, FrameBatch, SourceStats};
 
 /// A capture cannot be opened or is not a capture at all: one line for the user, exit 2.
@@ -26,21 +31,473 @@ impl std::error::Error for CaptureError {}
 pub type ReadMeter = Arc<AtomicU64>;
 
 /// Frame batches of every file given, merged by timestamp when there are several.
-pub struct Captures {}
+///
+/// A single file keeps its own order even where its timestamps step backwards: that order is
+/// what the capture point saw. Several files are merged by a streaming k-way merge:
+/// everything up to the smallest "last timestamp read" among the files (the watermark) is
+/// safe to hand on, sorted stably by time, exactly as Python's `read_captures` batches it.
+pub struct Captures {
+    readers: Vec<FileReader>,
+    /// Each file's frames read but not handed on yet.
+    pending: Vec<Option<FrameBatch>>,
+    /// Files not finished, in the order given.
+    live: Vec<usize>,
+    done: bool,
+}
 
 impl Captures {
     /// Open every file now (so a missing file fails before anything is written).
     pub fn open(paths: &[String], meter: Option<ReadMeter>) -> Result<Captures, CaptureError> {
-        let _ = (paths, meter);
-        todo!("sources")
+        let readers = paths
+            .iter()
+            .map(|p| FileReader::open(p, meter.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Captures::from_readers(readers))
     }
 
-    /// The next batch in capture order, None when every file is done.
+    fn from_readers(readers: Vec<FileReader>) -> Captures {
+        Captures {
+            pending: vec![None; readers.len()],
+            live: (0..readers.len()).collect(),
+            readers,
+            done: false,
+        }
+    }
+
+    /// The next batch in capture order, None when every file is done. After an error
+    /// there are no more batches (as after a Python generator raised).
     pub fn next_batch(
         &mut self,
         stats: &mut SourceStats,
     ) -> Result<Option<FrameBatch>, CaptureError> {
-        let _ = stats;
-        todo!("sources")
+        if self.done {
+            return Ok(None);
+        }
+        let next = if self.readers.len() == 1 {
+            self.readers[0].next_batch(stats)
+        } else {
+            self.merge_step(stats)
+        };
+        if !matches!(next, Ok(Some(_))) {
+            self.done = true;
+        }
+        next
+    }
+
+    /// One round of the merge: refill the files whose pending frames ran out, then hand on
+    /// every frame up to the watermark.
+    fn merge_step(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
+        for i in self.live.clone() {
+            if self.pending[i].as_ref().map_or(true, FrameBatch::is_empty) {
+                match self.readers[i].next_batch(stats)? {
+                    Some(batch) => self.pending[i] = Some(batch),
+                    None => {
+                        self.live.retain(|&j| j != i);
+                        self.pending[i] = None;
+                    }
+                }
+            }
+        }
+        let held: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| self.pending[i].as_ref().is_some_and(|b| !b.is_empty()))
+            .collect();
+        if held.is_empty() {
+            return Ok(None);
+        }
+        // frames up to the watermark cannot be preceded by anything still unread
+        let watermark = held
+            .iter()
+            .filter(|i| self.live.contains(i))
+            .filter_map(|&i| self.pending[i].as_ref())
+            .filter_map(|b| b.frames.iter().map(|f| f.ts_ns).max())
+            .min();
+        let mut parts = Vec::with_capacity(held.len());
+        for &i in &held {
+            let Some(batch) = self.pending[i].take() else {
+                continue;
+            };
+            let (take, keep): (Vec<Frame>, Vec<Frame>) = batch
+                .frames
+                .iter()
+                .partition(|f| watermark.map_or(true, |w| f.ts_ns <= w));
+            if !take.is_empty() {
+                parts.push(FrameBatch {
+                    data: Arc::clone(&batch.data),
+                    frames: take,
+                });
+            }
+            self.pending[i] = Some(FrameBatch {
+                data: batch.data,
+                frames: keep,
+            });
+        }
+        let mut merged = concat(parts);
+        merged.frames.sort_by_key(|f| f.ts_ns); // stable, as numpy's kind="stable"
+        Ok(Some(merged))
+    }
+}
+
+/// Join batches into one, their buffers back to back (as Python's `FrameBatch.concat`).
+fn concat(mut parts: Vec<FrameBatch>) -> FrameBatch {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let size = parts.iter().map(|p| p.data.len()).sum();
+    let mut data = Vec::with_capacity(size);
+    let mut frames = Vec::with_capacity(parts.iter().map(FrameBatch::len).sum());
+    for part in &parts {
+        let shift = data.len();
+        data.extend_from_slice(&part.data);
+        frames.extend(part.frames.iter().map(|f| Frame {
+            offset: f.offset + shift,
+            ..*f
+        }));
+    }
+    FrameBatch {
+        data: Arc::new(data),
+        frames,
+    }
+}
+
+/// Every batch of a capture held in memory (named "fuzz" in warnings), with the stats and
+/// the error that stopped it, if any: the fuzz target's entry.
+pub fn frames_of_bytes(bytes: &[u8]) -> (Vec<FrameBatch>, SourceStats, Option<CaptureError>) {
+    let mut captures = Captures::from_readers(vec![FileReader::from_bytes(bytes.to_vec(), "fuzz")]);
+    let mut stats = SourceStats::default();
+    let mut batches = Vec::new();
+    loop {
+        match captures.next_batch(&mut stats) {
+            Ok(Some(batch)) => batches.push(batch),
+            Ok(None) => return (batches, stats, None),
+            Err(e) => return (batches, stats, Some(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected values come from the Python readers (`tcptrace.sources.read_captures`).
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+
+    fn crafted(name: &str) -> String {
+        format!("{}/pcaps/crafted/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Every batch of `paths`, with the stats and the meter's count.
+    fn read_all(paths: Vec<String>) -> (Vec<FrameBatch>, SourceStats, u64) {
+        let meter = ReadMeter::default();
+        let mut captures = Captures::open(&paths, Some(meter.clone())).unwrap();
+        let mut stats = SourceStats::default();
+        let mut batches = Vec::new();
+        while let Some(batch) = captures.next_batch(&mut stats).unwrap() {
+            batches.push(batch);
+        }
+        (batches, stats, meter.load(Ordering::Relaxed))
+    }
+
+    fn error_of(paths: Vec<String>) -> (String, Vec<String>) {
+        let mut stats = SourceStats::default();
+        let result = Captures::open(&paths, None).and_then(|mut c| loop {
+            if c.next_batch(&mut stats)?.is_none() {
+                return Ok(());
+            }
+        });
+        (result.unwrap_err().0, stats.files)
+    }
+
+    fn frame(ts_ns: i64, offset: usize, caplen: u32, wirelen: u32, linktype: u32) -> Frame {
+        Frame {
+            ts_ns,
+            offset,
+            caplen,
+            wirelen,
+            linktype,
+        }
+    }
+
+    #[test]
+    fn pcap_micro_and_nano_either_byte_order() {
+        for name in [
+            "ref_eth_us_le.pcap",
+            "ref_eth_us_be.pcap",
+            "ref_eth_ns_le.pcap",
+            "ref_eth_ns_be.pcap",
+        ] {
+            let (batches, stats, meter) = read_all(vec![crafted(name)]);
+            assert_eq!(batches.len(), 1, "{name}");
+            let b = &batches[0];
+            assert_eq!(b.len(), 10);
+            assert_eq!(b.data.len(), 926);
+            assert_eq!(b.frames[0], frame(1_700_000_000_000_000_000, 16, 74, 74, 1));
+            assert_eq!(
+                b.frames[9],
+                frame(1_700_000_000_050_100_000, 860, 66, 66, 1)
+            );
+            assert_eq!(stats.frames, 10);
+            assert_eq!(stats.files, vec![crafted(name)]);
+            assert!(stats.skipped.is_empty() && stats.warnings.is_empty());
+            assert_eq!(meter, 950);
+        }
+    }
+
+    #[test]
+    fn truncated_pcap_keeps_complete_records_and_warns() {
+        let path = crafted("ref_truncated.pcap");
+        let (batches, stats, meter) = read_all(vec![path.clone()]);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].len(), 7);
+        assert_eq!(batches[0].data.len(), 729);
+        assert_eq!(
+            batches[0].frames[6],
+            frame(1_700_000_000_030_100_000, 614, 66, 66, 1)
+        );
+        assert_eq!(stats.skipped("truncated_record"), 1);
+        assert_eq!(
+            stats.warnings,
+            vec![format!(
+                "truncated_record: {path}: file ends inside a record at byte 704 (49 bytes \
+                 dropped); the capture was probably cut short"
+            )]
+        );
+        assert_eq!(meter, 753);
+    }
+
+    #[test]
+    fn pcapng_interfaces_and_byte_orders() {
+        let (batches, stats, meter) = read_all(vec![crafted("ref_multi_if.pcapng")]);
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!((b.len(), b.data.len(), meter), (10, 1484, 1484));
+        assert_eq!(
+            b.frames[0],
+            frame(1_700_000_000_000_000_000, 256, 74, 74, 1)
+        );
+        assert_eq!(
+            b.frames[9],
+            frame(1_700_000_000_050_100_000, 1256, 66, 66, 1)
+        );
+        let mut linktypes: Vec<u32> = b.frames.iter().map(|f| f.linktype).collect();
+        linktypes.sort_unstable();
+        linktypes.dedup();
+        assert_eq!(linktypes, vec![1, 101, 113]);
+        assert_eq!(stats.frames, 10);
+
+        for name in ["ref_be.pcapng", "ref_eth.pcapng", "ref_eth.pcapng.gz"] {
+            let (batches, stats, _) = read_all(vec![crafted(name)]);
+            assert_eq!(batches.len(), 1, "{name}");
+            let b = &batches[0];
+            assert_eq!((b.len(), b.data.len()), (10, 1196));
+            assert_eq!(
+                b.frames[0],
+                frame(1_700_000_000_000_000_000, 120, 74, 74, 1)
+            );
+            assert_eq!(
+                b.frames[9],
+                frame(1_700_000_000_050_100_000, 1124, 66, 66, 1)
+            );
+            assert!(stats.warnings.is_empty());
+        }
+    }
+
+    #[test]
+    fn gzip_reads_as_the_file_it_compresses_and_meters_compressed_bytes() {
+        let (plain, _, _) = read_all(vec![crafted("ref_eth_us_le.pcap")]);
+        let (gz, stats, meter) = read_all(vec![crafted("ref_eth.pcap.gz")]);
+        assert_eq!(gz.len(), 1);
+        assert_eq!(gz[0].frames, plain[0].frames);
+        assert_eq!(gz[0].data, plain[0].data);
+        assert_eq!(stats.frames, 10);
+        assert_eq!(meter, 410);
+    }
+
+    #[test]
+    fn several_files_merge_by_watermark() {
+        let paths = [crafted("ref_split_a.pcap"), crafted("ref_split_b.pcap")];
+        let (batches, stats, meter) = read_all(paths.to_vec());
+        let sizes: Vec<(usize, usize)> = batches.iter().map(|b| (b.len(), b.data.len())).collect();
+        // the first batch joins both files' buffers (418 + 508 bytes), as Python's concat
+        assert_eq!(sizes, vec![(9, 926), (1, 508)]);
+        assert_eq!(
+            batches[0].frames[0],
+            frame(1_700_000_000_000_000_000, 16, 74, 74, 1)
+        );
+        assert_eq!(
+            batches[0].frames[8],
+            frame(1_700_000_000_050_000_000, 352, 66, 66, 1)
+        );
+        assert_eq!(
+            batches[1].frames[0],
+            frame(1_700_000_000_050_100_000, 442, 66, 66, 1)
+        );
+        assert!(batches[0]
+            .frames
+            .windows(2)
+            .all(|w| w[0].ts_ns <= w[1].ts_ns));
+        assert_eq!(stats.files, paths.to_vec());
+        assert_eq!((stats.frames, meter), (10, 974));
+    }
+
+    fn synthetic_pcap(n: u32, size: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for i in 0..n {
+            for v in [1_600_000_000 + i, i % 1_000_000, size, size + 1] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend(std::iter::repeat_n(i as u8, size as usize));
+        }
+        out
+    }
+
+    #[test]
+    fn pcap_batches_hold_at_most_max_frames() {
+        let bytes = synthetic_pcap(40000, 60);
+        let (batches, stats, error) = frames_of_bytes(&bytes);
+        assert!(error.is_none());
+        let shape: Vec<(usize, usize, usize)> = batches
+            .iter()
+            .map(|b| (b.len(), b.data.len(), b.frames[0].offset))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![(32768, 3_040_000, 16), (7232, 3_040_000, 2_490_384)]
+        );
+        assert_eq!(stats.frames, 40000);
+
+        let (batches, stats, _) = frames_of_bytes(&bytes[..bytes.len() - 10]);
+        let lens: Vec<usize> = batches.iter().map(FrameBatch::len).collect();
+        assert_eq!(lens, vec![32768, 7231]);
+        assert_eq!(
+            stats.warnings,
+            vec![
+                "truncated_record: fuzz: file ends inside a record at byte 3039948 (66 bytes \
+                  dropped); the capture was probably cut short"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_chunk_starts_at_the_record_the_previous_one_cut() {
+        let bytes = synthetic_pcap(9000, 1000);
+        let (batches, _, _) = frames_of_bytes(&bytes);
+        let shape: Vec<(usize, usize, usize)> = batches
+            .iter()
+            .map(|b| (b.len(), b.data.len(), b.frames[0].offset))
+            .collect();
+        assert_eq!(shape, vec![(8256, 8_388_608, 16), (744, 755_904, 16)]);
+
+        let (batches, stats, _) = frames_of_bytes(&bytes[..bytes.len() - 10]);
+        let lens: Vec<usize> = batches.iter().map(FrameBatch::len).collect();
+        assert_eq!(lens, vec![8256, 743]);
+        assert_eq!(
+            stats.warnings,
+            vec![
+                "truncated_record: fuzz: file ends inside a record at byte 9143008 (1006 bytes \
+                  dropped); the capture was probably cut short"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_say_what_python_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::File::create(&path)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let d = dir.path().to_str().unwrap().to_string();
+        assert_eq!(
+            error_of(vec![d.clone()]),
+            (format!("{d}: is a directory, not a capture file"), vec![])
+        );
+        let missing = format!("{d}/missing");
+        assert_eq!(
+            error_of(vec![missing.clone()]),
+            (
+                format!("{missing}: cannot open: No such file or directory"),
+                vec![]
+            )
+        );
+        // open errors come first, before any file is read
+        let empty = file("empty", b"");
+        assert_eq!(
+            error_of(vec![empty.clone(), missing.clone()]).1,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            error_of(vec![empty.clone()]),
+            (format!("{empty}: empty file"), vec![empty])
+        );
+        let text = file("text", b"hello");
+        assert_eq!(
+            error_of(vec![text.clone()]).0,
+            format!("{text}: not a pcap or pcapng capture (starts with 68656c6c)")
+        );
+        let short = file("short", b"\xd4\xc3\xb2\xa1\x02\x00");
+        assert_eq!(
+            error_of(vec![short.clone()]).0,
+            format!("{short}: file ends inside the pcap header")
+        );
+        let badgz = file("badgz", b"\x1f\x8b\x08\x00");
+        assert_eq!(
+            error_of(vec![badgz.clone()]),
+            (
+                format!(
+                    "{badgz}: damaged gzip stream: Compressed file ended before the \
+                     end-of-stream marker was reached"
+                ),
+                vec![]
+            )
+        );
+        let (_, files) = error_of(vec![crafted("ref_split_a.pcap"), text.clone()]);
+        assert_eq!(files, vec![crafted("ref_split_a.pcap"), text]);
+    }
+
+    /// The deliberate difference from Python: a gzip stream cut short keeps the records
+    /// decompressed before the cut (Python drops the whole chunk: no frames here).
+    #[test]
+    fn a_gzip_stream_cut_short_keeps_earlier_records() {
+        let gz = std::fs::read(crafted("ref_eth.pcap.gz")).unwrap();
+        let (batches, stats, error) = frames_of_bytes(&gz[..300]);
+        assert!(error.is_none());
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].len(), 5);
+        assert_eq!(stats.frames, 5);
+        assert_eq!(stats.skipped("truncated_record"), 1);
+        assert_eq!(
+            stats.warnings,
+            vec![
+                "truncated_record: fuzz: stopped reading: Compressed file ended before the \
+                  end-of-stream marker was reached; earlier packets are kept"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_panic_on_damaged_prefixes() {
+        for name in [
+            "ref_multi_if.pcapng",
+            "ref_be.pcapng",
+            "ref_eth.pcapng.gz",
+            "ref_sll.pcap",
+        ] {
+            let bytes = std::fs::read(crafted(name)).unwrap();
+            for cut in 0..bytes.len() {
+                let mut damaged = bytes[..cut].to_vec();
+                if let Some(b) = damaged.get_mut(cut / 2) {
+                    *b ^= 0x5a;
+                }
+                let _ = frames_of_bytes(&bytes[..cut]);
+                let _ = frames_of_bytes(&damaged);
+            }
+        }
     }
 }

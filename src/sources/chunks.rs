@@ -1,0 +1,158 @@
+//! A capture file read a chunk at a time, each chunk starting at the first byte the previous
+//! one left unconsumed (the start of a record it did not hold whole).
+//!
+//! A seekable (plain) file reads that tail again, from the page cache, as the start of the
+//! next chunk: one new buffer per chunk. A stream (gzip) cannot go back, so the tail is
+//! copied in front of the next read. The readers' batches share each chunk's buffer.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use super::files::python_os_error;
+use super::SourceStats;
+
+/// Bytes read per chunk (a record longer than this still fits: see `ChunkReader::read`).
+pub const CHUNK: usize = 8 << 20;
+
+/// Something a plain capture is read from: a file, or bytes in memory.
+pub trait SeekRead: Read + Seek {}
+
+impl<T: Read + Seek> SeekRead for T {}
+
+/// Where the chunks come from.
+pub enum Input {
+    /// The file itself: a chunk re-reads the previous chunk's tail.
+    Seekable(Box<dyn SeekRead>),
+    /// A decompressed stream: the tail is kept and prepended.
+    Stream(Box<dyn Read>),
+}
+
+/// Chunks of a capture from byte `position` on; call `consumed` after each `read`.
+pub struct ChunkReader {
+    input: Input,
+    name: String,
+    /// Names the file's records ("record", "block") in the warning about a truncated last one.
+    unit: &'static str,
+    /// File offset of the first byte of the next chunk.
+    pub position: u64,
+    /// The last chunk read reached the end of the file (or a read error).
+    at_end: bool,
+    /// A stream's unconsumed bytes.
+    tail: Vec<u8>,
+    tail_len: usize,
+    /// Why reading stopped early (a damaged gzip stream, an I/O error), in Python's words.
+    error: Option<String>,
+}
+
+impl ChunkReader {
+    pub fn new(input: Input, position: u64, name: &str, unit: &'static str) -> ChunkReader {
+        ChunkReader {
+            input,
+            name: name.to_string(),
+            unit,
+            position,
+            at_end: false,
+            tail: Vec::new(),
+            tail_len: 0,
+            error: None,
+        }
+    }
+
+    /// The unconsumed bytes and about CHUNK more; empty once the file is done.
+    ///
+    /// Unlike Python, whose read raises and loses the whole chunk, a read error keeps every
+    /// byte read before it: the chunk ends there and `take_error` says why.
+    pub fn read(&mut self) -> Vec<u8> {
+        if self.error.is_some() {
+            self.at_end = true;
+            return std::mem::take(&mut self.tail);
+        }
+        match &mut self.input {
+            Input::Seekable(f) => {
+                // a record longer than a chunk still fits in the next one
+                let size = CHUNK.max(2 * self.tail_len);
+                let mut buf = Vec::with_capacity(size);
+                let mut result = Ok(());
+                if self.tail_len > 0 {
+                    result = f.seek(SeekFrom::Start(self.position)).map(|_| ());
+                }
+                if result.is_ok() {
+                    result = read_up_to(f, size, &mut buf);
+                }
+                // a regular file reads short only at its end
+                self.at_end = buf.len() < size;
+                if let Err(e) = result {
+                    self.error = Some(python_os_error(&e));
+                    self.at_end = true;
+                }
+                buf
+            }
+            Input::Stream(f) => {
+                let mut buf = std::mem::take(&mut self.tail);
+                let before = buf.len();
+                buf.reserve_exact(CHUNK);
+                let result = read_up_to(f, CHUNK, &mut buf);
+                self.at_end = buf.len() == before;
+                if let Err(e) = result {
+                    self.error = Some(python_os_error(&e));
+                    self.at_end = true;
+                }
+                buf
+            }
+        }
+    }
+
+    /// `n` bytes of `buf` (the last chunk read) are done with. True at the end of the file,
+    /// after warning about the bytes left over there (a record cut short).
+    pub fn consumed(&mut self, buf: &[u8], n: usize, stats: &mut SourceStats) -> bool {
+        self.position += n as u64;
+        self.tail_len = buf.len().saturating_sub(n);
+        if let Input::Stream(_) = self.input {
+            self.tail = buf.get(n..).unwrap_or_default().to_vec();
+        }
+        if !self.at_end {
+            return false;
+        }
+        // after a read error, the error is the warning (see `take_error`)
+        if self.tail_len > 0 && self.error.is_none() {
+            stats.skip("truncated_record", 1);
+            stats.warn_once(
+                "truncated_record",
+                &format!(
+                    "{}: file ends inside a {} at byte {} ({} bytes dropped); the capture was \
+                     probably cut short",
+                    self.name, self.unit, self.position, self.tail_len
+                ),
+            );
+        }
+        true
+    }
+
+    /// Read `n` bytes (fewer at the end of the file) outside the chunks: the pcap header.
+    pub fn read_exact_or_short(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(n);
+        let result = match &mut self.input {
+            Input::Seekable(f) => read_up_to(f, n, &mut buf),
+            Input::Stream(f) => read_up_to(f, n, &mut buf),
+        };
+        if let Err(e) = result {
+            self.error = Some(python_os_error(&e));
+        }
+        buf
+    }
+
+    /// Why reading stopped before the end of the file, once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.error.take()
+    }
+
+    /// A read error happened (the chunks end where it did).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// Append up to `n` bytes of `f` to `buf`, stopping early only at the end of the file or
+/// at an error (the bytes read before the error stay in `buf`).
+pub fn read_up_to<R: Read + ?Sized>(f: &mut R, n: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    Read::take(&mut *f, n as u64).read_to_end(buf).map(|_| ())
+}

@@ -1,0 +1,205 @@
+//! Classic libpcap savefiles: micro- and nanosecond, either byte order.
+//!
+//! Format: <https://www.tcpdump.org/manpages/pcap-savefile.5.html>. A 24-byte file header,
+//! then records of a 16-byte header (ts_sec, ts_frac, incl_len, orig_len) and incl_len
+//! bytes of frame. pcap-parser reads the file header and frames each record; the frames
+//! themselves are never copied out of the chunk.
+
+use std::sync::Arc;
+
+use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+
+use super::chunks::ChunkReader;
+use super::{CaptureError, Frame, FrameBatch, SourceStats};
+
+/// The magic numbers of the four pcap variants (byte order x time unit), as file bytes.
+pub const MAGICS: [[u8; 4]; 4] = [
+    [0xd4, 0xc3, 0xb2, 0xa1], // microseconds, little-endian
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1], // nanoseconds
+    [0xa1, 0xb2, 0x3c, 0x4d],
+];
+
+/// A record longer than this is not a packet but a damaged header (pcap's own limit for
+/// DLT_USBPCAP-sized frames is 256 KiB; jumbo/TSO captures stay below 1 MiB).
+pub const MAX_RECORD: u32 = 1 << 20;
+/// A header may claim any snaplen (0xFFFFFFFF is common in fuzzed files): trusting it
+/// beyond this would let one damaged record header make the reader buffer the whole file.
+pub const MAX_SNAPLEN: u32 = 16 << 20;
+/// Frames per batch: an 8 MiB chunk of 60-byte packets (a SYN flood) would be 140k frames.
+pub const MAX_FRAMES: usize = 32768;
+
+/// True when `magic` (a file's first four bytes) is one of the pcap magics.
+pub fn is_pcap_magic(magic: &[u8]) -> bool {
+    MAGICS.iter().any(|m| m[..] == *magic)
+}
+
+/// Frame batches of a pcap file, at most MAX_FRAMES each, several per chunk.
+pub struct PcapReader {
+    chunks: ChunkReader,
+    name: String,
+    big_endian: bool,
+    ns_per_unit: i64,
+    linktype: u32,
+    /// Longest record accepted (longer: a damaged header).
+    limit: u32,
+    /// The chunk being walked and the walk's state in it.
+    buf: Option<Arc<Vec<u8>>>,
+    end: usize,
+    full: bool,
+    damaged: bool,
+    done: bool,
+}
+
+impl PcapReader {
+    /// Read the file header (the file starts with a pcap magic). A read error there leaves
+    /// a reader that yields nothing and keeps the error for `take_error`.
+    pub fn open(mut chunks: ChunkReader, name: &str) -> Result<PcapReader, CaptureError> {
+        let header = chunks.read_exact_or_short(24);
+        let mut reader = PcapReader {
+            chunks,
+            name: name.to_string(),
+            big_endian: false,
+            ns_per_unit: 1000,
+            linktype: 0,
+            limit: MAX_RECORD,
+            buf: None,
+            end: 0,
+            full: false,
+            damaged: false,
+            done: true,
+        };
+        if reader.chunks.failed() {
+            return Ok(reader);
+        }
+        if header.len() < 24 {
+            return Err(CaptureError(format!(
+                "{name}: file ends inside the pcap header"
+            )));
+        }
+        let Ok((_, h)) = parse_pcap_header(&header) else {
+            // unreachable: the caller checked the magic
+            return Err(CaptureError(format!(
+                "{name}: not a pcap or pcapng capture (starts with {})",
+                super::files::hex(header.get(..4).unwrap_or_default())
+            )));
+        };
+        reader.big_endian = h.is_bigendian();
+        reader.ns_per_unit = if h.is_nanosecond_precision() { 1 } else { 1000 };
+        // upper bits: FCS length and flag (libpcap LT_LINKTYPE)
+        reader.linktype = (h.network.0 as u32) & 0xFFFF;
+        reader.limit = MAX_RECORD.max(h.snaplen.min(MAX_SNAPLEN));
+        reader.done = false;
+        Ok(reader)
+    }
+
+    /// The next batch, None at the end of the file or at a damaged record header.
+    pub fn next_batch(&mut self, stats: &mut SourceStats) -> Option<FrameBatch> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let buf = match &self.buf {
+                Some(buf) => Arc::clone(buf),
+                None => {
+                    let buf = self.chunks.read();
+                    if buf.is_empty() {
+                        self.done = true;
+                        return None;
+                    }
+                    self.end = 0;
+                    self.full = true;
+                    self.damaged = false;
+                    let buf = Arc::new(buf);
+                    self.buf = Some(Arc::clone(&buf));
+                    buf
+                }
+            };
+            while self.full && !self.damaged {
+                let frames = self.walk(&buf);
+                if !frames.is_empty() {
+                    stats.frames += frames.len() as u64;
+                    return Some(FrameBatch { data: buf, frames });
+                }
+            }
+            self.buf = None;
+            if self.damaged {
+                stats.skip("corrupt_record", 1);
+                stats.warn_once(
+                    "corrupt_record",
+                    &format!(
+                        "{}: record header at byte {} is damaged (length > {}); the rest of \
+                         the file was not read",
+                        self.name,
+                        self.chunks.position + self.end as u64,
+                        self.limit
+                    ),
+                );
+                self.done = true;
+                return None;
+            }
+            if self.chunks.consumed(&buf, self.end, stats) {
+                self.done = true;
+                return None;
+            }
+        }
+    }
+
+    /// The complete records of `buf` from `self.end` on, at most MAX_FRAMES of them; sets
+    /// `end` past them, `damaged` at an impossible length, and `full` when the cap stopped
+    /// the walk and more complete records may follow.
+    fn walk(&mut self, buf: &[u8]) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let mut pos = self.end;
+        self.full = false;
+        for _ in 0..MAX_FRAMES {
+            let rest = buf.get(pos..).unwrap_or_default();
+            let parsed = if self.big_endian {
+                parse_pcap_frame_be(rest)
+            } else {
+                parse_pcap_frame(rest)
+            };
+            let record = match parsed {
+                Ok((_, record)) => record,
+                Err(_) => {
+                    // incomplete: a damaged length is damage even where the file ends
+                    self.damaged = rest.len() >= 16 && self.incl_len(rest) > self.limit;
+                    self.end = pos;
+                    return frames;
+                }
+            };
+            if record.caplen > self.limit {
+                self.damaged = true;
+                self.end = pos;
+                return frames;
+            }
+            frames.push(Frame {
+                ts_ns: i64::from(record.ts_sec) * 1_000_000_000
+                    + i64::from(record.ts_usec) * self.ns_per_unit,
+                offset: pos + 16,
+                caplen: record.caplen,
+                wirelen: record.origlen,
+                linktype: self.linktype,
+            });
+            pos += 16 + record.caplen as usize;
+        }
+        self.end = pos;
+        self.full = pos + 16 <= buf.len();
+        frames
+    }
+
+    fn incl_len(&self, record: &[u8]) -> u32 {
+        let mut field = [0u8; 4];
+        field.copy_from_slice(record.get(8..12).unwrap_or(&[0; 4]));
+        if self.big_endian {
+            u32::from_be_bytes(field)
+        } else {
+            u32::from_le_bytes(field)
+        }
+    }
+
+    /// Why reading stopped before the end of the file (a damaged gzip stream), once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.chunks.take_error()
+    }
+}

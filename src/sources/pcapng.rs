@@ -1,0 +1,410 @@
+//! pcapng files: sections, several interfaces with their own link types and clocks.
+//!
+//! Spec: draft-ietf-opsawg-pcapng. Only the blocks that carry packets or describe interfaces
+//! matter here (SHB, IDB, EPB, SPB and the obsolete PB); every other block (name resolution,
+//! statistics, custom, unknown) is skipped by its length, as the spec requires of readers
+//! (section 3.1).
+//!
+//! The blocks are parsed by hand rather than with pcap-parser's block parsers: those reject
+//! a block as a whole (trailing length differing from the leading one, options that do not
+//! parse, a captured length past the block) where this reader must tell damage apart as the
+//! Python reader does (a block too short for its type or a packet overrunning its block is
+//! skipped and counted as `bad_block`; an impossible block length stops the file as
+//! `corrupt_block`), and they do not give the timestamp as floor-divided nanoseconds
+//! clamped to i64.
+
+use std::sync::Arc;
+
+use super::chunks::ChunkReader;
+use super::{CaptureError, Frame, FrameBatch, SourceStats};
+
+const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const IDB: u32 = 0x0000_0001;
+/// The obsolete Packet Block.
+const PB: u32 = 0x0000_0002;
+const SPB: u32 = 0x0000_0003;
+const EPB: u32 = 0x0000_0006;
+/// Longest block accepted (longer: a damaged length).
+pub const MAX_BLOCK: u32 = 16 << 20;
+
+/// Smallest total length of each block type that has fixed fields (12 = type, length,
+/// trailer): a shorter block cannot be unpacked and is skipped as a bad block.
+fn min_block(block_type: u32) -> u32 {
+    match block_type {
+        EPB | PB => 32,
+        SPB => 16,
+        IDB => 20,
+        _ => 12,
+    }
+}
+
+/// One interface of a section: its link type and clock.
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    linktype: u32,
+    snaplen: u32,
+    /// if_tsresol as a power: 10^exponent (or 2^exponent) units per second.
+    resolution_exponent: u8,
+    resolution_binary: bool,
+    /// if_tsoffset, seconds added to every timestamp.
+    offset_seconds: i64,
+}
+
+impl Interface {
+    /// Nanoseconds of a raw timestamp, floor-divided as Python does and clamped to i64 (a
+    /// 64-bit timestamp in µs, or an if_tsoffset, can exceed int64 nanoseconds).
+    fn nanoseconds(self, raw: u64) -> i64 {
+        let scaled = u128::from(raw) * 1_000_000_000; // < 2^94
+        let units = if self.resolution_binary {
+            1u128.checked_shl(u32::from(self.resolution_exponent))
+        } else {
+            10u128.checked_pow(u32::from(self.resolution_exponent))
+        };
+        // more units per second than fit in u128: the quotient is 0
+        let ns = units.map_or(0, |u| scaled / u) as i128;
+        let ns = ns + i128::from(self.offset_seconds) * 1_000_000_000;
+        ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+}
+
+/// Byte order and interfaces of the current section.
+struct Section {
+    big_endian: bool,
+    interfaces: Vec<Interface>,
+}
+
+impl Section {
+    fn u16_at(&self, buf: &[u8], at: usize) -> u16 {
+        let b = [byte(buf, at), byte(buf, at + 1)];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32_at(&self, buf: &[u8], at: usize) -> u32 {
+        let b = [
+            byte(buf, at),
+            byte(buf, at + 1),
+            byte(buf, at + 2),
+            byte(buf, at + 3),
+        ];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn i64_at(&self, buf: &[u8], at: usize) -> i64 {
+        let mut b = [0u8; 8];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = byte(buf, at + i);
+        }
+        if self.big_endian {
+            i64::from_be_bytes(b)
+        } else {
+            i64::from_le_bytes(b)
+        }
+    }
+
+    fn interface(&self, index: u32) -> Option<Interface> {
+        self.interfaces.get(index as usize).copied()
+    }
+}
+
+/// A byte the caller has bounds-checked; 0 past the end rather than a panic.
+fn byte(buf: &[u8], at: usize) -> u8 {
+    buf.get(at).copied().unwrap_or(0)
+}
+
+/// Frame batches of a pcapng file, one per chunk.
+pub struct PcapngReader {
+    chunks: ChunkReader,
+    name: String,
+    section: Option<Section>,
+    /// Timestamp of the last timestamped packet: an SPB carries none.
+    last_ts: i64,
+    /// What is left to do with the chunk last walked: (bytes consumed, the chunk, damage).
+    /// Python does it when asked for the next batch, so warnings come in the same order.
+    after_yield: Option<(usize, Arc<Vec<u8>>, String)>,
+    done: bool,
+}
+
+impl PcapngReader {
+    pub fn new(chunks: ChunkReader, name: &str) -> PcapngReader {
+        PcapngReader {
+            chunks,
+            name: name.to_string(),
+            section: None,
+            last_ts: 0,
+            after_yield: None,
+            done: false,
+        }
+    }
+
+    /// The next batch, None at the end of the file or at a damaged block.
+    pub fn next_batch(
+        &mut self,
+        stats: &mut SourceStats,
+    ) -> Result<Option<FrameBatch>, CaptureError> {
+        loop {
+            if let Some((pos, buf, damage)) = self.after_yield.take() {
+                if self.finish_chunk(pos, &buf, &damage, stats) {
+                    self.done = true;
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let position = self.chunks.position;
+            let buf = self.chunks.read();
+            if buf.is_empty() {
+                self.done = true;
+                return Ok(None);
+            }
+            let mut frames = Vec::new();
+            let (pos, damage) = self.walk(&buf, position, &mut frames, stats)?;
+            let buf = Arc::new(buf);
+            self.after_yield = Some((pos, Arc::clone(&buf), damage));
+            if !frames.is_empty() {
+                stats.frames += frames.len() as u64;
+                return Ok(Some(FrameBatch { data: buf, frames }));
+            }
+        }
+    }
+
+    /// After a chunk: stop at damage, else hand the chunk reader what was consumed. True
+    /// when the file is done.
+    fn finish_chunk(
+        &mut self,
+        pos: usize,
+        buf: &[u8],
+        damage: &str,
+        stats: &mut SourceStats,
+    ) -> bool {
+        if !damage.is_empty() {
+            stats.skip("corrupt_block", 1);
+            stats.warn_once(
+                "corrupt_block",
+                &format!("{}: {damage}; the rest of the file was not read", self.name),
+            );
+            return true;
+        }
+        self.chunks.consumed(buf, pos, stats)
+    }
+
+    /// Walk the blocks of `buf` (which starts at file offset `position`), appending its
+    /// packets to `frames`: (bytes consumed, damage that stops the file or "").
+    fn walk(
+        &mut self,
+        buf: &[u8],
+        position: u64,
+        frames: &mut Vec<Frame>,
+        stats: &mut SourceStats,
+    ) -> Result<(usize, String), CaptureError> {
+        let n = buf.len();
+        let mut pos = 0usize;
+        while pos + 12 <= n {
+            let at = position + pos as u64;
+            let is_shb = buf.get(pos..pos + 4) == Some(&SHB_MAGIC[..]);
+            if self.section.is_none() || is_shb {
+                if !is_shb {
+                    return Err(CaptureError(format!(
+                        "{}: not a pcapng file (no section header)",
+                        self.name
+                    )));
+                }
+                let big_endian = match buf.get(pos + 8..pos + 12) {
+                    Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+                    Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+                    _ => {
+                        let damage =
+                            format!("section header at byte {at} has a bad byte-order magic");
+                        return Ok((pos, damage));
+                    }
+                };
+                self.section = Some(Section {
+                    big_endian,
+                    interfaces: Vec::new(),
+                });
+            }
+            let Some(section) = self.section.as_mut() else {
+                return Ok((pos, String::new())); // unreachable: set just above
+            };
+            let block_type = section.u32_at(buf, pos);
+            let blen = section.u32_at(buf, pos + 4);
+            if blen < 12 || blen % 4 != 0 || blen > MAX_BLOCK {
+                let damage = format!("block at byte {at} has an impossible length {blen}");
+                return Ok((pos, damage));
+            }
+            let blen_usize = blen as usize;
+            if pos + blen_usize > n {
+                break;
+            }
+            let body = pos + 8;
+            let overrun = |stats: &mut SourceStats, name: &str| {
+                stats.skip("bad_block", 1);
+                stats.warn_once(
+                    "bad_block",
+                    &format!(
+                        "{name}: packet block at byte {at} names an unknown interface or \
+                         overruns"
+                    ),
+                );
+            };
+            if blen < min_block(block_type) {
+                stats.skip("bad_block", 1);
+                stats.warn_once(
+                    "bad_block",
+                    &format!(
+                        "{}: block at byte {at} is too short ({blen} bytes) for its type \
+                         {block_type:#x}",
+                        self.name
+                    ),
+                );
+            } else if block_type == EPB || block_type == PB {
+                // EPB: interface u32; PB: interface u16, drops u16. Then the same fields.
+                let iface_id = if block_type == EPB {
+                    section.u32_at(buf, body)
+                } else {
+                    u32::from(section.u16_at(buf, body))
+                };
+                let hi = section.u32_at(buf, body + 4);
+                let lo = section.u32_at(buf, body + 8);
+                let incl = section.u32_at(buf, body + 12);
+                let orig = section.u32_at(buf, body + 16);
+                match section.interface(iface_id) {
+                    Some(iface) if 20 + u64::from(incl) <= u64::from(blen) - 12 => {
+                        self.last_ts = iface.nanoseconds((u64::from(hi) << 32) | u64::from(lo));
+                        frames.push(Frame {
+                            ts_ns: self.last_ts,
+                            offset: body + 20,
+                            caplen: incl,
+                            wirelen: orig,
+                            linktype: iface.linktype,
+                        });
+                    }
+                    _ => overrun(stats, &self.name),
+                }
+            } else if block_type == SPB {
+                let orig = section.u32_at(buf, body);
+                match section.interface(0) {
+                    Some(iface) => {
+                        let snap = if iface.snaplen == 0 {
+                            orig
+                        } else {
+                            iface.snaplen
+                        };
+                        let incl = orig.min(blen - 16).min(snap);
+                        // SPB carries no timestamp: keep capture order
+                        frames.push(Frame {
+                            ts_ns: self.last_ts,
+                            offset: body + 4,
+                            caplen: incl,
+                            wirelen: orig,
+                            linktype: iface.linktype,
+                        });
+                    }
+                    None => overrun(stats, &self.name),
+                }
+            } else if block_type == IDB {
+                let iface = parse_idb(buf, body, blen_usize, section);
+                section.interfaces.push(iface);
+            }
+            // any other block (NRB, ISB, DSB, custom, unknown) carries no packet: skip it
+            pos += blen_usize;
+        }
+        Ok((pos, String::new()))
+    }
+
+    /// Why reading stopped before the end of the file (a damaged gzip stream), once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.chunks.take_error()
+    }
+}
+
+/// An Interface Description Block (section 4.2) from its body at `body`: link type,
+/// snaplen, and the options if_tsresol (9) and if_tsoffset (14).
+fn parse_idb(buf: &[u8], body: usize, blen: usize, section: &Section) -> Interface {
+    let mut iface = Interface {
+        linktype: u32::from(section.u16_at(buf, body)),
+        snaplen: section.u32_at(buf, body + 4),
+        resolution_exponent: 6,
+        resolution_binary: false,
+        offset_seconds: 0,
+    };
+    let mut pos = body + 8;
+    let end = body + blen - 12;
+    while pos + 4 <= end {
+        let code = section.u16_at(buf, pos);
+        let length = usize::from(section.u16_at(buf, pos + 2));
+        let value = pos + 4;
+        if code == 0 || value + length > end {
+            break; // end of options, or an option overrunning
+        }
+        if code == 9 && length >= 1 {
+            let resol = byte(buf, value);
+            iface.resolution_exponent = resol & 0x7F;
+            iface.resolution_binary = resol & 0x80 != 0;
+        } else if code == 14 && length >= 8 {
+            iface.offset_seconds = section.i64_at(buf, value);
+        }
+        pos = value + length.div_ceil(4) * 4;
+    }
+    iface
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(exponent: u8, binary: bool, offset_seconds: i64) -> Interface {
+        Interface {
+            linktype: 1,
+            snaplen: 0,
+            resolution_exponent: exponent,
+            resolution_binary: binary,
+            offset_seconds,
+        }
+    }
+
+    #[test]
+    fn timestamps_floor_divide_and_clamp_as_python() {
+        assert_eq!(
+            iface(6, false, 0).nanoseconds(1_700_000_000_000_001),
+            1_700_000_000_000_001_000
+        );
+        assert_eq!(iface(9, true, 0).nanoseconds(513), 1_001_953_125); // 513 * 1e9 // 512
+        assert_eq!(iface(127, false, 7).nanoseconds(u64::MAX), 7_000_000_000);
+        assert_eq!(iface(127, true, 0).nanoseconds(u64::MAX), 0);
+        assert_eq!(iface(6, false, -5).nanoseconds(0), -5_000_000_000);
+        assert_eq!(iface(6, false, 0).nanoseconds(u64::MAX), i64::MAX);
+        assert_eq!(iface(6, false, i64::MIN).nanoseconds(0), i64::MIN);
+    }
+
+    #[test]
+    fn idb_options_resolution_offset_and_overrun() {
+        let section = Section {
+            big_endian: false,
+            interfaces: Vec::new(),
+        };
+        // IDB body: linktype 101, snaplen 96; if_tsresol 2^-10; if_tsoffset 3; an option
+        // overrunning the block ends the options
+        let mut block = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        block.extend_from_slice(&[101, 0, 0, 0, 96, 0, 0, 0]);
+        block.extend_from_slice(&[9, 0, 1, 0, 0x8a, 0, 0, 0]);
+        block.extend_from_slice(&[14, 0, 8, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+        block.extend_from_slice(&[2, 0, 200, 0]);
+        block.extend_from_slice(&[0, 0, 0, 0]);
+        let blen = block.len();
+        let parsed = parse_idb(&block, 8, blen, &section);
+        assert_eq!((parsed.linktype, parsed.snaplen), (101, 96));
+        assert_eq!(
+            (parsed.resolution_exponent, parsed.resolution_binary),
+            (10, true)
+        );
+        assert_eq!(parsed.offset_seconds, 3);
+    }
+}
