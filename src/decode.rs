@@ -1,8 +1,28 @@
-//! Frames -> TCP segments. (Owned by the decode work.)
+//! Frames -> TCP segments, one frame at a time.
+//!
+//! A port of the Python engine's `tcptrace/decode.py`, with the same decision for every
+//! frame: frames that are not TCP, are IP fragments, or are too damaged to read are counted
+//! in `SourceStats::skipped` by reason and dropped; nothing here panics on bad input. Every
+//! read stays inside its frame (the Python decoder may gather bytes past a frame's end, but
+//! only where the value is then unused), so what follows a frame in the buffer never
+//! changes a decoded value.
+//!
+//! Supported link types: Ethernet (802.1Q/802.1ad/QinQ tags), Linux cooked SLL and SLL2,
+//! BSD NULL and LOOP, raw IP (101, 12, 14, 228, 229). IPv4 with options; IPv6 with
+//! hop-by-hop, routing, destination-options, AH and atomic-fragment headers.
+
+mod ip;
+mod link;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 
-use crate::sources::{FrameBatch, SourceStats};
+use crate::sources::{Frame, FrameBatch, SourceStats};
+
+pub use link::{
+    ETHERNET, IPV4, IPV6, LOOP, NULL, RAW, RAW_BSD, RAW_OPENBSD, SLL, SLL2, SUPPORTED_LINKTYPES,
+};
 
 // TCP flag bits (RFC 9293 section 3.1)
 pub const FIN: u16 = 0x01;
@@ -11,6 +31,45 @@ pub const RST: u16 = 0x04;
 pub const PSH: u16 = 0x08;
 pub const ACK: u16 = 0x10;
 pub const URG: u16 = 0x20;
+/// The ECN nonce sum bit (RFC 3540, historic), the low bit of the data-offset byte: bit 8
+/// of `Segment::flags`.
+pub const NS: u16 = 0x100;
+
+/// Skip reasons that mean damage or a capture tcptrace cannot read, with the warning given
+/// once per run ("N " + text; `{linktypes}` is replaced by the unsupported link types).
+/// Reasons not listed (`not_ip`, `not_tcp`, `ip_fragment`) are ordinary traffic that is not
+/// TCP: counted in `source.skipped`, never warned about. Same keys, texts and order as the
+/// Python engine's `DAMAGE_WARNINGS`.
+pub const DAMAGE_WARNINGS: &[(&str, &str)] = &[
+    (
+        "unsupported_linktype",
+        "frame(s) of unsupported link type {linktypes} not decoded",
+    ),
+    (
+        "truncated_link_header",
+        "frame(s) too short for their link-layer header skipped",
+    ),
+    (
+        "truncated_ip_header",
+        "frame(s) too short for their IP header skipped",
+    ),
+    (
+        "bad_ip_header",
+        "packet(s) with an invalid IP header skipped",
+    ),
+    (
+        "truncated_tcp_header",
+        "frame(s) too short for the 20-byte TCP header skipped",
+    ),
+    (
+        "bad_tcp_header",
+        "segment(s) with an invalid TCP data offset skipped",
+    ),
+    (
+        "snaplen_cut",
+        "segment(s) cut by the snap length; analyzed without the bytes beyond the cut",
+    ),
+];
 
 /// One decoded TCP segment; offsets point into its batch's buffer (`FrameBatch::data`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -42,6 +101,50 @@ pub struct Segment {
     pub ip_len: u32,
 }
 
+/// Why a frame gave no segment: the key it is counted under in `SourceStats::skipped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    UnsupportedLinktype,
+    TruncatedLinkHeader,
+    NotIp,
+    TruncatedIpHeader,
+    BadIpHeader,
+    IpFragment,
+    NotTcp,
+    TruncatedTcpHeader,
+    BadTcpHeader,
+}
+
+impl Skip {
+    /// Every reason, in the order of `Skip as usize`.
+    pub const ALL: [Skip; 9] = [
+        Skip::UnsupportedLinktype,
+        Skip::TruncatedLinkHeader,
+        Skip::NotIp,
+        Skip::TruncatedIpHeader,
+        Skip::BadIpHeader,
+        Skip::IpFragment,
+        Skip::NotTcp,
+        Skip::TruncatedTcpHeader,
+        Skip::BadTcpHeader,
+    ];
+
+    /// The counter name, as in the Python engine's report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::UnsupportedLinktype => "unsupported_linktype",
+            Skip::TruncatedLinkHeader => "truncated_link_header",
+            Skip::NotIp => "not_ip",
+            Skip::TruncatedIpHeader => "truncated_ip_header",
+            Skip::BadIpHeader => "bad_ip_header",
+            Skip::IpFragment => "ip_fragment",
+            Skip::NotTcp => "not_tcp",
+            Skip::TruncatedTcpHeader => "truncated_tcp_header",
+            Skip::BadTcpHeader => "bad_tcp_header",
+        }
+    }
+}
+
 /// Decode every TCP segment of `batch` into `out` (appended, in capture order); count the
 /// rest in `stats.skipped` by reason, and unsupported link types in `unsupported`.
 pub fn decode(
@@ -50,6 +153,82 @@ pub fn decode(
     unsupported: &mut BTreeSet<u32>,
     out: &mut Vec<Segment>,
 ) {
-    let _ = (batch, stats, unsupported, out);
-    todo!("decode")
+    let data = batch.data.as_slice();
+    let mut skipped = [0u64; Skip::ALL.len()];
+    let mut snaplen_cut = 0u64;
+    out.reserve(batch.frames.len());
+    for (index, frame) in batch.frames.iter().enumerate() {
+        match decode_frame(data, frame, index as u32) {
+            Ok(segment) => {
+                // Counted, still analyzed (with the bytes that were captured)
+                snaplen_cut += u64::from(frame.wirelen > frame.caplen);
+                out.push(segment);
+            }
+            Err(reason) => {
+                if reason == Skip::UnsupportedLinktype {
+                    unsupported.insert(frame.linktype);
+                }
+                skipped[reason as usize] += 1;
+            }
+        }
+    }
+    for (reason, n) in Skip::ALL.iter().zip(skipped) {
+        stats.skip(reason.name(), n);
+    }
+    stats.skip("snaplen_cut", snaplen_cut);
+}
+
+/// The segment in one frame, or why there is none. `data` is the batch buffer; a frame
+/// that claims bytes beyond it (which no reader yields) is read as cut where the buffer ends.
+pub fn decode_frame(data: &[u8], frame: &Frame, index: u32) -> Result<Segment, Skip> {
+    let start = frame.offset.min(data.len());
+    let end = frame
+        .offset
+        .saturating_add(frame.caplen as usize)
+        .min(data.len());
+    let bytes = data.get(start..end).unwrap_or(&[]);
+    let (l3, ethertype) = link::network_start(bytes, frame.linktype)?;
+    let net = match ethertype {
+        link::ETH_IPV4 => ip::ipv4(bytes, l3)?,
+        link::ETH_IPV6 => ip::ipv6(bytes, l3)?,
+        _ => return Err(Skip::NotIp),
+    };
+    let tcp = net.l4;
+    let header: &[u8; 20] = fixed(bytes, tcp).ok_or(Skip::TruncatedTcpHeader)?;
+    let hlen = usize::from(header[12] >> 4) * 4;
+    let payload_len = net.l4_len - hlen as i64;
+    if hlen < 20 || payload_len < 0 {
+        return Err(Skip::BadTcpHeader);
+    }
+    let payload_off = tcp + hlen;
+    // Both bounded by the frame: snaplen may cut the options and the payload
+    let opt_cap = payload_off.min(bytes.len()).saturating_sub(tcp + 20);
+    let payload_end = payload_off.saturating_add(payload_len as usize);
+    let payload_cap = payload_end.min(bytes.len()).saturating_sub(payload_off);
+    Ok(Segment {
+        ts_ns: frame.ts_ns,
+        src: net.src,
+        dst: net.dst,
+        sport: u16::from_be_bytes([header[0], header[1]]),
+        dport: u16::from_be_bytes([header[2], header[3]]),
+        seq: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+        ack: u32::from_be_bytes([header[8], header[9], header[10], header[11]]),
+        flags: u16::from(header[13]) | (u16::from(header[12] & 1) << 8),
+        window: u16::from_be_bytes([header[14], header[15]]),
+        tcp_off: start + tcp,
+        tcp_hlen: hlen as u32,
+        opt_cap: opt_cap as u32,
+        payload_off: start + payload_off,
+        // Both bounded by the frame's length or 65535 + 40 (see `ip`): they fit
+        payload_len: payload_len as u32,
+        payload_cap: payload_cap as u32,
+        frame_index: index,
+        ip_len: net.ip_len as u32,
+    })
+}
+
+/// The `N` bytes at `at`, or None when the frame ends before them.
+#[inline]
+fn fixed<const N: usize>(bytes: &[u8], at: usize) -> Option<&[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
 }
