@@ -2,7 +2,7 @@
 //! output bytes; Python sees one `Run` object per run, a few dicts per run (summary, source
 //! report) and, for the table format only, one row tuple per connection.
 
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once};
 

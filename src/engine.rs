@@ -103,10 +103,19 @@ impl Engine {
     /// `emit` returning an error stops the run with that error.
     pub fn run<E: FnMut(ConnectionRecord) -> Result<(), String>>(
         &mut self,
+        emit: E,
+    ) -> Result<(), RunError> {
+        let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
+            .map_err(RunError::Capture)?;
+        self.run_on(captures, emit)
+    }
+
+    /// `run` over captures already opened (in memory, for the fuzzer).
+    pub fn run_on<E: FnMut(ConnectionRecord) -> Result<(), String>>(
+        &mut self,
+        mut captures: Captures,
         mut emit: E,
     ) -> Result<(), RunError> {
-        let mut captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
-            .map_err(RunError::Capture)?;
         let mut segments: Vec<Segment> = Vec::with_capacity(32768);
         let msl_s = self.options.msl_s;
         loop {

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod engine;
 pub mod filter;
 pub mod flows;
+pub mod fuzzing;
 pub mod model;
 pub mod reassembly;
 pub mod seqnum;

@@ -55,7 +55,7 @@ impl Captures {
         Ok(Captures::from_readers(readers))
     }
 
-    fn from_readers(readers: Vec<FileReader>) -> Captures {
+    pub fn from_readers(readers: Vec<FileReader>) -> Captures {
         Captures {
             pending: vec![None; readers.len()],
             live: (0..readers.len()).collect(),
