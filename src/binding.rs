@@ -303,11 +303,7 @@ fn flush(write: &Py<PyAny>, buf: &mut Vec<u8>, failure: &mut Option<PyErr>) -> R
     if buf.is_empty() {
         return Ok(());
     }
-    let result = Python::attach(|py| {
-        write
-            .call1(py, (PyBytes::new(py, buf),))
-            .map(|_| ())
-    });
+    let result = Python::attach(|py| write.call1(py, (PyBytes::new(py, buf),)).map(|_| ()));
     buf.clear();
     result.map_err(|err| {
         let message = err.to_string();
@@ -346,7 +342,8 @@ fn filter_of(node: &Bound<'_, PyAny>) -> PyResult<Filter> {
             _ => Direction::Either,
         })
     };
-    let child = |at: usize| -> PyResult<Box<Filter>> { Ok(Box::new(filter_of(&node.get_item(at)?)?)) };
+    let child =
+        |at: usize| -> PyResult<Box<Filter>> { Ok(Box::new(filter_of(&node.get_item(at)?)?)) };
     Ok(match kind.as_str() {
         "all" => Filter::All,
         "ip" => Filter::Ipv4(node.get_item(1)?.extract()?),
@@ -363,14 +360,21 @@ fn filter_of(node: &Bound<'_, PyAny>) -> PyResult<Filter> {
         "not" => Filter::Not(child(1)?),
         "and" => Filter::And(child(1)?, child(2)?),
         "or" => Filter::Or(child(1)?, child(2)?),
-        other => return Err(PyValueError::new_err(format!("unknown filter node {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown filter node {other:?}"
+            )))
+        }
     })
 }
 
 fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::Null => py.None(),
-        Value::Bool(b) => pyo3::types::PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Bool(b) => pyo3::types::PyBool::new(py, *b)
+            .to_owned()
+            .into_any()
+            .unbind(),
         Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
         Value::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
         Value::Str(s) => s.into_pyobject(py)?.into_any().unbind(),

@@ -125,9 +125,16 @@ impl Engine {
                 Err(err) => return Err(RunError::Capture(err)),
             };
             let frames_before = self.source.frames.saturating_sub(batch.len() as u64);
-            self.progress.frames.store(self.source.frames, Ordering::Relaxed);
+            self.progress
+                .frames
+                .store(self.source.frames, Ordering::Relaxed);
             segments.clear();
-            decode(&batch, &mut self.source, &mut self.unsupported, &mut segments);
+            decode(
+                &batch,
+                &mut self.source,
+                &mut self.unsupported,
+                &mut segments,
+            );
             if let Some(filter) = &self.options.filter {
                 let before = segments.len();
                 segments.retain(|s| filter.matches(s));
@@ -202,7 +209,11 @@ impl Engine {
     /// One warning per kind of decode damage, with its count (after the whole run).
     fn warn_damage(&mut self) {
         let files = &self.source.files;
-        let place = if files.len() == 1 { format!("{}: ", files[0]) } else { String::new() };
+        let place = if files.len() == 1 {
+            format!("{}: ", files[0])
+        } else {
+            String::new()
+        };
         let linktypes: Vec<String> = self.unsupported.iter().map(|l| l.to_string()).collect();
         let linktypes = linktypes.join(", ");
         for (kind, text) in DAMAGE_WARNINGS {
@@ -233,12 +244,18 @@ impl Engine {
         Value::Map(vec![
             ("files".into(), strings(&self.source.files)),
             ("packets".into(), Value::Int(self.source.frames as i64)),
-            ("tcp_segments".into(), Value::Int(self.segments_total as i64)),
+            (
+                "tcp_segments".into(),
+                Value::Int(self.segments_total as i64),
+            ),
             ("skipped".into(), Value::Map(skipped)),
             ("warnings".into(), strings(&self.source.warnings)),
             ("connections".into(), Value::Int(stats.connections as i64)),
             ("port_reuse".into(), Value::Int(stats.port_reuse as i64)),
-            ("evicted_for_capacity".into(), Value::Int(stats.evicted_for_capacity as i64)),
+            (
+                "evicted_for_capacity".into(),
+                Value::Int(stats.evicted_for_capacity as i64),
+            ),
             ("idle_evicted".into(), Value::Int(stats.idle_evicted as i64)),
             ("after_close".into(), Value::Int(stats.after_close as i64)),
         ])

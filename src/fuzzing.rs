@@ -20,7 +20,10 @@ pub fn readers(data: &[u8]) {
         assert!(!batch.is_empty(), "an empty batch was yielded");
         for frame in &batch.frames {
             let end = frame.offset.checked_add(frame.caplen as usize);
-            assert!(end.is_some_and(|end| end <= batch.data.len()), "frame outside its buffer");
+            assert!(
+                end.is_some_and(|end| end <= batch.data.len()),
+                "frame outside its buffer"
+            );
         }
         frames += batch.len() as u64;
     }
@@ -108,7 +111,6 @@ fn run(data: Vec<u8>, frames: Vec<Frame>) -> (Vec<Segment>, SourceStats, BTreeSe
     (segments, stats, unsupported)
 }
 
-
 /// Arbitrary bytes as a capture file through the whole engine (readers, decode, flow table,
 /// both endpoints' machines, analyzers) and every writer: the engine may report a capture
 /// error, never a panic.
@@ -161,6 +163,10 @@ mod tests {
                 replayed += 1;
             }
         }
-        assert!(replayed > 0, "no regression inputs under {}", root.display());
+        assert!(
+            replayed > 0,
+            "no regression inputs under {}",
+            root.display()
+        );
     }
 }

@@ -378,7 +378,11 @@ fn cmp_fraction(n: u128, d: u128, m: u128, e: i32) -> Ordering {
     } else {
         // n * 2^-e vs m * d
         let shift = (-e) as u32;
-        let lhs = if shift >= 127 { None } else { n.checked_mul(1u128 << shift) };
+        let lhs = if shift >= 127 {
+            None
+        } else {
+            n.checked_mul(1u128 << shift)
+        };
         let rhs = m.checked_mul(d);
         match (lhs, rhs) {
             (Some(l), Some(r)) => l.cmp(&r),
@@ -409,7 +413,9 @@ mod tests {
         // For n < 2^53 a double division is already correctly rounded: compare there.
         let mut n: i64 = 1;
         for _ in 0..20000 {
-            n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = (n >> 12).abs();
             assert_eq!(div_round(v as i128, 1_000_000_000), v as f64 / 1e9);
             assert_eq!(div_round(v as i128, 1_000_000), v as f64 / 1e6);
