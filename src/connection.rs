@@ -148,7 +148,7 @@ fn flush_inbox(side: &mut Side, analyzers: &mut Analyzers, role: Role, tsecr: Op
     let mut keep = Vec::new();
     for waiting in inbox.iter().copied() {
         let (tsval, ts_ns, event) = waiting;
-        if tsecr.map_or(true, |ecr| seq_diff(tsval, ecr) <= 0) {
+        if tsecr.is_none_or(|ecr| seq_diff(tsval, ecr) <= 0) {
             let at = side
                 .machine
                 .history
@@ -529,7 +529,7 @@ impl Connection {
             }
             end = end.wrapping_add(1);
         }
-        if nxt.map_or(true, |n| seq_after(end, n)) {
+        if nxt.is_none_or(|n| seq_after(end, n)) {
             me.nxt = Some(end);
         }
         if self.simultaneous_open

@@ -337,7 +337,7 @@ impl FlowTable {
         self.stats.connections += 1;
         if self.index.len() > self.options.max_flows + CAP_SLACK {
             self.evict_idlest();
-            if self.order.get(i).map_or(true, Option::is_none) {
+            if self.order.get(i).is_none_or(Option::is_none) {
                 let pos = self.ended.iter().rposition(|c| c.id == id).unwrap_or(0);
                 return Found::Ended(pos, client_side);
             }

@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn regressions_replay() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-        let targets: [(&str, fn(&[u8])); 3] = [
+        type Check = fn(&[u8]);
+        let targets: [(&str, Check); 3] = [
             ("readers", super::readers),
             ("decode", super::decode),
             ("engine", super::engine),

@@ -150,7 +150,7 @@ impl Stream {
         let mut best: Option<(i64, u32)> = None;
         for held in &self.pending {
             let d = seq_diff(held.seq, from);
-            if best.map_or(true, |(b, _)| d < b) {
+            if best.is_none_or(|(b, _)| d < b) {
                 best = Some((d, held.seq));
             }
         }

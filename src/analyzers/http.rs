@@ -745,7 +745,7 @@ impl AppTracker {
         } else {
             &self.response_parser
         };
-        parser.as_ref().map_or(true, |p| !p.phase.skipping()) // a new parser reads a head
+        parser.as_ref().is_none_or(|p| !p.phase.skipping()) // a new parser reads a head
     }
 
     /// In-order stream data of one direction (`payload` None: not captured or not wanted).

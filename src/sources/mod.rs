@@ -88,7 +88,7 @@ impl Captures {
     /// every frame up to the watermark.
     fn merge_step(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
         for i in self.live.clone() {
-            if self.pending[i].as_ref().map_or(true, FrameBatch::is_empty) {
+            if self.pending[i].as_ref().is_none_or(FrameBatch::is_empty) {
                 match self.readers[i].next_batch(stats)? {
                     Some(batch) => self.pending[i] = Some(batch),
                     None => {
@@ -119,7 +119,7 @@ impl Captures {
             let (take, keep): (Vec<Frame>, Vec<Frame>) = batch
                 .frames
                 .iter()
-                .partition(|f| watermark.map_or(true, |w| f.ts_ns <= w));
+                .partition(|f| watermark.is_none_or(|w| f.ts_ns <= w));
             if !take.is_empty() {
                 parts.push(FrameBatch {
                     data: Arc::clone(&batch.data),
