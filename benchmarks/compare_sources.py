@@ -65,7 +65,8 @@ def gzip_kept(py: str, rs: str) -> bool:
     rf = [x for x in rs.splitlines() if x[:1].isdigit()]
     if rf[: len(pf)] != pf:
         return False
-    rest = [x for x in py.splitlines() if not x[:1].isdigit() and not x.startswith(("B ", "frames"))]
+    rest = [x for x in py.splitlines()
+            if not x[:1].isdigit() and not x.startswith(("B ", "frames"))]
     rlines = rs.splitlines()
     for line in rest:
         if line.startswith("skipped "):
@@ -96,7 +97,7 @@ def main() -> int:
         elif py != rs:
             bad += 1
             pl, rl = py.splitlines(), rs.splitlines()
-            first = next((i for i, (a, b) in enumerate(zip(pl, rl)) if a != b),
+            first = next((i for i, (a, b) in enumerate(zip(pl, rl, strict=False)) if a != b),
                          min(len(pl), len(rl)))
             print(f"DIFF {paths}: line {first}: py={pl[first:first + 1]} rs={rl[first:first + 1]}")
     print(f"{len(runs)} runs, {bad} differ, {kept} keep more of a damaged gzip stream")

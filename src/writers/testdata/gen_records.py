@@ -12,8 +12,8 @@ import glob
 import io
 import json
 import math
-import random
 import os
+import random
 import struct
 import sys
 from pathlib import Path
@@ -108,11 +108,14 @@ def rust_record(r: dict) -> str:
         for x in cs) + "]"
     hc, rst = r["half_close"], r["rst"]
     half = "None" if hc is None else (
-        f"Some(HalfClose {{ side: Role::{camel(hc['side'])}, bytes_after_fin: {hc['bytes_after_fin']}, "
+        f"Some(HalfClose {{ side: Role::{camel(hc['side'])}, "
+        f"bytes_after_fin: {hc['bytes_after_fin']}, "
         f"duration_ms: {rust_f(hc['duration_ms'])} }})")
     reset = "None" if rst is None else (
-        f"Some(Rst {{ sender: Role::{camel(rst['sender'])}, state: TcpState::{camel(rst['state'])}, "
-        f"receiver_state: TcpState::{camel(rst['receiver_state'])}, kind: RstKind::{camel(rst['kind'])}, "
+        f"Some(Rst {{ sender: Role::{camel(rst['sender'])}, "
+        f"state: TcpState::{camel(rst['state'])}, "
+        f"receiver_state: TcpState::{camel(rst['receiver_state'])}, "
+        f"kind: RstKind::{camel(rst['kind'])}, "
         f"ts: {rust_f(rst['ts'])}, count: {rst['count']} }})")
     sides = lambda v: opt(v, lambda s: f"Sides::{camel(s)}")  # noqa: E731
     return f"""ConnectionRecord {{
