@@ -162,8 +162,9 @@ enum Found {
 pub struct FlowTable {
     options: FlowOptions,
     pub stats: FlowTableStats,
-    /// Slots in insertion order; None where one was removed (compacted at sweeps).
-    order: Vec<Option<Slot>>,
+    /// Slots in insertion order; None where one was removed (compacted at sweeps). Boxed:
+    /// a connection is about 1 KB, and a hole must not cost that much.
+    order: Vec<Option<Box<Slot>>>,
     index: FastMap<FlowKey, usize>,
     /// Frame (in its batch) of the segment being fed: where a failure happened.
     current_frame: u32,
@@ -324,11 +325,11 @@ impl FlowTable {
                 if previous_id.is_some() {
                     self.stats.port_reuse += 1;
                 }
-                self.order.push(Some(Slot {
+                self.order.push(Some(Box::new(Slot {
                     key,
                     conn: make(previous_id),
                     client_side,
-                }));
+                })));
                 self.index.insert(key, self.order.len() - 1);
                 self.order.len() - 1
             }
@@ -345,7 +346,7 @@ impl FlowTable {
         Found::Table(i)
     }
 
-    fn remove(&mut self, i: usize) -> Option<Slot> {
+    fn remove(&mut self, i: usize) -> Option<Box<Slot>> {
         let slot = self.order.get_mut(i)?.take()?;
         self.index.remove(&slot.key);
         Some(slot)
