@@ -76,6 +76,7 @@ pub struct Engine {
     segments_total: u64,
     filtered_out: u64,
     unsupported: BTreeSet<u32>,
+    frames_fed: u64,
     pub progress: Arc<Progress>,
 }
 
@@ -95,6 +96,7 @@ impl Engine {
             segments_total: 0,
             filtered_out: 0,
             unsupported: BTreeSet::new(),
+            frames_fed: 0,
             progress: Arc::new(Progress::default()),
         }
     }
@@ -124,10 +126,11 @@ impl Engine {
                 Ok(None) => break,
                 Err(err) => return Err(RunError::Capture(err)),
             };
-            let frames_before = self.source.frames.saturating_sub(batch.len() as u64);
-            self.progress
-                .frames
-                .store(self.source.frames, Ordering::Relaxed);
+            // frames of the run before this batch, in the order the engine sees them (a
+            // merge of several files reads ahead of it)
+            let frames_before = self.frames_fed;
+            self.frames_fed += batch.len() as u64;
+            self.progress.frames.store(self.frames_fed, Ordering::Relaxed);
             segments.clear();
             decode(
                 &batch,
@@ -146,10 +149,12 @@ impl Engine {
                 let panic_at = self.options.panic_at_frame;
                 let fed = panic::catch_unwind(AssertUnwindSafe(|| {
                     if let Some(frame) = panic_at {
-                        if slice
+                        let at = slice
                             .iter()
-                            .any(|s| frames_before + s.frame_index as u64 + 1 == frame)
-                        {
+                            .position(|s| frames_before + s.frame_index as u64 + 1 == frame);
+                        if let Some(at) = at {
+                            // the frames before it are handled, as a real failure there would
+                            table.feed(&slice[..at], &batch.data);
                             panic!("forced panic at frame {frame} (TCPTRACE_PANIC_AT_FRAME)");
                         }
                     }
@@ -160,7 +165,7 @@ impl Engine {
                         Some(frame) => frame,
                         None => frames_before + self.table.current_frame() as u64 + 1,
                     };
-                    let at = format!("{}, frame {frame}", self.where_());
+                    let at = self.place(frame);
                     return Err(self.after_panic(at, payload, &mut emit));
                 }
                 for mut conn in self.table.drain() {
@@ -199,10 +204,11 @@ impl Engine {
         RunError::Panic { at, message }
     }
 
-    fn where_(&self) -> String {
+    /// Where frame `frame` (1-based, in the order the engine saw them) is, for a user.
+    fn place(&self, frame: u64) -> String {
         match self.paths.as_slice() {
-            [one] => one.clone(),
-            many => format!("the merged input of {}", many.join(", ")),
+            [one] => format!("{one}, frame {frame}"),
+            many => format!("frame {frame} of {} files merged by time", many.len()),
         }
     }
 

@@ -14,6 +14,7 @@ longer matches anything fails too.
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -113,3 +114,31 @@ def _pcap_slice(source: Path, packets: int, target: Path) -> Path:
             (incl,) = struct.unpack(endian + "I", record[8:12])
             out.write(record + f.read(incl))
     return target
+
+
+def test_engine_panic_is_one_line_and_keeps_what_was_read(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the native engine (forced through its test hook) costs the run, not what was
+    read: one line naming the file and the frame, exit status 2, the records so far written,
+    the json document still complete."""
+    capture = PCAPS / "linux" / "half_close.pcap"
+    monkeypatch.setenv(native.PANIC_HOOK, "30")
+    status, stdout, stderr = run_cli(capsys, "analyze", str(capture), "-f", "jsonl")
+    assert status == 2
+    assert stderr == (f"tcptrace: error: internal error in the native engine at {capture}, "
+                      "frame 30: forced panic at frame 30 (TCPTRACE_PANIC_AT_FRAME)\n")
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["id"] for r in records] == [1]
+    assert records[0]["packets"] == {"client": 15, "server": 14}  # frames 1-29 of 40
+    status, stdout, _ = run_cli(capsys, "analyze", str(capture), "-f", "json")
+    assert status == 2
+    assert [c["id"] for c in json.loads(stdout)["connections"]] == [1]
+
+    monkeypatch.setenv(native.PANIC_HOOK, "3")
+    linux = sorted((PCAPS / "linux").glob("*.pcap"))
+    status, stdout, stderr = run_cli(capsys, "analyze", *map(str, linux), "-f", "csv")
+    assert status == 2
+    assert stderr.endswith(f"at frame 3 of {len(linux)} files merged by time: forced panic at "
+                           "frame 3 (TCPTRACE_PANIC_AT_FRAME)\n")
+    assert len(stdout.splitlines()) == 2  # the header and the one connection begun
