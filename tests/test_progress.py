@@ -81,3 +81,24 @@ def test_meter_counts_file_bytes(tmp_path: Path) -> None:
         frames = sum(len(b) for b in read_captures([str(path)], stats, meter))
         assert frames == stats.frames > 0
         assert meter.bytes == total_size([str(path)]) == path.stat().st_size
+
+
+@pytest.mark.skipif(not __import__("tcptrace.native").native.available(),
+                    reason="no native engine built")
+@pytest.mark.parametrize("name", ["ref_eth_us_le.pcap", "ref_eth.pcapng.gz"])
+def test_native_engine_counts_bytes_and_frames(name: str) -> None:
+    """The native run's counters, which the bar polls from another thread while the engine
+    runs without the GIL: file bytes (compressed ones for gzip) and frames."""
+    from tcptrace import _native
+
+    path = CRAFTED / name
+    run = _native.Run([str(path)], "jsonl")
+    progress = run.progress()
+    assert (progress.bytes, progress.frames) == (0, 0)
+    stream = io.StringIO()
+    bar = ProgressBar(total_size([str(path)]), stream, delay_s=0, force=True, refresh_s=0.001)
+    with bar.watch(lambda: (progress.bytes, progress.frames)):  # polled from another thread
+        run.execute(lambda data: time.sleep(0.05))  # the run lasts a few polls
+    assert progress.bytes == path.stat().st_size
+    assert progress.frames == run.source_report()["packets"] == 10
+    assert "reading" in stream.getvalue()
