@@ -141,6 +141,8 @@ def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str
 
 def _stdout_bytes() -> IO[bytes]:
     """The binary stream under stdout (text written before is flushed first)."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise TcptraceError("standard output is closed; use -o FILE")
     sys.stdout.flush()
     return sys.stdout.buffer
 
