@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import PCAPS, ROOT, SHARED, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tcptrace import native
 
@@ -142,3 +144,65 @@ def test_engine_panic_is_one_line_and_keeps_what_was_read(
     assert stderr.endswith(f"at frame 3 of {len(linux)} files merged by time: forced panic at "
                            "frame 3 (TCPTRACE_PANIC_AT_FRAME)\n")
     assert len(stdout.splitlines()) == 2  # the header and the one connection begun
+
+
+# ---- random traffic: the same bytes from both engines on what no capture holds
+
+HTTP_PIECES = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"HEAD /x HTTP/1.0\r\n\r\n",
+    b"POST /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.0 200 OK\r\n\r\nuntil close",
+    b"1a;x\r\n", b"\r\n", b"GET /split", b" HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x00\x05hello",
+]
+
+
+def _tcp_frame(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
+               payload: bytes, stamps: tuple[int, int] | None) -> bytes:
+    options = b"" if stamps is None else b"\x01\x01\x08\x0a" + struct.pack("!II", *stamps)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      (5 + len(options) // 4) << 4, flags, 512, 0, 0) + options + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
+                     bytes([10, 0, 0, src]), bytes([10, 0, 0, dst]))
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
+
+
+def _random_capture(draw: st.DrawFn) -> bytes:
+    """Segments of up to three connections (two share a 4-tuple: port reuse), with flags,
+    seq/ack near the ISNs or anywhere, HTTP pieces or other bytes, TCP timestamps or not, and
+    gaps from microseconds to minutes (linger, sweeps, tombstones)."""
+    conns = draw(st.integers(1, 3))
+    isn = [(draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)))
+           for _ in range(conns)]
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    t_us = 0
+    for _ in range(draw(st.integers(1, 40))):
+        c = draw(st.integers(0, conns - 1))
+        client = draw(st.booleans())
+        flags = sum(draw(st.sets(st.sampled_from([0x01, 0x02, 0x04, 0x08, 0x10]))))
+        seq = draw(st.one_of(st.integers(-2, 400), st.integers(0, 2**32 - 1)))
+        ack = draw(st.one_of(st.integers(-2, 400), st.integers(0, 2**32 - 1)))
+        payload = draw(st.one_of(st.sampled_from(HTTP_PIECES), st.binary(max_size=30)))
+        stamps = draw(st.one_of(st.none(), st.tuples(st.integers(0, 50), st.integers(0, 50))))
+        mine, theirs = isn[c] if client else isn[c][::-1]
+        sport = 40000 + min(c, 1)  # connections 1 and 2 share a 4-tuple
+        ends = (1, 2, sport, 80) if client else (2, 1, 80, sport)
+        data = _tcp_frame(*ends, mine + seq, theirs + ack, flags, payload, stamps)
+        t_us += draw(st.sampled_from([0, 1, 40, 1000, 300_000, 700_000, 5_000_000, 70_000_000]))
+        out += struct.pack("<IIII", 1_700_000_000 + t_us // 1_000_000, t_us % 1_000_000,
+                           len(data), len(data)) + data
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(capture=st.composite(_random_capture)())
+def test_random_traffic(capsys: pytest.CaptureFixture[str],
+                        tmp_path_factory: pytest.TempPathFactory, capture: bytes) -> None:
+    tmp = tmp_path_factory.mktemp("random")
+    path = tmp / "random.pcap"
+    path.write_bytes(capture)
+    for fmt in ("jsonl", "csv"):
+        _same(capsys, tmp, fmt, path)
+    _same(capsys, tmp, "json", path, extra=("--linger", "0.2", "--msl", "0.5"))
