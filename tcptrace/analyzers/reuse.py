@@ -4,7 +4,9 @@ HTTP/1.x is parsed properly (RFC 9112): a request is counted when its header
 block is complete, however many segments it was split over; message bodies are
 skipped by Content-Length or chunked framing, a HEAD, 1xx, 204 or 304 response
 has none, and a response without framing runs until close. Bodies are skipped
-by length, so a bulk download costs no byte copies.
+by length, so a bulk download costs no byte copies. Framing that cannot be
+followed (a bad length, a chunk size that is not a non-negative hex number)
+loses the direction until a segment starts a message.
 
 Any other protocol is counted in turns: a run of client data is a request, the
 server data after it the response.
@@ -206,6 +208,10 @@ class HttpDirection:
         try:
             size = int(line.split(b";")[0], 16)
         except ValueError:
+            size = -1
+        if size < 0:
+            # RFC 9112 section 7.1: chunk-size = 1*HEXDIG. int() also takes a sign: a
+            # negative size is invalid framing, as an unparsable one is (never a step back).
             self.phase = Phase.LOST
             return
         if size == 0:
