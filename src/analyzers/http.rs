@@ -8,12 +8,12 @@
 //! download costs no byte copies. Any other protocol is counted in turns: a run of client data
 //! is a request, the server data after it the response.
 //!
-//! Python's quirks are kept on purpose (bytes whitespace, `int(x, 16)` chunk sizes with signs,
-//! prefixes and underscores, negative chunk sizes that step the parser backwards); the one
-//! place Python never returns (a negative chunk size that steps back onto itself) is detected
-//! here and ends in [`Phase::Lost`] instead.
+//! Python's quirks are kept on purpose (bytes whitespace, `int(x, 16)` chunk sizes with
+//! surrounding whitespace, a "+", a "0x" prefix and underscores). A negative chunk size is
+//! invalid framing (RFC 9112 section 7.1: chunk-size = 1*HEXDIG) and loses the direction, as
+//! an unparsable one does.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::model::{div_round, ns_to_ms, round3, Reuse, NS_PER_MS};
 
@@ -21,7 +21,7 @@ use crate::model::{div_round, ns_to_ms, round3, Reuse, NS_PER_MS};
 const MAX_HEAD: usize = 64 * 1024;
 
 /// Chunk sizes are Python ints (unbounded); beyond this magnitude they behave alike (more than
-/// any capture carries, or a step back past the start of any segment), so they saturate here.
+/// any capture carries), so they saturate here.
 const CHUNK_SIZE_LIMIT: i64 = 1 << 62;
 
 /// Where a parser is in its direction's byte stream.
@@ -103,9 +103,6 @@ pub trait MessageSink {
     fn http_message(&mut self, request: bool, message: &Message<'_>) -> Framing;
     /// The end of a message's body.
     fn http_end(&mut self, request: bool, ts_ns: i64);
-    /// Everything of the owner's state that `http_message` decides by, as a number that
-    /// changes whenever that state does: lets the parser tell a loop that never ends.
-    fn framing_state(&self, request: bool) -> usize;
 }
 
 /// Python's bytes whitespace (`bytes.strip()`, `int()`): unlike `u8::is_ascii_whitespace`,
@@ -256,12 +253,12 @@ pub fn body_framing(headers: &FramingHeaders<'_>) -> Framing {
     }
 }
 
-/// Python's `int(digits)` for all-ASCII-digit bytes, saturating at `i64::MAX` (a length
+/// Python's `int(digits)` for all-ASCII-digit bytes, saturating at `u64::MAX` (a length
 /// beyond any capture; Python itself raises beyond 4300 digits).
-fn content_length(digits: &[u8]) -> i64 {
-    digits.iter().fold(0i64, |n, &d| {
+fn content_length(digits: &[u8]) -> u64 {
+    digits.iter().fold(0u64, |n, &d| {
         n.saturating_mul(10)
-            .saturating_add(i64::from(d.wrapping_sub(b'0')))
+            .saturating_add(u64::from(d.wrapping_sub(b'0')))
     })
 }
 
@@ -314,17 +311,6 @@ fn python_hex_int(text: &[u8]) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
-/// Python's `data[pos:]` start for a position that may be negative (counted from the end).
-fn slice_start(pos: i64, n: usize) -> usize {
-    let n_i = n as i64;
-    let start = if pos < 0 {
-        (n_i + pos).max(0)
-    } else {
-        pos.min(n_i)
-    };
-    start as usize
-}
-
 /// Frames HTTP/1.x messages in one direction of a connection.
 #[derive(Debug)]
 pub struct HttpDirection {
@@ -333,8 +319,8 @@ pub struct HttpDirection {
     /// A partial head or chunk line, waiting for the rest (empty otherwise).
     buf: Vec<u8>,
     start_ns: i64,
-    /// Bytes of body or chunk left; negative after a negative chunk size (Python's quirk).
-    remaining: i64,
+    /// Bytes of body or chunk (with its CRLF) left.
+    remaining: u64,
 }
 
 impl HttpDirection {
@@ -353,7 +339,7 @@ impl HttpDirection {
     }
 
     /// Bytes of body or chunk (with its CRLF) still to skip.
-    pub fn remaining(&self) -> i64 {
+    pub fn remaining(&self) -> u64 {
         self.remaining
     }
 
@@ -386,47 +372,41 @@ impl HttpDirection {
     }
 
     /// In-order data of this direction: `length` bytes, `data` None when not captured (or not
-    /// wanted while a body is skipped). False where Python's parser would never have returned
-    /// (a negative chunk size stepped it back onto a line it reads forever); this one is then
-    /// [`Phase::Lost`].
+    /// wanted while a body is skipped).
     pub fn feed<S: MessageSink>(
         &mut self,
         owner: &mut S,
         ts_ns: i64,
         length: u32,
         data: Option<&[u8]>,
-    ) -> bool {
+    ) {
         let Some(data) = data else {
             self.skip(owner, ts_ns, length);
-            return true;
+            return;
         };
         let n = data.len();
-        let n_i = n as i64;
-        let mut pos: i64 = 0; // negative only after a negative chunk size, as in Python
-                              // Where negative chunk sizes stepped back to, with the owner's state then: a landing
-                              // seen twice is a loop Python never leaves.
-        let mut landings: Option<HashSet<(usize, usize)>> = None;
-        while pos < n_i {
-            let start = slice_start(pos, n);
-            let rest = data.get(start..).unwrap_or_default();
+        let mut pos = 0;
+        while pos < n {
+            let rest = data.get(pos..).unwrap_or_default();
             match self.phase {
                 Phase::Lost => {
                     if pos == 0 && self.looks_like_start(data) {
                         self.phase = Phase::Head;
                         continue;
                     }
-                    return true;
+                    return;
                 }
                 Phase::Head if self.buf.is_empty() => {
                     if !self.looks_like_start(rest) {
                         self.phase = Phase::Lost;
-                        return true;
+                        return;
                     }
                     self.start_ns = ts_ns;
-                    if let Some((head_stop, end)) = head_end(data, start) {
+                    if let Some((head_stop, end)) = head_end(data, pos) {
                         // The whole head is in this segment: no copy.
-                        pos = end as i64;
-                        self.head(owner, ts_ns, data.get(start..head_stop).unwrap_or_default());
+                        let head = data.get(pos..head_stop).unwrap_or_default();
+                        pos = end;
+                        self.head(owner, ts_ns, head);
                         continue;
                     }
                     // Python buffers the rest and searches it again: the same bytes, no end.
@@ -435,7 +415,7 @@ impl HttpDirection {
                     } else {
                         self.buf.extend_from_slice(rest);
                     }
-                    return true;
+                    return;
                 }
                 Phase::Head => {
                     let held = self.buf.len();
@@ -446,32 +426,26 @@ impl HttpDirection {
                         if self.buf.len() > MAX_HEAD {
                             self.lose();
                         }
-                        return true;
+                        return;
                     };
                     let head_stop = if first > 0 && self.buf.get(first - 1) == Some(&b'\r') {
                         first - 1
                     } else {
                         first
                     };
-                    pos = n_i - (self.buf.len() - end) as i64;
+                    // The bytes after the head are the last ones of this segment.
+                    pos = n.saturating_sub(self.buf.len().saturating_sub(end));
                     let buf = std::mem::take(&mut self.buf);
                     self.head(owner, ts_ns, buf.get(..head_stop).unwrap_or_default());
                     self.buf = buf;
                     self.clear_buf();
                 }
                 Phase::Body | Phase::ChunkData => {
-                    let take = self.remaining.min(n_i - pos);
+                    let take = rest
+                        .len()
+                        .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
                     pos += take;
-                    self.consumed(owner, ts_ns, take);
-                    if take < 0 {
-                        // A negative chunk size: Python steps back and reads a chunk-size
-                        // line again from there.
-                        let landing = (slice_start(pos, n), owner.framing_state(self.is_request));
-                        if !landings.get_or_insert_with(HashSet::new).insert(landing) {
-                            self.lose(); // Python loops here forever
-                            return false;
-                        }
-                    }
+                    self.consumed(owner, ts_ns, take as u64);
                 }
                 Phase::ChunkSize | Phase::Trailer => {
                     let Some(eol) = find_byte(rest, b'\n') else {
@@ -480,9 +454,9 @@ impl HttpDirection {
                         } else {
                             self.buf.extend_from_slice(rest);
                         }
-                        return true;
+                        return;
                     };
-                    pos = (start + eol + 1) as i64;
+                    pos += eol + 1;
                     let line = rest.get(..eol).unwrap_or_default();
                     if self.buf.is_empty() {
                         self.line(owner, ts_ns, strip(line));
@@ -494,17 +468,16 @@ impl HttpDirection {
                         self.clear_buf();
                     }
                 }
-                Phase::UntilClose => return true,
+                Phase::UntilClose => return,
             }
         }
-        true
     }
 
     /// Data not seen: a body is skipped by length, anything else loses the framing.
     fn skip<S: MessageSink>(&mut self, owner: &mut S, ts_ns: i64, length: u32) {
         match self.phase {
             Phase::Body | Phase::ChunkData => {
-                let take = i64::from(length).min(self.remaining);
+                let take = u64::from(length).min(self.remaining);
                 self.consumed(owner, ts_ns, take);
             }
             Phase::UntilClose => {}
@@ -512,8 +485,8 @@ impl HttpDirection {
         }
     }
 
-    fn consumed<S: MessageSink>(&mut self, owner: &mut S, ts_ns: i64, n: i64) {
-        self.remaining -= n;
+    fn consumed<S: MessageSink>(&mut self, owner: &mut S, ts_ns: i64, n: u64) {
+        self.remaining = self.remaining.saturating_sub(n);
         if self.remaining == 0 {
             if self.phase == Phase::Body {
                 self.phase = Phase::Head;
@@ -566,7 +539,11 @@ impl HttpDirection {
             return;
         }
         let size_field = line.get(..find_byte(line, b';').unwrap_or(line.len()));
-        match python_hex_int(size_field.unwrap_or_default()) {
+        // RFC 9112 section 7.1: chunk-size = 1*HEXDIG. Python's int() also takes a sign: a
+        // negative size is invalid framing, as an unparsable one is.
+        let size =
+            python_hex_int(size_field.unwrap_or_default()).and_then(|s| u64::try_from(s).ok());
+        match size {
             None => self.phase = Phase::Lost,
             Some(0) => self.phase = Phase::Trailer,
             Some(size) => {
@@ -677,16 +654,6 @@ impl MessageSink for HttpCounts {
             self.response_end_ns = Some(ts_ns);
         }
     }
-
-    fn framing_state(&self, request: bool) -> usize {
-        // A request's framing depends on its bytes only; a response's also on the method
-        // it answers, and the queue only shrinks while responses are parsed.
-        if request {
-            0
-        } else {
-            self.methods.len()
-        }
-    }
 }
 
 /// Python's `round(ns / 1e6, 3)` of a difference of two timestamps.
@@ -700,12 +667,11 @@ fn gap_ms(later_ns: i64, earlier_ns: i64) -> f64 {
     }
 }
 
-/// A remaining count as the differential tests compare it: magnitudes past 2^61 are
-/// saturated here and unbounded in Python, and behave alike.
-fn shown_remaining(remaining: i64) -> String {
+/// A remaining count as the differential tests compare it: counts past 2^61 are saturated
+/// here and unbounded in Python, and behave alike.
+fn shown_remaining(remaining: u64) -> String {
     match remaining {
         r if r > 1 << 61 => "HUGE".to_string(),
-        r if r < -(1 << 61) => "-HUGE".to_string(),
         r => r.to_string(),
     }
 }
@@ -730,8 +696,6 @@ pub struct AppTracker {
     /// Made on first use: most connections never carry HTTP.
     request_parser: Option<Box<HttpDirection>>,
     response_parser: Option<Box<HttpDirection>>,
-    /// Python's parser would never have returned on this connection (see [`Self::python_hangs`]).
-    python_hangs: bool,
 }
 
 impl AppTracker {
@@ -783,9 +747,7 @@ impl AppTracker {
             &mut self.response_parser
         };
         let parser = slot.get_or_insert_with(|| Box::new(HttpDirection::new(client)));
-        if !parser.feed(&mut self.http, ts_ns, length, payload) {
-            self.python_hangs = true;
-        }
+        parser.feed(&mut self.http, ts_ns, length, payload);
         let request_lost = self
             .request_parser
             .as_ref()
@@ -833,13 +795,6 @@ impl AppTracker {
         }
     }
 
-    /// Whether Python's parser would never have returned on this connection: a negative
-    /// chunk size stepped it back onto a chunk-size line it had read before, and it reads
-    /// that line forever. The parser here drops to [`Phase::Lost`] instead.
-    pub fn python_hangs(&self) -> bool {
-        self.python_hangs
-    }
-
     /// The internal counters in one line, for differential tests against the Python
     /// reference (the parsers only while the connection may be HTTP, the turn gaps only
     /// while it may not be).
@@ -874,7 +829,7 @@ impl AppTracker {
         };
         format!(
             "http={http} turns={} answered={} hreq={} hresp={} http11={} methods={methods} \
-             end={:?} tgaps={} hgaps={} req={} resp={} hang={}",
+             end={:?} tgaps={} hgaps={} req={} resp={}",
             self.turns,
             self.answered_turns,
             self.http.requests,
@@ -889,7 +844,6 @@ impl AppTracker {
             gaps(&self.http.gaps_ms),
             parser(&self.request_parser),
             parser(&self.response_parser),
-            self.python_hangs,
         )
     }
 
@@ -1155,7 +1109,7 @@ mod tests {
         assert_eq!(framing(None, Some("\u{661}".as_bytes())), Framing::Bad);
         assert_eq!(framing(None, None), Framing::NoBody);
         assert_eq!(content_length(b"00012"), 12);
-        assert_eq!(content_length(&[b'9'; 5000]), i64::MAX);
+        assert_eq!(content_length(&[b'9'; 5000]), u64::MAX);
     }
 
     /// `re.search(rb"\r?\n\r?\n", data, pos)`, the slow way.
@@ -1280,9 +1234,9 @@ mod tests {
         assert!(!response.looks_like_start(b"HTTP/2"));
     }
 
-    /// A GET answered by a chunked response whose segments are `segments`; the response
-    /// parser's phase, remaining and whether Python would have hung.
-    fn chunked(segments: &[&[u8]]) -> (Phase, i64, bool) {
+    /// A GET answered by a chunked response whose segments are `segments`; the tracker, and
+    /// the response parser's phase and remaining.
+    fn chunked_tracker(segments: &[&[u8]]) -> (AppTracker, Phase, u64) {
         let mut t = feed(&[(true, 0, b"GET / HTTP/1.1\r\n\r\n")]);
         let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         t.data(false, MS, head.len() as u32, Some(head));
@@ -1295,36 +1249,57 @@ mod tests {
             );
         }
         let parser = t.response_parser.as_ref().expect("a response parser");
-        (parser.phase, parser.remaining, t.python_hangs())
+        let (phase, remaining) = (parser.phase, parser.remaining);
+        (t, phase, remaining)
+    }
+
+    /// The response parser's phase and remaining after [`chunked_tracker`].
+    fn chunked(segments: &[&[u8]]) -> (Phase, u64) {
+        let (_, phase, remaining) = chunked_tracker(segments);
+        (phase, remaining)
     }
 
     #[test]
-    fn negative_chunk_sizes_step_back_as_in_python() {
-        // -2: an empty chunk; -3: one byte back onto the "\n", an empty size line.
-        assert_eq!(chunked(&[b"-2\r\n0\r\n\r\n"]), (Phase::Head, 0, false));
-        assert_eq!(chunked(&[b"-3\r\n0\r\n\r\n"]), (Phase::Lost, 0, false));
-        // -5: three bytes back, "5\r\n" read as a size of 5.
-        assert_eq!(chunked(&[b"-5\r\n0\r\n\r\n"]), (Phase::ChunkData, 2, false));
-        // At the end of a segment the step back waits for the next, and counts from its
-        // end as Python's negative slices do.
-        assert_eq!(chunked(&[b"-10\r\n"]), (Phase::ChunkData, -14, false));
-        assert_eq!(chunked(&[b"-6\r\n", b"0\r\n\r\n"]), (Phase::Lost, 0, false));
-        assert_eq!(
-            chunked(&[b"-10\r\n", b"x\r\n0\r\n\r\n"]),
-            (Phase::Lost, 0, false)
-        );
-        // Back onto the same line: Python reads it forever.
-        assert_eq!(chunked(&[b"-6\r\nx"]), (Phase::Lost, 0, true));
-        assert_eq!(chunked(&[b"-5\nx"]), (Phase::Lost, 0, true));
-        // And without bytes a negative count just ends the chunk.
-        let mut t = feed(&[(true, 0, b"GET / HTTP/1.1\r\n\r\n")]);
-        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-10\r\n";
-        t.data(false, MS, head.len() as u32, Some(head));
-        t.data(false, 2 * MS, 100, None);
+    fn negative_chunk_sizes_lose_the_framing() {
+        // RFC 9112 section 7.1: chunk-size = 1*HEXDIG; Python's int() takes the sign, and
+        // the parser then treats the size as it treats one it cannot parse.
+        let sizes: [&[u8]; 6] = [b"-2", b"-5", b"-6", b"-10", b"-0x5", b" -1 "];
+        let afters: [&[u8]; 4] = [b"", b"x", b"0\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"];
+        for size in sizes {
+            for line_end in [&b"\r\n"[..], b"\n"] {
+                for after in afters {
+                    let segment = [size, line_end, after].concat();
+                    let (t, phase, remaining) = chunked_tracker(&[&segment]);
+                    assert_eq!((phase, remaining), (Phase::Lost, 0), "{segment:?}");
+                    assert_eq!(counts(&t), (Some("http/1.1"), 1, 1), "{segment:?}");
+                    assert_eq!(t.result().idle_gaps_ms, Vec::<f64>::new());
+                    assert_eq!((t.turns, t.answered_turns), (1, 1));
+                    // The following bytes arrive in the next segment instead.
+                    let line = [size, line_end].concat();
+                    let (t, phase, remaining) = chunked_tracker(&[&line, after]);
+                    let expected = if after.starts_with(b"HTTP/1.") {
+                        (Phase::UntilClose, 0) // a segment that starts a message: found again
+                    } else {
+                        (Phase::Lost, 0)
+                    };
+                    assert_eq!((phase, remaining), expected, "{line:?} {after:?}");
+                    let responses = if after.starts_with(b"HTTP/1.") { 2 } else { 1 };
+                    assert_eq!(counts(&t), (Some("http/1.1"), 1, responses));
+                }
+            }
+        }
+        // "-0" is zero, the last chunk, as in Python; positive sizes are unchanged.
+        assert_eq!(chunked(&[b"-0\r\n\r\n"]), (Phase::Head, 0));
+        assert_eq!(chunked(&[b"+5\r\nhel"]), (Phase::ChunkData, 4));
+        assert_eq!(chunked(&[b"0x_5\r\nhello\r\n0\r\n\r\n"]), (Phase::Head, 0));
+        // Missing bytes after a lost size are not skipped: the framing stays lost.
+        let (mut t, _, _) = chunked_tracker(&[b"-10\r\n"]);
+        t.data(false, 9 * MS, 100, None);
         assert_eq!(
             t.response_parser.as_ref().map(|p| p.phase),
-            Some(Phase::ChunkSize)
+            Some(Phase::Lost)
         );
+        assert!(t.wants(false));
     }
 
     #[test]
@@ -1343,8 +1318,8 @@ mod tests {
         let mut line = b"1;".to_vec();
         line.resize(MAX_HEAD + 10, b'e');
         line.extend_from_slice(b"\r\nx\r\n0\r\n\r\n");
-        assert_eq!(chunked(&[&line]), (Phase::Head, 0, false));
-        assert_eq!(chunked(&[&line[..MAX_HEAD + 1]]), (Phase::Lost, 0, false));
+        assert_eq!(chunked(&[&line]), (Phase::Head, 0));
+        assert_eq!(chunked(&[&line[..MAX_HEAD + 1]]), (Phase::Lost, 0));
     }
 
     #[test]
