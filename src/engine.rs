@@ -130,7 +130,9 @@ impl Engine {
             // merge of several files reads ahead of it)
             let frames_before = self.frames_fed;
             self.frames_fed += batch.len() as u64;
-            self.progress.frames.store(self.frames_fed, Ordering::Relaxed);
+            self.progress
+                .frames
+                .store(self.frames_fed, Ordering::Relaxed);
             segments.clear();
             decode(
                 &batch,

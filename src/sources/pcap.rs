@@ -138,7 +138,9 @@ impl PcapReader {
                 self.done = true;
                 return None;
             }
-            if self.chunks.consumed(&buf, self.end, stats) {
+            let done = self.chunks.consumed(&buf, self.end, stats);
+            self.chunks.recycle(buf);
+            if done {
                 self.done = true;
                 return None;
             }
