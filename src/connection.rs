@@ -199,8 +199,16 @@ impl StreamConsumer for Direction<'_> {
 /// other IPv6 addresses compressed (the first longest run of two or more zero groups).
 pub fn address_text(address: u128) -> String {
     if address >> 32 == 0xFFFF {
-        let v4 = address as u32;
-        return std::net::Ipv4Addr::from(v4).to_string();
+        // dotted quad by hand: the fmt machinery costs more than the whole record's numbers
+        let mut text = String::with_capacity(15);
+        let mut digits = itoa::Buffer::new();
+        for (i, octet) in (address as u32).to_be_bytes().into_iter().enumerate() {
+            if i > 0 {
+                text.push('.');
+            }
+            text.push_str(digits.format(octet));
+        }
+        return text;
     }
     let groups: [u16; 8] = std::array::from_fn(|i| (address >> (112 - 16 * i)) as u16);
     let (mut best_start, mut best_len, mut start, mut len) = (0usize, 0usize, 0usize, 0usize);
