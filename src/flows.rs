@@ -144,7 +144,9 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
 #[derive(Debug)]
 struct Slot {
     key: FlowKey,
-    conn: Connection,
+    /// Boxed: an ended connection moves to `ended` as a pointer, not as its 1 KB (a sweep
+    /// can end tens of thousands at once, and a vector of them doubles as it grows).
+    conn: Box<Connection>,
     /// Canonical side of the client.
     client_side: usize,
 }
@@ -169,7 +171,8 @@ pub struct FlowTable {
     /// Frame (in its batch) of the segment being fed: where a failure happened.
     current_frame: u32,
     /// Finished connections awaiting the caller, in the order they finished.
-    ended: Vec<Connection>,
+    #[allow(clippy::vec_box)] // boxes moved from the slots, see `Slot::conn`
+    ended: Vec<Box<Connection>>,
     next_id: u64,
     pub now_ns: i64,
     tombstones: FastMap<FlowKey, u64>,
@@ -316,7 +319,7 @@ impl FlowTable {
                 // the slot stays where it is in the table's order
                 previous_id = Some(slot.conn.id);
                 self.stats.port_reuse += 1;
-                let previous = std::mem::replace(&mut slot.conn, make(previous_id));
+                let previous = std::mem::replace(&mut slot.conn, Box::new(make(previous_id)));
                 slot.client_side = client_side;
                 self.ended.push(previous);
                 i
@@ -327,7 +330,7 @@ impl FlowTable {
                 }
                 self.order.push(Some(Box::new(Slot {
                     key,
-                    conn: make(previous_id),
+                    conn: Box::new(make(previous_id)),
                     client_side,
                 })));
                 self.index.insert(key, self.order.len() - 1);
@@ -444,12 +447,12 @@ impl FlowTable {
     }
 
     /// Connections finished so far, in the order they finished.
-    pub fn drain(&mut self) -> Vec<Connection> {
+    pub fn drain(&mut self) -> Vec<Box<Connection>> {
         std::mem::take(&mut self.ended)
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.
-    pub fn close(&mut self) -> Vec<Connection> {
+    pub fn close(&mut self) -> Vec<Box<Connection>> {
         self.tombstones.clear();
         self.tombstone_queue.clear();
         let mut all = self.drain();
