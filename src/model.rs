@@ -320,7 +320,7 @@ pub fn div_round(n: i128, d: i128) -> f64 {
     let (n, d) = (n as u128, d as u128);
     if n <= EXACT && d <= EXACT {
         // both exact as doubles: IEEE division rounds the exact quotient once, to even
-        return n as f64 / d as f64;
+        return to_f64(n) / to_f64(d);
     }
     let mut x = to_f64(n) / to_f64(d);
     if !x.is_finite() || x == 0.0 && n == 0 {

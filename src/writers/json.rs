@@ -41,6 +41,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn newline(&mut self) {
         if let Some(base) = self.indent {
             self.out.push(b'\n');
@@ -49,6 +50,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn open(&mut self, bracket: u8) {
         self.out.push(bracket);
         self.depth += 1;
@@ -56,6 +58,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Closes a container: `[]` and `{}` when empty, as orjson writes them.
+    #[inline(always)]
     fn close(&mut self, bracket: u8) {
         self.depth = self.depth.saturating_sub(1);
         if !self.first {
@@ -66,6 +69,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Before an array element or an object key.
+    #[inline(always)]
     fn separate(&mut self) {
         if !self.first {
             self.out.push(b',');
@@ -74,24 +78,29 @@ impl<'a> Encoder<'a> {
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn begin_object(&mut self) {
         self.open(b'{');
     }
 
+    #[inline(always)]
     pub(crate) fn end_object(&mut self) {
         self.close(b'}');
     }
 
+    #[inline(always)]
     pub(crate) fn begin_array(&mut self) {
         self.open(b'[');
     }
 
+    #[inline(always)]
     pub(crate) fn end_array(&mut self) {
         self.close(b']');
     }
 
     /// A key (the value follows with one of the value methods). Keys are the record's
     /// field names: plain ASCII, written without an escaping pass.
+    #[inline(always)]
     pub(crate) fn key(&mut self, key: &'static str) {
         self.separate();
         debug_assert!(!needs_escape(key.as_bytes()));
@@ -104,37 +113,44 @@ impl<'a> Encoder<'a> {
     }
 
     /// Before each array element.
+    #[inline(always)]
     pub(crate) fn element(&mut self) {
         self.separate();
     }
 
+    #[inline(always)]
     pub(crate) fn null(&mut self) {
         self.out.extend_from_slice(b"null");
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn bool(&mut self, value: bool) {
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn int<I: itoa::Integer>(&mut self, value: I) {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn float(&mut self, value: f64) {
         floats::write_orjson(self.out, value);
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn str(&mut self, value: &str) {
         write_string(self.out, value);
         self.first = false;
     }
 
+    #[inline(always)]
     fn opt_float(&mut self, value: Option<f64>) {
         match value {
             Some(v) => self.float(v),
@@ -142,6 +158,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, value: Option<&str>) {
         match value {
             Some(v) => self.str(v),
@@ -149,6 +166,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn opt_int(&mut self, value: Option<u64>) {
         match value {
             Some(v) => self.int(v),
