@@ -381,13 +381,15 @@ fn settle(n: u128, d: u128, x: f64) -> Option<f64> {
         return None;
     }
     let shift = e.unsigned_abs();
-    if shift >= 127 || n.leading_zeros() <= shift {
+    // n * 2^shift below 2^125 and d below 2^64 (m < 2^53): nothing below can overflow,
+    // and the products are plain 64 x 64 bit multiplications
+    if n.leading_zeros() < shift + 3 || d > u128::from(u64::MAX) {
         return None;
     }
-    let lhs = i128::try_from(n << shift).ok()?;
-    let rhs = i128::try_from(m.checked_mul(d)?).ok()?;
-    let twice = lhs.checked_sub(rhs)?.checked_mul(2)?;
-    let d = i128::try_from(d).ok()?;
+    let lhs = (n << shift) as i128;
+    let rhs = (m * d) as i128;
+    let twice = 2 * (lhs - rhs);
+    let d = d as i128;
     if twice.abs() < d {
         return Some(x);
     }
