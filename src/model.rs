@@ -371,13 +371,16 @@ fn to_f64(n: u128) -> f64 {
     }
 }
 
-/// The correctly rounded n/d from an estimate `x` (positive, normal, not a power of two)
-/// off by less than half an ulp either way, in one exact comparison: with x = m * 2^e,
-/// diff = n * 2^-e - m * d is (n/d - x) in units of 2^e / d, so half an ulp is d / 2.
-/// None when the numbers do not fit or the estimate is off by more: the general walk.
+/// The correctly rounded n/d from an estimate `x` (positive, normal) a few ulps off at
+/// most, exactly: with x = m * 2^e, diff = n * 2^-e - m * d is (n/d - x) in units of
+/// 2^e / d, so half an ulp is d / 2 and a step of one ulp moves diff by d. None when the
+/// numbers do not fit or a power of two is near (its ulp below is half the one above):
+/// then the general walk.
 fn settle(n: u128, d: u128, x: f64) -> Option<f64> {
-    let (m, e) = decompose(x);
-    if e >= 0 || m == 1 << 52 {
+    const LOW: u128 = 1 << 52;
+    const HIGH: u128 = 1 << 53;
+    let (mut m, e) = decompose(x);
+    if e >= 0 || m == LOW {
         return None;
     }
     let shift = e.unsigned_abs();
@@ -388,8 +391,25 @@ fn settle(n: u128, d: u128, x: f64) -> Option<f64> {
     }
     let lhs = (n << shift) as i128;
     let rhs = (m * d) as i128;
-    let twice = 2 * (lhs - rhs);
+    let mut twice = 2 * (lhs - rhs);
     let d = d as i128;
+    // the estimate (n and d rounded to doubles, then divided) is off by an ulp or two
+    for _ in 0..3 {
+        if twice > d {
+            m += 1;
+            twice -= 2 * d;
+        } else if twice < -d {
+            m -= 1;
+            twice += 2 * d;
+        } else {
+            break;
+        }
+    }
+    if m <= LOW || m >= HIGH - 1 {
+        return None;
+    }
+    // m in (2^52, 2^53 - 1): x and both neighbours share the exponent e
+    let x = f64::from_bits(((e + 1075) as u64) << 52 | (m - LOW) as u64);
     if twice.abs() < d {
         return Some(x);
     }
