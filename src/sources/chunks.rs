@@ -178,17 +178,21 @@ impl ChunkReader {
 
 /// Read up to `n` bytes of `f` into `buf` from index `start` on, stopping early only at the
 /// end of the file or at an error; `buf` ends after the last byte read. The buffer's own
-/// bytes are overwritten in place: only growth is zeroed (`read_to_end` on a reader without
-/// its own `read_buf`, such as the metered file, zeroes all the spare capacity every time).
+/// bytes are overwritten in place; it grows (zeroed) only as reads fill it, doubling from
+/// 64 KiB, so a small file costs no 8 MiB of zeroes (`read_to_end` on a reader without its
+/// own `read_buf`, such as the metered file, zeroes all the spare capacity every time).
 fn fill<R: Read + ?Sized>(f: &mut R, buf: &mut Vec<u8>, start: usize, n: usize) -> io::Result<()> {
+    const FIRST_GROWTH: usize = 64 << 10;
     let end = start.saturating_add(n);
-    if buf.len() < end {
-        buf.resize(end, 0);
-    }
     let mut filled = start;
     let mut result = Ok(());
     while filled < end {
-        match f.read(&mut buf[filled..end]) {
+        if buf.len() <= filled {
+            let grow = (filled - start).max(FIRST_GROWTH);
+            buf.resize(filled.saturating_add(grow).min(end), 0);
+        }
+        let stop = buf.len().min(end);
+        match f.read(&mut buf[filled..stop]) {
             Ok(0) => break,
             Ok(k) => filled += k,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
