@@ -18,7 +18,16 @@ pub(crate) struct Encoder<'a> {
     depth: usize,
     /// No element written yet in the innermost open container.
     first: bool,
+    /// The last floats written, as (bits, where their text is in `out`, its length): a
+    /// record repeats its timestamps (first_ts in states, last_ts as time_wait_ts, both
+    /// sides' state changes at one instant), and a float's text costs hundreds of
+    /// instructions while a copy costs a few.
+    recent: [(u64, usize, usize); RECENT_FLOATS],
+    next_recent: usize,
 }
+
+/// Floats remembered per record (see `Encoder::recent`).
+const RECENT_FLOATS: usize = 8;
 
 impl<'a> Encoder<'a> {
     pub(crate) fn compact(out: &'a mut Vec<u8>) -> Self {
@@ -27,6 +36,8 @@ impl<'a> Encoder<'a> {
             indent: None,
             depth: 0,
             first: true,
+            recent: [(0, 0, 0); RECENT_FLOATS],
+            next_recent: 0,
         }
     }
 
@@ -38,6 +49,8 @@ impl<'a> Encoder<'a> {
             indent: Some(base),
             depth: 0,
             first: true,
+            recent: [(0, 0, 0); RECENT_FLOATS],
+            next_recent: 0,
         }
     }
 
@@ -140,7 +153,19 @@ impl<'a> Encoder<'a> {
 
     #[inline(always)]
     pub(crate) fn float(&mut self, value: f64) {
-        floats::write_orjson(self.out, value);
+        let bits = value.to_bits();
+        let end = self.out.len();
+        let seen = self
+            .recent
+            .iter()
+            .find(|&&(b, at, len)| b == bits && len > 0 && at + len <= end);
+        if let Some(&(_, at, len)) = seen {
+            self.out.extend_from_within(at..at + len);
+        } else {
+            floats::write_orjson(self.out, value);
+            self.recent[self.next_recent % RECENT_FLOATS] = (bits, end, self.out.len() - end);
+            self.next_recent += 1;
+        }
         self.first = false;
     }
 
