@@ -166,11 +166,26 @@ impl TombKey {
 #[derive(Debug)]
 struct Slot {
     key: FlowKey,
-    /// Boxed: an ended connection moves to `ended` as a pointer, not as its 1 KB (a sweep
-    /// can end tens of thousands at once, and a vector of them doubles as it grows).
-    conn: Box<Connection>,
+    conn: Connection,
     /// Canonical side of the client.
     client_side: usize,
+}
+
+/// A connection out of the table (ended, evicted, or held at the close), in its slot.
+#[derive(Debug)]
+pub struct Finished(Box<Slot>);
+
+impl std::ops::Deref for Finished {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Finished {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.conn
+    }
 }
 
 /// Where the connection for a segment is.
@@ -193,8 +208,11 @@ pub struct FlowTable {
     /// Frame (in its batch) of the segment being fed: where a failure happened.
     current_frame: u32,
     /// Finished connections awaiting the caller, in the order they finished.
-    #[allow(clippy::vec_box)] // boxes moved from the slots, see `Slot::conn`
-    ended: Vec<Box<Connection>>,
+    /// Their slots are moved here whole, as pointers: a sweep can end tens of thousands
+    /// of connections at once, and a vector of 1 KB connections doubles as it grows. (The
+    /// connection stays inline in its slot: a second box would cost every segment one more
+    /// pointer to chase, a cache miss on a busy table.)
+    ended: Vec<Finished>,
     next_id: u64,
     pub now_ns: i64,
     tombstones: FastMap<TombKey, u64>,
@@ -341,9 +359,13 @@ impl FlowTable {
                 // the slot stays where it is in the table's order
                 previous_id = Some(slot.conn.id);
                 self.stats.port_reuse += 1;
-                let previous = std::mem::replace(&mut slot.conn, Box::new(make(previous_id)));
-                slot.client_side = client_side;
-                self.ended.push(previous);
+                let previous = std::mem::replace(&mut slot.conn, make(previous_id));
+                let previous_side = std::mem::replace(&mut slot.client_side, client_side);
+                self.ended.push(Finished(Box::new(Slot {
+                    key,
+                    conn: previous,
+                    client_side: previous_side,
+                })));
                 i
             }
             None => {
@@ -352,7 +374,7 @@ impl FlowTable {
                 }
                 self.order.push(Some(Box::new(Slot {
                     key,
-                    conn: Box::new(make(previous_id)),
+                    conn: make(previous_id),
                     client_side,
                 })));
                 self.index.insert(key, self.order.len() - 1);
@@ -410,7 +432,7 @@ impl FlowTable {
             } else {
                 self.stats.idle_evicted += 1;
             }
-            self.ended.push(slot.conn);
+            self.ended.push(Finished(slot));
         }
         let expired = self.now_ns - (self.options.tombstone_s * NS) as i64;
         while self
@@ -444,7 +466,7 @@ impl FlowTable {
         live.sort_by_key(|&(last, _)| last); // stable
         for &(_, i) in live.iter().take(excess) {
             if let Some(slot) = self.remove(i) {
-                self.ended.push(slot.conn);
+                self.ended.push(Finished(slot));
                 self.stats.evicted_for_capacity += 1;
             }
         }
@@ -470,16 +492,16 @@ impl FlowTable {
     }
 
     /// Connections finished so far, in the order they finished.
-    pub fn drain(&mut self) -> Vec<Box<Connection>> {
+    pub fn drain(&mut self) -> Vec<Finished> {
         std::mem::take(&mut self.ended)
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.
-    pub fn close(&mut self) -> Vec<Box<Connection>> {
+    pub fn close(&mut self) -> Vec<Finished> {
         self.tombstones.clear();
         self.tombstone_queue.clear();
         let mut all = self.drain();
-        all.extend(self.order.drain(..).flatten().map(|slot| slot.conn));
+        all.extend(self.order.drain(..).flatten().map(Finished));
         self.index.clear();
         all
     }
