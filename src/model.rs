@@ -288,7 +288,27 @@ pub fn round3(x: f64) -> f64 {
     if !x.is_finite() {
         return x;
     }
-    format!("{x:.3}").parse().unwrap_or(x)
+    // Exactly, in integers: x = m * 2^e, so x * 1000 = m * 1000 / 2^-e, rounded half to
+    // even; then the nearest double to that many thousandths (what parsing the text gives).
+    let (m, e) = decompose(x.abs());
+    if e >= 0 {
+        return x; // an integer already
+    }
+    let shift = e.unsigned_abs();
+    let thousandths = if shift >= 64 {
+        0 // m * 1000 < 2^63: less than half a thousandth
+    } else {
+        let scaled = m * 1000;
+        let (q, r) = (scaled >> shift, scaled & ((1u128 << shift) - 1));
+        let half = 1u128 << (shift - 1);
+        q + u128::from(r > half || (r == half && q & 1 == 1))
+    };
+    let y = div_round(thousandths as i128, 1000);
+    if x.is_sign_negative() {
+        -y
+    } else {
+        y
+    }
 }
 
 /// n / d (d > 0) correctly rounded to f64, ties to even.
@@ -298,9 +318,16 @@ pub fn div_round(n: i128, d: i128) -> f64 {
         return -div_round(-n, d);
     }
     let (n, d) = (n as u128, d as u128);
-    let mut x = n as f64 / d as f64;
+    if n <= EXACT && d <= EXACT {
+        // both exact as doubles: IEEE division rounds the exact quotient once, to even
+        return to_f64(n) / to_f64(d);
+    }
+    let mut x = to_f64(n) / to_f64(d);
     if !x.is_finite() || x == 0.0 && n == 0 {
         return x;
+    }
+    if let Some(exact) = settle(n, d, x) {
+        return exact;
     }
     // Step to the neighbour while n/d lies beyond the midpoint towards it.
     for _ in 0..4 {
@@ -331,6 +358,68 @@ pub fn div_round(n: i128, d: i128) -> f64 {
         }
     }
     x
+}
+
+/// Integers up to 2^53 are exact as doubles.
+const EXACT: u128 = 1 << 53;
+
+/// `n as f64` through u64 where it fits (u128 to f64 is a long software routine).
+fn to_f64(n: u128) -> f64 {
+    match u64::try_from(n) {
+        Ok(small) => small as f64,
+        Err(_) => n as f64,
+    }
+}
+
+/// The correctly rounded n/d from an estimate `x` (positive, normal) a few ulps off at
+/// most, exactly: with x = m * 2^e, diff = n * 2^-e - m * d is (n/d - x) in units of
+/// 2^e / d, so half an ulp is d / 2 and a step of one ulp moves diff by d. None when the
+/// numbers do not fit or a power of two is near (its ulp below is half the one above):
+/// then the general walk.
+fn settle(n: u128, d: u128, x: f64) -> Option<f64> {
+    const LOW: u128 = 1 << 52;
+    const HIGH: u128 = 1 << 53;
+    let (mut m, e) = decompose(x);
+    if e >= 0 || m == LOW {
+        return None;
+    }
+    let shift = e.unsigned_abs();
+    // n * 2^shift below 2^125 and d below 2^64 (m < 2^53): nothing below can overflow,
+    // and the products are plain 64 x 64 bit multiplications
+    if n.leading_zeros() < shift + 3 || d > u128::from(u64::MAX) {
+        return None;
+    }
+    let lhs = (n << shift) as i128;
+    let rhs = (m * d) as i128;
+    let mut twice = 2 * (lhs - rhs);
+    let d = d as i128;
+    // the estimate (n and d rounded to doubles, then divided) is off by an ulp or two
+    for _ in 0..3 {
+        if twice > d {
+            m += 1;
+            twice -= 2 * d;
+        } else if twice < -d {
+            m -= 1;
+            twice += 2 * d;
+        } else {
+            break;
+        }
+    }
+    if m <= LOW || m >= HIGH - 1 {
+        return None;
+    }
+    // m in (2^52, 2^53 - 1): x and both neighbours share the exponent e
+    let x = f64::from_bits(((e + 1075) as u64) << 52 | (m - LOW) as u64);
+    if twice.abs() < d {
+        return Some(x);
+    }
+    if twice == d {
+        return Some(if mantissa_odd(x) { x.next_up() } else { x });
+    }
+    if twice == -d {
+        return Some(if mantissa_odd(x) { x.next_down() } else { x });
+    }
+    None
 }
 
 fn mantissa_odd(x: f64) -> bool {
@@ -406,6 +495,123 @@ mod tests {
         assert_eq!(ns_to_s(-1_500_000_000), -1.5);
         assert_eq!(ns_to_ms(1_234_567), 1.235);
         assert_eq!(ns_to_ms(40_492_000), 40.492);
+    }
+
+    /// The reference: Rust's exact formatting, parsed back.
+    fn round3_by_text(x: f64) -> f64 {
+        format!("{x:.3}").parse().unwrap_or(x)
+    }
+
+    #[test]
+    fn round3_matches_rounding_through_text() {
+        for x in [
+            0.0,
+            -0.0,
+            0.0625,
+            0.0005,
+            0.0015,
+            0.0025,
+            -0.0625,
+            1.2345,
+            2.5e-4,
+            5e-4,
+            1e-300,
+            -1e-300,
+            123456.7895,
+            4503599627370495.5,
+            1e300,
+            0.1,
+            0.3,
+            40.4925,
+        ] {
+            let (a, b) = (round3(x), round3_by_text(x));
+            assert_eq!(a.to_bits(), b.to_bits(), "{x}");
+        }
+        let mut n: u64 = 7;
+        for _ in 0..50000 {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let ms = div_round(i128::from(n >> 24), 1_000_000); // up to ~1e13 ns
+            assert_eq!(round3(ms).to_bits(), round3_by_text(ms).to_bits(), "{ms}");
+            let tie = (n >> 40) as f64 / 2048.0; // many exact ties at the 4th decimal
+            assert_eq!(
+                round3(tie).to_bits(),
+                round3_by_text(tie).to_bits(),
+                "{tie}"
+            );
+            let any = f64::from_bits(n);
+            if any.is_finite() {
+                assert_eq!(
+                    round3(any).to_bits(),
+                    round3_by_text(any).to_bits(),
+                    "{any}"
+                );
+            }
+        }
+    }
+
+    /// The general walk alone, for comparison with the shortcuts.
+    fn div_by_walk(n: u128, d: u128) -> f64 {
+        let mut x = n as f64 / d as f64;
+        for _ in 0..4 {
+            let up = x.next_up();
+            match cmp_midpoint(n, d, x, up) {
+                Ordering::Greater => {
+                    x = up;
+                    continue;
+                }
+                Ordering::Equal => {
+                    if mantissa_odd(x) {
+                        x = up;
+                    }
+                    break;
+                }
+                Ordering::Less => {}
+            }
+            let down = x.next_down();
+            match cmp_midpoint(n, d, down, x) {
+                Ordering::Less => x = down,
+                Ordering::Equal => {
+                    if mantissa_odd(x) {
+                        x = down;
+                    }
+                    break;
+                }
+                Ordering::Greater => break,
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn epoch_division_matches_the_general_walk() {
+        let mut n: u64 = 3;
+        for _ in 0..50000 {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let ns = u128::from(n >> 3); // epoch nanoseconds and far beyond
+            for d in [1_000_000_000u128, 1_000_000, 3, 1000] {
+                assert_eq!(
+                    div_round(ns as i128, d as i128),
+                    div_by_walk(ns, d),
+                    "{ns}/{d}"
+                );
+            }
+        }
+        // exact ties: m + 1/2 for m just below 2^53 (odd and even) needs 54 bits
+        for m in [(1u128 << 53) - 3, (1u128 << 53) - 2] {
+            let n = (2 * m + 1) * 1_000_000_000;
+            assert_eq!(
+                div_round(n as i128, 2_000_000_000),
+                div_by_walk(n, 2_000_000_000)
+            );
+        }
+        assert_eq!(
+            div_round(((1i128 << 53) - 3) * 2 + 1, 2),
+            9007199254740990.0
+        );
     }
 
     #[test]

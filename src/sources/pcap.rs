@@ -138,7 +138,9 @@ impl PcapReader {
                 self.done = true;
                 return None;
             }
-            if self.chunks.consumed(&buf, self.end, stats) {
+            let done = self.chunks.consumed(&buf, self.end, stats);
+            self.chunks.recycle(buf);
+            if done {
                 self.done = true;
                 return None;
             }
@@ -149,7 +151,9 @@ impl PcapReader {
     /// `end` past them, `damaged` at an impossible length, and `full` when the cap stopped
     /// the walk and more complete records may follow.
     fn walk(&mut self, buf: &[u8]) -> Vec<Frame> {
-        let mut frames = Vec::new();
+        // every record takes at least its 16-byte header: no regrowth while walking
+        let room = buf.len().saturating_sub(self.end) / 16 + 1;
+        let mut frames = Vec::with_capacity(room.min(MAX_FRAMES));
         let mut pos = self.end;
         self.full = false;
         for _ in 0..MAX_FRAMES {

@@ -154,6 +154,7 @@ impl PcapngReader {
                 if self.finish_chunk(pos, &buf, &damage, stats) {
                     self.done = true;
                 }
+                self.chunks.recycle(buf);
             }
             if self.done {
                 return Ok(None);

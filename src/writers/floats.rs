@@ -143,7 +143,14 @@ fn write_ryu_exponent(out: &mut Vec<u8>, text: &[u8], min_exp_digits: usize) {
 pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
         let mut buffer = ryu::Buffer::new();
-        write_ryu_exponent(out, buffer.format_finite(x).as_bytes(), 1);
+        let text = buffer.format_finite(x).as_bytes();
+        // ryu writes an exponent only outside [1e-5, 1e16): well inside, nothing to rewrite
+        // (timestamps and milliseconds, nearly every float of a record)
+        if (1e-4..1e15).contains(&x.abs()) {
+            out.extend_from_slice(text);
+        } else {
+            write_ryu_exponent(out, text, 1);
+        }
     } else {
         out.extend_from_slice(b"null");
     }

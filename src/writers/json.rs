@@ -18,7 +18,16 @@ pub(crate) struct Encoder<'a> {
     depth: usize,
     /// No element written yet in the innermost open container.
     first: bool,
+    /// The last floats written, as (bits, where their text is in `out`, its length): a
+    /// record repeats its timestamps (first_ts in states, last_ts as time_wait_ts, both
+    /// sides' state changes at one instant), and a float's text costs hundreds of
+    /// instructions while a copy costs a few.
+    recent: [(u64, usize, usize); RECENT_FLOATS],
+    next_recent: usize,
 }
+
+/// Floats remembered per record (see `Encoder::recent`).
+const RECENT_FLOATS: usize = 8;
 
 impl<'a> Encoder<'a> {
     pub(crate) fn compact(out: &'a mut Vec<u8>) -> Self {
@@ -27,6 +36,8 @@ impl<'a> Encoder<'a> {
             indent: None,
             depth: 0,
             first: true,
+            recent: [(0, 0, 0); RECENT_FLOATS],
+            next_recent: 0,
         }
     }
 
@@ -38,9 +49,12 @@ impl<'a> Encoder<'a> {
             indent: Some(base),
             depth: 0,
             first: true,
+            recent: [(0, 0, 0); RECENT_FLOATS],
+            next_recent: 0,
         }
     }
 
+    #[inline(always)]
     fn newline(&mut self) {
         if let Some(base) = self.indent {
             self.out.push(b'\n');
@@ -49,6 +63,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn open(&mut self, bracket: u8) {
         self.out.push(bracket);
         self.depth += 1;
@@ -56,6 +71,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Closes a container: `[]` and `{}` when empty, as orjson writes them.
+    #[inline(always)]
     fn close(&mut self, bracket: u8) {
         self.depth = self.depth.saturating_sub(1);
         if !self.first {
@@ -66,6 +82,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Before an array element or an object key.
+    #[inline(always)]
     fn separate(&mut self) {
         if !self.first {
             self.out.push(b',');
@@ -74,24 +91,29 @@ impl<'a> Encoder<'a> {
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn begin_object(&mut self) {
         self.open(b'{');
     }
 
+    #[inline(always)]
     pub(crate) fn end_object(&mut self) {
         self.close(b'}');
     }
 
+    #[inline(always)]
     pub(crate) fn begin_array(&mut self) {
         self.open(b'[');
     }
 
+    #[inline(always)]
     pub(crate) fn end_array(&mut self) {
         self.close(b']');
     }
 
     /// A key (the value follows with one of the value methods). Keys are the record's
     /// field names: plain ASCII, written without an escaping pass.
+    #[inline(always)]
     pub(crate) fn key(&mut self, key: &'static str) {
         self.separate();
         debug_assert!(!needs_escape(key.as_bytes()));
@@ -104,37 +126,56 @@ impl<'a> Encoder<'a> {
     }
 
     /// Before each array element.
+    #[inline(always)]
     pub(crate) fn element(&mut self) {
         self.separate();
     }
 
+    #[inline(always)]
     pub(crate) fn null(&mut self) {
         self.out.extend_from_slice(b"null");
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn bool(&mut self, value: bool) {
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn int<I: itoa::Integer>(&mut self, value: I) {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn float(&mut self, value: f64) {
-        floats::write_orjson(self.out, value);
+        let bits = value.to_bits();
+        let end = self.out.len();
+        let seen = self
+            .recent
+            .iter()
+            .find(|&&(b, at, len)| b == bits && len > 0 && at + len <= end);
+        if let Some(&(_, at, len)) = seen {
+            self.out.extend_from_within(at..at + len);
+        } else {
+            floats::write_orjson(self.out, value);
+            self.recent[self.next_recent % RECENT_FLOATS] = (bits, end, self.out.len() - end);
+            self.next_recent += 1;
+        }
         self.first = false;
     }
 
+    #[inline(always)]
     pub(crate) fn str(&mut self, value: &str) {
         write_string(self.out, value);
         self.first = false;
     }
 
+    #[inline(always)]
     fn opt_float(&mut self, value: Option<f64>) {
         match value {
             Some(v) => self.float(v),
@@ -142,6 +183,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, value: Option<&str>) {
         match value {
             Some(v) => self.str(v),
@@ -149,6 +191,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline(always)]
     fn opt_int(&mut self, value: Option<u64>) {
         match value {
             Some(v) => self.int(v),
