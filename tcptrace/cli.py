@@ -120,9 +120,12 @@ def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jo
 def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str | None,
                     msl: float, linger: float, max_flows: int, quiet: bool) -> None:
     from tcptrace import native
-    from tcptrace.filter import parse_filter
 
-    tree = parse_filter(filter_) if filter_ else None  # a bad expression fails before reading
+    tree = None
+    if filter_:  # a bad expression fails before reading
+        from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
+
+        tree = parse_filter(filter_)
     watch = None if quiet else _progress_watch(paths)
     warnings: list[str] = []
     out: IO[bytes] = open(output, "wb") if output else _stdout_bytes()  # noqa: SIM115

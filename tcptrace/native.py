@@ -8,13 +8,11 @@ numpy or the Python engine: a small run starts in a few tens of milliseconds.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import IO, Any
 
 from tcptrace.errors import EngineFailure
-from tcptrace.report.text import endpoint, num, render_summary, render_table
 
 NATIVE_FORMATS = ("table", "json", "jsonl", "csv")
 PANIC_HOOK = "TCPTRACE_PANIC_AT_FRAME"
@@ -57,10 +55,14 @@ def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = No
         failure = exc
     summary, source = run.summary(), run.source_report()
     if fmt == "json":
+        import json
+
         head = json.dumps({"source": source, "summary": summary, "connections": []}, indent=2)
         out.write(head[: -len("[]\n}")].encode())
         run.write_connections(out.write)
     elif fmt == "table":
+        from tcptrace.report.text import render_summary, render_table
+
         out.write(render_table([_cells(row) for row in run.rows()]).encode())
         out.write(render_summary(summary, source).encode())
     if failure is not None:
@@ -70,6 +72,8 @@ def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = No
 
 def _cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A table row from the engine's row tuple, formatted as TableWriter formats a record."""
+    from tcptrace.report.text import endpoint, num
+
     (conn_id, client, server, outcome, rtt, setup, time_wait, rst, probes, requests, http,
      packets) = row
     return (conn_id, endpoint(*client), endpoint(*server), outcome, num(rtt), num(setup),
