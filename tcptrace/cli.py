@@ -16,6 +16,7 @@ from typing import IO, Any, NoReturn, TextIO
 import click
 
 from tcptrace import __version__
+from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import TcptraceError
 
@@ -60,9 +61,9 @@ def cli() -> None:
               help="Write the report to FILE instead of stdout.")
 @click.option("--filter", "filter_", metavar="EXPR",
               help='Analyze only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
-@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+@click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
-@click.option("--linger", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("--linger", type=FiniteFloat(), default=0.5, show_default=True,
               help="Seconds (capture time) an ended connection still collects late segments "
                    "(later ones are counted as after_close).")
 @click.option("--max-flows", type=click.IntRange(min=1), default=1_000_000, show_default=True,

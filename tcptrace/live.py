@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import click
 
+from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.engine import Analysis, Options
 from tcptrace.report.formats import Writer, render_summary, writer_for
@@ -36,7 +37,7 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
               help="Capture filter (pcap-filter(7) syntax), applied in the kernel.")
 @click.option("--filter", "filter_", metavar="EXPR",
               help="Analyze only matching segments (as for `analyze`).")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds.")
 @click.option("-c", "--count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N captured packets.")
@@ -46,11 +47,11 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
               show_default=True, help="Report format (each connection as it ends).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of stdout.")
-@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+@click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
-@click.option("--linger", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--linger", type=FiniteFloat(), default=1.0, show_default=True,
               help="Seconds an ended connection still collects late segments before its row.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+@click.option("--idle-timeout", type=FiniteFloat(min=0, min_open=True), default=300.0,
               show_default=True, help="Report a connection silent for this many seconds.")
 @click.option("--max-flows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Cap on connections held at once; the longest idle are evicted first.")

@@ -130,3 +130,19 @@ def test_empty_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[st
     empty.write_bytes(b"")
     code, _, err = run_cli(capsys, "analyze", str(empty))
     assert code == 2 and err == f"tcptrace: error: {empty}: empty file\n"
+
+
+@pytest.mark.parametrize("args", [
+    ("--linger", "inf"), ("--linger", "nan"), ("--msl", "1e300"), ("--msl", "-inf"),
+    ("--msl", "NaN"),
+])
+def test_durations_must_be_finite_and_sane(capsys: pytest.CaptureFixture[str],
+                                           args: tuple[str, str]) -> None:
+    """inf, nan or 1e300 seconds: a one-line usage error and exit 2 (the Python engine raised
+    OverflowError on them; the native one took them silently)."""
+    for engine in ("native", "python"):
+        code, out, err = run_cli(capsys, "analyze", str(LINUX / "client_close.pcap"),
+                                 "--engine", engine, *args)
+        assert code == 2 and out == ""
+        assert err.startswith(f"tcptrace: error: Invalid value for '{args[0]}': ")
+        assert err.count("\n") == 1

@@ -13,6 +13,7 @@ import click
 from tcptrace.check.evaluate import evaluate
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
+from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.engine import Analysis, Options
 
@@ -48,9 +49,9 @@ def _flag_rules(flags: dict[str, Any]) -> list[Rule]:
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-r", "--rules", "rules_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Rules file (TOML, see docs/check.md); combines with the rule flags.")
-@click.option("--max-handshake-ms", type=click.FloatRange(min=0), metavar="MS",
+@click.option("--max-handshake-ms", type=FiniteFloat(), metavar="MS",
               help="Every connection's set-up time (handshake.setup_ms) is at most MS.")
-@click.option("--max-handshake-p99-ms", type=click.FloatRange(min=0), metavar="MS",
+@click.option("--max-handshake-p99-ms", type=FiniteFloat(), metavar="MS",
               help="The p99 handshake round trip (handshake.rtt_ms) is at most MS.")
 @click.option("--max-syn-retransmits", type=click.IntRange(min=0), metavar="N",
               help="No connection retransmits its SYN more than N times.")
@@ -75,7 +76,7 @@ def _flag_rules(flags: dict[str, Any]) -> list[Rule]:
               help="Offenders listed per rule in text and github output (0: all).")
 @click.option("--filter", "filter_", metavar="EXPR",
               help='Check only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
-@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+@click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
 @click.pass_context

@@ -13,6 +13,7 @@ import sys
 import click
 
 from tcptrace.analyzers.trace import NAME, Trace, tracer_factory
+from tcptrace.clitypes import FiniteFloat
 from tcptrace.connection import Connection
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.engine import Analysis, Options
@@ -80,7 +81,7 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The HTML file to write.")
 @click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
-@click.option("--msl", type=click.FloatRange(min=0), default=DEFAULT_MSL_S, show_default=True,
+@click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,
               show_default=True, help="Segments kept per connection for its diagrams.")
