@@ -144,28 +144,21 @@ fn apply(
 /// Apply the inbox events `side` has seen: all of them, or those whose TSval it echoes
 /// (RFC 7323: TSecr carries the newest TSval it received).
 fn flush_inbox(side: &mut Side, analyzers: &mut Analyzers, role: Role, tsecr: Option<u32>) {
-    let inbox = std::mem::take(&mut side.inbox);
-    let mut keep = Vec::new();
-    for waiting in inbox.iter().copied() {
-        let (tsval, ts_ns, event) = waiting;
-        if tsecr.is_none_or(|ecr| seq_diff(tsval, ecr) <= 0) {
-            let at = side
-                .machine
-                .history
-                .last()
-                .map_or(ts_ns, |&(last, _)| ts_ns.max(last));
-            apply(&mut side.machine, analyzers, role, event, at);
-        } else {
-            keep.push(waiting);
+    // in place, in order: the inbox keeps its buffer and the waiting events need no new one
+    let mut inbox = std::mem::take(&mut side.inbox);
+    inbox.retain(|&(tsval, ts_ns, event)| {
+        if tsecr.is_some_and(|ecr| seq_diff(tsval, ecr) > 0) {
+            return true;
         }
-    }
-    side.inbox = if keep.is_empty() {
-        let mut reuse = inbox;
-        reuse.clear();
-        reuse
-    } else {
-        keep
-    };
+        let at = side
+            .machine
+            .history
+            .last()
+            .map_or(ts_ns, |&(last, _)| ts_ns.max(last));
+        apply(&mut side.machine, analyzers, role, event, at);
+        false
+    });
+    side.inbox = inbox;
 }
 
 /// The stream consumer of one direction: hands data and gaps to the analyzers.

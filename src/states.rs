@@ -296,6 +296,15 @@ impl EndpointMachine {
     /// Assume a state without an event: a capture that begins mid-connection.
     pub fn start(&mut self, ts_ns: i64, state: TcpState) {
         self.state = state;
+        self.enter(ts_ns, state);
+    }
+
+    /// One allocation for a whole life: a side that opens and closes goes through five
+    /// states (the default growth, 4 then 8, took two).
+    fn enter(&mut self, ts_ns: i64, state: TcpState) {
+        if self.history.capacity() == 0 {
+            self.history.reserve_exact(6);
+        }
         self.history.push((ts_ns, state));
     }
 
@@ -309,7 +318,7 @@ impl EndpointMachine {
             Some(target) if target == self.state => false,
             Some(target) => {
                 self.state = target;
-                self.history.push((ts_ns, target));
+                self.enter(ts_ns, target);
                 true
             }
         }

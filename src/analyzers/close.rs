@@ -39,6 +39,7 @@ pub struct CloseAnalyzer {
 }
 
 impl Analyzer for CloseAnalyzer {
+    #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
         match *event {
             ConnEvent::Arrived { role, ts_ns } => self.sides[role.index()].last_ns = ts_ns,

@@ -49,6 +49,7 @@ pub struct HandshakeAnalyzer {
 }
 
 impl Analyzer for HandshakeAnalyzer {
+    #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
         match *event {
             ConnEvent::Syn {

@@ -266,8 +266,11 @@ fn last_headers<'a, const N: usize>(head: &'a [u8], names: [&[u8]; N]) -> [Optio
             break;
         };
         let after = head.get(at + 1..).unwrap_or_default();
+        // most lines differ in the first byte: test it before the whole name
+        let first = after.first().map(u8::to_ascii_lowercase);
         for (slot, name) in found.iter_mut().zip(names) {
             if slot.is_none()
+                && first == name.first().copied()
                 && after.len() >= name.len()
                 && after[..name.len()].eq_ignore_ascii_case(name)
             {

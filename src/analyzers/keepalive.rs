@@ -28,6 +28,7 @@ pub struct KeepaliveAnalyzer {
 }
 
 impl Analyzer for KeepaliveAnalyzer {
+    #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
         let ConnEvent::Segment {
             role,

@@ -11,6 +11,7 @@ pub struct ReuseAnalyzer {
 }
 
 impl Analyzer for ReuseAnalyzer {
+    #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
         match *event {
             ConnEvent::StreamData {

@@ -43,6 +43,7 @@ pub struct RstAnalyzer {
 }
 
 impl Analyzer for RstAnalyzer {
+    #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
         if let ConnEvent::Rst {
             role,
