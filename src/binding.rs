@@ -94,6 +94,8 @@ struct Run {
     spool: Option<JsonSpool>,
     rows: Vec<TableRow>,
     executed: bool,
+    /// Where the report goes, from `execute` on.
+    sink: Option<Sink>,
 }
 
 #[pymethods]
@@ -137,6 +139,7 @@ impl Run {
             spool,
             rows: Vec::new(),
             executed: false,
+            sink: None,
         })
     }
 
@@ -147,10 +150,13 @@ impl Run {
     }
 
     /// Read the captures, writing jsonl/csv bytes through `write` as connections end
-    /// (json and table are held until the end). Raises tcptrace.errors.CaptureError for an
-    /// unreadable capture and tcptrace.errors.EngineFailure for a panic (after writing
-    /// what was read); an exception raised by `write` propagates as it is.
-    fn execute(&mut self, py: Python<'_>, write: Py<PyAny>) -> PyResult<()> {
+    /// (json and table are held until the end). `out` is where the report goes: a path
+    /// (the file is written by Rust, truncated first), "-" for the process's standard output
+    /// (Python's own buffer flushed first), or a `write` callable (a stream Python replaced).
+    /// Raises tcptrace.errors.CaptureError for an unreadable capture and
+    /// tcptrace.errors.EngineFailure for a panic (after writing what was read); an error
+    /// writing the output propagates (OSError, or what `write` raised).
+    fn execute(&mut self, py: Python<'_>, out: &Bound<'_, PyAny>) -> PyResult<()> {
         if self.executed {
             return Err(PyRuntimeError::new_err("a Run executes once"));
         }
@@ -162,8 +168,10 @@ impl Run {
             summary,
             spool,
             rows,
+            sink,
             ..
         } = self;
+        let out = sink.insert(Sink::of(out)?);
         let mut failure: Option<PyErr> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
@@ -181,12 +189,12 @@ impl Run {
                     Format::Table => rows.push(TableRow::of(&record)),
                 }
                 if buf.len() >= FLUSH_BYTES {
-                    flush(&write, &mut buf, &mut failure)?;
+                    out.write(&mut buf, &mut failure)?;
                 }
                 Ok(())
             });
             // what was written before a failure stays written
-            let flushed = flush(&write, &mut buf, &mut failure);
+            let flushed = out.write(&mut buf, &mut failure);
             match outcome {
                 Ok(()) => flushed.map_err(RunError::Emit),
                 Err(e) => Err(e),
@@ -256,31 +264,114 @@ impl Run {
     }
 
     /// The json document's connections, in id order, from the spool: everything after
-    /// `"connections": ` to the end of the document.
-    fn write_connections(&mut self, py: Python<'_>, write: Py<PyAny>) -> PyResult<()> {
+    /// `"connections": ` to the end of the document, to the run's output.
+    fn write_connections(&mut self, py: Python<'_>) -> PyResult<()> {
         let Some(spool) = self.spool.take() else {
             return Err(PyRuntimeError::new_err("not a json run"));
         };
-        let mut out: Vec<u8> = Vec::new();
+        let Some(out) = self.sink.as_mut() else {
+            return Err(PyRuntimeError::new_err("write_connections before execute"));
+        };
+        let mut buf: Vec<u8> = Vec::new();
         let mut failure = None;
-        let mut sink = ChunkedSink {
-            write: &write,
-            buf: &mut out,
+        let mut chunked = ChunkedSink {
+            out,
+            buf: &mut buf,
             failure: &mut failure,
         };
-        let done = py.detach(|| spool.finish(&mut sink));
-        let rest = flush(&write, &mut out, &mut failure);
+        let done = py.detach(|| spool.finish(&mut chunked));
+        let rest = match self.sink.as_mut() {
+            Some(out) => out.write(&mut buf, &mut failure),
+            None => Ok(()),
+        };
         if let Some(err) = failure {
             return Err(err);
         }
         done.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         rest.map_err(PyRuntimeError::new_err)
     }
+
+    /// Bytes Python made (the json document's head, the table) to the run's output, in order.
+    fn write(&mut self, data: &[u8]) -> PyResult<()> {
+        let Some(out) = self.sink.as_mut() else {
+            return Err(PyRuntimeError::new_err("write before execute"));
+        };
+        let mut buf = data.to_vec();
+        let mut failure = None;
+        out.write(&mut buf, &mut failure)
+            .map_err(|message| failure.unwrap_or_else(|| PyRuntimeError::new_err(message)))
+    }
+}
+
+/// Where a report's bytes go. Rust writes files and the standard output itself (no bytes
+/// object per megabyte, no call into Python); a stream Python replaced (a test's capture)
+/// gets them through its `write`.
+enum Sink {
+    File(std::fs::File),
+    Stdout,
+    Python(Py<PyAny>),
+}
+
+impl Sink {
+    fn of(out: &Bound<'_, PyAny>) -> PyResult<Sink> {
+        if let Ok(path) = out.extract::<std::path::PathBuf>() {
+            if path.as_os_str() == "-" {
+                return Ok(Sink::Stdout);
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(|e| os_error(out.py(), e, &path))?;
+            return Ok(Sink::File(file));
+        }
+        Ok(Sink::Python(out.clone().unbind()))
+    }
+
+    /// Write and empty `buf`; an error is kept in `failure` (as Python raised it).
+    fn write(&mut self, buf: &mut Vec<u8>, failure: &mut Option<PyErr>) -> Result<(), String> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        use std::io::Write;
+        let result = match self {
+            Sink::File(file) => file.write_all(buf).map_err(PyErr::from),
+            Sink::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(buf)
+                    .and_then(|()| stdout.flush())
+                    .map_err(PyErr::from)
+            }
+            Sink::Python(write) => {
+                Python::attach(|py| write.call1(py, (PyBytes::new(py, buf),)).map(|_| ()))
+            }
+        };
+        buf.clear();
+        result.map_err(|err| {
+            let message = err.to_string();
+            *failure = Some(err);
+            message
+        })
+    }
+}
+
+/// An OSError as Python's open() raises it (errno, strerror, filename), so the command line
+/// reports "PATH: strerror" as for any file it cannot write.
+fn os_error(py: Python<'_>, err: std::io::Error, path: &std::path::Path) -> PyErr {
+    let errno = err.raw_os_error().unwrap_or(0);
+    let strerror = py
+        .import("os")
+        .and_then(|os| os.getattr("strerror")?.call1((errno,)))
+        .and_then(|s| s.extract::<String>())
+        .unwrap_or_else(|_| err.to_string());
+    PyErr::new::<pyo3::exceptions::PyOSError, _>((errno, strerror, path.to_path_buf()))
 }
 
 /// An io::Write that hands its bytes to Python's `write` about once per FLUSH_BYTES.
 struct ChunkedSink<'a> {
-    write: &'a Py<PyAny>,
+    out: &'a mut Sink,
     buf: &'a mut Vec<u8>,
     failure: &'a mut Option<PyErr>,
 }
@@ -289,27 +380,15 @@ impl std::io::Write for ChunkedSink<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= FLUSH_BYTES {
-            flush(self.write, self.buf, self.failure).map_err(std::io::Error::other)?;
+            self.out
+                .write(self.buf, self.failure)
+                .map_err(std::io::Error::other)?;
         }
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Hand `buf` to Python's `write` (taking the GIL for the call) and empty it.
-fn flush(write: &Py<PyAny>, buf: &mut Vec<u8>, failure: &mut Option<PyErr>) -> Result<(), String> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let result = Python::attach(|py| write.call1(py, (PyBytes::new(py, buf),)).map(|_| ()));
-    buf.clear();
-    result.map_err(|err| {
-        let message = err.to_string();
-        *failure = Some(err);
-        message
-    })
 }
 
 /// An exception of tcptrace.errors (the CLI turns them into one line and exit status 2).

@@ -129,26 +129,33 @@ def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str
         tree = parse_filter(filter_)
     watch = None if quiet else _progress_watch(paths)
     warnings: list[str] = []
-    out: IO[bytes] = open(output, "wb") if output else _stdout_bytes()  # noqa: SIM115
+    if output:
+        open(output, "wb").close()  # an unwritable -o fails here, before any reading
+    out = output or _stdout()
     try:
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, watch=watch)
     finally:
-        if output:
-            out.close()
-        else:
+        if not isinstance(out, str):
             out.flush()
         if not quiet:
             for warning in warnings:
                 click.echo(f"tcptrace: warning: {warning}", err=True)
 
 
-def _stdout_bytes() -> IO[bytes]:
-    """The binary stream under stdout (text written before is flushed first)."""
+def _stdout() -> str | IO[bytes]:
+    """Where the report goes without -o: "-" (the engine writes the process's standard output
+    itself) when sys.stdout is that, else the binary stream under the sys.stdout a caller put
+    in its place. Text written before is flushed first."""
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         raise TcptraceError("standard output is closed; use -o FILE")
-    sys.stdout.flush()
-    return sys.stdout.buffer
+    stdout = sys.stdout
+    stdout.flush()
+    try:
+        real = stdout.fileno() == 1 and stdout is sys.__stdout__
+    except (AttributeError, ValueError, OSError):
+        real = False
+    return "-" if real else stdout.buffer
 
 
 def _progress_watch(paths: list[str]) -> Callable[..., Any] | None:

@@ -29,10 +29,13 @@ def available() -> bool:
     return True
 
 
-def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = None,
+def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: Any = None,
             msl_s: float, linger_s: float, max_flows: int,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
+
+    `out`: a path, which the engine writes itself ("-": the standard output, Python's
+    buffer flushed first), or a binary stream (one Python replaced, as tests do).
 
     `watch`, if given, is a context manager factory polling (bytes read, frames) for a
     progress bar while the run reads. A native engine failure still writes everything read
@@ -45,12 +48,13 @@ def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = No
                       int(panic_at) if panic_at else None)
     failure: EngineFailure | None = None
     progress = run.progress()
+    sink = out if isinstance(out, str) else out.write
     try:
         if watch is not None:
             with watch(lambda: (progress.bytes, progress.frames)):
-                run.execute(out.write)
+                run.execute(sink)
         else:
-            run.execute(out.write)
+            run.execute(sink)
     except EngineFailure as exc:
         failure = exc
     summary, source = run.summary(), run.source_report()
@@ -58,13 +62,13 @@ def analyze(paths: list[str], fmt: str, out: IO[bytes], *, filter_tree: Any = No
         import json
 
         head = json.dumps({"source": source, "summary": summary, "connections": []}, indent=2)
-        out.write(head[: -len("[]\n}")].encode())
-        run.write_connections(out.write)
+        run.write(head[: -len("[]\n}")].encode())
+        run.write_connections()
     elif fmt == "table":
         from tcptrace.report.text import render_summary, render_table
 
-        out.write(render_table([_cells(row) for row in run.rows()]).encode())
-        out.write(render_summary(summary, source).encode())
+        run.write(render_table([_cells(row) for row in run.rows()]).encode())
+        run.write(render_summary(summary, source).encode())
     if failure is not None:
         raise failure
     return list(run.warnings())
