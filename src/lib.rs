@@ -6,6 +6,9 @@
 //! `model` (the connection record) -> `writers` (jsonl, json, csv bytes and the summary) ->
 //! `engine` (the pipeline for one run). `binding` is the only module that knows Python.
 
+// No unsafe code in the engine; the binding layer may need it (PyO3's generated code).
+#![deny(unsafe_code)]
+
 pub mod analyzers;
 pub mod connection;
 pub mod decode;
@@ -21,4 +24,5 @@ pub mod states;
 pub mod writers;
 
 #[cfg(feature = "python")]
+#[allow(unsafe_code)]
 mod binding;
