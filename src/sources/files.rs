@@ -81,7 +81,7 @@ impl FileReader {
         }
         let next = match &mut self.state {
             State::Pcap(reader) => Ok(reader.next_piece(stats, piece)),
-            State::Pcapng(reader) => reader.next_batch(stats).map(|b| b.map(|b| (b, true))),
+            State::Pcapng(reader) => reader.next_piece(stats, piece),
             State::Unopened(_) | State::Done => return Ok(None),
         };
         match next {

@@ -613,6 +613,83 @@ mod tests {
         }
     }
 
+    /// A little-endian pcapng file: a section, one interface, `n` EPBs of `size` bytes
+    /// (every 7th an SPB, every 11th a block too short for its type).
+    fn synthetic_pcapng(n: u32, size: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+            let len = 12 + body.len().div_ceil(4) as u32 * 4;
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len() + (4 - body.len() % 4) % 4, 0);
+            out.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = vec![0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        shb.extend_from_slice(&[0xff; 8]);
+        block(&mut out, 0x0a0d_0d0a, &shb);
+        block(&mut out, 1, &[1, 0, 0, 0, 0, 0, 1, 0]);
+        for i in 0..n {
+            let mut body = Vec::new();
+            if i % 11 == 5 {
+                block(&mut out, 6, &[0; 8]);
+                continue;
+            }
+            if i % 7 == 3 {
+                body.extend_from_slice(&size.to_le_bytes());
+                body.extend(std::iter::repeat_n(i as u8, size as usize));
+                block(&mut out, 3, &body);
+                continue;
+            }
+            let ts = 1_700_000_000_000_000u64 + u64::from(i);
+            for v in [0, (ts >> 32) as u32, ts as u32, size, size + 4] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend(std::iter::repeat_n(i as u8, size as usize));
+            block(&mut out, 6, &body);
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_pieces_make_the_same_batches() {
+        let bytes = synthetic_pcapng(9000, 1001);
+        let (batches, stats, _) = frames_of_bytes(&bytes);
+        let lens: Vec<usize> = batches.iter().map(FrameBatch::len).collect();
+        assert_eq!(lens, vec![8099, 83]);
+        assert_eq!(stats.skipped("bad_block"), 818);
+        // an impossible block length mid-chunk, then in the second chunk: the offsets of
+        // block 5000 and 8500 (48 bytes of SHB and IDB; EPB 1036, SPB 1020, short 20 bytes)
+        let offset = |k: u32| -> usize {
+            48 + (0..k)
+                .map(|i| match (i % 11 == 5, i % 7 == 3) {
+                    (true, _) => 20,
+                    (false, true) => 1020,
+                    (false, false) => 1036,
+                })
+                .sum::<usize>()
+        };
+        let mut damaged = Vec::new();
+        for k in [5000, 8500] {
+            let mut d = bytes.clone();
+            let at = offset(k) + 4;
+            d[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+            damaged.push(d);
+        }
+        let (_, stats, _) = frames_of_bytes(&damaged[0]);
+        assert_eq!(stats.skipped("corrupt_block"), 1);
+        let cases: Vec<(&str, &[u8])> = vec![
+            ("pcapng", &bytes),
+            ("pcapng cut", &bytes[..bytes.len() - 9]),
+            ("pcapng cut after a chunk", &bytes[..CHUNK_END + 3]),
+            ("pcapng damaged", &damaged[0]),
+            ("pcapng damaged late", &damaged[1]),
+        ];
+        for (what, bytes) in cases {
+            assert_pieces_make_the_batches(bytes, what);
+        }
+    }
+
     /// A file that ends exactly where its first chunk does.
     const CHUNK_END: usize = chunks::CHUNK;
 
