@@ -249,6 +249,14 @@ impl FlowTable {
         let Some(latest) = segs.iter().map(|s| s.ts_ns).max() else {
             return;
         };
+        self.feed_segments(segs, data);
+        self.end_slice(latest);
+    }
+
+    /// Run segments (offsets into `data`) through their connections in capture order,
+    /// without sweeping: part of a slice that `end_slice` ends (a slice may span several
+    /// read pieces). Nothing here keeps a reference into `data`.
+    pub fn feed_segments(&mut self, segs: &[Segment], data: &[u8]) {
         for seg in segs {
             self.current_frame = seg.frame_index;
             let src_first = canonical_first(seg);
@@ -278,6 +286,11 @@ impl FlowTable {
                 }
             }
         }
+    }
+
+    /// End a slice whose latest segment timestamp is `latest`: the clock moves on to it
+    /// and the table sweeps.
+    pub fn end_slice(&mut self, latest: i64) {
         self.now_ns = self.now_ns.max(latest);
         self.sweep();
     }

@@ -62,6 +62,17 @@ impl FileReader {
         &mut self,
         stats: &mut SourceStats,
     ) -> Result<Option<FrameBatch>, CaptureError> {
+        Ok(self.next_piece(stats, usize::MAX)?.map(|(batch, _)| batch))
+    }
+
+    /// The next piece of a batch, read about `piece` bytes at a time where the format
+    /// allows it (a plain pcap file; else whole batches), and whether it ends its batch
+    /// (see `PcapReader::next_piece`). None when the file is done.
+    pub fn next_piece(
+        &mut self,
+        stats: &mut SourceStats,
+        piece: usize,
+    ) -> Result<Option<(FrameBatch, bool)>, CaptureError> {
         if let State::Unopened(_) = self.state {
             let State::Unopened(raw) = std::mem::replace(&mut self.state, State::Done) else {
                 return Ok(None);
@@ -69,12 +80,12 @@ impl FileReader {
             self.state = self.start(raw, stats)?;
         }
         let next = match &mut self.state {
-            State::Pcap(reader) => Ok(reader.next_batch(stats)),
-            State::Pcapng(reader) => reader.next_batch(stats),
+            State::Pcap(reader) => Ok(reader.next_piece(stats, piece)),
+            State::Pcapng(reader) => reader.next_piece(stats, piece),
             State::Unopened(_) | State::Done => return Ok(None),
         };
         match next {
-            Ok(Some(batch)) => Ok(Some(batch)),
+            Ok(Some(piece)) => Ok(Some(piece)),
             Ok(None) => {
                 let error = match &mut self.state {
                     State::Pcap(reader) => reader.take_error(),

@@ -84,6 +84,30 @@ impl Captures {
         next
     }
 
+    /// The next piece of a batch and whether it ends its batch: a single file is read
+    /// about `piece` bytes at a time where its format allows it (see
+    /// `FileReader::next_piece`), so that the bytes are still in the CPU cache when they
+    /// are decoded; a merge yields whole batches. The batches are the ones `next_batch`
+    /// gives, cut into pieces. None when every file is done.
+    pub fn next_piece(
+        &mut self,
+        stats: &mut SourceStats,
+        piece: usize,
+    ) -> Result<Option<(FrameBatch, bool)>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = if self.readers.len() == 1 {
+            self.readers[0].next_piece(stats, piece)
+        } else {
+            self.merge_step(stats).map(|b| b.map(|b| (b, true)))
+        };
+        if !matches!(next, Ok(Some(_))) {
+            self.done = true;
+        }
+        next
+    }
+
     /// One round of the merge: refill the files whose pending frames ran out, then hand on
     /// every frame up to the watermark.
     fn merge_step(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
@@ -480,6 +504,194 @@ mod tests {
             ]
         );
     }
+
+    /// The frames of each batch, with their bytes, in order.
+    type Shape = Vec<Vec<(Frame, Vec<u8>)>>;
+
+    fn shape_of(batch: &FrameBatch) -> Vec<(Frame, Vec<u8>)> {
+        (0..batch.len())
+            .map(|i| {
+                let f = Frame {
+                    offset: 0,
+                    ..batch.frames[i]
+                };
+                (f, batch.bytes(i).to_vec())
+            })
+            .collect()
+    }
+
+    /// Batches gathered from pieces of `piece` bytes, with the stats.
+    fn batches_from_pieces(bytes: &[u8], piece: usize) -> (Shape, SourceStats, usize) {
+        let mut captures =
+            Captures::from_readers(vec![FileReader::from_bytes(bytes.to_vec(), "fuzz")]);
+        let mut stats = SourceStats::default();
+        let mut batches = Vec::new();
+        let mut current = Vec::new();
+        let mut pieces = 0;
+        while let Ok(Some((piece, ends))) = captures.next_piece(&mut stats, piece) {
+            pieces += 1;
+            current.extend(shape_of(&piece));
+            if ends {
+                assert!(!current.is_empty(), "a batch ends that had no frames");
+                batches.push(std::mem::take(&mut current));
+            }
+        }
+        assert!(current.is_empty(), "the last batch did not end");
+        (batches, stats, pieces)
+    }
+
+    fn assert_pieces_make_the_batches(bytes: &[u8], what: &str) {
+        let (batches, stats, error) = frames_of_bytes(bytes);
+        let whole: Shape = batches.iter().map(shape_of).collect();
+        for piece in [1, 17, 100, 1000, 4096, 65536, 1 << 20] {
+            let (pieced, pieced_stats, _) = batches_from_pieces(bytes, piece);
+            assert_eq!(pieced, whole, "{what}, pieces of {piece}");
+            assert_eq!(pieced_stats.frames, stats.frames, "{what}");
+            assert_eq!(pieced_stats.skipped, stats.skipped, "{what}");
+            assert_eq!(pieced_stats.warnings, stats.warnings, "{what}");
+            if error.is_some() {
+                // an error ends the pieces as it ends the batches
+                let mut captures =
+                    Captures::from_readers(vec![FileReader::from_bytes(bytes.to_vec(), "fuzz")]);
+                let mut s = SourceStats::default();
+                let end = loop {
+                    match captures.next_piece(&mut s, piece) {
+                        Ok(Some(_)) => {}
+                        other => break other.map(|_| ()),
+                    }
+                };
+                assert_eq!(end.err(), error, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_make_the_same_batches() {
+        // several chunks, records cut at chunk and piece ends, batches capped at MAX_FRAMES,
+        // a truncated last record, a damaged record header mid-chunk
+        let small = synthetic_pcap(40000, 60);
+        let large = synthetic_pcap(9000, 1000);
+        let flood = synthetic_pcap(150_000, 40);
+        let mut damaged = large.clone();
+        let at = 24 + 5000 * 1016 + 8;
+        damaged[at..at + 4].copy_from_slice(&(pcap::MAX_RECORD * 20).to_le_bytes());
+        let mut damaged_late = large.clone();
+        let at = 24 + 8300 * 1016 + 8;
+        damaged_late[at..at + 4].copy_from_slice(&(pcap::MAX_RECORD * 20).to_le_bytes());
+        let cases: Vec<(&str, &[u8])> = vec![
+            ("small", &small),
+            ("small cut", &small[..small.len() - 10]),
+            ("large", &large),
+            ("large cut", &large[..large.len() - 10]),
+            ("large cut at a chunk", &large[..CHUNK_END]),
+            ("flood", &flood),
+            ("damaged", &damaged),
+            ("damaged late", &damaged_late),
+        ];
+        for (what, bytes) in cases {
+            assert_pieces_make_the_batches(bytes, what);
+        }
+        let (batches, stats, pieces) = batches_from_pieces(&damaged, 65536);
+        let lens: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!((lens, pieces), (vec![5000], 79));
+        assert_eq!(stats.skipped("corrupt_record"), 1);
+        let (batches, _, pieces) = batches_from_pieces(&flood, 1 << 20);
+        let lens: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(
+            (lens, pieces),
+            (vec![32768, 32768, 32768, 32768, 18_724, 204], 14)
+        );
+        for name in [
+            "ref_eth_us_le.pcap",
+            "ref_eth_ns_be.pcap",
+            "ref_truncated.pcap",
+            "ref_multi_if.pcapng",
+            "ref_eth.pcap.gz",
+        ] {
+            let bytes = std::fs::read(crafted(name)).unwrap();
+            assert_pieces_make_the_batches(&bytes, name);
+        }
+    }
+
+    /// A little-endian pcapng file: a section, one interface, `n` EPBs of `size` bytes
+    /// (every 7th an SPB, every 11th a block too short for its type).
+    fn synthetic_pcapng(n: u32, size: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+            let len = 12 + body.len().div_ceil(4) as u32 * 4;
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(body);
+            out.resize(out.len() + (4 - body.len() % 4) % 4, 0);
+            out.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = vec![0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        shb.extend_from_slice(&[0xff; 8]);
+        block(&mut out, 0x0a0d_0d0a, &shb);
+        block(&mut out, 1, &[1, 0, 0, 0, 0, 0, 1, 0]);
+        for i in 0..n {
+            let mut body = Vec::new();
+            if i % 11 == 5 {
+                block(&mut out, 6, &[0; 8]);
+                continue;
+            }
+            if i % 7 == 3 {
+                body.extend_from_slice(&size.to_le_bytes());
+                body.extend(std::iter::repeat_n(i as u8, size as usize));
+                block(&mut out, 3, &body);
+                continue;
+            }
+            let ts = 1_700_000_000_000_000u64 + u64::from(i);
+            for v in [0, (ts >> 32) as u32, ts as u32, size, size + 4] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend(std::iter::repeat_n(i as u8, size as usize));
+            block(&mut out, 6, &body);
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_pieces_make_the_same_batches() {
+        let bytes = synthetic_pcapng(9000, 1001);
+        let (batches, stats, _) = frames_of_bytes(&bytes);
+        let lens: Vec<usize> = batches.iter().map(FrameBatch::len).collect();
+        assert_eq!(lens, vec![8099, 83]);
+        assert_eq!(stats.skipped("bad_block"), 818);
+        // an impossible block length mid-chunk, then in the second chunk: the offsets of
+        // block 5000 and 8500 (48 bytes of SHB and IDB; EPB 1036, SPB 1020, short 20 bytes)
+        let offset = |k: u32| -> usize {
+            48 + (0..k)
+                .map(|i| match (i % 11 == 5, i % 7 == 3) {
+                    (true, _) => 20,
+                    (false, true) => 1020,
+                    (false, false) => 1036,
+                })
+                .sum::<usize>()
+        };
+        let mut damaged = Vec::new();
+        for k in [5000, 8500] {
+            let mut d = bytes.clone();
+            let at = offset(k) + 4;
+            d[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+            damaged.push(d);
+        }
+        let (_, stats, _) = frames_of_bytes(&damaged[0]);
+        assert_eq!(stats.skipped("corrupt_block"), 1);
+        let cases: Vec<(&str, &[u8])> = vec![
+            ("pcapng", &bytes),
+            ("pcapng cut", &bytes[..bytes.len() - 9]),
+            ("pcapng cut after a chunk", &bytes[..CHUNK_END + 3]),
+            ("pcapng damaged", &damaged[0]),
+            ("pcapng damaged late", &damaged[1]),
+        ];
+        for (what, bytes) in cases {
+            assert_pieces_make_the_batches(bytes, what);
+        }
+    }
+
+    /// A file that ends exactly where its first chunk does.
+    const CHUNK_END: usize = chunks::CHUNK;
 
     #[test]
     fn no_panic_on_damaged_prefixes() {

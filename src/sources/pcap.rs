@@ -46,7 +46,12 @@ pub struct PcapReader {
     /// The chunk being walked and the walk's state in it.
     buf: Option<Arc<Vec<u8>>>,
     end: usize,
-    full: bool,
+    /// The buffer holds the chunk up to its end (no more pieces of it to read).
+    chunk_read: bool,
+    /// Frames of the current batch in earlier pieces.
+    batch_frames: usize,
+    /// The last walk stopped at the batch's MAX_FRAMES.
+    capped: bool,
     damaged: bool,
     done: bool,
 }
@@ -65,7 +70,9 @@ impl PcapReader {
             limit: MAX_RECORD,
             buf: None,
             end: 0,
-            full: false,
+            chunk_read: false,
+            batch_frames: 0,
+            capped: false,
             damaged: false,
             done: true,
         };
@@ -95,6 +102,21 @@ impl PcapReader {
 
     /// The next batch, None at the end of the file or at a damaged record header.
     pub fn next_batch(&mut self, stats: &mut SourceStats) -> Option<FrameBatch> {
+        // pieces as large as a chunk: every piece is a whole batch
+        self.next_piece(stats, usize::MAX).map(|(batch, _)| batch)
+    }
+
+    /// The next piece of a batch, read at most `piece` bytes at a time (more when a record
+    /// is longer), and whether it ends its batch; None at the end of the file or at a
+    /// damaged record header. Chunks and batches are the same whatever the piece size: a
+    /// chunk holds the records that end within it, a batch at most MAX_FRAMES of them. A
+    /// piece that ends a batch may be empty (the batch's last frames came in an earlier
+    /// piece).
+    pub fn next_piece(
+        &mut self,
+        stats: &mut SourceStats,
+        piece: usize,
+    ) -> Option<(FrameBatch, bool)> {
         if self.done {
             return None;
         }
@@ -102,25 +124,41 @@ impl PcapReader {
             let buf = match &self.buf {
                 Some(buf) => Arc::clone(buf),
                 None => {
-                    let buf = self.chunks.read();
+                    let (buf, whole) = self.chunks.first_piece(piece);
                     if buf.is_empty() {
                         self.done = true;
                         return None;
                     }
                     self.end = 0;
-                    self.full = true;
+                    self.batch_frames = 0;
+                    self.chunk_read = whole;
                     self.damaged = false;
                     let buf = Arc::new(buf);
                     self.buf = Some(Arc::clone(&buf));
                     buf
                 }
             };
-            while self.full && !self.damaged {
+            if !self.damaged {
                 let frames = self.walk(&buf);
                 if !frames.is_empty() {
                     stats.frames += frames.len() as u64;
-                    return Some(FrameBatch { data: buf, frames });
+                    let ends = self.capped || self.damaged || self.chunk_read;
+                    self.batch_frames = if ends {
+                        0
+                    } else {
+                        self.batch_frames + frames.len()
+                    };
+                    return Some((FrameBatch { data: buf, frames }, ends));
                 }
+            }
+            if (self.damaged || self.chunk_read) && self.batch_frames > 0 {
+                // the batch's last frames came in an earlier piece
+                self.batch_frames = 0;
+                let empty = FrameBatch {
+                    data: buf,
+                    frames: Vec::new(),
+                };
+                return Some((empty, true));
             }
             self.buf = None;
             if self.damaged {
@@ -138,6 +176,20 @@ impl PcapReader {
                 self.done = true;
                 return None;
             }
+            if !self.chunk_read {
+                // the rest of the chunk, from the record the piece cut on
+                let rest = buf.get(self.end..).unwrap_or_default();
+                let record = if rest.len() >= 16 {
+                    16 + self.incl_len(rest) as usize
+                } else {
+                    16
+                };
+                let (next, whole) = self.chunks.next_piece(buf, self.end, piece.max(record));
+                self.end = 0;
+                self.chunk_read = whole;
+                self.buf = Some(Arc::new(next));
+                continue;
+            }
             let done = self.chunks.consumed(&buf, self.end, stats);
             self.chunks.recycle(buf);
             if done {
@@ -147,16 +199,17 @@ impl PcapReader {
         }
     }
 
-    /// The complete records of `buf` from `self.end` on, at most MAX_FRAMES of them; sets
-    /// `end` past them, `damaged` at an impossible length, and `full` when the cap stopped
-    /// the walk and more complete records may follow.
+    /// The complete records of `buf` from `self.end` on, up to the batch's MAX_FRAMES; sets
+    /// `end` past them, `damaged` at an impossible length, and `capped` when the cap
+    /// stopped the walk.
     fn walk(&mut self, buf: &[u8]) -> Vec<Frame> {
+        let cap = MAX_FRAMES.saturating_sub(self.batch_frames);
         // every record takes at least its 16-byte header: no regrowth while walking
         let room = buf.len().saturating_sub(self.end) / 16 + 1;
-        let mut frames = Vec::with_capacity(room.min(MAX_FRAMES));
+        let mut frames = Vec::with_capacity(room.min(cap));
         let mut pos = self.end;
-        self.full = false;
-        for _ in 0..MAX_FRAMES {
+        self.capped = false;
+        for _ in 0..cap {
             let rest = buf.get(pos..).unwrap_or_default();
             let parsed = if self.big_endian {
                 parse_pcap_frame_be(rest)
@@ -188,7 +241,7 @@ impl PcapReader {
             pos += 16 + record.caplen as usize;
         }
         self.end = pos;
-        self.full = pos + 16 <= buf.len();
+        self.capped = true;
         frames
     }
 

@@ -126,9 +126,17 @@ pub struct PcapngReader {
     section: Option<Section>,
     /// Timestamp of the last timestamped packet: an SPB carries none.
     last_ts: i64,
-    /// What is left to do with the chunk last walked: (bytes consumed, the chunk, damage).
-    /// Python does it when asked for the next batch, so warnings come in the same order.
-    after_yield: Option<(usize, Arc<Vec<u8>>, String)>,
+    /// The piece being read (of the current chunk) and how far its blocks were walked.
+    buf: Option<Arc<Vec<u8>>>,
+    end: usize,
+    /// The piece holds the chunk up to its end (no more pieces of it to read).
+    chunk_read: bool,
+    /// The piece's blocks were walked (and its frames handed on).
+    walked: bool,
+    /// Damage that stops the file where the walk stopped ("" if none).
+    damage: String,
+    /// Frames of the current batch in earlier pieces.
+    batch_frames: usize,
     done: bool,
 }
 
@@ -139,7 +147,12 @@ impl PcapngReader {
             name: name.to_string(),
             section: None,
             last_ts: 0,
-            after_yield: None,
+            buf: None,
+            end: 0,
+            chunk_read: false,
+            walked: false,
+            damage: String::new(),
+            batch_frames: 0,
             done: false,
         }
     }
@@ -149,51 +162,109 @@ impl PcapngReader {
         &mut self,
         stats: &mut SourceStats,
     ) -> Result<Option<FrameBatch>, CaptureError> {
+        // pieces as large as a chunk: every piece is a whole batch
+        Ok(self.next_piece(stats, usize::MAX)?.map(|(batch, _)| batch))
+    }
+
+    /// The next piece of a batch (a chunk), read at most `piece` bytes at a time (more when
+    /// a block is longer), and whether it ends its batch; None at the end of the file or at
+    /// a damaged block. The batches are the same whatever the piece size; a piece that ends
+    /// a batch may be empty (the batch's last frames came in an earlier piece).
+    pub fn next_piece(
+        &mut self,
+        stats: &mut SourceStats,
+        piece: usize,
+    ) -> Result<Option<(FrameBatch, bool)>, CaptureError> {
         loop {
-            if let Some((pos, buf, damage)) = self.after_yield.take() {
-                if self.finish_chunk(pos, &buf, &damage, stats) {
-                    self.done = true;
-                }
-                self.chunks.recycle(buf);
-            }
             if self.done {
                 return Ok(None);
             }
-            let position = self.chunks.position;
-            let buf = self.chunks.read();
-            if buf.is_empty() {
+            let buf = match &self.buf {
+                Some(buf) => Arc::clone(buf),
+                None => {
+                    let (buf, whole) = self.chunks.first_piece(piece);
+                    if buf.is_empty() {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    self.end = 0;
+                    self.chunk_read = whole;
+                    self.walked = false;
+                    self.batch_frames = 0;
+                    let buf = Arc::new(buf);
+                    self.buf = Some(Arc::clone(&buf));
+                    buf
+                }
+            };
+            if !self.walked {
+                self.walked = true;
+                let mut frames = Vec::new();
+                let position = self.chunks.position;
+                let (pos, damage) = self.walk(&buf, position, &mut frames, stats)?;
+                self.end = pos;
+                self.damage = damage;
+                let ends = self.chunk_read || !self.damage.is_empty();
+                if !frames.is_empty() || (ends && self.batch_frames > 0) {
+                    stats.frames += frames.len() as u64;
+                    self.batch_frames = if ends {
+                        0
+                    } else {
+                        self.batch_frames + frames.len()
+                    };
+                    return Ok(Some((FrameBatch { data: buf, frames }, ends)));
+                }
+            }
+            // Python does this when asked for the next batch, so warnings come in the
+            // same order
+            self.buf = None;
+            if !self.damage.is_empty() {
+                stats.skip("corrupt_block", 1);
+                stats.warn_once(
+                    "corrupt_block",
+                    &format!(
+                        "{}: {}; the rest of the file was not read",
+                        self.name, self.damage
+                    ),
+                );
                 self.done = true;
-                return Ok(None);
+                continue;
             }
-            let mut frames = Vec::new();
-            let (pos, damage) = self.walk(&buf, position, &mut frames, stats)?;
-            let buf = Arc::new(buf);
-            self.after_yield = Some((pos, Arc::clone(&buf), damage));
-            if !frames.is_empty() {
-                stats.frames += frames.len() as u64;
-                return Ok(Some(FrameBatch { data: buf, frames }));
+            if !self.chunk_read {
+                // the rest of the chunk, from the block the piece cut
+                let block = self.pending_block_len(buf.get(self.end..).unwrap_or_default());
+                let (next, whole) = self.chunks.next_piece(buf, self.end, piece.max(block));
+                self.end = 0;
+                self.chunk_read = whole;
+                self.walked = false;
+                self.buf = Some(Arc::new(next));
+                continue;
             }
+            if self.chunks.consumed(&buf, self.end, stats) {
+                self.done = true;
+            }
+            self.chunks.recycle(buf);
         }
     }
 
-    /// After a chunk: stop at damage, else hand the chunk reader what was consumed. True
-    /// when the file is done.
-    fn finish_chunk(
-        &mut self,
-        pos: usize,
-        buf: &[u8],
-        damage: &str,
-        stats: &mut SourceStats,
-    ) -> bool {
-        if !damage.is_empty() {
-            stats.skip("corrupt_block", 1);
-            stats.warn_once(
-                "corrupt_block",
-                &format!("{}: {damage}; the rest of the file was not read", self.name),
-            );
-            return true;
-        }
-        self.chunks.consumed(buf, pos, stats)
+    /// The length of the block `rest` starts with, as far as its first 12 bytes tell it
+    /// (a piece must hold it whole).
+    fn pending_block_len(&self, rest: &[u8]) -> usize {
+        let (Some(head), Some(length)) = (rest.get(..4), rest.get(4..8)) else {
+            return 12;
+        };
+        let big_endian = if head == SHB_MAGIC {
+            rest.get(8..12) == Some(&[0x1a, 0x2b, 0x3c, 0x4d][..])
+        } else {
+            self.section.as_ref().is_some_and(|s| s.big_endian)
+        };
+        let mut field = [0u8; 4];
+        field.copy_from_slice(length);
+        let blen = if big_endian {
+            u32::from_be_bytes(field)
+        } else {
+            u32::from_le_bytes(field)
+        };
+        blen.clamp(12, MAX_BLOCK) as usize
     }
 
     /// Walk the blocks of `buf` (which starts at file offset `position`), appending its
