@@ -273,7 +273,37 @@ pub const NS_PER_MS: i64 = 1_000_000;
 /// rounded to the nearest double (a plain `ns as f64 / 1e9` rounds twice: epoch
 /// nanoseconds are beyond 2^53).
 pub fn ns_to_s(ns: i64) -> f64 {
-    div_round(ns as i128, NS_PER_S as i128)
+    match epoch_ns_to_s(ns) {
+        Some(s) => s,
+        None => div_round(ns as i128, NS_PER_S as i128),
+    }
+}
+
+/// `ns / 1e9` correctly rounded, in 64-bit integers, for the common case of at least 2^19
+/// whole seconds (every epoch timestamp): `div_round` then takes its slow exact path, as
+/// `ns` is beyond 2^53. With s = ns / 10^9 in [2^p, 2^(p+1)), the quotient lies in the same
+/// binade, so its 53-bit mantissa is ns * 2^k / 10^9 with k = 52 - p, rounded half to
+/// even: (s << k) plus (r << k) / 10^9 for the remainder r < 10^9 < 2^30, which fits 64
+/// bits while k < 34 (p > 18). None outside that range.
+fn epoch_ns_to_s(ns: i64) -> Option<f64> {
+    const MIN_SECONDS: u64 = 1 << 19;
+    const D: u64 = NS_PER_S as u64;
+    let ns = u64::try_from(ns).ok()?;
+    let (s, r) = (ns / D, ns % D);
+    if s < MIN_SECONDS {
+        return None;
+    }
+    let p = 63 - s.leading_zeros(); // 19..=33: ns < 2^63
+    let k = 52 - p;
+    let scaled = r << k; // < 2^30 * 2^33
+    let (q, rem) = (scaled / D, scaled % D);
+    let mut m = (s << k) + q; // < 2^53
+    let twice = 2 * rem;
+    if twice > D || (twice == D && m & 1 == 1) {
+        m += 1; // may reach 2^53, still exact
+    }
+    // m * 2^-k: both exact, so the product is exact
+    Some(m as f64 * f64::from_bits(((1023 - k) as u64) << 52))
 }
 
 /// Python's `round(ns / 1_000_000, 3)`: milliseconds, correctly rounded, then rounded to
@@ -484,6 +514,41 @@ fn cmp_fraction(n: u128, d: u128, m: u128, e: i32) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn epoch_seconds_match_the_exact_division() {
+        let mut n: u64 = 11;
+        let check = |ns: i64| {
+            let exact = div_round(i128::from(ns), i128::from(NS_PER_S));
+            assert_eq!(ns_to_s(ns).to_bits(), exact.to_bits(), "{ns}");
+        };
+        for ns in [
+            0,
+            -1,
+            i64::MIN,
+            i64::MAX,
+            (1 << 19) * NS_PER_S - 1,
+            (1 << 19) * NS_PER_S,
+            (1 << 33) * NS_PER_S,
+            (1 << 33) * NS_PER_S - 1,
+            1_700_000_000_000_000_000,
+            1_700_000_000_123_456_789,
+        ] {
+            check(ns);
+        }
+        for _ in 0..200_000 {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            check((n >> 1) as i64); // anywhere in i64
+            check(1_600_000_000_000_000_000 + (n >> 4) as i64 % 200_000_000_000_000_000);
+            // remainders near a power of two's half ulp (no exact ties: k >= 19)
+            let s = (1u64 << 19) + (n >> 35);
+            let k = 52 - (63 - s.leading_zeros());
+            let half = NS_PER_S as u64 >> (k + 1).min(9);
+            check((s * NS_PER_S as u64 + half) as i64);
+            check((s * NS_PER_S as u64 + (n >> 34) % NS_PER_S as u64) as i64);
+        }
+    }
     use super::*;
 
     #[test]
