@@ -566,3 +566,27 @@ fn one_walk_finds_what_separate_searches_find() {
         );
     }
 }
+
+#[test]
+fn block_searches_match_a_plain_search() {
+    let mut n: u64 = 3;
+    for len in 0..80 {
+        for _ in 0..40 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"ab\n:"[(n >> 60) as usize % 4]
+                })
+                .collect();
+            for byte in [b'\n', b':', b'z'] {
+                assert_eq!(find_byte(&data, byte), data.iter().position(|&b| b == byte));
+                assert_eq!(
+                    rfind_byte(&data, byte),
+                    data.iter().rposition(|&b| b == byte)
+                );
+            }
+        }
+    }
+}
