@@ -183,6 +183,26 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// An enum's text (`name()`): plain ASCII, written without an escaping pass (as keys
+    /// are).
+    #[inline(always)]
+    pub(crate) fn name(&mut self, value: &'static str) {
+        debug_assert!(!needs_escape(value.as_bytes()), "{value:?}");
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+        self.first = false;
+    }
+
+    #[inline(always)]
+    fn opt_name(&mut self, value: Option<&'static str>) {
+        match value {
+            Some(v) => self.name(v),
+            None => self.null(),
+        }
+    }
+
+    /// A free-form text field (escaped: records built by hand may hold anything).
     #[inline(always)]
     fn opt_str(&mut self, value: Option<&str>) {
         match value {
@@ -297,7 +317,7 @@ fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.key("server");
     endpoint(e, &r.server);
     e.key("role_rule");
-    e.str(r.role_rule.name());
+    e.name(r.role_rule.name());
     e.key("previous_id");
     e.opt_int(r.previous_id);
     e.key("first_ts");
@@ -307,7 +327,7 @@ fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.key("duration_ms");
     e.float(r.duration_ms);
     e.key("outcome");
-    e.str(r.outcome.name());
+    e.name(r.outcome.name());
     e.key("handshake");
     handshake(e, &r.handshake);
     e.key("close");
@@ -327,7 +347,7 @@ fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.key("reuse");
     reuse(e, &r.reuse);
     e.per_side("states", &r.states, |e, changes| state_changes(e, changes));
-    e.per_side("final_state", &r.final_state, |e, s| e.str(s.name()));
+    e.per_side("final_state", &r.final_state, |e, s| e.name(s.name()));
     e.counts("packets", &r.packets);
     e.counts("bytes", &r.bytes);
     e.counts("unique_bytes", &r.unique_bytes);
@@ -374,9 +394,9 @@ fn handshake(e: &mut Encoder, h: &Handshake) {
 fn close(e: &mut Encoder, c: &Close) {
     e.begin_object();
     e.key("initiator");
-    e.opt_str(c.initiator.map(|s| s.name()));
+    e.opt_name(c.initiator.map(|s| s.name()));
     e.key("time_wait");
-    e.opt_str(c.time_wait.map(|s| s.name()));
+    e.opt_name(c.time_wait.map(|s| s.name()));
     e.key("time_wait_ts");
     e.opt_float(c.time_wait_ts);
     e.key("time_wait_until");
@@ -388,7 +408,7 @@ fn close(e: &mut Encoder, c: &Close) {
 fn half_close(e: &mut Encoder, h: &HalfClose) {
     e.begin_object();
     e.key("side");
-    e.str(h.side.name());
+    e.name(h.side.name());
     e.key("bytes_after_fin");
     e.int(h.bytes_after_fin);
     e.key("duration_ms");
@@ -399,13 +419,13 @@ fn half_close(e: &mut Encoder, h: &HalfClose) {
 fn reset(e: &mut Encoder, r: &Rst) {
     e.begin_object();
     e.key("sender");
-    e.str(r.sender.name());
+    e.name(r.sender.name());
     e.key("state");
-    e.str(r.state.name());
+    e.name(r.state.name());
     e.key("receiver_state");
-    e.str(r.receiver_state.name());
+    e.name(r.receiver_state.name());
     e.key("kind");
-    e.str(r.kind.name());
+    e.name(r.kind.name());
     e.key("ts");
     e.float(r.ts);
     e.key("count");
@@ -442,7 +462,7 @@ fn state_changes(e: &mut Encoder, changes: &[StateChange]) {
         e.key("ts");
         e.float(change.ts);
         e.key("state");
-        e.str(change.state.name());
+        e.name(change.state.name());
         e.end_object();
     }
     e.end_array();
