@@ -177,7 +177,10 @@ impl Run {
         let mut csv = CsvWriter::new();
         let result = py.detach(|| {
             let outcome = engine.run(|record| {
-                summary.add(&record);
+                // the summary is part of the json document and of the table only
+                if matches!(format, Format::Json | Format::Table) {
+                    summary.add(&record);
+                }
                 match format {
                     Format::Jsonl => write_jsonl(&mut buf, &record),
                     Format::Csv => csv.write(&record, &mut buf),
@@ -219,7 +222,8 @@ impl Run {
         }
     }
 
-    /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it.
+    /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it (json
+    /// and table runs: the other formats carry none, and do not pay for it).
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_python(py, &self.summary.as_dict())
     }
