@@ -141,6 +141,9 @@ fn write_ryu_exponent(out: &mut Vec<u8>, text: &[u8], min_exp_digits: usize) {
 /// A float as orjson writes it: `0.00001`, `1e-6`, `100.0`, `1e+16`; NaN and infinities
 /// as `null`.
 pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
+    if write_microsecond_decimal(out, x) {
+        return;
+    }
     if x.is_finite() {
         let mut buffer = ryu::Buffer::new();
         let text = buffer.format_finite(x).as_bytes();
@@ -154,6 +157,49 @@ pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
     } else {
         out.extend_from_slice(b"null");
     }
+}
+
+/// Largest magnitude whose ulp is below 1e-6 (2^32: ulp 2^-20 < 1e-6 < 2^-19).
+const MICRO_GRID_MAX: f64 = 4_294_967_296.0;
+
+/// Write `x` without ryu when it is the double nearest to a decimal with at most six fraction
+/// digits (capture timestamps in seconds, rounded milliseconds: most floats of a record) and
+/// 1e-5 <= |x| < 2^32. There, the decimals with six fraction digits are spaced wider than
+/// x's rounding interval (ulp < 1e-6), so that decimal, trailing zeros trimmed, is the only
+/// candidate and the shortest round-trip text: exactly what ryu finds and orjson prints.
+/// False (nothing written) for any other `x`.
+fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
+    let a = x.abs();
+    if !(1e-5..MICRO_GRID_MAX).contains(&a) {
+        return false;
+    }
+    let scaled = (a * 1e6).round();
+    // n < 2^32 * 1e6 < 2^53: n and the division are exact IEEE operations, so equality
+    // proves `a` is the double nearest to n / 10^6
+    if scaled / 1e6 != a {
+        return false;
+    }
+    let n = scaled as u64;
+    let (whole, mut fraction) = (n / 1_000_000, n % 1_000_000);
+    if x < 0.0 {
+        out.push(b'-');
+    }
+    let mut ints = itoa::Buffer::new();
+    out.extend_from_slice(ints.format(whole).as_bytes());
+    out.push(b'.');
+    if fraction == 0 {
+        out.push(b'0');
+        return true;
+    }
+    let mut digits = 6;
+    while fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
+    }
+    let text = ints.format(fraction).as_bytes();
+    out.extend(std::iter::repeat_n(b'0', digits - text.len()));
+    out.extend_from_slice(text);
+    true
 }
 
 /// A float as Python's `repr()` writes it: `0.0001`, `1e-05`, `100.0`, `1e+16`, `inf`,
@@ -187,6 +233,67 @@ pub fn write_json_dumps(out: &mut Vec<u8>, x: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ryu's text rewritten as orjson writes it: the reference for the decimal fast path.
+    fn by_ryu(x: f64) -> String {
+        let mut out = Vec::new();
+        let text = ryu::Buffer::new().format_finite(x).to_string();
+        if (1e-4..1e15).contains(&x.abs()) {
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            write_ryu_exponent(&mut out, text.as_bytes(), 1);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn microsecond_decimals_are_written_as_ryu_would() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut fast = 0;
+        for i in 0..400_000u64 {
+            let r = next();
+            let x = match i % 6 {
+                // epoch timestamps on the microsecond grid, as computed from nanoseconds
+                0 => {
+                    crate::model::ns_to_s(1_600_000_000_000_000_000 + (r % (1 << 50)) as i64 * 1000)
+                }
+                // rounded milliseconds
+                1 => crate::model::ns_to_ms((r % 10_000_000_000_000) as i64),
+                // any microsecond value, and its neighbours one ulp away
+                2 => (r % 4_294_967_296_000_000) as f64 / 1e6,
+                3 => ((r % 4_294_967_296_000_000) as f64 / 1e6).next_up(),
+                // near the bounds, negative values, and arbitrary doubles
+                4 => -(((r % 20_000) as f64) / 1e6 + (r % 3) as f64 * 4_294_967_295.0),
+                _ => f64::from_bits(r),
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let mut out = Vec::new();
+            if write_microsecond_decimal(&mut out, x) {
+                fast += 1;
+                assert_eq!(String::from_utf8(out).unwrap(), by_ryu(x), "{x:e}");
+            }
+            assert_eq!(orjson(x), by_ryu(x), "{x:e}");
+        }
+        assert!(fast > 200_000, "{fast}");
+        for x in [
+            1e-5,
+            0.00001,
+            0.001,
+            100.0,
+            4_294_967_295.999_999,
+            1_795_317_888.747_063,
+        ] {
+            assert_eq!(orjson(x), by_ryu(x));
+        }
+    }
 
     fn orjson(x: f64) -> String {
         let mut out = Vec::new();
