@@ -352,14 +352,19 @@ pub fn div_round(n: i128, d: i128) -> f64 {
         // both exact as doubles: IEEE division rounds the exact quotient once, to even
         return to_f64(n) / to_f64(d);
     }
-    let mut x = to_f64(n) / to_f64(d);
+    let x = to_f64(n) / to_f64(d);
     if !x.is_finite() || x == 0.0 && n == 0 {
         return x;
     }
     if let Some(exact) = settle(n, d, x) {
         return exact;
     }
-    // Step to the neighbour while n/d lies beyond the midpoint towards it.
+    walk_to_nearest(n, d, x)
+}
+
+/// From an estimate `x` of n/d (within a few ulps), the double nearest to n/d, ties to even:
+/// step to the neighbour while n/d lies beyond the midpoint towards it.
+fn walk_to_nearest(n: u128, d: u128, mut x: f64) -> f64 {
     for _ in 0..4 {
         let up = x.next_up();
         match cmp_midpoint(n, d, x, up) {
@@ -618,35 +623,7 @@ mod tests {
 
     /// The general walk alone, for comparison with the shortcuts.
     fn div_by_walk(n: u128, d: u128) -> f64 {
-        let mut x = n as f64 / d as f64;
-        for _ in 0..4 {
-            let up = x.next_up();
-            match cmp_midpoint(n, d, x, up) {
-                Ordering::Greater => {
-                    x = up;
-                    continue;
-                }
-                Ordering::Equal => {
-                    if mantissa_odd(x) {
-                        x = up;
-                    }
-                    break;
-                }
-                Ordering::Less => {}
-            }
-            let down = x.next_down();
-            match cmp_midpoint(n, d, down, x) {
-                Ordering::Less => x = down,
-                Ordering::Equal => {
-                    if mantissa_odd(x) {
-                        x = down;
-                    }
-                    break;
-                }
-                Ordering::Greater => break,
-            }
-        }
-        x
+        walk_to_nearest(n, d, n as f64 / d as f64)
     }
 
     #[test]
