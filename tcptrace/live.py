@@ -21,9 +21,10 @@ import click
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.engine import Analysis, Options
-from tcptrace.report.formats import Writer, render_summary, writer_for
+from tcptrace.report.formats import Writer, writer_for
 from tcptrace.report.stream import StreamTableWriter, capture_line
 from tcptrace.report.summary import Summary
+from tcptrace.report.text import render_summary
 from tcptrace.sources import SourceStats
 from tcptrace.sources.live import LiveCapture, LiveStats
 

@@ -65,21 +65,11 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
         run.write(head[: -len("[]\n}")].encode())
         run.write_connections()
     elif fmt == "table":
-        from tcptrace.report.text import render_summary, render_table
+        from tcptrace.report.text import render_summary, render_table, table_cells
 
-        run.write(render_table([_cells(row) for row in run.rows()]).encode())
+        run.write(render_table([table_cells(*row) for row in run.rows()]).encode())
         run.write(render_summary(summary, source).encode())
     if failure is not None:
         raise failure
     return list(run.warnings())
 
-
-def _cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A table row from the engine's row tuple, formatted as TableWriter formats a record."""
-    from tcptrace.report.text import endpoint, num
-
-    (conn_id, client, server, outcome, rtt, setup, time_wait, rst, probes, requests, http,
-     packets) = row
-    return (conn_id, endpoint(*client), endpoint(*server), outcome, num(rtt), num(setup),
-            time_wait or "-", rst or "-", probes or "-",
-            requests if http else f"{requests}*", f"{packets[0]}/{packets[1]}")

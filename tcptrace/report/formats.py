@@ -17,10 +17,15 @@ from typing import Any, TextIO
 import numpy as np
 import orjson  # 10x faster than json.dumps on records, byte-identical output
 
-from tcptrace.defaults import FORMATS
 from tcptrace.model import ConnectionRecord, to_dict
 from tcptrace.report.summary import Summary
-from tcptrace.report.text import ALIGN, HEADERS, LEGEND, endpoint, num, render_summary, render_table
+from tcptrace.report.text import (
+    ALIGN,
+    HEADERS,
+    render_summary,
+    render_table,
+    table_cells,
+)
 
 
 class Writer(ABC):
@@ -147,20 +152,12 @@ class TableWriter(Writer):
         self.rows: list[tuple[Any, ...]] = []
 
     def write(self, r: ConnectionRecord) -> None:
-        probes = r.keepalive.probes.client + r.keepalive.probes.server
-        self.rows.append((
-            r.id,
-            endpoint(r.client.ip, r.client.port),
-            endpoint(r.server.ip, r.server.port),
-            r.outcome,
-            num(r.handshake.rtt_ms),
-            num(r.handshake.setup_ms),
-            r.close.time_wait or "-",
-            r.rst.kind if r.rst else "-",
-            probes or "-",
-            r.reuse.requests if r.reuse.protocol else f"{r.reuse.requests}*",
-            f"{r.packets.client}/{r.packets.server}",
-        ))
+        self.rows.append(table_cells(
+            r.id, (r.client.ip, r.client.port), (r.server.ip, r.server.port), r.outcome,
+            r.handshake.rtt_ms, r.handshake.setup_ms, r.close.time_wait,
+            r.rst.kind if r.rst else None,
+            r.keepalive.probes.client + r.keepalive.probes.server, r.reuse.requests,
+            bool(r.reuse.protocol), (r.packets.client, r.packets.server)))
 
     def finish(self, summary: Summary, source: dict[str, Any]) -> None:
         self.rows.sort(key=lambda row: row[0])
@@ -175,5 +172,3 @@ def writer_for(name: str, out: TextIO) -> Writer:
     writers: dict[str, type[Writer]] = {"table": TableWriter, "json": JsonWriter,
                                          "jsonl": JsonLinesWriter, "csv": CsvWriter}
     return writers[name](out)
-
-__all__ = ["FORMATS", "LEGEND", "TableWriter", "Writer", "render_summary", "writer_for"]

@@ -13,8 +13,9 @@ import time
 from typing import Any, TextIO
 
 from tcptrace.model import ConnectionRecord
-from tcptrace.report.formats import LEGEND, TableWriter, Writer, render_summary
+from tcptrace.report.formats import TableWriter, Writer
 from tcptrace.report.summary import Summary
+from tcptrace.report.text import LEGEND, render_summary
 
 HEADERS = (*TableWriter.HEADERS, "TW until")
 ALIGN = (*TableWriter.ALIGN, "left")

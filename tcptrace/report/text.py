@@ -20,6 +20,17 @@ ALIGN = ("right", "left", "left", "left", "right", "right", "left", "left", "rig
          "right")
 
 
+def table_cells(conn_id: int, client: tuple[str, int], server: tuple[str, int], outcome: str,
+                rtt_ms: float | None, setup_ms: float | None, time_wait: str | None,
+                rst_kind: str | None, probes: int, requests: int, http: bool,
+                packets: tuple[int, int]) -> tuple[Any, ...]:
+    """One connection's row of the table (for either engine: the Python one passes a
+    record's fields, the native one its row tuples as they come)."""
+    return (conn_id, endpoint(*client), endpoint(*server), outcome, num(rtt_ms), num(setup_ms),
+            time_wait or "-", rst_kind or "-", probes or "-",
+            requests if http else f"{requests}*", f"{packets[0]}/{packets[1]}")
+
+
 def render_table(rows: list[tuple[Any, ...]]) -> str:
     """The connection table (rows in id order) and its legend; nothing for no rows."""
     if not rows:
