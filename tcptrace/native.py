@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import IO, Any
 
 from tcptrace.errors import EngineFailure
@@ -50,25 +51,22 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write
     try:
-        if watch is not None:
-            with watch(lambda: (progress.bytes, progress.frames)):
-                run.execute(sink)
-        else:
+        with watch(lambda: (progress.bytes, progress.frames)) if watch else nullcontext():
             run.execute(sink)
     except EngineFailure as exc:
         failure = exc
-    summary, source = run.summary(), run.source_report()
     if fmt == "json":
         import json
 
-        head = json.dumps({"source": source, "summary": summary, "connections": []}, indent=2)
+        head = json.dumps({"source": run.source_report(), "summary": run.summary(),
+                           "connections": []}, indent=2)
         run.write(head[: -len("[]\n}")].encode())
         run.write_connections()
     elif fmt == "table":
         from tcptrace.report.text import render_summary, render_table, table_cells
 
         run.write(render_table([table_cells(*row) for row in run.rows()]).encode())
-        run.write(render_summary(summary, source).encode())
+        run.write(render_summary(run.summary(), run.source_report()).encode())
     if failure is not None:
         raise failure
     return list(run.warnings())
