@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tcptrace import native
 from tcptrace.cli import main
-from tcptrace.engine import Analysis, Options
-from tcptrace.model import to_dict
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.filter import parse_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 PCAPS = ROOT / "pcaps"
@@ -18,11 +21,17 @@ CRAFTED = PCAPS / "crafted"
 SHARED = ROOT.parent / "shared"
 
 
-def analyze(*paths: Path | str, **options: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Records (as JSON dicts, by id) and the source report of a capture."""
-    analysis = Analysis([str(p) for p in paths], Options(**options))
-    records = sorted((to_dict(r) for r in analysis.records()), key=lambda r: r["id"])
-    return records, analysis.source_report()
+def analyze(*paths: Path | str, filter: str | None = None, msl_s: float = DEFAULT_MSL_S,
+            linger_s: float = 0.5, max_flows: int = 1_000_000,
+            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Records (as JSON dicts, by id) and the source report of a capture, from the engine
+    `analyze` runs."""
+    out = io.BytesIO()
+    native.analyze([str(p) for p in paths], "json", out,
+                   filter_tree=parse_filter(filter) if filter else None, msl_s=msl_s,
+                   linger_s=linger_s, max_flows=max_flows)
+    document = json.loads(out.getvalue())
+    return document["connections"], document["source"]
 
 
 def one(*paths: Path | str, **options: Any) -> dict[str, Any]:

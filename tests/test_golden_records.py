@@ -69,7 +69,8 @@ def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: str,
          args: tuple[str, ...]) -> tuple[dict[str, Any], bytes]:
     out = tmp_path / "out"
     out.unlink(missing_ok=True)
-    status, stdout, stderr = run_cli(capsys, "analyze", capture, "-q", "-o", str(out), *args, *ENGINE)
+    status, stdout, stderr = run_cli(capsys, "analyze", capture, "-q", "-o", str(out), *args,
+                                     *ENGINE)
     data = out.read_bytes() if out.exists() else b""
     if "zeek" in args[:2]:  # conn.log's #open and #close lines carry the wall-clock time
         data = re.sub(rb"(?m)^#(open|close)\t.*$", rb"#\1\t(wall clock)", data)

@@ -7,10 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
-from conftest import LINUX, analyze
+from conftest import LINUX, run_cli
 
-from tcptrace.analyzers.zeek import ZeekObserver
 from tcptrace.checksum import bad_checksums
 from tcptrace.cli import cli
 from tcptrace.decode import decode
@@ -56,8 +56,11 @@ def test_uid_is_deterministic() -> None:
     assert a == uid("10.0.0.1", 1, "10.0.0.2", 80, 1.5) != uid("10.0.0.1", 2, "10.0.0.2", 80, 1.5)
 
 
-def test_records_carry_the_zeek_view() -> None:
-    records, _ = analyze(*sorted(LINUX.glob("*.pcap")), observers=[ZeekObserver])
+def test_records_carry_the_zeek_view(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(capsys, "analyze", *map(str, sorted(LINUX.glob("*.pcap"))),
+                             "--zeek", "-f", "json")
+    assert status == 0
+    records = json.loads(out)["connections"]
     refused = next(r for r in records if r["outcome"] == "REFUSED")
     assert refused["zeek"]["conn_state"] == "REJ" and refused["zeek"]["history"] == "Sr"
     for record in records:
