@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from conftest import analyze
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_robustness import ACK, FIN, PSH, RST, SYN, frame, pcap
 
 from tcptrace.decode import SUPPORTED_LINKTYPES, decode
-from tcptrace.engine import Analysis
-from tcptrace.model import to_dict
 from tcptrace.sources.batch import FrameBatch
 from tcptrace.states import TcpState
 
@@ -147,9 +146,7 @@ def test_random_segments_on_one_connection(tmp_path_factory: Any,
         pos += 16 + len(f)
     path: Path = tmp_path_factory.mktemp("seg") / "c.pcap"
     path.write_bytes(bytes(data))
-    analysis = Analysis([str(path)])
-    records = [to_dict(r) for r in analysis.records()]
-    source = analysis.source_report()
+    records, source = analyze(path)
     assert source["tcp_segments"] == len(segments)
     assert sum(r["packets"]["client"] + r["packets"]["server"] for r in records) == len(segments)
     for r in records:
@@ -178,5 +175,5 @@ def test_setup_ms_never_negative_after_midstream_simultaneous_open(tmp_path: Pat
         pos += 16 + len(f)
     path = tmp_path / "neg.pcap"
     path.write_bytes(bytes(data))
-    (record,) = [to_dict(r) for r in Analysis([str(path)]).records()]
+    (record,), _ = analyze(path)
     assert record["handshake"]["setup_ms"] is None or record["handshake"]["setup_ms"] >= 0

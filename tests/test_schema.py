@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import analyze
 from jsonschema import Draft202012Validator
 
 from tcptrace.cli import main
-from tcptrace.engine import Analysis
-from tcptrace.model import Outcome, RoleRule, RstKind, to_dict
+from tcptrace.model import Outcome, RoleRule, RstKind
 from tcptrace.states import TcpState
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
@@ -167,7 +167,7 @@ def test_enums_match_the_model() -> None:
 def test_schema_rejects_drift() -> None:
     """The schema is strict: an extra key, a missing key or a wrong type is an error."""
     capture = PCAPS / "linux" / "client_close.pcap"
-    (record,) = [to_dict(r) for r in Analysis([str(capture)]).records()]
+    (record,), _ = analyze(capture)
     v = validator("connection")
     assert errors(v, record) == []
     assert errors(v, {**record, "extra": 1})
