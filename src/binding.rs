@@ -106,6 +106,7 @@ struct Run {
 #[pymethods]
 impl Run {
     #[new]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1))]
     fn new(
         paths: Vec<String>,

@@ -37,9 +37,9 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 fn digits_from(data: &[u8], start: usize) -> (usize, usize) {
-    let len = data
-        .get(start..)
-        .map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count());
+    let len = data.get(start..).map_or(0, |rest| {
+        rest.iter().take_while(|b| b.is_ascii_digit()).count()
+    });
     (start, start + len)
 }
 
@@ -205,5 +205,66 @@ pub fn splice(data: &[u8], spans: &Spans, id: u64, previous: Option<u64>, out: &
             out.extend_from_slice(data.get(p_end..).unwrap_or(&[]));
         }
         _ => out.extend_from_slice(data.get(id_end..).unwrap_or(&[])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_header_is_the_writers() {
+        let record = crate::writers::fixture::records().remove(0);
+        let mut out = Vec::new();
+        CsvWriter::new().write(&record, &mut out);
+        assert!(out.starts_with(&csv_header()));
+    }
+
+    #[test]
+    fn ids_are_spliced_in_every_format() {
+        let base = crate::writers::fixture::records().remove(0);
+        let record = ConnectionRecord {
+            id: 7,
+            previous_id: Some(3),
+            ..base.clone()
+        };
+        let renumbered = ConnectionRecord {
+            id: 1234,
+            previous_id: Some(99),
+            ..base
+        };
+        let encode = |encoding: Encoding, r: &ConnectionRecord| -> Vec<u8> {
+            let mut out = Vec::new();
+            match encoding {
+                Encoding::Jsonl => write_jsonl(&mut out, r),
+                Encoding::Json => write_indented(&mut out, r, 4),
+                _ => {
+                    CsvWriter::new().write(r, &mut out);
+                    out.drain(..csv_header().len());
+                }
+            }
+            out
+        };
+        for encoding in [Encoding::Jsonl, Encoding::Json, Encoding::Csv] {
+            let local = encode(encoding, &record);
+            let found = spans(encoding, &local, true).unwrap();
+            let mut out = Vec::new();
+            splice(&local, &found, 1234, Some(99), &mut out);
+            assert_eq!(out, encode(encoding, &renumbered), "{encoding:?}");
+            // no previous: "null" / the empty cell stays
+            let alone = ConnectionRecord {
+                previous_id: None,
+                ..record.clone()
+            };
+            let local = encode(encoding, &alone);
+            let found = spans(encoding, &local, false).unwrap();
+            let mut out = Vec::new();
+            splice(&local, &found, 1234, None, &mut out);
+            let expected = ConnectionRecord {
+                previous_id: None,
+                ..renumbered.clone()
+            };
+            assert_eq!(out, encode(encoding, &expected), "{encoding:?}");
+        }
     }
 }

@@ -42,14 +42,28 @@ fn mix(mut h: u64) -> u64 {
 /// flow table orders it): both directions of a flow hash alike.
 pub fn flow_hash(seg: &Segment) -> u64 {
     let (lo, hi, ports) = if canonical_first(seg) {
-        (seg.src, seg.dst, u64::from(seg.sport) << 16 | u64::from(seg.dport))
+        (
+            seg.src,
+            seg.dst,
+            u64::from(seg.sport) << 16 | u64::from(seg.dport),
+        )
     } else {
-        (seg.dst, seg.src, u64::from(seg.dport) << 16 | u64::from(seg.sport))
+        (
+            seg.dst,
+            seg.src,
+            u64::from(seg.dport) << 16 | u64::from(seg.sport),
+        )
     };
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    [(lo >> 64) as u64, lo as u64, (hi >> 64) as u64, hi as u64, ports]
-        .into_iter()
-        .fold(0, |h, word| mix(h ^ word.wrapping_add(GOLDEN)))
+    [
+        (lo >> 64) as u64,
+        lo as u64,
+        (hi >> 64) as u64,
+        hi as u64,
+        ports,
+    ]
+    .into_iter()
+    .fold(0, |h, word| mix(h ^ word.wrapping_add(GOLDEN)))
 }
 
 /// The shard (0 .. shards-1) of the segment's flow.
@@ -238,7 +252,12 @@ impl Reducer {
         let segs = piece.parts.get(self.shard).map_or(&[][..], Vec::as_slice);
         let mut start = 0;
         for cut in &piece.cuts {
-            let end = cut.ends.get(self.shard).copied().unwrap_or(start).max(start);
+            let end = cut
+                .ends
+                .get(self.shard)
+                .copied()
+                .unwrap_or(start)
+                .max(start);
             self.feed_run(segs.get(start..end).unwrap_or(&[]), piece, sink);
             start = end;
             self.table.end_slice(cut.latest);
@@ -254,7 +273,10 @@ impl Reducer {
             let ordinal = piece.ordinal(seg);
             self.last_frame = ordinal + 1;
             if self.panic_at == Some(ordinal + 1) {
-                panic!("forced panic at frame {} (TCPTRACE_PANIC_AT_FRAME)", ordinal + 1);
+                panic!(
+                    "forced panic at frame {} (TCPTRACE_PANIC_AT_FRAME)",
+                    ordinal + 1
+                );
             }
             let opened = self.table.stats.connections;
             self.table
@@ -399,4 +421,69 @@ pub fn merge_epoch(keys: &[Vec<(u8, u64)>]) -> Vec<(usize, usize)> {
         at[k] += 1;
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(src: u128, sport: u16, dst: u128, dport: u16) -> Segment {
+        Segment {
+            src,
+            dst,
+            sport,
+            dport,
+            ..Segment::default()
+        }
+    }
+
+    #[test]
+    fn both_directions_hash_alike() {
+        let tuples = [
+            (0xffff_0a00_0001, 40000, 0xffff_0a00_0002, 80),
+            (0xffff_0a00_0002, 80, 0xffff_0a00_0001, 40000),
+            (1, 5, 1, 7), // same address: the ports decide the canonical order
+            (0x2001_0db8 << 96 | 1, 443, 0x2001_0db8 << 96 | 2, 50000),
+        ];
+        for (a, pa, b, pb) in tuples {
+            let forward = seg(a, pa, b, pb);
+            let backward = seg(b, pb, a, pa);
+            assert_eq!(flow_hash(&forward), flow_hash(&backward));
+            for shards in 1..8 {
+                assert_eq!(shard_of(&forward, shards), shard_of(&backward, shards));
+            }
+        }
+        // and different flows spread out
+        let a = seg(0xffff_0a00_0001, 40000, 0xffff_0a00_0002, 80);
+        let b = seg(0xffff_0a00_0001, 40001, 0xffff_0a00_0002, 80);
+        assert_ne!(flow_hash(&a), flow_hash(&b));
+        let spread: BTreeSet<usize> = (0..64u16)
+            .map(|p| shard_of(&seg(1, 1000 + p, 2, 80), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+    }
+
+    #[test]
+    fn global_ids_are_ranks_of_first_ordinals() {
+        let mut renumber = Renumber::new(3);
+        renumber.add_epoch(&[&[4, 9], &[1, 5], &[]]);
+        renumber.add_epoch(&[&[], &[20], &[12]]);
+        // epoch 1: 1 (shard 1), 4 (0), 5 (1), 9 (0); epoch 2: 12 (2), 20 (1)
+        assert_eq!(renumber.global(1, 1), 1);
+        assert_eq!(renumber.global(0, 1), 2);
+        assert_eq!(renumber.global(1, 2), 3);
+        assert_eq!(renumber.global(0, 2), 4);
+        assert_eq!(renumber.global(2, 1), 5);
+        assert_eq!(renumber.global(1, 3), 6);
+        assert_eq!(renumber.global(2, 9), 0); // never opened
+    }
+
+    #[test]
+    fn an_epoch_merges_reuse_first_then_table_order() {
+        let keys = vec![vec![(0, 7), (1, 2), (1, 30)], vec![(0, 3), (1, 10)]];
+        assert_eq!(
+            merge_epoch(&keys),
+            vec![(1, 0), (0, 0), (0, 1), (1, 1), (0, 2)]
+        );
+    }
 }

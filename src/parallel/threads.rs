@@ -22,7 +22,7 @@ use crate::model::ConnectionRecord;
 use crate::sources::{CaptureError, Captures};
 use crate::writers::Value;
 
-use super::encode::{splice, EpochBatch, Encoder, Encoding};
+use super::encode::{splice, Encoder, Encoding, EpochBatch};
 use super::plan::{merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
 
 /// Pieces (about 1 MiB each) queued per shard.
@@ -105,7 +105,8 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
         from_shards.push(rx);
     }
     thread::scope(|scope| {
-        let reader = scope.spawn(|| read(&mut captures, options, jobs, to_shards, progress, &abort));
+        let reader =
+            scope.spawn(|| read(&mut captures, options, jobs, to_shards, progress, &abort));
         for (k, (inbox, outbox)) in shard_inboxes.into_iter().zip(shard_outboxes).enumerate() {
             let abort = &abort;
             scope.spawn(move || shard(k, options, paths, encoding, inbox, outbox, abort));
@@ -197,6 +198,8 @@ fn shard(
     };
     while let Ok(message) = inbox.recv() {
         let piece = match message {
+            // another shard failed: stop here, and write what is held (below)
+            ToShard::Piece(_) if abort.load(Ordering::Relaxed) => break,
             ToShard::Piece(piece) => piece,
             ToShard::Stop => {
                 let _ = outbox.send(FromShard::Done(reducer.stats()));
@@ -349,5 +352,81 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
     match failure {
         Some(err) => Err((err, stats)),
         None => Ok(stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::writers::json::write_jsonl;
+
+    fn capture(name: &str) -> String {
+        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// jsonl of the single run, and of `jobs` shards, with their source reports.
+    fn both(paths: &[String], options: &Options, jobs: usize) -> [(Vec<u8>, Value); 2] {
+        let mut engine = Engine::new(paths.to_vec(), options.clone());
+        let mut single = Vec::new();
+        engine
+            .run(|r| {
+                write_jsonl(&mut single, &r);
+                Ok(())
+            })
+            .unwrap();
+        let mut sharded = Vec::new();
+        let progress = Arc::new(Progress::default());
+        let (result, report) = run(paths, options, jobs, Encoding::Jsonl, &progress, |out| {
+            sharded.extend_from_slice(out.bytes);
+            Ok(())
+        });
+        result.unwrap();
+        [
+            (single, engine.source_report()),
+            (sharded, report.source_report.unwrap()),
+        ]
+    }
+
+    #[test]
+    fn shards_write_what_the_single_run_writes() {
+        let paths = vec![
+            capture("crafted/port_reuse.pcap"),
+            capture("crafted/refused_then_ok.pcap"),
+            capture("transfer/download.pcap"),
+            capture("crafted/ref_with_noise.pcap"),
+        ];
+        for jobs in 1..=4 {
+            let [single, sharded] = both(&paths, &Options::default(), jobs);
+            assert!(single.0.len() > 1000);
+            assert_eq!(
+                String::from_utf8_lossy(&sharded.0),
+                String::from_utf8_lossy(&single.0)
+            );
+            assert_eq!(sharded.1, single.1);
+        }
+    }
+
+    #[test]
+    fn a_failing_writer_stops_every_thread() {
+        let paths = vec![
+            capture("crafted/refused_then_ok.pcap"),
+            capture("transfer/download.pcap"),
+        ];
+        let progress = Arc::new(Progress::default());
+        let mut calls = 0;
+        let (result, _) = run(
+            &paths,
+            &Options::default(),
+            3,
+            Encoding::Csv,
+            &progress,
+            |_| {
+                calls += 1;
+                Err("closed pipe".into())
+            },
+        );
+        assert!(matches!(result, Err(RunError::Emit(m)) if m == "closed pipe"));
+        assert_eq!(calls, 1);
     }
 }
