@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::engine::{Engine, Options, Progress, RunError};
 use crate::filter::{Direction, Filter};
 use crate::model::ConnectionRecord;
+use crate::parallel::{self, encode::csv_header, Encoding};
 use crate::writers::csv::CsvWriter;
 use crate::writers::json::write_jsonl;
 use crate::writers::spool::JsonSpool;
@@ -96,12 +97,17 @@ struct Run {
     executed: bool,
     /// Where the report goes, from `execute` on.
     sink: Option<Sink>,
+    /// Shard threads (`--jobs`); 1: the single-thread engine.
+    jobs: usize,
+    /// A `--jobs` run's source report and warnings (the engine's own otherwise).
+    report: Option<parallel::Report>,
 }
 
 #[pymethods]
 impl Run {
     #[new]
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1))]
     fn new(
         paths: Vec<String>,
         format: &str,
@@ -110,6 +116,7 @@ impl Run {
         linger_s: f64,
         max_flows: usize,
         panic_at_frame: Option<u64>,
+        jobs: usize,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -140,6 +147,8 @@ impl Run {
             rows: Vec::new(),
             executed: false,
             sink: None,
+            jobs: jobs.max(1),
+            report: None,
         })
     }
 
@@ -162,6 +171,9 @@ impl Run {
         }
         self.executed = true;
         quiet_panics();
+        if self.jobs > 1 {
+            return self.execute_parallel(py, out);
+        }
         let format = self.format;
         let Run {
             engine,
@@ -203,23 +215,7 @@ impl Run {
                 Err(e) => Err(e),
             }
         });
-        match result {
-            Ok(()) => Ok(()),
-            Err(RunError::Emit(message)) => Err(failure
-                .take()
-                .unwrap_or_else(|| PyRuntimeError::new_err(message))),
-            Err(RunError::Capture(err)) => Err(tcptrace_error(py, "CaptureError", &err.0)),
-            Err(RunError::Panic { at, message }) => {
-                if let Some(err) = failure.take() {
-                    return Err(err);
-                }
-                Err(tcptrace_error(
-                    py,
-                    "EngineFailure",
-                    &format!("internal error in the native engine at {at}: {message}"),
-                ))
-            }
-        }
+        finish_execute(py, result, &mut failure)
     }
 
     /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it (json
@@ -230,12 +226,18 @@ impl Run {
 
     /// The `source` part of the report (files, packets, skipped, warnings, table counts).
     fn source_report(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        to_python(py, &self.engine.source_report())
+        match self.report.as_ref().and_then(|r| r.source_report.as_ref()) {
+            Some(report) => to_python(py, report),
+            None => to_python(py, &self.engine.source_report()),
+        }
     }
 
     /// Warnings of the run, each "kind: message".
     fn warnings(&self) -> Vec<String> {
-        self.engine.source.warnings.clone()
+        match &self.report {
+            Some(report) => report.warnings.clone(),
+            None => self.engine.source.warnings.clone(),
+        }
     }
 
     /// Table rows sorted by id: (id, client, server, outcome, rtt_ms, setup_ms, time_wait,
@@ -304,6 +306,104 @@ impl Run {
         let mut failure = None;
         out.write(&mut buf, &mut failure)
             .map_err(|message| failure.unwrap_or_else(|| PyRuntimeError::new_err(message)))
+    }
+}
+
+impl Run {
+    /// `execute` on shard threads (`--jobs`): the records come renumbered, in the single
+    /// run's order, already encoded by the shards (json and table: with the record).
+    fn execute_parallel(&mut self, py: Python<'_>, out: &Bound<'_, PyAny>) -> PyResult<()> {
+        let format = self.format;
+        let jobs = self.jobs;
+        let encoding = match format {
+            Format::Jsonl => Encoding::Jsonl,
+            Format::Json => Encoding::Json,
+            Format::Csv => Encoding::Csv,
+            Format::Table => Encoding::Table,
+        };
+        let Run {
+            engine,
+            summary,
+            spool,
+            rows,
+            sink,
+            report,
+            ..
+        } = self;
+        let out = sink.insert(Sink::of(out)?);
+        let mut failure: Option<PyErr> = None;
+        let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
+        let mut header = format == Format::Csv;
+        let (paths, options, progress) = engine.parts();
+        let (result, made) = py.detach(|| {
+            let (outcome, made) =
+                parallel::run(paths, options, jobs, encoding, progress, |record| {
+                    if let Some(r) = record.record {
+                        summary.add(r);
+                    }
+                    match format {
+                        Format::Jsonl => buf.extend_from_slice(record.bytes),
+                        Format::Csv => {
+                            if std::mem::take(&mut header) {
+                                buf.extend_from_slice(&csv_header());
+                            }
+                            buf.extend_from_slice(record.bytes);
+                        }
+                        Format::Json => {
+                            if let Some(spool) = spool.as_mut() {
+                                spool
+                                    .add_indented(record.id, record.bytes)
+                                    .map_err(|e| e.to_string())?;
+                            }
+                        }
+                        Format::Table => {
+                            if let Some(r) = record.record {
+                                let mut row = TableRow::of(r);
+                                row.id = record.id;
+                                rows.push(row);
+                            }
+                        }
+                    }
+                    if buf.len() >= FLUSH_BYTES {
+                        out.write(&mut buf, &mut failure)?;
+                    }
+                    Ok(())
+                });
+            let flushed = out.write(&mut buf, &mut failure);
+            let outcome = match outcome {
+                Ok(()) => flushed.map_err(RunError::Emit),
+                Err(e) => Err(e),
+            };
+            (outcome, made)
+        });
+        *report = Some(made);
+        finish_execute(py, result, &mut failure)
+    }
+}
+
+/// A run's outcome as Python sees it: the write error as raised, CaptureError for an
+/// unreadable capture, EngineFailure for a panic (after writing what was read).
+fn finish_execute(
+    py: Python<'_>,
+    result: Result<(), RunError>,
+    failure: &mut Option<PyErr>,
+) -> PyResult<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(RunError::Emit(message)) => Err(failure
+            .take()
+            .unwrap_or_else(|| PyRuntimeError::new_err(message))),
+        Err(RunError::Capture(err)) => Err(tcptrace_error(py, "CaptureError", &err.0)),
+        Err(RunError::Panic { at, message }) => {
+            if let Some(err) = failure.take() {
+                return Err(err);
+            }
+            Err(tcptrace_error(
+                py,
+                "EngineFailure",
+                &format!("internal error in the native engine at {at}: {message}"),
+            ))
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod flows;
 pub mod fuzzing;
 pub mod model;
+pub mod parallel;
 pub mod reassembly;
 pub mod seqnum;
 pub mod sources;

@@ -74,7 +74,8 @@ def cli() -> None:
 @click.option("--zeek", "zeek", is_flag=True,
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes; flows are split between them, the report is the same.")
+              help="Threads analyzing flows (worker processes on the Python engine); flows are "
+                   "split between them, the report is the same.")
 @click.option("--no-steady-runs", "steady_runs", flag_value=False, default=True, hidden=True,
               help="Send every segment through the per-segment path (the reference the bulk "
                    "path is compared against; see docs/performance.md).")
@@ -91,7 +92,7 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     """
     paths = list(captures)
     if _native_engine(engine, fmt, zeek, verify_checksums, jobs, steady_runs):
-        _analyze_native(paths, fmt, output, filter_, msl, linger, max_flows, quiet)
+        _analyze_native(paths, fmt, output, filter_, msl, linger, max_flows, quiet, jobs)
         return
     _analyze_python(paths, fmt, output, filter_, msl, linger, max_flows, quiet,
                     verify_checksums, zeek, jobs, steady_runs)
@@ -99,15 +100,15 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
 
 def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jobs: int,
                    steady_runs: bool) -> bool:
-    """Whether this `analyze` runs on the native engine (part 1 covers the default
-    analyses; the Zeek view, checksum verification and --jobs are still Python's)."""
+    """Whether this `analyze` runs on the native engine (the Zeek view and checksum
+    verification are still Python's; --jobs runs on native threads)."""
     if engine == "python":
         return False
     from tcptrace import native
 
     unsupported = [name for name, used in (
         ("--zeek/-f zeek", zeek or fmt not in native.NATIVE_FORMATS),
-        ("--verify-checksums", verify_checksums), ("--jobs", jobs > 1),
+        ("--verify-checksums", verify_checksums),
         ("--no-steady-runs", not steady_runs)) if used]
     if engine == "auto":
         return not unsupported and native.available()
@@ -119,7 +120,8 @@ def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jo
 
 
 def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str | None,
-                    msl: float, linger: float, max_flows: int, quiet: bool) -> None:
+                    msl: float, linger: float, max_flows: int, quiet: bool,
+                    jobs: int = 1) -> None:
     from tcptrace import native
 
     tree = None
@@ -134,7 +136,8 @@ def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str
     out = output or _stdout()
     try:
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
-                                  linger_s=linger, max_flows=max_flows, watch=watch)
+                                  linger_s=linger, max_flows=max_flows, watch=watch,
+                                  jobs=jobs)
     finally:
         if not isinstance(out, str):
             out.flush()

@@ -32,7 +32,8 @@ def available() -> bool:
 
 def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: Any = None,
             msl_s: float, linger_s: float, max_flows: int,
-            watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None) -> list[str]:
+            watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
+            jobs: int = 1) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
     `out`: a path, which the engine writes itself ("-": the standard output, Python's
@@ -40,13 +41,14 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
 
     `watch`, if given, is a context manager factory polling (bytes read, frames) for a
     progress bar while the run reads. A native engine failure still writes everything read
-    before it, then raises EngineFailure.
+    before it, then raises EngineFailure. `jobs` > 1: that many shard threads (flows split by
+    a hash of their 4-tuple), the same report byte for byte.
     """
     from tcptrace import _native
 
     panic_at = os.environ.get(PANIC_HOOK)
     run = _native.Run(paths, fmt, filter_tree, msl_s, linger_s, max_flows,
-                      int(panic_at) if panic_at else None)
+                      int(panic_at) if panic_at else None, jobs=jobs)
     failure: EngineFailure | None = None
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write

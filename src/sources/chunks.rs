@@ -17,17 +17,18 @@ use super::SourceStats;
 /// Bytes read per chunk (a record longer than this still fits: see `ChunkReader::read`).
 pub const CHUNK: usize = 8 << 20;
 
-/// Something a plain capture is read from: a file, or bytes in memory.
-pub trait SeekRead: Read + Seek {}
+/// Something a plain capture is read from: a file, or bytes in memory (Send: the `--jobs`
+/// reader thread owns it).
+pub trait SeekRead: Read + Seek + Send {}
 
-impl<T: Read + Seek> SeekRead for T {}
+impl<T: Read + Seek + Send> SeekRead for T {}
 
 /// Where the chunks come from.
 pub enum Input {
     /// The file itself: a chunk re-reads the previous chunk's tail.
     Seekable(Box<dyn SeekRead>),
     /// A decompressed stream: the tail is kept and prepended.
-    Stream(Box<dyn Read>),
+    Stream(Box<dyn Read + Send>),
 }
 
 /// Chunks of a capture from byte `position` on; call `consumed` after each `read`.

@@ -3,7 +3,7 @@
 
 pub mod csv;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod floats;
 pub mod json;
 pub mod spool;

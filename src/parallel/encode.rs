@@ -1,0 +1,270 @@
+//! Records encoded in the shards, under their local ids: the writer only splices the global
+//! id and previous_id into the bytes (two numbers), so no format is encoded on one thread.
+
+use crate::model::ConnectionRecord;
+use crate::writers::csv::{CsvWriter, COLUMNS};
+use crate::writers::json::{write_indented, write_jsonl};
+
+use super::plan::{Emitted, ShardSink};
+
+/// What the shards make of each record, by output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// One compact JSON line.
+    Jsonl,
+    /// Indented as the json document holds it (4 spaces), and the record for the summary.
+    Json,
+    /// One CSV row (the writer writes the header).
+    Csv,
+    /// Nothing encoded: the record itself (the summary and the table row are made from it).
+    Table,
+}
+
+/// Where the two renumbered numbers are in an encoded record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub id: (usize, usize),
+    /// Only when the record has a previous_id (else "null" or an empty cell stays).
+    pub previous: Option<(usize, usize)>,
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|at| at + from + needle.len())
+}
+
+fn digits_from(data: &[u8], start: usize) -> (usize, usize) {
+    let len = data.get(start..).map_or(0, |rest| {
+        rest.iter().take_while(|b| b.is_ascii_digit()).count()
+    });
+    (start, start + len)
+}
+
+/// The spans of the id and previous_id in one encoded record. JSON keys are found by their
+/// quoted name (a string value cannot hold an unescaped quote); in CSV the id is the first
+/// cell and previous_id the seventh (the cells before it are addresses, ports and a name:
+/// never quoted, never a comma).
+pub fn spans(encoding: Encoding, data: &[u8], has_previous: bool) -> Option<Spans> {
+    let (id_start, previous_start) = match encoding {
+        Encoding::Jsonl | Encoding::Json => {
+            let key: &[u8] = if encoding == Encoding::Jsonl {
+                b"\"id\":"
+            } else {
+                b"\"id\": "
+            };
+            let id = find(data, key, 0)?;
+            let previous = if has_previous {
+                let key: &[u8] = if encoding == Encoding::Jsonl {
+                    b"\"previous_id\":"
+                } else {
+                    b"\"previous_id\": "
+                };
+                Some(find(data, key, id)?)
+            } else {
+                None
+            };
+            (id, previous)
+        }
+        Encoding::Csv => {
+            let previous = if has_previous {
+                let mut commas = data.iter().enumerate().filter(|(_, &b)| b == b',');
+                Some(commas.nth(5)?.0 + 1)
+            } else {
+                None
+            };
+            (0, previous)
+        }
+        Encoding::Table => return Some(Spans::default()),
+    };
+    Some(Spans {
+        id: digits_from(data, id_start),
+        previous: previous_start.map(|at| digits_from(data, at)),
+    })
+}
+
+/// The CSV header line, as `CsvWriter` writes it before its first row.
+pub fn csv_header() -> Vec<u8> {
+    let mut out = COLUMNS.join(",").into_bytes();
+    out.push(b'\n');
+    out
+}
+
+/// One record of an epoch batch.
+#[derive(Debug)]
+pub struct Item {
+    pub phase: u8,
+    pub rank: u64,
+    pub local_id: u64,
+    pub previous_local: Option<u64>,
+    /// The encoded bytes: `bytes[start..end]` of the batch.
+    pub start: usize,
+    pub end: usize,
+    pub spans: Spans,
+    /// Json and table: the record itself (for the summary and the rows).
+    pub record: Option<Box<ConnectionRecord>>,
+}
+
+/// One shard's records of one epoch, encoded, and the first ordinals it opened then.
+#[derive(Debug, Default)]
+pub struct EpochBatch {
+    pub opened: Vec<u64>,
+    pub bytes: Vec<u8>,
+    pub items: Vec<Item>,
+}
+
+/// A shard's sink: encodes each record into the current batch; `done` batches wait for the
+/// executor (`take_done`).
+pub struct Encoder {
+    encoding: Encoding,
+    csv: CsvWriter,
+    csv_primed: bool,
+    current: EpochBatch,
+    pub done: Vec<EpochBatch>,
+    /// A record whose spans were not found (a bug): reported by the executor.
+    pub broken: bool,
+}
+
+impl Encoder {
+    pub fn new(encoding: Encoding) -> Encoder {
+        Encoder {
+            encoding,
+            csv: CsvWriter::new(),
+            csv_primed: false,
+            current: EpochBatch::default(),
+            done: Vec::new(),
+            broken: false,
+        }
+    }
+}
+
+impl ShardSink for Encoder {
+    fn record(&mut self, emitted: Emitted) {
+        let Emitted {
+            phase,
+            rank,
+            record,
+        } = emitted;
+        let bytes = &mut self.current.bytes;
+        let start = bytes.len();
+        match self.encoding {
+            Encoding::Jsonl => write_jsonl(bytes, &record),
+            Encoding::Json => write_indented(bytes, &record, 4),
+            Encoding::Csv => {
+                self.csv.write(&record, bytes);
+                if !self.csv_primed {
+                    // the writer's header goes out once, from the writer
+                    self.csv_primed = true;
+                    let header = bytes
+                        .get(start..)
+                        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+                        .map_or(0, |n| n + 1);
+                    bytes.drain(start..start + header);
+                }
+            }
+            Encoding::Table => {}
+        }
+        let end = bytes.len();
+        let found = spans(
+            self.encoding,
+            bytes.get(start..end).unwrap_or(&[]),
+            record.previous_id.is_some(),
+        );
+        self.broken |= found.is_none();
+        let keep = matches!(self.encoding, Encoding::Json | Encoding::Table);
+        self.current.items.push(Item {
+            phase,
+            rank,
+            local_id: record.id,
+            previous_local: record.previous_id,
+            start,
+            end,
+            spans: found.unwrap_or_default(),
+            record: keep.then(|| Box::new(record)),
+        });
+    }
+
+    fn end_epoch(&mut self, opened: &[u64]) {
+        self.current.opened.extend_from_slice(opened);
+        self.done.push(std::mem::take(&mut self.current));
+    }
+}
+
+/// The record's bytes under its global ids, appended to `out`.
+pub fn splice(data: &[u8], spans: &Spans, id: u64, previous: Option<u64>, out: &mut Vec<u8>) {
+    let mut ids = itoa::Buffer::new();
+    let (id_start, id_end) = spans.id;
+    out.extend_from_slice(data.get(..id_start).unwrap_or(&[]));
+    out.extend_from_slice(ids.format(id).as_bytes());
+    match (spans.previous, previous) {
+        (Some((p_start, p_end)), Some(previous)) => {
+            out.extend_from_slice(data.get(id_end..p_start).unwrap_or(&[]));
+            out.extend_from_slice(ids.format(previous).as_bytes());
+            out.extend_from_slice(data.get(p_end..).unwrap_or(&[]));
+        }
+        _ => out.extend_from_slice(data.get(id_end..).unwrap_or(&[])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_header_is_the_writers() {
+        let record = crate::writers::fixture::records().remove(0);
+        let mut out = Vec::new();
+        CsvWriter::new().write(&record, &mut out);
+        assert!(out.starts_with(&csv_header()));
+    }
+
+    #[test]
+    fn ids_are_spliced_in_every_format() {
+        let base = crate::writers::fixture::records().remove(0);
+        let record = ConnectionRecord {
+            id: 7,
+            previous_id: Some(3),
+            ..base.clone()
+        };
+        let renumbered = ConnectionRecord {
+            id: 1234,
+            previous_id: Some(99),
+            ..base
+        };
+        let encode = |encoding: Encoding, r: &ConnectionRecord| -> Vec<u8> {
+            let mut out = Vec::new();
+            match encoding {
+                Encoding::Jsonl => write_jsonl(&mut out, r),
+                Encoding::Json => write_indented(&mut out, r, 4),
+                _ => {
+                    CsvWriter::new().write(r, &mut out);
+                    out.drain(..csv_header().len());
+                }
+            }
+            out
+        };
+        for encoding in [Encoding::Jsonl, Encoding::Json, Encoding::Csv] {
+            let local = encode(encoding, &record);
+            let found = spans(encoding, &local, true).unwrap();
+            let mut out = Vec::new();
+            splice(&local, &found, 1234, Some(99), &mut out);
+            assert_eq!(out, encode(encoding, &renumbered), "{encoding:?}");
+            // no previous: "null" / the empty cell stays
+            let alone = ConnectionRecord {
+                previous_id: None,
+                ..record.clone()
+            };
+            let local = encode(encoding, &alone);
+            let found = spans(encoding, &local, false).unwrap();
+            let mut out = Vec::new();
+            splice(&local, &found, 1234, None, &mut out);
+            let expected = ConnectionRecord {
+                previous_id: None,
+                ..renumbered.clone()
+            };
+            assert_eq!(out, encode(encoding, &expected), "{encoding:?}");
+        }
+    }
+}

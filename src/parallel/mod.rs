@@ -1,0 +1,11 @@
+//! `--jobs N`: one run split by flow over N shards, output byte-identical to the single run.
+//! `plan` holds the map / reduce / finalize steps as plain functions over plain data (so a
+//! distributed executor can run them unchanged), `encode` the shards' record bytes and the
+//! writer's id splice, `threads` the local executor on std threads and bounded channels.
+
+pub mod encode;
+pub mod plan;
+pub mod threads;
+
+pub use encode::Encoding;
+pub use threads::{run, run_on, Output, Report};

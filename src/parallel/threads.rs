@@ -1,0 +1,432 @@
+//! The local executor of the plan: `--jobs N` on N+1 threads and the caller's.
+//!
+//! The reader thread reads, decodes and splits each piece (`Mapper`), and sends it (shared,
+//! not copied) to every shard thread; shard k runs its `Reducer` over its part and encodes
+//! its records in the output format under local ids (`Encoder`), one batch per epoch. The
+//! caller's thread is the writer: it takes epoch e from every shard, numbers the
+//! connections opened in it, merges the records into the single run's order and splices
+//! the global ids into their bytes. Channels are bounded: memory holds a few pieces and a
+//! few epochs per shard, never the run.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread;
+
+use crate::engine::{
+    panic_message, place, source_report, warn_damage, Options, Progress, RunError, PIECE,
+};
+use crate::flows::FlowTableStats;
+use crate::model::ConnectionRecord;
+use crate::sources::{CaptureError, Captures};
+use crate::writers::Value;
+
+use super::encode::{splice, Encoder, Encoding, EpochBatch};
+use super::plan::{merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
+
+/// Pieces (about 1 MiB each) queued per shard.
+const PIECES_AHEAD: usize = 8;
+/// Epoch batches queued per shard.
+const EPOCHS_AHEAD: usize = 4;
+
+enum ToShard {
+    Piece(Arc<MappedPiece>),
+    /// The reader failed: stop without the close (as the single run returns at once).
+    Stop,
+}
+
+enum FromShard {
+    Epoch(EpochBatch),
+    Done(FlowTableStats),
+    Failed {
+        at: String,
+        message: String,
+        stats: FlowTableStats,
+    },
+}
+
+/// One record as the writer hands it on, under its global ids.
+pub struct Output<'a> {
+    pub id: u64,
+    pub previous_id: Option<u64>,
+    /// The encoded record (nothing for the table).
+    pub bytes: &'a [u8],
+    /// Json and table runs: the record (with its shard's local ids).
+    pub record: Option<&'a ConnectionRecord>,
+}
+
+/// The run's report parts (valid once `run` returned, failed or not).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub source_report: Option<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// Run the analysis of `paths` on `jobs` shard threads; `emit` receives every record in the
+/// single run's order, under the single run's ids.
+pub fn run<E: FnMut(Output) -> Result<(), String>>(
+    paths: &[String],
+    options: &Options,
+    jobs: usize,
+    encoding: Encoding,
+    progress: &Arc<Progress>,
+    emit: E,
+) -> (Result<(), RunError>, Report) {
+    let captures = match Captures::open(paths, Some(progress.bytes.clone())) {
+        Ok(captures) => captures,
+        Err(err) => return (Err(RunError::Capture(err)), Report::default()),
+    };
+    run_on(captures, paths, options, jobs, encoding, progress, emit)
+}
+
+/// `run` over captures already opened.
+pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
+    mut captures: Captures,
+    paths: &[String],
+    options: &Options,
+    jobs: usize,
+    encoding: Encoding,
+    progress: &Arc<Progress>,
+    mut emit: E,
+) -> (Result<(), RunError>, Report) {
+    let jobs = jobs.max(1);
+    let abort = AtomicBool::new(false);
+    let mut to_shards = Vec::with_capacity(jobs);
+    let mut shard_inboxes = Vec::with_capacity(jobs);
+    let mut from_shards = Vec::with_capacity(jobs);
+    let mut shard_outboxes = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let (tx, rx) = sync_channel::<ToShard>(PIECES_AHEAD);
+        to_shards.push(tx);
+        shard_inboxes.push(rx);
+        let (tx, rx) = sync_channel::<FromShard>(EPOCHS_AHEAD);
+        shard_outboxes.push(tx);
+        from_shards.push(rx);
+    }
+    thread::scope(|scope| {
+        let reader =
+            scope.spawn(|| read(&mut captures, options, jobs, to_shards, progress, &abort));
+        for (k, (inbox, outbox)) in shard_inboxes.into_iter().zip(shard_outboxes).enumerate() {
+            let abort = &abort;
+            scope.spawn(move || shard(k, options, paths, encoding, inbox, outbox, abort));
+        }
+        let written = write(from_shards, encoding, &abort, &mut emit);
+        abort.store(true, Ordering::Relaxed);
+        let (mut mapper, read_error) = match reader.join() {
+            Ok(done) => done,
+            Err(payload) => {
+                let message = panic_message(&payload);
+                let report = Report::default();
+                let at = "the reader".to_string();
+                return (Err(RunError::Panic { at, message }), report);
+            }
+        };
+        if let Some(err) = read_error {
+            return (Err(RunError::Capture(err)), Report::default());
+        }
+        let (result, stats) = match written {
+            Ok(stats) => (Ok(()), stats),
+            Err((err, stats)) => (Err(err), stats),
+        };
+        warn_damage(&mut mapper.source, &mapper.unsupported);
+        let report = Report {
+            source_report: Some(source_report(
+                &mapper.source,
+                mapper.segments_total,
+                mapper.filtered_out,
+                &stats,
+            )),
+            warnings: mapper.source.warnings.clone(),
+        };
+        (result, report)
+    })
+}
+
+/// The reader thread: read, map, send to every shard (the end: dropping the senders).
+fn read(
+    captures: &mut Captures,
+    options: &Options,
+    jobs: usize,
+    to_shards: Vec<SyncSender<ToShard>>,
+    progress: &Progress,
+    abort: &AtomicBool,
+) -> (Mapper, Option<CaptureError>) {
+    let mut mapper = Mapper::new(options.filter.clone(), jobs);
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return (mapper, None);
+        }
+        let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, PIECE) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => return (mapper, None),
+            Err(err) => {
+                for tx in &to_shards {
+                    let _ = tx.send(ToShard::Stop);
+                }
+                return (mapper, Some(err));
+            }
+        };
+        let mapped = Arc::new(mapper.map(&piece, ends_batch));
+        drop(piece);
+        progress.frames.store(mapper.frames, Ordering::Relaxed);
+        for tx in &to_shards {
+            if tx.send(ToShard::Piece(mapped.clone())).is_err() {
+                return (mapper, None); // the shard stopped: the run is failing
+            }
+        }
+    }
+}
+
+/// A shard thread: reduce its part of every piece, send each epoch's batch.
+fn shard(
+    k: usize,
+    options: &Options,
+    paths: &[String],
+    encoding: Encoding,
+    inbox: Receiver<ToShard>,
+    outbox: SyncSender<FromShard>,
+    abort: &AtomicBool,
+) {
+    let mut reducer = Reducer::new(k, options);
+    let mut encoder = Encoder::new(encoding);
+    let send_done = |encoder: &mut Encoder, outbox: &SyncSender<FromShard>| -> bool {
+        encoder
+            .done
+            .drain(..)
+            .all(|batch| outbox.send(FromShard::Epoch(batch)).is_ok())
+    };
+    while let Ok(message) = inbox.recv() {
+        let piece = match message {
+            // another shard failed: stop here, and write what is held (below)
+            ToShard::Piece(_) if abort.load(Ordering::Relaxed) => break,
+            ToShard::Piece(piece) => piece,
+            ToShard::Stop => {
+                let _ = outbox.send(FromShard::Done(reducer.stats()));
+                return;
+            }
+        };
+        let fed = panic::catch_unwind(AssertUnwindSafe(|| reducer.feed(&piece, &mut encoder)));
+        drop(piece);
+        if let Err(payload) = fed {
+            abort.store(true, Ordering::Relaxed);
+            let frame = options.panic_at_frame.unwrap_or(reducer.last_frame);
+            let at = place(paths, frame);
+            let message = panic_message(&payload);
+            // the connections still held are written, each as far as it goes
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut encoder)));
+            let _ = send_done(&mut encoder, &outbox);
+            let stats = reducer.stats();
+            let _ = outbox.send(FromShard::Failed { at, message, stats });
+            return;
+        }
+        if encoder.broken {
+            abort.store(true, Ordering::Relaxed);
+            let _ = outbox.send(FromShard::Failed {
+                at: place(paths, reducer.last_frame),
+                message: "a record's id was not found in its encoding".into(),
+                stats: reducer.stats(),
+            });
+            return;
+        }
+        if !send_done(&mut encoder, &outbox) {
+            return; // the writer stopped
+        }
+    }
+    let closed = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut encoder)));
+    if !send_done(&mut encoder, &outbox) {
+        return;
+    }
+    let stats = reducer.stats();
+    let _ = outbox.send(match closed {
+        Ok(()) => FromShard::Done(stats),
+        Err(payload) => FromShard::Failed {
+            at: place(paths, reducer.last_frame),
+            message: panic_message(&payload),
+            stats,
+        },
+    });
+}
+
+fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
+    total.connections += s.connections;
+    total.evicted_for_capacity += s.evicted_for_capacity;
+    total.idle_evicted += s.idle_evicted;
+    total.port_reuse += s.port_reuse;
+    total.after_close += s.after_close;
+}
+
+type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;
+
+/// The writer (the caller's thread): epoch by epoch, every shard's batch, renumbered and
+/// merged into the single run's order.
+fn write<E: FnMut(Output) -> Result<(), String>>(
+    from_shards: Vec<Receiver<FromShard>>,
+    encoding: Encoding,
+    abort: &AtomicBool,
+    emit: &mut E,
+) -> Written {
+    let jobs = from_shards.len();
+    let mut live = vec![true; jobs];
+    let mut stats = FlowTableStats::default();
+    let mut failure: Option<RunError> = None;
+    let mut renumber = Renumber::new(jobs);
+    let mut scratch: Vec<u8> = Vec::with_capacity(8192);
+    let keep_bytes = encoding != Encoding::Table;
+    loop {
+        let mut batches: Vec<EpochBatch> = (0..jobs).map(|_| EpochBatch::default()).collect();
+        let mut any = false;
+        for k in 0..jobs {
+            if !live[k] {
+                continue;
+            }
+            match from_shards[k].recv() {
+                Ok(FromShard::Epoch(batch)) => {
+                    batches[k] = batch;
+                    any = true;
+                }
+                Ok(FromShard::Done(s)) => {
+                    live[k] = false;
+                    add_stats(&mut stats, &s);
+                }
+                Ok(FromShard::Failed {
+                    at,
+                    message,
+                    stats: s,
+                }) => {
+                    live[k] = false;
+                    add_stats(&mut stats, &s);
+                    abort.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(RunError::Panic { at, message });
+                }
+                Err(_) => {
+                    live[k] = false;
+                    abort.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(RunError::Panic {
+                        at: format!("shard {k} of --jobs {jobs}"),
+                        message: "the shard thread died".into(),
+                    });
+                }
+            }
+        }
+        if !any {
+            if live.iter().any(|&l| l) {
+                continue;
+            }
+            break;
+        }
+        let opened: Vec<&[u64]> = batches.iter().map(|b| b.opened.as_slice()).collect();
+        renumber.add_epoch(&opened);
+        let keys: Vec<Vec<(u8, u64)>> = batches
+            .iter()
+            .map(|b| b.items.iter().map(|i| (i.phase, i.rank)).collect())
+            .collect();
+        for (k, i) in merge_epoch(&keys) {
+            let (Some(batch), true) = (batches.get(k), true) else {
+                continue;
+            };
+            let Some(item) = batch.items.get(i) else {
+                continue;
+            };
+            let id = renumber.global(k, item.local_id);
+            let previous_id = item.previous_local.map(|p| renumber.global(k, p));
+            scratch.clear();
+            if keep_bytes {
+                let data = batch.bytes.get(item.start..item.end).unwrap_or(&[]);
+                splice(data, &item.spans, id, previous_id, &mut scratch);
+            }
+            let out = Output {
+                id,
+                previous_id,
+                bytes: &scratch,
+                record: item.record.as_deref(),
+            };
+            if let Err(message) = emit(out) {
+                abort.store(true, Ordering::Relaxed);
+                // dropping the receivers stops the shards, which stops the reader
+                drop(from_shards);
+                return Err((RunError::Emit(message), stats));
+            }
+        }
+    }
+    match failure {
+        Some(err) => Err((err, stats)),
+        None => Ok(stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::writers::json::write_jsonl;
+
+    fn capture(name: &str) -> String {
+        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// jsonl of the single run, and of `jobs` shards, with their source reports.
+    fn both(paths: &[String], options: &Options, jobs: usize) -> [(Vec<u8>, Value); 2] {
+        let mut engine = Engine::new(paths.to_vec(), options.clone());
+        let mut single = Vec::new();
+        engine
+            .run(|r| {
+                write_jsonl(&mut single, &r);
+                Ok(())
+            })
+            .unwrap();
+        let mut sharded = Vec::new();
+        let progress = Arc::new(Progress::default());
+        let (result, report) = run(paths, options, jobs, Encoding::Jsonl, &progress, |out| {
+            sharded.extend_from_slice(out.bytes);
+            Ok(())
+        });
+        result.unwrap();
+        [
+            (single, engine.source_report()),
+            (sharded, report.source_report.unwrap()),
+        ]
+    }
+
+    #[test]
+    fn shards_write_what_the_single_run_writes() {
+        let paths = vec![
+            capture("crafted/port_reuse.pcap"),
+            capture("crafted/refused_then_ok.pcap"),
+            capture("transfer/download.pcap"),
+            capture("crafted/ref_with_noise.pcap"),
+        ];
+        for jobs in 1..=4 {
+            let [single, sharded] = both(&paths, &Options::default(), jobs);
+            assert!(single.0.len() > 1000);
+            assert_eq!(
+                String::from_utf8_lossy(&sharded.0),
+                String::from_utf8_lossy(&single.0)
+            );
+            assert_eq!(sharded.1, single.1);
+        }
+    }
+
+    #[test]
+    fn a_failing_writer_stops_every_thread() {
+        let paths = vec![
+            capture("crafted/refused_then_ok.pcap"),
+            capture("transfer/download.pcap"),
+        ];
+        let progress = Arc::new(Progress::default());
+        let mut calls = 0;
+        let (result, _) = run(
+            &paths,
+            &Options::default(),
+            3,
+            Encoding::Csv,
+            &progress,
+            |_| {
+                calls += 1;
+                Err("closed pipe".into())
+            },
+        );
+        assert!(matches!(result, Err(RunError::Emit(m)) if m == "closed pipe"));
+        assert_eq!(calls, 1);
+    }
+}

@@ -1,0 +1,156 @@
+"""`analyze --jobs N` on the native engine's threads: the same bytes as `--jobs 1`.
+
+Flows are split between shard threads by a hash of their 4-tuple; ids, previous_id, the
+record order, the summary (and its key order), the source report and the warnings must come
+out as the single-thread run writes them, in every format, on every capture we have.
+Identity is promised while no shard's flow table reaches --max-flows (docs/performance.md);
+the --max-flows case here stays under it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PCAPS, ROOT, SHARED, run_cli
+from test_native_parity import BENCH, SLICE_PACKETS, _captures, _pcap_slice
+
+from tcptrace import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
+
+BUNDLED = _captures(PCAPS)
+CORPUS = _captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
+FORMATS = ["json", "jsonl", "csv", "table"]
+# the benchmark capture lives in the main checkout; a worktree may have none of its own
+BENCH_CAPTURE = next((p for p in (BENCH, ROOT.parent.parent / "main" / BENCH.relative_to(ROOT))
+                      if p.exists()), None)
+
+
+def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str,
+         *paths: Path | str, extra: tuple[str, ...] = ()) -> tuple[int, bytes, str]:
+    out = tmp_path / f"jobs{jobs}.{fmt}"
+    status, stdout, stderr = run_cli(capsys, "analyze", *map(str, paths), "-f", fmt,
+                                     "-o", str(out), "--jobs", str(jobs), "--engine",
+                                     "native", *extra)
+    return status, out.read_bytes() if out.exists() else b"", stdout + stderr
+
+
+def _same(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, *paths: Path | str,
+          extra: tuple[str, ...] = (), jobs: tuple[int, ...] = (2, 3, 4)) -> bytes:
+    """Every `jobs` count against --jobs 1; the single run's output."""
+    single = _run(capsys, tmp_path, 1, fmt, *paths, extra=extra)
+    for n in jobs:
+        sharded = _run(capsys, tmp_path, n, fmt, *paths, extra=extra)
+        assert sharded[0] == single[0], (n, sharded[2], single[2])
+        assert sharded[2] == single[2], n
+        if sharded[1] != single[1]:
+            a, b = sharded[1].splitlines(), single[1].splitlines()
+            first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                         min(len(a), len(b)))
+            pytest.fail(f"--jobs {n} {fmt} differs from line {first + 1}:\n"
+                        f"jobs {n}: {a[first:first + 3]!r}\njobs 1: {b[first:first + 3]!r}")
+    return single[1]
+
+
+@pytest.mark.parametrize("capture", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bundled_captures(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path,
+                          fmt: str) -> None:
+    _same(capsys, tmp_path, fmt, capture)
+
+
+@pytest.mark.parametrize("capture", CORPUS,
+                         ids=lambda p: str(p.relative_to(SHARED / "corpus")))
+def test_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path) -> None:
+    _same(capsys, tmp_path, "json", capture, jobs=(2, 3))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_several_files_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                              fmt: str) -> None:
+    crafted = PCAPS / "crafted"
+    _same(capsys, tmp_path, fmt, crafted / "ref_split_b.pcap", crafted / "ref_split_a.pcap")
+    _same(capsys, tmp_path, fmt, *sorted((PCAPS / "linux").glob("*.pcap")))
+
+
+@pytest.mark.parametrize("extra", [
+    ("--filter", "port 8080 and not host 10.77.0.9"),
+    ("--filter", "src net 10.77.0.0/24 or ip6"),
+    ("--linger", "0", "--msl", "0.001"),
+    ("--max-flows", "5"),
+])
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_options(capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: tuple[str, ...],
+                 fmt: str) -> None:
+    _same(capsys, tmp_path, fmt, *sorted((PCAPS / "linux").glob("*.pcap")),
+          PCAPS / "transfer" / "download.pcap", extra=extra)
+
+
+def test_port_reuse_keeps_previous_ids(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path) -> None:
+    """previous_id points at the global id of the connection the 4-tuple held before."""
+    out = _same(capsys, tmp_path, "jsonl", PCAPS / "crafted" / "port_reuse.pcap",
+                PCAPS / "crafted" / "refused_then_ok.pcap")
+    records = [json.loads(line) for line in out.splitlines()]
+    by_id = {r["id"]: r for r in records}
+    reused = [r for r in records if r["previous_id"] is not None]
+    assert reused, "the captures reuse ports"
+    for r in reused:
+        before = by_id[r["previous_id"]]
+        assert before["id"] < r["id"]
+        assert (before["client"], before["server"]) in (
+            (r["client"], r["server"]), (r["server"], r["client"]))
+    assert sorted(by_id) == list(range(1, len(records) + 1))
+
+
+@pytest.mark.skipif(BENCH_CAPTURE is None, reason="benchmarks/data/bench.pcap not recorded")
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_benchmark_slice(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
+    assert BENCH_CAPTURE is not None
+    capture = _pcap_slice(BENCH_CAPTURE, SLICE_PACKETS, tmp_path / "slice.pcap")
+    _same(capsys, tmp_path, fmt, capture, jobs=(2, 3))
+
+
+def test_engine_panic_in_a_shard_is_one_line_and_keeps_what_was_read(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A panic in a shard thread: one line naming the file and frame, exit status 2, the
+    connections read so far written (the json document complete), as the single run."""
+    capture = PCAPS / "linux" / "half_close.pcap"
+    monkeypatch.setenv(native.PANIC_HOOK, "30")
+    status, stdout, stderr = run_cli(capsys, "analyze", str(capture), "-f", "jsonl",
+                                     "--jobs", "2")
+    assert status == 2
+    assert stderr == (f"tcptrace: error: internal error in the native engine at {capture}, "
+                      "frame 30: forced panic at frame 30 (TCPTRACE_PANIC_AT_FRAME)\n")
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["id"] for r in records] == [1]
+    assert records[0]["packets"] == {"client": 15, "server": 14}  # frames 1-29 of 40
+    status, stdout, _ = run_cli(capsys, "analyze", str(capture), "-f", "json", "--jobs", "3")
+    assert status == 2
+    assert [c["id"] for c in json.loads(stdout)["connections"]] == [1]
+
+    monkeypatch.setenv(native.PANIC_HOOK, "3")
+    linux = sorted((PCAPS / "linux").glob("*.pcap"))
+    status, stdout, stderr = run_cli(capsys, "analyze", *map(str, linux), "-f", "csv",
+                                     "--jobs", "2")
+    assert status == 2
+    assert stderr.endswith(f"at frame 3 of {len(linux)} files merged by time: forced panic at "
+                           "frame 3 (TCPTRACE_PANIC_AT_FRAME)\n")
+    assert stdout.splitlines()[0].startswith("id,client.ip,")
+
+
+def test_unreadable_capture_fails_alike(capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pcap"
+    single = run_cli(capsys, "analyze", str(missing), "-f", "jsonl")
+    assert single[0] == 2
+    assert run_cli(capsys, "analyze", str(missing), "-f", "jsonl", "--jobs", "2") == single
+
+
+def test_jobs_runs_natively(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--jobs no longer falls back to the Python engine (which would refuse --engine native)."""
+    status, _, stderr = _run(capsys, tmp_path, 2, "jsonl", PCAPS / "linux" / "half_close.pcap")
+    assert (status, stderr) == (0, "")
