@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
 use crate::filter::Filter;
-use crate::flows::{FlowOptions, FlowTable};
+use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
 use crate::sources::{CaptureError, Captures, SourceStats};
 use crate::writers::Value;
@@ -257,61 +257,76 @@ impl Engine {
 
     /// One warning per kind of decode damage, with its count (after the whole run).
     fn warn_damage(&mut self) {
-        let files = &self.source.files;
-        let place = if files.len() == 1 {
-            format!("{}: ", files[0])
-        } else {
-            String::new()
-        };
-        let linktypes: Vec<String> = self.unsupported.iter().map(|l| l.to_string()).collect();
-        let linktypes = linktypes.join(", ");
-        for (kind, text) in DAMAGE_WARNINGS {
-            let count = self.source.skipped(kind);
-            if count > 0 {
-                let text = text.replace("{linktypes}", &linktypes);
-                let message = format!("{place}{count} {text}");
-                self.source.warn_once(kind, &message);
-            }
-        }
+        warn_damage(&mut self.source, &self.unsupported);
     }
 
     /// The `source` part of the report, as tcptrace/engine.py `source_report` builds it.
     pub fn source_report(&self) -> Value {
-        let mut skipped: Vec<(String, Value)> = self
-            .source
-            .skipped
-            .iter()
-            .filter(|(_, &n)| n > 0)
-            .map(|(k, &n)| (k.clone(), Value::Int(n as i64)))
-            .collect();
-        if self.filtered_out > 0 {
-            skipped.push(("filtered_out".into(), Value::Int(self.filtered_out as i64)));
-            skipped.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        let stats = &self.table.stats;
-        let strings = |v: &[String]| Value::List(v.iter().map(|s| Value::Str(s.clone())).collect());
-        Value::Map(vec![
-            ("files".into(), strings(&self.source.files)),
-            ("packets".into(), Value::Int(self.source.frames as i64)),
-            (
-                "tcp_segments".into(),
-                Value::Int(self.segments_total as i64),
-            ),
-            ("skipped".into(), Value::Map(skipped)),
-            ("warnings".into(), strings(&self.source.warnings)),
-            ("connections".into(), Value::Int(stats.connections as i64)),
-            ("port_reuse".into(), Value::Int(stats.port_reuse as i64)),
-            (
-                "evicted_for_capacity".into(),
-                Value::Int(stats.evicted_for_capacity as i64),
-            ),
-            ("idle_evicted".into(), Value::Int(stats.idle_evicted as i64)),
-            ("after_close".into(), Value::Int(stats.after_close as i64)),
-        ])
+        source_report(
+            &self.source,
+            self.segments_total,
+            self.filtered_out,
+            &self.table.stats,
+        )
     }
 }
 
-fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+/// One warning per kind of decode damage, with its count (after the whole run).
+pub(crate) fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
+    let files = &source.files;
+    let place = if files.len() == 1 {
+        format!("{}: ", files[0])
+    } else {
+        String::new()
+    };
+    let linktypes: Vec<String> = unsupported.iter().map(|l| l.to_string()).collect();
+    let linktypes = linktypes.join(", ");
+    for (kind, text) in DAMAGE_WARNINGS {
+        let count = source.skipped(kind);
+        if count > 0 {
+            let text = text.replace("{linktypes}", &linktypes);
+            let message = format!("{place}{count} {text}");
+            source.warn_once(kind, &message);
+        }
+    }
+}
+
+/// The `source` part of the report, as tcptrace/engine.py `source_report` builds it.
+pub(crate) fn source_report(
+    source: &SourceStats,
+    segments_total: u64,
+    filtered_out: u64,
+    stats: &FlowTableStats,
+) -> Value {
+    let mut skipped: Vec<(String, Value)> = source
+        .skipped
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, &n)| (k.clone(), Value::Int(n as i64)))
+        .collect();
+    if filtered_out > 0 {
+        skipped.push(("filtered_out".into(), Value::Int(filtered_out as i64)));
+        skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let strings = |v: &[String]| Value::List(v.iter().map(|s| Value::Str(s.clone())).collect());
+    Value::Map(vec![
+        ("files".into(), strings(&source.files)),
+        ("packets".into(), Value::Int(source.frames as i64)),
+        ("tcp_segments".into(), Value::Int(segments_total as i64)),
+        ("skipped".into(), Value::Map(skipped)),
+        ("warnings".into(), strings(&source.warnings)),
+        ("connections".into(), Value::Int(stats.connections as i64)),
+        ("port_reuse".into(), Value::Int(stats.port_reuse as i64)),
+        (
+            "evicted_for_capacity".into(),
+            Value::Int(stats.evicted_for_capacity as i64),
+        ),
+        ("idle_evicted".into(), Value::Int(stats.idle_evicted as i64)),
+        ("after_close".into(), Value::Int(stats.after_close as i64)),
+    ])
+}
+
+pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {
