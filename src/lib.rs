@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod model;
 pub mod reassembly;
 pub mod seqnum;
+pub mod session;
 pub mod sources;
 pub mod states;
 pub mod writers;
