@@ -429,6 +429,61 @@ def test_written_pcap_gives_the_same_records(session: Session) -> None:
 
 
 @needs_netns
+def test_table_sigint_mid_connection_prints_the_open_one(server: Proc, tmp_path: Path) -> None:
+    """The table format, stopped by SIGINT while a connection is open: the finished rows as
+    they end, then the open one, the legend, the summary and the capture line on stdout;
+    the rows are those `analyze` gives for the capture `-w` wrote."""
+    pcap = tmp_path / "table.pcap"
+    cap = live("--duration", "30", "-w", str(pcap))
+    client: Proc | None = None
+    try:
+        cap.expect("listening on", stderr=True)
+        client = Proc(in_ns(NS_A, sys.executable, "-c", CLIENT, "all"), stdin=True)
+        client.expect("DONE", timeout=15)
+        cap.expect(" RESET ")  # rows stream before the stop
+        end = time.monotonic() + 6
+        while sum(" CLOSED " in line for line in cap.lines()) < 4 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(" OPEN " in line for line in cap.lines())
+        cap.popen.send_signal(signal.SIGINT)
+        assert cap.finish() == 0, cap.err
+    finally:
+        cap.kill()
+        if client is not None:
+            client.kill()
+    out = cap.lines()
+    rows = [line.split() for line in out[2:] if line[:4].strip().isdigit()]
+    assert [r[3] for r in rows].count("OPEN") == 1 and rows[-1][3] == "OPEN", out
+    assert len(rows) == 6
+    assert "Connections: 6 (CLOSED 4, RESET 1, OPEN 1)" in out
+    assert out[-1].startswith(f"Capture: {IF_A} for ") and "kernel drops: 0" in out[-1]
+    table = sh(TCPTRACE, "analyze", str(pcap)).stdout.splitlines()
+    again = [line.split() for line in table[2:] if line[:4].strip().isdigit()]
+    # the live rows (ended order, plus "TW until") are the table's rows (id order)
+    assert sorted(r[:11] for r in rows) == sorted(
+        r[:11] for r in again)
+
+
+@needs_netns
+def test_csv_to_a_file_on_sigterm_equals_analyze_of_the_written_capture(
+        server: Proc, tmp_path: Path) -> None:
+    pcap, csv = tmp_path / "single.pcap", tmp_path / "single.csv"
+    cap = live("-f", "csv", "-o", str(csv), "-w", str(pcap), "--duration", "30")
+    try:
+        cap.expect("listening on", stderr=True)
+        client = Proc(in_ns(NS_A, sys.executable, "-c", CLIENT, "single"))
+        assert client.finish() == 0
+        cap.popen.send_signal(signal.SIGTERM)
+        assert cap.finish() == 0, cap.err
+    finally:
+        cap.kill()
+    assert cap.lines() == []  # records to the file, the summary to stderr
+    assert any(line.startswith("Connections: 1 (CLOSED 1)") for line in cap.err), cap.err
+    again = sh(TCPTRACE, "analyze", "-f", "csv", str(pcap)).stdout
+    assert csv.read_text() == again and again.count("\n") == 2
+
+
+@needs_netns
 def test_count_stops_after_n_packets(server: Proc) -> None:
     cap = live("--count", "3", "--duration", "10")
     try:
