@@ -307,7 +307,9 @@ class LiveCapture:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
-            due = [last_status + self.status_s, now + 0.1]
+            due = [now + 0.1]
+            if self.on_status is not None:  # (without one, a past status time would spin)
+                due.append(last_status + self.status_s)
             due.append(pending.first + self.flush_s if pending.n else last_yield + self.tick_s)
             if deadline is not None:
                 due.append(deadline)
