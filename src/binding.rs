@@ -20,6 +20,8 @@ use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
 use crate::writers::Value;
 
+mod session;
+
 /// Output bytes are handed to Python's `write` in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;
 
@@ -247,24 +249,7 @@ impl Run {
         rows.sort_by_key(|r| r.id);
         let list = PyList::empty(py);
         for r in rows {
-            let row = PyTuple::new(
-                py,
-                [
-                    r.id.into_pyobject(py)?.into_any(),
-                    (r.client.0, r.client.1).into_pyobject(py)?.into_any(),
-                    (r.server.0, r.server.1).into_pyobject(py)?.into_any(),
-                    r.outcome.into_pyobject(py)?.into_any(),
-                    r.rtt_ms.into_pyobject(py)?.into_any(),
-                    r.setup_ms.into_pyobject(py)?.into_any(),
-                    r.time_wait.into_pyobject(py)?.into_any(),
-                    r.rst.into_pyobject(py)?.into_any(),
-                    r.probes.into_pyobject(py)?.into_any(),
-                    r.requests.into_pyobject(py)?.into_any(),
-                    pyo3::types::PyBool::new(py, r.http).to_owned().into_any(),
-                    r.packets.into_pyobject(py)?.into_any(),
-                ],
-            )?;
-            list.append(row)?;
+            list.append(row_tuple(py, r)?)?;
         }
         Ok(list.unbind())
     }
@@ -405,6 +390,27 @@ fn finish_execute(
             ))
         }
     }
+}
+
+/// A table row as the Python table code takes it (tcptrace.report.text.table_cells).
+fn row_tuple(py: Python<'_>, r: TableRow) -> PyResult<Bound<'_, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            r.id.into_pyobject(py)?.into_any(),
+            (r.client.0, r.client.1).into_pyobject(py)?.into_any(),
+            (r.server.0, r.server.1).into_pyobject(py)?.into_any(),
+            r.outcome.into_pyobject(py)?.into_any(),
+            r.rtt_ms.into_pyobject(py)?.into_any(),
+            r.setup_ms.into_pyobject(py)?.into_any(),
+            r.time_wait.into_pyobject(py)?.into_any(),
+            r.rst.into_pyobject(py)?.into_any(),
+            r.probes.into_pyobject(py)?.into_any(),
+            r.requests.into_pyobject(py)?.into_any(),
+            pyo3::types::PyBool::new(py, r.http).to_owned().into_any(),
+            r.packets.into_pyobject(py)?.into_any(),
+        ],
+    )
 }
 
 /// Where a report's bytes go. Rust writes files and the standard output itself (no bytes
@@ -582,6 +588,7 @@ fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Run>()?;
     module.add_class::<PyProgress>()?;
+    module.add_class::<session::LiveSession>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

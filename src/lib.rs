@@ -20,6 +20,7 @@ pub mod model;
 pub mod parallel;
 pub mod reassembly;
 pub mod seqnum;
+pub mod session;
 pub mod sources;
 pub mod states;
 pub mod writers;

@@ -1,32 +1,34 @@
 """`tcptrace live`: analyze traffic as it happens, with the same model and report as `analyze`.
 
-The capture (sources/live.py) yields small frame batches and clock ticks; the
-engine turns them into records as connections end; each record is written the
-moment it comes out. A stop (--duration, --count, Ctrl-C, SIGTERM) ends the batch
-stream, after which the engine reports the connections still open and the summary
-is printed: nothing captured before the stop is lost.
+The capture (sources/live.py) yields small batches of libpcap records and clock ticks;
+the native engine (tcptrace._native.Session) analyzes them and writes each jsonl or csv
+record the moment its connection ends (table rows come back to be printed here). A stop
+(--duration, --count, Ctrl-C, SIGTERM) ends the batch stream, after which the engine
+reports the connections still open and the summary is printed: nothing captured before
+the stop is lost. Neither numpy nor the Python engine is imported.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
-from tcptrace.engine import Analysis, Options
-from tcptrace.report.formats import Writer, writer_for
+from tcptrace.errors import EngineFailure, LiveCaptureError
 from tcptrace.report.stream import StreamTableWriter, capture_line
-from tcptrace.report.summary import Summary
 from tcptrace.report.text import render_summary
-from tcptrace.sources import SourceStats
-from tcptrace.sources.live import LiveCapture, LiveStats
+from tcptrace.sources.live import LONG_BYTES, ClockTick, LiveCapture, LiveStats
+
+if TYPE_CHECKING:
+    from tcptrace._native import Session
 
 LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the whole run
 
@@ -67,57 +69,117 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     Stops on --duration, --count, Ctrl-C or SIGTERM; then reports the connections
     still open and the summary. Needs capture rights (root or CAP_NET_RAW).
     """
-    options = Options(filter=filter_, msl_s=msl, linger_s=linger, max_flows=max_flows,
-                      idle_timeout_s=idle_timeout)
-    source = SourceStats()
-    capture = LiveCapture(list(dict.fromkeys(interfaces)), bpf=bpf, duration_s=duration,
-                          count=count, promisc=not no_promisc, write=write, source=source)
+    from tcptrace import native
+
+    if not native.available():
+        raise LiveCaptureError("live capture needs the native engine, which this "
+                               "installation lacks (reinstall tcptrace)")
+    tree = None
+    if filter_:  # a bad expression fails before the capture starts
+        from tcptrace.filter import parse_filter
+
+        tree = parse_filter(filter_)
+    from tcptrace import _native
+
+    panic_at = os.environ.get(native.PANIC_HOOK)
+    names = list(dict.fromkeys(interfaces))
+    session = _native.Session(names, fmt, tree, msl, linger, max_flows, idle_timeout,
+                              LONG_BYTES, int(panic_at) if panic_at else None)
+    capture = LiveCapture(names, bpf=bpf, duration_s=duration, count=count,
+                          promisc=not no_promisc)
     capture.open()  # permission, interface, filter errors: one line, before any output
-    if not quiet:  # like tcpdump: once this is printed, every packet is captured
-        links = ", ".join(f"{i} ({t})" for i, t in zip(capture.stats.interfaces,
-                                                       capture.stats.linknames, strict=True))
-        click.echo(f"tcptrace: listening on {links}, capture filter {bpf!r}", err=True)
-    out: TextIO = sys.stdout
     try:
-        if output:
-            out = open(output, "w", encoding="utf-8")  # noqa: SIM115
-        run(capture, options, fmt, out, quiet)
+        if write is not None:
+            session.save(write, capture.savefile_linktype())
+        if not quiet:  # like tcpdump: once this is printed, every packet is captured
+            links = ", ".join(f"{i} ({t})" for i, t in zip(capture.stats.interfaces,
+                                                           capture.stats.linknames, strict=True))
+            click.echo(f"tcptrace: listening on {links}, capture filter {bpf!r}", err=True)
+        status = StatusLine(session) if not quiet and sys.stderr.isatty() else None
+        out: TextIO | None = None
+        if fmt == "table":
+            out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        else:
+            session.output(_record_sink(output, status))
+        try:
+            run(capture, session, fmt, out, status, quiet)
+        finally:
+            if out is not None and out is not sys.stdout:
+                out.close()
     finally:
         capture.close()
-        if out is not sys.stdout:
-            out.close()
         if not quiet:
-            for warning in source.warnings:
+            for warning in session.warnings():
                 click.echo(f"tcptrace: warning: {warning}", err=True)
 
 
-def run(capture: LiveCapture, options: Options, fmt: str, out: TextIO, quiet: bool) -> None:
-    """Feed the capture to the engine and write each record as it comes out."""
-    analysis = Analysis(paths=[], options=options, source=capture.source,
-                        frames=capture.batches())
-    writer: Writer = StreamTableWriter(out) if fmt == "table" else writer_for(fmt, out)
-    writer.flush_each = True
-    summary = Summary()
-    status = StatusLine(analysis, summary) if not quiet and sys.stderr.isatty() else None
-    if status is not None:
-        capture.on_status = status.update
-    with stop_on_signals(capture):
-        for record in analysis.records():
+def _record_sink(output: str | None, status: StatusLine | None) -> Any:
+    """Where the engine writes jsonl/csv records: the -o file, the standard output, or (with
+    a status line on the terminal) a `write` that clears the status line first."""
+    if output:
+        return output
+    from tcptrace.cli import _stdout
+
+    stdout = _stdout()
+    if status is None:
+        return stdout
+    binary = sys.stdout.buffer if stdout == "-" else stdout
+    assert not isinstance(binary, str)
+
+    def write(data: bytes) -> None:
+        status.clear()
+        binary.write(data)
+        binary.flush()
+
+    return write
+
+
+def run(capture: LiveCapture, session: Session, fmt: str, out: TextIO | None,
+        status: StatusLine | None, quiet: bool) -> None:
+    """Feed the capture to the engine; the records are written as they come out."""
+    table = StreamTableWriter(out) if out is not None else None
+
+    def show(rows: list[tuple[Any, ...]]) -> None:
+        if table is not None and rows:
             if status is not None:
                 status.clear()
-            summary.add(record)
-            writer.write(record)
+            for row, until in rows:
+                table.write(row, until)
+
+    if status is not None:
+        capture.on_status = status.update
+    failure: EngineFailure | None = None
+    with stop_on_signals(capture):
+        try:
+            for batch in capture.batches():
+                if isinstance(batch, ClockTick):
+                    show(session.tick(batch.ts_ns))
+                else:
+                    show(session.feed(batch.reads, batch.merge))
+        except EngineFailure as exc:
+            failure = exc
+            show(session.failed_rows())
+        for kind, message in capture.warnings:  # before the engine's own warnings
+            session.warn(kind, message)
+        if failure is None:
+            try:
+                show(session.close())
+            except EngineFailure as exc:
+                failure = exc
+                show(session.failed_rows())
     if status is not None:
         status.clear()
-    report = analysis.source_report()
+    report = session.source_report()
     report["live"] = {"interfaces": capture.stats.interfaces,
                       "duration_s": round(capture.stats.elapsed(), 3),
                       "kernel_drops": capture.stats.kernel_drops}
-    writer.finish(summary, report)
-    out.flush()
-    if fmt != "table" and not quiet:  # stdout carries only records: the summary goes to stderr
-        click.echo(render_summary(summary.as_dict(), report) + capture_line(report), err=True,
+    if table is not None:
+        table.finish(session.summary(), report)
+    elif not quiet:  # stdout carries only records: the summary goes to stderr
+        click.echo(render_summary(session.summary(), report) + capture_line(report), err=True,
                    nl=False)
+    if failure is not None:
+        raise failure
 
 
 @contextmanager
@@ -141,13 +203,13 @@ def stop_on_signals(capture: LiveCapture) -> Iterator[None]:
 class StatusLine:
     """One self-overwriting line on stderr (only when it is a terminal)."""
 
-    def __init__(self, analysis: Analysis, summary: Summary, stream: TextIO = sys.stderr) -> None:
-        self.analysis, self.summary, self.stream = analysis, summary, stream
+    def __init__(self, session: Session, stream: TextIO = sys.stderr) -> None:
+        self.session, self.stream = session, stream
         self.shown = False
 
     def update(self, stats: LiveStats) -> None:
         text = (f"capturing on {','.join(stats.interfaces)}: {stats.packets} packets, "
-                f"{len(self.analysis.table.slots)} open, {self.summary.connections} finished, "
+                f"{self.session.open_connections} open, {self.session.finished} finished, "
                 f"{stats.kernel_drops} dropped by the kernel, {stats.elapsed():.0f} s")
         self.stream.write("\r\x1b[K" + text)
         self.stream.flush()

@@ -27,18 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import LINUX
+from livefeed import Frame, read_pcap, records
 
-from tcptrace.engine import Analysis, Options
-from tcptrace.errors import CapturePermissionError, UnknownInterfaceError
-from tcptrace.model import to_dict
+from tcptrace import _native
+from tcptrace.errors import CapturePermissionError, EngineFailure, UnknownInterfaceError
 from tcptrace.report.stream import StreamTableWriter
-from tcptrace.report.summary import Summary
-from tcptrace.sources import SourceStats, open_capture
-from tcptrace.sources.batch import FrameBatch
-from tcptrace.sources.live import ClockTick, PcapWriter, _raise_activate
+from tcptrace.sources.live import LONG_BYTES, _raise_activate
 
 # unique per test process: CI or a colleague may run this module at the same time
 PID = os.getpid()
@@ -433,6 +429,61 @@ def test_written_pcap_gives_the_same_records(session: Session) -> None:
 
 
 @needs_netns
+def test_table_sigint_mid_connection_prints_the_open_one(server: Proc, tmp_path: Path) -> None:
+    """The table format, stopped by SIGINT while a connection is open: the finished rows as
+    they end, then the open one, the legend, the summary and the capture line on stdout;
+    the rows are those `analyze` gives for the capture `-w` wrote."""
+    pcap = tmp_path / "table.pcap"
+    cap = live("--duration", "30", "-w", str(pcap))
+    client: Proc | None = None
+    try:
+        cap.expect("listening on", stderr=True)
+        client = Proc(in_ns(NS_A, sys.executable, "-c", CLIENT, "all"), stdin=True)
+        client.expect("DONE", timeout=15)
+        cap.expect(" RESET ")  # rows stream before the stop
+        end = time.monotonic() + 6
+        while sum(" CLOSED " in line for line in cap.lines()) < 4 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(" OPEN " in line for line in cap.lines())
+        cap.popen.send_signal(signal.SIGINT)
+        assert cap.finish() == 0, cap.err
+    finally:
+        cap.kill()
+        if client is not None:
+            client.kill()
+    out = cap.lines()
+    rows = [line.split() for line in out[2:] if line[:4].strip().isdigit()]
+    assert [r[3] for r in rows].count("OPEN") == 1 and rows[-1][3] == "OPEN", out
+    assert len(rows) == 6
+    assert "Connections: 6 (CLOSED 4, RESET 1, OPEN 1)" in out
+    assert out[-1].startswith(f"Capture: {IF_A} for ") and "kernel drops: 0" in out[-1]
+    table = sh(TCPTRACE, "analyze", str(pcap)).stdout.splitlines()
+    again = [line.split() for line in table[2:] if line[:4].strip().isdigit()]
+    # the live rows (ended order, plus "TW until") are the table's rows (id order)
+    assert sorted(r[:11] for r in rows) == sorted(
+        r[:11] for r in again)
+
+
+@needs_netns
+def test_csv_to_a_file_on_sigterm_equals_analyze_of_the_written_capture(
+        server: Proc, tmp_path: Path) -> None:
+    pcap, csv = tmp_path / "single.pcap", tmp_path / "single.csv"
+    cap = live("-f", "csv", "-o", str(csv), "-w", str(pcap), "--duration", "30")
+    try:
+        cap.expect("listening on", stderr=True)
+        client = Proc(in_ns(NS_A, sys.executable, "-c", CLIENT, "single"))
+        assert client.finish() == 0
+        cap.popen.send_signal(signal.SIGTERM)
+        assert cap.finish() == 0, cap.err
+    finally:
+        cap.kill()
+    assert cap.lines() == []  # records to the file, the summary to stderr
+    assert any(line.startswith("Connections: 1 (CLOSED 1)") for line in cap.err), cap.err
+    again = sh(TCPTRACE, "analyze", "-f", "csv", str(pcap)).stdout
+    assert csv.read_text() == again and again.count("\n") == 2
+
+
+@needs_netns
 def test_count_stops_after_n_packets(server: Proc) -> None:
     cap = live("--count", "3", "--duration", "10")
     try:
@@ -503,73 +554,68 @@ def test_activate_errors_map_to_one_line_errors() -> None:
         _raise_activate(fake, 1, "nope0", -5)
 
 
-def _batches(path: Path) -> list[FrameBatch]:
-    return list(open_capture(str(path), SourceStats()))
+def _session(fmt: str = "jsonl", **options: Any) -> tuple[_native.Session, list[bytes]]:
+    """A live engine session on `eth0` writing its records to a list."""
+    written: list[bytes] = []
+    session = _native.Session(["eth0"], fmt, long_bytes=LONG_BYTES, **options)
+    if fmt != "table":
+        session.output(written.append)
+    return session, written
+
+
+def _feed(session: _native.Session, path: Path, frames: list[Frame] | None = None) -> int:
+    """Feed a capture's frames (or some of them) as one batch; the latest timestamp."""
+    linktype, unit, every = read_pcap(path)
+    frames = every if frames is None else frames
+    session.feed([(records(frames, unit), linktype, unit)], False)
+    return max(f.ts_ns for f in frames)
 
 
 def test_clock_tick_emits_connections_without_traffic() -> None:
-    frames = _batches(LINUX / "client_close.pcap")
-    last = int(max(int(b.ts_ns.max()) for b in frames))
-    emitted: list[str] = []
-
-    def source() -> Iterator[FrameBatch]:
-        yield from frames
-        emitted.append("before tick")
-        tick = ClockTick.now()
-        tick.ts_ns[0] = last + 2_000_000_000  # 2 s later: past the linger
-        yield tick
-        emitted.append("after tick")
-
-    analysis = Analysis(paths=[], options=Options(linger_s=1.0), frames=source())
-    for record in analysis.records():
-        emitted.append(f"record {record.id}")
-    assert emitted == ["before tick", "record 1", "after tick"]
+    session, written = _session(linger_s=1.0)
+    last = _feed(session, LINUX / "client_close.pcap")
+    assert written == [] and (session.open_connections, session.finished) == (1, 0)
+    session.tick(last + 999_000_000)
+    assert written == []  # still lingering
+    session.tick(last + 2_000_000_000)  # past the linger: out without traffic
+    assert [json.loads(line)["id"] for line in b"".join(written).splitlines()] == [1]
+    assert (session.open_connections, session.finished) == (0, 1)
+    session.close()
+    assert session.finished == 1
 
 
 def test_idle_connection_reported_on_tick() -> None:
-    frames = _batches(LINUX / "midstream.pcap")
-    first = frames[0].take(np.arange(3))  # three segments of an established connection
-
-    def source() -> Iterator[FrameBatch]:
-        yield first
-        tick = ClockTick.now()
-        tick.ts_ns[0] = int(first.ts_ns.max()) + 10_000_000_000
-        yield tick
-        yield ClockTick.now()  # the generator stops here in the test
-
-    analysis = Analysis(paths=[], options=Options(idle_timeout_s=5.0), frames=source())
-    records = analysis.records()
-    record = next(records)
-    assert record.outcome == "OPEN" and analysis.table.stats.idle_evicted == 1
+    session, written = _session(idle_timeout_s=5.0)
+    _, _, frames = read_pcap(LINUX / "midstream.pcap")
+    last = _feed(session, LINUX / "midstream.pcap", frames[:3])
+    session.tick(last + 10_000_000_000)
+    (record,) = (json.loads(line) for line in b"".join(written).splitlines())
+    assert record["outcome"] == "OPEN" and session.source_report()["idle_evicted"] == 1
 
 
-def _syn_flood(n: int, ts0: int, first: int = 0) -> FrameBatch:
-    """n SYNs from n different sources (Ethernet/IPv4/TCP, 54 bytes each)."""
-    frames = bytearray()
+def _syn_flood(n: int, ts0: int, first: int = 0) -> bytes:
+    """n SYNs from n different sources (Ethernet/IPv4/TCP, 54 bytes each), as records."""
+    frames = []
     for i in range(first, first + n):
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0,
                          bytes([10, (i >> 16) & 255, (i >> 8) & 255, i & 255]),
                          bytes([10, 0, 0, 1]))
         tcp = struct.pack("!HHIIBBHHH", 1024 + i % 60000, 80, i, 0, 0x50, 0x02, 65535, 0, 0)
-        frames += b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
-    return FrameBatch(np.frombuffer(bytes(frames), dtype=np.uint8),
-                      ts0 + np.arange(n, dtype=np.int64) * 1000,
-                      np.arange(n, dtype=np.int64) * 54, np.full(n, 54, dtype=np.int64),
-                      np.full(n, 54, dtype=np.int64), np.ones(n, dtype=np.int64))
+        frames.append(Frame(ts0 + (i - first) * 1000, b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+                            + ip + tcp, 54))
+    return records(frames, 1)
 
 
 def test_syn_flood_cannot_exhaust_memory() -> None:
     ts0 = time.time_ns()
-    batches = [_syn_flood(2000, ts0 + k * 10_000_000, k * 2000) for k in range(3)]
-    analysis = Analysis(paths=[], options=Options(max_flows=500, idle_timeout_s=300),
-                        frames=iter(batches))
-    seen = 0
+    session, _ = _session(max_flows=500, idle_timeout_s=300)
     peak = 0
-    for _ in analysis.records():
-        seen += 1
-        peak = max(peak, len(analysis.table.slots))
-    assert seen == 6000 and peak <= 500
-    assert analysis.source_report()["evicted_for_capacity"] == 6000 - 500
+    for k in range(3):
+        session.feed([(_syn_flood(2000, ts0 + k * 10_000_000, k * 2000), 1, 1)], False)
+        peak = max(peak, session.open_connections)
+    session.close()
+    assert session.finished == 6000 and peak <= 500
+    assert session.source_report()["evicted_for_capacity"] == 6000 - 500
 
 
 def test_stream_table_writer_prints_rows_as_they_come() -> None:
@@ -577,15 +623,15 @@ def test_stream_table_writer_prints_rows_as_they_come() -> None:
 
     out = io.StringIO()
     writer = StreamTableWriter(out)
-    summary = Summary()
-    analysis = Analysis([str(LINUX / "client_close.pcap")])
-    for record in analysis.records():
-        summary.add(record)
-        writer.write(record)
+    session, _ = _session("table")
+    _feed(session, LINUX / "client_close.pcap")
+    rows = session.close()
+    for row, until in rows:
+        writer.write(row, until)
         assert out.getvalue().count("\n") == 3  # header, rule, the row: before finish
-    source = analysis.source_report()
+    source = session.source_report()
     source["live"] = {"interfaces": ["eth0"], "duration_s": 2.5, "kernel_drops": 0}
-    writer.finish(summary, source)
+    writer.finish(session.summary(), source)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["id", "client", "server", "outcome", "rtt", "ms", "setup", "ms",
                                 "TW", "RST", "ka", "reqs", "pkts", "TW", "until"]
@@ -594,12 +640,31 @@ def test_stream_table_writer_prints_rows_as_they_come() -> None:
     assert lines[-1] == "Capture: eth0 for 2.5 s; kernel drops: 0; evicted: 0 for capacity, 0 idle"
 
 
-def test_pcap_writer_round_trip(tmp_path: Path) -> None:
+def test_saved_pcap_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "copy.pcap"
-    with open(path, "wb") as f:
-        writer = PcapWriter(f, 1)
-        for batch in _batches(LINUX / "keepalive.pcap"):
-            writer.write(batch)
-    original = [to_dict(r) for r in Analysis([str(LINUX / "keepalive.pcap")]).records()]
-    copy = [to_dict(r) for r in Analysis([str(path)]).records()]
-    assert copy == original
+    session, written = _session()
+    session.save(str(path), 1)
+    _, _, frames = read_pcap(LINUX / "keepalive.pcap")
+    for at in range(0, len(frames), 5):  # several batches
+        _feed(session, LINUX / "keepalive.pcap", frames[at:at + 5])
+    session.close()
+    with open(path, "rb") as f:  # Ethernet, nanosecond timestamps
+        assert struct.unpack("<IHHiIII", f.read(24)) == (0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+    copy = sh(TCPTRACE, "analyze", "-f", "jsonl", str(path)).stdout
+    original = sh(TCPTRACE, "analyze", "-f", "jsonl", str(LINUX / "keepalive.pcap")).stdout
+    assert copy == original == b"".join(written).decode()
+
+
+def test_a_panic_is_one_error_after_the_open_connections() -> None:
+    session, written = _session(panic_at_frame=5)
+    with pytest.raises(EngineFailure, match="internal error in the native engine at "
+                       "live:eth0, frame 5: forced panic"):
+        _feed(session, LINUX / "http_reuse.pcap")
+    assert len(b"".join(written).splitlines()) == 1  # the connection held, written first
+    assert session.close() == [] and session.finished == 1
+
+
+def test_bad_records_are_a_value_error() -> None:
+    session, _ = _session()
+    with pytest.raises(ValueError, match="shorter than its caplen"):
+        session.feed([(records([Frame(1, b"abcd", 4)], 1)[:-1], 1, 1)], False)

@@ -1,10 +1,11 @@
 """A table that streams: a header once, one row the moment each connection ends.
 
-The batch table (formats.TableWriter) sizes its columns to the widest value, which
+The batch table (text.render_table) sizes its columns to the widest value, which
 needs every row first; a live capture cannot wait. This writer uses the same
 columns and cell formatting with fixed widths (a wider value pushes its row to the
 right rather than holding output back), plus `TW until`: the local time at which
-the TIME_WAIT holder releases the 4-tuple (`close.time_wait_until`).
+the TIME_WAIT holder releases the 4-tuple (`close.time_wait_until`). Rows come from
+the native engine as tuples (tcptrace._native.Session): no numpy, no record model.
 """
 
 from __future__ import annotations
@@ -12,43 +13,41 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
-from tcptrace.model import ConnectionRecord
-from tcptrace.report.formats import TableWriter, Writer
-from tcptrace.report.summary import Summary
-from tcptrace.report.text import LEGEND, render_summary
+from tcptrace.report.text import ALIGN as TABLE_ALIGN
+from tcptrace.report.text import HEADERS as TABLE_HEADERS
+from tcptrace.report.text import LEGEND, render_summary, table_cells
 
-HEADERS = (*TableWriter.HEADERS, "TW until")
-ALIGN = (*TableWriter.ALIGN, "left")
+HEADERS = (*TABLE_HEADERS, "TW until")
+ALIGN = (*TABLE_ALIGN, "left")
 # wide enough for IPv4 endpoints and the common outcomes; longer values overflow
 WIDTHS = (4, 21, 21, 7, 7, 8, 6, 7, 3, 4, 9, 8)
 
 
-class StreamTableWriter(Writer):
+class StreamTableWriter:
     """Rows in order of ending (not of id), flushed one by one; the summary at the end."""
 
     def __init__(self, out: TextIO) -> None:
-        super().__init__(out)
-        self._cells = TableWriter(out)  # reused for its cell formatting only
+        self.out = out
         self._header = False
         self.rows = 0
 
-    def write(self, record: ConnectionRecord) -> None:
+    def write(self, row: tuple[Any, ...], time_wait_until: float | None) -> None:
+        """One connection: its table row (text.table_cells' arguments) and when its
+        TIME_WAIT ends."""
         if not self._header:
             self.out.write(_line(HEADERS) + "\n" + _line(tuple("-" * w for w in WIDTHS)) + "\n")
             self._header = True
-        self._cells.write(record)
-        row = self._cells.rows.pop()
-        until = record.close.time_wait_until
+        until = time_wait_until
         tw_until = time.strftime("%H:%M:%S", time.localtime(until)) if until else "-"
-        self.out.write(_line((*row, tw_until)) + "\n")
+        self.out.write(_line((*table_cells(*row), tw_until)) + "\n")
         self.out.flush()
         self.rows += 1
 
-    def finish(self, summary: Summary, source: dict[str, Any]) -> None:
+    def finish(self, summary: dict[str, Any], source: dict[str, Any]) -> None:
         if self._header:
             self.out.write(LEGEND.replace("\n\n", "\nTW until: local time the holder releases "
                                           "the 4-tuple (2 * MSL after TIME_WAIT began)\n\n", 1))
-        self.out.write(render_summary(summary.as_dict(), source))
+        self.out.write(render_summary(summary, source))
         self.out.write(capture_line(source))
         self.out.flush()
 

@@ -1,4 +1,4 @@
-"""Live capture: network interfaces -> FrameBatch, through libpcap.
+"""Live capture: network interfaces -> batches of libpcap records, through libpcap.
 
 libpcap is driven through ctypes (the library scapy itself loads with
 `conf.use_pcap`), not through scapy's packet objects: a live capture must keep up
@@ -7,10 +7,13 @@ the frame's bytes. libpcap also gives what the analysis needs and scapy's native
 sockets do not: the `any` pseudo-interface (LINUX_SLL), nanosecond timestamps, the
 wire length of snapped frames, in-kernel BPF filters and the kernel's drop counters.
 
-Frames are collected into small batches (flushed every `flush_s` or `batch_size`
-frames), in timestamp order across interfaces. While the wire is quiet an empty
-batch carrying the current time (`ClockTick`) is yielded every `tick_s`, so the
-engine can emit connections that ended or went idle without waiting for traffic.
+Per frame the capture loop copies two byte strings (libpcap's `struct pcap_pkthdr` as it
+is in memory, and the frame) and joins each read's into one bytes object; the native
+engine (tcptrace._native.Session, src/session/libpcap.rs) parses them, merges several
+interfaces in timestamp order and analyzes the batch. Frames are collected into small
+batches (`Records`, flushed every `flush_s` or `batch_size` frames). While the wire is
+quiet a `ClockTick` carrying the current time is yielded every `tick_s`, so the engine
+can emit connections that ended or went idle without waiting for traffic.
 """
 
 from __future__ import annotations
@@ -22,9 +25,6 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
-
-import numpy as np
 
 from tcptrace.errors import (
     CapturePermissionError,
@@ -32,7 +32,6 @@ from tcptrace.errors import (
     LiveCaptureError,
     UnknownInterfaceError,
 )
-from tcptrace.sources.batch import FrameBatch, SourceStats
 
 SNAPLEN = 262_144  # libpcap's default (MAXIMUM_SNAPLEN): whole frames, jumbo and TSO included
 BUFFER_BYTES = 16 << 20  # kernel ring per interface; bursts beyond it are counted as drops
@@ -41,25 +40,32 @@ PCAP_TSTAMP_PRECISION_NANO = 1
 PCAP_ERROR_NO_SUCH_DEVICE = -5
 PCAP_ERROR_PERM_DENIED = -8
 PCAP_ERROR_PROMISC_PERM_DENIED = -11
-PCAP_MAGIC_NS = 0xA1B23C4D  # pcap-savefile(5), nanosecond timestamps
 
 
-class ClockTick(FrameBatch):
-    """A batch with no frames that carries the current time (one entry in `ts_ns`).
+@dataclass(slots=True)
+class ClockTick:
+    """Time passes with no traffic: the wall clock, nanoseconds since the epoch."""
 
-    `len()` is 0, which is what the engine tests to recognise a clock tick.
-    """
-
-    __slots__ = ()
-
-    def __len__(self) -> int:
-        return 0
+    ts_ns: int
 
     @staticmethod
     def now() -> ClockTick:
-        empty = np.zeros(0, dtype=np.int64)
-        return ClockTick(np.zeros(0, dtype=np.uint8), np.array([time.time_ns()], dtype=np.int64),
-                         empty, empty, empty, empty)
+        return ClockTick(time.time_ns())
+
+
+@dataclass(slots=True)
+class Records:
+    """A batch of captured frames: per read from an interface, (its records, the link type,
+    nanoseconds per timestamp unit); a record is `struct pcap_pkthdr` in this host's layout
+    (LONG_BYTES-byte longs) followed by the captured bytes."""
+
+    reads: list[tuple[bytes, int, int]]
+    frames: int
+    merge: bool
+    """Several interfaces: the engine orders the frames by time (ties keep arrival order)."""
+
+    def __len__(self) -> int:
+        return self.frames
 
 
 class _Timeval(ctypes.Structure):
@@ -68,6 +74,11 @@ class _Timeval(ctypes.Structure):
 
 class _PktHdr(ctypes.Structure):
     _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
+LONG_BYTES = ctypes.sizeof(ctypes.c_long)
+"""The C long of `struct timeval` in pcap_pkthdr: what the engine needs to read a record."""
+_CAPLEN = struct.Struct("=I")  # pcap_pkthdr.caplen, host byte order, at _PktHdr.caplen.offset
 
 
 class _Stat(ctypes.Structure):
@@ -198,25 +209,6 @@ def _set_filter(lib: ctypes.CDLL, pcap: int, bpf: str) -> None:
         lib.pcap_freecode(ctypes.byref(program))
 
 
-class PcapWriter:
-    """A classic pcap savefile with nanosecond timestamps: exactly the frames analyzed."""
-
-    def __init__(self, f: BinaryIO, linktype: int, snaplen: int = SNAPLEN) -> None:
-        self.f = f
-        f.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, snaplen, linktype))
-        self.record = struct.Struct("<IIII")
-
-    def write(self, batch: FrameBatch) -> None:
-        pack, data = self.record.pack, batch.data
-        chunks: list[bytes] = []
-        for ts, off, cap, wire in zip(batch.ts_ns.tolist(), batch.offset.tolist(),
-                                      batch.caplen.tolist(), batch.wirelen.tolist(), strict=True):
-            chunks.append(pack(ts // 1_000_000_000, ts % 1_000_000_000, cap, wire))
-            chunks.append(data[off:off + cap].tobytes())
-        self.f.write(b"".join(chunks))
-        self.f.flush()
-
-
 @dataclass
 class LiveStats:
     """What the capture saw so far, for the status line and the report."""
@@ -246,19 +238,16 @@ class LiveCapture:
     duration_s: float | None = None
     count: int | None = None
     promisc: bool = True
-    write: str | None = None
-    """Save the frames analyzed to this pcap file."""
-    source: SourceStats = field(default_factory=SourceStats)
     flush_s: float = 0.2
     batch_size: int = 4096
     tick_s: float = 0.5
     status_s: float = 0.5
     on_status: Callable[[LiveStats], None] | None = None
     stats: LiveStats = field(default_factory=LiveStats)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, message) of capture errors, once per kind, for the source report."""
     _handles: list[_Handle] = field(default_factory=list)
     _stopping: bool = False
-    _writer: PcapWriter | None = None
-    _file: BinaryIO | None = None
 
     def open(self) -> LiveCapture:
         lib = _libpcap()
@@ -272,22 +261,17 @@ class LiveCapture:
         self.stats.linktypes = [h.linktype for h in self._handles]
         self.stats.linknames = [_text(lib.pcap_datalink_val_to_name(h.linktype))
                                 or str(h.linktype) for h in self._handles]
-        self.source.files = [f"live:{h.name}" for h in self._handles]
-        if self.write is not None:
-            if len(set(self.stats.linktypes)) > 1:
-                self.close()
-                raise LiveCaptureError(
-                    "--write: the interfaces have different link types "
-                    f"({', '.join(map(str, self.stats.linktypes))}); a pcap file holds one; "
-                    "capture with `-i any` instead")
-            try:
-                self._file = open(self.write, "wb")  # noqa: SIM115 - closed by close()
-            except BaseException:
-                self.close()
-                raise
-            self._writer = PcapWriter(self._file, self._handles[0].linktype)
         self.stats.started = time.monotonic()
         return self
+
+    def savefile_linktype(self) -> int:
+        """The link type of a pcap file of this capture (`--write`): the interfaces' one."""
+        if len(set(self.stats.linktypes)) > 1:
+            raise LiveCaptureError(
+                "--write: the interfaces have different link types "
+                f"({', '.join(map(str, self.stats.linktypes))}); a pcap file holds one; "
+                "capture with `-i any` instead")
+        return self.stats.linktypes[0]
 
     def __enter__(self) -> LiveCapture:
         return self.open()
@@ -303,15 +287,12 @@ class LiveCapture:
             if lib is not None:
                 lib.pcap_close(handle.pcap)
         self._handles = []
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def stop(self) -> None:
         """Ask the capture to end (signal-safe: sets a flag the loop checks every 0.1 s)."""
         self._stopping = True
 
-    def batches(self) -> Iterator[FrameBatch]:
+    def batches(self) -> Iterator[Records | ClockTick]:
         """Captured frames in small batches, and clock ticks while the wire is quiet.
 
         Ends on a stop condition; the frames captured up to then are always yielded.
@@ -326,7 +307,9 @@ class LiveCapture:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
-            due = [last_status + self.status_s, now + 0.1]
+            due = [now + 0.1]
+            if self.on_status is not None:  # (without one, a past status time would spin)
+                due.append(last_status + self.status_s)
             due.append(pending.first + self.flush_s if pending.n else last_yield + self.tick_s)
             if deadline is not None:
                 due.append(deadline)
@@ -358,35 +341,44 @@ class LiveCapture:
         return self.count is not None and self.stats.packets >= self.count
 
     def _read(self, handle: _Handle, pending: _Pending) -> None:
-        """Every frame the handle has ready now (non-blocking), up to --count."""
+        """Every frame the handle has ready now (non-blocking), up to --count.
+
+        The hot loop of the capture: per frame one libpcap call and two copies.
+        """
         lib = _LIB
         assert lib is not None
         header = ctypes.POINTER(_PktHdr)()
         data = ctypes.POINTER(ctypes.c_ubyte)()
-        next_ex, string_at = lib.pcap_next_ex, ctypes.string_at
-        unit = handle.ns_per_unit
-        while not self._count_reached():
-            rc = next_ex(handle.pcap, ctypes.byref(header), ctypes.byref(data))
-            if rc == 0:
-                return
-            if rc < 0:  # the interface went away (-1) or breakloop (-2)
-                if rc == -1:
-                    self.source.warn_once("capture_error", f"{handle.name}: "
-                                          f"{_text(lib.pcap_geterr(handle.pcap))}")
-                self._stopping = True
-                return
-            h = header.contents
-            cap = h.caplen
-            pending.add(h.ts.tv_sec * 1_000_000_000 + h.ts.tv_usec * unit, cap, h.len,
-                        handle.linktype, string_at(data, cap))
-            self.stats.packets += 1
+        header_ref, data_ref = ctypes.byref(header), ctypes.byref(data)
+        next_ex, string_at, pcap = lib.pcap_next_ex, ctypes.string_at, handle.pcap
+        size, caplen_at, caplen = ctypes.sizeof(_PktHdr), _PktHdr.caplen.offset, _CAPLEN.unpack_from
+        room = self.count - self.stats.packets if self.count is not None else -1
+        parts: list[bytes] = []
+        append = parts.append
+        n = 0
+        while n != room:
+            rc = next_ex(pcap, header_ref, data_ref)
+            if rc != 1:
+                if rc < 0:  # the interface went away (-1) or breakloop (-2)
+                    if rc == -1:
+                        self._warn("capture_error",
+                                   f"{handle.name}: {_text(lib.pcap_geterr(pcap))}")
+                    self._stopping = True
+                break
+            head = string_at(header, size)
+            append(head)
+            append(string_at(data, caplen(head, caplen_at)[0]))
+            n += 1
+        if n:
+            pending.add(b"".join(parts), n, handle.linktype, handle.ns_per_unit)
+            self.stats.packets += n
 
-    def _flush(self, pending: _Pending) -> FrameBatch:
-        batch = pending.take(multi=len(self._handles) > 1)
-        self.source.frames += len(batch)
-        if self._writer is not None:
-            self._writer.write(batch)
-        return batch
+    def _warn(self, kind: str, message: str) -> None:
+        if all(k != kind for k, _ in self.warnings):
+            self.warnings.append((kind, message))
+
+    def _flush(self, pending: _Pending) -> Records:
+        return pending.take(merge=len(self._handles) > 1)
 
     def _update_drops(self) -> None:
         lib = _LIB
@@ -401,46 +393,23 @@ class LiveCapture:
 
 
 class _Pending:
-    """Frames captured since the last flush, as growing columns."""
+    """Frames captured since the last flush: the records of each read."""
 
     def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.buf = bytearray()
-        self.ts: list[int] = []
-        self.off: list[int] = []
-        self.cap: list[int] = []
-        self.wire: list[int] = []
-        self.link: list[int] = []
+        self.reads: list[tuple[bytes, int, int]] = []
         self.n = 0
         self.first = 0.0
 
-    def add(self, ts: int, cap: int, wire: int, link: int, frame: bytes) -> None:
+    def add(self, records: bytes, n: int, linktype: int, ns_per_unit: int) -> None:
         if not self.n:
             self.first = time.monotonic()
-        self.ts.append(ts)
-        self.off.append(len(self.buf))
-        self.cap.append(cap)
-        self.wire.append(wire)
-        self.link.append(link)
-        self.buf += frame
-        self.n += 1
+        self.reads.append((records, linktype, ns_per_unit))
+        self.n += n
 
-    def take(self, multi: bool) -> FrameBatch:
-        batch = FrameBatch(
-            data=np.frombuffer(bytes(self.buf), dtype=np.uint8),
-            ts_ns=np.array(self.ts, dtype=np.int64),
-            offset=np.array(self.off, dtype=np.int64),
-            caplen=np.array(self.cap, dtype=np.int64),
-            wirelen=np.array(self.wire, dtype=np.int64),
-            linktype=np.array(self.link, dtype=np.int64),
-        )
-        self._reset()
-        if multi:  # several interfaces: merge them in time order (stable: ties keep arrival)
-            order = np.argsort(batch.ts_ns, kind="stable")
-            batch = batch.take(order)
+    def take(self, merge: bool) -> Records:
+        batch = Records(self.reads, self.n, merge)
+        self.reads, self.n = [], 0
         return batch
 
 
-__all__ = ["ClockTick", "LiveCapture", "LiveStats", "PcapWriter"]
+__all__ = ["LONG_BYTES", "ClockTick", "LiveCapture", "LiveStats", "Records"]

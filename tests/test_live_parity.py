@@ -1,0 +1,153 @@
+"""`live` on the native engine against the Python engine fed the same frames.
+
+A live capture hands the engine batches of frames and clock ticks. Here every classic
+pcap we have is cut into batches (of several sizes), with ticks between them (some moving
+the clock past the linger or the idle timeout), and given to both: the Python engine as
+FrameBatch objects and empty tick batches (what tcptrace/sources/live.py gave it before the
+native engine took over), the native one as libpcap records through
+tcptrace._native.Session, as the live capture does. Records (jsonl and csv bytes, table
+rows with their TIME_WAIT end), the summary, the source report and the warnings must be
+identical.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import PCAPS, SHARED
+from livefeed import Frame, read_pcap, records
+
+from tcptrace import native
+from tcptrace.engine import Analysis, Options
+from tcptrace.report.formats import CsvWriter, JsonLinesWriter, TableWriter
+from tcptrace.report.summary import Summary
+from tcptrace.sources import FrameBatch, SourceStats
+from tcptrace.sources.live import LONG_BYTES
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
+
+NS = 1_000_000_000
+Event = tuple[str, Any]  # ("batch", frames) or ("tick", now_ns)
+
+
+def _classic(root: Path, max_bytes: int) -> list[Path]:
+    found = []
+    for path in sorted(root.rglob("*.pcap")):
+        if path.stat().st_size > max_bytes:
+            continue
+        with open(path, "rb") as f:
+            head = f.read(24)
+        if len(head) == 24 and struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D):
+            found.append(path)
+    return found
+
+
+BUNDLED = _classic(PCAPS, 1 << 24)
+CORPUS = _classic(SHARED / "corpus", 300_000) if (SHARED / "corpus").is_dir() else []
+
+
+def _events(frames: list[Frame], size: int) -> list[Event]:
+    """Batches of `size` frames; after each a tick at its latest timestamp, every third
+    one 0.6 s later (past --linger 0.5); at the end ticks 1.1 s and 400 s on (idle)."""
+    events: list[Event] = []
+    latest = 0
+    for k, at in enumerate(range(0, len(frames), size)):
+        batch = frames[at:at + size]
+        events.append(("batch", batch))
+        latest = max(latest, *(f.ts_ns for f in batch))
+        events.append(("tick", latest + (NS * 6 // 10 if k % 3 == 2 else 0)))
+    events += [("tick", latest + NS * 11 // 10), ("tick", latest + 400 * NS)]
+    return events
+
+
+def _python(events: list[Event], linktype: int, options: Options) -> dict[str, Any]:
+    source = SourceStats(files=["live:eth0"])
+
+    def frames() -> Iterator[FrameBatch]:
+        empty = np.zeros(0, dtype=np.int64)
+        for kind, value in events:
+            if kind == "tick":
+                yield FrameBatch(np.zeros(0, dtype=np.uint8), np.array([value], dtype=np.int64),
+                                 empty, empty, empty, empty)
+                continue
+            sizes = np.array([len(f.data) for f in value], dtype=np.int64)
+            source.frames += len(value)
+            yield FrameBatch(np.frombuffer(b"".join(f.data for f in value), dtype=np.uint8),
+                             np.array([f.ts_ns for f in value], dtype=np.int64),
+                             np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+                             sizes, np.array([f.wirelen for f in value], dtype=np.int64),
+                             np.full(len(value), linktype, dtype=np.int64))
+
+    analysis = Analysis(paths=[], options=options, source=source, frames=frames())
+    jsonl, csv = io.StringIO(), io.StringIO()
+    writers = [JsonLinesWriter(jsonl), CsvWriter(csv)]
+    table = TableWriter(io.StringIO())
+    summary = Summary()
+    rows = []
+    for record in analysis.records():
+        summary.add(record)
+        for writer in writers:
+            writer.write(record)
+        table.write(record)
+        rows.append((table.rows.pop(), record.close.time_wait_until))
+    return {"jsonl": jsonl.getvalue().encode(), "csv": csv.getvalue().encode(), "rows": rows,
+            "summary": summary.as_dict(), "source": analysis.source_report(),
+            "warnings": source.warnings}
+
+
+def _native(events: list[Event], linktype: int, unit: int, fmt: str,
+            options: Options) -> dict[str, Any]:
+    from tcptrace import _native
+    from tcptrace.report.text import table_cells
+
+    written: list[bytes] = []
+    session = _native.Session(["eth0"], fmt, None, options.msl_s, options.linger_s,
+                              options.max_flows, options.idle_timeout_s, LONG_BYTES)
+    if fmt != "table":
+        session.output(written.append)
+    rows = []
+    for kind, value in events:
+        if kind == "tick":
+            rows += session.tick(value)
+        else:
+            rows += session.feed([(records(value, unit), linktype, unit)], False)
+    rows += session.close()
+    assert session.finished == len(rows) or fmt != "table"
+    return {fmt: b"".join(written), "rows": [(table_cells(*r), until) for r, until in rows],
+            "summary": session.summary(), "source": session.source_report(),
+            "warnings": session.warnings()}
+
+
+def _same(path: Path, sizes: tuple[int, ...], formats: tuple[str, ...]) -> None:
+    linktype, unit, frames = read_pcap(path)
+    for size in sizes:
+        for options in (Options(linger_s=0.5, max_flows=100_000, idle_timeout_s=300.0),
+                        Options(linger_s=1.0, max_flows=3, idle_timeout_s=0.5, msl_s=5.0)):
+            events = _events(frames, size)
+            python = _python(events, linktype, options)
+            for fmt in formats:
+                rust = _native(events, linktype, unit, fmt, options)
+                where = f"{path.name}, batches of {size}, {options}, {fmt}"
+                if fmt == "table":
+                    assert rust["rows"] == python["rows"], where
+                else:
+                    assert rust[fmt] == python[fmt], where
+                for part in ("summary", "source", "warnings"):
+                    assert rust[part] == python[part], (where, part)
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
+def test_bundled_captures(path: Path) -> None:
+    _same(path, (1, 7, 64, 100_000), ("jsonl", "csv", "table"))
+
+
+@pytest.mark.skipif(not CORPUS, reason="../shared/corpus is absent")
+def test_corpus_captures() -> None:
+    for path in CORPUS:
+        _same(path, (50,), ("jsonl",))
