@@ -10,6 +10,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use crate::analyzers::trace::{SegmentTrace, Selection, TraceSelect};
 use crate::engine::{Engine, Options, Progress, RunError};
 use crate::filter::{Direction, Filter};
 use crate::model::ConnectionRecord;
@@ -28,6 +29,9 @@ enum Format {
     Json,
     Csv,
     Table,
+    /// jsonl lines for Python's own use (`check`, `ladder`, `report`): each record with its
+    /// segment trace, if traced, under a `trace` key.
+    Records,
 }
 
 /// What the table format shows of a record (the table is for people: built in Python).
@@ -96,6 +100,8 @@ struct Run {
     executed: bool,
     /// Where the report goes, from `execute` on.
     sink: Option<Sink>,
+    /// Records format: only the records of traced connections are written.
+    traced_only: bool,
 }
 
 #[pymethods]
@@ -116,6 +122,7 @@ impl Run {
             "json" => Format::Json,
             "csv" => Format::Csv,
             "table" => Format::Table,
+            "records" => Format::Records,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let filter = filter.map(filter_of).transpose()?;
@@ -140,7 +147,34 @@ impl Run {
             rows: Vec::new(),
             executed: false,
             sink: None,
+            traced_only: false,
         })
+    }
+
+    /// Trace segments (before `execute`; records format): of every connection
+    /// (`select` None), of connection `select` (an id), or of those whose client is
+    /// `select` (host, port); at most `limit` segments each. `traced_only`: leave out the
+    /// records of connections not traced.
+    #[pyo3(signature = (select=None, limit=None, traced_only=false))]
+    fn trace(
+        &mut self,
+        select: Option<&Bound<'_, PyAny>>,
+        limit: Option<usize>,
+        traced_only: bool,
+    ) -> PyResult<()> {
+        let selection = match select {
+            None => Selection::All,
+            Some(value) => match value.extract::<u64>() {
+                Ok(id) => Selection::Id(id),
+                Err(_) => {
+                    let (host, port): (String, u16) = value.extract()?;
+                    Selection::Client(host, port)
+                }
+            },
+        };
+        self.engine.trace(TraceSelect { selection, limit });
+        self.traced_only = traced_only;
+        Ok(())
     }
 
     fn progress(&self) -> PyProgress {
@@ -163,6 +197,7 @@ impl Run {
         self.executed = true;
         quiet_panics();
         let format = self.format;
+        let traced_only = self.traced_only;
         let Run {
             engine,
             summary,
@@ -176,7 +211,10 @@ impl Run {
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
         let result = py.detach(|| {
-            let outcome = engine.run(|record| {
+            let outcome = engine.run_traced(|record, trace| {
+                if traced_only && trace.is_none() {
+                    return Ok(());
+                }
                 // the summary is part of the json document and of the table only
                 if matches!(format, Format::Json | Format::Table) {
                     summary.add(&record);
@@ -190,6 +228,7 @@ impl Run {
                         }
                     }
                     Format::Table => rows.push(TableRow::of(&record)),
+                    Format::Records => write_record(&mut buf, &record, trace.as_deref()),
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
@@ -304,6 +343,17 @@ impl Run {
         let mut failure = None;
         out.write(&mut buf, &mut failure)
             .map_err(|message| failure.unwrap_or_else(|| PyRuntimeError::new_err(message)))
+    }
+}
+
+/// A jsonl line of the records format: the record, with its trace under `trace`.
+fn write_record(buf: &mut Vec<u8>, record: &ConnectionRecord, trace: Option<&SegmentTrace>) {
+    write_jsonl(buf, record);
+    if let Some(trace) = trace {
+        buf.truncate(buf.len() - 2); // the record's closing brace and newline
+        buf.extend_from_slice(b",\"trace\":");
+        trace.write_json(buf);
+        buf.extend_from_slice(b"}\n");
     }
 }
 
