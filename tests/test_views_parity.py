@@ -20,7 +20,7 @@ from conftest import ROOT, SHARED
 from tcptrace import native
 
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
-import make_views  # noqa: E402
+import make_views
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
 
@@ -37,7 +37,8 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def _first_difference(name: str, got: dict[str, Any], want: dict[str, Any]) -> str:
     for key in sorted(set(got) | set(want)):
         if got.get(key) != want.get(key):
-            return f"{name}[{key}]:\nnative: {got.get(key)!r:.2000}\npython: {want.get(key)!r:.2000}"
+            return (f"{name}[{key}]:\nnative: {got.get(key)!r:.2000}\n"
+                    f"python: {want.get(key)!r:.2000}")
     return ""
 
 

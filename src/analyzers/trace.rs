@@ -328,3 +328,240 @@ impl SegmentTrace {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::PSH;
+
+    const ISN_C: u32 = 1000;
+    const ISN_S: u32 = 5000;
+
+    /// Feeds segments to one trace with both ISNs known, no scaling, machines as given.
+    struct Feed {
+        trace: SegmentTrace,
+        machines: [EndpointMachine; 2],
+        wscale: [Option<u8>; 2],
+    }
+
+    impl Feed {
+        fn new(limit: Option<usize>) -> Feed {
+            Feed {
+                trace: SegmentTrace::new(limit, 7),
+                machines: [EndpointMachine::default(), EndpointMachine::default()],
+                wscale: [None, None],
+            }
+        }
+
+        fn seg(&mut self, role: Role, flags: u16, seq: u32, ack: u32, len: u32, window: u16) {
+            let view = SegmentView {
+                role,
+                ts_ns: 7 + i64::from(self.trace.total as u32),
+                flags,
+                seq,
+                ack,
+                window,
+                payload_len: len,
+                isn: [Some(ISN_C), Some(ISN_S)],
+                wscale: self.wscale,
+                machines: [&self.machines[0], &self.machines[1]],
+            };
+            self.trace.segment(&view);
+        }
+
+        fn last(&self) -> &TracedSegment {
+            self.trace.segments.last().expect("a segment")
+        }
+
+        /// A handshake, then `data` bytes from the client: its SND.NXT is then 1 + data.
+        fn established(data: u32) -> Feed {
+            let mut f = Feed::new(None);
+            f.seg(Role::Client, SYN, ISN_C, 0, 0, 64240);
+            f.seg(Role::Server, SYN | ACK, ISN_S, ISN_C + 1, 0, 65160);
+            f.seg(Role::Client, ACK, ISN_C + 1, ISN_S + 1, 0, 502);
+            if data > 0 {
+                f.seg(Role::Client, PSH | ACK, ISN_C + 1, ISN_S + 1, data, 502);
+            }
+            f
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_are_relative_to_each_isn() {
+        let f = Feed::established(100);
+        let got: Vec<(i64, Option<i64>)> =
+            f.trace.segments.iter().map(|s| (s.seq, s.ack)).collect();
+        assert_eq!(
+            got,
+            vec![(0, None), (0, Some(1)), (1, Some(1)), (1, Some(1))]
+        );
+        assert_eq!(f.last().length, 100);
+        assert!(f.trace.segments.iter().all(|s| s.mark.is_none()));
+    }
+
+    #[test]
+    fn a_side_without_its_syn_counts_from_its_first_sequence_number() {
+        let mut t = SegmentTrace::new(None, 0);
+        let machines = [EndpointMachine::default(), EndpointMachine::default()];
+        let view = |seq, ack| SegmentView {
+            role: Role::Server,
+            ts_ns: 0,
+            flags: ACK,
+            seq,
+            ack,
+            window: 1,
+            payload_len: 10,
+            isn: [None, None],
+            wscale: [None, None],
+            machines: [&machines[0], &machines[1]],
+        };
+        t.segment(&view(9000, 300));
+        t.segment(&view(9010, 300));
+        let got: Vec<(i64, Option<i64>)> = t.segments.iter().map(|s| (s.seq, s.ack)).collect();
+        assert_eq!(got, vec![(0, Some(0)), (10, Some(0))]);
+    }
+
+    #[test]
+    fn data_sent_again_is_a_retransmission_and_so_is_a_second_syn() {
+        let mut f = Feed::established(100);
+        f.seg(Role::Client, PSH | ACK, ISN_C + 1, ISN_S + 1, 100, 502);
+        assert_eq!(f.last().mark, Some(Mark::Retransmission));
+        f.seg(Role::Client, PSH | ACK, ISN_C + 51, ISN_S + 1, 10, 502); // inside what was sent
+        assert_eq!(f.last().mark, Some(Mark::Retransmission));
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 64240);
+        assert_eq!(f.last().mark, Some(Mark::Retransmission));
+        f.seg(Role::Server, SYN | ACK, ISN_S, ISN_C + 1, 0, 65160);
+        assert_eq!(f.last().mark, Some(Mark::Retransmission));
+    }
+
+    #[test]
+    fn a_simultaneous_open_synack_is_not_a_retransmission() {
+        let mut f = Feed::new(None);
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 100);
+        f.seg(Role::Client, SYN | ACK, ISN_C, ISN_S + 1, 0, 100);
+        assert_eq!(f.last().mark, None);
+    }
+
+    #[test]
+    fn filling_a_hole_is_out_of_order() {
+        let mut f = Feed::established(100); // bytes 1..101
+        f.seg(Role::Client, ACK, ISN_C + 201, ISN_S + 1, 100, 502); // 201..301: a hole before
+        assert_eq!(f.last().mark, None);
+        f.seg(Role::Client, ACK, ISN_C + 101, ISN_S + 1, 100, 502); // 101..201 fills it
+        assert_eq!((f.last().seq, f.last().mark), (101, Some(Mark::OutOfOrder)));
+        f.seg(Role::Client, ACK, ISN_C + 150, ISN_S + 1, 100, 502); // all sent by now
+        assert_eq!(f.last().mark, Some(Mark::Retransmission));
+    }
+
+    #[test]
+    fn keepalive_is_one_below_snd_nxt_while_the_peer_window_is_open() {
+        let mut f = Feed::established(100); // SND.NXT = 101
+        f.seg(Role::Server, ACK, ISN_S + 1, ISN_C + 101, 0, 509);
+        f.seg(Role::Client, ACK, ISN_C + 100, ISN_S + 1, 0, 502);
+        assert_eq!((f.last().seq, f.last().mark), (100, Some(Mark::KeepAlive)));
+        f.seg(Role::Client, ACK, ISN_C + 100, ISN_S + 1, 1, 502); // with its garbage byte
+        assert_eq!(f.last().mark, Some(Mark::KeepAlive));
+        // a zero window: the same shape is a window probe, no mark
+        f.seg(Role::Server, ACK, ISN_S + 1, ISN_C + 101, 0, 0);
+        assert_eq!(f.last().mark, None);
+        f.seg(Role::Client, ACK, ISN_C + 100, ISN_S + 1, 0, 502);
+        assert_eq!(f.last().mark, None);
+    }
+
+    #[test]
+    fn rst_is_marked_and_judges_nothing_else() {
+        let mut f = Feed::established(100);
+        f.seg(Role::Server, RST | ACK, ISN_S + 1, ISN_C + 101, 0, 0);
+        assert_eq!((f.last().seq, f.last().mark), (1, Some(Mark::Rst)));
+        assert_eq!(Mark::Rst.name(), "rst");
+    }
+
+    #[test]
+    fn windows_scale_when_both_syns_negotiated_it_but_never_on_a_syn() {
+        let mut f = Feed::new(None);
+        f.wscale = [Some(7), Some(2)];
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 64240);
+        f.seg(Role::Client, ACK, ISN_C + 1, ISN_S + 1, 0, 502);
+        f.seg(Role::Server, ACK, ISN_S + 1, ISN_C + 1, 0, 502);
+        let windows: Vec<i64> = f.trace.segments.iter().map(|s| s.window).collect();
+        assert_eq!(windows, vec![64240, 502 << 7, 502 << 2]);
+        f.wscale = [Some(7), None];
+        f.seg(Role::Client, ACK, ISN_C + 1, ISN_S + 1, 0, 502);
+        assert_eq!(f.last().window, 502);
+    }
+
+    #[test]
+    fn entered_states_are_those_since_the_previous_segment() {
+        let mut f = Feed::new(None);
+        f.machines[0].start(1, TcpState::SynSent);
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 1);
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 1);
+        f.machines[1].start(2, TcpState::SynRcvd);
+        f.machines[1].start(2, TcpState::Established);
+        f.seg(Role::Server, SYN | ACK, ISN_S, ISN_C + 1, 0, 1);
+        let entered: Vec<[Vec<TcpState>; 2]> =
+            f.trace.segments.iter().map(|s| s.entered.clone()).collect();
+        assert_eq!(
+            entered,
+            vec![
+                [vec![TcpState::SynSent], vec![]],
+                [vec![], vec![]],
+                [vec![], vec![TcpState::SynRcvd, TcpState::Established]],
+            ]
+        );
+        assert_eq!(f.last().states, [TcpState::SynSent, TcpState::Established]);
+    }
+
+    #[test]
+    fn a_limit_keeps_the_first_segments_and_counts_all() {
+        let mut f = Feed::new(Some(2));
+        for _ in 0..5 {
+            f.seg(Role::Client, SYN, ISN_C, 0, 0, 1);
+        }
+        assert_eq!((f.trace.segments.len(), f.trace.total), (2, 5));
+        assert!(f.trace.truncated());
+        let mut json = Vec::new();
+        f.trace.write_json(&mut json);
+        let text = String::from_utf8(json).unwrap();
+        assert!(
+            text.ends_with("],\"total\":5,\"first_ns\":7,\"truncated\":true}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_has_the_fields_python_reads() {
+        let mut f = Feed::new(None);
+        f.machines[0].start(1, TcpState::SynSent);
+        f.seg(Role::Client, SYN, ISN_C, 0, 0, 64240);
+        let mut json = Vec::new();
+        f.trace.write_json(&mut json);
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"segments\":[{\"ts_ns\":7,\"role\":\"client\",\"flags\":2,\"seq\":0,\
+             \"ack\":null,\"length\":0,\"window\":64240,\"states\":[\"SYN_SENT\",\"CLOSED\"],\
+             \"entered\":[[\"SYN_SENT\"],[]],\"marks\":[]}],\"total\":1,\"first_ns\":7,\
+             \"truncated\":false}"
+        );
+    }
+
+    #[test]
+    fn selection_by_id_client_or_all() {
+        let all = TraceSelect {
+            selection: Selection::All,
+            limit: None,
+        };
+        let id = TraceSelect {
+            selection: Selection::Id(3),
+            limit: None,
+        };
+        let client = TraceSelect {
+            selection: Selection::Client("fd77::1".into(), 40008),
+            limit: None,
+        };
+        let fd77 = || ("fd77::1".to_string(), 40008);
+        assert!(all.selects(1, fd77) && id.selects(3, fd77) && !id.selects(4, fd77));
+        assert!(client.selects(9, fd77));
+        assert!(!client.selects(9, || ("fd77::1".to_string(), 40009)));
+    }
+}
