@@ -20,8 +20,13 @@ use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
 use crate::writers::Value;
 
+mod records;
+
 /// Output bytes are handed to Python's `write` in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;
+/// Records (format "records") are handed to Python in lists of this many: one call into
+/// Python per list, and memory bounded by the list.
+const RECORD_BATCH: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -29,8 +34,8 @@ enum Format {
     Json,
     Csv,
     Table,
-    /// jsonl lines for Python's own use (`check`, `ladder`, `report`): each record with its
-    /// segment trace, if traced, under a `trace` key.
+    /// Record dicts for Python's own use (`check`, `ladder`, `report`): each record with
+    /// its segment trace, if traced, under a `trace` key; `out` receives lists of them.
     Records,
 }
 
@@ -210,6 +215,7 @@ impl Run {
         let mut failure: Option<PyErr> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
+        let mut batch: Vec<(ConnectionRecord, Option<Box<SegmentTrace>>)> = Vec::new();
         let result = py.detach(|| {
             let outcome = engine.run_traced(|record, trace| {
                 if traced_only && trace.is_none() {
@@ -228,7 +234,12 @@ impl Run {
                         }
                     }
                     Format::Table => rows.push(TableRow::of(&record)),
-                    Format::Records => write_record(&mut buf, &record, trace.as_deref()),
+                    Format::Records => {
+                        batch.push((record, trace));
+                        if batch.len() >= RECORD_BATCH {
+                            out.records(&mut batch, &mut failure)?;
+                        }
+                    }
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
@@ -236,7 +247,9 @@ impl Run {
                 Ok(())
             });
             // what was written before a failure stays written
-            let flushed = out.write(&mut buf, &mut failure);
+            let flushed = out
+                .records(&mut batch, &mut failure)
+                .and_then(|()| out.write(&mut buf, &mut failure));
             match outcome {
                 Ok(()) => flushed.map_err(RunError::Emit),
                 Err(e) => Err(e),
@@ -346,17 +359,6 @@ impl Run {
     }
 }
 
-/// A jsonl line of the records format: the record, with its trace under `trace`.
-fn write_record(buf: &mut Vec<u8>, record: &ConnectionRecord, trace: Option<&SegmentTrace>) {
-    write_jsonl(buf, record);
-    if let Some(trace) = trace {
-        buf.truncate(buf.len() - 2); // the record's closing brace and newline
-        buf.extend_from_slice(b",\"trace\":");
-        trace.write_json(buf);
-        buf.extend_from_slice(b"}\n");
-    }
-}
-
 /// Where a report's bytes go. Rust writes files and the standard output itself (no bytes
 /// object per megabyte, no call into Python); a stream Python replaced (a test's capture)
 /// gets them through its `write`.
@@ -381,6 +383,35 @@ impl Sink {
             return Ok(Sink::File(file));
         }
         Ok(Sink::Python(out.clone().unbind()))
+    }
+
+    /// Hand the records of `batch` to Python's callable as a list of dicts, and empty it;
+    /// an error is kept in `failure` (as Python raised it).
+    fn records(
+        &mut self,
+        batch: &mut Vec<(ConnectionRecord, Option<Box<SegmentTrace>>)>,
+        failure: &mut Option<PyErr>,
+    ) -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let Sink::Python(each) = self else {
+            batch.clear();
+            return Err("the records format needs a callable".into());
+        };
+        let result = Python::attach(|py| {
+            let list = PyList::empty(py);
+            for (record, trace) in batch.drain(..) {
+                list.append(records::record_dict(py, &record, trace.as_deref())?)?;
+            }
+            each.call1(py, (list,)).map(|_| ())
+        });
+        batch.clear();
+        result.map_err(|err| {
+            let message = err.to_string();
+            *failure = Some(err);
+            message
+        })
     }
 
     /// Write and empty `buf`; an error is kept in `failure` (as Python raised it).

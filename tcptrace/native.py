@@ -8,7 +8,6 @@ numpy or the Python engine: a small run starts in a few tens of milliseconds.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -107,15 +106,13 @@ def read_records(run: Run, each: Callable[[dict[str, Any]], object]) -> None:
     """Run the analysis, handing every record (the dict of docs/output.md) to `each` as its
     connection ends: memory is bounded by the connections open at once, as for `analyze`.
 
-    Rust writes the records as jsonl lines in pieces of about a megabyte, each parsed here
-    (the floats are the shortest repr of the doubles Rust computed, so they load exact).
-    Raises CaptureError, EngineFailure as `analyze` does; `run.warnings()` then still holds
-    the warnings of what was read.
+    Rust builds the dicts and hands them over in lists of a few hundred. Raises
+    CaptureError, EngineFailure as `analyze` does; `run.warnings()` then still holds the
+    warnings of what was read.
     """
-    loads = json.loads
 
-    def take(chunk: bytes) -> None:
-        for line in chunk.splitlines():
-            each(loads(line))
+    def take(batch: list[dict[str, Any]]) -> None:
+        for record in batch:
+            each(record)
 
     run.execute(take)

@@ -269,64 +269,6 @@ impl SegmentTrace {
             mark,
         });
     }
-
-    /// The trace as JSON (the `trace` key of a record; integers and state names only).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
-        out.extend_from_slice(b"{\"segments\":[");
-        for (i, s) in self.segments.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let _ = write!(
-                out,
-                "{{\"ts_ns\":{},\"role\":\"{}\",\"flags\":{},\"seq\":{},\"ack\":",
-                s.ts_ns,
-                s.role.name(),
-                s.flags,
-                s.seq
-            );
-            match s.ack {
-                Some(ack) => {
-                    let _ = write!(out, "{ack}");
-                }
-                None => out.extend_from_slice(b"null"),
-            }
-            let _ = write!(
-                out,
-                ",\"length\":{},\"window\":{},\"states\":[\"{}\",\"{}\"],\"entered\":[",
-                s.length,
-                s.window,
-                s.states[0].name(),
-                s.states[1].name()
-            );
-            for (side, states) in s.entered.iter().enumerate() {
-                if side > 0 {
-                    out.push(b',');
-                }
-                out.push(b'[');
-                for (j, state) in states.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    let _ = write!(out, "\"{}\"", state.name());
-                }
-                out.push(b']');
-            }
-            out.extend_from_slice(b"],\"marks\":[");
-            if let Some(mark) = s.mark {
-                let _ = write!(out, "\"{}\"", mark.name());
-            }
-            out.extend_from_slice(b"]}");
-        }
-        let _ = write!(
-            out,
-            "],\"total\":{},\"first_ns\":{},\"truncated\":{}}}",
-            self.total,
-            self.first_ns,
-            self.truncated()
-        );
-    }
 }
 
 #[cfg(test)]
@@ -520,29 +462,6 @@ mod tests {
         }
         assert_eq!((f.trace.segments.len(), f.trace.total), (2, 5));
         assert!(f.trace.truncated());
-        let mut json = Vec::new();
-        f.trace.write_json(&mut json);
-        let text = String::from_utf8(json).unwrap();
-        assert!(
-            text.ends_with("],\"total\":5,\"first_ns\":7,\"truncated\":true}"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn json_has_the_fields_python_reads() {
-        let mut f = Feed::new(None);
-        f.machines[0].start(1, TcpState::SynSent);
-        f.seg(Role::Client, SYN, ISN_C, 0, 0, 64240);
-        let mut json = Vec::new();
-        f.trace.write_json(&mut json);
-        assert_eq!(
-            String::from_utf8(json).unwrap(),
-            "{\"segments\":[{\"ts_ns\":7,\"role\":\"client\",\"flags\":2,\"seq\":0,\
-             \"ack\":null,\"length\":0,\"window\":64240,\"states\":[\"SYN_SENT\",\"CLOSED\"],\
-             \"entered\":[[\"SYN_SENT\"],[]],\"marks\":[]}],\"total\":1,\"first_ns\":7,\
-             \"truncated\":false}"
-        );
     }
 
     #[test]
