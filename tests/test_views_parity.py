@@ -81,3 +81,51 @@ def test_goldens_show_what_they_are_for() -> None:
     assert marks == {"retransmission", "out-of-order", "keep-alive", "rst"}
     assert sum(v["check_json"]["status"] == 1 for v in BUNDLED.values()) > 40
     assert all(Path(p).exists() for p in BUNDLED)
+
+
+@pytest.mark.parametrize("capture", sorted(BUNDLED))
+def test_record_dicts_are_the_jsonl_records(capture: str, tmp_path: Path) -> None:
+    """The dicts Rust builds for Python are the records `analyze` writes, key for key (and
+    in the same order); no `trace` key unless the run traces."""
+    from tcptrace.cli import main
+
+    out = tmp_path / "records.jsonl"
+    try:
+        main(["analyze", capture, "-f", "jsonl", "-o", str(out), "-q"])
+    except SystemExit as exc:
+        assert not exc.code, f"{capture} is not a capture the engine reads"
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    run = native.record_run([capture], msl_s=30.0)
+    records: list[dict[str, Any]] = []
+    native.read_records(run, records.append)
+    assert records == written
+    assert [list(r) for r in records] == [list(r) for r in written]
+
+
+def test_traces_have_the_documented_shape() -> None:
+    from tcptrace.report.trace import Trace, TracedSegment
+
+    run = native.record_run(["pcaps/linux/keepalive.pcap"], msl_s=30.0)
+    native.trace(run, limit=3)
+    records: list[dict[str, Any]] = []
+    native.read_records(run, records.append)
+    (record,) = records
+    trace = record["trace"]
+    assert list(trace) == list(Trace.__annotations__)
+    assert [list(s) for s in trace["segments"]] == [list(TracedSegment.__annotations__)] * 3
+    assert (trace["total"], trace["truncated"]) == (record["packets"]["client"]
+                                                    + record["packets"]["server"], True)
+    assert trace["segments"][0] | {"ts_ns": 0} == {
+        "ts_ns": 0, "role": "client", "flags": 2, "seq": 0, "ack": None, "length": 0,
+        "window": 64240, "states": ["SYN_SENT", "CLOSED"], "entered": [["SYN_SENT"], []],
+        "marks": []}
+    assert trace["first_ns"] == trace["segments"][0]["ts_ns"]
+
+
+def test_a_trace_by_client_gives_only_its_connections() -> None:
+    run = native.record_run(["pcaps/linux/ipv6.pcap"], msl_s=30.0)
+    native.trace(run, ("fd77::1", 40008), traced_only=True)
+    records: list[dict[str, Any]] = []
+    native.read_records(run, records.append)
+    assert [(r["id"], r["client"]["port"], len(r["trace"]["segments"])) for r in records] \
+        == [(1, 40008, records[0]["trace"]["total"])]
