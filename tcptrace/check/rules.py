@@ -139,9 +139,12 @@ class Where:
         return any(self._endpoint(e["ip"], e["port"]) for e in ends)
 
     def _endpoint(self, ip: str, port: int) -> bool:
+        if self.ports and port not in self.ports:
+            return False
+        if not self.hosts and not self.nets:  # parsing every address costs more than a check
+            return True
         addr = ipaddress.ip_address(ip)
         return ((not self.hosts or addr in self.hosts)
-                and (not self.ports or port in self.ports)
                 and (not self.nets or any(addr in net for net in self.nets)))
 
     def describe(self) -> str:
