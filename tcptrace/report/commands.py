@@ -88,7 +88,7 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
     native.trace(run, limit=max_segments)
     records: list[Record] = []
-    native.read_records(run, records.append)
+    native.read_records(run, lambda record: records.append(html.slim(record)))
     records.sort(key=lambda r: r["id"])
     page = html.render(records, run.source_report(), list(captures), msl)
     with open(output, "w", encoding="utf-8") as out:
