@@ -10,6 +10,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use crate::analyzers::trace::{SegmentTrace, Selection, TraceSelect};
 use crate::engine::{Engine, Options, Progress, RunError};
 use crate::filter::{Direction, Filter};
 use crate::model::ConnectionRecord;
@@ -20,10 +21,14 @@ use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
 use crate::writers::Value;
 
+mod records;
 mod session;
 
 /// Output bytes are handed to Python's `write` in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;
+/// Records (format "records") are handed to Python in lists of this many: one call into
+/// Python per list, and memory bounded by the list.
+const RECORD_BATCH: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -31,6 +36,9 @@ enum Format {
     Json,
     Csv,
     Table,
+    /// Record dicts for Python's own use (`check`, `ladder`, `report`): each record with
+    /// its segment trace, if traced, under a `trace` key; `out` receives lists of them.
+    Records,
 }
 
 /// What the table format shows of a record (the table is for people: built in Python).
@@ -103,6 +111,8 @@ struct Run {
     jobs: usize,
     /// A `--jobs` run's source report and warnings (the engine's own otherwise).
     report: Option<parallel::Report>,
+    /// Records format: only the records of traced connections are written.
+    traced_only: bool,
 }
 
 #[pymethods]
@@ -125,6 +135,7 @@ impl Run {
             "json" => Format::Json,
             "csv" => Format::Csv,
             "table" => Format::Table,
+            "records" => Format::Records,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let filter = filter.map(filter_of).transpose()?;
@@ -151,7 +162,34 @@ impl Run {
             sink: None,
             jobs: jobs.max(1),
             report: None,
+            traced_only: false,
         })
+    }
+
+    /// Trace segments (before `execute`; records format): of every connection
+    /// (`select` None), of connection `select` (an id), or of those whose client is
+    /// `select` (host, port); at most `limit` segments each. `traced_only`: leave out the
+    /// records of connections not traced.
+    #[pyo3(signature = (select=None, limit=None, traced_only=false))]
+    fn trace(
+        &mut self,
+        select: Option<&Bound<'_, PyAny>>,
+        limit: Option<usize>,
+        traced_only: bool,
+    ) -> PyResult<()> {
+        let selection = match select {
+            None => Selection::All,
+            Some(value) => match value.extract::<u64>() {
+                Ok(id) => Selection::Id(id),
+                Err(_) => {
+                    let (host, port): (String, u16) = value.extract()?;
+                    Selection::Client(host, port)
+                }
+            },
+        };
+        self.engine.trace(TraceSelect { selection, limit });
+        self.traced_only = traced_only;
+        Ok(())
     }
 
     fn progress(&self) -> PyProgress {
@@ -177,6 +215,7 @@ impl Run {
             return self.execute_parallel(py, out);
         }
         let format = self.format;
+        let traced_only = self.traced_only;
         let Run {
             engine,
             summary,
@@ -189,8 +228,12 @@ impl Run {
         let mut failure: Option<PyErr> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
+        let mut batch: Vec<(ConnectionRecord, Option<Box<SegmentTrace>>)> = Vec::new();
         let result = py.detach(|| {
-            let outcome = engine.run(|record| {
+            let outcome = engine.run_traced(|record, trace| {
+                if traced_only && trace.is_none() {
+                    return Ok(());
+                }
                 // the summary is part of the json document and of the table only
                 if matches!(format, Format::Json | Format::Table) {
                     summary.add(&record);
@@ -204,6 +247,12 @@ impl Run {
                         }
                     }
                     Format::Table => rows.push(TableRow::of(&record)),
+                    Format::Records => {
+                        batch.push((record, trace));
+                        if batch.len() >= RECORD_BATCH {
+                            out.records(&mut batch, &mut failure)?;
+                        }
+                    }
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
@@ -211,7 +260,9 @@ impl Run {
                 Ok(())
             });
             // what was written before a failure stays written
-            let flushed = out.write(&mut buf, &mut failure);
+            let flushed = out
+                .records(&mut batch, &mut failure)
+                .and_then(|()| out.write(&mut buf, &mut failure));
             match outcome {
                 Ok(()) => flushed.map_err(RunError::Emit),
                 Err(e) => Err(e),
@@ -305,6 +356,12 @@ impl Run {
             Format::Json => Encoding::Json,
             Format::Csv => Encoding::Csv,
             Format::Table => Encoding::Table,
+            // records for Python (check, ladder, report) come from one thread
+            Format::Records => {
+                return Err(PyValueError::new_err(
+                    "the records format runs on one thread",
+                ))
+            }
         };
         let Run {
             engine,
@@ -327,6 +384,7 @@ impl Run {
                         summary.add(r);
                     }
                     match format {
+                        Format::Records => {}
                         Format::Jsonl => buf.extend_from_slice(record.bytes),
                         Format::Csv => {
                             if std::mem::take(&mut header) {
@@ -437,6 +495,35 @@ impl Sink {
             return Ok(Sink::File(file));
         }
         Ok(Sink::Python(out.clone().unbind()))
+    }
+
+    /// Hand the records of `batch` to Python's callable as a list of dicts, and empty it;
+    /// an error is kept in `failure` (as Python raised it).
+    fn records(
+        &mut self,
+        batch: &mut Vec<(ConnectionRecord, Option<Box<SegmentTrace>>)>,
+        failure: &mut Option<PyErr>,
+    ) -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let Sink::Python(each) = self else {
+            batch.clear();
+            return Err("the records format needs a callable".into());
+        };
+        let result = Python::attach(|py| {
+            let list = PyList::empty(py);
+            for (record, trace) in batch.drain(..) {
+                list.append(records::record_dict(py, &record, trace.as_deref())?)?;
+            }
+            each.call1(py, (list,)).map(|_| ())
+        });
+        batch.clear();
+        result.map_err(|err| {
+            let message = err.to_string();
+            *failure = Some(err);
+            message
+        })
     }
 
     /// Write and empty `buf`; an error is kept in `failure` (as Python raised it).

@@ -11,6 +11,7 @@
 //! is applied before that segment's own events; a segment that echoes an older TSval is
 //! processed first. Without timestamps the event applies when seen.
 
+use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::decode::{Segment, ACK, FIN, RST, SYN};
 use crate::model::{
@@ -259,6 +260,8 @@ pub struct Connection {
     last_syn_stamped: Option<bool>,
     simultaneous_open: bool,
     handshake_completed: bool,
+    /// The segment trace, for the connections a run traces (`ladder`, `report`).
+    pub trace: Option<Box<SegmentTrace>>,
 }
 
 impl Connection {
@@ -289,6 +292,7 @@ impl Connection {
             last_syn_stamped: None,
             simultaneous_open: false,
             handshake_completed: false,
+            trace: None,
         }
     }
 
@@ -394,6 +398,7 @@ impl Connection {
         }
         if flags & RST != 0 {
             self.rst(role, ts_ns, flags, ack);
+            self.traced(role, seg);
             return;
         }
         let syn = flags & SYN != 0;
@@ -535,6 +540,7 @@ impl Connection {
         if nxt.is_none_or(|n| seq_after(end, n)) {
             me.nxt = Some(end);
         }
+        self.traced(role, seg);
         if self.simultaneous_open
             && !self.handshake_completed
             && self.last_syn_stamped.is_some()
@@ -545,6 +551,26 @@ impl Connection {
             self.analyzers
                 .on(&ConnEvent::HandshakeCompleted { ts_ns, stamp });
             self.handshake_completed = true;
+        }
+    }
+
+    /// Show a processed segment to the trace, if this connection has one.
+    #[inline]
+    fn traced(&mut self, role: Role, seg: &Segment) {
+        if let Some(trace) = self.trace.as_deref_mut() {
+            let [c, s] = &self.sides;
+            trace.segment(&SegmentView {
+                role,
+                ts_ns: seg.ts_ns,
+                flags: seg.flags,
+                seq: seg.seq,
+                ack: seg.ack,
+                window: seg.window,
+                payload_len: seg.payload_len,
+                isn: [c.isn, s.isn],
+                wscale: [c.wscale, s.wscale],
+                machines: [&c.machine, &s.machine],
+            });
         }
     }
 

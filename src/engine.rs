@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
@@ -124,6 +125,34 @@ impl Engine {
     /// `run` over captures already opened (in memory, for the fuzzer).
     pub fn run_on<E: FnMut(ConnectionRecord) -> Result<(), String>>(
         &mut self,
+        captures: Captures,
+        mut emit: E,
+    ) -> Result<(), RunError> {
+        self.run_traced_on(captures, |record, _| emit(record))
+    }
+
+    /// Trace the segments of the connections `select` picks (`ladder`, `report`): their
+    /// traces come with their records from `run_traced`.
+    pub fn trace(&mut self, select: TraceSelect) {
+        self.table.trace = Some(select);
+    }
+
+    /// `run`, each record with its connection's segment trace (None when not traced).
+    pub fn run_traced<
+        E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
+    >(
+        &mut self,
+        emit: E,
+    ) -> Result<(), RunError> {
+        let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
+            .map_err(RunError::Capture)?;
+        self.run_traced_on(captures, emit)
+    }
+
+    fn run_traced_on<
+        E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
+    >(
+        &mut self,
         mut captures: Captures,
         mut emit: E,
     ) -> Result<(), RunError> {
@@ -216,13 +245,13 @@ impl Engine {
                     slice_len = 0;
                     slice_latest = i64::MIN;
                     for mut conn in self.table.drain() {
-                        emit(conn.record(msl_s)).map_err(RunError::Emit)?;
+                        emit(conn.record(msl_s), conn.trace.take()).map_err(RunError::Emit)?;
                     }
                 }
             }
         }
         for mut conn in self.table.close() {
-            emit(conn.record(msl_s)).map_err(RunError::Emit)?;
+            emit(conn.record(msl_s), conn.trace.take()).map_err(RunError::Emit)?;
         }
         self.warn_damage();
         Ok(())
@@ -230,7 +259,7 @@ impl Engine {
 
     /// After a panic: write the connections still held (each may fail on its own), then
     /// report the panic.
-    fn after_panic<E: FnMut(ConnectionRecord) -> Result<(), String>>(
+    fn after_panic<E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>>(
         &mut self,
         at: String,
         payload: Box<dyn std::any::Any + Send>,
@@ -242,7 +271,7 @@ impl Engine {
         if let Ok(held) = panic::catch_unwind(AssertUnwindSafe(|| table.close())) {
             for mut conn in held {
                 if let Ok(record) = panic::catch_unwind(AssertUnwindSafe(|| conn.record(msl_s))) {
-                    if emit(record).is_err() {
+                    if emit(record, conn.trace.take()).is_err() {
                         break;
                     }
                 }

@@ -14,7 +14,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::connection::Connection;
+use crate::analyzers::trace::{SegmentTrace, TraceSelect};
+use crate::connection::{address_text, Connection};
 use crate::decode::{Segment, ACK, SYN};
 use crate::model::{Role, RoleRule};
 
@@ -218,6 +219,8 @@ pub struct FlowTable {
     tombstones: FastMap<TombKey, u64>,
     tombstone_queue: VecDeque<(i64, TombKey)>,
     swept_ns: i64,
+    /// Which new connections get a segment trace (None: none, as `analyze` runs).
+    pub trace: Option<TraceSelect>,
 }
 
 impl FlowTable {
@@ -357,6 +360,12 @@ impl FlowTable {
                 seg.ts_ns,
                 previous_id,
             );
+            if let Some(select) = &self.trace {
+                let (ip, port) = key.endpoint(client_side);
+                if select.selects(id, || (address_text(ip), port)) {
+                    conn.trace = Some(Box::new(SegmentTrace::new(select.limit, seg.ts_ns)));
+                }
+            }
             if rule != RoleRule::Syn {
                 conn.start_assumed(seg.ts_ns, seg.ack);
             }

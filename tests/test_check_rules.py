@@ -8,15 +8,21 @@ import re
 import tomllib
 from importlib.resources import files
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from conftest import ROOT
 from jsonschema import Draft202012Validator
 
-from tcptrace.check.rules import CHECKS, RulesError, flag_rule, load_rules, parse_rules
-from tcptrace.model import ConnectionRecord, Endpoint
+from tcptrace.check.rules import (
+    CHECKS,
+    OUTCOMES,
+    RST_KINDS,
+    RulesError,
+    flag_rule,
+    load_rules,
+    parse_rules,
+)
 
 SCHEMA = Draft202012Validator(
     json.loads((files("tcptrace") / "schema" / "rules.schema.json").read_text()),
@@ -174,10 +180,10 @@ def test_every_toml_example_in_the_docs_is_valid() -> None:
         assert SCHEMA.is_valid(tomllib.loads(block)), block
 
 
-def _record(client: tuple[str, int], server: tuple[str, int]) -> ConnectionRecord:
-    """Just the endpoints, which is all `where` reads."""
-    return cast(ConnectionRecord, SimpleNamespace(client=Endpoint(*client),
-                                                  server=Endpoint(*server)))
+def _record(client: tuple[str, int], server: tuple[str, int]) -> dict[str, Any]:
+    """Just the endpoints, which is all `where` reads (a record as docs/output.md has it)."""
+    return {"client": {"ip": client[0], "port": client[1]},
+            "server": {"ip": server[0], "port": server[1]}}
 
 
 @pytest.mark.parametrize(("where", "matches"), [
@@ -196,3 +202,12 @@ def test_where_selects_endpoints(where: dict[str, Any], matches: list[bool]) -> 
     records = [_record(("10.0.0.1", 40000), ("10.0.0.2", 80)),
                _record(("fd00::1", 40000), ("fd00::2", 8080))]
     assert [rule.where.matches(r) for r in records] == matches
+
+
+def test_outcome_and_rst_kind_names_are_the_record_schema_enums() -> None:
+    record = json.loads((files("tcptrace") / "schema" / "output.schema.json").read_text())
+    props = record["$defs"]["connection"]["properties"]
+    assert list(OUTCOMES) == props["outcome"]["enum"]
+    kinds = [k for option in props["rst"]["anyOf"] if "properties" in option
+             for k in option["properties"]["kind"]["enum"]]
+    assert list(RST_KINDS) == kinds

@@ -13,18 +13,19 @@ import pytest
 from click.testing import CliRunner
 from conftest import CRAFTED, LINUX, run_cli
 
-from tcptrace.analyzers.trace import (
+from tcptrace import native
+from tcptrace.cli import cli
+from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.report.ladder import render
+from tcptrace.report.trace import (
     KEEPALIVE,
     OUT_OF_ORDER,
     RESET,
     RETRANSMISSION,
+    Record,
     Trace,
-    tracer_factory,
+    trace_of,
 )
-from tcptrace.cli import cli
-from tcptrace.engine import Analysis, Options
-from tcptrace.model import ConnectionRecord
-from tcptrace.report.ladder import render
 
 GOLDEN = Path(__file__).parent / "golden" / "ladder"
 REGEN = bool(os.environ.get("TCPTRACE_REGEN_GOLDEN"))
@@ -38,12 +39,16 @@ SCENARIOS = {
 }
 
 
-def traced(path: Path) -> list[tuple[ConnectionRecord, Trace]]:
-    analysis = Analysis([str(path)], Options(observers=[tracer_factory()]))
+def traced(path: Path, limit: int | None = None) -> list[tuple[Record, Trace]]:
+    """Every connection of `path` with its trace (at most `limit` segments each)."""
+    run = native.record_run([str(path)], msl_s=DEFAULT_MSL_S)
+    native.trace(run, limit=limit)
+    records: list[Record] = []
+    native.read_records(run, records.append)
     out = []
-    for record in sorted(analysis.records(), key=lambda r: r.id):
-        trace = record.extra["trace"]
-        assert isinstance(trace, Trace)
+    for record in sorted(records, key=lambda r: r["id"]):
+        trace = trace_of(record)
+        assert trace is not None
         out.append((record, trace))
     return out
 
@@ -72,7 +77,7 @@ def test_ascii_is_plain_ascii_and_unicode_has_no_colour_by_default() -> None:
 
 
 def test_marks() -> None:
-    marks = {name: {m for _, t in traced(path) for s in t.segments for m in s.marks}
+    marks = {name: {m for _, t in traced(path) for s in t["segments"] for m in s["marks"]}
              for name, path in SCENARIOS.items()}
     assert KEEPALIVE in marks["keepalive"]
     assert RESET in marks["abort_linger0"] and RESET in marks["refused"]
@@ -87,15 +92,12 @@ def test_long_runs_fold() -> None:
     (record, trace), = traced(SCENARIOS["half_close"])
     text = render(record, trace, ascii=True)
     assert "... 26 segments, 17.0 kB," in text
-    assert len(text.splitlines()) < len(trace.segments)
+    assert len(text.splitlines()) < len(trace["segments"])
 
 
 def test_segment_cap_keeps_the_first_and_counts_all() -> None:
-    analysis = Analysis([str(SCENARIOS["half_close"])],
-                        Options(observers=[tracer_factory(limit=5)]))
-    (record,) = analysis.records()
-    trace = record.extra["trace"]
-    assert len(trace.segments) == 5 and trace.total == 40 and trace.truncated
+    (record, trace), = traced(SCENARIOS["half_close"], limit=5)
+    assert len(trace["segments"]) == 5 and trace["total"] == 40 and trace["truncated"]
     assert "35 more segments not kept" in render(record, trace)
 
 

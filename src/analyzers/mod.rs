@@ -10,6 +10,7 @@ pub mod http;
 pub mod keepalive;
 pub mod reuse;
 pub mod rst;
+pub mod trace;
 
 use crate::model::{ConnectionRecord, Role};
 use crate::states::TcpState;

@@ -2,7 +2,8 @@
 
 rules -> evaluate -> output: `rules` parses and validates the rules file and the
 command-line flags into one list of `Rule`s; `evaluate` judges them against the
-records of `tcptrace.engine.Analysis`; `output` renders the results (text, json,
+records (the dicts of docs/output.md, from the native engine through
+`tcptrace.native.read_records`); `output` renders the results (text, json,
 github annotations, JUnit XML). `command` is the thin click command over them.
 """
 

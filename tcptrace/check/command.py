@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 
+from tcptrace import native
 from tcptrace.check.evaluate import evaluate
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
-from tcptrace.engine import Analysis, Options
 
 EXIT_FAILED = 1
 
@@ -92,16 +92,17 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     if not rules:
         raise click.UsageError("no rules: give --rules FILE or a rule flag such as --no-rst",
                                ctx)
-    analysis = Analysis(list(captures), Options(filter=filter_, msl_s=msl))
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
+    records: list[dict[str, Any]] = []
     try:
-        records = list(analysis.records())
+        native.read_records(run, records.append)
     finally:
         if not quiet:
-            for warning in analysis.source.warnings:
+            for warning in run.warnings():
                 click.echo(f"tcptrace: warning: {warning}", err=True)
     results = evaluate(rules, records)
     if fmt == "json":
-        write_json(sys.stdout, results, analysis.source_report())
+        write_json(sys.stdout, results, run.source_report())
     elif fmt == "github":
         write_github(sys.stdout, results, len(records), limit)
     else:

@@ -25,9 +25,10 @@ def iso(ts: float) -> str:
 
 def offender_line(o: Offender) -> str:
     r = o.record
-    return (f"#{r.id} {endpoint(r.client.ip, r.client.port)} -> "
-            f"{endpoint(r.server.ip, r.server.port)} at {iso(r.first_ts)} "
-            f"({r.first_ts:.6f}): {o.reason}")
+    client, server = r["client"], r["server"]
+    return (f"#{r['id']} {endpoint(client['ip'], client['port'])} -> "
+            f"{endpoint(server['ip'], server['port'])} at {iso(r['first_ts'])} "
+            f"({r['first_ts']:.6f}): {o.reason}")
 
 
 def _listed(offenders: list[Offender], limit: int) -> list[str]:
@@ -87,15 +88,18 @@ def to_json(results: Sequence[Result], source: dict[str, Any]) -> dict[str, Any]
         "passed": all(r.passed for r in results),
         "rules": [{
             **_rule_dict(r.rule), "passed": r.passed, "checked": r.checked, "detail": r.detail,
-            "offenders": [{
-                "id": o.record.id,
-                "client": endpoint(o.record.client.ip, o.record.client.port),
-                "server": endpoint(o.record.server.ip, o.record.server.port),
-                "first_ts": o.record.first_ts, "first_time": iso(o.record.first_ts),
-                "reason": o.reason} for o in r.offenders],
+            "offenders": [_offender(o) for o in r.offenders],
         } for r in results],
         "source": source,
     }
+
+
+def _offender(o: Offender) -> dict[str, Any]:
+    r = o.record
+    client, server = r["client"], r["server"]
+    return {"id": r["id"], "client": endpoint(client["ip"], client["port"]),
+            "server": endpoint(server["ip"], server["port"]),
+            "first_ts": r["first_ts"], "first_time": iso(r["first_ts"]), "reason": o.reason}
 
 
 def write_json(out: TextIO, results: Sequence[Result], source: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """The `ladder` and `report` commands (registered in tcptrace.cli): pictures of connections.
 
-Both run the ordinary analysis with a `SegmentTracer` observer: `ladder` traces only the
-selected connection; `report` traces every connection but keeps at most
-`--max-segments` segments of each (the first ones), so memory stays bounded.
+Both run the native engine with segment traces (src/analyzers/trace.rs): `ladder` traces
+only the selected connection and gets only its record; `report` traces every connection
+but keeps at most `--max-segments` segments of each (the first ones), so memory stays
+bounded.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import sys
 
 import click
 
-from tcptrace.analyzers.trace import NAME, Trace, tracer_factory
+from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
-from tcptrace.connection import Connection
 from tcptrace.defaults import DEFAULT_MSL_S
-from tcptrace.engine import Analysis, Options
 from tcptrace.errors import TcptraceError
-from tcptrace.model import ConnectionRecord
 from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
+from tcptrace.report.trace import Record, Trace, trace_of
 
 
 class SelectionError(TcptraceError):
@@ -55,23 +54,21 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
     """
     if (conn_id is None) == (client is None):
         raise click.UsageError("give exactly one of --conn ID or --client HOST:PORT")
-    wanted = parse_endpoint(client) if client is not None else None
+    select = parse_endpoint(client) if client is not None else conn_id
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S)
+    native.trace(run, select, traced_only=True)
+    found: list[tuple[Record, Trace]] = []
 
-    def select(conn: Connection) -> bool:
-        if wanted is not None:
-            return (conn.client.ip, conn.client.port) == wanted
-        return conn.id == conn_id
-
-    options = Options(filter=filter_, observers=[tracer_factory(select)])
-    found: list[tuple[ConnectionRecord, Trace]] = []
-    for record in Analysis(list(captures), options).records():
-        trace = record.extra.get(NAME)
-        if isinstance(trace, Trace):
+    def keep(record: Record) -> None:
+        trace = trace_of(record)
+        if trace is not None:
             found.append((record, trace))
+
+    native.read_records(run, keep)
     if not found:
         what = f"connection {conn_id}" if client is None else f"connection with client {client}"
         raise SelectionError(f"no {what} in {', '.join(captures)}")
-    found.sort(key=lambda item: item[0].id)
+    found.sort(key=lambda item: item[0]["id"])
     colour = not ascii_ and _colour_wanted()
     click.echo("\n".join(ladder_text.render(r, t, ascii_, colour) for r, t in found), nl=False)
 
@@ -88,12 +85,13 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
 def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
            max_segments: int) -> None:
     """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams."""
-    options = Options(filter=filter_, msl_s=msl,
-                      observers=[tracer_factory(limit=max_segments)])
-    analysis = Analysis(list(captures), options)
-    records = sorted(analysis.records(), key=lambda r: r.id)
-    page = html.render(records, analysis.source_report(), list(captures), msl)
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
+    native.trace(run, limit=max_segments)
+    records: list[Record] = []
+    native.read_records(run, lambda record: records.append(html.slim(record)))
+    records.sort(key=lambda r: r["id"])
+    page = html.render(records, run.source_report(), list(captures), msl)
     with open(output, "w", encoding="utf-8") as out:
         out.write(page)
-    for warning in analysis.source.warnings:
+    for warning in run.warnings():
         click.echo(f"tcptrace: warning: {warning}", err=True)

@@ -19,9 +19,8 @@ from importlib import resources
 from typing import Any
 
 from tcptrace import __version__
-from tcptrace.analyzers.trace import NAME, Trace
-from tcptrace.model import ConnectionRecord
 from tcptrace.report.summary import Summary
+from tcptrace.report.trace import Record, Trace, trace_of
 
 MAX_SEGMENTS = 2000
 TIME_WAIT_SERIES = 8
@@ -36,40 +35,55 @@ def _trace(trace: Trace | None, first_ts: float) -> dict[str, Any] | None:
     if trace is None:
         return None
     base = round(first_ts * 1e9)
-    rows = [[round((s.ts_ns - base) / 1e6, 6), s.role.value, s.flags, s.seq,
-             s.ack, s.length, s.window, ">".join(s.entered[0]), ">".join(s.entered[1]),
-             ",".join(s.marks)]
-            for s in trace.segments]
-    return {"total": trace.total, "truncated": trace.truncated, "segs": rows}
+    rows = [[round((s["ts_ns"] - base) / 1e6, 6), 0 if s["role"] == "client" else 1,
+             s["flags"], s["seq"], s["ack"], s["length"], s["window"],
+             ">".join(s["entered"][0]), ">".join(s["entered"][1]), ",".join(s["marks"])]
+            for s in trace["segments"]]
+    return {"total": trace["total"], "truncated": trace["truncated"], "segs": rows}
 
 
-def _connection(r: ConnectionRecord, t0: float) -> dict[str, Any]:
-    trace = r.extra.get(NAME)
+PAGE_TRACE = "page_trace"
+
+
+def slim(record: Record) -> Record:
+    """`record` with its trace in the page's form (a row of ten values per segment instead
+    of a dict): what `render` draws, in a fraction of the memory. `report` slims each
+    record as it arrives, so a run holds rows, not every segment's dict."""
+    record[PAGE_TRACE] = _trace(record.pop("trace", None), record["first_ts"])
+    return record
+
+
+def _both(part: dict[str, Any]) -> list[Any]:
+    return [part["client"], part["server"]]
+
+
+def _connection(r: Record, t0: float) -> dict[str, Any]:
+    rst, probes, half_close = r["rst"], r["keepalive"]["probes"], r["half_close"]
     return {
-        "id": r.id,
-        "client": f"{_host(r.client.ip)}:{r.client.port}",
-        "server": f"{_host(r.server.ip)}:{r.server.port}",
-        "start": round(r.first_ts - t0, 6),
-        "duration": r.duration_ms,
-        "outcome": r.outcome,
-        "rtt": r.handshake.rtt_ms,
-        "setup": r.handshake.setup_ms,
-        "tw": r.close.time_wait,
-        "rst": r.rst.kind if r.rst else None,
-        "rst_sender": r.rst.sender if r.rst else None,
-        "ka": r.keepalive.probes.client + r.keepalive.probes.server,
-        "reqs": r.reuse.requests,
-        "proto": r.reuse.protocol,
-        "pkts": [r.packets.client, r.packets.server],
-        "bytes": [r.unique_bytes.client, r.unique_bytes.server],
-        "retx": [r.retransmitted_bytes.client, r.retransmitted_bytes.server],
-        "final": [r.final_state.client, r.final_state.server],
-        "half_close": r.half_close.side if r.half_close else None,
-        "trace": _trace(trace if isinstance(trace, Trace) else None, r.first_ts),
+        "id": r["id"],
+        "client": f"{_host(r['client']['ip'])}:{r['client']['port']}",
+        "server": f"{_host(r['server']['ip'])}:{r['server']['port']}",
+        "start": round(r["first_ts"] - t0, 6),
+        "duration": r["duration_ms"],
+        "outcome": r["outcome"],
+        "rtt": r["handshake"]["rtt_ms"],
+        "setup": r["handshake"]["setup_ms"],
+        "tw": r["close"]["time_wait"],
+        "rst": rst["kind"] if rst else None,
+        "rst_sender": rst["sender"] if rst else None,
+        "ka": probes["client"] + probes["server"],
+        "reqs": r["reuse"]["requests"],
+        "proto": r["reuse"]["protocol"],
+        "pkts": _both(r["packets"]),
+        "bytes": _both(r["unique_bytes"]),
+        "retx": _both(r["retransmitted_bytes"]),
+        "final": _both(r["final_state"]),
+        "half_close": half_close["side"] if half_close else None,
+        "trace": r[PAGE_TRACE] if PAGE_TRACE in r else _trace(trace_of(r), r["first_ts"]),
     }
 
 
-def time_wait_timeline(records: list[ConnectionRecord], t0: float) -> list[dict[str, Any]]:
+def time_wait_timeline(records: list[Record], t0: float) -> list[dict[str, Any]]:
     """Concurrent TIME_WAIT per holder endpoint as step series [[t_s, count], ...].
 
     Grouped as the summary groups holders: a server by host:port, clients by host:*
@@ -77,17 +91,18 @@ def time_wait_timeline(records: list[ConnectionRecord], t0: float) -> list[dict[
     """
     events: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for r in records:
-        c = r.close
-        if c.time_wait is None or c.time_wait_ts is None or c.time_wait_until is None:
+        c = r["close"]
+        tw, tw_ts, tw_until = c["time_wait"], c["time_wait_ts"], c["time_wait_until"]
+        if tw is None or tw_ts is None or tw_until is None:
             continue
         keys = []
-        if c.time_wait in ("client", "both"):
-            keys.append(f"{_host(r.client.ip)}:*")
-        if c.time_wait in ("server", "both"):
-            keys.append(f"{_host(r.server.ip)}:{r.server.port}")
+        if tw in ("client", "both"):
+            keys.append(f"{_host(r['client']['ip'])}:*")
+        if tw in ("server", "both"):
+            keys.append(f"{_host(r['server']['ip'])}:{r['server']['port']}")
         for key in [*keys, "all"]:
-            events[key].append((c.time_wait_ts - t0, 1))
-            events[key].append((c.time_wait_until - t0, -1))
+            events[key].append((tw_ts - t0, 1))
+            events[key].append((tw_until - t0, -1))
     series: list[dict[str, Any]] = []
     for key, evs in events.items():
         evs.sort(key=lambda e: (e[0], e[1]))  # leave before enter at the same instant
@@ -101,12 +116,13 @@ def time_wait_timeline(records: list[ConnectionRecord], t0: float) -> list[dict[
     return series[: TIME_WAIT_SERIES + 1]
 
 
-def render(records: list[ConnectionRecord], source: dict[str, Any], paths: list[str],
+def render(records: list[Record], source: dict[str, Any], paths: list[str],
            msl_s: float) -> str:
+    """The page; `records` in id order."""
     summary = Summary()
     for r in records:
-        summary.add(r)
-    t0 = min((r.first_ts for r in records), default=0.0)
+        summary.add_record(r)
+    t0 = min((r["first_ts"] for r in records), default=0.0)
     data = {
         "version": __version__,
         "captures": paths,

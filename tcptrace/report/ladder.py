@@ -12,18 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tcptrace.analyzers.trace import (
+from tcptrace.report.trace import (
+    FIN,
     KEEPALIVE,
     OUT_OF_ORDER,
     RESET,
     RETRANSMISSION,
+    SYN,
+    Record,
     Trace,
     TracedSegment,
     flag_text,
+    plain,
 )
-from tcptrace.decode import FIN, SYN
-from tcptrace.decode import RST as RST_FLAG
-from tcptrace.model import ConnectionRecord, Role
+from tcptrace.report.trace import RST as RST_FLAG
 
 FOLD_AFTER = 6
 KEEP = 2
@@ -59,26 +61,27 @@ def human_bytes(n: int) -> str:
 
 
 def label(seg: TracedSegment) -> str:
-    parts = [flag_text(seg.flags), f"seq={seg.seq}"]
-    if seg.ack is not None:
-        parts.append(f"ack={seg.ack}")
-    if seg.length:
-        parts.append(f"len={seg.length}")
-    if seg.window == 0 and RESET not in seg.marks:
+    parts = [flag_text(seg["flags"]), f"seq={seg['seq']}"]
+    if seg["ack"] is not None:
+        parts.append(f"ack={seg['ack']}")
+    if seg["length"]:
+        parts.append(f"len={seg['length']}")
+    if seg["window"] == 0 and RESET not in seg["marks"]:
         parts.append("win=0")
-    return " ".join(parts) + "".join(f" [{m}]" for m in seg.marks if m != RESET)
+    return " ".join(parts) + "".join(f" [{m}]" for m in seg["marks"] if m != RESET)
 
 
 def _colour_of(seg: TracedSegment) -> int | None:
-    if RESET in seg.marks:
+    marks = seg["marks"]
+    if RESET in marks:
         return RED
-    if RETRANSMISSION in seg.marks or OUT_OF_ORDER in seg.marks:
+    if RETRANSMISSION in marks or OUT_OF_ORDER in marks:
         return YELLOW
-    if KEEPALIVE in seg.marks:
+    if KEEPALIVE in marks:
         return MAGENTA
-    if seg.flags & SYN:
+    if seg["flags"] & SYN:
         return GREEN
-    if seg.flags & FIN:
+    if seg["flags"] & FIN:
         return BLUE
     return None
 
@@ -102,7 +105,7 @@ def _rows(segments: list[TracedSegment]) -> Iterator[TracedSegment | _Fold]:
         run.clear()
 
     for seg in segments:
-        if seg.plain:
+        if plain(seg):
             run.append(seg)
         else:
             yield from flush()
@@ -122,16 +125,16 @@ class Ladder:
             return text
         return f"\x1b[{';'.join(wanted)}m{text}\x1b[0m"
 
-    def render(self, record: ConnectionRecord, trace: Trace) -> str:
+    def render(self, record: Record, trace: Trace) -> str:
         g = self.g
-        segments = trace.segments
+        segments = trace["segments"]
         self.state_width = max([STATE_WIDTH, *(len(_chain(s, 0)) for s in segments)])
         width = max([MIN_ARROW, *(len(label(s)) + 8 for s in segments)])
-        client = f"{_host(record.client.ip)}:{record.client.port}"
-        server = f"{_host(record.server.ip)}:{record.server.port}"
+        client = f"{_host(record['client']['ip'])}:{record['client']['port']}"
+        server = f"{_host(record['server']['ip'])}:{record['server']['port']}"
         lines = [
-            f"connection {record.id}: {client} -> {server}, {record.outcome}, "
-            f"{trace.total} segments, {record.duration_ms:g} ms",
+            f"connection {record['id']}: {client} -> {server}, {record['outcome']}, "
+            f"{trace['total']} segments, {record['duration_ms']:g} ms",
             "seq/ack: relative to each side's ISN; time: ms since the first segment; "
             "states: when they change",
             "",
@@ -153,13 +156,13 @@ class Ladder:
             if isinstance(row, _Fold):
                 lines.append(self._fold(row.segments, width))
             else:
-                lines.append(self._arrow(row, width, trace.first_ns))
-        if trace.truncated:
-            lines.append(pad + f"... {trace.total - len(segments)} more segments not kept")
+                lines.append(self._arrow(row, width, trace["first_ns"]))
+        if trace["truncated"]:
+            lines.append(pad + f"... {trace['total'] - len(segments)} more segments not kept")
         lines.append(empty)
-        final = record.final_state
-        lines.append(pad + self.paint(f"{final.client:<{self.state_width}}", BOLD) + " " +
-                     " " * (width + 2) + " " + self.paint(final.server, BOLD))
+        final = record["final_state"]
+        lines.append(pad + self.paint(f"{final['client']:<{self.state_width}}", BOLD) + " " +
+                     " " * (width + 2) + " " + self.paint(final["server"], BOLD))
         return "\n".join(line.rstrip() for line in lines) + "\n"
 
     def _arrow(self, seg: TracedSegment, width: int, first_ns: int) -> str:
@@ -169,22 +172,22 @@ class Ladder:
         dashes = width - len(text) - 1
         before = dashes // 2
         after = dashes - before
-        reset = RESET in seg.marks  # a RST ends in a cross: the connection is struck
-        if seg.role is Role.client:
+        reset = RESET in seg["marks"]  # a RST ends in a cross: the connection is struck
+        if seg["role"] == "client":
             arrow = g.line * before + text + g.line * after + ("X" if reset else g.right)
         else:
             arrow = ("X" if reset else g.left) + g.line * after + text + g.line * before
-        ms = (seg.ts_ns - first_ns) / 1e6
+        ms = (seg["ts_ns"] - first_ns) / 1e6
         cstate, sstate = _chain(seg, 0), _chain(seg, 1)
-        strong = BOLD if seg.flags & (SYN | FIN | RST_FLAG) else None
+        strong = BOLD if seg["flags"] & (SYN | FIN | RST_FLAG) else None
         return (f"{ms:>{TIME_WIDTH}.3f}  " +
                 self.paint(f"{cstate:<{self.state_width}}", BOLD, CYAN) + " " + g.rail +
                 self.paint(arrow, colour, strong) + g.rail + " " + self.paint(sstate, BOLD, CYAN))
 
     def _fold(self, segments: list[TracedSegment], width: int) -> str:
         g = self.g
-        ms = (segments[-1].ts_ns - segments[0].ts_ns) / 1e6
-        total = sum(seg.length for seg in segments)
+        ms = (segments[-1]["ts_ns"] - segments[0]["ts_ns"]) / 1e6
+        total = sum(seg["length"] for seg in segments)
         text = f"... {len(segments)} segments, {human_bytes(total)}, {ms:.3f} ms ..."
         line = f"{text:^{width}}"
         if len(line) > width:
@@ -195,14 +198,14 @@ class Ladder:
 
 def _chain(seg: TracedSegment, side: int) -> str:
     """The states a side entered with this segment ("" when none), e.g. CLOSE_WAIT>LAST_ACK."""
-    return ">".join(seg.entered[side])
+    return ">".join(seg["entered"][side])
 
 
 def _host(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
 
-def render(record: ConnectionRecord, trace: Trace, ascii: bool = False,
+def render(record: Record, trace: Trace, ascii: bool = False,
            colour: bool = False) -> str:
     """The ladder diagram of one connection as text (lines end with newlines)."""
     return Ladder(ascii, colour).render(record, trace)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tcptrace.model import ConnectionRecord
+if TYPE_CHECKING:  # the Python engine's record: `add`; the native engine's dicts: `add_record`
+    from tcptrace.model import ConnectionRecord
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -77,6 +78,37 @@ class Summary:
         if r.reuse.requests:
             self.requests.append(r.reuse.requests)
         self.port_reuse += r.previous_id is not None
+
+    def add_record(self, r: Mapping[str, Any]) -> None:
+        """`add` for a record as a dict (docs/output.md): the same counts."""
+        self.connections += 1
+        self.outcomes[r["outcome"]] += 1
+        hs = r["handshake"]
+        if hs["rtt_ms"] is not None:
+            self.rtt_ms.append(hs["rtt_ms"])
+        if hs["setup_ms"] is not None:
+            self.setup_ms.append(hs["setup_ms"])
+        self.syn_retransmits += hs["syn_retransmits"]
+        self.ambiguous_handshakes += hs["ambiguity"] is not None and not hs["simultaneous_open"]
+        tw = r["close"]["time_wait"]
+        if tw is not None:
+            self.time_wait_sides[tw] += 1
+            if tw in ("client", "both"):
+                self.time_wait_endpoints[f"{_host(r['client']['ip'])}:*"] += 1
+            if tw in ("server", "both"):
+                self.time_wait_endpoints[f"{_host(r['server']['ip'])}:{r['server']['port']}"] += 1
+        rst = r["rst"]
+        if rst is not None:
+            self.rst_kinds[rst["kind"]] += 1
+            self.rst_senders[rst["sender"]] += 1
+        self.half_closes += r["half_close"] is not None
+        probes = r["keepalive"]["probes"]
+        self.keepalive_connections += bool(probes["client"] or probes["server"])
+        reuse = r["reuse"]
+        self.protocols[reuse["protocol"] or "other"] += 1
+        if reuse["requests"]:
+            self.requests.append(reuse["requests"])
+        self.port_reuse += r["previous_id"] is not None
 
     def as_dict(self) -> dict[str, Any]:
         reqs = array("d", self.requests)

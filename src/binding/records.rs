@@ -1,0 +1,172 @@
+//! Records (and their segment traces) as Python dicts, the shape of docs/output.md: what
+//! `check`, `ladder` and `report` read. Built here rather than parsed from the jsonl bytes:
+//! `json.loads` of 50k records took twice as long as the analysis that made them.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::analyzers::trace::SegmentTrace;
+use crate::model::{ConnectionRecord, Endpoint, PerSide};
+
+/// The record as `to_dict(record)` made it, the trace (if any) under `trace`.
+pub fn record_dict<'py>(
+    py: Python<'py>,
+    r: &ConnectionRecord,
+    trace: Option<&SegmentTrace>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "id"), r.id)?;
+    d.set_item(intern!(py, "client"), endpoint(py, &r.client)?)?;
+    d.set_item(intern!(py, "server"), endpoint(py, &r.server)?)?;
+    d.set_item(intern!(py, "role_rule"), r.role_rule.name())?;
+    d.set_item(intern!(py, "previous_id"), r.previous_id)?;
+    d.set_item(intern!(py, "first_ts"), r.first_ts)?;
+    d.set_item(intern!(py, "last_ts"), r.last_ts)?;
+    d.set_item(intern!(py, "duration_ms"), r.duration_ms)?;
+    d.set_item(intern!(py, "outcome"), r.outcome.name())?;
+
+    let hs = &r.handshake;
+    let h = PyDict::new(py);
+    h.set_item(intern!(py, "complete"), hs.complete)?;
+    h.set_item(intern!(py, "syn_to_synack_ms"), hs.syn_to_synack_ms)?;
+    h.set_item(intern!(py, "synack_to_ack_ms"), hs.synack_to_ack_ms)?;
+    h.set_item(intern!(py, "rtt_ms"), hs.rtt_ms)?;
+    h.set_item(intern!(py, "setup_ms"), hs.setup_ms)?;
+    h.set_item(intern!(py, "syn_retransmits"), hs.syn_retransmits)?;
+    h.set_item(intern!(py, "synack_retransmits"), hs.synack_retransmits)?;
+    h.set_item(intern!(py, "matched_by"), hs.matched_by)?;
+    h.set_item(intern!(py, "ambiguity"), hs.ambiguity)?;
+    h.set_item(intern!(py, "simultaneous_open"), hs.simultaneous_open)?;
+    d.set_item(intern!(py, "handshake"), h)?;
+
+    let c = &r.close;
+    let close = PyDict::new(py);
+    close.set_item(intern!(py, "initiator"), c.initiator.map(|s| s.name()))?;
+    close.set_item(intern!(py, "time_wait"), c.time_wait.map(|s| s.name()))?;
+    close.set_item(intern!(py, "time_wait_ts"), c.time_wait_ts)?;
+    close.set_item(intern!(py, "time_wait_until"), c.time_wait_until)?;
+    close.set_item(intern!(py, "fin_ts"), per_side(py, &c.fin_ts)?)?;
+    d.set_item(intern!(py, "close"), close)?;
+
+    match &r.half_close {
+        Some(hc) => {
+            let half = PyDict::new(py);
+            half.set_item(intern!(py, "side"), hc.side.name())?;
+            half.set_item(intern!(py, "bytes_after_fin"), hc.bytes_after_fin)?;
+            half.set_item(intern!(py, "duration_ms"), hc.duration_ms)?;
+            d.set_item(intern!(py, "half_close"), half)?;
+        }
+        None => d.set_item(intern!(py, "half_close"), py.None())?,
+    }
+    match &r.rst {
+        Some(rst) => {
+            let x = PyDict::new(py);
+            x.set_item(intern!(py, "sender"), rst.sender.name())?;
+            x.set_item(intern!(py, "state"), rst.state.name())?;
+            x.set_item(intern!(py, "receiver_state"), rst.receiver_state.name())?;
+            x.set_item(intern!(py, "kind"), rst.kind.name())?;
+            x.set_item(intern!(py, "ts"), rst.ts)?;
+            x.set_item(intern!(py, "count"), rst.count)?;
+            d.set_item(intern!(py, "rst"), x)?;
+        }
+        None => d.set_item(intern!(py, "rst"), py.None())?,
+    }
+
+    let ka = &r.keepalive;
+    let keepalive = PyDict::new(py);
+    keepalive.set_item(intern!(py, "probes"), per_side(py, &ka.probes)?)?;
+    keepalive.set_item(intern!(py, "acks"), per_side(py, &ka.acks)?)?;
+    keepalive.set_item(intern!(py, "intervals_ms"), per_side(py, &ka.intervals_ms)?)?;
+    d.set_item(intern!(py, "keepalive"), keepalive)?;
+
+    let ru = &r.reuse;
+    let reuse = PyDict::new(py);
+    reuse.set_item(intern!(py, "protocol"), ru.protocol)?;
+    reuse.set_item(intern!(py, "requests"), ru.requests)?;
+    reuse.set_item(intern!(py, "responses"), ru.responses)?;
+    reuse.set_item(intern!(py, "idle_gaps_ms"), &ru.idle_gaps_ms)?;
+    d.set_item(intern!(py, "reuse"), reuse)?;
+
+    let changes = |side: &[crate::model::StateChange]| -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for change in side {
+            let item = PyDict::new(py);
+            item.set_item(intern!(py, "ts"), change.ts)?;
+            item.set_item(intern!(py, "state"), change.state.name())?;
+            list.append(item)?;
+        }
+        Ok(list)
+    };
+    let states = PyDict::new(py);
+    states.set_item(intern!(py, "client"), changes(&r.states.client)?)?;
+    states.set_item(intern!(py, "server"), changes(&r.states.server)?)?;
+    d.set_item(intern!(py, "states"), states)?;
+    let final_state = PerSide::new(r.final_state.client.name(), r.final_state.server.name());
+    d.set_item(intern!(py, "final_state"), per_side(py, &final_state)?)?;
+    d.set_item(intern!(py, "packets"), per_side(py, &r.packets)?)?;
+    d.set_item(intern!(py, "bytes"), per_side(py, &r.bytes)?)?;
+    d.set_item(intern!(py, "unique_bytes"), per_side(py, &r.unique_bytes)?)?;
+    d.set_item(
+        intern!(py, "retransmitted_bytes"),
+        per_side(py, &r.retransmitted_bytes)?,
+    )?;
+    d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
+    d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
+    if let Some(trace) = trace {
+        d.set_item(intern!(py, "trace"), trace_dict(py, trace)?)?;
+    }
+    Ok(d)
+}
+
+fn endpoint<'py>(py: Python<'py>, e: &Endpoint) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "ip"), &e.ip)?;
+    d.set_item(intern!(py, "port"), e.port)?;
+    Ok(d)
+}
+
+fn per_side<'py, T>(py: Python<'py>, p: &PerSide<T>) -> PyResult<Bound<'py, PyDict>>
+where
+    T: IntoPyObject<'py> + Clone,
+{
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "client"), p.client.clone())?;
+    d.set_item(intern!(py, "server"), p.server.clone())?;
+    Ok(d)
+}
+
+/// The trace as tcptrace/report/trace.py describes it.
+fn trace_dict<'py>(py: Python<'py>, t: &SegmentTrace) -> PyResult<Bound<'py, PyDict>> {
+    let segments = PyList::empty(py);
+    for s in &t.segments {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "ts_ns"), s.ts_ns)?;
+        d.set_item(intern!(py, "role"), s.role.name())?;
+        d.set_item(intern!(py, "flags"), s.flags)?;
+        d.set_item(intern!(py, "seq"), s.seq)?;
+        d.set_item(intern!(py, "ack"), s.ack)?;
+        d.set_item(intern!(py, "length"), s.length)?;
+        d.set_item(intern!(py, "window"), s.window)?;
+        d.set_item(
+            intern!(py, "states"),
+            [s.states[0].name(), s.states[1].name()],
+        )?;
+        let entered = PyList::empty(py);
+        for side in &s.entered {
+            entered.append(PyList::new(py, side.iter().map(|state| state.name()))?)?;
+        }
+        d.set_item(intern!(py, "entered"), entered)?;
+        d.set_item(
+            intern!(py, "marks"),
+            PyList::new(py, s.mark.map(|m| m.name()))?,
+        )?;
+        segments.append(d)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "segments"), segments)?;
+    d.set_item(intern!(py, "total"), t.total)?;
+    d.set_item(intern!(py, "first_ns"), t.first_ns)?;
+    d.set_item(intern!(py, "truncated"), t.truncated())?;
+    Ok(d)
+}
