@@ -17,6 +17,7 @@ use crate::writers::csv::CsvWriter;
 use crate::writers::json::write_jsonl;
 use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
+use crate::writers::zeek::ZeekLogWriter;
 use crate::writers::Value;
 
 /// Output bytes are handed to Python's `write` in pieces of about this size.
@@ -28,6 +29,8 @@ enum Format {
     Json,
     Csv,
     Table,
+    /// `-f zeek`: a Zeek-style conn.log (implies the Zeek view).
+    Zeek,
 }
 
 /// What the table format shows of a record (the table is for people: built in Python).
@@ -101,7 +104,8 @@ struct Run {
 #[pymethods]
 impl Run {
     #[new]
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None))]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, *, zeek=false, verify_checksums=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         paths: Vec<String>,
         format: &str,
@@ -110,12 +114,15 @@ impl Run {
         linger_s: f64,
         max_flows: usize,
         panic_at_frame: Option<u64>,
+        zeek: bool,
+        verify_checksums: bool,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
             "json" => Format::Json,
             "csv" => Format::Csv,
             "table" => Format::Table,
+            "zeek" => Format::Zeek,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let filter = filter.map(filter_of).transpose()?;
@@ -126,6 +133,8 @@ impl Run {
             max_flows,
             idle_timeout_s: None,
             panic_at_frame,
+            zeek: zeek || format == Format::Zeek,
+            verify_checksums,
         };
         let spool = if format == Format::Json {
             Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?)
@@ -175,6 +184,7 @@ impl Run {
         let mut failure: Option<PyErr> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
+        let mut zeek_log = ZeekLogWriter::new();
         let result = py.detach(|| {
             let outcome = engine.run(|record| {
                 // the summary is part of the json document and of the table only
@@ -190,12 +200,16 @@ impl Run {
                         }
                     }
                     Format::Table => rows.push(TableRow::of(&record)),
+                    Format::Zeek => zeek_log.write(&record, &mut buf),
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
                 }
                 Ok(())
             });
+            if outcome.is_ok() && format == Format::Zeek {
+                zeek_log.finish(&mut buf);
+            }
             // what was written before a failure stays written
             let flushed = out.write(&mut buf, &mut failure);
             match outcome {
