@@ -104,7 +104,7 @@ struct Run {
 #[pymethods]
 impl Run {
     #[new]
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, *, zeek=false, verify_checksums=false))]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, *, zeek=false, verify_checksums=false, zeek_server_ports=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         paths: Vec<String>,
@@ -116,6 +116,7 @@ impl Run {
         panic_at_frame: Option<u64>,
         zeek: bool,
         verify_checksums: bool,
+        zeek_server_ports: Option<Vec<u16>>,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -135,6 +136,10 @@ impl Run {
             panic_at_frame,
             zeek: zeek || format == Format::Zeek,
             verify_checksums,
+            zeek_server_ports: zeek_server_ports.map(|mut ports| {
+                ports.sort_unstable();
+                ports
+            }),
         };
         let spool = if format == Format::Json {
             Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?)

@@ -38,7 +38,9 @@ fn fold(mut total: u64) -> u64 {
 
 /// Sum of the four 16-bit words of each half of a 128-bit address.
 fn address_sum(address: u128) -> u64 {
-    (0..8).map(|i| ((address >> (16 * i)) & 0xFFFF) as u64).sum()
+    (0..8)
+        .map(|i| ((address >> (16 * i)) & 0xFFFF) as u64)
+        .sum()
 }
 
 fn is_v4(address: u128) -> bool {
@@ -135,7 +137,11 @@ impl ChecksumLedger {
         if queue.is_empty() {
             self.entries.remove(&keys[pick]);
         }
-        let role = if pick == 0 { Role::Client } else { Role::Server };
+        let role = if pick == 0 {
+            Role::Client
+        } else {
+            Role::Server
+        };
         Some((role, ts, flags))
     }
 }
@@ -152,7 +158,9 @@ mod tests {
     /// segment's fields pointing into it.
     fn packet(payload: &[u8]) -> (Vec<u8>, Segment) {
         let tcp_len = 20 + payload.len();
-        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
         let sum = !(fold(word_sum(&ip)) as u16);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -187,7 +195,10 @@ mod tests {
     #[test]
     fn ones_complement_arithmetic() {
         // RFC 1071 section 3's example: 0001 f203 f4f5 f6f7 sums to ddf2 after folding
-        assert_eq!(fold(word_sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])), 0xddf2);
+        assert_eq!(
+            fold(word_sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7])),
+            0xddf2
+        );
         // an odd length is padded with a zero byte
         assert_eq!(word_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
         assert_eq!(fold(0x1_FFFF), 1);
@@ -231,7 +242,10 @@ mod tests {
             ..Segment::default()
         };
         assert!(!is_bad(&seg, &data));
-        let swapped = Segment { src: dst ^ 4, ..seg };
+        let swapped = Segment {
+            src: dst ^ 4,
+            ..seg
+        };
         assert!(is_bad(&swapped, &data));
     }
 

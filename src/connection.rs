@@ -298,8 +298,10 @@ impl Connection {
     }
 
     /// Give this connection Zeek's view (`--zeek`), from its first segment on.
-    pub fn enable_zeek(&mut self) {
-        self.zeek = Some(Box::new(ZeekView::new(self.ports[0], self.ports[1])));
+    /// `server_ports`: Zeek's likely server ports when not its default set (sorted).
+    pub fn enable_zeek(&mut self, server_ports: Option<&[u16]>) {
+        let likely = crate::zeek::server_port_flags(self.ports, server_ports);
+        self.zeek = Some(Box::new(ZeekView::new(self.ports, likely)));
     }
 
     /// Whether the connection keeps Zeek's view.
@@ -408,16 +410,7 @@ impl Connection {
         self.last_ns = ts_ns;
         if let Some(zeek) = self.zeek.as_mut() {
             // Zeek's view depends on the segment alone, not on the state below
-            zeek.segment(
-                role,
-                ts_ns,
-                flags,
-                seq,
-                ack,
-                seg.window,
-                plen,
-                seg.ip_len,
-            );
+            zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
         }
         self.analyzers.on(&ConnEvent::Arrived { role, ts_ns });
         {

@@ -43,6 +43,8 @@ pub struct Options {
     /// Leave out segments with a bad TCP or IPv4 header checksum (counted in
     /// skipped["bad_checksum"]; the Zeek view still writes their `C`/`c` letter).
     pub verify_checksums: bool,
+    /// Zeek's likely server ports (sorted) when not its default set.
+    pub zeek_server_ports: Option<Vec<u16>>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             panic_at_frame: None,
             zeek: false,
             verify_checksums: false,
+            zeek_server_ports: None,
         }
     }
 }
@@ -102,6 +105,7 @@ impl Engine {
             idle_timeout_s: options.idle_timeout_s,
             zeek: options.zeek,
         });
+        table.zeek_server_ports = options.zeek_server_ports.clone();
         if options.zeek && options.verify_checksums {
             table.ledger = Some(ChecksumLedger::default());
         }

@@ -236,6 +236,9 @@ pub struct FlowTable {
     /// With --verify-checksums and --zeek: the bad-checksum segments not yet handed to a
     /// connection's Zeek view (the engine adds them).
     pub ledger: Option<ChecksumLedger>,
+    /// Zeek's likely server ports, sorted, when not its default set (the corpus test
+    /// against `zeek -b` logs).
+    pub zeek_server_ports: Option<Vec<u16>>,
 }
 
 impl FlowTable {
@@ -369,6 +372,7 @@ impl FlowTable {
         };
         let id = self.next_id;
         let zeek = self.options.zeek;
+        let server_ports = self.zeek_server_ports.as_deref();
         let make = |previous_id| {
             let mut conn = Connection::new(
                 id,
@@ -382,7 +386,7 @@ impl FlowTable {
                 conn.start_assumed(seg.ts_ns, seg.ack);
             }
             if zeek {
-                conn.enable_zeek();
+                conn.enable_zeek(server_ports);
             }
             conn
         };

@@ -111,15 +111,15 @@ mod tests {
             hex(&blake2b::<12>(b"10.0.0.1|40000|10.0.0.2|80|tcp|1.500000")),
             "56ebe8b3455ac0fb533ae32c"
         );
-        assert_eq!(hex(&blake2b::<12>(&[b'x'; 200])), "07470b918212d42a2dee349a");
+        assert_eq!(
+            hex(&blake2b::<12>(&[b'x'; 200])),
+            "07470b918212d42a2dee349a"
+        );
     }
 
     #[test]
     fn rfc7693_appendix_a() {
         let digest = blake2b::<64>(b"abc");
-        assert_eq!(
-            hex(&digest[..16]),
-            "ba80a53f981c4d0d6a2797b69f12f6e9"
-        );
+        assert_eq!(hex(&digest[..16]), "ba80a53f981c4d0d6a2797b69f12f6e9");
     }
 }

@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn uids_match_python() {
         // tcptrace.report.zeek.uid(...)
-        assert_eq!(uid("10.0.0.1", 40000, "10.0.0.2", 80, 1.5), "CyC66oG8i1JvRL7zY");
+        assert_eq!(
+            uid("10.0.0.1", 40000, "10.0.0.2", 80, 1.5),
+            "CyC66oG8i1JvRL7zY"
+        );
         assert_eq!(
             uid("2001:db8::1", 40000, "2001:db8::2", 443, 1234567890.123456),
             "CT2x8PytkFIPjiXDP1"

@@ -117,22 +117,12 @@ mod tests {
     fn expected(o: EndpointState, r: EndpointState, no_data: bool, syn_rst: bool) -> &'static str {
         match (o, r) {
             (SynSent | SynAckSent, Reset) => "REJ",
-            (Reset, Reset) => {
-                if no_data {
-                    "REJ"
-                } else {
-                    "RSTR"
-                }
-            }
+            (Reset, Reset) if no_data => "REJ",
+            (Reset, Reset) => "RSTR",
             (Inactive | Partial, Reset) => "RSTRH",
             (Established | Closed, Reset) => "RSTR",
-            (Reset, Inactive | Partial) => {
-                if syn_rst {
-                    "RSTOS0"
-                } else {
-                    "OTH"
-                }
-            }
+            (Reset, Inactive | Partial) if syn_rst => "RSTOS0",
+            (Reset, Inactive | Partial) => "OTH",
             (Reset, _) => "RSTO",
             (Closed, Closed) => "SF",
             (Closed, Inactive | Partial) => "SH",
@@ -168,8 +158,14 @@ mod tests {
         assert_eq!(conn_state(Closed, Closed, false, false), ConnState::SF);
         assert_eq!(conn_state(SynSent, Reset, true, false), ConnState::REJ);
         assert_eq!(conn_state(Reset, Inactive, true, true), ConnState::RSTOS0);
-        assert_eq!(conn_state(Partial, Established, false, false), ConnState::OTH);
-        assert_eq!(conn_state(SynAckSent, Inactive, false, false), ConnState::OTH);
+        assert_eq!(
+            conn_state(Partial, Established, false, false),
+            ConnState::OTH
+        );
+        assert_eq!(
+            conn_state(SynAckSent, Inactive, false, false),
+            ConnState::OTH
+        );
         assert_eq!(conn_state(Established, Closed, false, false), ConnState::S3);
     }
 }

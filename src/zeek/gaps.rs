@@ -134,7 +134,13 @@ mod tests {
         data(&mut end, 1, 100); // 1..101 seen
         data(&mut end, 151, 50); // 151..201 seen, 101..151 missing
         let got = ack_received(&mut end, 301, false); // 201..301 missing too
-        assert_eq!(got, Revealed { holes: 2, missing: 150 });
+        assert_eq!(
+            got,
+            Revealed {
+                holes: 2,
+                missing: 150
+            }
+        );
         assert_eq!((end.contig, end.missed), (301, 150));
     }
 
@@ -148,8 +154,29 @@ mod tests {
         let mut partial = end_at(99);
         assert_eq!(ack_received(&mut partial, 101, true), Revealed::default());
         assert_eq!(partial.contig, 101);
-        assert!(!flags_gap(&Revealed { holes: 1, missing: 5 }, true, EndpointState::Reset));
-        assert!(flags_gap(&Revealed { holes: 1, missing: 5 }, true, EndpointState::Established));
-        assert!(!flags_gap(&Revealed { holes: 1, missing: 5 }, false, EndpointState::Established));
+        assert!(!flags_gap(
+            &Revealed {
+                holes: 1,
+                missing: 5
+            },
+            true,
+            EndpointState::Reset
+        ));
+        assert!(flags_gap(
+            &Revealed {
+                holes: 1,
+                missing: 5
+            },
+            true,
+            EndpointState::Established
+        ));
+        assert!(!flags_gap(
+            &Revealed {
+                holes: 1,
+                missing: 5
+            },
+            false,
+            EndpointState::Established
+        ));
     }
 }

@@ -119,7 +119,9 @@ mod tests {
         for yes in ["SR", "^SR", "ShR", "SdR", "STR", "SRA", "^SsrR"] {
             assert!(syn_then_rst(yes), "{yes}");
         }
-        for no in ["", "R", "S", "SAR", "SHR", "SFR", "SGR", "SIR", "SQR", "^^SR", "DSR", "^R"] {
+        for no in [
+            "", "R", "S", "SAR", "SHR", "SFR", "SGR", "SIR", "SQR", "^^SR", "DSR", "^R",
+        ] {
             assert!(!syn_then_rst(no), "{no}");
         }
     }

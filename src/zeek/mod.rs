@@ -27,15 +27,23 @@ pub use session::ZeekView;
 /// main.zeek: dce-rpc, dnp3, dns, ftp, http, imap, irc, krb, ldap, modbus, mysql, pop3,
 /// postgresql, rdp, redis, smb, smtp, socks, ssh, ssl, xmpp). Sorted.
 pub const LIKELY_SERVER_PORTS: [u16; 52] = [
-    21, 22, 25, 53, 80, 81, 88, 110, 135, 137, 138, 139, 143, 389, 443, 445, 502, 563, 585,
-    587, 593, 614, 631, 636, 989, 990, 992, 993, 995, 1080, 1434, 2811, 3128, 3268, 3306, 3389,
-    5222, 5223, 5269, 5353, 5355, 5432, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888, 20000,
-    49152,
+    21, 22, 25, 53, 80, 81, 88, 110, 135, 137, 138, 139, 143, 389, 443, 445, 502, 563, 585, 587,
+    593, 614, 631, 636, 989, 990, 992, 993, 995, 1080, 1434, 2811, 3128, 3268, 3306, 3389, 5222,
+    5223, 5269, 5353, 5355, 5432, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888, 20000, 49152,
 ];
 
 /// Whether Zeek takes `port` for a server's (WantConnection's role flip).
 pub fn is_likely_server_port(port: u16) -> bool {
     LIKELY_SERVER_PORTS.binary_search(&port).is_ok()
+}
+
+/// Whether each of `ports` is a likely server port: of `custom` when given (sorted; `zeek
+/// -b` loads only some analyzers' scripts, so fewer ports), else of LIKELY_SERVER_PORTS.
+pub fn server_port_flags(ports: [u16; 2], custom: Option<&[u16]>) -> [bool; 2] {
+    ports.map(|port| match custom {
+        Some(set) => set.binary_search(&port).is_ok(),
+        None => is_likely_server_port(port),
+    })
 }
 
 /// One Zeek connection's conn.log values (the Python engine's `zeek` dict).

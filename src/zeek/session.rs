@@ -12,7 +12,7 @@ use super::conn_state::conn_state;
 use super::endpoint::{Endpoint, EndpointState, Scaled};
 use super::gaps;
 use super::history::{self, History};
-use super::{is_likely_server_port, ZeekConn, ZeekRecord};
+use super::{ZeekConn, ZeekRecord};
 
 use EndpointState::*;
 
@@ -57,6 +57,8 @@ pub struct ZeekView {
     seen_first: u8,
     /// Client port, server port.
     ports: [u16; 2],
+    /// Whether each is a likely server port (`server_port_flags`).
+    server_ports: [bool; 2],
     timers: Vec<(i64, Timer)>,
     /// The earliest timer's deadline; 0 when none.
     deadline: i64,
@@ -64,7 +66,9 @@ pub struct ZeekView {
 }
 
 impl ZeekView {
-    pub fn new(client_port: u16, server_port: u16) -> Self {
+    /// The view of a connection between `ports` (client's, server's); `server_ports`: which
+    /// of them Zeek takes for a server's (`super::server_port_flags`).
+    pub fn new(ports: [u16; 2], server_ports: [bool; 2]) -> Self {
         ZeekView {
             ends: [Endpoint::new(true), Endpoint::new(false)],
             orig: 0,
@@ -74,7 +78,8 @@ impl ZeekView {
             last_ns: 0,
             started: false,
             seen_first: 0,
-            ports: [client_port, server_port],
+            ports,
+            server_ports,
             timers: Vec::new(),
             deadline: 0,
             earlier: Vec::new(),
@@ -103,8 +108,12 @@ impl ZeekView {
     /// Timers due before this packet: a removed connection ends here (Zeek logs it, and
     /// the packet starts a new one). docs/zeek.md, "Timers".
     fn expire(&mut self, now_ns: i64) {
-        let mut due: Vec<(i64, Timer)> =
-            self.timers.iter().copied().filter(|t| t.0 < now_ns).collect();
+        let mut due: Vec<(i64, Timer)> = self
+            .timers
+            .iter()
+            .copied()
+            .filter(|t| t.0 < now_ns)
+            .collect();
         due.sort_unstable();
         self.timers.retain(|t| t.0 >= now_ns);
         self.deadline = self.timers.iter().map(|t| t.0).min().unwrap_or(0);
@@ -182,8 +191,8 @@ impl ZeekView {
             self.flip();
         } else if flags & SYN == 0 {
             let (src, dst) = (self.ports[me], self.ports[1 - me]);
-            if is_likely_server_port(src) {
-                let flip = if is_likely_server_port(dst) {
+            if self.server_ports[me] {
+                let flip = if self.server_ports[1 - me] {
                     src < dst
                 } else {
                     true
@@ -551,7 +560,7 @@ mod tests {
     #[test]
     fn a_whole_connection_is_sf() {
         use Role::{Client as C, Server as Sv};
-        let mut view = ZeekView::new(40000, 80);
+        let mut view = ZeekView::new([40000, 80], [false, true]);
         feed(
             &mut view,
             &[
@@ -579,7 +588,7 @@ mod tests {
     #[test]
     fn midstream_traffic_from_a_server_port_flips_and_a_gap_is_missed() {
         use Role::{Client as C, Server as Sv};
-        let mut view = ZeekView::new(40000, 80);
+        let mut view = ZeekView::new([40000, 80], [false, true]);
         feed(
             &mut view,
             &[
@@ -597,8 +606,11 @@ mod tests {
     #[test]
     fn an_unanswered_attempt_times_out_into_a_new_connection() {
         use Role::Client as C;
-        let mut view = ZeekView::new(40000, 80);
-        feed(&mut view, &[(C, 0, S, 100, 0, 0), (C, 6 * NS, S, 100, 0, 0)]);
+        let mut view = ZeekView::new([40000, 80], [false, true]);
+        feed(
+            &mut view,
+            &[(C, 0, S, 100, 0, 0), (C, 6 * NS, S, 100, 0, 0)],
+        );
         let r = view.result();
         assert_eq!(r.earlier.len(), 1);
         assert_eq!(r.earlier[0].conn_state.name(), "S0");
@@ -610,7 +622,7 @@ mod tests {
     #[test]
     fn bad_checksums_write_c_letters() {
         use Role::{Client as C, Server as Sv};
-        let mut view = ZeekView::new(40000, 80);
+        let mut view = ZeekView::new([40000, 80], [false, true]);
         view.bad_checksum(C, 0, S);
         feed(&mut view, &[(C, 10, S, 100, 0, 0)]);
         view.bad_checksum(Sv, 20, SA);
