@@ -2,8 +2,9 @@
 
 ../shared/corpus/zeek/ (see its README) pairs 100 of Zeek's test traces with the conn.log
 Zeek produced, analyzed by the native engine (the Python one where none is built; both
-give the same bytes, tests/test_native_parity.py). Every TCP connection outside tunnels is compared on conn_state, history,
-packets, payload bytes and duration; the agreement is printed per tier and field
+give the same bytes, tests/test_native_parity.py). Every TCP connection outside tunnels
+is compared on conn_state, history, packets, payload bytes and duration; the agreement is
+printed per tier and field
 (`pytest -s`). Known differences are listed in KNOWN, each explained in docs/zeek.md;
 any other disagreement fails.
 """
