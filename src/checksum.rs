@@ -14,15 +14,24 @@ use std::collections::{HashMap, VecDeque};
 use crate::decode::Segment;
 use crate::model::Role;
 
-/// Sum of the big-endian 16-bit words of `bytes` (an odd last byte padded with zero),
-/// unfolded.
+/// Sum of the big-endian 16-bit words of `bytes` (an odd last byte padded with zero), up to
+/// ones' complement folding. Eight bytes at a time, as two 32-bit words: a 32-bit word is
+/// congruent to the sum of its 16-bit halves modulo 0xFFFF, so the folded result is the
+/// same (RFC 1071 section 2, "parallel summation").
 fn word_sum(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(2);
-    let mut total: u64 = chunks
-        .by_ref()
-        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    if let [last] = chunks.remainder() {
+    let mut wide = bytes.chunks_exact(8);
+    let mut total: u64 = 0;
+    for chunk in wide.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_be_bytes(word);
+        total += (word >> 32) + (word & 0xFFFF_FFFF);
+    }
+    let mut pairs = wide.remainder().chunks_exact(2);
+    for pair in pairs.by_ref() {
+        total += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = pairs.remainder() {
         total += u64::from(*last) << 8;
     }
     total
@@ -201,6 +210,18 @@ mod tests {
         );
         // an odd length is padded with a zero byte
         assert_eq!(word_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        // the eight-byte path folds to what 16-bit words give
+        let bytes: Vec<u8> = (0..=255u8)
+            .cycle()
+            .take(1001)
+            .map(|b| b.wrapping_mul(37))
+            .collect();
+        let by_words: u64 = bytes
+            .chunks(2)
+            .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
+            .sum();
+        assert_eq!(fold(word_sum(&bytes)), fold(by_words));
+        assert_eq!(fold(word_sum(&[0xFF; 16])), 0xFFFF);
         assert_eq!(fold(0x1_FFFF), 1);
     }
 
