@@ -373,6 +373,7 @@ fn main() {
         max_flows: 1_000_000,
         tombstone_s: 2.0 * MSL_S,
         idle_timeout_s: None,
+        zeek: false,
     });
     let mut out = String::new();
     for slice in segments.chunks(FEED_SLICE) {

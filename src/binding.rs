@@ -19,6 +19,7 @@ use crate::writers::csv::CsvWriter;
 use crate::writers::json::write_jsonl;
 use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
+use crate::writers::zeek::ZeekLogWriter;
 use crate::writers::Value;
 
 mod records;
@@ -39,6 +40,8 @@ enum Format {
     /// Record dicts for Python's own use (`check`, `ladder`, `report`): each record with
     /// its segment trace, if traced, under a `trace` key; `out` receives lists of them.
     Records,
+    /// `-f zeek`: a Zeek-style conn.log (implies the Zeek view).
+    Zeek,
 }
 
 /// What the table format shows of a record (the table is for people: built in Python).
@@ -119,7 +122,7 @@ struct Run {
 impl Run {
     #[new]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1))]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None))]
     fn new(
         paths: Vec<String>,
         format: &str,
@@ -129,6 +132,9 @@ impl Run {
         max_flows: usize,
         panic_at_frame: Option<u64>,
         jobs: usize,
+        zeek: bool,
+        verify_checksums: bool,
+        zeek_server_ports: Option<Vec<u16>>,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -136,6 +142,7 @@ impl Run {
             "csv" => Format::Csv,
             "table" => Format::Table,
             "records" => Format::Records,
+            "zeek" => Format::Zeek,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let filter = filter.map(filter_of).transpose()?;
@@ -146,7 +153,17 @@ impl Run {
             max_flows,
             idle_timeout_s: None,
             panic_at_frame,
+            zeek: zeek || format == Format::Zeek,
+            verify_checksums,
+            zeek_server_ports: zeek_server_ports.map(|mut ports| {
+                ports.sort_unstable();
+                ports
+            }),
         };
+        // The shard threads do not carry the Zeek view and the checksum ledger yet: those
+        // runs stay on one thread (the same records).
+        let sharded = !options.zeek && !options.verify_checksums;
+        let jobs = if sharded { jobs.max(1) } else { 1 };
         let spool = if format == Format::Json {
             Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?)
         } else {
@@ -160,7 +177,7 @@ impl Run {
             rows: Vec::new(),
             executed: false,
             sink: None,
-            jobs: jobs.max(1),
+            jobs,
             report: None,
             traced_only: false,
         })
@@ -229,6 +246,7 @@ impl Run {
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut csv = CsvWriter::new();
         let mut batch: Vec<(ConnectionRecord, Option<Box<SegmentTrace>>)> = Vec::new();
+        let mut zeek_log = ZeekLogWriter::new();
         let result = py.detach(|| {
             let outcome = engine.run_traced(|record, trace| {
                 if traced_only && trace.is_none() {
@@ -253,12 +271,16 @@ impl Run {
                             out.records(&mut batch, &mut failure)?;
                         }
                     }
+                    Format::Zeek => zeek_log.write(&record, &mut buf),
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
                 }
                 Ok(())
             });
+            if outcome.is_ok() && format == Format::Zeek {
+                zeek_log.finish(&mut buf);
+            }
             // what was written before a failure stays written
             let flushed = out
                 .records(&mut batch, &mut failure)
@@ -356,8 +378,8 @@ impl Run {
             Format::Json => Encoding::Json,
             Format::Csv => Encoding::Csv,
             Format::Table => Encoding::Table,
-            // records for Python (check, ladder, report) come from one thread
-            Format::Records => {
+            // records for Python (check, ladder, report) and conn.log come from one thread
+            Format::Records | Format::Zeek => {
                 return Err(PyValueError::new_err(
                     "the records format runs on one thread",
                 ))
@@ -384,7 +406,7 @@ impl Run {
                         summary.add(r);
                     }
                     match format {
-                        Format::Records => {}
+                        Format::Records | Format::Zeek => {}
                         Format::Jsonl => buf.extend_from_slice(record.bytes),
                         Format::Csv => {
                             if std::mem::take(&mut header) {

@@ -13,6 +13,7 @@
 
 use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
+use crate::checksum::ChecksumLedger;
 use crate::decode::{Segment, ACK, FIN, RST, SYN};
 use crate::model::{
     ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
@@ -21,6 +22,7 @@ use crate::model::{
 use crate::reassembly::{Stream, StreamConsumer};
 use crate::seqnum::{seq_add, seq_after, seq_diff};
 use crate::states::{synchronized, EndpointMachine, Event, TcpState};
+use crate::zeek::ZeekView;
 
 /// RFC 7323 appendix A: the recommended alignment of the timestamps option.
 const NOP_NOP_TS: [u8; 4] = [1, 1, 8, 10];
@@ -262,6 +264,8 @@ pub struct Connection {
     handshake_completed: bool,
     /// The segment trace, for the connections a run traces (`ladder`, `report`).
     pub trace: Option<Box<SegmentTrace>>,
+    /// Zeek's view (`--zeek`): None unless asked for, so the default path pays one branch.
+    zeek: Option<Box<ZeekView>>,
 }
 
 impl Connection {
@@ -293,6 +297,32 @@ impl Connection {
             simultaneous_open: false,
             handshake_completed: false,
             trace: None,
+            zeek: None,
+        }
+    }
+
+    /// Give this connection Zeek's view (`--zeek`), from its first segment on.
+    /// `server_ports`: Zeek's likely server ports when not its default set (sorted).
+    pub fn enable_zeek(&mut self, server_ports: Option<&[u16]>) {
+        let likely = crate::zeek::server_port_flags(self.ports, server_ports);
+        self.zeek = Some(Box::new(ZeekView::new(self.ports, likely)));
+    }
+
+    /// Whether the connection keeps Zeek's view.
+    pub fn has_zeek(&self) -> bool {
+        self.zeek.is_some()
+    }
+
+    /// Hand the Zeek view the bad-checksum segments of this 4-tuple up to `until_ns` (all
+    /// when None), in capture order: Zeek drops them but writes their `C`/`c` letter.
+    pub fn replay_bad_checksums(&mut self, ledger: &mut ChecksumLedger, until_ns: Option<i64>) {
+        let Some(zeek) = self.zeek.as_mut() else {
+            return;
+        };
+        let (a, p) = (self.addresses, self.ports);
+        let keys = [(a[0], p[0], a[1], p[1]), (a[1], p[1], a[0], p[0])];
+        while let Some((role, ts_ns, flags)) = ledger.pop(&keys, until_ns) {
+            zeek.bad_checksum(role, ts_ns, flags);
         }
     }
 
@@ -382,6 +412,10 @@ impl Connection {
         let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
         let previous_ns = self.last_ns;
         self.last_ns = ts_ns;
+        if let Some(zeek) = self.zeek.as_mut() {
+            // Zeek's view depends on the segment alone, not on the state below
+            zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
+        }
         self.analyzers.on(&ConnEvent::Arrived { role, ts_ns });
         {
             let me = &mut self.sides[me_i];
@@ -726,6 +760,7 @@ impl Connection {
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
             anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+            zeek: self.zeek.as_mut().map(|z| Box::new(z.result())),
         };
         self.analyzers.finish(&mut record, &Finish { msl_s });
         record

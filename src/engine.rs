@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
+use crate::checksum::{self, ChecksumLedger};
+use crate::connection::Connection;
 use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
@@ -37,6 +39,13 @@ pub struct Options {
     /// Test hook: panic while the flow table handles this frame (1-based), to prove a panic
     /// reaches the user as one line with the records read so far written.
     pub panic_at_frame: Option<u64>,
+    /// Records carry Zeek's view (`--zeek`, `-f zeek`).
+    pub zeek: bool,
+    /// Leave out segments with a bad TCP or IPv4 header checksum (counted in
+    /// skipped["bad_checksum"]; the Zeek view still writes their `C`/`c` letter).
+    pub verify_checksums: bool,
+    /// Zeek's likely server ports (sorted) when not its default set.
+    pub zeek_server_ports: Option<Vec<u16>>,
 }
 
 impl Default for Options {
@@ -48,6 +57,9 @@ impl Default for Options {
             max_flows: 1_000_000,
             idle_timeout_s: None,
             panic_at_frame: None,
+            zeek: false,
+            verify_checksums: false,
+            zeek_server_ports: None,
         }
     }
 }
@@ -87,12 +99,17 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(paths: Vec<String>, options: Options) -> Engine {
-        let table = FlowTable::new(FlowOptions {
+        let mut table = FlowTable::new(FlowOptions {
             linger_s: options.linger_s,
             max_flows: options.max_flows,
             tombstone_s: 2.0 * options.msl_s,
             idle_timeout_s: options.idle_timeout_s,
+            zeek: options.zeek,
         });
+        table.zeek_server_ports = options.zeek_server_ports.clone();
+        if options.zeek && options.verify_checksums {
+            table.ledger = Some(ChecksumLedger::default());
+        }
         Engine {
             paths,
             options,
@@ -165,8 +182,15 @@ impl Engine {
         let mut slice_len = 0usize;
         let mut slice_latest = i64::MIN;
         let mut fed_base = 0u64;
+        // The Zeek view takes a batch's bad-checksum segments before any of its good ones
+        // (as Python's ledger does): the ledger is filled a whole batch at a time.
+        let piece_size = if self.table.ledger.is_some() {
+            usize::MAX
+        } else {
+            PIECE
+        };
         loop {
-            let (piece, ends_batch) = match captures.next_piece(&mut self.source, PIECE) {
+            let (piece, ends_batch) = match captures.next_piece(&mut self.source, piece_size) {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
                 Err(err) => return Err(RunError::Capture(err)),
@@ -189,6 +213,21 @@ impl Engine {
                 let before = segments.len();
                 segments.retain(|s| filter.matches(s));
                 self.filtered_out += (before - segments.len()) as u64;
+            }
+            if self.options.verify_checksums && !segments.is_empty() {
+                let before = segments.len();
+                let ledger = &mut self.table.ledger;
+                segments.retain(|seg| {
+                    let bad = checksum::is_bad(seg, &piece.data);
+                    if bad {
+                        if let Some(ledger) = ledger.as_mut() {
+                            ledger.add(seg);
+                        }
+                    }
+                    !bad
+                });
+                self.source
+                    .skip("bad_checksum", (before - segments.len()) as u64);
             }
             self.segments_total += segments.len() as u64;
             let mut rest = segments.as_slice();
@@ -245,13 +284,15 @@ impl Engine {
                     slice_len = 0;
                     slice_latest = i64::MIN;
                     for mut conn in self.table.drain() {
-                        emit(conn.record(msl_s), conn.trace.take()).map_err(RunError::Emit)?;
+                        let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
+                        emit(record, conn.trace.take()).map_err(RunError::Emit)?;
                     }
                 }
             }
         }
         for mut conn in self.table.close() {
-            emit(conn.record(msl_s), conn.trace.take()).map_err(RunError::Emit)?;
+            let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
+            emit(record, conn.trace.take()).map_err(RunError::Emit)?;
         }
         self.warn_damage();
         Ok(())
@@ -365,6 +406,21 @@ pub fn place(paths: &[String], frame: u64) -> String {
         [one] => format!("{one}, frame {frame}"),
         many => format!("frame {frame} of {} files merged by time", many.len()),
     }
+}
+
+/// A connection's record; the Zeek view first takes what is left of its 4-tuple's
+/// bad-checksum segments (Python's observer replays the whole ledger entry at `result`).
+fn record_of(
+    ledger: &mut Option<ChecksumLedger>,
+    conn: &mut Connection,
+    msl_s: f64,
+) -> ConnectionRecord {
+    if let Some(ledger) = ledger.as_mut() {
+        if !ledger.is_empty() {
+            conn.replay_bad_checksums(ledger, None);
+        }
+    }
+    conn.record(msl_s)
 }
 
 pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
+use crate::checksum::ChecksumLedger;
 use crate::connection::{address_text, Connection};
 use crate::decode::{Segment, ACK, SYN};
 use crate::model::{Role, RoleRule};
@@ -39,6 +40,8 @@ pub struct FlowOptions {
     pub tombstone_s: f64,
     /// Emit connections that have not ended but saw no segment for this long.
     pub idle_timeout_s: Option<f64>,
+    /// Connections keep Zeek's view (`--zeek`).
+    pub zeek: bool,
 }
 
 impl Default for FlowOptions {
@@ -48,6 +51,7 @@ impl Default for FlowOptions {
             max_flows: 1_000_000,
             tombstone_s: 60.0,
             idle_timeout_s: None,
+            zeek: false,
         }
     }
 }
@@ -189,6 +193,17 @@ impl std::ops::DerefMut for Finished {
     }
 }
 
+/// Before a segment reaches its connection: the bad-checksum segments of its 4-tuple up
+/// to that time go to the connection's Zeek view first (as the Python observer replays the
+/// ledger at each segment).
+fn replay_before(ledger: &mut Option<ChecksumLedger>, conn: &mut Connection, ts_ns: i64) {
+    if let Some(ledger) = ledger.as_mut() {
+        if !ledger.is_empty() {
+            conn.replay_bad_checksums(ledger, Some(ts_ns));
+        }
+    }
+}
+
 /// Where the connection for a segment is.
 enum Found {
     Table(usize),
@@ -221,6 +236,12 @@ pub struct FlowTable {
     swept_ns: i64,
     /// Which new connections get a segment trace (None: none, as `analyze` runs).
     pub trace: Option<TraceSelect>,
+    /// With --verify-checksums and --zeek: the bad-checksum segments not yet handed to a
+    /// connection's Zeek view (the engine adds them).
+    pub ledger: Option<ChecksumLedger>,
+    /// Zeek's likely server ports, sorted, when not its default set (the corpus test
+    /// against `zeek -b` logs).
+    pub zeek_server_ports: Option<Vec<u16>>,
 }
 
 impl FlowTable {
@@ -278,12 +299,14 @@ impl FlowTable {
                 Found::Table(i) => {
                     if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
                         let role = role_of(side, slot.client_side);
+                        replay_before(&mut self.ledger, &mut slot.conn, seg.ts_ns);
                         slot.conn.segment(role, seg, data);
                     }
                 }
                 Found::Ended(pos, client_side) => {
                     // Python feeds the connection object it already emitted all the same
                     if let Some(conn) = self.ended.get_mut(pos) {
+                        replay_before(&mut self.ledger, conn, seg.ts_ns);
                         conn.segment(role_of(side, client_side), seg, data);
                     }
                 }
@@ -351,6 +374,8 @@ impl FlowTable {
             RoleRule::Port => client_by_port(&key),
         };
         let id = self.next_id;
+        let zeek = self.options.zeek;
+        let server_ports = self.zeek_server_ports.as_deref();
         let make = |previous_id| {
             let mut conn = Connection::new(
                 id,
@@ -368,6 +393,9 @@ impl FlowTable {
             }
             if rule != RoleRule::Syn {
                 conn.start_assumed(seg.ts_ns, seg.ack);
+            }
+            if zeek {
+                conn.enable_zeek(server_ports);
             }
             conn
         };

@@ -3,13 +3,15 @@
 //! The modules follow the data: `sources` (capture files -> frame batches) -> `decode`
 //! (frames -> TCP segments) -> `filter` (--filter) -> `flows` (4-tuples -> connections) ->
 //! `connection` (both endpoints' `states` machines, `reassembly`, the `analyzers`) ->
-//! `model` (the connection record) -> `writers` (jsonl, json, csv bytes and the summary) ->
+//! `model` (the connection record; `zeek`, Zeek's view of it, and `checksum`, for
+//! --verify-checksums, when asked for) -> `writers` (jsonl, json, csv bytes and the summary) ->
 //! `engine` (the pipeline for one run). `binding` is the only module that knows Python.
 
 // No unsafe code in the engine; the binding layer may need it (PyO3's generated code).
 #![deny(unsafe_code)]
 
 pub mod analyzers;
+pub mod checksum;
 pub mod connection;
 pub mod decode;
 pub mod engine;
@@ -24,6 +26,7 @@ pub mod session;
 pub mod sources;
 pub mod states;
 pub mod writers;
+pub mod zeek;
 
 #[cfg(feature = "python")]
 #[allow(unsafe_code)]

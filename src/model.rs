@@ -264,6 +264,8 @@ pub struct ConnectionRecord {
     pub gap_bytes: PerSide<u64>,
     /// Segments the state table did not expect for that side.
     pub anomalies: PerSide<u64>,
+    /// Zeek's view of the connection (`--zeek`), the record's last key when present.
+    pub zeek: Option<Box<crate::zeek::ZeekRecord>>,
 }
 
 pub const NS_PER_S: i64 = 1_000_000_000;
@@ -315,25 +317,35 @@ pub fn ns_to_ms(ns: i64) -> f64 {
 /// Python's `round(x, 3)`: correctly rounded to three decimals. Rust's `{:.3}` formats the
 /// exact binary value with round-half-even, as Python's dtoa does.
 pub fn round3(x: f64) -> f64 {
+    round_decimals(x, 1000)
+}
+
+/// Python's `round(x, 6)` (the Zeek view's durations).
+pub fn round6(x: f64) -> f64 {
+    round_decimals(x, 1_000_000)
+}
+
+/// Python's `round(x, n)` for `scale` = 10^n (n <= 6): correctly rounded to n decimals.
+fn round_decimals(x: f64, scale: u128) -> f64 {
     if !x.is_finite() {
         return x;
     }
-    // Exactly, in integers: x = m * 2^e, so x * 1000 = m * 1000 / 2^-e, rounded half to
-    // even; then the nearest double to that many thousandths (what parsing the text gives).
+    // Exactly, in integers: x = m * 2^e, so x * scale = m * scale / 2^-e, rounded half to
+    // even; then the nearest double to that many units (what parsing the text gives).
     let (m, e) = decompose(x.abs());
     if e >= 0 {
         return x; // an integer already
     }
     let shift = e.unsigned_abs();
-    let thousandths = if shift >= 64 {
-        0 // m * 1000 < 2^63: less than half a thousandth
+    let units = if shift >= 100 {
+        0 // m * scale < 2^73: less than half a unit
     } else {
-        let scaled = m * 1000;
+        let scaled = m * scale;
         let (q, r) = (scaled >> shift, scaled & ((1u128 << shift) - 1));
         let half = 1u128 << (shift - 1);
         q + u128::from(r > half || (r == half && q & 1 == 1))
     };
-    let y = div_round(thousandths as i128, 1000);
+    let y = div_round(units as i128, scale as i128);
     if x.is_sign_negative() {
         -y
     } else {
@@ -570,6 +582,17 @@ mod tests {
     /// The reference: Rust's exact formatting, parsed back.
     fn round3_by_text(x: f64) -> f64 {
         format!("{x:.3}").parse().unwrap_or(x)
+    }
+
+    #[test]
+    fn round6_matches_python() {
+        // values from Python: round(x, 6)
+        assert_eq!(round6(7e-6), 7e-6);
+        assert_eq!(round6(1.2345675), 1.234568);
+        assert_eq!(round6(0.0000005), 0.0); // the double is just below the tie
+        assert_eq!(round6(0.0000015), 0.000002);
+        assert_eq!(round6(123.4567891), 123.456789);
+        assert_eq!(round6(1e-300), 0.0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Session {
             max_flows: options.max_flows,
             tombstone_s: 2.0 * options.msl_s,
             idle_timeout_s: options.idle_timeout_s,
+            zeek: options.zeek,
         });
         Session {
             options,

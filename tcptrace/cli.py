@@ -92,7 +92,8 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     """
     paths = list(captures)
     if _native_engine(engine, fmt, zeek, verify_checksums, jobs, steady_runs):
-        _analyze_native(paths, fmt, output, filter_, msl, linger, max_flows, quiet, jobs)
+        _analyze_native(paths, fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
+                        zeek=zeek, verify_checksums=verify_checksums)
         return
     _analyze_python(paths, fmt, output, filter_, msl, linger, max_flows, quiet,
                     verify_checksums, zeek, jobs, steady_runs)
@@ -100,15 +101,14 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
 
 def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jobs: int,
                    steady_runs: bool) -> bool:
-    """Whether this `analyze` runs on the native engine (the Zeek view and checksum
-    verification are still Python's; --jobs runs on native threads)."""
+    """Whether this `analyze` runs on the native engine (it covers every analysis and
+    format, --jobs on native threads; --no-steady-runs is still Python's)."""
     if engine == "python":
         return False
     from tcptrace import native
 
     unsupported = [name for name, used in (
-        ("--zeek/-f zeek", zeek or fmt not in native.NATIVE_FORMATS),
-        ("--verify-checksums", verify_checksums),
+        (f"-f {fmt}", fmt not in native.NATIVE_FORMATS),
         ("--no-steady-runs", not steady_runs)) if used]
     if engine == "auto":
         return not unsupported and native.available()
@@ -121,7 +121,8 @@ def _native_engine(engine: str, fmt: str, zeek: bool, verify_checksums: bool, jo
 
 def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str | None,
                     msl: float, linger: float, max_flows: int, quiet: bool,
-                    jobs: int = 1) -> None:
+                    jobs: int = 1, *, zeek: bool = False,
+                    verify_checksums: bool = False) -> None:
     from tcptrace import native
 
     tree = None
@@ -136,8 +137,8 @@ def _analyze_native(paths: list[str], fmt: str, output: str | None, filter_: str
     out = output or _stdout()
     try:
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
-                                  linger_s=linger, max_flows=max_flows, watch=watch,
-                                  jobs=jobs)
+                                  linger_s=linger, max_flows=max_flows, zeek=zeek,
+                                  verify_checksums=verify_checksums, watch=watch, jobs=jobs)
     finally:
         if not isinstance(out, str):
             out.flush()

@@ -19,7 +19,7 @@ from tcptrace.errors import EngineFailure
 if TYPE_CHECKING:
     from tcptrace._native import Run
 
-NATIVE_FORMATS = ("table", "json", "jsonl", "csv")
+NATIVE_FORMATS = ("table", "json", "jsonl", "csv", "zeek")
 PANIC_HOOK = "TCPTRACE_PANIC_AT_FRAME"
 """Test hook: the frame (1-based) at which the engine panics, to prove that a panic
 reaches the user as one line, with the records read so far written."""
@@ -35,13 +35,17 @@ def available() -> bool:
 
 
 def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: Any = None,
-            msl_s: float, linger_s: float, max_flows: int,
+            msl_s: float, linger_s: float, max_flows: int, zeek: bool = False,
+            verify_checksums: bool = False,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
             jobs: int = 1) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
     `out`: a path, which the engine writes itself ("-": the standard output, Python's
     buffer flushed first), or a binary stream (one Python replaced, as tests do).
+
+    `zeek`: records carry Zeek's view (implied by fmt "zeek"); `verify_checksums`: leave
+    out segments with a bad TCP/IPv4 checksum.
 
     `watch`, if given, is a context manager factory polling (bytes read, frames) for a
     progress bar while the run reads. A native engine failure still writes everything read
@@ -52,7 +56,8 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
 
     panic_at = os.environ.get(PANIC_HOOK)
     run = _native.Run(paths, fmt, filter_tree, msl_s, linger_s, max_flows,
-                      int(panic_at) if panic_at else None, jobs=jobs)
+                      int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
+                      verify_checksums=verify_checksums)
     failure: EngineFailure | None = None
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write

@@ -1,8 +1,10 @@
 """tcptrace's Zeek translation against the conn.log Zeek itself wrote for its own test traces.
 
 ../shared/corpus/zeek/ (see its README) pairs 100 of Zeek's test traces with the conn.log
-Zeek produced. Every TCP connection outside tunnels is compared on conn_state, history,
-packets, payload bytes and duration; the agreement is printed per tier and field
+Zeek produced, analyzed by the native engine (the Python one where none is built; both
+give the same bytes, tests/test_native_parity.py). Every TCP connection outside tunnels
+is compared on conn_state, history, packets, payload bytes and duration; the agreement is
+printed per tier and field
 (`pytest -s`). Known differences are listed in KNOWN, each explained in docs/zeek.md;
 any other disagreement fails.
 """
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from conftest import Allowlist
 
+from tcptrace import native
 from tcptrace.analyzers.zeek import DEFAULT_SERVER_PORTS, LIKELY_SERVER_PORTS, ZeekObserver
 from tcptrace.engine import Analysis, Options
 from tcptrace.model import to_dict
@@ -67,14 +70,31 @@ def server_ports(expectation: dict[str, Any]) -> frozenset[int]:
     return frozenset().union(*(DEFAULT_SERVER_PORTS[n] for n in names))
 
 
+def records(expectation: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The trace's records with the Zeek view, and the source report: from the native engine
+    (what `tcptrace analyze --zeek` runs), or the Python one where none is built."""
+    trace = str(ZEEK / expectation["trace"])
+    ports = server_ports(expectation)
+    verify = not expectation["zeek_ignore_checksums"]
+    if native.available():
+        from tcptrace import _native
+
+        run = _native.Run([trace], "jsonl", zeek=True, verify_checksums=verify,
+                          zeek_server_ports=sorted(ports))
+        chunks: list[bytes] = []
+        run.execute(chunks.append)
+        lines = b"".join(chunks).splitlines()
+        return [json.loads(line) for line in lines], run.source_report()
+    options = Options(observers=[ZeekObserver.factory(ports)], verify_checksums=verify)
+    analysis = Analysis([trace], options)
+    return [to_dict(record) for record in analysis.records()], analysis.source_report()
+
+
 def ours(expectation: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Our Zeek-view connections for an expectation's trace (earlier Zeek splits included)."""
-    options = Options(observers=[ZeekObserver.factory(server_ports(expectation))],
-                      verify_checksums=not expectation["zeek_ignore_checksums"])
-    analysis = Analysis([str(ZEEK / expectation["trace"])], options)
+    data_records, source = records(expectation)
     rows: list[dict[str, Any]] = []
-    for record in analysis.records():
-        data = to_dict(record)
+    for data in data_records:
         zeek = data["zeek"]
         for conn in [*zeek["earlier"], zeek]:
             orig, resp = ((data["client"], data["server"]) if conn["orig"] == "client"
@@ -82,7 +102,7 @@ def ours(expectation: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, A
             rows.append({**conn, "orig_h": orig["ip"], "orig_p": orig["port"],
                          "resp_h": resp["ip"], "resp_p": resp["port"]})
     rows.sort(key=lambda r: r["ts"])
-    return rows, analysis.source_report()
+    return rows, source
 
 
 def label(conn: dict[str, Any]) -> str:

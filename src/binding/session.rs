@@ -74,6 +74,7 @@ impl LiveSession {
             max_flows,
             idle_timeout_s,
             panic_at_frame,
+            ..Options::default()
         };
         let files = interfaces.iter().map(|i| format!("live:{i}")).collect();
         Ok(LiveSession {

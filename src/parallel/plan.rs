@@ -236,6 +236,7 @@ impl Reducer {
                 max_flows: options.max_flows,
                 tombstone_s: 2.0 * options.msl_s,
                 idle_timeout_s: options.idle_timeout_s,
+                zeek: options.zeek,
             }),
             epoch: 0,
             first_ordinal: Vec::new(),

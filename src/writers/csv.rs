@@ -3,6 +3,7 @@
 //! when null, through `csv.DictWriter(lineterminator="\n")` with `QUOTE_MINIMAL`.
 
 use crate::model::{ConnectionRecord, PerSide, StateChange};
+use crate::zeek::{ZeekConn, ZeekRecord};
 
 use super::floats;
 
@@ -72,7 +73,28 @@ pub const COLUMNS: [&str; 62] = [
     "anomalies.server",
 ];
 
-/// The header row goes before the first record.
+/// The `zeek` columns (--zeek), after the others: the current Zeek connection's values,
+/// then the earlier ones as one json cell.
+pub const ZEEK_COLUMNS: [&str; 15] = [
+    "zeek.orig",
+    "zeek.ts",
+    "zeek.conn_state",
+    "zeek.history",
+    "zeek.duration",
+    "zeek.orig_bytes",
+    "zeek.resp_bytes",
+    "zeek.missed_bytes",
+    "zeek.orig_pkts",
+    "zeek.orig_ip_bytes",
+    "zeek.resp_pkts",
+    "zeek.resp_ip_bytes",
+    "zeek.orig_state",
+    "zeek.resp_state",
+    "zeek.earlier",
+];
+
+/// The header row goes before the first record (with the `zeek` columns when that record
+/// has a Zeek view: Python's DictWriter takes its columns from the first record).
 pub struct CsvWriter {
     header_written: bool,
     cell: Vec<u8>,
@@ -104,6 +126,11 @@ impl CsvWriter {
             for column in COLUMNS {
                 row.str(column);
             }
+            if record.zeek.is_some() {
+                for column in ZEEK_COLUMNS {
+                    row.str(column);
+                }
+            }
             out.push(b'\n');
         }
         let mut row = Row {
@@ -112,6 +139,9 @@ impl CsvWriter {
             first: true,
         };
         write_row(&mut row, record);
+        if let Some(zeek) = &record.zeek {
+            row.zeek(zeek);
+        }
         out.push(b'\n');
     }
 }
@@ -223,6 +253,34 @@ impl Row<'_> {
         self.flush();
     }
 
+    /// The `zeek` cells: the current connection's, then `json.dumps(earlier,
+    /// separators=(",", ":"))`.
+    fn zeek(&mut self, z: &ZeekRecord) {
+        let c = &z.current;
+        self.str(c.orig_name());
+        self.float(c.ts);
+        self.str(c.conn_state.name());
+        self.str(&c.history);
+        self.opt_float(c.duration);
+        for value in [c.orig_bytes, c.resp_bytes, c.missed_bytes, c.orig_pkts] {
+            self.int(value);
+        }
+        for value in [c.orig_ip_bytes, c.resp_pkts, c.resp_ip_bytes] {
+            self.int(value);
+        }
+        self.str(c.orig_state.name());
+        self.str(c.resp_state.name());
+        self.cell.push(b'[');
+        for (i, earlier) in z.earlier.iter().enumerate() {
+            if i > 0 {
+                self.cell.push(b',');
+            }
+            zeek_json_dumps(self.cell, earlier);
+        }
+        self.cell.push(b']');
+        self.flush();
+    }
+
     /// `json.dumps([{"ts": ..., "state": ...}, ...], separators=(",", ":"))`.
     fn state_changes(&mut self, changes: &[StateChange]) {
         self.cell.push(b'[');
@@ -239,6 +297,41 @@ impl Row<'_> {
         self.cell.push(b']');
         self.flush();
     }
+}
+
+/// One Zeek connection as `json.dumps(dict, separators=(",", ":"))`.
+fn zeek_json_dumps(out: &mut Vec<u8>, z: &ZeekConn) {
+    out.extend_from_slice(b"{\"orig\":");
+    write_ascii_json_string(out, z.orig_name());
+    out.extend_from_slice(b",\"ts\":");
+    floats::write_json_dumps(out, z.ts);
+    out.extend_from_slice(b",\"conn_state\":");
+    write_ascii_json_string(out, z.conn_state.name());
+    out.extend_from_slice(b",\"history\":");
+    write_ascii_json_string(out, &z.history);
+    out.extend_from_slice(b",\"duration\":");
+    match z.duration {
+        Some(d) => floats::write_json_dumps(out, d),
+        None => out.extend_from_slice(b"null"),
+    }
+    let mut digits = itoa::Buffer::new();
+    for (key, value) in [
+        (&b",\"orig_bytes\":"[..], z.orig_bytes),
+        (b",\"resp_bytes\":", z.resp_bytes),
+        (b",\"missed_bytes\":", z.missed_bytes),
+        (b",\"orig_pkts\":", z.orig_pkts),
+        (b",\"orig_ip_bytes\":", z.orig_ip_bytes),
+        (b",\"resp_pkts\":", z.resp_pkts),
+        (b",\"resp_ip_bytes\":", z.resp_ip_bytes),
+    ] {
+        out.extend_from_slice(key);
+        out.extend_from_slice(digits.format(value).as_bytes());
+    }
+    out.extend_from_slice(b",\"orig_state\":");
+    write_ascii_json_string(out, z.orig_state.name());
+    out.extend_from_slice(b",\"resp_state\":");
+    write_ascii_json_string(out, z.resp_state.name());
+    out.push(b'}');
 }
 
 /// A string as `json.dumps` writes it (`ensure_ascii`): `\uXXXX` for control characters,

@@ -354,6 +354,10 @@ fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("retransmitted_bytes", &r.retransmitted_bytes);
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
+    if let Some(zeek) = &r.zeek {
+        e.key("zeek");
+        super::zeek::encode_json(e, zeek);
+    }
     e.end_object();
 }
 

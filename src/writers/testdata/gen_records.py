@@ -168,6 +168,7 @@ def rust_record(r: dict) -> str:
     retransmitted_bytes: {pair(r['retransmitted_bytes'], str)},
     gap_bytes: {pair(r['gap_bytes'], str)},
     anomalies: {pair(r['anomalies'], str)},
+    zeek: None,
 }}"""
 
 

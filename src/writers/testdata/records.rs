@@ -50,6 +50,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 39,
@@ -101,6 +102,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 1),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 12,
@@ -152,6 +154,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 26,
@@ -203,6 +206,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 20,
@@ -254,6 +258,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 10,
@@ -305,6 +310,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 19,
@@ -356,6 +362,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 50,
@@ -407,6 +414,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 16,
@@ -458,6 +466,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 30,
@@ -509,6 +518,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 23,
@@ -560,6 +570,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 6,
@@ -611,6 +622,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 4,
@@ -662,6 +674,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 500,
@@ -713,6 +726,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 38,
@@ -764,6 +778,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(31, 60),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 33,
@@ -815,6 +830,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 48,
@@ -866,6 +882,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 1000,
@@ -917,6 +934,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 24,
@@ -968,6 +986,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 44,
@@ -1019,6 +1038,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 40,
@@ -1070,6 +1090,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 22,
@@ -1121,6 +1142,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 13,
@@ -1172,6 +1194,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 27,
@@ -1223,6 +1246,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 34,
@@ -1274,6 +1298,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 21,
@@ -1325,6 +1350,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 999,
@@ -1376,6 +1402,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 45,
@@ -1427,6 +1454,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 36,
@@ -1478,6 +1506,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 11,
@@ -1529,6 +1558,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 35,
@@ -1580,6 +1610,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 41,
@@ -1631,6 +1662,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 15,
@@ -1682,6 +1714,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 18,
@@ -1733,6 +1766,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 46,
@@ -1784,6 +1818,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 1,
@@ -1835,6 +1870,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 28,
@@ -1886,6 +1922,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 43,
@@ -1937,6 +1974,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 2,
@@ -1988,6 +2026,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 47,
@@ -2039,6 +2078,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 7,
@@ -2090,6 +2130,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 14,
@@ -2141,6 +2182,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 25,
@@ -2192,6 +2234,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 42,
@@ -2243,6 +2286,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 31,
@@ -2294,6 +2338,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 29,
@@ -2345,6 +2390,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 32,
@@ -2396,6 +2442,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 8,
@@ -2447,6 +2494,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 17,
@@ -2498,6 +2546,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 5,
@@ -2549,6 +2598,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 49,
@@ -2600,6 +2650,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 3,
@@ -2651,6 +2702,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 37,
@@ -2702,6 +2754,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ConnectionRecord {
     id: 9,
@@ -2753,5 +2806,6 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    zeek: None,
 },
 ]
