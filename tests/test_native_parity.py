@@ -124,10 +124,6 @@ def test_zeek_and_checksums_are_native(capsys: pytest.CaptureFixture[str],
                                          *extra)
         assert (status, stderr) == (0, "")
         assert stdout
-    status, _, stderr = run_cli(capsys, "analyze", str(capture), "--engine", "native",
-                                "--jobs", "2")
-    assert status == 2
-    assert "--engine native does not support --jobs yet" in stderr
 
 
 def test_several_files_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
