@@ -12,7 +12,10 @@ identical.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import PCAPS, SHARED
+from conftest import PCAPS, ROOT, SHARED
 from livefeed import Frame, read_pcap, records
 
 from tcptrace import native
@@ -124,13 +127,26 @@ def _native(events: list[Event], linktype: int, unit: int, fmt: str,
             "warnings": session.warnings()}
 
 
+def _digest(result: dict[str, Any], fmt: str) -> str:
+    """One SHA-256 over what a format's run gave (order of records and of keys included)."""
+    view = {"rows" if fmt == "table" else fmt: result["rows" if fmt == "table" else fmt],
+            "summary": result["summary"], "source": result["source"],
+            "warnings": result["warnings"]}
+    return hashlib.sha256(json.dumps(view, default=lambda b: b.decode("latin-1"))
+                          .encode()).hexdigest()
+
+
 def _same(path: Path, sizes: tuple[int, ...], formats: tuple[str, ...]) -> None:
     linktype, unit, frames = read_pcap(path)
+    name = os.path.relpath(path, ROOT)
     for size in sizes:
-        for options in (Options(linger_s=0.5, max_flows=100_000, idle_timeout_s=300.0),
-                        Options(linger_s=1.0, max_flows=3, idle_timeout_s=0.5, msl_s=5.0)):
+        for k, options in enumerate((
+                Options(linger_s=0.5, max_flows=100_000, idle_timeout_s=300.0),
+                Options(linger_s=1.0, max_flows=3, idle_timeout_s=0.5, msl_s=5.0))):
             events = _events(frames, size)
             python = _python(events, linktype, options)
+            for fmt in formats:
+                _GOLDEN[f"{name} {size} {k} {fmt}"] = _digest(python, fmt)
             for fmt in formats:
                 rust = _native(events, linktype, unit, fmt, options)
                 where = f"{path.name}, batches of {size}, {options}, {fmt}"
@@ -140,6 +156,21 @@ def _same(path: Path, sizes: tuple[int, ...], formats: tuple[str, ...]) -> None:
                     assert rust[fmt] == python[fmt], where
                 for part in ("summary", "source", "warnings"):
                     assert rust[part] == python[part], (where, part)
+
+
+_GOLDEN: dict[str, str] = {}
+GOLDEN = Path(__file__).parent / "golden" / "live.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_golden() -> Iterator[None]:
+    """Record the Python engine's results as digests (tests/golden/live.json), the
+    reference for the native session once the Python engine has left the package."""
+    yield
+    if os.environ.get("TCPTRACE_REGEN_GOLDEN") == "1" and _GOLDEN:
+        known = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+        known.update(_GOLDEN)
+        GOLDEN.write_text(json.dumps(dict(sorted(known.items())), indent=0) + "\n")
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
