@@ -42,13 +42,13 @@ def render_table(rows: list[tuple[Any, ...]]) -> str:
     """
     if not rows:
         return ""
-    columns = [[str(cell) for cell in column] for column in zip(*rows)]
+    columns = [[str(cell) for cell in column] for column in zip(*rows, strict=True)]
     widths = [max(len(header), max(map(len, column)))
-              for header, column in zip(HEADERS, columns)]
+              for header, column in zip(HEADERS, columns, strict=True)]
     line = "  ".join(f"{{:{'>' if align == 'right' else '<'}{width}}}"
-                     for align, width in zip(ALIGN, widths)).format
+                     for align, width in zip(ALIGN, widths, strict=True)).format
     lines = [line(*HEADERS), "  ".join("-" * width for width in widths)]
-    lines.extend(line(*cells) for cells in zip(*columns))
+    lines.extend(line(*cells) for cells in zip(*columns, strict=True))
     return "\n".join(lines) + "\n" + LEGEND
 
 
