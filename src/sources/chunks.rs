@@ -305,3 +305,37 @@ fn fill<R: Read + ?Sized>(f: &mut R, buf: &mut Vec<u8>, start: usize, n: usize) 
 pub fn read_up_to<R: Read + ?Sized>(f: &mut R, n: usize, buf: &mut Vec<u8>) -> io::Result<()> {
     Read::take(&mut *f, n as u64).read_to_end(buf).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn a_buffer_still_held_elsewhere_is_reused_once_dropped() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let input = Input::Seekable(Box::new(Cursor::new(data.clone())));
+        let mut reader = ChunkReader::new(input, 0, "t.pcap", "record");
+        let (first, whole) = reader.first_piece(1024);
+        assert!(!whole);
+        assert_eq!(first[..], data[..1024]);
+        let first = Arc::new(first);
+        let held = Arc::clone(&first); // a --jobs shard still reads it
+        let first_at = held.as_ptr();
+        // 24 bytes kept (a record the piece cut), then the piece is filled up again
+        let (second, _) = reader.next_piece(first, 1000, 1024);
+        assert_eq!(second[..], data[1000..2024]);
+        assert_ne!(second.as_ptr(), first_at);
+        drop(held);
+        let second = Arc::new(second);
+        let held = Arc::clone(&second);
+        let (third, _) = reader.next_piece(second, 1024, 1024);
+        assert_eq!(third[..], data[2024..3048]);
+        assert_eq!(
+            third.as_ptr(),
+            first_at,
+            "the first buffer, free again, is reused"
+        );
+        drop(held);
+    }
+}
