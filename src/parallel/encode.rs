@@ -123,6 +123,8 @@ pub struct Encoder {
     csv_primed: bool,
     current: EpochBatch,
     pub done: Vec<EpochBatch>,
+    /// Emptied batches back from the writer: their vectors keep their capacity.
+    spare: Vec<EpochBatch>,
     /// A record whose spans were not found (a bug): reported by the executor.
     pub broken: bool,
 }
@@ -135,7 +137,18 @@ impl Encoder {
             csv_primed: false,
             current: EpochBatch::default(),
             done: Vec::new(),
+            spare: Vec::new(),
             broken: false,
+        }
+    }
+
+    /// A batch the writer is done with, kept for a later epoch (a few at most).
+    pub fn reuse(&mut self, mut batch: EpochBatch) {
+        if self.spare.len() < 4 {
+            batch.opened.clear();
+            batch.bytes.clear();
+            batch.items.clear();
+            self.spare.push(batch);
         }
     }
 }
@@ -188,7 +201,8 @@ impl ShardSink for Encoder {
 
     fn end_epoch(&mut self, opened: &[u64]) {
         self.current.opened.extend_from_slice(opened);
-        self.done.push(std::mem::take(&mut self.current));
+        let next = self.spare.pop().unwrap_or_default();
+        self.done.push(std::mem::replace(&mut self.current, next));
     }
 }
 

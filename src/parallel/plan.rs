@@ -74,22 +74,25 @@ pub fn shard_of(seg: &Segment, shards: usize) -> usize {
 /// Where one feed slice of the single run ends within a mapped piece.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cut {
-    /// Per shard: the number of the shard's segments of this piece before the cut.
+    /// Per shard: the number of the shard's segment indices of this piece before the cut.
     pub ends: Vec<usize>,
     /// The latest timestamp of the whole slice (all shards): the clock the tables sweep at.
     pub latest: i64,
 }
 
-/// One read piece, decoded, filtered and split by shard.
-#[derive(Debug)]
+/// One read piece, decoded, filtered and split by shard: the segments stay in one vector,
+/// each shard gets the indices of its own (4 bytes a segment, not a copy of 96).
+#[derive(Debug, Default)]
 pub struct MappedPiece {
     /// The piece's frame bytes: the segments' offsets point into them.
     pub data: Arc<Vec<u8>>,
     /// Frames of the run before this piece: a segment's ordinal is `frame_base +
     /// frame_index` (one segment per frame at most, so ordinals follow the capture order).
     pub frame_base: u64,
-    /// Each shard's segments, in capture order.
-    pub parts: Vec<Vec<Segment>>,
+    /// The piece's segments (after --filter), in capture order.
+    pub segments: Vec<Segment>,
+    /// Each shard's segments: indices into `segments`, increasing.
+    pub parts: Vec<Vec<u32>>,
     /// The slice ends within this piece, in order.
     pub cuts: Vec<Cut>,
 }
@@ -115,7 +118,8 @@ pub struct Mapper {
     pub frames: u64,
     slice_len: usize,
     slice_latest: i64,
-    segments: Vec<Segment>,
+    /// Pieces the shards are done with, their vectors reused (no allocation per piece).
+    spare: Vec<MappedPiece>,
 }
 
 impl Mapper {
@@ -130,8 +134,14 @@ impl Mapper {
             frames: 0,
             slice_len: 0,
             slice_latest: i64::MIN,
-            segments: Vec::with_capacity(32768),
+            spare: Vec::new(),
         }
+    }
+
+    /// Hand back a piece every shard is done with: its vectors serve a later `map`.
+    pub fn recycle(&mut self, mut piece: MappedPiece) {
+        piece.data = Arc::default(); // the reader may reuse the bytes' buffer now
+        self.spare.push(piece);
     }
 
     /// Map the next piece (`ends_batch`: it is the last piece of its batch, where a slice
@@ -139,7 +149,8 @@ impl Mapper {
     pub fn map(&mut self, piece: &FrameBatch, ends_batch: bool) -> MappedPiece {
         let frame_base = self.frames;
         self.frames += piece.len() as u64;
-        let segments = &mut self.segments;
+        let mut mapped = self.spare.pop().unwrap_or_default();
+        let segments = &mut mapped.segments;
         segments.clear();
         decode(piece, &mut self.source, &mut self.unsupported, segments);
         if let Some(filter) = &self.filter {
@@ -148,12 +159,13 @@ impl Mapper {
             self.filtered_out += (before - segments.len()) as u64;
         }
         self.segments_total += segments.len() as u64;
-        let per_shard = segments.len() / self.shards + segments.len() / 8 + 16;
-        let mut parts: Vec<Vec<Segment>> = (0..self.shards)
-            .map(|_| Vec::with_capacity(per_shard))
-            .collect();
-        let mut cuts = Vec::new();
+        let parts = &mut mapped.parts;
+        parts.resize_with(self.shards, Vec::new);
+        parts.iter_mut().for_each(Vec::clear);
+        let cuts = &mut mapped.cuts;
+        cuts.clear();
         let mut rest = segments.as_slice();
+        let mut index = 0u32;
         while !rest.is_empty() || (ends_batch && self.slice_len > 0) {
             let take = (FEED_SLICE - self.slice_len).min(rest.len());
             let (run, after) = rest.split_at(take);
@@ -161,8 +173,9 @@ impl Mapper {
             for seg in run {
                 self.slice_latest = self.slice_latest.max(seg.ts_ns);
                 if let Some(part) = parts.get_mut(shard_of(seg, self.shards)) {
-                    part.push(*seg);
+                    part.push(index);
                 }
+                index += 1;
             }
             self.slice_len += take;
             if self.slice_len == FEED_SLICE || (rest.is_empty() && ends_batch) {
@@ -174,12 +187,9 @@ impl Mapper {
                 self.slice_latest = i64::MIN;
             }
         }
-        MappedPiece {
-            data: piece.data.clone(),
-            frame_base,
-            parts,
-            cuts,
-        }
+        mapped.data = piece.data.clone();
+        mapped.frame_base = frame_base;
+        mapped
     }
 }
 
@@ -269,8 +279,11 @@ impl Reducer {
 
     /// Segments one at a time: an open gives the connection its first ordinal, and the
     /// connection a port reuse ended leaves now (phase 0), ranked by the reusing segment.
-    fn feed_run<S: ShardSink>(&mut self, run: &[Segment], piece: &MappedPiece, sink: &mut S) {
-        for seg in run {
+    fn feed_run<S: ShardSink>(&mut self, run: &[u32], piece: &MappedPiece, sink: &mut S) {
+        for &index in run {
+            let Some(seg) = piece.segments.get(index as usize) else {
+                continue;
+            };
             let ordinal = piece.ordinal(seg);
             self.last_frame = ordinal + 1;
             if self.panic_at == Some(ordinal + 1) {

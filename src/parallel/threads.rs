@@ -8,9 +8,10 @@
 //! the global ids into their bytes. Channels are bounded: memory holds a few pieces and a
 //! few epochs per shard, never the run.
 
+use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread;
 
@@ -96,7 +97,12 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
     let mut shard_inboxes = Vec::with_capacity(jobs);
     let mut from_shards = Vec::with_capacity(jobs);
     let mut shard_outboxes = Vec::with_capacity(jobs);
+    let mut returns = Vec::with_capacity(jobs);
+    let mut shard_returns = Vec::with_capacity(jobs);
     for _ in 0..jobs {
+        let (tx, rx) = channel::<EpochBatch>();
+        returns.push(tx);
+        shard_returns.push(rx);
         let (tx, rx) = sync_channel::<ToShard>(PIECES_AHEAD);
         to_shards.push(tx);
         shard_inboxes.push(rx);
@@ -107,11 +113,20 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
     thread::scope(|scope| {
         let reader =
             scope.spawn(|| read(&mut captures, options, jobs, to_shards, progress, &abort));
-        for (k, (inbox, outbox)) in shard_inboxes.into_iter().zip(shard_outboxes).enumerate() {
+        let channels = shard_inboxes
+            .into_iter()
+            .zip(shard_outboxes)
+            .zip(shard_returns);
+        for (k, ((inbox, outbox), returned)) in channels.enumerate() {
             let abort = &abort;
-            scope.spawn(move || shard(k, options, paths, encoding, inbox, outbox, abort));
+            let mailbox = Mailbox {
+                inbox,
+                outbox,
+                returned,
+            };
+            scope.spawn(move || shard(k, options, paths, encoding, mailbox, abort));
         }
-        let written = write(from_shards, encoding, &abort, &mut emit);
+        let written = write(from_shards, returns, encoding, &abort, &mut emit);
         abort.store(true, Ordering::Relaxed);
         let (mut mapper, read_error) = match reader.join() {
             Ok(done) => done,
@@ -153,9 +168,17 @@ fn read(
     abort: &AtomicBool,
 ) -> (Mapper, Option<CaptureError>) {
     let mut mapper = Mapper::new(options.filter.clone(), jobs);
+    // pieces sent, oldest first: one every shard dropped is the reader's again
+    let mut sent: VecDeque<Arc<MappedPiece>> = VecDeque::new();
     loop {
         if abort.load(Ordering::Relaxed) {
             return (mapper, None);
+        }
+        // before the read, so that the chunk reader finds their bytes' buffers free
+        while sent.front().is_some_and(|p| Arc::strong_count(p) == 1) {
+            if let Some(done) = sent.pop_front().and_then(Arc::into_inner) {
+                mapper.recycle(done);
+            }
         }
         let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, PIECE) {
             Ok(Some(piece)) => piece,
@@ -175,7 +198,15 @@ fn read(
                 return (mapper, None); // the shard stopped: the run is failing
             }
         }
+        sent.push_back(mapped);
     }
+}
+
+/// A shard's channels: pieces in, epoch batches out, emptied batches back from the writer.
+struct Mailbox {
+    inbox: Receiver<ToShard>,
+    outbox: SyncSender<FromShard>,
+    returned: Receiver<EpochBatch>,
 }
 
 /// A shard thread: reduce its part of every piece, send each epoch's batch.
@@ -184,10 +215,14 @@ fn shard(
     options: &Options,
     paths: &[String],
     encoding: Encoding,
-    inbox: Receiver<ToShard>,
-    outbox: SyncSender<FromShard>,
+    mailbox: Mailbox,
     abort: &AtomicBool,
 ) {
+    let Mailbox {
+        inbox,
+        outbox,
+        returned,
+    } = mailbox;
     let mut reducer = Reducer::new(k, options);
     let mut encoder = Encoder::new(encoding);
     let send_done = |encoder: &mut Encoder, outbox: &SyncSender<FromShard>| -> bool {
@@ -206,6 +241,9 @@ fn shard(
                 return;
             }
         };
+        while let Ok(batch) = returned.try_recv() {
+            encoder.reuse(batch);
+        }
         let fed = panic::catch_unwind(AssertUnwindSafe(|| reducer.feed(&piece, &mut encoder)));
         drop(piece);
         if let Err(payload) = fed {
@@ -262,6 +300,7 @@ type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;
 /// merged into the single run's order.
 fn write<E: FnMut(Output) -> Result<(), String>>(
     from_shards: Vec<Receiver<FromShard>>,
+    returns: Vec<Sender<EpochBatch>>,
     encoding: Encoding,
     abort: &AtomicBool,
     emit: &mut E,
@@ -347,6 +386,10 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
                 drop(from_shards);
                 return Err((RunError::Emit(message), stats));
             }
+        }
+        // emptied, the batches' vectors go back to their shards for later epochs
+        for (batch, back) in batches.into_iter().zip(&returns) {
+            let _ = back.send(batch);
         }
     }
     match failure {

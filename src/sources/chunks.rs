@@ -6,7 +6,9 @@
 //! read. The readers' batches share each chunk's buffer; once they are all dropped, the
 //! reader hands the buffer back (`recycle`) and the next chunk is read into it: a fresh
 //! 8 MiB buffer per chunk would cost its page faults and zeroing again every time (about
-//! 100k page faults and 0.1-0.2 s of system time on a 400 MB capture).
+//! 100k page faults and 0.1-0.2 s of system time on a 400 MB capture). Under `--jobs` the
+//! shard threads still hold a piece's buffer when the reader moves on, so buffers handed
+//! back wait in a small pool until the last holder drops them.
 
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use super::SourceStats;
 
 /// Bytes read per chunk (a record longer than this still fits: see `ChunkReader::read`).
 pub const CHUNK: usize = 8 << 20;
+/// Buffers handed back and kept for reuse: more than the pieces a `--jobs` run has in
+/// flight (its queues hold 8 per shard), so the reader finds one free instead of mapping
+/// fresh pages.
+const POOL: usize = 24;
 
 /// Something a plain capture is read from: a file, or bytes in memory (Send: the `--jobs`
 /// reader thread owns it).
@@ -44,9 +50,9 @@ pub struct ChunkReader {
     /// A stream's unconsumed bytes.
     tail: Vec<u8>,
     tail_len: usize,
-    /// The previous chunk's buffer, handed back for the next read (reused if no batch
+    /// Buffers handed back for the next reads, oldest first (each reused once no batch
     /// holds it any more).
-    spare: Option<Arc<Vec<u8>>>,
+    pool: Vec<Arc<Vec<u8>>>,
     /// Why reading stopped early (a damaged gzip stream, an I/O error), in Python's words.
     error: Option<String>,
     /// Bytes of the current chunk not read yet (piece mode, seekable input).
@@ -63,7 +69,7 @@ impl ChunkReader {
             at_end: false,
             tail: Vec::new(),
             tail_len: 0,
-            spare: None,
+            pool: Vec::new(),
             error: None,
             chunk_left: 0,
         }
@@ -78,11 +84,7 @@ impl ChunkReader {
             self.at_end = true;
             return std::mem::take(&mut self.tail);
         }
-        let mut buf = self
-            .spare
-            .take()
-            .and_then(|spare| Arc::try_unwrap(spare).ok())
-            .unwrap_or_default();
+        let mut buf = self.free_buffer();
         match &mut self.input {
             Input::Seekable(f) => {
                 // a record longer than a chunk still fits in the next one
@@ -130,11 +132,7 @@ impl ChunkReader {
         if matches!(self.input, Input::Stream(_)) || self.error.is_some() {
             return (self.read(), true);
         }
-        let mut buf = self
-            .spare
-            .take()
-            .and_then(|spare| Arc::try_unwrap(spare).ok())
-            .unwrap_or_default();
+        let mut buf = self.free_buffer();
         // a record longer than a chunk still fits in the next one
         self.chunk_left = CHUNK.max(2 * self.tail_len);
         if self.tail_len > 0 {
@@ -163,7 +161,17 @@ impl ChunkReader {
                 own.copy_within(keep.., 0);
                 own
             }
-            Err(shared) => shared.get(keep..).unwrap_or_default().to_vec(),
+            Err(shared) => {
+                // a --jobs shard still reads it: the kept bytes go to a free buffer
+                let rest = shared.get(keep..).unwrap_or_default();
+                let mut own = self.free_buffer();
+                if own.len() < rest.len() {
+                    own.resize(rest.len(), 0);
+                }
+                own[..rest.len()].copy_from_slice(rest);
+                self.recycle(shared);
+                own
+            }
         };
         self.position += keep as u64;
         let done = self.fill_piece(&mut buf, kept, piece);
@@ -193,10 +201,21 @@ impl ChunkReader {
         self.at_end || self.chunk_left == 0
     }
 
-    /// Hand back the buffer of the last chunk read, once its batches are done with it: the
-    /// next `read` reuses it if nothing else holds it by then.
+    /// Hand back a buffer read into, once the reader is done with it: a later read reuses it
+    /// once nothing else holds it.
     pub fn recycle(&mut self, buf: Arc<Vec<u8>>) {
-        self.spare = Some(buf);
+        if self.pool.len() >= POOL {
+            self.pool.remove(0);
+        }
+        self.pool.push(buf);
+    }
+
+    /// A buffer of the pool that nothing holds any more (its bytes are overwritten in place:
+    /// no zeroing, no fresh pages), or a new empty one.
+    fn free_buffer(&mut self) -> Vec<u8> {
+        let free = self.pool.iter().position(|b| Arc::strong_count(b) == 1);
+        free.and_then(|at| Arc::try_unwrap(self.pool.remove(at)).ok())
+            .unwrap_or_default()
     }
 
     /// `n` bytes of `buf` (the last chunk read) are done with. True at the end of the file,
@@ -285,4 +304,38 @@ fn fill<R: Read + ?Sized>(f: &mut R, buf: &mut Vec<u8>, start: usize, n: usize) 
 /// at an error (the bytes read before the error stay in `buf`).
 pub fn read_up_to<R: Read + ?Sized>(f: &mut R, n: usize, buf: &mut Vec<u8>) -> io::Result<()> {
     Read::take(&mut *f, n as u64).read_to_end(buf).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn a_buffer_still_held_elsewhere_is_reused_once_dropped() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let input = Input::Seekable(Box::new(Cursor::new(data.clone())));
+        let mut reader = ChunkReader::new(input, 0, "t.pcap", "record");
+        let (first, whole) = reader.first_piece(1024);
+        assert!(!whole);
+        assert_eq!(first[..], data[..1024]);
+        let first = Arc::new(first);
+        let held = Arc::clone(&first); // a --jobs shard still reads it
+        let first_at = held.as_ptr();
+        // 24 bytes kept (a record the piece cut), then the piece is filled up again
+        let (second, _) = reader.next_piece(first, 1000, 1024);
+        assert_eq!(second[..], data[1000..2024]);
+        assert_ne!(second.as_ptr(), first_at);
+        drop(held);
+        let second = Arc::new(second);
+        let held = Arc::clone(&second);
+        let (third, _) = reader.next_piece(second, 1024, 1024);
+        assert_eq!(third[..], data[2024..3048]);
+        assert_eq!(
+            third.as_ptr(),
+            first_at,
+            "the first buffer, free again, is reused"
+        );
+        drop(held);
+    }
 }
