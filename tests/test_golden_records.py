@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from conftest import PCAPS, ROOT, SHARED, run_cli
+from random_traffic import random_capture
 
 GOLDEN = Path(__file__).parent / "golden" / "records"
 MANIFEST = GOLDEN / "MANIFEST.json"
@@ -65,11 +66,12 @@ def _manifest() -> dict[str, Any]:
     return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
 
 
-def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: str,
+def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: str | tuple[str, ...],
          args: tuple[str, ...]) -> tuple[dict[str, Any], bytes]:
     out = tmp_path / "out"
     out.unlink(missing_ok=True)
-    status, stdout, stderr = run_cli(capsys, "analyze", capture, "-q", "-o", str(out), *args,
+    paths = (capture,) if isinstance(capture, str) else capture
+    status, stdout, stderr = run_cli(capsys, "analyze", *paths, "-q", "-o", str(out), *args,
                                      *ENGINE)
     data = out.read_bytes() if out.exists() else b""
     if "zeek" in args[:2]:  # conn.log's #open and #close lines carry the wall-clock time
@@ -138,9 +140,86 @@ def test_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     _check(capsys, tmp_path, monkeypatch, capture, CORPUS_VARIANTS, keep_json=False)
 
 
+# ---- several files merged, and the options, on the bundled captures
+
+LINUX_ALL = tuple(c for c in BUNDLED if c.startswith("pcaps/linux/"))
+COMBINATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "merge-split": (("pcaps/crafted/ref_split_b.pcap", "pcaps/crafted/ref_split_a.pcap"), ()),
+    "merge-linux": (LINUX_ALL, ()),
+    "filter-port": ((*LINUX_ALL, "pcaps/transfer/download.pcap"),
+                    ("--filter", "port 8080 and not host 10.77.0.9")),
+    "filter-net": ((*LINUX_ALL, "pcaps/transfer/download.pcap"),
+                   ("--filter", "src net 10.77.0.0/24 or ip6")),
+    "linger-msl": ((*LINUX_ALL, "pcaps/transfer/download.pcap"),
+                   ("--linger", "0", "--msl", "0.001")),
+    "max-flows": ((*LINUX_ALL, "pcaps/transfer/download.pcap"), ("--max-flows", "2")),
+}
+COMBINATION_VARIANTS = {key: BUNDLED_VARIANTS[key]
+                        for key in ("json+zeek", "csv", "table", "zeek",
+                                    "json+zeek+checksums")}
+
+
+def _check_entry(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch, key: str, paths: tuple[str, ...],
+                 variants: dict[str, tuple[str, ...]]) -> None:
+    monkeypatch.chdir(ROOT)
+    got = {}
+    for name, args in variants.items():
+        entry, data = _run(capsys, tmp_path, paths, args)
+        if name.startswith("json"):
+            entry["readable"] = _readable(data)
+        got[name] = entry
+    if REGEN:
+        _MANIFEST_UPDATES[key] = got
+        return
+    manifest = _manifest()
+    assert key in manifest, f"{key} has no golden entry (TCPTRACE_REGEN_GOLDEN=1)"
+    assert got == manifest[key]
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_combinations(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    paths, options = COMBINATIONS[name]
+    variants = {k: (*v, *options) for k, v in COMBINATION_VARIANTS.items()}
+    _check_entry(capsys, tmp_path, monkeypatch, f"combination:{name}", paths, variants)
+
+
+# ---- random traffic (tests/random_traffic.py): what no capture holds
+
+RANDOM_SEEDS = range(300)
+RANDOM_VARIANTS: dict[str, tuple[str, ...]] = {
+    "jsonl": ("-f", "jsonl"),
+    "csv": ("-f", "csv"),
+    "json+timers": ("-f", "json", "--linger", "0.2", "--msl", "0.5"),
+    "jsonl+zeek": ("-f", "jsonl", "--zeek"),
+    "csv+zeek+checksums": ("-f", "csv", "--zeek", "--verify-checksums", "--linger", "0.2"),
+}
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_random_traffic(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = tmp_path / f"random-{seed}.pcap"
+    path.write_bytes(random_capture(seed))
+    monkeypatch.chdir(tmp_path)  # the file's name in the source report: "random-N.pcap"
+    got = {}
+    for name, args in RANDOM_VARIANTS.items():
+        entry, _ = _run(capsys, tmp_path, (path.name,), args)
+        got[name] = entry
+    if REGEN:
+        _MANIFEST_UPDATES[f"random:{seed}"] = got
+        return
+    assert got == _manifest()[f"random:{seed}"]
+
+
 def test_every_golden_capture_still_exists() -> None:
     """A capture removed from pcaps/ leaves no stale golden entry behind."""
-    bundled = {c for c in _manifest() if c.startswith("pcaps/")}
-    assert bundled == set(BUNDLED)
+    keys = set(_manifest())
+    assert {c for c in keys if c.startswith("pcaps/")} == set(BUNDLED)
+    assert {c for c in keys if c.startswith("combination:")} == {
+        f"combination:{name}" for name in COMBINATIONS}
+    assert {c for c in keys if c.startswith("random:")} == {
+        f"random:{seed}" for seed in RANDOM_SEEDS}
     if CORPUS:
-        assert {c for c in _manifest() if not c.startswith("pcaps/")} == set(CORPUS)
+        assert {c for c in keys if c.startswith("../")} == set(CORPUS)
