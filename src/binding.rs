@@ -21,6 +21,7 @@ use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
 use crate::writers::Value;
 
+mod capture;
 mod records;
 mod session;
 
