@@ -35,6 +35,13 @@ from tcptrace.errors import (
 
 SNAPLEN = 262_144  # libpcap's default (MAXIMUM_SNAPLEN): whole frames, jumbo and TSO included
 BUFFER_BYTES = 16 << 20  # kernel ring per interface; bursts beyond it are counted as drops
+IMMEDIATE = False
+"""Not immediate mode: on Linux libpcap then uses a TPACKET_V3 ring, whose blocks hold
+frames back to back at their own size, where immediate mode's TPACKET_V2 ring has one slot
+per frame sized for the largest (64 KiB with TSO/GRO offloads: a few hundred frames in
+BUFFER_BYTES, against tens of thousands of 420-byte frames in V3 blocks). A block is handed
+over when full or BLOCK_TIMEOUT_MS after its first frame: rows wait that much longer."""
+BLOCK_TIMEOUT_MS = 100
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 PCAP_TSTAMP_PRECISION_NANO = 1
 PCAP_ERROR_NO_SUCH_DEVICE = -5
@@ -158,10 +165,8 @@ class _Handle:
         try:
             lib.pcap_set_snaplen(pcap, SNAPLEN)
             lib.pcap_set_promisc(pcap, int(promisc))
-            lib.pcap_set_timeout(pcap, 100)
-            # immediate mode: a frame is readable as soon as it is captured, so rows stream
-            # and nothing sits in a half-filled TPACKET_V3 block when the capture stops
-            lib.pcap_set_immediate_mode(pcap, 1)
+            lib.pcap_set_timeout(pcap, BLOCK_TIMEOUT_MS)
+            lib.pcap_set_immediate_mode(pcap, int(IMMEDIATE))
             lib.pcap_set_buffer_size(pcap, BUFFER_BYTES)
             nano = lib.pcap_set_tstamp_precision(pcap, PCAP_TSTAMP_PRECISION_NANO) == 0
             status = lib.pcap_activate(pcap)
@@ -328,7 +333,10 @@ class LiveCapture:
                 self._update_drops()
                 self.on_status(self.stats)
                 last_status = now
-        # the ring may still hold frames captured before the stop: take them too
+        # the ring may still hold frames captured before the stop: take them too, once the
+        # kernel has handed over the block being filled (it does within BLOCK_TIMEOUT_MS)
+        if not IMMEDIATE and not self._count_reached():
+            time.sleep(1.5 * BLOCK_TIMEOUT_MS / 1000)
         for handle in self._handles:
             while self._read(handle, pending):
                 if pending.n >= self.batch_size:
