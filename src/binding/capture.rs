@@ -80,6 +80,8 @@ extern "C" fn on_frame(user: *mut c_uchar, h: *const PcapPkthdr, bytes: *const c
         unsafe { std::slice::from_raw_parts(bytes, header.caplen as usize) }
     };
     let mut buffer = tapped.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+    // i64::from: a no-op where C long is 64-bit, a widening where it is 32-bit
+    #[allow(clippy::useless_conversion)]
     buffer.push(
         tapped.tap,
         i64::from(header.ts.tv_sec),

@@ -41,6 +41,8 @@ pub(super) struct LiveSession {
     captured: Arc<Mutex<CaptureBuffer>>,
     /// The callback contexts handed out by `tap`: boxed, so their addresses stay put, and
     /// kept as long as the session (libpcap may call the callback with them until then).
+    #[allow(clippy::vec_box)]
+    // the Box is the point: a `Tapped` must not move when the Vec grows
     taps: Vec<Box<Tapped>>,
     /// Table rows of the connections written after a panic (the call raised).
     failed_rows: Option<Py<PyList>>,
