@@ -338,9 +338,12 @@ class LiveCapture:
         if not IMMEDIATE and not self._count_reached():
             time.sleep(1.5 * BLOCK_TIMEOUT_MS / 1000)
         for handle in self._handles:
-            while self._read(handle, pending):
+            while True:
+                more = self._read(handle, pending)
                 if pending.n >= self.batch_size:
                     yield self._flush(pending)
+                elif not more:
+                    break
         if pending.n:
             yield self._flush(pending)
         self._update_drops()
@@ -349,7 +352,7 @@ class LiveCapture:
         return self.count is not None and self.stats.packets >= self.count
 
     def _read(self, handle: _Handle, pending: _Pending) -> bool:
-        """The frames the handle has ready now (non-blocking), at most `batch_size`, up to
+        """The frames the handle has ready now (non-blocking), up to a full batch and up to
         --count: one `pcap_dispatch`, whose callback (native) takes each frame. True when
         there may be more.
 
@@ -358,7 +361,7 @@ class LiveCapture:
         """
         lib = _LIB
         assert lib is not None
-        room = self.batch_size
+        room = self.batch_size - pending.n
         if self.count is not None:
             room = min(room, self.count - self.stats.packets)
         if room <= 0:  # (0 or -1 would mean "no limit" to pcap_dispatch)
