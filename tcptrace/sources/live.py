@@ -1,4 +1,4 @@
-"""Live capture: network interfaces -> batches of libpcap records, through libpcap.
+"""Live capture: network interfaces -> frames in the native session, through libpcap.
 
 libpcap is driven through ctypes (the library scapy itself loads with
 `conf.use_pcap`), not through scapy's packet objects: a live capture must keep up
