@@ -5,12 +5,14 @@ Two network namespaces joined by a veth pair; `tcpreplay --pps RATE` replays the
 capture onto one end, `tcptrace live -f jsonl -o /dev/null` captures on the other (in
 promiscuous mode, so every replayed frame is captured whatever its MAC addresses) and is
 stopped by SIGINT a second after the replay ends. Printed per run: the rate asked for, the
-rate tcpreplay achieved, packets the capture read, kernel drops, the capture's CPU time.
+rate tcpreplay achieved, packets the capture read, kernel drops, the capture's CPU time
+(user + sys, startup included) and per packet read, the 1-minute load average after the run.
 Needs root, iproute2 and tcpreplay. Usage:
 
     python benchmarks/live_rate.py --packets 400000 --pps 100000 200000 300000
     python benchmarks/live_rate.py --packets 400000 --no-offloads --pps 200000 300000
     python benchmarks/live_rate.py --packets 400000 --topspeed
+    python benchmarks/live_rate.py --packets 1000000 --runs 3 --pps 100000 200000 300000
 
 Numbers are in docs/live.md. Nothing here runs in the unit tests.
 """
@@ -68,10 +70,13 @@ def run(capture: Path, packets: int, pps: int | None) -> dict[str, object]:
     rated = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
     read = re.search(r"Packets: (\d+) read", err)
     drops = re.search(r"kernel drops: (\d+)", err)
+    cpu_s = usage.ru_utime + usage.ru_stime
+    packets = int(read.group(1)) if read else None
     return {"asked": pps or "top", "achieved_pps": float(rated.group(1)) if rated else None,
-            "read": int(read.group(1)) if read else None,
-            "drops": int(drops.group(1)) if drops else None,
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "status": status}
+            "read": packets, "drops": int(drops.group(1)) if drops else None,
+            "cpu_s": round(cpu_s, 2),
+            "cpu_us_per_packet": round(1e6 * cpu_s / packets, 2) if packets else None,
+            "load1": os.getloadavg()[0], "status": status}
 
 
 def main() -> None:
@@ -80,6 +85,8 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=400_000)
     parser.add_argument("--pps", type=int, nargs="*", default=[])
     parser.add_argument("--topspeed", action="store_true")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="rounds over the rates (alternating: rate1, rate2, ..., rate1, ...)")
     parser.add_argument("--no-offloads", action="store_true",
                         help="TSO/GSO/GRO off on the veth: libpcap's ring then has MTU-sized "
                              "frame slots instead of 64 KiB ones (see docs/live.md)")
@@ -88,8 +95,9 @@ def main() -> None:
     OFFLOADS = not args.no_offloads
     lab()
     try:
-        for pps in [*args.pps, *([None] if args.topspeed else [])]:
-            print(run(args.capture, args.packets, pps), flush=True)
+        for _ in range(args.runs):
+            for pps in [*args.pps, *([None] if args.topspeed else [])]:
+                print(run(args.capture, args.packets, pps), flush=True)
     finally:
         for ns in (NS_A, NS_B):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)

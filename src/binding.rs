@@ -22,6 +22,7 @@ use crate::writers::summary::Summary;
 use crate::writers::zeek::ZeekLogWriter;
 use crate::writers::Value;
 
+mod capture;
 mod records;
 mod session;
 

@@ -6,6 +6,7 @@
 //! table swept and drained after each slice; a tick moves the table's clock and drains it.
 //! The same batches and ticks give the Python engine's records in its order.
 
+pub mod capture;
 pub mod libpcap;
 pub mod savefile;
 #[cfg(test)]

@@ -1,7 +1,8 @@
 """`tcptrace live`: analyze traffic as it happens, with the same model and report as `analyze`.
 
-The capture (sources/live.py) yields small batches of libpcap records and clock ticks;
-the native engine (tcptrace._native.Session) analyzes them and writes each jsonl or csv
+The capture (sources/live.py) has libpcap hand each frame straight to the native engine
+(tcptrace._native.Session) and yields, per small batch, the order to analyze it, and clock
+ticks; the engine analyzes the batches and writes each jsonl or csv
 record the moment its connection ends (table rows come back to be printed here). A stop
 (--duration, --count, Ctrl-C, SIGTERM) ends the batch stream, after which the engine
 reports the connections still open and the summary is printed: nothing captured before
@@ -85,7 +86,7 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     names = list(dict.fromkeys(interfaces))
     session = _native.Session(names, fmt, tree, msl, linger, max_flows, idle_timeout,
                               LONG_BYTES, int(panic_at) if panic_at else None)
-    capture = LiveCapture(names, bpf=bpf, duration_s=duration, count=count,
+    capture = LiveCapture(names, session.tap, bpf=bpf, duration_s=duration, count=count,
                           promisc=not no_promisc)
     capture.open()  # permission, interface, filter errors: one line, before any output
     try:
@@ -155,7 +156,7 @@ def run(capture: LiveCapture, session: Session, fmt: str, out: TextIO | None,
                 if isinstance(batch, ClockTick):
                     show(session.tick(batch.ts_ns))
                 else:
-                    show(session.feed(batch.reads, batch.merge))
+                    show(session.feed_captured(batch.merge))
         except EngineFailure as exc:
             failure = exc
             show(session.failed_rows())

@@ -13,6 +13,7 @@ its output. The module needs root and `ip netns`; the unit tests at the end do n
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -668,3 +669,54 @@ def test_bad_records_are_a_value_error() -> None:
     session, _ = _session()
     with pytest.raises(ValueError, match="shorter than its caplen"):
         session.feed([(records([Frame(1, b"abcd", 4)], 1)[:-1], 1, 1)], False)
+
+
+class _Timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]  # Linux
+
+
+class _PktHdr(ctypes.Structure):
+    _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+
+_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(_PktHdr), ctypes.c_char_p)
+
+
+def _dispatch(tap: tuple[int, int], frames: list[Frame], unit: int) -> None:
+    """Call the session's pcap_handler as pcap_dispatch would, once per frame."""
+    callback, user = tap
+    handler = _HANDLER(callback)
+    for f in frames:
+        header = _PktHdr(_Timeval(f.ts_ns // 1_000_000_000, f.ts_ns % 1_000_000_000 // unit),
+                         len(f.data), f.wirelen)
+        handler(user, ctypes.byref(header), f.data)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux struct timeval")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_frames_through_the_pcap_callback_equal_frames_fed_as_records(fmt: str) -> None:
+    # two interfaces (the frames of a capture dealt between them): the callback path with
+    # its merge by time gives the records of the byte-records path, batch for batch
+    linktype, unit, frames = read_pcap(LINUX / "http_reuse.pcap")
+    eth0, eth1 = frames[0::2], frames[1::2]
+    names = ["eth0", "eth1"]
+    direct: list[bytes] = []
+    session = _native.Session(names, fmt, long_bytes=LONG_BYTES)
+    session.output(direct.append)
+    taps = [session.tap(linktype, unit), session.tap(linktype, unit)]
+    fed: list[bytes] = []
+    reference = _native.Session(names, fmt, long_bytes=LONG_BYTES)
+    reference.output(fed.append)
+    for at in range(0, len(eth0), 4):  # several batches, each read from eth1 then eth0
+        _dispatch(taps[1], eth1[at:at + 4], unit)
+        _dispatch(taps[0], eth0[at:at + 4], unit)
+        session.feed_captured(True)
+        reference.feed([(records(eth1[at:at + 4], unit), linktype, unit),
+                        (records(eth0[at:at + 4], unit), linktype, unit)], True)
+    session.close()
+    reference.close()
+    assert session.source_report() == reference.source_report()
+    assert session.source_report()["packets"] == len(frames)
+    assert b"".join(direct) == b"".join(fed)
+    assert len(b"".join(fed).splitlines()) == {"jsonl": 1, "csv": 2}[fmt]  # one connection
+    assert session.feed_captured(True) == []  # nothing held: a no-op

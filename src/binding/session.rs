@@ -5,15 +5,18 @@
 //! output, as connections end; the streamed table gets row tuples back from each call.
 
 use std::fs::File;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use super::capture::{on_frame_address, Tapped};
 use super::{
     filter_of, quiet_panics, row_tuple, tcptrace_error, to_python, Format, Sink, TableRow,
 };
 use crate::engine::{Options, RunError};
+use crate::session::capture::{CaptureBuffer, Tap};
 use crate::session::libpcap::{batch_of, PktHdr, Records};
 use crate::session::savefile::SaveFile;
 use crate::session::Session;
@@ -34,6 +37,13 @@ pub(super) struct LiveSession {
     save: Option<SaveFile<File>>,
     header: PktHdr,
     buf: Vec<u8>,
+    /// Frames the `pcap_dispatch` callback collected since the last `feed_captured`.
+    captured: Arc<Mutex<CaptureBuffer>>,
+    /// The callback contexts handed out by `tap`: boxed, so their addresses stay put, and
+    /// kept as long as the session (libpcap may call the callback with them until then).
+    #[allow(clippy::vec_box)]
+    // the Box is the point: a `Tapped` must not move when the Vec grows
+    taps: Vec<Box<Tapped>>,
     /// Table rows of the connections written after a panic (the call raised).
     failed_rows: Option<Py<PyList>>,
 }
@@ -86,6 +96,8 @@ impl LiveSession {
             save: None,
             header: PktHdr::new(long_bytes).map_err(PyValueError::new_err)?,
             buf: Vec::new(),
+            captured: Arc::default(),
+            taps: Vec::new(),
             failed_rows: None,
         })
     }
@@ -122,6 +134,36 @@ impl LiveSession {
             .collect();
         let batch = batch_of(&records, self.header, merge).map_err(PyValueError::new_err)?;
         drop(records);
+        if let Some(save) = self.save.as_mut() {
+            save.write(&batch)?;
+        }
+        self.call(py, |session, emit| session.feed(&batch, emit))
+    }
+
+    /// The frames of one interface go straight to this session, not through Python: returns
+    /// (callback, user), the addresses to give `pcap_dispatch` for the interface's handle
+    /// (a `pcap_handler` and its context). Valid as long as this session.
+    fn tap(&mut self, linktype: u32, ns_per_unit: i64) -> (usize, usize) {
+        let tapped = Box::new(Tapped::new(
+            Tap {
+                linktype,
+                ns_per_unit,
+            },
+            self.captured.clone(),
+        ));
+        let user = &*tapped as *const Tapped as usize;
+        self.taps.push(tapped);
+        (on_frame_address(), user)
+    }
+
+    /// Analyze the frames the callback collected since the last call (in the order read;
+    /// by time with `merge`), as `feed` does.
+    fn feed_captured(&mut self, py: Python<'_>, merge: bool) -> PyResult<Py<PyList>> {
+        let batch = self
+            .captured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(merge);
         if let Some(save) = self.save.as_mut() {
             save.write(&batch)?;
         }

@@ -1,4 +1,4 @@
-"""Live capture: network interfaces -> batches of libpcap records, through libpcap.
+"""Live capture: network interfaces -> frames in the native session, through libpcap.
 
 libpcap is driven through ctypes (the library scapy itself loads with
 `conf.use_pcap`), not through scapy's packet objects: a live capture must keep up
@@ -7,13 +7,14 @@ the frame's bytes. libpcap also gives what the analysis needs and scapy's native
 sockets do not: the `any` pseudo-interface (LINUX_SLL), nanosecond timestamps, the
 wire length of snapped frames, in-kernel BPF filters and the kernel's drop counters.
 
-Per frame the capture loop copies two byte strings (libpcap's `struct pcap_pkthdr` as it
-is in memory, and the frame) and joins each read's into one bytes object; the native
-engine (tcptrace._native.Session, src/session/libpcap.rs) parses them, merges several
-interfaces in timestamp order and analyzes the batch. Frames are collected into small
-batches (`Records`, flushed every `flush_s` or `batch_size` frames). While the wire is
-quiet a `ClockTick` carrying the current time is yielded every `tick_s`, so the engine
-can emit connections that ended or went idle without waiting for traffic.
+No Python runs per frame: the capture loop calls `pcap_dispatch` (through ctypes, once
+per read of up to `batch_size` frames) with a callback exported by the native engine
+(tcptrace._native.Session.tap, src/binding/capture.rs), which copies each frame and its
+header fields into the session's own buffer. Python only counts the frames of each read and
+tells the session when to analyze what it holds (`Captured`, every `flush_s` or
+`batch_size` frames); the session merges several interfaces in timestamp order. While the
+wire is quiet a `ClockTick` carrying the current time is yielded every `tick_s`, so the
+engine can emit connections that ended or went idle without waiting for traffic.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import select
-import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +35,13 @@ from tcptrace.errors import (
 
 SNAPLEN = 262_144  # libpcap's default (MAXIMUM_SNAPLEN): whole frames, jumbo and TSO included
 BUFFER_BYTES = 16 << 20  # kernel ring per interface; bursts beyond it are counted as drops
+IMMEDIATE = False
+"""Not immediate mode: on Linux libpcap then uses a TPACKET_V3 ring, whose blocks hold
+frames back to back at their own size, where immediate mode's TPACKET_V2 ring has one slot
+per frame sized for the largest (64 KiB with TSO/GRO offloads: a few hundred frames in
+BUFFER_BYTES, against tens of thousands of 420-byte frames in V3 blocks). A block is handed
+over when full or BLOCK_TIMEOUT_MS after its first frame: rows wait that much longer."""
+BLOCK_TIMEOUT_MS = 100
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 PCAP_TSTAMP_PRECISION_NANO = 1
 PCAP_ERROR_NO_SUCH_DEVICE = -5
@@ -54,12 +61,9 @@ class ClockTick:
 
 
 @dataclass(slots=True)
-class Records:
-    """A batch of captured frames: per read from an interface, (its records, the link type,
-    nanoseconds per timestamp unit); a record is `struct pcap_pkthdr` in this host's layout
-    (LONG_BYTES-byte longs) followed by the captured bytes."""
+class Captured:
+    """The session's callback holds `frames` new frames: time to analyze them."""
 
-    reads: list[tuple[bytes, int, int]]
     frames: int
     merge: bool
     """Several interfaces: the engine orders the frames by time (ties keep arrival order)."""
@@ -68,17 +72,12 @@ class Records:
         return self.frames
 
 
-class _Timeval(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
-
-
-class _PktHdr(ctypes.Structure):
-    _fields_ = [("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
-
-
 LONG_BYTES = ctypes.sizeof(ctypes.c_long)
-"""The C long of `struct timeval` in pcap_pkthdr: what the engine needs to read a record."""
-_CAPLEN = struct.Struct("=I")  # pcap_pkthdr.caplen, host byte order, at _PktHdr.caplen.offset
+"""The C long of `struct timeval` in pcap_pkthdr: the layout of the records that
+`Session.feed` reads (the tests' path; the capture itself goes through `Session.tap`)."""
+
+Tap = Callable[[int, int], tuple[int, int]]
+"""(linktype, ns_per_unit) -> (pcap_handler address, its user pointer): Session.tap."""
 
 
 class _Stat(ctypes.Structure):
@@ -126,8 +125,7 @@ def _libpcap() -> ctypes.CDLL:
         "pcap_freecode": ([ctypes.POINTER(_BpfProgram)], None),
         "pcap_setnonblock": ([p, i, s], i),
         "pcap_get_selectable_fd": ([p], i),
-        "pcap_next_ex": ([p, ctypes.POINTER(ctypes.POINTER(_PktHdr)),
-                          ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))], i),
+        "pcap_dispatch": ([p, i, p, p], i),
         "pcap_datalink": ([p], i),
         "pcap_datalink_val_to_name": ([i], s),
         "pcap_stats": ([p, ctypes.POINTER(_Stat)], i),
@@ -154,6 +152,9 @@ class _Handle:
     linktype: int
     ns_per_unit: int
     fd: int
+    callback: int = 0
+    """The pcap_handler and its user pointer (Session.tap) this handle's frames go to."""
+    user: int = 0
 
     @staticmethod
     def open(lib: ctypes.CDLL, name: str, bpf: str, promisc: bool) -> _Handle:
@@ -164,10 +165,8 @@ class _Handle:
         try:
             lib.pcap_set_snaplen(pcap, SNAPLEN)
             lib.pcap_set_promisc(pcap, int(promisc))
-            lib.pcap_set_timeout(pcap, 100)
-            # immediate mode: a frame is readable as soon as it is captured, so rows stream
-            # and nothing sits in a half-filled TPACKET_V3 block when the capture stops
-            lib.pcap_set_immediate_mode(pcap, 1)
+            lib.pcap_set_timeout(pcap, BLOCK_TIMEOUT_MS)
+            lib.pcap_set_immediate_mode(pcap, int(IMMEDIATE))
             lib.pcap_set_buffer_size(pcap, BUFFER_BYTES)
             nano = lib.pcap_set_tstamp_precision(pcap, PCAP_TSTAMP_PRECISION_NANO) == 0
             status = lib.pcap_activate(pcap)
@@ -234,6 +233,8 @@ class LiveCapture:
     """
 
     interfaces: list[str]
+    tap: Tap
+    """Where each interface's frames go (Session.tap), called once per interface at open."""
     bpf: str = "tcp"
     duration_s: float | None = None
     count: int | None = None
@@ -253,7 +254,9 @@ class LiveCapture:
         lib = _libpcap()
         try:
             for name in self.interfaces:
-                self._handles.append(_Handle.open(lib, name, self.bpf, self.promisc))
+                handle = _Handle.open(lib, name, self.bpf, self.promisc)
+                self._handles.append(handle)
+                handle.callback, handle.user = self.tap(handle.linktype, handle.ns_per_unit)
         except BaseException:
             self.close()
             raise
@@ -292,7 +295,7 @@ class LiveCapture:
         """Ask the capture to end (signal-safe: sets a flag the loop checks every 0.1 s)."""
         self._stopping = True
 
-    def batches(self) -> Iterator[Records | ClockTick]:
+    def batches(self) -> Iterator[Captured | ClockTick]:
         """Captured frames in small batches, and clock ticks while the wire is quiet.
 
         Ends on a stop condition; the frames captured up to then are always yielded.
@@ -330,9 +333,17 @@ class LiveCapture:
                 self._update_drops()
                 self.on_status(self.stats)
                 last_status = now
-        # the ring may still hold frames captured before the stop: take them too
+        # the ring may still hold frames captured before the stop: take them too, once the
+        # kernel has handed over the block being filled (it does within BLOCK_TIMEOUT_MS)
+        if not IMMEDIATE and not self._count_reached():
+            time.sleep(1.5 * BLOCK_TIMEOUT_MS / 1000)
         for handle in self._handles:
-            self._read(handle, pending)
+            while True:
+                more = self._read(handle, pending)
+                if pending.n >= self.batch_size:
+                    yield self._flush(pending)
+                elif not more:
+                    break
         if pending.n:
             yield self._flush(pending)
         self._update_drops()
@@ -340,44 +351,37 @@ class LiveCapture:
     def _count_reached(self) -> bool:
         return self.count is not None and self.stats.packets >= self.count
 
-    def _read(self, handle: _Handle, pending: _Pending) -> None:
-        """Every frame the handle has ready now (non-blocking), up to --count.
+    def _read(self, handle: _Handle, pending: _Pending) -> bool:
+        """The frames the handle has ready now (non-blocking), up to a full batch and up to
+        --count: one `pcap_dispatch`, whose callback (native) takes each frame. True when
+        there may be more.
 
-        The hot loop of the capture: per frame one libpcap call and two copies.
+        pcap_breakloop is not needed to stop: the read is bounded and non-blocking, so it
+        returns within milliseconds, and Python runs a signal handler only between calls.
         """
         lib = _LIB
         assert lib is not None
-        header = ctypes.POINTER(_PktHdr)()
-        data = ctypes.POINTER(ctypes.c_ubyte)()
-        header_ref, data_ref = ctypes.byref(header), ctypes.byref(data)
-        next_ex, string_at, pcap = lib.pcap_next_ex, ctypes.string_at, handle.pcap
-        size, caplen_at, caplen = ctypes.sizeof(_PktHdr), _PktHdr.caplen.offset, _CAPLEN.unpack_from
-        room = self.count - self.stats.packets if self.count is not None else -1
-        parts: list[bytes] = []
-        append = parts.append
-        n = 0
-        while n != room:
-            rc = next_ex(pcap, header_ref, data_ref)
-            if rc != 1:
-                if rc < 0:  # the interface went away (-1) or breakloop (-2)
-                    if rc == -1:
-                        self._warn("capture_error",
-                                   f"{handle.name}: {_text(lib.pcap_geterr(pcap))}")
-                    self._stopping = True
-                break
-            head = string_at(header, size)
-            append(head)
-            append(string_at(data, caplen(head, caplen_at)[0]))
-            n += 1
+        room = self.batch_size - pending.n
+        if self.count is not None:
+            room = min(room, self.count - self.stats.packets)
+        if room <= 0:  # (0 or -1 would mean "no limit" to pcap_dispatch)
+            return False
+        n: int = lib.pcap_dispatch(handle.pcap, room, handle.callback, handle.user)
+        if n < 0:  # the interface went away (-1) or breakloop (-2)
+            if n == -1:
+                self._warn("capture_error", f"{handle.name}: {_text(lib.pcap_geterr(handle.pcap))}")
+            self._stopping = True
+            return False
         if n:
-            pending.add(b"".join(parts), n, handle.linktype, handle.ns_per_unit)
+            pending.add(n)
             self.stats.packets += n
+        return n == room
 
     def _warn(self, kind: str, message: str) -> None:
         if all(k != kind for k, _ in self.warnings):
             self.warnings.append((kind, message))
 
-    def _flush(self, pending: _Pending) -> Records:
+    def _flush(self, pending: _Pending) -> Captured:
         return pending.take(merge=len(self._handles) > 1)
 
     def _update_drops(self) -> None:
@@ -393,23 +397,21 @@ class LiveCapture:
 
 
 class _Pending:
-    """Frames captured since the last flush: the records of each read."""
+    """Frames the session's callback took since the last flush."""
 
     def __init__(self) -> None:
-        self.reads: list[tuple[bytes, int, int]] = []
         self.n = 0
         self.first = 0.0
 
-    def add(self, records: bytes, n: int, linktype: int, ns_per_unit: int) -> None:
+    def add(self, n: int) -> None:
         if not self.n:
             self.first = time.monotonic()
-        self.reads.append((records, linktype, ns_per_unit))
         self.n += n
 
-    def take(self, merge: bool) -> Records:
-        batch = Records(self.reads, self.n, merge)
-        self.reads, self.n = [], 0
+    def take(self, merge: bool) -> Captured:
+        batch = Captured(self.n, merge)
+        self.n = 0
         return batch
 
 
-__all__ = ["LONG_BYTES", "ClockTick", "LiveCapture", "LiveStats", "Records"]
+__all__ = ["LONG_BYTES", "Captured", "ClockTick", "LiveCapture", "LiveStats", "Tap"]
