@@ -700,5 +700,20 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyProgress>()?;
     module.add_class::<session::LiveSession>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("VOCABULARY", vocabulary(module.py())?)?;
     Ok(())
+}
+
+/// The names the records use for each enumeration, in declaration order (the output
+/// schema lists the same; tests/test_schema.py holds them together).
+fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    use crate::model::{Outcome, RoleRule, RstKind};
+    use crate::states::TcpState;
+
+    let names = PyDict::new(py);
+    names.set_item("states", TcpState::ALL.map(TcpState::name).to_vec())?;
+    names.set_item("outcomes", Outcome::ALL.map(Outcome::name).to_vec())?;
+    names.set_item("role_rules", RoleRule::ALL.map(RoleRule::name).to_vec())?;
+    names.set_item("rst_kinds", RstKind::ALL.map(RstKind::name).to_vec())?;
+    Ok(names)
 }

@@ -44,6 +44,8 @@ pub enum RoleRule {
 }
 
 impl RoleRule {
+    pub const ALL: [RoleRule; 3] = [RoleRule::Syn, RoleRule::Synack, RoleRule::Port];
+
     pub fn name(self) -> &'static str {
         match self {
             RoleRule::Syn => "syn",
@@ -67,6 +69,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Closed,
+        Outcome::Reset,
+        Outcome::Refused,
+        Outcome::Unanswered,
+        Outcome::HandshakeFailed,
+        Outcome::HalfClosed,
+        Outcome::Closing,
+        Outcome::Open,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Closed => "CLOSED",
@@ -93,6 +106,15 @@ pub enum RstKind {
 }
 
 impl RstKind {
+    pub const ALL: [RstKind; 6] = [
+        RstKind::Refused,
+        RstKind::Handshake,
+        RstKind::Abort,
+        RstKind::AfterClose,
+        RstKind::TimeWait,
+        RstKind::UnknownState,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             RstKind::Refused => "REFUSED",
