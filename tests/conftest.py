@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,29 @@ PCAPS = ROOT / "pcaps"
 LINUX = PCAPS / "linux"
 CRAFTED = PCAPS / "crafted"
 SHARED = ROOT.parent / "shared"
+BENCH = ROOT / "benchmarks" / "data" / "bench.pcap"
+"""The 1M-packet benchmark capture, where ../shared/bench/make_bench_pcap.sh recorded it."""
+
+
+def captures(root: Path) -> list[Path]:
+    """Every capture under `root` (the corpus holds notes and baselines beside them)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(
+        (".md", ".py", ".json", ".log", ".txt", ".yaml", ".rules", ".out", ".zeek", ".sh")))
+
+
+def pcap_slice(source: Path, packets: int, target: Path) -> Path:
+    """The first `packets` records of a classic pcap file."""
+    with source.open("rb") as f, target.open("wb") as out:
+        header = f.read(24)
+        endian = "<" if header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        out.write(header)
+        for _ in range(packets):
+            record = f.read(16)
+            if len(record) < 16:
+                break
+            (incl,) = struct.unpack(endian + "I", record[8:12])
+            out.write(record + f.read(incl))
+    return target
 
 
 def analyze(*paths: Path | str, filter: str | None = None, msl_s: float = DEFAULT_MSL_S,

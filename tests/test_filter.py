@@ -6,7 +6,7 @@ import pytest
 from conftest import CRAFTED, LINUX, analyze
 
 from tcptrace.errors import FilterError
-from tcptrace.filter import compile_filter
+from tcptrace.filter import parse_filter
 
 REF = CRAFTED / "ref_eth_us_le.pcap"
 
@@ -56,4 +56,4 @@ def test_ipv6_host_and_net() -> None:
 ])
 def test_errors_name_the_problem(expression: str, message: str) -> None:
     with pytest.raises(FilterError, match=message):
-        compile_filter(expression)
+        parse_filter(expression)

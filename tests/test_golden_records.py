@@ -1,8 +1,9 @@
 """The records of every capture we have, pinned: golden files recorded on purpose.
 
-The Python per-segment engine was the reference the native engine was proven against
-(tests/test_native_parity.py). Before it left the package, the output of every capture in
-pcaps/ and ../shared/corpus/ was recorded here, so that the records cannot drift unnoticed:
+The Python per-segment engine was the reference the native engine was proven against. Before
+it left the package, the output of every capture in pcaps/ and ../shared/corpus/ (and of the
+merges, the options and seeded random traffic below) was recorded here with it, so that the
+records cannot drift unnoticed:
 
 - tests/golden/records/<capture>.json: the whole `analyze --zeek -f json` document of each
   bundled capture (source report, summary, every record with its Zeek view), readable in a
@@ -32,9 +33,6 @@ from random_traffic import random_capture
 GOLDEN = Path(__file__).parent / "golden" / "records"
 MANIFEST = GOLDEN / "MANIFEST.json"
 REGEN = os.environ.get("TCPTRACE_REGEN_GOLDEN") == "1"
-# TCPTRACE_GOLDEN_ENGINE=python recorded the files with the Python engine, while it existed
-ENGINE = ("--engine", os.environ["TCPTRACE_GOLDEN_ENGINE"]) if "TCPTRACE_GOLDEN_ENGINE" in \
-    os.environ else ()
 SKIP_SUFFIXES = (".md", ".py", ".json", ".log", ".txt", ".yaml", ".rules", ".out", ".zeek",
                  ".sh")
 
@@ -71,8 +69,7 @@ def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: str | tupl
     out = tmp_path / "out"
     out.unlink(missing_ok=True)
     paths = (capture,) if isinstance(capture, str) else capture
-    status, stdout, stderr = run_cli(capsys, "analyze", *paths, "-q", "-o", str(out), *args,
-                                     *ENGINE)
+    status, stdout, stderr = run_cli(capsys, "analyze", *paths, "-q", "-o", str(out), *args)
     data = out.read_bytes() if out.exists() else b""
     if "zeek" in args[:2]:  # conn.log's #open and #close lines carry the wall-clock time
         data = re.sub(rb"(?m)^#(open|close)\t.*$", rb"#\1\t(wall clock)", data)

@@ -1,7 +1,8 @@
 """Damaged and hostile input: one-line errors, counted damage, warnings once per kind.
 
 Captures are built byte by byte here (`pcap`, `pcapng`, `frame`) so every test says exactly
-what is wrong with its input. Inputs found by the fuzzer (fuzz/fuzz_reader.py) are inlined
+what is wrong with its input. Inputs the fuzzers found (the Python reader's atheris target,
+before the engine moved to Rust; now fuzz/, cargo-fuzz) are inlined
 as bytes at the end, one regression test each.
 """
 
@@ -363,7 +364,7 @@ def test_max_flows_caps_the_table_during_a_syn_flood(tmp_path: Path) -> None:
     assert source["evicted_for_capacity"] == 2900
 
 
-# ---- regressions from fuzz/fuzz_reader.py (atheris), inputs inlined
+# ---- regressions the fuzzers found (first the Python reader's), inputs inlined
 
 # gzip header + a deflate stream with a back-reference before its start: zlib.error, which is
 # not an OSError, escaped the reader as a traceback. Now: a one-line "damaged gzip" error.

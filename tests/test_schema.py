@@ -16,9 +16,8 @@ import pytest
 from conftest import analyze
 from jsonschema import Draft202012Validator
 
+from tcptrace import _native
 from tcptrace.cli import main
-from tcptrace.model import Outcome, RoleRule, RstKind
-from tcptrace.states import TcpState
 
 PCAPS = Path(__file__).resolve().parent.parent / "pcaps"
 CAPTURES = sorted(
@@ -151,14 +150,15 @@ def test_records_are_strict_and_documented() -> None:
 def test_enums_match_the_model() -> None:
     d = schema()["$defs"]
     conn = d["connection"]["properties"]
-    states = [s.name for s in TcpState]
+    names = _native.VOCABULARY
+    states = names["states"]
     assert len(states) == 10
     assert conn["final_state"]["properties"]["client"]["enum"] == states
     assert d["state_change"]["properties"]["state"]["enum"] == states
-    assert conn["outcome"]["enum"] == [o.name for o in Outcome]
-    assert conn["role_rule"]["enum"] == [r.name for r in RoleRule]
+    assert conn["outcome"]["enum"] == names["outcomes"]
+    assert conn["role_rule"]["enum"] == names["role_rules"]
     rst = conn["rst"]["anyOf"][0]["properties"]
-    assert rst["kind"]["enum"] == [k.name for k in RstKind]
+    assert rst["kind"]["enum"] == names["rst_kinds"]
     assert rst["state"]["enum"] == rst["receiver_state"]["enum"] == states
     assert conn["reuse"]["properties"]["protocol"]["enum"] == ["http/1.0", "http/1.1", None]
     assert conn["close"]["properties"]["initiator"]["enum"] == ["client", "server", "both", None]

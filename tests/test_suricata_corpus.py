@@ -22,10 +22,8 @@ from typing import Any
 import pytest
 from conftest import Allowlist
 
-from tcptrace.analyzers.zeek import ZeekObserver
-from tcptrace.connection import Connection, Role
-from tcptrace.engine import Analysis, Options
-from tcptrace.model import to_dict
+from tcptrace import _native, native
+from tcptrace.defaults import DEFAULT_MSL_S
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SURICATA = SHARED / "corpus" / "suricata"
@@ -52,22 +50,6 @@ APP_PORTS = {"smb": frozenset({139, 445})}
 
 FIN_SENT = {"FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "LAST_ACK", "TIME_WAIT"}
 DONE = {"CLOSED", "TIME_WAIT"}
-
-
-class FlagsObserver:
-    """The OR of the TCP flags each side sent (Suricata's tcp_flags_ts / tcp_flags_tc)."""
-
-    name = "suricata_flags"
-
-    def __init__(self) -> None:
-        self.flags = {"client": 0, "server": 0}
-
-    def segment(self, conn: Connection, role: Role, ts_ns: int, flags: int, seq: int, ack: int,
-                window: int, plen: int, ip_len: int) -> None:
-        self.flags[role.name] |= flags
-
-    def result(self, conn: Connection) -> dict[str, int]:
-        return self.flags
 
 
 # ---- Suricata's one session state as a predicate over our two endpoints
@@ -127,10 +109,35 @@ def link_header(trace_info: dict[str, Any]) -> int | None:
     return 14 + (4 if trace_info["vlan_pkts"] else 0)
 
 
+def _zeek_records(path: str) -> list[dict[str, Any]]:
+    """The records with the Zeek view, as `analyze --zeek -f jsonl` writes them."""
+    run = _native.Run([path], "jsonl", zeek=True)
+    chunks: list[bytes] = []
+    run.execute(chunks.append)
+    return [json.loads(line) for line in b"".join(chunks).splitlines()]
+
+
+def _flags(path: str) -> dict[int, dict[str, int]]:
+    """The OR of the TCP flags each side sent (Suricata's tcp_flags_ts / tcp_flags_tc), by
+    connection id, from the segment traces `ladder` and `report` draw."""
+    run = native.record_run([path], msl_s=DEFAULT_MSL_S)
+    native.trace(run, None, limit=1 << 30)
+    flags: dict[int, dict[str, int]] = {}
+
+    def each(record: dict[str, Any]) -> None:
+        sent = {"client": 0, "server": 0}
+        for segment in record["trace"]["segments"]:
+            sent[segment["role"]] |= segment["flags"]
+        flags[record["id"]] = sent
+
+    native.read_records(run, each)
+    return flags
+
+
 def ours(expectation: dict[str, Any]) -> list[dict[str, Any]]:
-    options = Options(observers=[ZeekObserver, FlagsObserver])
-    analysis = Analysis([str(SURICATA / expectation["pcap"])], options)
-    records = [to_dict(record) for record in analysis.records()]
+    path = str(SURICATA / expectation["pcap"])
+    records = _zeek_records(path)
+    flags = _flags(path)
     for data in records:  # IP bytes per side of ours, from the Zeek view (earlier splits too)
         ip_bytes = {"client": 0, "server": 0}
         zeek = data["zeek"]
@@ -139,6 +146,7 @@ def ours(expectation: dict[str, Any]) -> list[dict[str, Any]]:
             ip_bytes[conn["orig"]] += conn["orig_ip_bytes"]
             ip_bytes[resp] += conn["resp_ip_bytes"]
         data["ip_bytes"] = ip_bytes
+        data["suricata_flags"] = flags[data["id"]]
     return records
 
 

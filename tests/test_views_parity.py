@@ -22,8 +22,6 @@ from tcptrace import native
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
 import make_views
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
-
 GOLDEN = ROOT / "tests" / "golden" / "views"
 BUNDLED = json.loads((GOLDEN / "bundled.json").read_text())
 CORPUS = json.loads((GOLDEN / "corpus.json").read_text())

@@ -1,10 +1,8 @@
 """tcptrace's Zeek translation against the conn.log Zeek itself wrote for its own test traces.
 
 ../shared/corpus/zeek/ (see its README) pairs 100 of Zeek's test traces with the conn.log
-Zeek produced, analyzed by the native engine (the Python one where none is built; both
-give the same bytes, tests/test_native_parity.py). Every TCP connection outside tunnels
-is compared on conn_state, history, packets, payload bytes and duration; the agreement is
-printed per tier and field
+Zeek produced. Every TCP connection outside tunnels is compared on conn_state, history,
+packets, payload bytes and duration; the agreement is printed per tier and field
 (`pytest -s`). Known differences are listed in KNOWN, each explained in docs/zeek.md;
 any other disagreement fails.
 """
@@ -20,10 +18,7 @@ from typing import Any
 import pytest
 from conftest import Allowlist
 
-from tcptrace import native
-from tcptrace.analyzers.zeek import DEFAULT_SERVER_PORTS, LIKELY_SERVER_PORTS, ZeekObserver
-from tcptrace.engine import Analysis, Options
-from tcptrace.model import to_dict
+from tcptrace import _native
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ZEEK = SHARED / "corpus" / "zeek"
@@ -62,6 +57,35 @@ KNOWN: dict[tuple[str, str, str], str] = {
 }
 
 
+# Zeek's well-known server ports per protocol analyzer (each analyzer's `ports` in Zeek's
+# scripts/base/protocols/*/main.zeek), the "likely server ports" when all are loaded. A
+# trace made with `zeek -b` loads only the analyzers its test names (BARE_PROTOCOLS).
+DEFAULT_SERVER_PORTS: dict[str, frozenset[int]] = {
+    "dce-rpc": frozenset({135, 137, 138, 139, 445, 593, 49152}),
+    "dnp3": frozenset({20000}),
+    "dns": frozenset({53, 5353, 5355}),
+    "ftp": frozenset({21, 2811}),
+    "http": frozenset({80, 81, 631, 3128, 8000, 8080, 8888}),
+    "imap": frozenset({143}),
+    "irc": frozenset({6666, 6667, 6668, 6669}),
+    "krb": frozenset({88}),
+    "ldap": frozenset({389, 3268}),
+    "modbus": frozenset({502}),
+    "mysql": frozenset({1434, 3306}),
+    "pop3": frozenset({110}),
+    "postgresql": frozenset({5432}),
+    "rdp": frozenset({3389}),
+    "redis": frozenset({6379}),
+    "smb": frozenset({139, 445}),
+    "smtp": frozenset({25, 587}),
+    "socks": frozenset({1080}),
+    "ssh": frozenset({22}),
+    "ssl": frozenset({443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223}),
+    "xmpp": frozenset({5222, 5269}),
+}
+LIKELY_SERVER_PORTS: frozenset[int] = frozenset().union(*DEFAULT_SERVER_PORTS.values())
+
+
 def server_ports(expectation: dict[str, Any]) -> frozenset[int]:
     if not expectation["zeek_bare_mode"]:
         return LIKELY_SERVER_PORTS
@@ -71,23 +95,17 @@ def server_ports(expectation: dict[str, Any]) -> frozenset[int]:
 
 
 def records(expectation: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The trace's records with the Zeek view, and the source report: from the native engine
-    (what `tcptrace analyze --zeek` runs), or the Python one where none is built."""
+    """The trace's records with the Zeek view, and the source report (what `tcptrace analyze
+    --zeek` gives)."""
     trace = str(ZEEK / expectation["trace"])
     ports = server_ports(expectation)
     verify = not expectation["zeek_ignore_checksums"]
-    if native.available():
-        from tcptrace import _native
-
-        run = _native.Run([trace], "jsonl", zeek=True, verify_checksums=verify,
-                          zeek_server_ports=sorted(ports))
-        chunks: list[bytes] = []
-        run.execute(chunks.append)
-        lines = b"".join(chunks).splitlines()
-        return [json.loads(line) for line in lines], run.source_report()
-    options = Options(observers=[ZeekObserver.factory(ports)], verify_checksums=verify)
-    analysis = Analysis([trace], options)
-    return [to_dict(record) for record in analysis.records()], analysis.source_report()
+    run = _native.Run([trace], "jsonl", zeek=True, verify_checksums=verify,
+                      zeek_server_ports=sorted(ports))
+    chunks: list[bytes] = []
+    run.execute(chunks.append)
+    lines = b"".join(chunks).splitlines()
+    return [json.loads(line) for line in lines], run.source_report()
 
 
 def ours(expectation: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

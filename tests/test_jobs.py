@@ -13,27 +13,21 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PCAPS, ROOT, SHARED, run_cli
-from test_native_parity import BENCH, SLICE_PACKETS, _captures, _pcap_slice
+from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
 
 from tcptrace import native
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="no native engine built")
-
-BUNDLED = _captures(PCAPS)
-CORPUS = _captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
+BUNDLED = captures(PCAPS)
+CORPUS = captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
+SLICE_PACKETS = 200_000
 FORMATS = ["json", "jsonl", "csv", "table"]
-# the benchmark capture lives in the main checkout; a worktree may have none of its own
-BENCH_CAPTURE = next((p for p in (BENCH, ROOT.parent.parent / "main" / BENCH.relative_to(ROOT))
-                      if p.exists()), None)
 
 
 def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str,
          *paths: Path | str, extra: tuple[str, ...] = ()) -> tuple[int, bytes, str]:
     out = tmp_path / f"jobs{jobs}.{fmt}"
     status, stdout, stderr = run_cli(capsys, "analyze", *map(str, paths), "-f", fmt,
-                                     "-o", str(out), "--jobs", str(jobs), "--engine",
-                                     "native", *extra)
+                                     "-o", str(out), "--jobs", str(jobs), *extra)
     return status, out.read_bytes() if out.exists() else b"", stdout + stderr
 
 
@@ -105,11 +99,10 @@ def test_port_reuse_keeps_previous_ids(capsys: pytest.CaptureFixture[str],
     assert sorted(by_id) == list(range(1, len(records) + 1))
 
 
-@pytest.mark.skipif(BENCH_CAPTURE is None, reason="benchmarks/data/bench.pcap not recorded")
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/data/bench.pcap not recorded")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_benchmark_slice(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
-    assert BENCH_CAPTURE is not None
-    capture = _pcap_slice(BENCH_CAPTURE, SLICE_PACKETS, tmp_path / "slice.pcap")
+    capture = pcap_slice(BENCH, SLICE_PACKETS, tmp_path / "slice.pcap")
     _same(capsys, tmp_path, fmt, capture, jobs=(2, 3))
 
 
@@ -148,9 +141,3 @@ def test_unreadable_capture_fails_alike(capsys: pytest.CaptureFixture[str],
     single = run_cli(capsys, "analyze", str(missing), "-f", "jsonl")
     assert single[0] == 2
     assert run_cli(capsys, "analyze", str(missing), "-f", "jsonl", "--jobs", "2") == single
-
-
-def test_jobs_runs_natively(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """--jobs no longer falls back to the Python engine (which would refuse --engine native)."""
-    status, _, stderr = _run(capsys, tmp_path, 2, "jsonl", PCAPS / "linux" / "half_close.pcap")
-    assert (status, stderr) == (0, "")
