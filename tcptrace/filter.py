@@ -10,9 +10,8 @@ Grammar (the primitives of pcap-filter(7) that select TCP traffic):
 
 Without src/dst a primitive matches either direction, so a connection selected
 by host, net or port keeps both of its directions. The parser builds a small tree
-(`Node`, plain tuples) that both engines evaluate: `compile_filter` turns it into a
-vectorised function from a SegmentBatch to a boolean mask, and the native engine
-takes the tree itself (`parse_filter`), so both read one grammar.
+(`Node`, plain tuples) that the native engine evaluates per segment (src/filter.rs):
+a bad expression fails here, in one line, before any capture is read.
 """
 
 from __future__ import annotations
@@ -20,19 +19,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tcptrace.errors import FilterError
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    from tcptrace.decode import SegmentBatch
-
-    Mask = npt.NDArray[np.bool_]
-    Predicate = Callable[[SegmentBatch], Mask]
 Node = tuple[Any, ...]
 """A parsed expression: ("or", a, b), ("and", a, b), ("not", a), ("all",), ("ip", want_v4),
 ("addr", value, mask, direction) with 128-bit IPv4-mapped integers, ("ports", low, high,
@@ -52,13 +42,6 @@ def parse_filter(text: str) -> Node:
     if parser.pos != len(tokens):
         raise FilterError(f"unexpected '{tokens[parser.pos]}' in filter: {text}")
     return tree
-
-
-def compile_filter(text: str) -> Predicate:
-    """Parse `text` into a vectorised predicate; raise FilterError naming the offending word."""
-    from tcptrace.filter_masks import predicate  # numpy: only for the Python engine
-
-    return predicate(parse_filter(text))
 
 
 class _Parser:

@@ -1,9 +1,10 @@
-"""`analyze` on the native engine (tcptrace._native, the Rust crate beside this package).
+"""The engine (tcptrace._native, the Rust crate beside this package), as the commands use it.
 
-Rust reads the captures, runs the per-segment analysis and writes the jsonl, json and csv
-bytes itself; Python gets one run object, the summary and the source report as dicts and,
-for the table (which is for people), one row tuple per connection. Nothing here imports
-numpy or the Python engine: a small run starts in a few tens of milliseconds.
+Rust reads the captures, runs the per-segment analysis and writes the jsonl, json, csv and
+conn.log bytes itself; Python gets one run object, the summary and the source report as
+dicts and, for the table (which is for people), one row tuple per connection. `check`,
+`ladder` and `report` get the records as dicts (docs/output.md), streamed. A small run
+starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations

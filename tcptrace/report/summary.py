@@ -7,10 +7,7 @@ from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # the Python engine's record: `add`; the native engine's dicts: `add_record`
-    from tcptrace.model import ConnectionRecord
+from typing import Any
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -52,35 +49,8 @@ class Summary:
     requests: array[int] = field(default_factory=lambda: array("q"))
     port_reuse: int = 0
 
-    def add(self, r: ConnectionRecord) -> None:
-        self.connections += 1
-        self.outcomes[r.outcome] += 1
-        hs = r.handshake
-        if hs.rtt_ms is not None:
-            self.rtt_ms.append(hs.rtt_ms)
-        if hs.setup_ms is not None:
-            self.setup_ms.append(hs.setup_ms)
-        self.syn_retransmits += hs.syn_retransmits
-        self.ambiguous_handshakes += hs.ambiguity is not None and not hs.simultaneous_open
-        tw = r.close.time_wait
-        if tw is not None:
-            self.time_wait_sides[tw] += 1
-            if tw in ("client", "both"):
-                self.time_wait_endpoints[f"{_host(r.client.ip)}:*"] += 1
-            if tw in ("server", "both"):
-                self.time_wait_endpoints[f"{_host(r.server.ip)}:{r.server.port}"] += 1
-        if r.rst is not None:
-            self.rst_kinds[r.rst.kind] += 1
-            self.rst_senders[r.rst.sender] += 1
-        self.half_closes += r.half_close is not None
-        self.keepalive_connections += bool(r.keepalive.probes.client or r.keepalive.probes.server)
-        self.protocols[r.reuse.protocol or "other"] += 1
-        if r.reuse.requests:
-            self.requests.append(r.reuse.requests)
-        self.port_reuse += r.previous_id is not None
-
     def add_record(self, r: Mapping[str, Any]) -> None:
-        """`add` for a record as a dict (docs/output.md): the same counts."""
+        """Count one record (a dict, as docs/output.md describes it)."""
         self.connections += 1
         self.outcomes[r["outcome"]] += 1
         hs = r["handshake"]

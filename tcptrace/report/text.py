@@ -1,7 +1,7 @@
-"""The table and the summary as text, for people: shared by every engine and command.
+"""The table and the summary as text, for people: shared by `analyze` and `live`.
 
-Kept free of numpy and the record model, so the native engine's table (rows built in
-Rust) starts as fast as the command line itself.
+The rows are built in Rust; this module only lays them out, so a table starts as fast as
+the command line itself.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Analyzers: each watches one aspect of a connection and produces its part of the record."""
