@@ -290,9 +290,12 @@ def cmd_run(args: argparse.Namespace) -> int:
              ToolResult("C tcptrace -n", c_argv(capture))]
     if shutil.which("tcpdump"):  # the floor: reading the file at all
         tools.append(ToolResult("tcpdump -r FILE -w /dev/null", tcpdump_argv(capture)))
-    if args.with_python_engine:
-        tools.append(ToolResult("ours, Python engine (--engine python)",
-                                [*ours_argv(capture), "--engine", "python"]))
+    if args.with_zeek:
+        tools.append(ToolResult("ours, every analysis (--zeek --verify-checksums)",
+                                [*ours_argv(capture), "--zeek", "--verify-checksums"]))
+    if args.with_jobs:
+        tools.append(ToolResult(f"ours, --jobs {args.with_jobs}",
+                                [*ours_argv(capture), "--jobs", str(args.with_jobs)]))
     tshark = ToolResult("tshark -q -z conv,tcp", tshark_argv(capture)) if args.with_tshark else None
     tshark_rounds = args.tshark_rounds if args.tshark_rounds is not None else args.rounds
 
@@ -477,8 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", parents=[common, pin], help="time ours vs C tcptrace (default)")
     r.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     r.add_argument("--with-tshark", action="store_true", help="also time tshark -z conv,tcp")
-    r.add_argument("--with-python-engine", action="store_true",
-                   help="also time the Python engine (the reference), e.g. for the speed-up")
+    r.add_argument("--with-zeek", action="store_true",
+                   help="also time ours with every analysis on (--zeek --verify-checksums)")
+    r.add_argument("--with-jobs", type=int, metavar="N",
+                   help="also time ours with --jobs N (shard threads)")
     r.add_argument("--tshark-rounds", type=int, default=None,
                    help="rounds that include tshark (default: all; it takes ~20 s a run)")
     r.add_argument("--json", metavar="FILE", help="write the results as JSON")

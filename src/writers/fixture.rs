@@ -1,4 +1,5 @@
-//! Test records built by testdata/gen_records.py from the Python reference: the bundled
+//! Test records built from the Python reference (testdata/records.rs; expected.* are the
+//! Python writers' output for them, frozen when the Python engine left): the bundled
 //! captures' records plus edge cases (null sub-records, empty lists, non-ASCII and control
 //! characters, IPv6, huge, tiny, negative-zero and non-finite floats, duplicate ids).
 
