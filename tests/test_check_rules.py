@@ -211,3 +211,64 @@ def test_outcome_and_rst_kind_names_are_the_record_schema_enums() -> None:
     kinds = [k for option in props["rst"]["anyOf"] if "properties" in option
              for k in option["properties"]["kind"]["enum"]]
     assert list(RST_KINDS) == kinds
+
+
+SLIM_RULES = """
+[[rule]]
+check = "handshake"
+metric = "rtt_ms"
+percentile = 50
+max_ms = 0.01
+[[rule]]
+check = "handshake"
+metric = "setup_ms"
+max_ms = 0.01
+[[rule]]
+check = "syn_retransmits"
+max = 0
+[[rule]]
+check = "rst"
+sender = "server"
+[[rule]]
+check = "time_wait"
+on = "server"
+where = { side = "server", port = 8080 }
+[[rule]]
+check = "time_wait_concurrency"
+max = 0
+per = "endpoint"
+[[rule]]
+check = "half_close"
+[[rule]]
+check = "reuse"
+min_requests = 2
+[[rule]]
+check = "reuse"
+protocol = "any"
+min_mean = 5
+[[rule]]
+check = "completed"
+[[rule]]
+check = "connections"
+max = 1
+"""
+
+
+def test_slim_records_give_the_same_verdicts() -> None:
+    """`check` keeps only `slim(record)` per connection: every check, on every bundled
+    capture, must judge it as it judges the whole record (a rule that reads a field slim
+    leaves out fails here with a KeyError)."""
+    from conftest import PCAPS, analyze
+
+    from tcptrace.check.evaluate import evaluate, slim
+
+    rules = parse_rules(SLIM_RULES, "slim.toml")
+    assert {r.check for r in rules} == set(CHECKS)
+    for capture in sorted(PCAPS.rglob("*.pcap*")):
+        records, _ = analyze(capture)
+        full = evaluate(rules, records)
+        thin = evaluate(rules, [slim(r) for r in records])
+        assert [(r.passed, r.checked, r.detail, [(o.record["id"], o.reason) for o in r.offenders])
+                for r in full] == \
+            [(r.passed, r.checked, r.detail, [(o.record["id"], o.reason) for o in r.offenders])
+             for r in thin], capture

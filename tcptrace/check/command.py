@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from tcptrace import native
-from tcptrace.check.evaluate import evaluate
+from tcptrace.check.evaluate import evaluate, slim
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
@@ -95,7 +95,7 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
     records: list[dict[str, Any]] = []
     try:
-        native.read_records(run, records.append)
+        native.read_records(run, lambda record: records.append(slim(record)))
     finally:
         if not quiet:
             for warning in run.warnings():

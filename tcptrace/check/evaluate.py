@@ -37,6 +37,28 @@ Verdict = tuple[bool, str, list[Offender]]
 Evaluator = Callable[[Mapping[str, Any], list[Record]], Verdict]
 
 
+def slim(record: Mapping[str, Any]) -> Record:
+    """The parts of a record the rules and their reports read (see the evaluators below):
+    `check` keeps one per connection, so the state histories, keep-alive intervals and
+    idle gaps (most of a record's size) are dropped as each record arrives."""
+    hs, close, rst, half = (record["handshake"], record["close"], record["rst"],
+                            record["half_close"])
+    return {
+        "id": record["id"], "previous_id": record["previous_id"],
+        "client": record["client"], "server": record["server"],
+        "first_ts": record["first_ts"], "outcome": record["outcome"],
+        "handshake": {"setup_ms": hs["setup_ms"], "rtt_ms": hs["rtt_ms"],
+                      "syn_retransmits": hs["syn_retransmits"]},
+        "rst": None if rst is None else {"kind": rst["kind"], "sender": rst["sender"]},
+        "close": {"time_wait": close["time_wait"], "time_wait_ts": close["time_wait_ts"],
+                  "time_wait_until": close["time_wait_until"]},
+        "half_close": None if half is None else {"side": half["side"],
+                                                 "bytes_after_fin": half["bytes_after_fin"]},
+        "reuse": {"protocol": record["reuse"]["protocol"],
+                  "requests": record["reuse"]["requests"]},
+    }
+
+
 def evaluate(rules: Iterable[Rule], records: Iterable[Record]) -> list[Result]:
     """The result of every rule, in the order given; `records` as docs/output.md has them."""
     ordered = sorted(records, key=lambda r: r["id"])
