@@ -96,6 +96,15 @@ impl PyProgress {
     fn frames(&self) -> u64 {
         self.inner.frames.load(Ordering::Relaxed)
     }
+    /// End the input before the next piece (from another thread while `execute` runs):
+    /// the open connections are then reported as they stand and the report is completed.
+    fn stop(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+    }
+    #[getter]
+    fn stopped(&self) -> bool {
+        self.inner.stop.load(Ordering::Relaxed)
+    }
 }
 
 /// One analysis run: `execute(write)` reads every capture and writes the records;

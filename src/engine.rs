@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
@@ -71,6 +71,9 @@ pub struct Progress {
     pub bytes: Arc<AtomicU64>,
     /// Frames read.
     pub frames: AtomicU64,
+    /// Asked to stop (Ctrl-C, SIGTERM): the input ends before the next piece, and the
+    /// connections open then are reported as they stand, so the report stays whole.
+    pub stop: AtomicBool,
 }
 
 /// Why a run stopped early.
@@ -190,6 +193,9 @@ impl Engine {
             PIECE
         };
         loop {
+            if self.progress.stop.load(Ordering::Relaxed) {
+                break;
+            }
             let (piece, ends_batch) = match captures.next_piece(&mut self.source, piece_size) {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
@@ -430,5 +436,82 @@ pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
         text.clone()
     } else {
         "panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// download.pcap forty times over, each copy 100 s after the previous: 10,560 frames
+    /// (more than a feed slice: connections end before the input does) in 8 MiB.
+    fn repeated_download(dir: &std::path::Path) -> (String, u64) {
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/pcaps/transfer/download.pcap"
+        ))
+        .unwrap();
+        let mut out = raw[..24].to_vec();
+        let mut frames = 0;
+        for copy in 0..COPIES {
+            let mut at = 24;
+            while at + 16 <= raw.len() {
+                let caplen = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
+                let sec = u32::from_le_bytes(raw[at..at + 4].try_into().unwrap()) + 100 * copy;
+                out.extend_from_slice(&sec.to_le_bytes());
+                out.extend_from_slice(&raw[at + 4..at + 16 + caplen]);
+                at += 16 + caplen;
+                frames += 1;
+            }
+        }
+        let path = dir.join("repeated.pcap");
+        std::fs::write(&path, out).unwrap();
+        (path.to_string_lossy().into_owned(), frames)
+    }
+
+    const COPIES: u32 = 40;
+
+    #[test]
+    fn stop_ends_the_input_and_reports_what_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, total) = repeated_download(dir.path());
+        let mut whole = Engine::new(vec![path.clone()], Options::default());
+        let mut all = 0;
+        whole
+            .run(|_| {
+                all += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((all, whole.source.frames), (COPIES, total));
+
+        // stopped at the first record: the input ends at the next piece, the rest is closed
+        let mut engine = Engine::new(vec![path], Options::default());
+        let progress = engine.progress.clone();
+        let mut records = Vec::new();
+        engine
+            .run(|record| {
+                progress.stop.store(true, Ordering::Relaxed);
+                records.push(record);
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            engine.source.frames < total,
+            "{} of {total}",
+            engine.source.frames
+        );
+        assert!(!records.is_empty() && records.len() < COPIES as usize);
+        let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, (1..=records.len() as u64).collect::<Vec<_>>());
+
+        // stopped before it began: nothing read, an empty report
+        let mut engine = Engine::new(
+            vec![dir.path().join("repeated.pcap").to_string_lossy().into()],
+            Options::default(),
+        );
+        engine.progress.stop.store(true, Ordering::Relaxed);
+        engine.run(|_| panic!("no record")).unwrap();
+        assert_eq!(engine.source.frames, 0);
     }
 }

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import gc
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import IO, Any, NoReturn
 
 import click
@@ -18,7 +21,7 @@ import click
 from tcptrace import __version__
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
-from tcptrace.errors import TcptraceError
+from tcptrace.errors import Interrupted, TcptraceError, Terminated
 
 EXIT_USAGE = 2
 # Commands in modules of their own, imported only when run (or listed by --help): `analyze`
@@ -109,6 +112,9 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,
                                   verify_checksums=verify_checksums, watch=watch, jobs=jobs)
+    except Interrupted as exc:
+        warnings = exc.warnings
+        raise
     finally:
         if not isinstance(out, str):
             out.flush()
@@ -150,12 +156,35 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _stop(signum: int, detail: str = "") -> NoReturn:
+    """A run stopped by a signal: one line, and the shell's convention for the status."""
+    click.echo(f"tcptrace: interrupted by {signal.Signals(signum).name}{detail}", err=True)
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every user-caused failure into one line."""
     # `check` and `report` hold a dict per connection (hundreds of thousands of objects,
     # no reference cycles); the default GC thresholds would rescan them over and over.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    # SIGTERM stops a run as Ctrl-C does (the report of what was read, then exit 143);
+    # the previous handler is back afterwards (tests call main() in their own process)
+    if threading.current_thread() is not threading.main_thread():
+        _main(argv)
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         status = cli.main(args=argv, prog_name="tcptrace", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # plain `tcptrace`: help, not an error
@@ -164,8 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as exc:
         hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(f"{exc.format_message()}{hint}")
-    except click.Abort:
-        _fail("interrupted")
+    except Interrupted as exc:  # the engine stopped where it was; what it read is reported
+        covered = "; the report covers them" if exc.report_written else ""
+        _stop(exc.signum, f" after {exc.frames} frames{covered}")
+    except click.Abort:  # Ctrl-C outside a run (click turns KeyboardInterrupt into Abort)
+        _stop(signal.SIGINT)
+    except Terminated:
+        _stop(signal.SIGTERM)
     except TcptraceError as exc:
         _fail(str(exc))
     except BrokenPipeError:  # `tcptrace analyze big.pcap | head`

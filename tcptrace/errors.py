@@ -28,3 +28,21 @@ class UnknownInterfaceError(LiveCaptureError):
 class EngineFailure(TcptraceError):
     """The native engine failed (a bug): reported in one line naming the file and the frame,
     after the connections read so far were written."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (the command line turns it into this, as Python turns SIGINT into
+    KeyboardInterrupt): a run stops the way Ctrl-C stops it."""
+
+
+class Interrupted(Exception):
+    """A run was stopped by a signal after its report was completed for the frames read so
+    far: the command line prints one line and exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int, frames: int) -> None:
+        super().__init__(signum, frames)
+        self.signum, self.frames = signum, frames
+        self.report_written = False
+        """Whether the report (of the frames read) was written before this was raised."""
+        self.warnings: list[str] = []
+        """The run's warnings about what it read (printed before the one line)."""

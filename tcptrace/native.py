@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import IO, TYPE_CHECKING, Any
 
-from tcptrace.errors import EngineFailure
+from tcptrace.errors import EngineFailure, Interrupted, Terminated
 
 if TYPE_CHECKING:
     from tcptrace._native import Run
 
 NATIVE_FORMATS = ("table", "json", "jsonl", "csv", "zeek")
+POLL_S = 0.1
+"""How often the waiting thread wakes (signals are handled at once regardless)."""
 PANIC_HOOK = "TCPTRACE_PANIC_AT_FRAME"
 """Test hook: the frame (1-based) at which the engine panics, to prove that a panic
 reaches the user as one line, with the records read so far written."""
@@ -64,9 +68,9 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
     sink = out if isinstance(out, str) else out.write
     try:
         with watch(lambda: (progress.bytes, progress.frames)) if watch else nullcontext():
-            run.execute(sink)
+            interrupted = execute(run, sink)
     except EngineFailure as exc:
-        failure = exc
+        failure, interrupted = exc, None
     if fmt == "json":
         import json
 
@@ -81,7 +85,46 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
         run.write(render_summary(run.summary(), run.source_report()).encode())
     if failure is not None:
         raise failure
+    if interrupted is not None:
+        interrupted.report_written = True
+        interrupted.warnings = list(run.warnings())
+        raise interrupted
     return list(run.warnings())
+
+
+def execute(run: Run, out: Any) -> Interrupted | None:
+    """`run.execute(out)`, stoppable: the engine works in a thread of its own (without the
+    GIL) while this one waits, so that Ctrl-C (KeyboardInterrupt) and SIGTERM (Terminated)
+    reach Python at once. Either ends the input where the engine is: the connections open
+    then are reported as they stand, the report is whole, and the Interrupted returned says
+    how far it got (the caller completes the report, then raises it). Errors of the run are
+    raised here."""
+    outcome: list[BaseException] = []
+    progress = run.progress()  # (not while executing: the run is borrowed then)
+
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            run.execute(out)
+        except BaseException as exc:  # raised again in the caller's thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    # An Event, not Thread.join: a join cut short by a signal can leave the thread looking
+    # finished while it runs (CPython's tstate lock), an Event wait cannot.
+    threading.Thread(target=work, name="tcptrace-engine", daemon=True).start()
+    signum: int | None = None
+    while not done.is_set():
+        try:
+            done.wait(POLL_S)
+        except (KeyboardInterrupt, Terminated) as exc:
+            progress.stop()
+            signum = int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    if outcome:
+        raise outcome[0]
+    return None if signum is None else Interrupted(signum, progress.frames)
 
 
 
@@ -116,7 +159,8 @@ def read_records(run: Run, each: Callable[[dict[str, Any]], object]) -> None:
     connection ends: memory is bounded by the connections open at once, as for `analyze`.
 
     Rust builds the dicts and hands them over in lists of a few hundred. Raises
-    CaptureError, EngineFailure as `analyze` does; `run.warnings()` then still holds the
+    CaptureError, EngineFailure as `analyze` does, and Interrupted after a Ctrl-C or SIGTERM
+    (once every record read was handed over); `run.warnings()` then still holds the
     warnings of what was read.
     """
 
@@ -131,7 +175,9 @@ def read_records(run: Run, each: Callable[[dict[str, Any]], object]) -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        run.execute(take)
+        interrupted = execute(run, take)
     finally:
         if collecting:
             gc.enable()
+    if interrupted is not None:  # a verdict on part of the capture would mislead
+        raise interrupted

@@ -171,7 +171,8 @@ fn read(
     // pieces sent, oldest first: one every shard dropped is the reader's again
     let mut sent: VecDeque<Arc<MappedPiece>> = VecDeque::new();
     loop {
-        if abort.load(Ordering::Relaxed) {
+        // a failing shard (abort), or the user (stop: the input ends here, as in one thread)
+        if abort.load(Ordering::Relaxed) || progress.stop.load(Ordering::Relaxed) {
             return (mapper, None);
         }
         // before the read, so that the chunk reader finds their bytes' buffers free
