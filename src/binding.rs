@@ -300,6 +300,7 @@ impl Run {
                 Err(e) => Err(e),
             }
         });
+        let result = created(out, result, &mut failure);
         finish_execute(py, result, &mut failure)
     }
 
@@ -452,8 +453,23 @@ impl Run {
             (outcome, made)
         });
         *report = Some(made);
+        let result = created(out, result, &mut failure);
         finish_execute(py, result, &mut failure)
     }
+}
+
+/// A successful run's output file exists even when no byte was written to it.
+fn created(
+    out: &mut Sink,
+    result: Result<(), RunError>,
+    failure: &mut Option<PyErr>,
+) -> Result<(), RunError> {
+    result?;
+    out.open().map_err(|err| {
+        let message = err.to_string();
+        *failure = Some(err);
+        RunError::Emit(message)
+    })
 }
 
 /// A run's outcome as Python sees it: the write error as raised, CaptureError for an
@@ -507,7 +523,13 @@ fn row_tuple(py: Python<'_>, r: TableRow) -> PyResult<Bound<'_, PyTuple>> {
 /// object per megabyte, no call into Python); a stream Python replaced (a test's capture)
 /// gets them through its `write`.
 enum Sink {
-    File(std::fs::File),
+    /// A file, opened (created, truncated) at its first byte: by then the captures were
+    /// opened and their first frames read, so a capture that cannot be read destroys no
+    /// earlier output (tcptrace/outputs.py).
+    File {
+        path: std::path::PathBuf,
+        file: Option<std::fs::File>,
+    },
     Stdout,
     Python(Py<PyAny>),
 }
@@ -518,15 +540,26 @@ impl Sink {
             if path.as_os_str() == "-" {
                 return Ok(Sink::Stdout);
             }
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .map_err(|e| os_error(out.py(), e, &path))?;
-            return Ok(Sink::File(file));
+            return Ok(Sink::File { path, file: None });
         }
         Ok(Sink::Python(out.clone().unbind()))
+    }
+
+    /// Create (truncate) the output file now if no byte opened it yet: a run that ends
+    /// without output still leaves its (empty) report.
+    fn open(&mut self) -> Result<(), PyErr> {
+        if let Sink::File { path, file } = self {
+            if file.is_none() {
+                let opened = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&*path)
+                    .map_err(|e| Python::attach(|py| os_error(py, e, path)))?;
+                *file = Some(opened);
+            }
+        }
+        Ok(())
     }
 
     /// Hand the records of `batch` to Python's callable as a list of dicts, and empty it;
@@ -563,9 +596,28 @@ impl Sink {
         if buf.is_empty() {
             return Ok(());
         }
+        let result = match self.open() {
+            Err(err) => Err(err),
+            Ok(()) => self.write_all(buf),
+        };
+        buf.clear();
+        result.map_err(|err| {
+            let message = err.to_string();
+            *failure = Some(err);
+            message
+        })
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> PyResult<()> {
         use std::io::Write;
-        let result = match self {
-            Sink::File(file) => file.write_all(buf).map_err(PyErr::from),
+        match self {
+            Sink::File {
+                path,
+                file: Some(file),
+            } => file
+                .write_all(buf)
+                .map_err(|e| Python::attach(|py| os_error(py, e, path))),
+            Sink::File { file: None, .. } => Ok(()),
             Sink::Stdout => {
                 let mut stdout = std::io::stdout().lock();
                 stdout
@@ -576,13 +628,7 @@ impl Sink {
             Sink::Python(write) => {
                 Python::attach(|py| write.call1(py, (PyBytes::new(py, buf),)).map(|_| ()))
             }
-        };
-        buf.clear();
-        result.map_err(|err| {
-            let message = err.to_string();
-            *failure = Some(err);
-            message
-        })
+        }
     }
 }
 

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
 from typing import IO, Any, NoReturn
 
@@ -24,6 +25,9 @@ from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import Interrupted, TcptraceError, Terminated
 
 EXIT_USAGE = 2
+WHOLE_DOCUMENT_FORMATS = ("json", "table")
+"""Formats whose -o file is written beside the target and renamed into place on success
+(the others stream, in place: tcptrace.outputs)."""
 # Commands in modules of their own, imported only when run (or listed by --help): `analyze`
 # starts in a few tens of milliseconds without libpcap's bindings, the rules or the report.
 LAZY_COMMANDS = {
@@ -96,18 +100,33 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
                     msl: float, linger: float, max_flows: int, quiet: bool,
                     jobs: int = 1, *, zeek: bool = False,
                     verify_checksums: bool = False) -> None:
-    from tcptrace import native
-
     tree = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
 
         tree = parse_filter(filter_)
+    from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
+
+    refuse_inputs(output, paths)
+    if output is None or output == "-":
+        target: AbstractContextManager[str | IO[bytes]] = nullcontext(_stdout())
+    elif fmt in WHOLE_DOCUMENT_FORMATS:  # written beside, renamed into place on success
+        target = replaced_on_success(output)
+    else:  # streamed in place; the engine opens (truncates) it at its first byte
+        check_writable(output)
+        target = nullcontext(output)
     watch = None if quiet else _progress_watch(paths)
+    with target as out:
+        _run_analysis(paths, fmt, out, tree, msl, linger, max_flows, quiet, jobs, zeek=zeek,
+                      verify_checksums=verify_checksums, watch=watch)
+
+
+def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], tree: Any, msl: float,
+                  linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
+                  verify_checksums: bool, watch: Callable[..., Any] | None) -> None:
+    from tcptrace import native
+
     warnings: list[str] = []
-    if output:
-        open(output, "wb").close()  # an unwritable -o fails here, before any reading
-    out = output or _stdout()
     try:
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,

@@ -71,7 +71,9 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     still open and the summary. Needs capture rights (root or CAP_NET_RAW).
     """
     from tcptrace import native
+    from tcptrace.outputs import refuse_same
 
+    refuse_same(write, output, "-w and -o")  # the saved packets would overwrite the report
     if not native.available():
         raise LiveCaptureError("live capture needs the native engine, which this "
                                "installation lacks (reinstall tcptrace)")

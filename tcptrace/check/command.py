@@ -16,6 +16,7 @@ from tcptrace.check.output import FORMATS, write_github, write_json, write_junit
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 
 EXIT_FAILED = 1
 
@@ -92,6 +93,9 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     if not rules:
         raise click.UsageError("no rules: give --rules FILE or a rule flag such as --no-rst",
                                ctx)
+    if junit:
+        refuse_inputs(junit, captures, "--junit")
+        check_writable(junit)
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
     records: list[dict[str, Any]] = []
     try:
@@ -108,7 +112,8 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     else:
         write_text(sys.stdout, results, len(records), limit)
     if junit:
-        write_junit(junit, results, len(records))
+        with replaced_on_success(junit) as temp:
+            write_junit(temp, results, len(records))
     if not all(r.passed for r in results):
         # SystemExit, not ctx.exit: click returns ctx.exit codes from main() in
         # non-standalone mode, and tcptrace.cli.main drops them.

@@ -17,6 +17,7 @@ from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
+from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
 from tcptrace.report.trace import Record, Trace, trace_of
@@ -85,13 +86,15 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
 def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
            max_segments: int) -> None:
     """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams."""
+    refuse_inputs(output, captures)
+    check_writable(output)  # before the reading, which can take minutes
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
     native.trace(run, limit=max_segments)
     records: list[Record] = []
     native.read_records(run, lambda record: records.append(html.slim(record)))
     records.sort(key=lambda r: r["id"])
     page = html.render(records, run.source_report(), list(captures), msl)
-    with open(output, "w", encoding="utf-8") as out:
+    with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
         out.write(page)
     for warning in run.warnings():
         click.echo(f"tcptrace: warning: {warning}", err=True)
