@@ -38,8 +38,26 @@ LAZY_COMMANDS = {
 }
 
 
+class PipeClosed(Exception):
+    """Standard output was closed by its reader (`| head -1`): raised in place of the
+    BrokenPipeError, which click would otherwise turn into exit status 1 on its own."""
+
+
 class LazyGroup(click.Group):
     """A click group whose other commands are imported on first use."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:  # (--help and --version write here)
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError as exc:
+            raise PipeClosed from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise PipeClosed from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
@@ -142,6 +160,21 @@ def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], tree: Any, m
                 click.echo(f"tcptrace: warning: {warning}", err=True)
 
 
+def silence_stdout() -> None:
+    """After the reader of standard output went away: later writes, and the flush at exit,
+    go to /dev/null instead of raising BrokenPipeError again (Python's documented recipe,
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno() if sys.stdout is not None else 1)
+    except (AttributeError, ValueError, OSError):  # a stream Python replaced (tests)
+        pass
+    finally:
+        os.close(devnull)
+
+
 def _stdout() -> str | IO[bytes]:
     """Where the report goes without -o: "-" (the engine writes the process's standard output
     itself) when sys.stdout is that, else the binary stream under the sys.stdout a caller put
@@ -221,8 +254,8 @@ def _main(argv: list[str] | None) -> None:
         _stop(signal.SIGTERM)
     except TcptraceError as exc:
         _fail(str(exc))
-    except BrokenPipeError:  # `tcptrace analyze big.pcap | head`
-        sys.stderr.close()
+    except (PipeClosed, BrokenPipeError):  # `tcptrace analyze big.pcap | head`: done, quietly
+        silence_stdout()
         sys.exit(0)
     except OSError as exc:
         _fail(f"{exc.filename or ''}: {exc.strerror}" if exc.strerror else str(exc))

@@ -105,12 +105,18 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
             for warning in run.warnings():
                 click.echo(f"tcptrace: warning: {warning}", err=True)
     results = evaluate(rules, records)
-    if fmt == "json":
-        write_json(sys.stdout, results, run.source_report())
-    elif fmt == "github":
-        write_github(sys.stdout, results, len(records), limit)
-    else:
-        write_text(sys.stdout, results, len(records), limit)
+    try:
+        if fmt == "json":
+            write_json(sys.stdout, results, run.source_report())
+        elif fmt == "github":
+            write_github(sys.stdout, results, len(records), limit)
+        else:
+            write_text(sys.stdout, results, len(records), limit)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the verdict below is the exit status all the same
+        from tcptrace.cli import silence_stdout
+
+        silence_stdout()
     if junit:
         with replaced_on_success(junit) as temp:
             write_junit(temp, results, len(records))
