@@ -133,9 +133,11 @@ TraceSelect = int | tuple[str, int] | None
 
 
 def record_run(paths: list[str], *, filter_text: str | None = None,
-               msl_s: float) -> Run:
+               msl_s: float, linger_s: float = 0.5, max_flows: int = 1_000_000,
+               verify_checksums: bool = False) -> Run:
     """A run yielding records to Python (`read_records`), for `check`, `ladder` and
-    `report`. A bad --filter fails here, before any reading."""
+    `report`, analyzed as `analyze` would with the same options. A bad --filter fails
+    here, before any reading."""
     from tcptrace import _native
 
     tree = None
@@ -143,7 +145,8 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
         from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
 
         tree = parse_filter(filter_text)
-    return _native.Run(paths, "records", tree, msl_s)
+    return _native.Run(paths, "records", tree, msl_s, linger_s, max_flows,
+                       verify_checksums=verify_checksums)
 
 
 def trace(run: Run, select: TraceSelect = None, *, limit: int | None = None,

@@ -109,7 +109,7 @@ def test_port_reuse_ends_the_earlier_time_wait(capsys: pytest.CaptureFixture[str
     code, results = verdicts(capsys, str(CRAFTED / "port_reuse.pcap"), "--max-time-wait", "1")
     assert code == 0 and results[0]["detail"] == "at most 1 at once (on 10.0.0.1:40008)"
     code, results = verdicts(capsys, str(CRAFTED / "port_reuse.pcap"),
-                             "--max-time-wait", "0", "--time-wait-on", "client")
+                             "--time-wait-on", "client", "--max-time-wait", "0")
     assert code == 1 and results == [  # flag rules come in --help order
         {"passed": True, "ids": [], "detail": "2 connections checked"},
         {"passed": False, "ids": [1], "detail": "10.0.0.1:40008 held 1 at once (max 0)"}]
@@ -227,8 +227,8 @@ def test_github_annotations(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
         "always%2C 100%25::1 of 2 connections%0A#1 10.77.0.1:42150 -> 10.77.0.2:8080 at "
         "2026-11-22T03:24:48.747063Z (1795317888.747063): TIME_WAIT held by the client\n"
         "FAILED: 2 of 2 rules failed; 2 connections analyzed\n")
-    code, out, _ = run(capsys, str(LINUX / "syn_retransmit.pcap"), "--no-rst",
-                       "--max-handshake-ms", "100", "--format", "github")
+    code, out, _ = run(capsys, str(LINUX / "syn_retransmit.pcap"), "--max-handshake-ms",
+                       "100", "--no-rst", "--format", "github")
     assert code == 1 and out == (  # a flag rule has no file to point at
         "::error title=tcptrace check failed%3A handshake setup_ms every connection <= 100 ms::"
         "1 of 1 measured connection%0A#1 10.77.0.1:55178 -> 10.77.0.2:8080 at "
@@ -241,8 +241,8 @@ def test_junit_xml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rules = rules_file(tmp_path, '[[rule]]\nname = "no refused connects"\ncheck = "rst"\n'
                                  'kinds = ["REFUSED"]\n')
     report = tmp_path / "check.xml"
-    code, out, _ = run(capsys, *ALL_LINUX, "--rules", rules, "--no-half-close",
-                       "--max-handshake-p99-ms", "200", "--junit", str(report))
+    code, out, _ = run(capsys, *ALL_LINUX, "--rules", rules, "--max-handshake-p99-ms", "200",
+                       "--no-half-close", "--junit", str(report))
     assert code == 1 and out.startswith("FAIL  no refused connects: 1 of 13 connections\n")
     root = ET.parse(report).getroot()
     assert root.tag == "testsuites"

@@ -16,58 +16,80 @@ from tcptrace.check.output import FORMATS, write_github, write_json, write_junit
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.options import analysis_options
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 
 EXIT_FAILED = 1
 
 
-FLAG_RULES: list[tuple[str, str, Callable[[Any], dict[str, Any]]]] = [
-    # (flag, its click parameter, the [[rule]] table it stands for), in --help order
-    ("--max-handshake-ms", "max_handshake_ms",
-     lambda ms: {"check": "handshake", "metric": "setup_ms", "max_ms": ms}),
-    ("--max-handshake-p99-ms", "max_handshake_p99_ms",
-     lambda ms: {"check": "handshake", "metric": "rtt_ms", "percentile": 99, "max_ms": ms}),
-    ("--max-syn-retransmits", "max_syn_retransmits",
-     lambda n: {"check": "syn_retransmits", "max": n}),
-    ("--no-rst", "no_rst", lambda _: {"check": "rst"}),
-    ("--time-wait-on", "time_wait_on", lambda side: {"check": "time_wait", "on": side}),
-    ("--max-time-wait", "max_time_wait",
-     lambda n: {"check": "time_wait_concurrency", "max": n}),
-    ("--no-half-close", "no_half_close", lambda _: {"check": "half_close"}),
-    ("--min-requests", "min_requests", lambda n: {"check": "reuse", "min_requests": n}),
-    ("--no-incomplete", "no_incomplete", lambda _: {"check": "completed"}),
-    ("--min-connections", "min_connections", lambda n: {"check": "connections", "min": n}),
-]
+SETUP = lambda ms: {"check": "handshake", "metric": "setup_ms", "max_ms": ms}  # noqa: E731
+RTT_P99 = lambda ms: {  # noqa: E731
+    "check": "handshake", "metric": "rtt_ms", "percentile": 99, "max_ms": ms}
+FLAG_RULES: dict[str, Callable[[Any], dict[str, Any]]] = {
+    # flag: the [[rule]] table it stands for
+    "--max-setup-ms": SETUP,
+    "--max-rtt-p99-ms": RTT_P99,
+    # the names before 0.2, which did not say what they measure: still accepted, hidden
+    "--max-handshake-ms": SETUP,
+    "--max-handshake-p99-ms": RTT_P99,
+    "--max-syn-retransmits": lambda n: {"check": "syn_retransmits", "max": n},
+    "--no-rst": lambda _: {"check": "rst"},
+    "--time-wait-on": lambda side: {"check": "time_wait", "on": side},
+    "--max-time-wait": lambda n: {"check": "time_wait_concurrency", "max": n},
+    "--no-half-close": lambda _: {"check": "half_close"},
+    "--min-requests": lambda n: {"check": "reuse", "min_requests": n},
+    "--no-incomplete": lambda _: {"check": "completed"},
+    "--min-connections": lambda n: {"check": "connections", "min": n},
+}
+EMPTY_RULE = {"check": "connections", "min": 1,
+              "name": "at least one connection checked (--allow-empty passes on none)"}
+"""Added when nothing was checked: an empty capture, or a --filter matching nothing (tcpdump
+on the wrong interface), must not be a green build."""
 
 
-def _flag_rules(flags: dict[str, Any]) -> list[Rule]:
-    """The rules the one-off flags stand for, validated like [[rule]] tables."""
-    return [flag_rule(flag, table(flags[key])) for flag, key, table in FLAG_RULES
-            if flags[key] is not None and flags[key] is not False]
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Note a rule flag given on the command line: click processes the parameters in the
+    order they were typed, so the rules keep that order."""
+    if value is not None and value is not False and param.opts:
+        ctx.meta.setdefault("tcptrace.rule_flags", []).append((param.opts[0], value))
+    return value
+
+
+def _flag_rules(ctx: click.Context) -> list[Rule]:
+    """The rules the one-off flags stand for, in command-line order, validated like
+    [[rule]] tables."""
+    return [flag_rule(flag, FLAG_RULES[flag](value))
+            for flag, value in ctx.meta.get("tcptrace.rule_flags", [])]
 
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-r", "--rules", "rules_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Rules file (TOML, see docs/check.md); combines with the rule flags.")
-@click.option("--max-handshake-ms", type=FiniteFloat(), metavar="MS",
-              help="Every connection's set-up time (handshake.setup_ms) is at most MS.")
-@click.option("--max-handshake-p99-ms", type=FiniteFloat(), metavar="MS",
-              help="The p99 handshake round trip (handshake.rtt_ms) is at most MS.")
+@click.option("--max-setup-ms", type=FiniteFloat(), metavar="MS", callback=_remember,
+              help="Every connection's set-up time (handshake.setup_ms: SYN to the client's "
+                   "ACK) is at most MS.")
+@click.option("--max-rtt-p99-ms", type=FiniteFloat(), metavar="MS", callback=_remember,
+              help="The handshake round trip (handshake.rtt_ms) at p99 is at most MS.")
+@click.option("--max-handshake-ms", type=FiniteFloat(), callback=_remember, hidden=True)
+@click.option("--max-handshake-p99-ms", type=FiniteFloat(), callback=_remember, hidden=True)
 @click.option("--max-syn-retransmits", type=click.IntRange(min=0), metavar="N",
-              help="No connection retransmits its SYN more than N times.")
-@click.option("--no-rst", is_flag=True, help="Any RST fails.")
-@click.option("--time-wait-on", type=click.Choice(SIDES),
+              callback=_remember, help="No connection retransmits its SYN more than N times.")
+@click.option("--no-rst", is_flag=True, callback=_remember, help="Any RST fails.")
+@click.option("--time-wait-on", type=click.Choice(SIDES), callback=_remember,
               help="Only this side may hold TIME_WAIT (the other side or both fails).")
-@click.option("--max-time-wait", type=click.IntRange(min=0), metavar="N",
+@click.option("--max-time-wait", type=click.IntRange(min=0), metavar="N", callback=_remember,
               help="At most N TIME_WAITs held at once per holder ip:port.")
-@click.option("--no-half-close", is_flag=True, help="Any half-close fails.")
-@click.option("--min-requests", type=click.IntRange(min=0), metavar="N",
+@click.option("--no-half-close", is_flag=True, callback=_remember,
+              help="Any half-close fails.")
+@click.option("--min-requests", type=click.IntRange(min=0), metavar="N", callback=_remember,
               help="Every HTTP connection carries at least N requests (keep-alive reuse).")
-@click.option("--no-incomplete", is_flag=True,
+@click.option("--no-incomplete", is_flag=True, callback=_remember,
               help="Connections UNANSWERED, HANDSHAKE_FAILED or REFUSED fail.")
 @click.option("--min-connections", type=click.IntRange(min=0), metavar="N",
-              help="At least N connections (guards against an empty capture).")
+              callback=_remember, help="At least N connections.")
+@click.option("--allow-empty", is_flag=True,
+              help="Pass when no connection was checked (by default that fails).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",
               show_default=True, help="Report format on stdout.")
 @click.option("--junit", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
@@ -79,24 +101,28 @@ def _flag_rules(flags: dict[str, Any]) -> list[Rule]:
               help='Check only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
+@analysis_options
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
 @click.pass_context
 def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | None, fmt: str,
           junit: str | None, limit: int, filter_: str | None, msl: float, quiet: bool,
+          allow_empty: bool, linger: float, max_flows: int, verify_checksums: bool,
           **flags: Any) -> None:
     """Fail (exit 1) when the connections in CAPTURES break a rule.
 
-    Rules come from --rules FILE and from the rule flags. Exit status: 0 every rule
-    holds, 1 a rule failed, 2 unusable input.
+    Rules come from --rules FILE and from the rule flags (in the order given). Exit
+    status: 0 every rule holds, 1 a rule failed or no connection was checked (unless
+    --allow-empty), 2 unusable input.
     """
-    rules = (load_rules(rules_path) if rules_path else []) + _flag_rules(flags)
+    rules = (load_rules(rules_path) if rules_path else []) + _flag_rules(ctx)
     if not rules:
         raise click.UsageError("no rules: give --rules FILE or a rule flag such as --no-rst",
                                ctx)
     if junit:
         refuse_inputs(junit, captures, "--junit")
         check_writable(junit)
-    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl, linger_s=linger,
+                            max_flows=max_flows, verify_checksums=verify_checksums)
     records: list[dict[str, Any]] = []
     try:
         native.read_records(run, lambda record: records.append(slim(record)))
@@ -104,6 +130,8 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
         if not quiet:
             for warning in run.warnings():
                 click.echo(f"tcptrace: warning: {warning}", err=True)
+    if not records and not allow_empty:
+        rules.append(flag_rule("--allow-empty not given", EMPTY_RULE))
     results = evaluate(rules, records)
     try:
         if fmt == "json":

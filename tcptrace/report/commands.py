@@ -17,6 +17,7 @@ from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
+from tcptrace.options import analysis_options
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
@@ -83,12 +84,16 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,
               show_default=True, help="Segments kept per connection for its diagrams.")
+@analysis_options
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
 def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
-           max_segments: int) -> None:
+           max_segments: int, linger: float, max_flows: int, verify_checksums: bool,
+           quiet: bool) -> None:
     """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams."""
     refuse_inputs(output, captures)
     check_writable(output)  # before the reading, which can take minutes
-    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl)
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl, linger_s=linger,
+                            max_flows=max_flows, verify_checksums=verify_checksums)
     native.trace(run, limit=max_segments)
     records: list[Record] = []
     native.read_records(run, lambda record: records.append(html.slim(record)))
@@ -96,5 +101,5 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
     page = html.render(records, run.source_report(), list(captures), msl)
     with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
         out.write(page)
-    for warning in run.warnings():
+    for warning in [] if quiet else run.warnings():
         click.echo(f"tcptrace: warning: {warning}", err=True)
