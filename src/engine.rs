@@ -336,6 +336,7 @@ impl Engine {
     /// One warning per kind of decode damage, with its count (after the whole run).
     fn warn_damage(&mut self) {
         warn_damage(&mut self.source, &self.unsupported);
+        warn_evictions(&mut self.source, &self.table.stats);
     }
 
     /// The `source` part of the report, as tcptrace/engine.py `source_report` builds it.
@@ -367,6 +368,21 @@ pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
             let message = format!("{place}{count} {text}");
             source.warn_once(kind, &message);
         }
+    }
+}
+
+/// One warning when the flow table's cap (`--max-flows`) evicted connections: each was
+/// reported early, as it stood, and its later segments start a new connection, so the
+/// results differ from an uncapped run (issue 18: no silent change of results).
+pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
+    let evicted = stats.evicted_for_capacity;
+    if evicted > 0 {
+        let s = if evicted == 1 { "" } else { "s" };
+        let message = format!(
+            "{evicted} connection{s} evicted by the --max-flows cap before their end \
+             (reported as they stood; raise --max-flows for whole connections)"
+        );
+        source.warn_once("evicted_for_capacity", &message);
     }
 }
 

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::engine::{
-    panic_message, place, source_report, warn_damage, Options, Progress, RunError, PIECE,
+    panic_message, place, source_report, warn_damage, warn_evictions, Options, Progress, RunError,
+    PIECE,
 };
 use crate::flows::FlowTableStats;
 use crate::model::ConnectionRecord;
@@ -145,6 +146,7 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
             Err((err, stats)) => (Err(err), stats),
         };
         warn_damage(&mut mapper.source, &mapper.unsupported);
+        warn_evictions(&mut mapper.source, &stats);
         let report = Report {
             source_report: Some(source_report(
                 &mapper.source,

@@ -59,6 +59,9 @@ def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
         f"Connections: {s['connections']}"
         + (f" ({_pairs(s['outcomes'])})" if s["outcomes"] else ""),
     ]
+    if source.get("evicted_for_capacity"):  # the results differ from an uncapped run
+        lines.append(f"Evicted by the --max-flows cap before their end: "
+                     f"{source['evicted_for_capacity']} connections (reported as they stood)")
     hs = s["handshake"]
     for name, key in (("Handshake RTT", "rtt_ms"), ("Set-up time", "setup_ms")):
         d = hs[key]
