@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::decode::{decode, Segment};
-use crate::engine::{panic_message, source_report, warn_damage, Options, RunError, FEED_SLICE};
+use crate::engine::{
+    panic_message, source_report, warn_damage, warn_evictions, Options, RunError, FEED_SLICE,
+};
 use crate::flows::{FlowOptions, FlowTable};
 use crate::model::ConnectionRecord;
 use crate::sources::{FrameBatch, SourceStats};
@@ -174,6 +176,7 @@ impl Session {
             emit(conn.record(msl_s)).map_err(RunError::Emit)?;
         }
         warn_damage(&mut self.source, &self.unsupported);
+        warn_evictions(&mut self.source, &self.table.stats);
         Ok(())
     }
 
@@ -212,6 +215,7 @@ impl Session {
             }
         }
         warn_damage(&mut self.source, &self.unsupported);
+        warn_evictions(&mut self.source, &self.table.stats);
         let at = match self.source.files.as_slice() {
             [one] => format!("{one}, frame {frame}"),
             many => format!("frame {frame} of a capture on {} interfaces", many.len()),
