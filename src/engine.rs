@@ -359,7 +359,7 @@ pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
     } else {
         String::new()
     };
-    let linktypes: Vec<String> = unsupported.iter().map(|l| l.to_string()).collect();
+    let linktypes: Vec<String> = unsupported.iter().map(|&l| linktype_label(l)).collect();
     let linktypes = linktypes.join(", ");
     for (kind, text) in DAMAGE_WARNINGS {
         let count = source.skipped(kind);
@@ -369,6 +369,32 @@ pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
             source.warn_once(kind, &message);
         }
     }
+}
+
+/// A link type as a person knows it, with its number ("10 (FDDI)"): the LINKTYPE_* names of
+/// https://www.tcpdump.org/linktypes.html for the types met in practice that `decode` lacks.
+fn linktype_label(linktype: u32) -> String {
+    let name = match linktype {
+        6 => "Token Ring",
+        7 => "ARCNET",
+        8 => "SLIP",
+        9 => "PPP",
+        10 => "FDDI",
+        50 => "PPP in HDLC framing",
+        51 => "PPPoE",
+        100 => "ATM RFC 1483",
+        104 => "Cisco HDLC",
+        105 => "802.11",
+        107 => "Frame Relay",
+        127 => "802.11 radiotap",
+        147..=162 => "user-defined",
+        187 => "Bluetooth HCI",
+        195 => "802.15.4",
+        220 => "USB Linux mmapped",
+        239 => "NFLOG",
+        _ => return linktype.to_string(),
+    };
+    format!("{linktype} ({name})")
 }
 
 /// One warning when the flow table's cap (`--max-flows`) evicted connections: each was
