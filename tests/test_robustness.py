@@ -250,7 +250,7 @@ def test_unsupported_linktype_exit_0_with_warning(capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "analyze", "-f", "jsonl", str(path))
     assert (code, out) == (0, "")
     assert err == (f"tcptrace: warning: unsupported_linktype: {path}: 5 frame(s) of unsupported "
-                   "link type 10 not decoded\n")
+                   "link type 10 (FDDI) not decoded\n")
     assert report(path)[1]["skipped"] == {"unsupported_linktype": 5}
 
 
@@ -263,7 +263,7 @@ def test_unsupported_linktypes_named_across_files(capsys: pytest.CaptureFixture[
                        str(a), str(b), str(c))
     assert code == 0
     assert err == ("tcptrace: warning: unsupported_linktype: 5 frame(s) of unsupported link type "
-                   "10, 147 not decoded\n")
+                   "10 (FDDI), 147 (user-defined) not decoded\n")
 
 
 def test_linktype_fcs_bits_are_ignored(tmp_path: Path) -> None:
