@@ -23,6 +23,7 @@ from tcptrace import __version__
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import Interrupted, TcptraceError, Terminated
+from tcptrace.options import progress_option
 
 EXIT_USAGE = 2
 WHOLE_DOCUMENT_FORMATS = ("json", "table")
@@ -91,7 +92,9 @@ def cli() -> None:
                    "(later ones are counted as after_close).")
 @click.option("--max-flows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Cap on connections held at once; the longest idle are evicted first.")
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but errors (no warnings, no progress bar).")
+@progress_option
 @click.option("--verify-checksums", is_flag=True,
               help="Leave out segments with a bad TCP/IPv4 checksum (as Zeek does without -C).")
 @click.option("--zeek", "zeek", is_flag=True,
@@ -100,7 +103,7 @@ def cli() -> None:
               help="Threads analyzing flows; flows are split between them, the report is the "
                    "same.")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
-            msl: float, linger: float, max_flows: int, quiet: bool,
+            msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
@@ -111,13 +114,13 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
     if not native.available():
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
     _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
-             zeek=zeek, verify_checksums=verify_checksums)
+             zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress)
 
 
 def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None,
-                    msl: float, linger: float, max_flows: int, quiet: bool,
-                    jobs: int = 1, *, zeek: bool = False,
-                    verify_checksums: bool = False) -> None:
+             msl: float, linger: float, max_flows: int, quiet: bool, jobs: int = 1, *,
+             zeek: bool = False, verify_checksums: bool = False,
+             no_progress: bool = False) -> None:
     tree = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
@@ -133,7 +136,9 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
     else:  # streamed in place; the engine opens (truncates) it at its first byte
         check_writable(output)
         target = nullcontext(output)
-    watch = None if quiet else _progress_watch(paths)
+    from tcptrace.progress import watch_for
+
+    watch = watch_for(paths, enabled=not (quiet or no_progress))
     with target as out:
         _run_analysis(paths, fmt, out, tree, msl, linger, max_flows, quiet, jobs, zeek=zeek,
                       verify_checksums=verify_checksums, watch=watch)
@@ -188,19 +193,6 @@ def _stdout() -> str | IO[bytes]:
     except (AttributeError, ValueError, OSError):
         real = False
     return "-" if real else stdout.buffer
-
-
-def _progress_watch(paths: list[str]) -> Callable[..., Any] | None:
-    """The progress bar's polling context, when stderr is a terminal (tqdm is imported only
-    then)."""
-    try:
-        if not sys.stderr.isatty():
-            return None
-    except (AttributeError, ValueError):
-        return None
-    from tcptrace.progress import ProgressBar, total_size
-
-    return ProgressBar(total_size(paths)).watch
 
 
 def _fail(message: str) -> NoReturn:

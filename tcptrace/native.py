@@ -157,11 +157,13 @@ def trace(run: Run, select: TraceSelect = None, *, limit: int | None = None,
     run.trace(select, limit, traced_only)
 
 
-def read_records(run: Run, each: Callable[[dict[str, Any]], object]) -> None:
+def read_records(run: Run, each: Callable[[dict[str, Any]], object], *,
+                 watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None) -> None:
     """Run the analysis, handing every record (the dict of docs/output.md) to `each` as its
     connection ends: memory is bounded by the connections open at once, as for `analyze`.
 
-    Rust builds the dicts and hands them over in lists of a few hundred. Raises
+    `watch`: a progress bar's polling context, as for `analyze`. Rust builds the dicts and
+    hands them over in lists of a few hundred. Raises
     CaptureError, EngineFailure as `analyze` does, and Interrupted after a Ctrl-C or SIGTERM
     (once every record read was handed over); `run.warnings()` then still holds the
     warnings of what was read.
@@ -178,7 +180,9 @@ def read_records(run: Run, each: Callable[[dict[str, Any]], object]) -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        interrupted = execute(run, take)
+        progress = run.progress()
+        with watch(lambda: (progress.bytes, progress.frames)) if watch else nullcontext():
+            interrupted = execute(run, take)
     finally:
         if collecting:
             gc.enable()

@@ -34,3 +34,10 @@ def analysis_options(command: F) -> F:
     ]):
         command = option(command)
     return command
+
+
+def progress_option(command: F) -> F:
+    """--no-progress: no bar, the warnings kept (-q hides both)."""
+    return click.option("--no-progress", is_flag=True,
+                        help="No progress bar (it is drawn only when stderr is a terminal, "
+                             "for reads longer than a second).")(command)

@@ -14,13 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from typing import TextIO
-
-from tqdm import tqdm
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any, TextIO
 
 DELAY_S = 1.0  # a bar appears only for runs longer than this
 REFRESH_S = 0.25  # at most four redraws per second
+BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B "
+              "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
 
 
 def total_size(paths: list[str]) -> int:
@@ -43,10 +43,17 @@ class ProgressBar:
         stream = sys.stderr if stream is None else stream
         self.enabled = enabled and (force or _isatty(stream))
         self._started = time.monotonic()
-        # no tqdm object at all when off: even a disabled one starts tqdm's monitor thread
+        self._bar: Any = None
+        if not self.enabled:  # no tqdm object at all: even a disabled one starts a thread
+            return
+        # sizes in SI units with their B ("417MB", as `ls --si` and most people count a
+        # file), not tqdm's bare "399M" of MiB; the bar tracks bytes read, which is the work
+        # done: the engine reads 1 MiB at a time and handles each piece before the next
+        from tqdm import tqdm  # only when a bar is drawn (its import costs a few ms)
+
         self._bar = tqdm(total=total, file=stream, unit="B", unit_scale=True,
-                         unit_divisor=1024, delay=delay_s, mininterval=refresh_s, leave=False,
-                         desc="reading", dynamic_ncols=True) if self.enabled else None
+                         unit_divisor=1000, delay=delay_s, mininterval=refresh_s, leave=False,
+                         desc="reading", dynamic_ncols=True, bar_format=BAR_FORMAT)
 
     def update(self, bytes_read: int, packets: int) -> None:
         """Bytes read so far and packets decoded so far (cumulative)."""
@@ -81,6 +88,15 @@ class ProgressBar:
             done.set()
             thread.join()
             self.close()
+
+
+def watch_for(paths: list[str], enabled: bool = True
+              ) -> Callable[[Callable[[], tuple[int, int]]], AbstractContextManager[None]] | None:
+    """The polling context of a bar over `paths`, or None when no bar is wanted (`enabled`
+    False: -q or --no-progress) or stderr is not a terminal."""
+    if not enabled or not _isatty(sys.stderr):
+        return None
+    return ProgressBar(total_size(paths)).watch
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import CRAFTED, LINUX
 from tqdm import tqdm
 
-from tcptrace.progress import REFRESH_S, ProgressBar, total_size
+from tcptrace.progress import REFRESH_S, ProgressBar, total_size, watch_for
 
 
 def test_off_when_the_stream_is_not_a_terminal() -> None:
@@ -45,12 +46,40 @@ def test_off_with_quiet_even_on_a_terminal() -> None:
 
 
 def test_renders_bytes_and_packet_rate_on_a_forced_terminal() -> None:
+    """Sizes in SI megabytes with their unit: a 417 MB file reads "417MB", not "398M"."""
     stream = io.StringIO()
-    bar = ProgressBar(4 << 20, stream, force=True, delay_s=0, refresh_s=0)
-    bar.update(2 << 20, 5000)
+    bar = ProgressBar(417_000_000, stream, force=True, delay_s=0, refresh_s=0)
+    bar.update(208_500_000, 5000)
     bar.close()
     text = stream.getvalue()
-    assert "reading" in text and "50%" in text and "2.00M/4.00M" in text and "pkt/s" in text
+    assert "reading" in text and "50%" in text and "208MB/417MB" in text and "pkt/s" in text
+
+
+def test_no_bar_is_wanted_without_a_terminal_or_when_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [str(LINUX / "http_reuse.pcap")]
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert watch_for(paths) is None  # not a terminal
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert watch_for(paths) is not None
+    assert watch_for(paths, enabled=False) is None  # -q or --no-progress
+
+
+@pytest.mark.parametrize("command", [
+    ["analyze", "-f", "jsonl"], ["check", "--no-rst"], ["ladder", "--conn", "1"]])
+def test_every_reading_command_takes_no_progress(capsys: pytest.CaptureFixture[str],
+                                                 command: list[str]) -> None:
+    from tcptrace.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, str(LINUX / "client_close.pcap"), "--no-progress"])
+        raise SystemExit(0)
+    assert exit_info.value.code in (0, None)
+    assert capsys.readouterr().err == ""
 
 
 def test_watch_polls_in_the_background() -> None:

@@ -16,8 +16,9 @@ from tcptrace.check.output import FORMATS, write_github, write_json, write_junit
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
-from tcptrace.options import analysis_options
+from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
+from tcptrace.progress import watch_for
 
 EXIT_FAILED = 1
 
@@ -102,12 +103,14 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @analysis_options
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Nothing on stderr but errors (no warnings, no progress bar).")
+@progress_option
 @click.pass_context
 def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | None, fmt: str,
           junit: str | None, limit: int, filter_: str | None, msl: float, quiet: bool,
-          allow_empty: bool, linger: float, max_flows: int, verify_checksums: bool,
-          **flags: Any) -> None:
+          no_progress: bool, allow_empty: bool, linger: float, max_flows: int,
+          verify_checksums: bool, **flags: Any) -> None:
     """Fail (exit 1) when the connections in CAPTURES break a rule.
 
     Rules come from --rules FILE and from the rule flags (in the order given). Exit
@@ -125,7 +128,8 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
                             max_flows=max_flows, verify_checksums=verify_checksums)
     records: list[dict[str, Any]] = []
     try:
-        native.read_records(run, lambda record: records.append(slim(record)))
+        native.read_records(run, lambda record: records.append(slim(record)),
+                            watch=watch_for(list(captures), enabled=not (quiet or no_progress)))
     finally:
         if not quiet:
             for warning in run.warnings():

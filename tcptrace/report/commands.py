@@ -17,8 +17,9 @@ from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
-from tcptrace.options import analysis_options
+from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
+from tcptrace.progress import watch_for
 from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
 from tcptrace.report.trace import Record, Trace, trace_of
@@ -48,8 +49,9 @@ def _colour_wanted() -> bool:
               help="Select the connection(s) whose client is HOST:PORT.")
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
 @click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+@progress_option
 def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, ascii_: bool,
-           filter_: str | None) -> None:
+           filter_: str | None, no_progress: bool) -> None:
     """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
 
     Colours are used when stdout is a terminal and NO_COLOR is not set.
@@ -66,7 +68,7 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
         if trace is not None:
             found.append((record, trace))
 
-    native.read_records(run, keep)
+    native.read_records(run, keep, watch=watch_for(list(captures), enabled=not no_progress))
     if not found:
         what = f"connection {conn_id}" if client is None else f"connection with client {client}"
         raise SelectionError(f"no {what} in {', '.join(captures)}")
