@@ -90,61 +90,68 @@ class TimeWaitEvents:
         tw, tw_ts, tw_until = c["time_wait"], c["time_wait_ts"], c["time_wait_until"]
         if tw is None or tw_ts is None or tw_until is None:
             return
-        keys = ["all"]
-        if tw in ("client", "both"):
-            keys.append(f"{_host(r['client']['ip'])}:*")
-        if tw in ("server", "both"):
-            keys.append(f"{_host(r['server']['ip'])}:{r['server']['port']}")
-        for key in keys:
+        self._enter["all"].append(tw_ts)
+        self._leave["all"].append(tw_until)
+        if tw != "server":  # client or both
+            key = f"{_host(r['client']['ip'])}:*"
+            self._enter[key].append(tw_ts)
+            self._leave[key].append(tw_until)
+        if tw != "client":  # server or both
+            key = f"{_host(r['server']['ip'])}:{r['server']['port']}"
             self._enter[key].append(tw_ts)
             self._leave[key].append(tw_until)
 
-    def series(self, t0: float, t_end: float) -> list[dict[str, Any]]:
+    def series(self, t0: float) -> list[dict[str, Any]]:
         """Step series [[t_s since t0, count], ...] of the total and the endpoints with the
         highest peaks; long series reduced to the most at once per slice of the axis."""
-        out = []
+        swept = []
         for key, enter in self._enter.items():
             steps, peak = _sweep(sorted(enter), sorted(self._leave[key]), t0)
-            out.append({"key": key, "peak": peak, "steps": steps})
-        out.sort(key=lambda s: (s["key"] != "all", -int(s["peak"]), str(s["key"])))
-        out = out[: TIME_WAIT_SERIES + 1]
-        for s in out:
-            s["steps"] = _envelope(s["steps"], max(t_end - t0, 1e-9))
-        return out
+            swept.append((key != "all", -peak, key, steps))
+        swept.sort(key=lambda s: s[:3])
+        return [{"key": key, "peak": -peak, "steps": steps}
+                for _, peak, key, steps in swept[: TIME_WAIT_SERIES + 1]]
 
 
 def _sweep(enter: list[float], leave: list[float], t0: float) -> tuple[list[list[Any]], int]:
     """The level after each event, from sorted enter and leave times (a leave first when
     both fall on the same instant), and the peak."""
-    steps: list[list[Any]] = [[0.0, 0]]
+    times: array[float] = array("d", [0.0])
+    levels: array[int] = array("q", [0])
     level = peak = 0
     i = j = 0
-    while i < len(enter) or j < len(leave):
-        if j < len(leave) and (i == len(enter) or leave[j] <= enter[i]):
-            ts, j = leave[j], j + 1
+    n_enter, n_leave = len(enter), len(leave)
+    while i < n_enter or j < n_leave:
+        if j < n_leave and (i == n_enter or leave[j] <= enter[i]):
+            times.append(leave[j] - t0)
+            j += 1
             level -= 1
         else:
-            ts, i = enter[i], i + 1
+            times.append(enter[i] - t0)
+            i += 1
             level += 1
-            peak = max(peak, level)
-        steps.append([round(ts - t0, 6), level])
-    return steps, peak
+            if level > peak:
+                peak = level
+        levels.append(level)
+    return _envelope(times, levels), peak
 
 
-def _envelope(steps: list[list[Any]], span: float) -> list[list[Any]]:
-    """At most about 2 * TIME_WAIT_POINTS steps: per slice of the time axis, the level it
-    started with and the most at once within it."""
-    if len(steps) <= 2 * TIME_WAIT_POINTS:
-        return steps
+def _envelope(times: array[float], levels: array[int]) -> list[list[Any]]:
+    """Steps [[t, level], ...]; beyond 2 * TIME_WAIT_POINTS of them, per slice of the time
+    axis the level it started with and the most at once within it."""
+    if len(times) <= 2 * TIME_WAIT_POINTS:
+        return [[round(t, 6), n] for t, n in zip(times, levels, strict=True)]
+    span = max(times[-1], 1e-9)
     width = span / TIME_WAIT_POINTS
     out: list[list[Any]] = []
-    level, i = 0, 0
+    level, i, n = 0, 0, len(times)
     for b in range(TIME_WAIT_POINTS + 1):
         start, end = b * width, (b + 1) * width
         most = level
-        while i < len(steps) and steps[i][0] < end:
-            level = steps[i][1]
-            most = max(most, level)
+        while i < n and times[i] < end:
+            level = levels[i]
+            if level > most:
+                most = level
             i += 1
         if not out or out[-1][1] != most:
             out.append([round(start, 6), most])
@@ -177,8 +184,8 @@ def histogram(values: array[float]) -> dict[str, Any]:
     else:
         span = hi - lo
         step = nice_step(span / HISTOGRAM_BINS if span > 0 else max(abs(lo), 1e-3) / 10)
-        first = math.floor(lo / step) * step
-        n = int(math.floor((hi - first) / step + 1e-9)) + 1
+        first = math.floor(lo / step + 1e-9) * step
+        n = math.floor((hi - first) / step + 1e-9) + 1
         if span == 0:  # one value: a bar in the middle, not at an edge
             first -= 2 * step
             n += 4
@@ -262,7 +269,7 @@ class PageBuilder:
             "t0": t0,
             "t_end": self.t_end if self.rows else 0.0,
             "rtt_histogram": histogram(self.rtt),
-            "time_wait": self.time_wait.series(t0, self.t_end if self.rows else 0.0),
+            "time_wait": self.time_wait.series(t0),
             "fields": ROW_FIELDS,
             "strings": list(self.strings),
             "traces": {str(k): traces[k] for k in sorted(traces)},

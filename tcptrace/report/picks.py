@@ -21,7 +21,6 @@ trace holds min(packets, --max-segments) segments.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from typing import Any
 
 Record = dict[str, Any]
@@ -34,36 +33,22 @@ SYN_AS_BYTES = 1460
 """A retransmitted SYN or SYN/ACK weighs as a full-size segment in the `stall` ranking."""
 
 
-def _rst(r: Record) -> float | None:
-    return -r["id"] if r["rst"] is not None else None
+KINDS = ("rst", "slow handshake", "stall", "longest", "largest")
 
 
-def _slow_handshake(r: Record) -> float | None:
-    hs = r["handshake"]
-    value: float | None = hs["setup_ms"] if hs["setup_ms"] is not None else hs["rtt_ms"]
-    return value
-
-
-def _stall(r: Record) -> float | None:
-    hs, retx = r["handshake"], r["retransmitted_bytes"]
-    score = retx["client"] + retx["server"] + SYN_AS_BYTES * (
-        hs["syn_retransmits"] + hs["synack_retransmits"])
-    return score or None
-
-
-def _longest(r: Record) -> float | None:
-    value: float = r["duration_ms"]
-    return value
-
-
-def _largest(r: Record) -> float | None:
-    unique = r["unique_bytes"]
-    return unique["client"] + unique["server"] or None
-
-
-KINDS: tuple[tuple[str, Callable[[Record], float | None]], ...] = (
-    ("rst", _rst), ("slow handshake", _slow_handshake), ("stall", _stall),
-    ("longest", _longest), ("largest", _largest))
+def scores(r: Record) -> tuple[float | None, ...]:
+    """The record's score for each kind (higher: picked first), None where it is no
+    candidate. One function, not one per kind: it runs for every connection."""
+    hs, retx, unique = r["handshake"], r["retransmitted_bytes"], r["unique_bytes"]
+    setup = hs["setup_ms"]
+    return (
+        -r["id"] if r["rst"] is not None else None,  # the earliest RSTs
+        setup if setup is not None else hs["rtt_ms"],
+        retx["client"] + retx["server"]
+        + SYN_AS_BYTES * (hs["syn_retransmits"] + hs["synack_retransmits"]) or None,
+        r["duration_ms"],
+        unique["client"] + unique["server"] or None,
+    )
 
 
 class TracePicker:
@@ -79,18 +64,20 @@ class TracePicker:
         self._heaps: list[list[tuple[float, int, int, int]]] = [[] for _ in KINDS]
 
     def offer(self, r: Record) -> None:
-        segments = min(r["packets"]["client"] + r["packets"]["server"], self.max_segments)
+        packets = r["packets"]
+        segments = min(packets["client"] + packets["server"], self.max_segments)
         if not segments:
             return
-        for heap, (_, score_of) in zip(self._heaps, KINDS, strict=True):
-            score = score_of(r)
+        conn = r["id"]
+        for heap, score in zip(self._heaps, scores(r), strict=True):
             if score is None:
                 continue
-            item = (score, -r["id"], r["id"], segments)
             if len(heap) < self.per_kind:
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                heapq.heapreplace(heap, item)
+                heapq.heappush(heap, (score, -conn, conn, segments))
+            elif score >= heap[0][0]:  # (a cheap test first: most records are not candidates)
+                item = (score, -conn, conn, segments)
+                if item > heap[0]:
+                    heapq.heapreplace(heap, item)
 
     def picked(self) -> dict[int, list[str]]:
         """Id -> the kinds that picked it, within the budget, in the order of the turns."""
@@ -98,7 +85,7 @@ class TracePicker:
         chosen: dict[int, list[str]] = {}
         spent = 0
         for rank in range(max((len(r) for r in ranked), default=0)):
-            for (kind, _), candidates in zip(KINDS, ranked, strict=True):
+            for kind, candidates in zip(KINDS, ranked, strict=True):
                 if rank >= len(candidates):
                     continue
                 _, _, conn, segments = candidates[rank]

@@ -313,7 +313,7 @@
     });
     renderRows();
   }
-  var FILTER_DEBOUNCE_MS = 80;
+  var FILTER_DEBOUNCE_MS = 25;
   function table() {
     var tableEl = document.getElementById("conns");
     tableEl.className = "virtual";
@@ -460,17 +460,22 @@
     if (winMax > yhi) yhi = Math.min(winMax, yhi + Math.max(yhi - ylo, 10) * 0.5);
     if (yhi === ylo) yhi = ylo + 1;
     tmax = tmax || 1;
-    var W = 520, H = 260, L = 58, R = 10, T = 10, B = 26;
+    var yt = ticks(ylo, yhi, 4);
+    var W = 520, H = 260, R = 10, T = 10, B = 26;
+    var L = 10 + Math.max.apply(null, yt.map(function (v) { return textWidth(thousands(v)); }));
     var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, "class": "tsg", "data-dir": dir }, box);
     var X = function (t) { return L + t / tmax * (W - L - R); };
     var Y = function (v) { return H - B - (Math.min(v, yhi) - ylo) / (yhi - ylo) * (H - B - T); };
-    for (var k = 0; k <= 4; k++) {
-      var t = tmax * k / 4, v = ylo + (yhi - ylo) * k / 4;
-      svg("line", { x1: X(t), y1: T, x2: X(t), y2: H - B, "class": "grid" }, s);
+    var axis = timeAxis(tmax / 1000, 0);  // trace times are in ms
+    axis.ticks.forEach(function (ts) {
+      var t = ts * 1000, x = X(t);
+      svg("line", { x1: x, y1: T, x2: x, y2: H - B, "class": "grid" }, s);
+      svg("text", { x: x, y: H - 8, "text-anchor": x < L + 15 ? "start" : x > W - R - 20 ? "end" : "middle" }, s, axis.label(ts));
+    });
+    yt.forEach(function (v) {
       svg("line", { x1: L, y1: Y(v), x2: W - R, y2: Y(v), "class": "grid" }, s);
-      svg("text", { x: X(t), y: H - 8, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, s, fmt(t, 1) + " ms");
-      svg("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end" }, s, String(Math.round(v)));
-    }
+      svg("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end" }, s, thousands(v));
+    });
     function step(points, idx, colour, dash) {
       if (!points.length) return;
       var d = "", last = null;
