@@ -62,6 +62,9 @@ def test_report_is_self_contained(report: Path) -> None:
     assert len(data["rows"]) == 15 and len(data["rows"][0]) == len(data["fields"])
     tw = data["time_wait"]
     assert tw[0]["key"] == "all" and tw[0]["peak"] == 11  # linux captures
+    assert data["summary"]["connections"] == 15
+    assert data["summary"]["outcomes"] == {"CLOSED": 13, "REFUSED": 1, "RESET": 1}
+    assert sum(data["rtt_histogram"]["counts"]) == data["summary"]["handshake"]["rtt_ms"]["count"]
     # a small capture: every connection's trace fits in the budget
     assert sorted(map(int, data["traces"])) == sorted(r[0] for r in data["rows"])
 
@@ -209,7 +212,7 @@ def test_the_table_keeps_only_the_rows_in_view(tmp_path: Path, browser: Browser)
             for r in records:
                 builder.add(r | {"id": copy * 100 + r["id"]})
         with page.open("w", encoding="utf-8") as out:
-            builder.write(out, summary=run.summary(), source=run.source_report(),
+            builder.write(out, source=run.source_report(),
                           paths=["many.pcap"], msl_s=30.0, max_segments=50, traces={},
                           trace_budget=0, filter_text=None)
     browser.open(page.as_uri(), READY)

@@ -124,7 +124,7 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
 
             native.read_records(second, keep)
         with open(output, "w", encoding="utf-8") as out:
-            page.write(out, summary=run.summary(), source=run.source_report(), paths=paths,
+            page.write(out, source=run.source_report(), paths=paths,
                        msl_s=msl, max_segments=max_segments, traces=traces,
                        trace_budget=trace_budget, filter_text=filter_)
     if not quiet:

@@ -3,8 +3,8 @@
 Generation streams, so memory stays bounded as for `analyze`: `PageBuilder.add` turns each
 record, as its connection ends, into one table row of plain values (strings interned in a
 shared table) and spools the rows to a temporary file in chunks; the charts come from
-running aggregates (handshake times as packed doubles, TIME_WAIT enter/leave times per
-holder); `picks.TracePicker` chooses the connections whose segment traces are embedded.
+running aggregates (the summary of `report.summary`, whose handshake times are packed
+doubles; TIME_WAIT enter/leave times per holder); `picks.TracePicker` chooses the connections whose segment traces are embedded.
 `write` assembles the page at the end: the template, the JSON document (`D` in
 `report.js`), the spooled rows copied through, the script.
 
@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from tcptrace import __version__
 from tcptrace.report.picks import TracePicker
+from tcptrace.report.summary import Summary
 from tcptrace.report.trace import Record, Trace
 
 MAX_SEGMENTS = 2000
@@ -204,7 +205,7 @@ class PageBuilder:
     def __init__(self, spool: IO[str], max_segments: int, trace_budget: int) -> None:
         self.spool = spool
         self.strings: dict[str, int] = {}
-        self.rtt: array[float] = array("d")
+        self.summary = Summary()
         self.time_wait = TimeWaitEvents()
         self.picker = TracePicker(max_segments, trace_budget)
         self.t0 = math.inf
@@ -234,8 +235,7 @@ class PageBuilder:
             reuse["requests"], s(reuse["protocol"]), pk["client"], pk["server"],
             ub["client"], ub["server"], rb["client"], rb["server"], s(fs["client"]),
             s(fs["server"]), s(half["side"]) if half else None])
-        if hs["rtt_ms"] is not None:
-            self.rtt.append(hs["rtt_ms"])
+        self.summary.add_record(r)
         self.t0 = min(self.t0, r["first_ts"])
         self.t_end = max(self.t_end, r["last_ts"], r["close"]["time_wait_until"] or 0.0)
         self.time_wait.add(r)
@@ -250,7 +250,7 @@ class PageBuilder:
             self.spool.write(("," if self.rows > len(self._chunk) else "") + text)
             self._chunk = []
 
-    def write(self, out: IO[str], *, summary: dict[str, Any], source: dict[str, Any],
+    def write(self, out: IO[str], *, source: dict[str, Any],
               paths: list[str], msl_s: float, max_segments: int,
               traces: dict[int, dict[str, Any]], trace_budget: int,
               filter_text: str | None) -> None:
@@ -265,10 +265,10 @@ class PageBuilder:
             "max_segments": max_segments,
             "trace_budget": trace_budget,
             "source": source,
-            "summary": summary,
+            "summary": self.summary.as_dict(),
             "t0": t0,
             "t_end": self.t_end if self.rows else 0.0,
-            "rtt_histogram": histogram(self.rtt),
+            "rtt_histogram": histogram(self.summary.rtt_ms),
             "time_wait": self.time_wait.series(t0),
             "fields": ROW_FIELDS,
             "strings": list(self.strings),

@@ -397,7 +397,8 @@
     var top = 46, row = 26, H = top + rows.length * row + 40;
     var xl = Math.max(190, 8 + timeText + 16 + leftText + 8), xr = xl + 370;
     var W = Math.max(700, xr + 8 + rightText + 12, xr + textWidth(c.server, 6.2) / 2 + 8, xr + textWidth(c.final[1], 7.4) / 2 + 8);
-    var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, id: "ladder" }, container);
+    // as wide as its column (scaled down, never clipped: the labels are part of the picture)
+    var s = svg("svg", { width: "100%", viewBox: "0 0 " + W + " " + H, id: "ladder", style: "max-width:" + W + "px" }, container);
     svg("text", { x: xl, y: 16, "text-anchor": "middle", "font-weight": 600 }, s, "client");
     svg("text", { x: xl, y: 30, "text-anchor": "middle" }, s, c.client);
     svg("text", { x: xr, y: 16, "text-anchor": "middle", "font-weight": 600 }, s, "server");
