@@ -66,8 +66,9 @@ def trace_rows(trace: Trace) -> list[list[Any]]:
 def pack_trace(trace: Trace, why: list[str]) -> dict[str, Any]:
     """An embedded trace: counts, why it was picked, its rows deflated and base64-encoded."""
     text = json.dumps(trace_rows(trace), separators=(",", ":")).encode()
+    # level 1: a quarter of level 6's time on the 1M-packet benchmark for 20% more bytes
     return {"total": trace["total"], "truncated": trace["truncated"], "why": why,
-            "z": base64.b64encode(zlib.compress(text, 6)).decode("ascii")}
+            "z": base64.b64encode(zlib.compress(text, 1)).decode("ascii")}
 
 
 def unpack_trace(packed: dict[str, Any]) -> list[list[Any]]:
