@@ -4,7 +4,8 @@ Generation streams, so memory stays bounded as for `analyze`: `PageBuilder.add` 
 record, as its connection ends, into one table row of plain values (strings interned in a
 shared table) and spools the rows to a temporary file in chunks; the charts come from
 running aggregates (the summary of `report.summary`, whose handshake times are packed
-doubles; TIME_WAIT enter/leave times per holder); `picks.TracePicker` chooses the connections whose segment traces are embedded.
+doubles; TIME_WAIT enter/leave times per holder); `picks.TracePicker` chooses the
+connections whose segment traces are embedded.
 `write` assembles the page at the end: the template, the JSON document (`D` in
 `report.js`), the spooled rows copied through, the script.
 
