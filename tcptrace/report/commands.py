@@ -26,7 +26,7 @@ from tcptrace.report.picks import TRACE_BUDGET
 from tcptrace.report.trace import Record, Trace, trace_of
 
 if TYPE_CHECKING:
-    from tcptrace._native import Run
+    from tcptrace._native import Progress
 
 
 class SelectionError(TcptraceError):
@@ -103,18 +103,18 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
     page gives the `tcptrace ladder` command for the others.
     """
     paths = list(captures)
-    runs: list[Run] = []
-    bar = None if quiet else _progress_bar(paths, runs)
+    passes: list[Progress] = []  # (taken before each pass: a run is borrowed while it runs)
+    bar = None if quiet else _progress_bar(paths, passes)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, bar or nullcontext():
         run = native.record_run(paths, filter_text=filter_, msl_s=msl)
-        runs.append(run)
+        passes.append(run.progress())
         page = html.PageBuilder(spool, max_segments, trace_budget)
         native.read_records(run, page.add)
         picked = page.picker.picked()
         traces: dict[int, dict[str, Any]] = {}
         if picked:
             second = native.record_run(paths, filter_text=filter_, msl_s=msl)
-            runs.append(second)
+            passes.append(second.progress())
             native.trace(second, sorted(picked), limit=max_segments, traced_only=True)
 
             def keep(record: Record) -> None:
@@ -132,7 +132,8 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
             click.echo(f"tcptrace: warning: {warning}", err=True)
 
 
-def _progress_bar(paths: list[str], runs: list[Run]) -> AbstractContextManager[None] | None:
+def _progress_bar(paths: list[str],
+                  passes: list[Progress]) -> AbstractContextManager[None] | None:
     """A progress bar over both passes (the second counts after the first), when stderr is
     a terminal (tqdm is imported only then)."""
     try:
@@ -145,9 +146,9 @@ def _progress_bar(paths: list[str], runs: list[Run]) -> AbstractContextManager[N
     size = total_size(paths)
 
     def read() -> tuple[int, int]:
-        if not runs:
+        if not passes:
             return 0, 0
-        done = [run.progress() for run in runs]
-        return size * (len(done) - 1) + done[-1].bytes, sum(p.frames for p in done)
+        return (size * (len(passes) - 1) + passes[-1].bytes,
+                sum(p.frames for p in passes))
 
     return ProgressBar(2 * size).watch(read)
