@@ -194,8 +194,8 @@ impl Run {
     }
 
     /// Trace segments (before `execute`; records format): of every connection
-    /// (`select` None), of connection `select` (an id), or of those whose client is
-    /// `select` (host, port); at most `limit` segments each. `traced_only`: leave out the
+    /// (`select` None), of connection `select` (an id), of the connections whose ids
+    /// `select` lists, or of those whose client is `select` (host, port); at most `limit` segments each. `traced_only`: leave out the
     /// records of connections not traced.
     #[pyo3(signature = (select=None, limit=None, traced_only=false))]
     fn trace(
@@ -208,6 +208,12 @@ impl Run {
             None => Selection::All,
             Some(value) => match value.extract::<u64>() {
                 Ok(id) => Selection::Id(id),
+                Err(_) if value.is_instance_of::<PyList>() => {
+                    let mut ids: Vec<u64> = value.extract()?;
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Selection::Ids(ids)
+                }
                 Err(_) => {
                     let (host, port): (String, u16) = value.extract()?;
                     Selection::Client(host, port)

@@ -128,8 +128,9 @@ def execute(run: Run, out: Any) -> Interrupted | None:
 
 
 
-TraceSelect = int | tuple[str, int] | None
-"""Which connections a run traces: a connection id, a client (host, port), or None (all)."""
+TraceSelect = int | list[int] | tuple[str, int] | None
+"""Which connections a run traces: a connection id, a list of ids, a client (host, port), or
+None (all)."""
 
 
 def record_run(paths: list[str], *, filter_text: str | None = None,

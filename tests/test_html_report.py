@@ -1,47 +1,56 @@
-"""The HTML report: self-contained, and it renders in a headless browser without errors.
+"""The HTML report: self-contained, traces under a budget, and in headless Chromium the
+interactions a person does (sort, filter, open) work without script errors.
 
-The browser test needs Chromium (Debian: `apt-get install -y chromium`); without it, it is
-skipped. The page writes a self-check (connection count, the selected connection's
-ladder, script errors) into #selfcheck, which `--dump-dom` returns.
+The browser tests need Chromium (Debian: `apt-get install -y chromium`); without it they
+are skipped. They drive it over the DevTools protocol on a pipe (benchmarks/browser.py: no
+selenium, no chromedriver), calling the page's `window.tcptraceReport` hooks.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
-import shutil
 import subprocess
+import sys
 import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import CRAFTED, LINUX
+from conftest import CRAFTED, LINUX, ROOT
 
+from tcptrace import native
 from tcptrace.cli import cli
+from tcptrace.report import html
+from tcptrace.report.picks import TracePicker
 
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
-                                                         "google-chrome")) if p), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from browser import Browser, chromium
+
+CHROMIUM = chromium()
+READY = "window.tcptraceReport && window.tcptraceReport.load_ms !== undefined"
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("report") / "report.html"
+def make_report(out: Path, *args: str) -> Path:
     captures = sorted(str(p) for p in LINUX.glob("*.pcap"))
     result = CliRunner().invoke(cli, ["report", *captures, str(CRAFTED / "port_reuse.pcap"),
-                                      "-o", str(out)])
+                                      "-o", str(out), *args])
     assert result.exit_code == 0, result.output
     return out
 
 
-def embedded(page: str) -> dict[str, object]:
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_report(tmp_path_factory.mktemp("report") / "report.html")
+
+
+def embedded(page: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
     assert match
-    data: dict[str, object] = json.loads(match.group(1))
+    data: dict[str, Any] = json.loads(match.group(1))
     return data
 
 
@@ -50,10 +59,14 @@ def test_report_is_self_contained(report: Path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "{{" not in page
     data = embedded(page)
-    connections = data["connections"]
-    assert isinstance(connections, list) and len(connections) == 15
+    assert len(data["rows"]) == 15 and len(data["rows"][0]) == len(data["fields"])
     tw = data["time_wait"]
-    assert isinstance(tw, list) and tw[0]["key"] == "all" and tw[0]["peak"] == 11  # linux captures
+    assert tw[0]["key"] == "all" and tw[0]["peak"] == 11  # linux captures
+    assert data["summary"]["connections"] == 15
+    assert data["summary"]["outcomes"] == {"CLOSED": 13, "REFUSED": 1, "RESET": 1}
+    assert sum(data["rtt_histogram"]["counts"]) == data["summary"]["handshake"]["rtt_ms"]["count"]
+    # a small capture: every connection's trace fits in the budget
+    assert sorted(map(int, data["traces"])) == sorted(r[0] for r in data["rows"])
 
 
 def test_segment_cap(tmp_path: Path) -> None:
@@ -61,42 +74,172 @@ def test_segment_cap(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(LINUX / "half_close.pcap"), "-o", str(out),
                                       "--max-segments", "10"])
     assert result.exit_code == 0
-    (conn,) = embedded(out.read_text(encoding="utf-8"))["connections"]  # type: ignore[misc]
-    assert conn["trace"]["total"] == 40 and len(conn["trace"]["segs"]) == 10
-    assert conn["trace"]["truncated"]
+    (packed,) = embedded(out.read_text(encoding="utf-8"))["traces"].values()
+    assert (packed["total"], packed["truncated"]) == (40, True)
+    rows = html.unpack_trace(packed)
+    assert len(rows) == 10 and rows[0][:3] == [0, 0, 2]  # time 0 exactly (never -0.0), SYN
+    assert packed["why"] == ["slow handshake", "longest", "largest"]
 
 
-def browse(page: Path, fragment: str, *extra: str) -> str:
+def test_trace_budget_zero_embeds_none(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(cli, ["report", str(LINUX / "half_close.pcap"), "-o", str(out),
+                                      "--trace-budget", "0"])
+    assert result.exit_code == 0
+    assert embedded(out.read_text(encoding="utf-8"))["traces"] == {}
+
+
+def record(conn: int, *, rst: bool = False, setup: float | None = 1.0, retx: int = 0,
+           duration: float = 1.0, size: int = 0, packets: int = 10) -> dict[str, Any]:
+    return {"id": conn, "rst": {"kind": "abort"} if rst else None,
+            "handshake": {"setup_ms": setup, "rtt_ms": setup, "syn_retransmits": 0,
+                          "synack_retransmits": 0},
+            "retransmitted_bytes": {"client": retx, "server": 0},
+            "unique_bytes": {"client": size, "server": 0}, "duration_ms": duration,
+            "packets": {"client": packets, "server": 0}}
+
+
+def test_picks_take_turns_within_the_budget() -> None:
+    picker = TracePicker(max_segments=100, budget=35, per_kind=3)
+    picker.offer(record(1, rst=True))
+    picker.offer(record(2, setup=50.0))
+    picker.offer(record(3, retx=3000))
+    picker.offer(record(4, duration=900.0, packets=500))  # 100 segments: over the budget
+    picker.offer(record(5, size=10**6, setup=None))
+    picker.offer(record(6, packets=0, rst=True))  # nothing to draw
+    # turn 1, each kind's best: 1 (rst), 2 (slow), 3 (stall): 30 segments; 4 (longest, 100
+    # segments) and 5 (largest) do not fit. Turn 2 and 3 add kinds to those picked already
+    # (equal scores: the smaller id first).
+    assert picker.picked() == {1: ["rst", "slow handshake", "longest"],
+                               2: ["slow handshake", "longest"],
+                               3: ["stall", "slow handshake"]}
+
+
+def test_histogram_bins_round_and_centred() -> None:
+    near_40 = html.histogram(array("d", [39.8, 40.0, 40.1, 40.3, 40.2]))
+    assert not near_40["log"] and near_40["edges"][0] <= 39.8 <= 40.3 <= near_40["edges"][-1]
+    assert near_40["edges"][:3] == [39.8, 39.85, 39.9] and sum(near_40["counts"]) == 5
+    one = html.histogram(array("d", [40.0, 40.0]))
+    middle = one["counts"].index(2)
+    assert 0 < middle < len(one["counts"]) - 1  # not a bar at an edge
+    wide = html.histogram(array("d", [0.05, 1.0, 200.0]))
+    assert wide["log"] and wide["edges"][0] <= 0.05 and wide["edges"][-1] > 200.0
+    assert html.nice_step(1002 / 5) == 500 and html.nice_step(0.013) == 0.02
+
+
+def test_time_wait_envelope_keeps_the_peak() -> None:
+    times = array("d", [0.0])
+    levels = array("q", [0])
+    for i in range(10_000):  # one TIME_WAIT a second, each 0.5 s; one burst of 7
+        times.extend([i, i + 0.5])
+        levels.extend([1, 0])
+    times.extend([5000.1, 5000.2])
+    levels.extend([7, 0])
+    order = sorted(range(len(times)), key=lambda k: times[k])
+    steps = html._envelope(array("d", (times[k] for k in order)),
+                           array("q", (levels[k] for k in order)))
+    assert len(steps) <= 2 * html.TIME_WAIT_POINTS + 2
+    assert max(n for _, n in steps) == 7
+
+
+# ---- in the browser ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-             *extra, f"{page.as_uri()}#{fragment}"],
-            capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    with Browser(CHROMIUM) as b:
+        yield b
 
 
-def test_report_renders_in_chromium(report: Path) -> None:
-    connections = embedded(report.read_text(encoding="utf-8"))["connections"]
-    assert isinstance(connections, list)
-    (abort,) = [c["id"] for c in connections if c["client"] == "10.77.0.1:39740"]
-    dom = browse(report, f"conn={abort}", "--dump-dom")
-    match = re.search(r'<pre id="selfcheck">(.*?)</pre>', dom, re.S)
-    assert match, dom[-2000:]
-    check = json.loads(html.unescape(match.group(1)))
+def test_sort_filter_open_without_script_errors(report: Path, browser: Browser) -> None:
+    rows = embedded(report.read_text(encoding="utf-8"))["rows"]
+    (abort,) = [r[0] for r in rows if r[2] == 39740]
+    browser.open(f"{report.as_uri()}#conn={abort}", READY)
+    check = json.loads(browser.evaluate("document.getElementById('selfcheck').textContent"))
     assert check["errors"] == []
     assert check["connections"] == check["table_rows"] == 15
-    assert 'data-ready="ok"' in dom
-    selected = check["selected"]
-    assert selected["id"] == abort and selected["arrows"] == 8  # abort_linger0: 8 segments
+    assert check["selected"] | {"tsg": None} == {"id": abort, "rows": 8, "arrows": 8,
+                                                 "tsg": None, "embedded": True}
     text = check["ladder_text"]
     assert "10.77.0.1:39740" in text and "RST/ACK seq=6 ack=6" in text
-    assert text[-2:] == ["CLOSED", "CLOSED"]
+    assert text[-2:] == ["CLOSED", "CLOSED"] and "-0.000" not in text and text[4] == "0"
+    # sorting by RTT: ascending, nulls last; again: descending, nulls still last
+    browser.evaluate("tcptraceReport.sort('rtt')")
+    rtts = [r[4] for r in browser.evaluate("tcptraceReport.visible()")]
+    numbers = [float(v) for v in rtts if v != "-"]
+    assert numbers == sorted(numbers) and rtts[len(numbers):] == ["-"] * (15 - len(numbers))
+    assert "-" in rtts  # the captures have a connection without a handshake
+    browser.evaluate("tcptraceReport.sort('rtt')")
+    rtts = [r[4] for r in browser.evaluate("tcptraceReport.visible()")]
+    numbers = [float(v) for v in rtts if v != "-"]
+    assert numbers == sorted(numbers, reverse=True) and rtts[-1] == "-"
+    # the filter: the count follows what was typed; every word must match
+    browser.evaluate("tcptraceReport.filter('39740')")
+    assert browser.evaluate("tcptraceReport.count()") == "1 of 15 connections"
+    browser.evaluate("tcptraceReport.filter('closed server')")
+    shown = browser.evaluate("tcptraceReport.visible()")
+    assert shown and all(r[3] == "CLOSED" for r in shown)
+    assert browser.evaluate("tcptraceReport.count()") == f"{len(shown)} of 15 connections"
+    browser.evaluate("tcptraceReport.filter('')")
+    assert browser.evaluate("tcptraceReport.count()") == "15 of 15 connections"
+    opened = browser.evaluate("tcptraceReport.open(4)")
+    assert opened["embedded"] and opened["arrows"] > 0
+    assert browser.evaluate("tcptraceReport.errors") == []
+
+
+def test_a_connection_not_embedded_gives_the_ladder_command(tmp_path: Path,
+                                                            browser: Browser) -> None:
+    page = make_report(tmp_path / "r.html", "--trace-budget", "0", "--filter", "port 8080")
+    browser.open(page.as_uri() + "#conn=3", READY)
+    assert browser.evaluate("tcptraceReport.open(3)") == {"id": 3, "arrows": 0,
+                                                          "embedded": False}
+    command = browser.evaluate("document.querySelector('#detail code.cmd').textContent")
+    assert command.startswith("tcptrace ladder pcaps/linux/") or "ladder" in command
+    assert command.endswith("--conn 3 --filter 'port 8080'")
+    assert browser.evaluate("tcptraceReport.errors") == []
+
+
+def test_the_table_keeps_only_the_rows_in_view(tmp_path: Path, browser: Browser) -> None:
+    """3,900 rows: the DOM holds a screenful; sorting and filtering still see them all."""
+    run = native.record_run([str(p) for p in sorted(LINUX.glob("*.pcap"))], msl_s=30.0)
+    records: list[dict[str, Any]] = []
+    native.read_records(run, records.append)
+    page = tmp_path / "many.html"
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        builder = html.PageBuilder(spool, 50, 0)
+        for copy in range(300):
+            for r in records:
+                builder.add(r | {"id": copy * 100 + r["id"]})
+        with page.open("w", encoding="utf-8") as out:
+            builder.write(out, source=run.source_report(),
+                          paths=["many.pcap"], msl_s=30.0, max_segments=50, traces={},
+                          trace_budget=0, filter_text=None)
+    browser.open(page.as_uri(), READY)
+    assert browser.evaluate("tcptraceReport.count()") == "3,900 of 3,900 connections"
+    in_dom = len(browser.evaluate("tcptraceReport.visible()"))
+    assert 10 < in_dom < 80
+    browser.evaluate("tcptraceReport.sort('id')")  # descending
+    assert browser.evaluate("tcptraceReport.ids()")[:2] == [29913, 29912]
+    browser.evaluate("document.querySelector('.tablewrap').scrollTop = 23 * 2000")
+    browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    ids = [int(r[0]) for r in browser.evaluate("tcptraceReport.visible()")]
+    assert len(ids) < 80 and min(ids) < 29913 - 2000 * 100 // 13 + 100
+    browser.evaluate("tcptraceReport.filter('reset')")
+    assert browser.evaluate("tcptraceReport.count()").endswith(" of 3,900 connections")
+    assert browser.evaluate("tcptraceReport.errors") == []
 
 
 def test_report_screenshot(report: Path, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
     shot = tmp_path / "report.png"
-    browse(report, "conn=4", f"--screenshot={shot}", "--window-size=1400,2400")
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+             f"--screenshot={shot}", "--window-size=1400,2400", f"{report.as_uri()}#conn=4"],
+            capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+

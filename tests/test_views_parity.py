@@ -73,7 +73,7 @@ def test_corpus_goldens_cover_the_corpus() -> None:
 def test_goldens_show_what_they_are_for() -> None:
     """The goldens exercise what they should: offenders, traces cut at the cap, marks."""
     reports = [v["report"]["data"] for v in BUNDLED.values() if v["report"]["data"]]
-    traces = [c["trace"] for data in reports for c in data["connections"]]
+    traces = [t for data in reports for t in data["traces"].values()]
     assert any(t["truncated"] for t in traces)
     marks = {m for t in traces for s in t["segs"] for m in s[9].split(",") if m}
     assert marks == {"retransmission", "out-of-order", "keep-alive", "rst"}

@@ -32,6 +32,9 @@ pub enum Selection {
     Id(u64),
     /// Connections whose client has this address (as `address_text` writes it) and port.
     Client(String, u16),
+    /// The connections with these ids, sorted (the HTML report traces those it embeds,
+    /// chosen in a first pass without traces).
+    Ids(Vec<u64>),
 }
 
 /// What a run traces: which connections, and at most how many segments of each.
@@ -48,6 +51,7 @@ impl TraceSelect {
         match &self.selection {
             Selection::All => true,
             Selection::Id(wanted) => *wanted == id,
+            Selection::Ids(sorted) => sorted.binary_search(&id).is_ok(),
             Selection::Client(ip, port) => {
                 let (cip, cport) = client();
                 cport == *port && cip == *ip
@@ -478,8 +482,13 @@ mod tests {
             selection: Selection::Client("fd77::1".into(), 40008),
             limit: None,
         };
+        let ids = TraceSelect {
+            selection: Selection::Ids(vec![2, 5, 9]),
+            limit: None,
+        };
         let fd77 = || ("fd77::1".to_string(), 40008);
         assert!(all.selects(1, fd77) && id.selects(3, fd77) && !id.selects(4, fd77));
+        assert!(ids.selects(5, fd77) && ids.selects(9, fd77) && !ids.selects(4, fd77));
         assert!(client.selects(9, fd77));
         assert!(!client.selects(9, || ("fd77::1".to_string(), 40009)));
     }

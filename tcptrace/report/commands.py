@@ -1,15 +1,18 @@
 """The `ladder` and `report` commands (registered in tcptrace.cli): pictures of connections.
 
 Both run the native engine with segment traces (src/analyzers/trace.rs): `ladder` traces
-only the selected connection and gets only its record; `report` traces every connection
-but keeps at most `--max-segments` segments of each (the first ones), so memory stays
-bounded.
+only the selected connection and gets only its record; `report` reads every record once
+without traces, then traces only the connections it embeds (tcptrace.report.picks), at most
+`--max-segments` segments of each (the first ones), so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,7 +25,11 @@ from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.progress import watch_for
 from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
+from tcptrace.report.picks import TRACE_BUDGET
 from tcptrace.report.trace import Record, Trace, trace_of
+
+if TYPE_CHECKING:
+    from tcptrace._native import Progress
 
 
 class SelectionError(TcptraceError):
@@ -85,23 +92,74 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,
-              show_default=True, help="Segments kept per connection for its diagrams.")
+              show_default=True, help="Segments kept per embedded connection trace.")
+@click.option("--trace-budget", type=click.IntRange(min=0), default=TRACE_BUDGET,
+              show_default=True, metavar="SEGMENTS",
+              help="Segments embedded in all: the traces of RSTs, the slowest handshakes, "
+                   "stalls, the longest and the largest connections, in turns.")
 @analysis_options
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings on stderr.")
+@progress_option
 def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
-           max_segments: int, linger: float, max_flows: int, verify_checksums: bool,
-           quiet: bool) -> None:
-    """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams."""
+           max_segments: int, trace_budget: int, linger: float, max_flows: int,
+           verify_checksums: bool, quiet: bool, no_progress: bool) -> None:
+    """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams.
+
+    Two passes over the captures: the records (spooled to a temporary file as they come),
+    then the segment traces of the connections picked for embedding (--trace-budget); the
+    page gives the `tcptrace ladder` command for the others.
+    """
+    paths = list(captures)
     refuse_inputs(output, captures)
     check_writable(output)  # before the reading, which can take minutes
-    run = native.record_run(list(captures), filter_text=filter_, msl_s=msl, linger_s=linger,
-                            max_flows=max_flows, verify_checksums=verify_checksums)
-    native.trace(run, limit=max_segments)
-    records: list[Record] = []
-    native.read_records(run, lambda record: records.append(html.slim(record)))
-    records.sort(key=lambda r: r["id"])
-    page = html.render(records, run.source_report(), list(captures), msl)
-    with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
-        out.write(page)
-    for warning in [] if quiet else run.warnings():
-        click.echo(f"tcptrace: warning: {warning}", err=True)
+    options: dict[str, Any] = {"filter_text": filter_, "msl_s": msl, "linger_s": linger,
+                               "max_flows": max_flows, "verify_checksums": verify_checksums}
+    passes: list[Progress] = []  # (taken before each pass: a run is borrowed while it runs)
+    bar = None if quiet or no_progress else _progress_bar(paths, passes)
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, bar or nullcontext():
+        run = native.record_run(paths, **options)
+        passes.append(run.progress())
+        page = html.PageBuilder(spool, max_segments, trace_budget)
+        native.read_records(run, page.add)
+        picked = page.picker.picked()
+        traces: dict[int, dict[str, Any]] = {}
+        if picked:
+            second = native.record_run(paths, **options)
+            passes.append(second.progress())
+            native.trace(second, sorted(picked), limit=max_segments, traced_only=True)
+
+            def keep(record: Record) -> None:
+                trace = trace_of(record)
+                if trace is not None and record["id"] in picked:
+                    traces[record["id"]] = html.pack_trace(trace, picked[record["id"]])
+
+            native.read_records(second, keep)
+        with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
+            page.write(out, source=run.source_report(), paths=paths,
+                       msl_s=msl, max_segments=max_segments, traces=traces,
+                       trace_budget=trace_budget, filter_text=filter_)
+    if not quiet:
+        for warning in run.warnings():
+            click.echo(f"tcptrace: warning: {warning}", err=True)
+
+
+def _progress_bar(paths: list[str],
+                  passes: list[Progress]) -> AbstractContextManager[None] | None:
+    """A progress bar over both passes (the second counts after the first), when stderr is
+    a terminal (tqdm is imported only then)."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from tcptrace.progress import ProgressBar, total_size
+
+    size = total_size(paths)
+
+    def read() -> tuple[int, int]:
+        if not passes:
+            return 0, 0
+        return (size * (len(passes) - 1) + passes[-1].bytes,
+                sum(p.frames for p in passes))
+
+    return ProgressBar(2 * size).watch(read)

@@ -7,7 +7,7 @@
   var D = JSON.parse(document.getElementById("data").textContent);
   var NS = "http://www.w3.org/2000/svg";
   var SYN = 2, FIN = 1, RST = 4, PSH = 8, ACK = 16, URG = 32;
-  var selected = null;
+  var selected = null;  // the id of the connection shown
 
   function svg(tag, attrs, parent, text) {
     var e = document.createElementNS(NS, tag);
@@ -26,8 +26,45 @@
   function fmt(v, digits) {
     if (v === null || v === undefined) return "-";
     if (typeof v !== "number") return String(v);
-    return Number.isInteger(v) ? String(v) : v.toFixed(digits === undefined ? 3 : digits);
+    if (Number.isInteger(v)) return String(v);
+    var out = v.toFixed(digits === undefined ? 3 : digits);
+    return /^-0(\.0*)?$/.test(out) ? out.slice(1) : out;  // never "-0.000"
   }
+  function thousands(n) { return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
+  function niceStep(raw) {  // 1, 2 or 5 times a power of ten, at least raw
+    if (!(raw > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var m = [1, 2, 5, 10].filter(function (x) { return raw <= x * p * (1 + 1e-9); })[0];
+    return m * p;
+  }
+  function ticks(lo, hi, want) {  // round values covering [lo, hi], about `want` of them
+    var step = niceStep((hi - lo) / (want || 5)), out = [];
+    for (var v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+      out.push(Math.abs(v) < step * 1e-9 ? 0 : +v.toPrecision(12));
+    return out;
+  }
+  function tickText(v) { return String(+v.toPrecision(6)); }
+  // Time axes: seconds since the first packet in an automatic unit; captures longer than a
+  // day on calendar time (UTC), so that years read as dates, not as 96970254.89 s.
+  var UNITS = [[1e-6, "µs"], [1e-3, "ms"], [1, "s"], [60, "min"], [3600, "h"], [86400, "d"]];
+  var CAL_STEPS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400,
+    7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400, 182 * 86400, 365 * 86400];
+  function timeAxis(span, t0) {  // span in s; t0 the absolute start (epoch s)
+    if (span > 86400 && t0 > 0) {
+      var step = CAL_STEPS.filter(function (x) { return span / x <= 6; })[0] || 365 * 86400 * Math.ceil(span / (6 * 365 * 86400));
+      var first = Math.ceil(t0 / step) * step, out = [];
+      for (var t = first; t <= t0 + span; t += step) out.push(t - t0);
+      var iso = function (t) { return new Date((t0 + t) * 1000).toISOString(); };
+      var label = step >= 86400 ? function (t) { return iso(t).slice(0, 10); }
+        : function (t) { return iso(t).slice(5, 16).replace("T", " "); };
+      return { ticks: out, label: label, title: "UTC" };
+    }
+    var u = UNITS[0];
+    UNITS.forEach(function (x) { if (span >= 2 * x[0]) u = x; });
+    return { ticks: ticks(0, span / u[0], 5).map(function (v) { return v * u[0]; }),
+      label: function (t) { return tickText(t / u[0]) + " " + u[1]; }, title: "since the first packet" };
+  }
+  function textWidth(text, px) { return String(text).length * (px || 6.6); }
   function bytes(n) {
     if (n < 1000) return n + " B";
     var units = ["kB", "MB", "GB", "TB"], i = -1;
@@ -61,39 +98,43 @@
   }
   function entriesOf(obj) { return Object.keys(obj || {}).map(function (k) { return [k, obj[k]]; }); }
 
-  function histogram(container, values, spread) {
+  function histogram(container, hist, spread) {
     var st = h("div", { "class": "stats" }, container);
     [["n", spread.count], ["p50", spread.p50], ["p90", spread.p90], ["p99", spread.p99], ["max", spread.max]]
       .forEach(function (p) { var d = h("div", { "class": "stat" }, st); h("b", {}, d, fmt(p[1])); h("span", {}, d, p[0]); });
-    if (!values.length) { note(container, "no complete handshake with a known RTT"); return; }
-    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
-    var log = lo > 0 && hi / lo > 50, bins = 24;
-    var a = log ? Math.log10(lo) : 0, b = log ? Math.log10(hi) : hi;
-    if (b === a) b = a + 1;
-    var counts = new Array(bins).fill(0);
-    values.forEach(function (v) {
-      var x = log ? Math.log10(v) : v, i = Math.min(bins - 1, Math.floor((x - a) / (b - a) * bins));
-      counts[Math.max(0, i)]++;
+    if (!hist.counts.length) { note(container, "no complete handshake with a known RTT"); return; }
+    var edges = hist.edges, counts = hist.counts, log = hist.log;
+    var max = Math.max.apply(null, counts), yt = ticks(0, max, 4);
+    var ymax = yt[yt.length - 1] < max ? yt[yt.length - 1] + (yt[1] - yt[0]) : Math.max(yt[yt.length - 1], 1);
+    var L = 12 + Math.max.apply(null, yt.map(function (v) { return textWidth(thousands(v)); }));
+    var W = 420, H = 160, B = 26, T = 8, R = 12;
+    var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, "class": "histogram" }, container);
+    var a = log ? Math.log10(edges[0]) : edges[0], b = log ? Math.log10(edges[edges.length - 1]) : edges[edges.length - 1];
+    function xOf(v) { var x = log ? Math.log10(v) : v; return L + (x - a) / (b - a) * (W - L - R); }
+    function yOf(n) { return H - B - n / ymax * (H - B - T); }
+    yt.concat(ymax > yt[yt.length - 1] ? [ymax] : []).forEach(function (v) {
+      svg("line", { x1: L, y1: yOf(v), x2: W - R, y2: yOf(v), "class": "grid" }, s);
+      svg("text", { x: L - 4, y: yOf(v) + 4, "text-anchor": "end" }, s, thousands(v));
     });
-    var W = 420, H = 150, L = 34, B = 24, max = Math.max.apply(null, counts);
-    var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H }, container);
-    var bw = (W - L - 8) / bins;
     counts.forEach(function (c, i) {
-      var hh = (H - B - 8) * c / max;
-      svg("rect", { x: L + i * bw + 1, y: H - B - hh, width: bw - 2, height: hh, fill: "#2563eb" }, s);
+      if (!c) return;
+      var x1 = xOf(edges[i]), x2 = xOf(edges[i + 1]);
+      svg("rect", { x: x1 + 0.5, y: yOf(c), width: Math.max(1, x2 - x1 - 1), height: H - B - yOf(c), fill: "#2563eb" }, s);
     });
-    svg("line", { x1: L, y1: H - B, x2: W - 8, y2: H - B, "class": "axis" }, s);
-    svg("text", { x: L - 4, y: 14, "text-anchor": "end" }, s, String(max));
-    function xOf(v) { var x = log ? Math.log10(v) : v; return L + (x - a) / (b - a) * (W - L - 8); }
-    [lo, hi].forEach(function (v, i) {
-      svg("text", { x: xOf(v), y: H - 8, "text-anchor": i ? "end" : "start" }, s, fmt(v) + " ms");
+    svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, "class": "axis" }, s);
+    var xt = log ? edges.filter(function (e) { return Math.abs(Math.log10(e) - Math.round(Math.log10(e))) < 1e-9; })
+      : ticks(edges[0], edges[edges.length - 1], 5);
+    xt.forEach(function (v, i) {
+      var x = xOf(v), anchor = x < L + 15 ? "start" : x > W - R - 15 ? "end" : "middle";
+      svg("line", { x1: x, y1: H - B, x2: x, y2: H - B + 4, "class": "axis" }, s);
+      svg("text", { x: x, y: H - 8, "text-anchor": anchor }, s, tickText(v) + (i === xt.length - 1 ? " ms" : ""));
     });
     [["p50", spread.p50], ["p90", spread.p90], ["p99", spread.p99]].forEach(function (p, i) {
       if (p[1] === null) return;
       var x = xOf(p[1]);
-      svg("line", { x1: x, y1: 10 + i * 10, x2: x, y2: H - B, stroke: "#dc2626", "stroke-dasharray": "3 2" }, s);
+      svg("line", { x1: x, y1: T + 4 + i * 10, x2: x, y2: H - B, stroke: "#dc2626", "stroke-dasharray": "3 2" }, s);
       var right = x > W - 40;
-      svg("text", { x: right ? x - 3 : x + 3, y: 18 + i * 10, fill: "#dc2626", "text-anchor": right ? "end" : "start" }, s, p[0]);
+      svg("text", { x: right ? x - 3 : x + 3, y: T + 12 + i * 10, fill: "#dc2626", "text-anchor": right ? "end" : "start" }, s, p[0]);
     });
     note(container, (log ? "logarithmic bins; " : "") + "set-up time (first SYN to ACK): p50 " +
       fmt(D.summary.handshake.setup_ms.p50) + " ms, max " + fmt(D.summary.handshake.setup_ms.max) + " ms");
@@ -107,16 +148,22 @@
     var tmax = 0, ymax = 0;
     series.forEach(function (s) { s.steps.forEach(function (p) { tmax = Math.max(tmax, p[0]); ymax = Math.max(ymax, p[1]); }); });
     tmax = tmax || 1; ymax = Math.max(1, ymax);
-    var W = 1000, H = 200, L = 40, R = 12, T = 10, B = 26;
-    var s = svg("svg", { width: "100%", height: H, viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none" }, container);
+    var yt = ticks(0, ymax, 4);
+    if (yt[yt.length - 1] < ymax) yt.push(yt[yt.length - 1] + (yt.length > 1 ? yt[1] - yt[0] : 1));
+    ymax = yt[yt.length - 1];
+    var L = 12 + Math.max.apply(null, yt.map(function (v) { return textWidth(thousands(v)); }));
+    var W = 1000, H = 200, R = 40, T = 10, B = 26;
+    var s = svg("svg", { width: "100%", height: H, viewBox: "0 0 " + W + " " + H, "class": "timewait" }, container);
     var X = function (t) { return L + t / tmax * (W - L - R); }, Y = function (n) { return H - B - n / ymax * (H - B - T); };
-    for (var k = 0; k <= 4; k++) {
-      var t = tmax * k / 4;
+    var axis = timeAxis(tmax, D.t0);
+    axis.ticks.forEach(function (t) {
       svg("line", { x1: X(t), y1: T, x2: X(t), y2: H - B, "class": "grid" }, s);
-      svg("text", { x: X(t), y: H - 8, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, s, fmt(t, 2) + " s");
-    }
-    svg("text", { x: L - 6, y: T + 8, "text-anchor": "end" }, s, String(ymax));
-    svg("text", { x: L - 6, y: H - B, "text-anchor": "end" }, s, "0");
+      svg("text", { x: X(t), y: H - 8, "text-anchor": X(t) < L + 20 ? "start" : "middle" }, s, axis.label(t));
+    });
+    yt.forEach(function (v) {
+      svg("line", { x1: L, y1: Y(v), x2: W - R, y2: Y(v), "class": "grid" }, s);
+      svg("text", { x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, s, thousands(v));
+    });
     var legend = h("div", { "class": "legend" }, container);
     series.forEach(function (ser, i) {
       var d = "", last = 0;
@@ -132,68 +179,172 @@
       item.appendChild(document.createTextNode((ser.key === "all" ? "all endpoints" : ser.key) + " (peak " + ser.peak + ")"));
     });
     note(container, "each holder stays in TIME_WAIT for 2 × MSL = " + fmt(2 * D.msl, 1) +
-      " s from the moment it entered it (--msl); clients grouped by host (host:*), servers by host:port; time since the first packet");
+      " s from the moment it entered it (--msl); clients grouped by host (host:*), servers by host:port; time " +
+      axis.title + "; a long series show the most at once per 1/1200 of the axis");
   }
 
   // ---- connection table ---------------------------------------------------------
-  var COLUMNS = [
-    ["id", "id", true], ["client", "client"], ["server", "server"], ["outcome", "outcome"],
-    ["rtt", "rtt ms", true], ["setup", "setup ms", true], ["tw", "TW"], ["rst", "RST"],
-    ["ka", "ka", true], ["reqs", "reqs", true], ["pkts", "pkts c/s", true], ["bytes", "bytes c/s", true],
-    ["duration", "dur ms", true], ["start", "start s", true]
+  // Rows are arrays (D.fields names the indices; strings are indices into D.strings). The
+  // table is virtual: only the rows in view (plus a margin) are in the DOM. Sorting works
+  // on a numeric key per row (strings ranked, endpoints by address then port), nulls last
+  // in both directions; the filter runs on a lower-case text per row built once.
+  var F = {}, S = D.strings, ROWS = D.rows, BY_ID = {};
+  D.fields.forEach(function (name, i) { F[name] = i; });
+  ROWS.sort(function (a, b) { return a[0] - b[0]; });
+  ROWS.forEach(function (r) { BY_ID[r[0]] = r; });
+  function str(v) { return v === null ? null : S[v]; }
+  function host(ip) { return ip.indexOf(":") >= 0 ? "[" + ip + "]" : ip; }
+  function endpoint(r, side) { return host(S[r[F[side + "_ip"]]]) + ":" + r[F[side + "_port"]]; }
+  function ipKey(ip) {  // IPv4 before IPv6, numerically
+    if (ip.indexOf(":") < 0) return ip.split(".").reduce(function (a, x) { return a * 256 + Number(x); }, 0);
+    var parts = ip.split("::"), head = parts[0] ? parts[0].split(":") : [], tail = parts[1] ? parts[1].split(":") : [];
+    var groups = head.concat(new Array(Math.max(0, 8 - head.length - tail.length)).fill("0"), tail);
+    return 4294967296 + groups.slice(0, 4).reduce(function (a, x) { return a * 65536 + parseInt(x || "0", 16); }, 0);
+  }
+  var startAxis = timeAxis(Math.max(D.t_end - D.t0, 0), D.t0);
+  var calendar = D.t_end - D.t0 > 86400;
+  function startText(r) {
+    var t = r[F.first_ts] - D.t0;
+    return calendar ? new Date(r[F.first_ts] * 1000).toISOString().slice(0, 19).replace("T", " ") : fmt(t, 3);
+  }
+  var COLUMNS = [  // key, header, numeric?, cell text, sort key (a number or null)
+    ["id", "id", true, function (r) { return String(r[0]); }, function (r) { return r[0]; }],
+    ["client", "client", false, function (r) { return endpoint(r, "client"); }, null],
+    ["server", "server", false, function (r) { return endpoint(r, "server"); }, null],
+    ["outcome", "outcome", false, function (r) { return S[r[F.outcome]]; }, "string:outcome"],
+    ["rtt", "rtt ms", true, function (r) { return fmt(r[F.rtt]); }, function (r) { return r[F.rtt]; }],
+    ["setup", "setup ms", true, function (r) { return fmt(r[F.setup]); }, function (r) { return r[F.setup]; }],
+    ["tw", "TW", false, function (r) { return str(r[F.tw]) || "-"; }, "string:tw"],
+    ["rst", "RST", false, function (r) { return str(r[F.rst]) || "-"; }, "string:rst"],
+    ["ka", "ka", true, function (r) { return r[F.ka] ? String(r[F.ka]) : "-"; }, function (r) { return r[F.ka]; }],
+    ["reqs", "reqs", true, function (r) { return fmt(r[F.reqs]); }, function (r) { return r[F.reqs]; }],
+    ["pkts", "pkts c/s", true, function (r) { return r[F.pkts_c] + "/" + r[F.pkts_s]; }, function (r) { return r[F.pkts_c] + r[F.pkts_s]; }],
+    ["bytes", "bytes c/s", true, function (r) { return bytes(r[F.bytes_c]) + " / " + bytes(r[F.bytes_s]); }, function (r) { return r[F.bytes_c] + r[F.bytes_s]; }],
+    ["duration", "dur ms", true, function (r) { return fmt(r[F.duration]); }, function (r) { return r[F.duration]; }],
+    ["start", calendar ? "start (UTC)" : "start s", true, startText, function (r) { return r[F.first_ts]; }]
   ];
-  var sortKey = "id", sortAsc = true;
-  function cell(c, key) {
-    var v = c[key];
-    if (key === "pkts") return v[0] + "/" + v[1];
-    if (key === "bytes") return bytes(v[0]) + " / " + bytes(v[1]);
-    if (v === null || v === undefined || v === 0 && (key === "ka")) return "-";
-    return fmt(v);
+  var WIDTHS = [56, 170, 170, 100, 70, 76, 62, 90, 40, 48, 84, 150, 84, calendar ? 150 : 90];
+  var ROW_H = 23, OVERSCAN = 12;
+  var sortKey = "id", sortAsc = true, order = null, view = null, keys = {}, search = null;
+  var t0s = performance.now();
+  function sortKeys(col) {
+    if (keys[col[0]]) return keys[col[0]];
+    var n = ROWS.length, k = new Float64Array(n), i;
+    if (col[0] === "client" || col[0] === "server") {
+      var ranks = {}, hosts = [];
+      ROWS.forEach(function (r) { var ip = r[F[col[0] + "_ip"]]; if (!(ip in ranks)) { ranks[ip] = 0; hosts.push(ip); } });
+      hosts.sort(function (a, b) { return ipKey(S[a]) - ipKey(S[b]); }).forEach(function (ip, j) { ranks[ip] = j; });
+      for (i = 0; i < n; i++) k[i] = ranks[ROWS[i][F[col[0] + "_ip"]]] * 65536 + ROWS[i][F[col[0] + "_port"]];
+    } else if (typeof col[4] === "string") {
+      var field = F[col[4].slice(7)], names = {};
+      ROWS.forEach(function (r) { if (r[field] !== null) names[S[r[field]]] = r[field]; });
+      var rank = {};
+      Object.keys(names).sort().forEach(function (name, j) { rank[names[name]] = j; });
+      for (i = 0; i < n; i++) k[i] = ROWS[i][field] === null ? NaN : rank[ROWS[i][field]];
+    } else {
+      for (i = 0; i < n; i++) { var v = col[4](ROWS[i]); k[i] = v === null || v === undefined ? NaN : v; }
+    }
+    return (keys[col[0]] = k);
   }
-  function sortValue(c, key) {
-    var v = c[key];
-    if (Array.isArray(v)) return v[0] + v[1];
-    return v === null || v === undefined ? -Infinity : v;
+  function sortRows() {
+    var col = COLUMNS.filter(function (c) { return c[0] === sortKey; })[0], k = sortKeys(col);
+    var idx = new Uint32Array(ROWS.length), sign = sortAsc ? 1 : -1;
+    for (var i = 0; i < idx.length; i++) idx[i] = i;
+    idx.sort(function (i, j) {
+      var x = k[i], y = k[j], xn = x !== x, yn = y !== y;
+      if (xn || yn) return xn === yn ? i - j : xn ? 1 : -1;  // nulls last, either direction
+      return x < y ? -sign : x > y ? sign : i - j;  // ties: by id (rows are in id order)
+    });
+    order = idx;
   }
+  function searchText() {
+    if (search) return search;
+    search = new Array(ROWS.length);
+    for (var i = 0; i < ROWS.length; i++) {
+      var r = ROWS[i], parts = [];
+      for (var c = 0; c < COLUMNS.length; c++) parts.push(COLUMNS[c][3](r));
+      parts.push(str(r[F.proto]) || "", S[r[F.final_c]], S[r[F.final_s]], str(r[F.half_close]) ? "half-close" : "");
+      search[i] = parts.join(" ").toLowerCase();
+    }
+    return search;
+  }
+  function applyFilter() {
+    var q = document.getElementById("filter").value.trim().toLowerCase(), words = q ? q.split(/\s+/) : [];
+    if (!words.length) { view = order; } else {
+      var text = searchText(), out = new Uint32Array(order.length), n = 0;
+      for (var i = 0; i < order.length; i++) {
+        var t = text[order[i]], ok = true;
+        for (var w = 0; w < words.length && ok; w++) ok = t.indexOf(words[w]) >= 0;
+        if (ok) out[n++] = order[i];
+      }
+      view = out.subarray(0, n);
+    }
+    var byOutcome = {};
+    for (var j = 0; j < view.length; j++) { var o = S[ROWS[view[j]][F.outcome]]; byOutcome[o] = (byOutcome[o] || 0) + 1; }
+    document.getElementById("count").textContent = thousands(view.length) + " of " + thousands(ROWS.length) + " connections";
+    document.getElementById("counts").textContent = Object.keys(byOutcome).sort(function (a, b) { return byOutcome[b] - byOutcome[a]; })
+      .map(function (o) { return o + " " + thousands(byOutcome[o]); }).join(" · ");
+  }
+  function escapeHtml(t) { return t.replace(/[&<>"]/g, function (c) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]; }); }
+  function renderRows() {
+    var wrap = document.querySelector(".tablewrap"), tbody = document.querySelector("#conns tbody");
+    var head = document.querySelector("#conns thead").offsetHeight;
+    var first = Math.max(0, Math.floor((wrap.scrollTop - head) / ROW_H) - OVERSCAN);
+    var last = Math.min(view.length, first + Math.ceil(wrap.clientHeight / ROW_H) + 2 * OVERSCAN);
+    var html = '<tr class="pad"><td colspan="' + COLUMNS.length + '" style="height:' + first * ROW_H + 'px"></td></tr>';
+    for (var i = first; i < last; i++) {
+      var r = ROWS[view[i]], sel = selected && selected === r[0];
+      html += '<tr data-id="' + r[0] + '"' + (sel ? ' class="sel"' : "") + ">";
+      for (var c = 0; c < COLUMNS.length; c++) {
+        var col = COLUMNS[c], text = escapeHtml(col[3](r));
+        html += col[0] === "outcome" ? '<td><span class="pill o-' + text + '">' + text + "</span></td>"
+          : "<td" + (col[2] ? ' class="num"' : "") + ">" + text + "</td>";
+      }
+      html += "</tr>";
+    }
+    html += '<tr class="pad"><td colspan="' + COLUMNS.length + '" style="height:' + (view.length - last) * ROW_H + 'px"></td></tr>';
+    tbody.innerHTML = html;
+  }
+  function refresh(resort) {
+    if (resort) sortRows();
+    applyFilter();
+    document.querySelectorAll("#conns th").forEach(function (th) {
+      th.className = th.getAttribute("data-key") === sortKey ? "sorted" + (sortAsc ? " asc" : "") : "";
+    });
+    renderRows();
+  }
+  var FILTER_DEBOUNCE_MS = 25;
   function table() {
+    var tableEl = document.getElementById("conns");
+    tableEl.className = "virtual";
+    var colgroup = h("colgroup", {});
+    tableEl.insertBefore(colgroup, tableEl.firstChild);
+    WIDTHS.forEach(function (w) { h("col", { style: "width:" + w + "px" }, colgroup); });
+    tableEl.style.width = WIDTHS.reduce(function (a, b) { return a + b; }, 0) + "px";
     var thead = document.querySelector("#conns thead"), tr = h("tr", {}, thead);
     COLUMNS.forEach(function (col) {
       var th = h("th", { "data-key": col[0] }, tr, col[1]);
       th.addEventListener("click", function () {
-        sortAsc = sortKey === col[0] ? !sortAsc : true; sortKey = col[0]; fillTable();
+        sortAsc = sortKey === col[0] ? !sortAsc : true; sortKey = col[0]; refresh(true);
       });
     });
-    document.getElementById("filter").addEventListener("input", fillTable);
-    fillTable();
-  }
-  function fillTable() {
-    var q = document.getElementById("filter").value.trim().toLowerCase();
-    var rows = D.connections.filter(function (c) {
-      if (!q) return true;
-      var text = COLUMNS.map(function (col) { return cell(c, col[0]); }).join(" ") + " " + (c.proto || "") + " " + c.final.join(" ");
-      return q.split(/\s+/).every(function (w) { return text.toLowerCase().indexOf(w) >= 0; });
+    var timer = null;
+    document.getElementById("filter").addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { timer = null; document.querySelector(".tablewrap").scrollTop = 0; refresh(false); }, FILTER_DEBOUNCE_MS);
     });
-    rows.sort(function (a, b) {
-      var x = sortValue(a, sortKey), y = sortValue(b, sortKey);
-      var r = x < y ? -1 : x > y ? 1 : a.id - b.id;
-      return sortAsc ? r : -r;
+    var pending = false;
+    document.querySelector(".tablewrap").addEventListener("scroll", function () {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(function () { pending = false; renderRows(); });
     });
-    document.querySelectorAll("#conns th").forEach(function (th) {
-      th.className = th.getAttribute("data-key") === sortKey ? "sorted" + (sortAsc ? " asc" : "") : "";
+    document.querySelector("#conns tbody").addEventListener("click", function (e) {
+      var row = e.target.closest("tr[data-id]");
+      if (row) location.hash = "conn=" + row.getAttribute("data-id");
     });
-    var tbody = document.querySelector("#conns tbody");
-    tbody.textContent = "";
-    rows.forEach(function (c) {
-      var tr = h("tr", { "data-id": c.id }, tbody);
-      if (selected && selected.id === c.id) tr.className = "sel";
-      COLUMNS.forEach(function (col) {
-        var td = h("td", { "class": col[2] ? "num" : "" }, tr);
-        if (col[0] === "outcome") h("span", { "class": "pill o-" + c.outcome }, td, c.outcome);
-        else td.textContent = cell(c, col[0]);
-      });
-      tr.addEventListener("click", function () { location.hash = "conn=" + c.id; });
-    });
-    document.getElementById("count").textContent = rows.length + " of " + D.connections.length + " connections";
+    refresh(true);
+    setTimeout(searchText, 0);  // the filter's text, built while the reader looks at the page
   }
 
   // ---- ladder -------------------------------------------------------------------
@@ -233,9 +384,21 @@
   }
   function ladder(container, c) {
     var segs = c.trace.segs, rows = ladderRows(segs);
-    var W = 700, top = 46, row = 26, H = top + rows.length * row + 40;
-    var xl = 190, xr = 560;
-    var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, id: "ladder" }, container);
+    // room for the widest state label on each side, so that none covers the time column
+    // or runs off the right edge ("FIN_WAIT_2 › TIME_WAIT", "CLOSE_WAIT › LAST_ACK")
+    var leftText = 0, rightText = 0, timeText = 0;
+    rows.forEach(function (seg) {
+      if (seg.fold) return;
+      timeText = Math.max(timeText, textWidth(fmt(seg[0]), 6.2));
+      if (seg[7]) leftText = Math.max(leftText, textWidth(seg[7].replace(/>/g, " › "), 7.4));
+      if (seg[8]) rightText = Math.max(rightText, textWidth(seg[8].replace(/>/g, " › "), 7.4));
+    });
+    leftText = Math.max(leftText, textWidth(c.final[0], 7.4) / 2, textWidth(c.client, 6.2) / 2 - 24);
+    var top = 46, row = 26, H = top + rows.length * row + 40;
+    var xl = Math.max(190, 8 + timeText + 16 + leftText + 8), xr = xl + 370;
+    var W = Math.max(700, xr + 8 + rightText + 12, xr + textWidth(c.server, 6.2) / 2 + 8, xr + textWidth(c.final[1], 7.4) / 2 + 8);
+    // as wide as its column (scaled down, never clipped: the labels are part of the picture)
+    var s = svg("svg", { width: "100%", viewBox: "0 0 " + W + " " + H, id: "ladder", style: "max-width:" + W + "px" }, container);
     svg("text", { x: xl, y: 16, "text-anchor": "middle", "font-weight": 600 }, s, "client");
     svg("text", { x: xl, y: 30, "text-anchor": "middle" }, s, c.client);
     svg("text", { x: xr, y: 16, "text-anchor": "middle", "font-weight": 600 }, s, "server");
@@ -298,17 +461,22 @@
     if (winMax > yhi) yhi = Math.min(winMax, yhi + Math.max(yhi - ylo, 10) * 0.5);
     if (yhi === ylo) yhi = ylo + 1;
     tmax = tmax || 1;
-    var W = 520, H = 260, L = 58, R = 10, T = 10, B = 26;
+    var yt = ticks(ylo, yhi, 4);
+    var W = 520, H = 260, R = 10, T = 10, B = 26;
+    var L = 10 + Math.max.apply(null, yt.map(function (v) { return textWidth(thousands(v)); }));
     var s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, "class": "tsg", "data-dir": dir }, box);
     var X = function (t) { return L + t / tmax * (W - L - R); };
     var Y = function (v) { return H - B - (Math.min(v, yhi) - ylo) / (yhi - ylo) * (H - B - T); };
-    for (var k = 0; k <= 4; k++) {
-      var t = tmax * k / 4, v = ylo + (yhi - ylo) * k / 4;
-      svg("line", { x1: X(t), y1: T, x2: X(t), y2: H - B, "class": "grid" }, s);
+    var axis = timeAxis(tmax / 1000, 0);  // trace times are in ms
+    axis.ticks.forEach(function (ts) {
+      var t = ts * 1000, x = X(t);
+      svg("line", { x1: x, y1: T, x2: x, y2: H - B, "class": "grid" }, s);
+      svg("text", { x: x, y: H - 8, "text-anchor": x < L + 15 ? "start" : x > W - R - 20 ? "end" : "middle" }, s, axis.label(ts));
+    });
+    yt.forEach(function (v) {
       svg("line", { x1: L, y1: Y(v), x2: W - R, y2: Y(v), "class": "grid" }, s);
-      svg("text", { x: X(t), y: H - 8, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, s, fmt(t, 1) + " ms");
-      svg("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end" }, s, String(Math.round(v)));
-    }
+      svg("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end" }, s, thousands(v));
+    });
     function step(points, idx, colour, dash) {
       if (!points.length) return;
       var d = "", last = null;
@@ -339,13 +507,26 @@
   }
 
   // ---- detail ----------------------------------------------------------------------
+  function connection(r) {
+    return { id: r[0], client: endpoint(r, "client"), server: endpoint(r, "server"), outcome: S[r[F.outcome]],
+      final: [S[r[F.final_c]], S[r[F.final_s]]], tw: str(r[F.tw]), rst: str(r[F.rst]), rst_sender: str(r[F.rst_sender]),
+      pkts: [r[F.pkts_c], r[F.pkts_s]], bytes: [r[F.bytes_c], r[F.bytes_s]], retx: [r[F.retx_c], r[F.retx_s]] };
+  }
+  function inflate(b64) {  // an embedded trace: base64 of zlib-deflated JSON rows
+    var bin = atob(b64), raw = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) raw[i] = bin.charCodeAt(i);
+    var stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).text().then(JSON.parse);
+  }
+  function shellWord(w) { return /^[\w@%+=:,./-]+$/.test(w) ? w : "'" + w.replace(/'/g, "'\\''") + "'"; }
+  var opened = 0;
   function show(id) {
-    var c = D.connections.filter(function (x) { return x.id === id; })[0];
-    var detail = document.getElementById("detail");
+    var r = BY_ID[id], detail = document.getElementById("detail"), ticket = ++opened;
     detail.textContent = "";
-    if (!c) { h("h2", {}, detail, "No connection " + id); return null; }
-    selected = c;
-    document.querySelectorAll("#conns tbody tr").forEach(function (tr) {
+    if (!r) { h("h2", {}, detail, "No connection " + id); return Promise.resolve(null); }
+    var c = connection(r);
+    selected = id;
+    document.querySelectorAll("#conns tbody tr[data-id]").forEach(function (tr) {
       tr.className = Number(tr.getAttribute("data-id")) === id ? "sel" : "";
     });
     h("h2", {}, detail, "Connection " + c.id + ": " + c.client + " → " + c.server + "  " + c.outcome);
@@ -353,22 +534,38 @@
       "; TIME_WAIT: " + (c.tw || "-") + "; RST: " + (c.rst ? c.rst + " by " + c.rst_sender : "-") +
       "; packets " + c.pkts.join("/") + "; unique bytes " + c.bytes.map(bytes).join(" / ") +
       "; retransmitted " + c.retx.map(bytes).join(" / "));
-    if (!c.trace) { note(detail, "no segments were traced"); return { id: id, arrows: 0 }; }
-    if (c.trace.truncated) note(detail, "diagrams show the first " + c.trace.segs.length + " of " + c.trace.total + " segments (--max-segments)");
-    var grid = h("div", { "class": "diagrams" }, detail);
-    var left = h("div", {}, grid), right = h("div", {}, grid);
-    h("div", { style: "font-weight:600;margin:4px 0" }, left, "Ladder (seq/ack relative to each side's ISN; time in ms)");
-    var rows = ladder(h("div", { "class": "scroll" }, left), c);
-    var a = tsg(right, c, 0), b = tsg(right, c, 1);
-    note(right, "Time-sequence graphs in the style of the classic tcptrace: each bar is a segment's sequence range; " +
-      "the peer's ACK line below and its advertised window above (scaled when both SYNs negotiated window scaling).");
-    return { id: id, rows: rows, arrows: document.querySelectorAll("#ladder .arrow").length, tsg: [a, b] };
+    var packed = D.traces[String(id)];
+    if (!packed) {
+      var n = Object.keys(D.traces).length;
+      note(detail, "This connection's segments are not in the page: it embeds the traces of " + n +
+        " connections (RSTs, the slowest handshakes, stalls, the longest, the largest; --trace-budget " +
+        D.trace_budget + " segments). Draw this one with:");
+      var cmd = ["tcptrace", "ladder"].concat(D.captures, ["--conn", String(id)]);
+      if (D.filter) cmd.push("--filter", D.filter);
+      h("code", { "class": "cmd" }, detail, cmd.map(shellWord).join(" "));
+      return Promise.resolve({ id: id, arrows: 0, embedded: false });
+    }
+    h("div", { "class": "note why" }, detail, "embedded: " + packed.why.join(", "));
+    return inflate(packed.z).then(function (segs) {
+      if (ticket !== opened) return null;  // another connection was opened meanwhile
+      c.trace = { segs: segs, total: packed.total, truncated: packed.truncated };
+      if (c.trace.truncated) note(detail, "diagrams show the first " + segs.length + " of " + c.trace.total + " segments (--max-segments)");
+      var grid = h("div", { "class": "diagrams" }, detail);
+      var left = h("div", {}, grid), right = h("div", {}, grid);
+      h("div", { style: "font-weight:600;margin:4px 0" }, left, "Ladder (seq/ack relative to each side's ISN; time in ms)");
+      var rows = ladder(h("div", { "class": "scroll" }, left), c);
+      var a = tsg(right, c, 0), b = tsg(right, c, 1);
+      note(right, "Time-sequence graphs in the style of the classic tcptrace: each bar is a segment's sequence range; " +
+        "the peer's ACK line below and its advertised window above (scaled when both SYNs negotiated window scaling).");
+      return { id: id, rows: rows, arrows: document.querySelectorAll("#ladder .arrow").length, tsg: [a, b], embedded: true };
+    });
   }
 
   function selfcheck(shown) {
     var out = {
-      connections: D.connections.length,
-      table_rows: document.querySelectorAll("#conns tbody tr").length,
+      connections: ROWS.length,
+      table_rows: document.querySelectorAll("#conns tbody tr[data-id]").length,
+      shown: view ? view.length : 0,
       selected: shown,
       ladder_text: Array.prototype.map.call(document.querySelectorAll("#ladder text"), function (t) { return t.textContent; }),
       errors: errors
@@ -376,27 +573,51 @@
     var pre = document.getElementById("selfcheck");
     pre.textContent = JSON.stringify(out);
     document.body.setAttribute("data-ready", errors.length ? "errors" : "ok");
+    return out;
   }
 
   function fromHash() {
     var m = /conn=(\d+)/.exec(location.hash);
-    var id = m ? Number(m[1]) : (D.connections.length ? D.connections[0].id : null);
-    var shown = id === null ? null : show(id);
-    selfcheck(shown);
+    var id = m ? Number(m[1]) : (ROWS.length ? ROWS[0][0] : null);
+    return (id === null ? Promise.resolve(null) : show(id)).then(selfcheck, function (e) {
+      errors.push(String(e && e.stack || e)); return selfcheck(null);
+    });
   }
+
+  // For tests and benchmarks (benchmarks/report_bench.py): the interactions a person does,
+  // each resolved once the table or the diagrams are drawn (two animation frames).
+  function painted() { return new Promise(function (done) { requestAnimationFrame(function () { requestAnimationFrame(done); }); }); }
+  window.tcptraceReport = {
+    sort: function (key) { document.querySelector('#conns th[data-key="' + key + '"]').click(); return painted(); },
+    filter: function (text) {
+      var input = document.getElementById("filter");
+      input.value = text; input.dispatchEvent(new Event("input"));
+      return new Promise(function (done) { setTimeout(done, FILTER_DEBOUNCE_MS + 1); }).then(painted);
+    },
+    open: function (id) { return show(id).then(function (shown) { return painted().then(function () { return shown; }); }); },
+    visible: function () {
+      return Array.prototype.map.call(document.querySelectorAll("#conns tbody tr[data-id]"), function (tr) {
+        return Array.prototype.map.call(tr.children, function (td) { return td.textContent; });
+      });
+    },
+    count: function () { return document.getElementById("count").textContent; },
+    ids: function () { return Array.prototype.slice.call(view, 0, 50).map(function (i) { return ROWS[i][0]; }); },
+    embedded: function () { return Object.keys(D.traces).map(Number); },
+    errors: errors
+  };
 
   function main() {
     document.getElementById("title").textContent = "tcptrace report";
     document.getElementById("subtitle").textContent = D.captures.join(", ") + " · " + D.source.packets +
-      " packets, " + D.connections.length + " connections · tcptrace " + D.version;
-    histogram(document.getElementById("rtt"), D.rtt, D.summary.handshake.rtt_ms);
+      " packets, " + thousands(ROWS.length) + " connections · tcptrace " + D.version;
+    histogram(document.getElementById("rtt"), D.rtt_histogram, D.summary.handshake.rtt_ms);
     bars(document.getElementById("outcomes"), entriesOf(D.summary.outcomes), "#2563eb");
     var rst = document.getElementById("rsts");
     bars(rst, entriesOf(D.summary.rst.by_kind), "#dc2626");
     if (D.summary.rst.by_kind && Object.keys(D.summary.rst.by_kind).length)
       note(rst, "sent by: " + entriesOf(D.summary.rst.by_sender).map(function (e) { return e[0] + " " + e[1]; }).join(", "));
     var counts = {};
-    D.connections.forEach(function (c) { if (c.reqs) { var k = c.reqs >= 10 ? "10+" : String(c.reqs); counts[k] = (counts[k] || 0) + 1; } });
+    ROWS.forEach(function (r) { var q = r[F.reqs]; if (q) { var k = q >= 10 ? "10+" : String(q); counts[k] = (counts[k] || 0) + 1; } });
     var keys = Object.keys(counts).sort(function (a, b) { return parseInt(a, 10) - parseInt(b, 10); });
     var reuse = document.getElementById("reuse");
     bars(reuse, keys.map(function (k) { return [k + (k === "1" ? " request" : " requests"), counts[k]]; }), "#059669");
@@ -406,7 +627,9 @@
     timewait(document.getElementById("timewait"));
     table();
     window.addEventListener("hashchange", fromHash);
-    fromHash();
+    window.tcptraceReport.ready = fromHash().then(function () {
+      window.tcptraceReport.load_ms = performance.now();
+    });
   }
   try { main(); } catch (e) { errors.push(String(e && e.stack || e)); selfcheck(null); throw e; }
 })();
