@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::analyzers::trace::{SegmentTrace, Selection, TraceSelect};
 use crate::engine::{Engine, Options, Progress, RunError};
 use crate::filter::{Direction, Filter};
-use crate::model::ConnectionRecord;
+use crate::model::{ConnectionRecord, Role};
 use crate::parallel::{self, encode::csv_header, Encoding};
 use crate::writers::csv::CsvWriter;
 use crate::writers::json::write_jsonl;
@@ -214,10 +214,22 @@ impl Run {
                     ids.dedup();
                     Selection::Ids(ids)
                 }
-                Err(_) => {
-                    let (host, port): (String, u16) = value.extract()?;
-                    Selection::Client(host, port)
-                }
+                Err(_) => match value.extract::<(String, u16)>() {
+                    Ok((host, port)) => Selection::Endpoint(Role::Client, host, port),
+                    Err(_) => {
+                        let (side, host, port): (String, String, u16) = value.extract()?;
+                        let role = match side.as_str() {
+                            "client" => Role::Client,
+                            "server" => Role::Server,
+                            other => {
+                                return Err(PyValueError::new_err(format!(
+                                    "a side is \"client\" or \"server\", not {other:?}"
+                                )))
+                            }
+                        };
+                        Selection::Endpoint(role, host, port)
+                    }
+                },
             },
         };
         self.engine.trace(TraceSelect { selection, limit });

@@ -386,8 +386,16 @@ impl FlowTable {
                 previous_id,
             );
             if let Some(select) = &self.trace {
-                let (ip, port) = key.endpoint(client_side);
-                if select.selects(id, || (address_text(ip), port)) {
+                let endpoint = |role| {
+                    let side = if role == Role::Client {
+                        client_side
+                    } else {
+                        1 - client_side
+                    };
+                    let (ip, port) = key.endpoint(side);
+                    (address_text(ip), port)
+                };
+                if select.selects(id, endpoint) {
                     conn.trace = Some(Box::new(SegmentTrace::new(select.limit, seg.ts_ns)));
                 }
             }

@@ -21,7 +21,8 @@ class Run:
                  verify_checksums: bool = False,
                  zeek_server_ports: list[int] | None = None) -> None: ...
     def progress(self) -> Progress: ...
-    def trace(self, select: int | list[int] | tuple[str, int] | None = None,
+    def trace(self, select: int | list[int] | tuple[str, int] | tuple[str, str, int]
+              | None = None,
               limit: int | None = None,
               traced_only: bool = False) -> None: ...
     def execute(self, out: str | Callable[[bytes], object]

@@ -128,9 +128,9 @@ def execute(run: Run, out: Any) -> Interrupted | None:
 
 
 
-TraceSelect = int | list[int] | tuple[str, int] | None
-"""Which connections a run traces: a connection id, a list of ids, a client (host, port), or
-None (all)."""
+TraceSelect = int | list[int] | tuple[str, int] | tuple[str, str, int] | None
+"""Which connections a run traces: a connection id, a list of ids, a client (host, port),
+an end of either side ("client" or "server", host, port), or None (all)."""
 
 
 def record_run(paths: list[str], *, filter_text: str | None = None,

@@ -121,4 +121,31 @@ def test_unknown_connection_is_one_line_and_exit_2(capsys: pytest.CaptureFixture
     code, out, err = run_cli(capsys, "ladder", path, "--client", "10.0.0.9:1")
     assert code == 2 and err.count("\n") == 1 and "no connection with client 10.0.0.9:1" in err
     code, _, err = run_cli(capsys, "ladder", path)
-    assert code == 2 and "exactly one of --conn ID or --client HOST:PORT" in err
+    assert code == 2 and "exactly one of --conn ID, --client HOST:PORT or --server HOST:PORT" in err
+    code, _, err = run_cli(capsys, "ladder", path, "--conn", "1", "--server", "10.0.0.2:80")
+    assert code == 2 and "exactly one of" in err
+    code, _, err = run_cli(capsys, "ladder", path, "--server", "10.0.0.2")
+    assert code == 2 and "--server" in err and "expected HOST:PORT" in err
+
+
+def test_cli_select_by_server_draws_every_connection_to_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--server picks by the other end: every connection to one service."""
+    runner = CliRunner()
+    by_server = runner.invoke(cli, ["ladder", str(LINUX / "ipv6.pcap"),
+                                    "--server", "[fd77::2]:8080", "--ascii"])
+    by_id = runner.invoke(cli, ["ladder", str(LINUX / "ipv6.pcap"), "--conn", "1", "--ascii"])
+    assert by_server.exit_code == 0 and by_server.output == by_id.output
+    # the client's end is not a server's: nothing matches
+    code, _, err = run_cli(capsys, "ladder", str(LINUX / "ipv6.pcap"),
+                           "--server", "[fd77::1]:40008")
+    assert code == 2 and "no connection with server [fd77::1]:40008" in err
+    # several connections to one server: each is drawn, in id order
+    both = runner.invoke(cli, ["ladder", str(LINUX / "http_reuse.pcap"),
+                               str(LINUX / "client_close.pcap"), "--server", "10.77.0.2:8080",
+                               "--ascii"])
+    assert both.exit_code == 0
+    assert [line.split(",")[0] for line in both.output.splitlines()
+            if line.startswith("connection ")] == [
+        "connection 1: 10.77.0.1:42150 -> 10.77.0.2:8080",
+        "connection 2: 10.77.0.1:39758 -> 10.77.0.2:8080"]

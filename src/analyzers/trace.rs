@@ -30,8 +30,9 @@ pub enum Selection {
     All,
     /// The connection with this id (ids count connections as the table creates them).
     Id(u64),
-    /// Connections whose client has this address (as `address_text` writes it) and port.
-    Client(String, u16),
+    /// Connections whose client (or server: the role) has this address (as `address_text`
+    /// writes it) and port.
+    Endpoint(Role, String, u16),
     /// The connections with these ids, sorted (the HTML report traces those it embeds,
     /// chosen in a first pass without traces).
     Ids(Vec<u64>),
@@ -45,16 +46,16 @@ pub struct TraceSelect {
 }
 
 impl TraceSelect {
-    /// Whether the connection `id` whose client is `client` is traced (`client` is only
-    /// formatted when the selection is by client).
-    pub fn selects(&self, id: u64, client: impl FnOnce() -> (String, u16)) -> bool {
+    /// Whether the connection `id` is traced; `endpoint(role)` gives the address and port of
+    /// one of its ends (only formatted when the selection is by endpoint).
+    pub fn selects(&self, id: u64, endpoint: impl FnOnce(Role) -> (String, u16)) -> bool {
         match &self.selection {
             Selection::All => true,
             Selection::Id(wanted) => *wanted == id,
             Selection::Ids(sorted) => sorted.binary_search(&id).is_ok(),
-            Selection::Client(ip, port) => {
-                let (cip, cport) = client();
-                cport == *port && cip == *ip
+            Selection::Endpoint(role, ip, port) => {
+                let (eip, eport) = endpoint(*role);
+                eport == *port && eip == *ip
             }
         }
     }
@@ -469,7 +470,7 @@ mod tests {
     }
 
     #[test]
-    fn selection_by_id_client_or_all() {
+    fn selection_by_id_endpoint_or_all() {
         let all = TraceSelect {
             selection: Selection::All,
             limit: None,
@@ -479,17 +480,26 @@ mod tests {
             limit: None,
         };
         let client = TraceSelect {
-            selection: Selection::Client("fd77::1".into(), 40008),
+            selection: Selection::Endpoint(Role::Client, "fd77::1".into(), 40008),
+            limit: None,
+        };
+        let server = TraceSelect {
+            selection: Selection::Endpoint(Role::Server, "fd77::2".into(), 80),
             limit: None,
         };
         let ids = TraceSelect {
             selection: Selection::Ids(vec![2, 5, 9]),
             limit: None,
         };
-        let fd77 = || ("fd77::1".to_string(), 40008);
+        // a connection from fd77::1 port 40008 to fd77::2 port 80
+        let fd77 = |role| match role {
+            Role::Client => ("fd77::1".to_string(), 40008),
+            Role::Server => ("fd77::2".to_string(), 80),
+        };
         assert!(all.selects(1, fd77) && id.selects(3, fd77) && !id.selects(4, fd77));
         assert!(ids.selects(5, fd77) && ids.selects(9, fd77) && !ids.selects(4, fd77));
-        assert!(client.selects(9, fd77));
-        assert!(!client.selects(9, || ("fd77::1".to_string(), 40009)));
+        assert!(client.selects(9, fd77) && server.selects(9, fd77));
+        assert!(!client.selects(9, |_| ("fd77::1".to_string(), 40009)));
+        assert!(!server.selects(9, |_| ("fd77::1".to_string(), 40008)));
     }
 }

@@ -33,14 +33,14 @@ if TYPE_CHECKING:
 
 
 class SelectionError(TcptraceError):
-    """No connection matches --conn / --client."""
+    """No connection matches --conn / --client / --server."""
 
 
-def parse_endpoint(text: str) -> tuple[str, int]:
+def parse_endpoint(text: str, option: str = "--client") -> tuple[str, int]:
     """HOST:PORT, with IPv6 hosts in brackets: [fd77::1]:40008."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint="--client")
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint=option)
     return host.strip("[]"), int(port)
 
 
@@ -54,18 +54,26 @@ def _colour_wanted() -> bool:
               help="Connection id, as `tcptrace analyze` numbers them.")
 @click.option("--client", "client", metavar="HOST:PORT",
               help="Select the connection(s) whose client is HOST:PORT.")
+@click.option("--server", "server", metavar="HOST:PORT",
+              help="Select the connection(s) whose server is HOST:PORT (e.g. every "
+                   "connection to one service; each is drawn).")
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
 @click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
 @progress_option
-def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, ascii_: bool,
-           filter_: str | None, no_progress: bool) -> None:
+def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
+           server: str | None, ascii_: bool, filter_: str | None, no_progress: bool) -> None:
     """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
 
     Colours are used when stdout is a terminal and NO_COLOR is not set.
     """
-    if (conn_id is None) == (client is None):
-        raise click.UsageError("give exactly one of --conn ID or --client HOST:PORT")
-    select = parse_endpoint(client) if client is not None else conn_id
+    given = [(name, value) for name, value in (("conn", conn_id), ("client", client),
+                                               ("server", server)) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --conn ID, --client HOST:PORT or --server HOST:PORT")
+    (side, value), = given
+    select: native.TraceSelect = conn_id if side == "conn" else (
+        side, *parse_endpoint(str(value), f"--{side}"))
     run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S)
     native.trace(run, select, traced_only=True)
     found: list[tuple[Record, Trace]] = []
@@ -77,7 +85,7 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None, a
 
     native.read_records(run, keep, watch=watch_for(list(captures), enabled=not no_progress))
     if not found:
-        what = f"connection {conn_id}" if client is None else f"connection with client {client}"
+        what = f"connection {conn_id}" if side == "conn" else f"connection with {side} {value}"
         raise SelectionError(f"no {what} in {', '.join(captures)}")
     found.sort(key=lambda item: item[0]["id"])
     colour = not ascii_ and _colour_wanted()
