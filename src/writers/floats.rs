@@ -173,32 +173,53 @@ fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
     if !(1e-5..MICRO_GRID_MAX).contains(&a) {
         return false;
     }
-    let scaled = (a * 1e6).round();
+    // round half away from zero (`f64::round`, a libm call without SSE4.1) by hand: below
+    // 2^53 the integer part and the fraction `t - whole` are exact
+    let t = a * 1e6;
+    let whole = t as u64;
+    let n = whole + u64::from(t - whole as f64 >= 0.5);
     // n < 2^32 * 1e6 < 2^53: n and the division are exact IEEE operations, so equality
     // proves `a` is the double nearest to n / 10^6
-    if scaled / 1e6 != a {
+    if n as f64 / 1e6 != a {
         return false;
     }
-    let n = scaled as u64;
-    let (whole, mut fraction) = (n / 1_000_000, n % 1_000_000);
-    if x < 0.0 {
-        out.push(b'-');
-    }
-    let mut ints = itoa::Buffer::new();
-    out.extend_from_slice(ints.format(whole).as_bytes());
-    out.push(b'.');
+    // the text is built right to left in one buffer and copied once: at most a sign, ten
+    // integer digits (< 2^32), the point and six fraction digits
+    let mut text = [0u8; 24];
+    let mut at = text.len();
+    let mut put = |digit: u64| {
+        at -= 1;
+        text[at] = b'0' + digit as u8;
+    };
+    let (mut int, mut fraction) = (n / 1_000_000, n % 1_000_000);
     if fraction == 0 {
-        out.push(b'0');
-        return true;
+        put(0);
+    } else {
+        let mut digits = 6;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        for _ in 0..digits {
+            put(fraction % 10);
+            fraction /= 10;
+        }
     }
-    let mut digits = 6;
-    while fraction % 10 == 0 {
-        fraction /= 10;
-        digits -= 1;
+    at -= 1;
+    text[at] = b'.';
+    loop {
+        at -= 1;
+        text[at] = b'0' + (int % 10) as u8;
+        int /= 10;
+        if int == 0 {
+            break;
+        }
     }
-    let text = ints.format(fraction).as_bytes();
-    out.extend(std::iter::repeat_n(b'0', digits - text.len()));
-    out.extend_from_slice(text);
+    if x < 0.0 {
+        at -= 1;
+        text[at] = b'-';
+    }
+    out.extend_from_slice(&text[at..]);
     true
 }
 
