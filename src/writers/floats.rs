@@ -183,43 +183,25 @@ fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
     if n as f64 / 1e6 != a {
         return false;
     }
-    // the text is built right to left in one buffer and copied once: at most a sign, ten
-    // integer digits (< 2^32), the point and six fraction digits
-    let mut text = [0u8; 24];
-    let mut at = text.len();
-    let mut put = |digit: u64| {
-        at -= 1;
-        text[at] = b'0' + digit as u8;
-    };
-    let (mut int, mut fraction) = (n / 1_000_000, n % 1_000_000);
-    if fraction == 0 {
-        put(0);
-    } else {
-        let mut digits = 6;
-        while fraction % 10 == 0 {
-            fraction /= 10;
-            digits -= 1;
-        }
-        for _ in 0..digits {
-            put(fraction % 10);
-            fraction /= 10;
-        }
-    }
-    at -= 1;
-    text[at] = b'.';
-    loop {
-        at -= 1;
-        text[at] = b'0' + (int % 10) as u8;
-        int /= 10;
-        if int == 0 {
-            break;
-        }
-    }
+    let (whole, mut fraction) = (n / 1_000_000, n % 1_000_000);
     if x < 0.0 {
-        at -= 1;
-        text[at] = b'-';
+        out.push(b'-');
     }
-    out.extend_from_slice(&text[at..]);
+    let mut ints = itoa::Buffer::new();
+    out.extend_from_slice(ints.format(whole).as_bytes());
+    out.push(b'.');
+    if fraction == 0 {
+        out.push(b'0');
+        return true;
+    }
+    let mut digits = 6;
+    while fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
+    }
+    let text = ints.format(fraction).as_bytes();
+    out.extend(std::iter::repeat_n(b'0', digits - text.len()));
+    out.extend_from_slice(text);
     true
 }
 
