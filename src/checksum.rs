@@ -15,22 +15,30 @@ use crate::decode::Segment;
 use crate::model::Role;
 
 /// Sum of the big-endian 16-bit words of `bytes` (an odd last byte padded with zero), up to
-/// ones' complement folding. Summed as little-endian 32-bit words, plain loads and adds that
-/// the compiler vectorizes: a 32-bit word is congruent to the sum of its 16-bit halves
-/// modulo 0xFFFF, and a little-endian 16-bit word is 256 times the big-endian one modulo
-/// 0xFFFF (RFC 1071 section 2, "byte order independence"; 256 * 256 = 1 modulo 0xFFFF), so
-/// the folded little-endian sum times 256 folds to the big-endian sum.
+/// ones' complement folding. Summed as little-endian 64-bit words into a 128-bit total (an
+/// add and an add-with-carry per 8 bytes): 2^16 = 1 modulo 0xFFFF, so a wide word is
+/// congruent to the sum of its 16-bit parts; and a little-endian 16-bit word is 256 times the
+/// big-endian one modulo 0xFFFF (RFC 1071 section 2, "byte order independence"; 256 * 256 =
+/// 1 modulo 0xFFFF), so the folded little-endian sum times 256 folds to the big-endian sum.
 fn word_sum(bytes: &[u8]) -> u64 {
-    let mut words = bytes.chunks_exact(4);
-    let mut total: u64 = 0;
+    let mut words = bytes.chunks_exact(8);
+    let mut total: u128 = 0;
     for word in words.by_ref() {
-        total += u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]]));
+        let mut wide = [0u8; 8];
+        wide.copy_from_slice(word);
+        total += u128::from(u64::from_le_bytes(wide));
     }
     let rest = words.remainder();
-    let mut last = [0u8; 4];
+    let mut last = [0u8; 8];
     last[..rest.len()].copy_from_slice(rest);
-    total += u64::from(u32::from_le_bytes(last));
-    fold(total) << 8
+    total += u128::from(u64::from_le_bytes(last));
+    // 2^64 and 2^32 are 1 modulo 0xFFFF: the halves' sums keep the total's residue
+    let halves = (total >> 64) + (total & u128::from(u64::MAX));
+    let quarters = (halves >> 96)
+        + ((halves >> 64) & 0xFFFF_FFFF)
+        + ((halves >> 32) & 0xFFFF_FFFF)
+        + (halves & 0xFFFF_FFFF);
+    fold(quarters as u64) << 8
 }
 
 /// Ones' complement: fold the carries back into 16 bits.
