@@ -25,6 +25,11 @@ pub const FEED_SLICE: usize = 8192;
 /// this size, which stay in the CPU cache between the read and the decode (the batches
 /// and slices, and so the sweeps, are the same as with whole 8 MiB chunks).
 pub const PIECE: usize = 1 << 20;
+/// Bytes per piece on one thread without the checksum ledger: a quarter of `PIECE` keeps a
+/// piece, its frames and its segments in the L2 cache from the read through the feed
+/// (bench.pcap: 0.39 -> 0.38 s, 7 alternating pinned runs each). `--jobs` and the ledger,
+/// which hold several pieces at once, keep `PIECE`.
+const SERIAL_PIECE: usize = 256 << 10;
 /// Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s.
 pub const DEFAULT_MSL_S: f64 = 30.0;
 
@@ -209,8 +214,9 @@ impl Engine {
         let mut held: Vec<Held> = Vec::new();
         let mut spare: Vec<Vec<Segment>> = Vec::new();
         let whole_batches = self.table.ledger.is_some();
+        let piece_size = if whole_batches { PIECE } else { SERIAL_PIECE };
         loop {
-            let (piece, ends_batch) = match captures.next_piece(&mut self.source, PIECE) {
+            let (piece, ends_batch) = match captures.next_piece(&mut self.source, piece_size) {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
                 Err(err) => return Err(RunError::Capture(err)),
