@@ -15,26 +15,30 @@ use crate::decode::Segment;
 use crate::model::Role;
 
 /// Sum of the big-endian 16-bit words of `bytes` (an odd last byte padded with zero), up to
-/// ones' complement folding. Eight bytes at a time, as two 32-bit words: a 32-bit word is
-/// congruent to the sum of its 16-bit halves modulo 0xFFFF, so the folded result is the
-/// same (RFC 1071 section 2, "parallel summation").
+/// ones' complement folding. Summed as little-endian 64-bit words into a 128-bit total (an
+/// add and an add-with-carry per 8 bytes): 2^16 = 1 modulo 0xFFFF, so a wide word is
+/// congruent to the sum of its 16-bit parts; and a little-endian 16-bit word is 256 times the
+/// big-endian one modulo 0xFFFF (RFC 1071 section 2, "byte order independence"; 256 * 256 =
+/// 1 modulo 0xFFFF), so the folded little-endian sum times 256 folds to the big-endian sum.
 fn word_sum(bytes: &[u8]) -> u64 {
-    let mut wide = bytes.chunks_exact(8);
-    let mut total: u64 = 0;
-    for chunk in wide.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_be_bytes(word);
-        total += (word >> 32) + (word & 0xFFFF_FFFF);
+    let mut words = bytes.chunks_exact(8);
+    let mut total: u128 = 0;
+    for word in words.by_ref() {
+        let mut wide = [0u8; 8];
+        wide.copy_from_slice(word);
+        total += u128::from(u64::from_le_bytes(wide));
     }
-    let mut pairs = wide.remainder().chunks_exact(2);
-    for pair in pairs.by_ref() {
-        total += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        total += u64::from(*last) << 8;
-    }
-    total
+    let rest = words.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    total += u128::from(u64::from_le_bytes(last));
+    // 2^64 and 2^32 are 1 modulo 0xFFFF: the halves' sums keep the total's residue
+    let halves = (total >> 64) + (total & u128::from(u64::MAX));
+    let quarters = (halves >> 96)
+        + ((halves >> 64) & 0xFFFF_FFFF)
+        + ((halves >> 32) & 0xFFFF_FFFF)
+        + (halves & 0xFFFF_FFFF);
+    fold(quarters as u64) << 8
 }
 
 /// Ones' complement: fold the carries back into 16 bits.
@@ -209,18 +213,26 @@ mod tests {
             0xddf2
         );
         // an odd length is padded with a zero byte
-        assert_eq!(word_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
-        // the eight-byte path folds to what 16-bit words give
+        assert_eq!(fold(word_sum(&[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+        assert_eq!(fold(word_sum(&[0x80])), 0x8000);
+        assert_eq!(word_sum(&[]), 0);
+        // the little-endian wide words fold to what big-endian 16-bit words give, at every
+        // length and start (odd starts: a segment's offset in its frame)
         let bytes: Vec<u8> = (0..=255u8)
             .cycle()
             .take(1001)
             .map(|b| b.wrapping_mul(37))
             .collect();
-        let by_words: u64 = bytes
-            .chunks(2)
-            .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
-            .sum();
-        assert_eq!(fold(word_sum(&bytes)), fold(by_words));
+        for start in 0..4 {
+            for end in start..bytes.len() {
+                let part = &bytes[start..end];
+                let by_words: u64 = part
+                    .chunks(2)
+                    .map(|w| u64::from(w[0]) << 8 | u64::from(*w.get(1).unwrap_or(&0)))
+                    .sum();
+                assert_eq!(fold(word_sum(part)), fold(by_words), "{start}..{end}");
+            }
+        }
         assert_eq!(fold(word_sum(&[0xFF; 16])), 0xFFFF);
         assert_eq!(fold(0x1_FFFF), 1);
     }

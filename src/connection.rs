@@ -239,14 +239,21 @@ pub fn address_text(address: u128) -> String {
     }
 }
 
+/// An address as its high and low 64-bit halves.
+fn halves(address: u128) -> [u64; 2] {
+    [(address >> 64) as u64, address as u64]
+}
+
 /// A connection from its first segment to its last, on one 4-tuple.
 #[derive(Debug)]
 pub struct Connection {
     pub id: u64,
     /// Addresses and ports of the client and of the server, apart: an (address, port) pair
     /// pads to 32 bytes, and a connection of 1 KB or more is a large chunk to malloc, whose
-    /// every allocation consolidates the fast bins first (glibc).
-    addresses: [u128; 2],
+    /// every allocation consolidates the fast bins first (glibc). Addresses as two 64-bit
+    /// halves: a `u128` would align the connection (and the flow table's slot holding it)
+    /// to 16 bytes, and the slot past 1000 bytes.
+    addresses: [[u64; 2]; 2],
     ports: [u16; 2],
     rule: RoleRule,
     previous_id: Option<u64>,
@@ -283,7 +290,7 @@ impl Connection {
         };
         Connection {
             id,
-            addresses: [client.0, server.0],
+            addresses: [halves(client.0), halves(server.0)],
             ports: [client.1, server.1],
             rule,
             previous_id,
@@ -316,14 +323,26 @@ impl Connection {
     /// Hand the Zeek view the bad-checksum segments of this 4-tuple up to `until_ns` (all
     /// when None), in capture order: Zeek drops them but writes their `C`/`c` letter.
     pub fn replay_bad_checksums(&mut self, ledger: &mut ChecksumLedger, until_ns: Option<i64>) {
+        let ([a, b], p) = (self.endpoint_addresses(), self.ports);
         let Some(zeek) = self.zeek.as_mut() else {
             return;
         };
-        let (a, p) = (self.addresses, self.ports);
-        let keys = [(a[0], p[0], a[1], p[1]), (a[1], p[1], a[0], p[0])];
+        let keys = [(a, p[0], b, p[1]), (b, p[1], a, p[0])];
         while let Some((role, ts_ns, flags)) = ledger.pop(&keys, until_ns) {
             zeek.bad_checksum(role, ts_ns, flags);
         }
+    }
+
+    /// The client's and the server's addresses.
+    fn endpoint_addresses(&self) -> [u128; 2] {
+        self.addresses
+            .map(|[high, low]| u128::from(high) << 64 | u128::from(low))
+    }
+
+    /// A side's address and port.
+    pub fn endpoint(&self, role: Role) -> (u128, u16) {
+        let i = role.index();
+        (self.endpoint_addresses()[i], self.ports[i])
     }
 
     // ---- life-cycle questions the flow table asks
@@ -702,6 +721,7 @@ impl Connection {
     /// The connection record (`msl_s`: the maximum segment lifetime, for TIME_WAIT's end).
     pub fn record(&mut self, msl_s: f64) -> ConnectionRecord {
         self.flush();
+        let ends = [self.endpoint(Role::Client), self.endpoint(Role::Server)];
         let [c, s] = &mut self.sides;
         let changes = |m: &EndpointMachine| {
             m.history
@@ -718,8 +738,8 @@ impl Connection {
         };
         let mut record = ConnectionRecord {
             id: self.id,
-            client: endpoint((self.addresses[0], self.ports[0])),
-            server: endpoint((self.addresses[1], self.ports[1])),
+            client: endpoint(ends[0]),
+            server: endpoint(ends[1]),
             role_rule: self.rule,
             previous_id: self.previous_id,
             first_ts: ns_to_s(self.first_ns),

@@ -167,13 +167,41 @@ impl TombKey {
     }
 }
 
-/// A 4-tuple with its current connection.
+/// A 4-tuple with its current connection. At most 1000 bytes: glibc serves that from its
+/// small bins, while a larger request consolidates all its fast bins first, on every new
+/// connection (the 4-tuple is therefore not stored: the connection's endpoints give it).
 #[derive(Debug)]
 struct Slot {
-    key: FlowKey,
     conn: Connection,
-    /// Canonical side of the client.
-    client_side: usize,
+    /// Canonical side of the client (0 or 1).
+    client_side: u8,
+}
+
+impl Slot {
+    fn new(key: &FlowKey, conn: Connection, client_side: usize) -> Slot {
+        let slot = Slot {
+            conn,
+            client_side: client_side as u8,
+        };
+        debug_assert_eq!(slot.key(), *key);
+        slot
+    }
+
+    /// The slot's 4-tuple: the client's endpoint on the canonical side `client_side`.
+    fn key(&self) -> FlowKey {
+        let client = self.conn.endpoint(Role::Client);
+        let server = self.conn.endpoint(Role::Server);
+        let (lo, hi) = if self.client_side == 0 {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        FlowKey {
+            lo: lo.0,
+            hi: hi.0,
+            ports: u32::from(lo.1) << 16 | u32::from(hi.1),
+        }
+    }
 }
 
 /// A connection out of the table (ended, evicted, or held at the close), in its slot.
@@ -298,7 +326,7 @@ impl FlowTable {
             match found {
                 Found::Table(i) => {
                     if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
-                        let role = role_of(side, slot.client_side);
+                        let role = role_of(side, usize::from(slot.client_side));
                         replay_before(&mut self.ledger, &mut slot.conn, seg.ts_ns);
                         slot.conn.segment(role, seg, data);
                     }
@@ -333,7 +361,7 @@ impl FlowTable {
         if seg.flags & SYN != 0 && seg.flags & ACK == 0 {
             if let Some(i) = at {
                 let slot = self.order[i].as_mut()?;
-                let role = role_of(side, slot.client_side);
+                let role = role_of(side, usize::from(slot.client_side));
                 if !slot.conn.accepts_new_syn(role, seg.seq) {
                     return Some(Found::Table(i));
                 }
@@ -418,23 +446,23 @@ impl FlowTable {
                 previous_id = Some(slot.conn.id);
                 self.stats.port_reuse += 1;
                 let previous = std::mem::replace(&mut slot.conn, make(previous_id));
-                let previous_side = std::mem::replace(&mut slot.client_side, client_side);
-                self.ended.push(Finished(Box::new(Slot {
-                    key,
-                    conn: previous,
-                    client_side: previous_side,
-                })));
+                let previous_side = std::mem::replace(&mut slot.client_side, client_side as u8);
+                self.ended.push(Finished(Box::new(Slot::new(
+                    &key,
+                    previous,
+                    usize::from(previous_side),
+                ))));
                 i
             }
             None => {
                 if previous_id.is_some() {
                     self.stats.port_reuse += 1;
                 }
-                self.order.push(Some(Box::new(Slot {
-                    key,
-                    conn: make(previous_id),
+                self.order.push(Some(Box::new(Slot::new(
+                    &key,
+                    make(previous_id),
                     client_side,
-                })));
+                ))));
                 self.index.insert(key, self.order.len() - 1);
                 self.order.len() - 1
             }
@@ -453,7 +481,7 @@ impl FlowTable {
 
     fn remove(&mut self, i: usize) -> Option<Box<Slot>> {
         let slot = self.order.get_mut(i)?.take()?;
-        self.index.remove(&slot.key);
+        self.index.remove(&slot.key());
         Some(slot)
     }
 
@@ -484,7 +512,7 @@ impl FlowTable {
         for (i, ended) in done {
             let Some(slot) = self.remove(i) else { continue };
             if ended {
-                let key = TombKey::of(&slot.key);
+                let key = TombKey::of(&slot.key());
                 self.tombstones.insert(key.clone(), slot.conn.id);
                 self.tombstone_queue.push_back((self.now_ns, key));
             } else {
@@ -538,7 +566,7 @@ impl FlowTable {
         }
         self.order.retain(Option::is_some);
         for (i, slot) in self.order.iter().flatten().enumerate() {
-            self.index.insert(slot.key, i);
+            self.index.insert(slot.key(), i);
         }
     }
 
@@ -578,6 +606,33 @@ mod tests {
     use super::*;
     use crate::decode::{FIN, RST};
     use crate::model::{Outcome, RoleRule};
+
+    #[test]
+    fn a_slot_is_a_small_chunk_for_malloc() {
+        // glibc serves requests up to 1000 bytes (chunks under 1 KiB) from its small bins;
+        // a larger one consolidates the fast bins on every allocation
+        assert!(std::mem::size_of::<Slot>() <= 1000);
+    }
+
+    #[test]
+    fn a_slot_gives_back_its_key_from_either_side() {
+        let key = FlowKey {
+            lo: 0xFFFF_0A00_0001,
+            hi: 0x2001_0db8_0000_0000_0000_0000_0000_0002,
+            ports: 80 << 16 | 40000,
+        };
+        for client_side in [0, 1] {
+            let conn = Connection::new(
+                1,
+                key.endpoint(client_side),
+                key.endpoint(1 - client_side),
+                RoleRule::Syn,
+                0,
+                None,
+            );
+            assert_eq!(Slot::new(&key, conn, client_side).key(), key);
+        }
+    }
 
     const MS: i64 = 1_000_000;
     const CLIENT: u128 = 0xffff_0a00_0001;

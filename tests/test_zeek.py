@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -95,3 +97,48 @@ def test_zeek_view_only_when_asked_for() -> None:
     with_zeek = CliRunner().invoke(cli, ["analyze", "-f", "jsonl", "--zeek", capture])
     assert "zeek" not in json.loads(plain.output)
     assert json.loads(with_zeek.output)["zeek"]["conn_state"] == "REJ"
+
+
+def test_bad_checksums_reach_the_zeek_view_a_batch_at_a_time(tmp_path: Path) -> None:
+    """A plain file is read in pieces of about 1 MiB, but the ledger of bad-checksum segments
+    is filled a whole batch at a time before any of its good segments is fed (as the Python
+    engine did): a bad segment read in the second piece, stamped earlier than good segments
+    of the first, is replayed before them. A gzip copy, read a whole chunk at a time, is the
+    reference (one chunk, one batch: the same cuts)."""
+    from random_traffic import tcp_frame
+
+    frames: list[tuple[int, bytes]] = []  # (µs, frame)
+    client, server = (1, 2, 40000, 80), (2, 1, 80, 40000)
+    frames += [(0, tcp_frame(*client, 100, 0, 0x02, b"", None, checksums=True)),
+               (100, tcp_frame(*server, 500, 101, 0x12, b"", None, checksums=True)),
+               (200, tcp_frame(*client, 101, 501, 0x10, b"", None, checksums=True))]
+    seq = 101
+    for i in range(900):  # about 1.2 MB of data at t >= 0.6 s: the first piece and more
+        frames.append((600_000 + i, tcp_frame(*client, seq, 501, 0x18, b"x" * 1300, None,
+                                              checksums=True)))
+        seq += 1300
+    # the bad segment: read after the first piece, stamped before every data segment
+    frames.append((500_000, tcp_frame(*server, 501, seq, 0x10, b"", None, checksums=False)))
+    frames += [(700_000, tcp_frame(*client, seq, 501, 0x11, b"", None, checksums=True)),
+               (700_100, tcp_frame(*server, 501, seq + 1, 0x11, b"", None, checksums=True)),
+               (700_200, tcp_frame(*client, seq + 1, 502, 0x10, b"", None, checksums=True))]
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for t_us, data in frames:
+        out += struct.pack("<IIII", 1_700_000_000 + t_us // 1_000_000, t_us % 1_000_000,
+                           len(data), len(data)) + data
+    plain = tmp_path / "late_bad_checksum.pcap"
+    plain.write_bytes(bytes(out))
+    packed = tmp_path / "late_bad_checksum.pcap.gz"
+    packed.write_bytes(gzip.compress(bytes(out)))
+    assert len(out) > 1 << 20
+    documents = []
+    for capture in (plain, packed):
+        result = CliRunner().invoke(cli, ["analyze", "-f", "json", "--zeek",
+                                          "--verify-checksums", str(capture)])
+        assert result.exit_code == 0, result.output
+        documents.append(json.loads(result.output))
+    assert documents[0]["source"]["skipped"] == {"bad_checksum": 1}
+    assert documents[0]["connections"] == documents[1]["connections"]
+    [record] = documents[0]["connections"]
+    # the responder's bad checksum comes right after the handshake, before the data
+    assert record["zeek"]["history"] == "ShAcDFf"

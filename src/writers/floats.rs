@@ -173,13 +173,16 @@ fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
     if !(1e-5..MICRO_GRID_MAX).contains(&a) {
         return false;
     }
-    let scaled = (a * 1e6).round();
+    // round half away from zero (`f64::round`, a libm call without SSE4.1) by hand: below
+    // 2^53 the integer part and the fraction `t - whole` are exact
+    let t = a * 1e6;
+    let whole = t as u64;
+    let n = whole + u64::from(t - whole as f64 >= 0.5);
     // n < 2^32 * 1e6 < 2^53: n and the division are exact IEEE operations, so equality
     // proves `a` is the double nearest to n / 10^6
-    if scaled / 1e6 != a {
+    if n as f64 / 1e6 != a {
         return false;
     }
-    let n = scaled as u64;
     let (whole, mut fraction) = (n / 1_000_000, n % 1_000_000);
     if x < 0.0 {
         out.push(b'-');

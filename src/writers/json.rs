@@ -295,10 +295,9 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// The record as `orjson.dumps(to_dict(record), option=OPT_APPEND_NEWLINE)`: one jsonl
 /// line.
+/// (Written in literal runs by `writers::jsonl`: this per-connection line is the hot one.)
 pub fn write_jsonl(out: &mut Vec<u8>, record: &ConnectionRecord) {
-    out.reserve(2048);
-    encode_record(&mut Encoder::compact(out), record);
-    out.push(b'\n');
+    super::jsonl::write_jsonl(out, record);
 }
 
 /// The record as `orjson.dumps(to_dict(record), option=OPT_INDENT_2)` with every line
@@ -308,7 +307,7 @@ pub fn write_indented(out: &mut Vec<u8>, record: &ConnectionRecord, base: usize)
     encode_record(&mut Encoder::indented(out, base), record);
 }
 
-fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
+pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.begin_object();
     e.key("id");
     e.int(r.id);

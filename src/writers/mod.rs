@@ -7,6 +7,7 @@ pub mod csv;
 pub(crate) mod fixture;
 pub mod floats;
 pub mod json;
+pub mod jsonl;
 pub mod spool;
 pub mod summary;
 pub mod zeek;

@@ -1,0 +1,310 @@
+//! The jsonl line of a record, `orjson.dumps(to_dict(record), option=OPT_APPEND_NEWLINE)`,
+//! written in literal runs: a record's layout is fixed, so each key comes with the
+//! punctuation around it (`,"last_ts":`) as one constant copy, instead of the generic
+//! encoder's separator, quote, key and colon one push at a time with its `first` and indent
+//! checks. The jsonl line is written once per connection and was a quarter of a run's
+//! instructions. `json::encode_record` (the indented json document) writes the same fields
+//! in the same order; tests/golden and `writers::json`'s fixture test hold both to orjson.
+
+use crate::model::{ConnectionRecord, PerSide, StateChange};
+
+use super::floats;
+use super::json::{write_string, Encoder};
+
+/// Floats remembered per line: a record repeats its timestamps (first_ts in the states,
+/// last_ts as time_wait_ts, both sides' state changes at one instant), and a float's text
+/// costs a few hundred instructions where a copy costs a few.
+const RECENT: usize = 8;
+
+/// One line being written into `out`.
+struct Line<'a> {
+    out: &'a mut Vec<u8>,
+    /// The last floats written: their bits and where their text is in `out` (start, end).
+    recent_bits: [u64; RECENT],
+    recent_at: [(usize, usize); RECENT],
+    /// Floats written so far (the slots in use are the first `min(written, RECENT)`).
+    written: usize,
+}
+
+impl Line<'_> {
+    #[inline(always)]
+    fn lit(&mut self, text: &'static [u8]) {
+        self.out.extend_from_slice(text);
+    }
+
+    /// Most of a record's integers are counts of 0 to 9: one byte, no itoa and no copy of
+    /// a text of unknown length (a `memcpy` call).
+    #[inline(always)]
+    fn int(&mut self, value: u64) {
+        if value < 10 {
+            self.out.push(b'0' + value as u8);
+        } else {
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        }
+    }
+
+    #[inline(always)]
+    fn opt_int(&mut self, value: Option<u64>) {
+        match value {
+            Some(v) => self.int(v),
+            None => self.lit(b"null"),
+        }
+    }
+
+    #[inline(always)]
+    fn bool(&mut self, value: bool) {
+        self.lit(if value { b"true" } else { b"false" });
+    }
+
+    fn float(&mut self, value: f64) {
+        let bits = value.to_bits();
+        let used = self.written.min(RECENT);
+        let seen = self.recent_bits[..used].iter().position(|&b| b == bits);
+        if let Some((start, end)) = seen.and_then(|i| self.recent_at.get(i).copied()) {
+            // the text was written earlier in this line (`out` only grows while it is)
+            self.out.extend_from_within(start..end);
+        } else {
+            let start = self.out.len();
+            floats::write_orjson(self.out, value);
+            let slot = self.written % RECENT;
+            self.recent_bits[slot] = bits;
+            self.recent_at[slot] = (start, self.out.len());
+            self.written += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn opt_float(&mut self, value: Option<f64>) {
+        match value {
+            Some(v) => self.float(v),
+            None => self.lit(b"null"),
+        }
+    }
+
+    /// An enum's text: plain ASCII, no escaping pass.
+    #[inline(always)]
+    fn name(&mut self, value: &'static str) {
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+    }
+
+    #[inline(always)]
+    fn opt_name(&mut self, value: Option<&'static str>) {
+        match value {
+            Some(v) => self.name(v),
+            None => self.lit(b"null"),
+        }
+    }
+
+    /// A free-form text field, escaped (records built by hand may hold anything).
+    #[inline(always)]
+    fn opt_str(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => write_string(self.out, v),
+            None => self.lit(b"null"),
+        }
+    }
+
+    /// `<key>{"client":N,"server":M}`, `key` being `,"name":`.
+    #[inline(always)]
+    fn counts(&mut self, key: &'static [u8], pair: &PerSide<u64>) {
+        self.lit(key);
+        self.lit(b"{\"client\":");
+        self.int(pair.client);
+        self.lit(b",\"server\":");
+        self.int(pair.server);
+        self.out.push(b'}');
+    }
+
+    fn float_list(&mut self, values: &[f64]) {
+        self.out.push(b'[');
+        for (i, &v) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.float(v);
+        }
+        self.out.push(b']');
+    }
+
+    fn state_changes(&mut self, changes: &[StateChange]) {
+        self.out.push(b'[');
+        for (i, change) in changes.iter().enumerate() {
+            self.lit(if i > 0 { b",{\"ts\":" } else { b"{\"ts\":" });
+            self.float(change.ts);
+            self.lit(b",\"state\":");
+            self.name(change.state.name());
+            self.out.push(b'}');
+        }
+        self.out.push(b']');
+    }
+}
+
+/// The record as one jsonl line, newline included.
+pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
+    out.reserve(2048);
+    let mut w = Line {
+        out,
+        recent_bits: [0; RECENT],
+        recent_at: [(0, 0); RECENT],
+        written: 0,
+    };
+    w.lit(b"{\"id\":");
+    w.int(r.id);
+    w.lit(b",\"client\":{\"ip\":");
+    write_string(w.out, &r.client.ip);
+    w.lit(b",\"port\":");
+    w.int(u64::from(r.client.port));
+    w.lit(b"},\"server\":{\"ip\":");
+    write_string(w.out, &r.server.ip);
+    w.lit(b",\"port\":");
+    w.int(u64::from(r.server.port));
+    w.lit(b"},\"role_rule\":");
+    w.name(r.role_rule.name());
+    w.lit(b",\"previous_id\":");
+    w.opt_int(r.previous_id);
+    w.lit(b",\"first_ts\":");
+    w.float(r.first_ts);
+    w.lit(b",\"last_ts\":");
+    w.float(r.last_ts);
+    w.lit(b",\"duration_ms\":");
+    w.float(r.duration_ms);
+    w.lit(b",\"outcome\":");
+    w.name(r.outcome.name());
+
+    let h = &r.handshake;
+    w.lit(b",\"handshake\":{\"complete\":");
+    w.bool(h.complete);
+    w.lit(b",\"syn_to_synack_ms\":");
+    w.opt_float(h.syn_to_synack_ms);
+    w.lit(b",\"synack_to_ack_ms\":");
+    w.opt_float(h.synack_to_ack_ms);
+    w.lit(b",\"rtt_ms\":");
+    w.opt_float(h.rtt_ms);
+    w.lit(b",\"setup_ms\":");
+    w.opt_float(h.setup_ms);
+    w.lit(b",\"syn_retransmits\":");
+    w.int(h.syn_retransmits);
+    w.lit(b",\"synack_retransmits\":");
+    w.int(h.synack_retransmits);
+    w.lit(b",\"matched_by\":");
+    w.opt_str(h.matched_by);
+    w.lit(b",\"ambiguity\":");
+    w.opt_str(h.ambiguity);
+    w.lit(b",\"simultaneous_open\":");
+    w.bool(h.simultaneous_open);
+
+    let c = &r.close;
+    w.lit(b"},\"close\":{\"initiator\":");
+    w.opt_name(c.initiator.map(|s| s.name()));
+    w.lit(b",\"time_wait\":");
+    w.opt_name(c.time_wait.map(|s| s.name()));
+    w.lit(b",\"time_wait_ts\":");
+    w.opt_float(c.time_wait_ts);
+    w.lit(b",\"time_wait_until\":");
+    w.opt_float(c.time_wait_until);
+    w.lit(b",\"fin_ts\":{\"client\":");
+    w.opt_float(c.fin_ts.client);
+    w.lit(b",\"server\":");
+    w.opt_float(c.fin_ts.server);
+
+    w.lit(b"}},\"half_close\":");
+    match &r.half_close {
+        Some(h) => {
+            w.lit(b"{\"side\":");
+            w.name(h.side.name());
+            w.lit(b",\"bytes_after_fin\":");
+            w.int(h.bytes_after_fin);
+            w.lit(b",\"duration_ms\":");
+            w.float(h.duration_ms);
+            w.out.push(b'}');
+        }
+        None => w.lit(b"null"),
+    }
+    w.lit(b",\"rst\":");
+    match &r.rst {
+        Some(rst) => {
+            w.lit(b"{\"sender\":");
+            w.name(rst.sender.name());
+            w.lit(b",\"state\":");
+            w.name(rst.state.name());
+            w.lit(b",\"receiver_state\":");
+            w.name(rst.receiver_state.name());
+            w.lit(b",\"kind\":");
+            w.name(rst.kind.name());
+            w.lit(b",\"ts\":");
+            w.float(rst.ts);
+            w.lit(b",\"count\":");
+            w.int(rst.count);
+            w.out.push(b'}');
+        }
+        None => w.lit(b"null"),
+    }
+
+    let k = &r.keepalive;
+    w.counts(b",\"keepalive\":{\"probes\":", &k.probes);
+    w.counts(b",\"acks\":", &k.acks);
+    w.lit(b",\"intervals_ms\":{\"client\":");
+    w.float_list(&k.intervals_ms.client);
+    w.lit(b",\"server\":");
+    w.float_list(&k.intervals_ms.server);
+
+    let u = &r.reuse;
+    w.lit(b"}},\"reuse\":{\"protocol\":");
+    w.opt_str(u.protocol);
+    w.lit(b",\"requests\":");
+    w.int(u.requests);
+    w.lit(b",\"responses\":");
+    w.int(u.responses);
+    w.lit(b",\"idle_gaps_ms\":");
+    w.float_list(&u.idle_gaps_ms);
+
+    w.lit(b"},\"states\":{\"client\":");
+    w.state_changes(&r.states.client);
+    w.lit(b",\"server\":");
+    w.state_changes(&r.states.server);
+    w.lit(b"},\"final_state\":{\"client\":");
+    w.name(r.final_state.client.name());
+    w.lit(b",\"server\":");
+    w.name(r.final_state.server.name());
+    w.out.push(b'}');
+
+    w.counts(b",\"packets\":", &r.packets);
+    w.counts(b",\"bytes\":", &r.bytes);
+    w.counts(b",\"unique_bytes\":", &r.unique_bytes);
+    w.counts(b",\"retransmitted_bytes\":", &r.retransmitted_bytes);
+    w.counts(b",\"gap_bytes\":", &r.gap_bytes);
+    w.counts(b",\"anomalies\":", &r.anomalies);
+    if let Some(zeek) = &r.zeek {
+        w.lit(b",\"zeek\":");
+        super::zeek::encode_json(&mut Encoder::compact(w.out), zeek);
+    }
+    w.lit(b"}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writers::fixture;
+    use crate::writers::json::encode_record;
+
+    /// The literal runs give what the generic encoder (the json document's, compact) gives,
+    /// for every record of the fixture (Zeek views, resets, half closes, keep-alive
+    /// intervals, escaped texts included).
+    #[test]
+    fn lines_match_the_generic_encoder() {
+        for record in fixture::records() {
+            let mut generic = Vec::new();
+            encode_record(&mut Encoder::compact(&mut generic), &record);
+            generic.push(b'\n');
+            let mut line = Vec::new();
+            write_jsonl(&mut line, &record);
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(generic).unwrap()
+            );
+        }
+    }
+}
