@@ -15,12 +15,22 @@ from pathlib import Path
 import pytest
 from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
 
+from random_traffic import random_capture
+
 from tcptrace import native
 
 BUNDLED = captures(PCAPS)
 CORPUS = captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
 SLICE_PACKETS = 200_000
 FORMATS = ["json", "jsonl", "csv", "table"]
+# the Zeek view and the checksum check ride along in the shards (the ledger per shard)
+ZEEK_AND_CHECKSUMS = [("--zeek",), ("--verify-checksums",), ("--zeek", "--verify-checksums")]
+
+
+def _without_clock(data: bytes) -> bytes:
+    """A conn.log without its #open/#close lines (the wall clock when it was written)."""
+    return b"".join(line for line in data.splitlines(keepends=True)
+                    if not line.startswith((b"#open\t", b"#close\t")))
 
 
 def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str,
@@ -28,7 +38,11 @@ def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str
     out = tmp_path / f"jobs{jobs}.{fmt}"
     status, stdout, stderr = run_cli(capsys, "analyze", *map(str, paths), "-f", fmt,
                                      "-o", str(out), "--jobs", str(jobs), *extra)
-    return status, out.read_bytes() if out.exists() else b"", stdout + stderr
+    written = out.read_bytes() if out.exists() else b""
+    if fmt == "zeek":
+        assert written.count(b"#open\t") == written.count(b"#close\t") == (status == 0)
+        written = _without_clock(written)
+    return status, written, stdout + stderr
 
 
 def _same(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, *paths: Path | str,
@@ -55,10 +69,55 @@ def test_bundled_captures(capsys: pytest.CaptureFixture[str], tmp_path: Path, ca
     _same(capsys, tmp_path, fmt, capture)
 
 
+@pytest.mark.parametrize("capture", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
+@pytest.mark.parametrize("fmt,extra", [
+    *(("jsonl", extra) for extra in ZEEK_AND_CHECKSUMS),
+    ("csv", ("--zeek", "--verify-checksums")),
+    ("zeek", ()),
+    ("zeek", ("--verify-checksums",)),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+def test_bundled_captures_zeek_and_checksums(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path, capture: Path, fmt: str,
+                                             extra: tuple[str, ...]) -> None:
+    _same(capsys, tmp_path, fmt, capture, extra=extra, jobs=(2, 3))
+
+
 @pytest.mark.parametrize("capture", CORPUS,
                          ids=lambda p: str(p.relative_to(SHARED / "corpus")))
 def test_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path) -> None:
     _same(capsys, tmp_path, "json", capture, jobs=(2, 3))
+
+
+@pytest.mark.parametrize("capture", CORPUS,
+                         ids=lambda p: str(p.relative_to(SHARED / "corpus")))
+def test_corpus_zeek_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   capture: Path) -> None:
+    _same(capsys, tmp_path, "json", capture, extra=("--zeek", "--verify-checksums"),
+          jobs=(2, 3))
+    _same(capsys, tmp_path, "zeek", capture, jobs=(2,))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_random_traffic_zeek_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           seed: int) -> None:
+    """Random traffic (wrong checksums, port reuse, every gap): the ledger per shard."""
+    capture = tmp_path / f"random{seed}.pcap"
+    capture.write_bytes(random_capture(seed))
+    for extra in ZEEK_AND_CHECKSUMS:
+        _same(capsys, tmp_path, "jsonl", capture, extra=extra, jobs=(2, 3))
+    _same(capsys, tmp_path, "zeek", capture, extra=("--verify-checksums",), jobs=(2, 3))
+
+
+def test_random_traffic_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Many random captures merged by time: connections on every shard, ledgers on each."""
+    paths = []
+    for seed in range(100):
+        paths.append(tmp_path / f"random{seed}.pcap")
+        paths[-1].write_bytes(random_capture(seed))
+    for extra in ZEEK_AND_CHECKSUMS:
+        out = _same(capsys, tmp_path, "jsonl", *paths, extra=extra, jobs=(2, 3, 4))
+        assert out.count(b"\n") > 100
+    _same(capsys, tmp_path, "zeek", *paths, extra=("--verify-checksums",), jobs=(2, 3))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -71,6 +130,7 @@ def test_several_files_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 @pytest.mark.parametrize("extra", [
     ("--filter", "port 8080 and not host 10.77.0.9"),
+    ("--filter", "port 8080", "--zeek", "--verify-checksums"),
     ("--filter", "src net 10.77.0.0/24 or ip6"),
     ("--linger", "0", "--msl", "0.001"),
     ("--max-flows", "5"),

@@ -2,8 +2,9 @@
 //! id and previous_id into the bytes (two numbers), so no format is encoded on one thread.
 
 use crate::model::ConnectionRecord;
-use crate::writers::csv::{CsvWriter, COLUMNS};
+use crate::writers::csv::{CsvWriter, COLUMNS, ZEEK_COLUMNS};
 use crate::writers::json::{write_indented, write_jsonl};
+use crate::writers::zeek::write_rows;
 
 use super::plan::{Emitted, ShardSink};
 
@@ -18,6 +19,9 @@ pub enum Encoding {
     Csv,
     /// Nothing encoded: the record itself (the summary and the table row are made from it).
     Table,
+    /// `-f zeek`: the record's conn.log rows (which hold no id: nothing to splice; the
+    /// writer writes the header and #close).
+    Zeek,
 }
 
 /// Where the two renumbered numbers are in an encoded record.
@@ -77,7 +81,7 @@ pub fn spans(encoding: Encoding, data: &[u8], has_previous: bool) -> Option<Span
             };
             (0, previous)
         }
-        Encoding::Table => return Some(Spans::default()),
+        Encoding::Table | Encoding::Zeek => return Some(Spans::default()),
     };
     Some(Spans {
         id: digits_from(data, id_start),
@@ -85,9 +89,14 @@ pub fn spans(encoding: Encoding, data: &[u8], has_previous: bool) -> Option<Span
     })
 }
 
-/// The CSV header line, as `CsvWriter` writes it before its first row.
-pub fn csv_header() -> Vec<u8> {
-    let mut out = COLUMNS.join(",").into_bytes();
+/// The CSV header line, as `CsvWriter` writes it before its first row (`zeek`: the run's
+/// records carry the Zeek view, and so its columns).
+pub fn csv_header(zeek: bool) -> Vec<u8> {
+    let mut columns = COLUMNS.to_vec();
+    if zeek {
+        columns.extend_from_slice(&ZEEK_COLUMNS);
+    }
+    let mut out = columns.join(",").into_bytes();
     out.push(b'\n');
     out
 }
@@ -177,6 +186,7 @@ impl ShardSink for Encoder {
                     bytes.drain(start..start + header);
                 }
             }
+            Encoding::Zeek => write_rows(&record, bytes),
             Encoding::Table => {}
         }
         let end = bytes.len();
@@ -231,7 +241,14 @@ mod tests {
         let record = crate::writers::fixture::records().remove(0);
         let mut out = Vec::new();
         CsvWriter::new().write(&record, &mut out);
-        assert!(out.starts_with(&csv_header()));
+        assert!(record.zeek.is_none());
+        assert!(out.starts_with(&csv_header(false)));
+        // with the Zeek view, its columns follow (the records format test holds them to
+        // CsvWriter's through the command line: tests/test_jobs.py)
+        let plain = csv_header(false);
+        let zeek = csv_header(true);
+        assert_eq!(zeek[..plain.len() - 1], plain[..plain.len() - 1]);
+        assert!(zeek.ends_with(b",zeek.orig_state,zeek.resp_state,zeek.earlier\n"));
     }
 
     #[test]
@@ -254,7 +271,7 @@ mod tests {
                 Encoding::Json => write_indented(&mut out, r, 4),
                 _ => {
                     CsvWriter::new().write(r, &mut out);
-                    out.drain(..csv_header().len());
+                    out.drain(..csv_header(r.zeek.is_some()).len());
                 }
             }
             out

@@ -24,7 +24,7 @@ use crate::sources::{CaptureError, Captures};
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch};
-use super::plan::{merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
+use super::plan::{keeps_ledger, merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
 
 /// Pieces (about 1 MiB each) queued per shard.
 const PIECES_AHEAD: usize = 8;
@@ -167,7 +167,13 @@ fn read(
     progress: &Progress,
     abort: &AtomicBool,
 ) -> (Mapper, Option<CaptureError>) {
-    let mut mapper = Mapper::new(options.filter.clone(), jobs);
+    let mut mapper = Mapper::new(options, jobs);
+    // with a ledger, whole batches (the ledger's order rule: see plan's comment)
+    let piece_size = if keeps_ledger(options) {
+        usize::MAX
+    } else {
+        PIECE
+    };
     // pieces sent, oldest first: one every shard dropped is the reader's again
     let mut sent: VecDeque<Arc<MappedPiece>> = VecDeque::new();
     loop {
@@ -180,7 +186,7 @@ fn read(
                 mapper.recycle(done);
             }
         }
-        let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, PIECE) {
+        let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, piece_size) {
             Ok(Some(piece)) => piece,
             Ok(None) => return (mapper, None),
             Err(err) => {
@@ -311,7 +317,6 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
     let mut failure: Option<RunError> = None;
     let mut renumber = Renumber::new(jobs);
     let mut scratch: Vec<u8> = Vec::with_capacity(8192);
-    let keep_bytes = encoding != Encoding::Table;
     loop {
         let mut batches: Vec<EpochBatch> = (0..jobs).map(|_| EpochBatch::default()).collect();
         let mut any = false;
@@ -369,15 +374,20 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
             };
             let id = renumber.global(k, item.local_id);
             let previous_id = item.previous_local.map(|p| renumber.global(k, p));
-            scratch.clear();
-            if keep_bytes {
-                let data = batch.bytes.get(item.start..item.end).unwrap_or(&[]);
-                splice(data, &item.spans, id, previous_id, &mut scratch);
-            }
+            let data = batch.bytes.get(item.start..item.end).unwrap_or(&[]);
+            let bytes = match encoding {
+                // conn.log rows hold no id: the shard's bytes as they are
+                Encoding::Zeek | Encoding::Table => data,
+                _ => {
+                    scratch.clear();
+                    splice(data, &item.spans, id, previous_id, &mut scratch);
+                    &scratch
+                }
+            };
             let out = Output {
                 id,
                 previous_id,
-                bytes: &scratch,
+                bytes,
                 record: item.record.as_deref(),
             };
             if let Err(message) = emit(out) {
