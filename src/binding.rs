@@ -402,6 +402,7 @@ impl Run {
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut header = format == Format::Csv;
         let mut zeek_log = ZeekLogWriter::new();
+        let mut one: Vec<u8> = Vec::new();
         let (paths, options, progress) = engine.parts();
         let zeek = options.zeek;
         let (result, made) = py.detach(|| {
@@ -414,19 +415,21 @@ impl Run {
                         Format::Records => {}
                         Format::Zeek => {
                             zeek_log.begin(&mut buf);
-                            buf.extend_from_slice(record.bytes);
+                            record.write_to(&mut buf);
                         }
-                        Format::Jsonl => buf.extend_from_slice(record.bytes),
+                        Format::Jsonl => record.write_to(&mut buf),
                         Format::Csv => {
                             if std::mem::take(&mut header) {
                                 buf.extend_from_slice(&csv_header(zeek));
                             }
-                            buf.extend_from_slice(record.bytes);
+                            record.write_to(&mut buf);
                         }
                         Format::Json => {
                             if let Some(spool) = spool.as_mut() {
+                                one.clear();
+                                record.write_to(&mut one);
                                 spool
-                                    .add_indented(record.id, record.bytes)
+                                    .add_indented(record.id, &one)
                                     .map_err(|e| e.to_string())?;
                             }
                         }

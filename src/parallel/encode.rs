@@ -101,6 +101,16 @@ pub fn csv_header(zeek: bool) -> Vec<u8> {
     out
 }
 
+/// Bytes of one block of encoded records. An epoch's records go into blocks of this size
+/// taken from the shard's pool (and handed back by the writer), never into one vector per
+/// epoch: that vector grew to the largest epoch (megabytes) by reallocation, copying and
+/// faulting in fresh pages every time (the allocator's heap trimmed it away between
+/// epochs). Blocks are allocated once and stay mapped.
+pub const BLOCK: usize = 256 << 10;
+/// A record starts a new block when less than this is left in the current one (a record
+/// larger than what is left still fits: its block grows, which is rare and harmless).
+const BLOCK_SLACK: usize = 16 << 10;
+
 /// One record of an epoch batch.
 #[derive(Debug)]
 pub struct Item {
@@ -108,7 +118,8 @@ pub struct Item {
     pub rank: u64,
     pub local_id: u64,
     pub previous_local: Option<u64>,
-    /// The encoded bytes: `bytes[start..end]` of the batch.
+    /// The encoded bytes: `blocks[block][start..end]` of the batch.
+    pub block: usize,
     pub start: usize,
     pub end: usize,
     pub spans: Spans,
@@ -120,8 +131,18 @@ pub struct Item {
 #[derive(Debug, Default)]
 pub struct EpochBatch {
     pub opened: Vec<u64>,
-    pub bytes: Vec<u8>,
+    pub blocks: Vec<Vec<u8>>,
     pub items: Vec<Item>,
+}
+
+impl EpochBatch {
+    /// An item's encoded bytes.
+    pub fn bytes(&self, item: &Item) -> &[u8] {
+        self.blocks
+            .get(item.block)
+            .and_then(|b| b.get(item.start..item.end))
+            .unwrap_or(&[])
+    }
 }
 
 /// A shard's sink: encodes each record into the current batch; `done` batches wait for the
@@ -134,6 +155,8 @@ pub struct Encoder {
     pub done: Vec<EpochBatch>,
     /// Emptied batches back from the writer: their vectors keep their capacity.
     spare: Vec<EpochBatch>,
+    /// Empty blocks (capacity `BLOCK` or more), from batches the writer handed back.
+    blocks: Vec<Vec<u8>>,
     /// A record whose spans were not found (a bug): reported by the executor.
     pub broken: bool,
 }
@@ -147,19 +170,37 @@ impl Encoder {
             current: EpochBatch::default(),
             done: Vec::new(),
             spare: Vec::new(),
+            blocks: Vec::new(),
             broken: false,
         }
     }
 
-    /// A batch the writer is done with, kept for a later epoch (a few at most).
+    /// A batch the writer is done with: its blocks back to the pool, the batch kept for a
+    /// later epoch (a few at most).
     pub fn reuse(&mut self, mut batch: EpochBatch) {
+        for mut block in batch.blocks.drain(..) {
+            block.clear();
+            self.blocks.push(block);
+        }
         if self.spare.len() < 4 {
             batch.opened.clear();
-            batch.bytes.clear();
             batch.items.clear();
             self.spare.push(batch);
         }
     }
+}
+
+/// The block of `batch` the next record goes into, with room for it (from `pool`).
+fn block<'a>(batch: &'a mut EpochBatch, pool: &mut Vec<Vec<u8>>) -> (usize, &'a mut Vec<u8>) {
+    let blocks = &mut batch.blocks;
+    let full = blocks
+        .last()
+        .is_none_or(|b| b.capacity() - b.len() < BLOCK_SLACK);
+    if full {
+        blocks.push(pool.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK)));
+    }
+    let at = blocks.len() - 1;
+    (at, &mut blocks[at])
 }
 
 impl ShardSink for Encoder {
@@ -169,16 +210,23 @@ impl ShardSink for Encoder {
             rank,
             record,
         } = emitted;
-        let bytes = &mut self.current.bytes;
+        let encoding = self.encoding;
+        let csv = &mut self.csv;
+        let csv_primed = &mut self.csv_primed;
+        let mut nothing = Vec::new();
+        let (block, bytes) = match encoding {
+            Encoding::Table => (0, &mut nothing),
+            _ => block(&mut self.current, &mut self.blocks),
+        };
         let start = bytes.len();
-        match self.encoding {
+        match encoding {
             Encoding::Jsonl => write_jsonl(bytes, &record),
             Encoding::Json => write_indented(bytes, &record, 4),
             Encoding::Csv => {
-                self.csv.write(&record, bytes);
-                if !self.csv_primed {
+                csv.write(&record, bytes);
+                if !*csv_primed {
                     // the writer's header goes out once, from the writer
-                    self.csv_primed = true;
+                    *csv_primed = true;
                     let header = bytes
                         .get(start..)
                         .and_then(|b| b.iter().position(|&c| c == b'\n'))
@@ -191,17 +239,18 @@ impl ShardSink for Encoder {
         }
         let end = bytes.len();
         let found = spans(
-            self.encoding,
+            encoding,
             bytes.get(start..end).unwrap_or(&[]),
             record.previous_id.is_some(),
         );
         self.broken |= found.is_none();
-        let keep = matches!(self.encoding, Encoding::Json | Encoding::Table);
+        let keep = matches!(encoding, Encoding::Json | Encoding::Table);
         self.current.items.push(Item {
             phase,
             rank,
             local_id: record.id,
             previous_local: record.previous_id,
+            block,
             start,
             end,
             spans: found.unwrap_or_default(),

@@ -23,7 +23,7 @@ use crate::model::ConnectionRecord;
 use crate::sources::{CaptureError, Captures};
 use crate::writers::Value;
 
-use super::encode::{splice, Encoder, Encoding, EpochBatch};
+use super::encode::{splice, Encoder, Encoding, EpochBatch, Spans};
 use super::plan::{keeps_ledger, merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
 
 /// Pieces (about 1 MiB each) queued per shard.
@@ -51,10 +51,23 @@ enum FromShard {
 pub struct Output<'a> {
     pub id: u64,
     pub previous_id: Option<u64>,
-    /// The encoded record (nothing for the table).
-    pub bytes: &'a [u8],
+    /// The shard's encoding of the record, under its local ids (nothing for the table).
+    local: &'a [u8],
+    /// Where the ids are in `local` (None: it holds none, as conn.log rows).
+    spans: Option<&'a Spans>,
     /// Json and table runs: the record (with its shard's local ids).
     pub record: Option<&'a ConnectionRecord>,
+}
+
+impl Output<'_> {
+    /// Append the encoded record under its global ids to `out` (one copy: the ids are
+    /// spliced on the way).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self.spans {
+            Some(spans) => splice(self.local, spans, self.id, self.previous_id, out),
+            None => out.extend_from_slice(self.local),
+        }
+    }
 }
 
 /// The run's report parts (valid once `run` returned, failed or not).
@@ -316,7 +329,6 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
     let mut stats = FlowTableStats::default();
     let mut failure: Option<RunError> = None;
     let mut renumber = Renumber::new(jobs);
-    let mut scratch: Vec<u8> = Vec::with_capacity(8192);
     loop {
         let mut batches: Vec<EpochBatch> = (0..jobs).map(|_| EpochBatch::default()).collect();
         let mut any = false;
@@ -374,20 +386,13 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
             };
             let id = renumber.global(k, item.local_id);
             let previous_id = item.previous_local.map(|p| renumber.global(k, p));
-            let data = batch.bytes.get(item.start..item.end).unwrap_or(&[]);
-            let bytes = match encoding {
-                // conn.log rows hold no id: the shard's bytes as they are
-                Encoding::Zeek | Encoding::Table => data,
-                _ => {
-                    scratch.clear();
-                    splice(data, &item.spans, id, previous_id, &mut scratch);
-                    &scratch
-                }
-            };
             let out = Output {
                 id,
                 previous_id,
-                bytes,
+                local: batch.bytes(item),
+                // conn.log rows hold no id: the shard's bytes as they are
+                spans: (!matches!(encoding, Encoding::Zeek | Encoding::Table))
+                    .then_some(&item.spans),
                 record: item.record.as_deref(),
             };
             if let Err(message) = emit(out) {
@@ -431,7 +436,7 @@ mod tests {
         let mut sharded = Vec::new();
         let progress = Arc::new(Progress::default());
         let (result, report) = run(paths, options, jobs, Encoding::Jsonl, &progress, |out| {
-            sharded.extend_from_slice(out.bytes);
+            out.write_to(&mut sharded);
             Ok(())
         });
         result.unwrap();
