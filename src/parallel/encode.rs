@@ -32,12 +32,21 @@ pub struct Spans {
     pub previous: Option<(usize, usize)>,
 }
 
+/// The end of the first `needle` in `haystack` at or after `from`. Candidates are found by
+/// their first byte (a plain scan the compiler vectorises; a comparison of the whole
+/// needle at every position cost a `memcmp` call per byte of every record).
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|at| at + from + needle.len())
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    loop {
+        let tail = haystack.get(at..)?;
+        let hit = at + tail.iter().position(|&b| b == first)?;
+        let end = hit + needle.len();
+        if haystack.get(hit + 1..end) == Some(rest) {
+            return Some(end);
+        }
+        at = hit + 1;
+    }
 }
 
 fn digits_from(data: &[u8], start: usize) -> (usize, usize) {
@@ -284,6 +293,17 @@ pub fn splice(data: &[u8], spans: &Spans, id: u64, previous: Option<u64>, out: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_gives_the_end_of_the_first_match() {
+        let text = b"{\"idx\":1,\"id\":22,\"previous_id\":3}";
+        assert_eq!(find(text, b"\"id\":", 0), Some(14));
+        assert_eq!(find(text, b"\"previous_id\":", 14), Some(31));
+        assert_eq!(find(text, b"\"id\":", 15), None);
+        assert_eq!(find(text, b"}", 34), None);
+        assert_eq!(find(b"\"i", b"\"id", 0), None); // a needle cut by the end
+        assert_eq!(find(text, b"", 0), None);
+    }
 
     #[test]
     fn csv_header_is_the_writers() {
