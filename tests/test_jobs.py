@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
-
 from random_traffic import random_capture
 
 from tcptrace import native
