@@ -10,11 +10,12 @@ the --max-flows case here stays under it.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
 from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
-from random_traffic import random_capture
+from random_traffic import random_capture, tcp_frame
 
 from tcptrace import native
 
@@ -105,6 +106,49 @@ def test_random_traffic_zeek_and_checksums(capsys: pytest.CaptureFixture[str], t
     for extra in ZEEK_AND_CHECKSUMS:
         _same(capsys, tmp_path, "jsonl", capture, extra=extra, jobs=(2, 3))
     _same(capsys, tmp_path, "zeek", capture, extra=("--verify-checksums",), jobs=(2, 3))
+
+
+def _late_bad_checksum_capture() -> bytes:
+    """Connection A on a 4-tuple ends early; 16,000 segments of another flow follow (the first
+    feed slice ends within the first MiB, the capture goes on past it: a later read piece of
+    the same batch); then a bad-checksum SYN and connection B on A's 4-tuple."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+
+    def add(t_us: int, frame: bytes) -> None:
+        out.extend(struct.pack("<IIII", 1_700_000_000 + t_us // 1_000_000, t_us % 1_000_000,
+                               len(frame), len(frame)) + frame)
+
+    c, s, f, g = (1, 2, 40000, 80), (2, 1, 80, 40000), (3, 4, 50000, 8080), (4, 3, 8080, 50000)
+    add(0, tcp_frame(*c, 1000, 0, 0x02, b"", None, checksums=True))
+    add(1000, tcp_frame(*s, 5000, 1001, 0x12, b"", None, checksums=True))
+    add(2000, tcp_frame(*c, 1001, 5001, 0x10, b"", None, checksums=True))
+    add(3000, tcp_frame(*c, 1001, 5001, 0x04, b"", None, checksums=True))
+    add(100_000, tcp_frame(*f, 1, 0, 0x02, b"", None, checksums=True))
+    add(100_100, tcp_frame(*g, 1, 2, 0x12, b"", None, checksums=True))
+    for i in range(16000):  # 80 bytes each: the first slice ends in the first MiB
+        add(100_200 + i * 300, tcp_frame(*f, 2 + 10 * i, 2, 0x10, b"x" * 10, None,
+                                         checksums=True))
+    add(6_000_000, tcp_frame(*c, 90000, 0, 0x02, b"", None, checksums=False))
+    add(6_001_000, tcp_frame(*c, 90000, 0, 0x02, b"", None, checksums=True))
+    add(6_002_000, tcp_frame(*s, 7000, 90001, 0x12, b"", None, checksums=True))
+    add(6_003_000, tcp_frame(*c, 90001, 7001, 0x10, b"", None, checksums=True))
+    return bytes(out)
+
+
+def test_ledger_takes_a_whole_batch_before_its_good_segments(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The single run adds a batch's bad segments to the ledger before it feeds any good one
+    of it, so A, swept at the end of the first slice, takes the bad SYN read a piece later
+    (Python's ledger did the same; the lead decides whether that stays): --jobs must too."""
+    capture = tmp_path / "late_bad.pcap"
+    capture.write_bytes(_late_bad_checksum_capture())
+    assert capture.stat().st_size > 1 << 20
+    out = _same(capsys, tmp_path, "jsonl", capture, extra=("--zeek", "--verify-checksums"),
+                jobs=(2, 3))
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["client"]["port"], r["previous_id"], r["zeek"]["history"])
+            for r in records] == [(1, 40000, None, "ShARC"), (2, 50000, None, "ShD"),
+                                  (3, 40000, 1, "ShA")]
 
 
 def test_random_traffic_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
