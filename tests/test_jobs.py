@@ -209,6 +209,17 @@ def test_benchmark_slice(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt
     _same(capsys, tmp_path, fmt, capture, jobs=(2, 3))
 
 
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/data/bench.pcap not recorded")
+@pytest.mark.parametrize("fmt,extra", [("jsonl", ("--zeek", "--verify-checksums")),
+                                       ("zeek", ("--verify-checksums",))])
+def test_benchmark_slice_zeek_and_checksums(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path, fmt: str,
+                                            extra: tuple[str, ...]) -> None:
+    """Many read batches (whole batches for the ledger), every shard busy."""
+    capture = pcap_slice(BENCH, SLICE_PACKETS, tmp_path / "slice.pcap")
+    _same(capsys, tmp_path, fmt, capture, extra=extra, jobs=(2, 3))
+
+
 def test_engine_panic_in_a_shard_is_one_line_and_keeps_what_was_read(
         capsys: pytest.CaptureFixture[str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
