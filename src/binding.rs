@@ -170,10 +170,12 @@ impl Run {
                 ports
             }),
         };
-        // The shard threads do not carry the Zeek view and the checksum ledger yet: those
-        // runs stay on one thread (the same records).
-        let sharded = !options.zeek && !options.verify_checksums;
-        let jobs = if sharded { jobs.max(1) } else { 1 };
+        // records for Python (check, ladder, report) come from one thread
+        let jobs = if format == Format::Records {
+            1
+        } else {
+            jobs.max(1)
+        };
         let spool = if format == Format::Json {
             Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?)
         } else {
@@ -407,8 +409,8 @@ impl Run {
             Format::Json => Encoding::Json,
             Format::Csv => Encoding::Csv,
             Format::Table => Encoding::Table,
-            // records for Python (check, ladder, report) and conn.log come from one thread
-            Format::Records | Format::Zeek => {
+            Format::Zeek => Encoding::Zeek,
+            Format::Records => {
                 return Err(PyValueError::new_err(
                     "the records format runs on one thread",
                 ))
@@ -427,7 +429,10 @@ impl Run {
         let mut failure: Option<PyErr> = None;
         let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
         let mut header = format == Format::Csv;
+        let mut zeek_log = ZeekLogWriter::new();
+        let mut one: Vec<u8> = Vec::new();
         let (paths, options, progress) = engine.parts();
+        let zeek = options.zeek;
         let (result, made) = py.detach(|| {
             let (outcome, made) =
                 parallel::run(paths, options, jobs, encoding, progress, |record| {
@@ -435,18 +440,24 @@ impl Run {
                         summary.add(r);
                     }
                     match format {
-                        Format::Records | Format::Zeek => {}
-                        Format::Jsonl => buf.extend_from_slice(record.bytes),
+                        Format::Records => {}
+                        Format::Zeek => {
+                            zeek_log.begin(&mut buf);
+                            record.write_to(&mut buf);
+                        }
+                        Format::Jsonl => record.write_to(&mut buf),
                         Format::Csv => {
                             if std::mem::take(&mut header) {
-                                buf.extend_from_slice(&csv_header());
+                                buf.extend_from_slice(&csv_header(zeek));
                             }
-                            buf.extend_from_slice(record.bytes);
+                            record.write_to(&mut buf);
                         }
                         Format::Json => {
                             if let Some(spool) = spool.as_mut() {
+                                one.clear();
+                                record.write_to(&mut one);
                                 spool
-                                    .add_indented(record.id, record.bytes)
+                                    .add_indented(record.id, &one)
                                     .map_err(|e| e.to_string())?;
                             }
                         }
@@ -463,6 +474,9 @@ impl Run {
                     }
                     Ok(())
                 });
+            if outcome.is_ok() && format == Format::Zeek {
+                zeek_log.finish(&mut buf);
+            }
             let flushed = out.write(&mut buf, &mut failure);
             let outcome = match outcome {
                 Ok(()) => flushed.map_err(RunError::Emit),

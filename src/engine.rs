@@ -520,7 +520,7 @@ pub fn place(paths: &[String], frame: u64) -> String {
 
 /// A connection's record; the Zeek view first takes what is left of its 4-tuple's
 /// bad-checksum segments (Python's observer replays the whole ledger entry at `result`).
-fn record_of(
+pub fn record_of(
     ledger: &mut Option<ChecksumLedger>,
     conn: &mut Connection,
     msl_s: f64,

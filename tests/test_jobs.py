@@ -10,10 +10,12 @@ the --max-flows case here stays under it.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
 from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
+from random_traffic import random_capture, tcp_frame
 
 from tcptrace import native
 
@@ -21,6 +23,14 @@ BUNDLED = captures(PCAPS)
 CORPUS = captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
 SLICE_PACKETS = 200_000
 FORMATS = ["json", "jsonl", "csv", "table"]
+# the Zeek view and the checksum check ride along in the shards (the ledger per shard)
+ZEEK_AND_CHECKSUMS = [("--zeek",), ("--verify-checksums",), ("--zeek", "--verify-checksums")]
+
+
+def _without_clock(data: bytes) -> bytes:
+    """A conn.log without its #open/#close lines (the wall clock when it was written)."""
+    return b"".join(line for line in data.splitlines(keepends=True)
+                    if not line.startswith((b"#open\t", b"#close\t")))
 
 
 def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str,
@@ -28,7 +38,11 @@ def _run(capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: int, fmt: str
     out = tmp_path / f"jobs{jobs}.{fmt}"
     status, stdout, stderr = run_cli(capsys, "analyze", *map(str, paths), "-f", fmt,
                                      "-o", str(out), "--jobs", str(jobs), *extra)
-    return status, out.read_bytes() if out.exists() else b"", stdout + stderr
+    written = out.read_bytes() if out.exists() else b""
+    if fmt == "zeek":
+        assert written.count(b"#open\t") == written.count(b"#close\t") == (status == 0)
+        written = _without_clock(written)
+    return status, written, stdout + stderr
 
 
 def _same(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, *paths: Path | str,
@@ -55,10 +69,98 @@ def test_bundled_captures(capsys: pytest.CaptureFixture[str], tmp_path: Path, ca
     _same(capsys, tmp_path, fmt, capture)
 
 
+@pytest.mark.parametrize("capture", BUNDLED, ids=lambda p: str(p.relative_to(PCAPS)))
+@pytest.mark.parametrize("fmt,extra", [
+    *(("jsonl", extra) for extra in ZEEK_AND_CHECKSUMS),
+    ("csv", ("--zeek", "--verify-checksums")),
+    ("zeek", ()),
+    ("zeek", ("--verify-checksums",)),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+def test_bundled_captures_zeek_and_checksums(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path, capture: Path, fmt: str,
+                                             extra: tuple[str, ...]) -> None:
+    _same(capsys, tmp_path, fmt, capture, extra=extra, jobs=(2, 3))
+
+
 @pytest.mark.parametrize("capture", CORPUS,
                          ids=lambda p: str(p.relative_to(SHARED / "corpus")))
 def test_corpus(capsys: pytest.CaptureFixture[str], tmp_path: Path, capture: Path) -> None:
     _same(capsys, tmp_path, "json", capture, jobs=(2, 3))
+
+
+@pytest.mark.parametrize("capture", CORPUS,
+                         ids=lambda p: str(p.relative_to(SHARED / "corpus")))
+def test_corpus_zeek_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   capture: Path) -> None:
+    _same(capsys, tmp_path, "json", capture, extra=("--zeek", "--verify-checksums"),
+          jobs=(2, 3))
+    _same(capsys, tmp_path, "zeek", capture, jobs=(2,))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_random_traffic_zeek_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                           seed: int) -> None:
+    """Random traffic (wrong checksums, port reuse, every gap): the ledger per shard."""
+    capture = tmp_path / f"random{seed}.pcap"
+    capture.write_bytes(random_capture(seed))
+    for extra in ZEEK_AND_CHECKSUMS:
+        _same(capsys, tmp_path, "jsonl", capture, extra=extra, jobs=(2, 3))
+    _same(capsys, tmp_path, "zeek", capture, extra=("--verify-checksums",), jobs=(2, 3))
+
+
+def _late_bad_checksum_capture() -> bytes:
+    """Connection A on a 4-tuple ends early; 16,000 segments of another flow follow (the first
+    feed slice ends within the first MiB, the capture goes on past it: a later read piece of
+    the same batch); then a bad-checksum SYN and connection B on A's 4-tuple."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+
+    def add(t_us: int, frame: bytes) -> None:
+        out.extend(struct.pack("<IIII", 1_700_000_000 + t_us // 1_000_000, t_us % 1_000_000,
+                               len(frame), len(frame)) + frame)
+
+    c, s, f, g = (1, 2, 40000, 80), (2, 1, 80, 40000), (3, 4, 50000, 8080), (4, 3, 8080, 50000)
+    add(0, tcp_frame(*c, 1000, 0, 0x02, b"", None, checksums=True))
+    add(1000, tcp_frame(*s, 5000, 1001, 0x12, b"", None, checksums=True))
+    add(2000, tcp_frame(*c, 1001, 5001, 0x10, b"", None, checksums=True))
+    add(3000, tcp_frame(*c, 1001, 5001, 0x04, b"", None, checksums=True))
+    add(100_000, tcp_frame(*f, 1, 0, 0x02, b"", None, checksums=True))
+    add(100_100, tcp_frame(*g, 1, 2, 0x12, b"", None, checksums=True))
+    for i in range(16000):  # 80 bytes each: the first slice ends in the first MiB
+        add(100_200 + i * 300, tcp_frame(*f, 2 + 10 * i, 2, 0x10, b"x" * 10, None,
+                                         checksums=True))
+    add(6_000_000, tcp_frame(*c, 90000, 0, 0x02, b"", None, checksums=False))
+    add(6_001_000, tcp_frame(*c, 90000, 0, 0x02, b"", None, checksums=True))
+    add(6_002_000, tcp_frame(*s, 7000, 90001, 0x12, b"", None, checksums=True))
+    add(6_003_000, tcp_frame(*c, 90001, 7001, 0x10, b"", None, checksums=True))
+    return bytes(out)
+
+
+def test_ledger_takes_a_whole_batch_before_its_good_segments(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The single run adds a batch's bad segments to the ledger before it feeds any good one
+    of it, so A, swept at the end of the first slice, takes the bad SYN read a piece later
+    (Python's ledger did the same; the lead decides whether that stays): --jobs must too."""
+    capture = tmp_path / "late_bad.pcap"
+    capture.write_bytes(_late_bad_checksum_capture())
+    assert capture.stat().st_size > 1 << 20
+    out = _same(capsys, tmp_path, "jsonl", capture, extra=("--zeek", "--verify-checksums"),
+                jobs=(2, 3))
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["client"]["port"], r["previous_id"], r["zeek"]["history"])
+            for r in records] == [(1, 40000, None, "ShARC"), (2, 50000, None, "ShD"),
+                                  (3, 40000, 1, "ShA")]
+
+
+def test_random_traffic_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Many random captures merged by time: connections on every shard, ledgers on each."""
+    paths = []
+    for seed in range(100):
+        paths.append(tmp_path / f"random{seed}.pcap")
+        paths[-1].write_bytes(random_capture(seed))
+    for extra in ZEEK_AND_CHECKSUMS:
+        out = _same(capsys, tmp_path, "jsonl", *paths, extra=extra, jobs=(2, 3, 4))
+        assert out.count(b"\n") > 100
+    _same(capsys, tmp_path, "zeek", *paths, extra=("--verify-checksums",), jobs=(2, 3))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -71,6 +173,7 @@ def test_several_files_merged(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 @pytest.mark.parametrize("extra", [
     ("--filter", "port 8080 and not host 10.77.0.9"),
+    ("--filter", "port 8080", "--zeek", "--verify-checksums"),
     ("--filter", "src net 10.77.0.0/24 or ip6"),
     ("--linger", "0", "--msl", "0.001"),
     ("--max-flows", "5"),
@@ -104,6 +207,17 @@ def test_port_reuse_keeps_previous_ids(capsys: pytest.CaptureFixture[str],
 def test_benchmark_slice(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str) -> None:
     capture = pcap_slice(BENCH, SLICE_PACKETS, tmp_path / "slice.pcap")
     _same(capsys, tmp_path, fmt, capture, jobs=(2, 3))
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmarks/data/bench.pcap not recorded")
+@pytest.mark.parametrize("fmt,extra", [("jsonl", ("--zeek", "--verify-checksums")),
+                                       ("zeek", ("--verify-checksums",))])
+def test_benchmark_slice_zeek_and_checksums(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path, fmt: str,
+                                            extra: tuple[str, ...]) -> None:
+    """Many read batches (whole batches for the ledger), every shard busy."""
+    capture = pcap_slice(BENCH, SLICE_PACKETS, tmp_path / "slice.pcap")
+    _same(capsys, tmp_path, fmt, capture, extra=extra, jobs=(2, 3))
 
 
 def test_engine_panic_in_a_shard_is_one_line_and_keeps_what_was_read(

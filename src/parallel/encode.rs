@@ -2,8 +2,9 @@
 //! id and previous_id into the bytes (two numbers), so no format is encoded on one thread.
 
 use crate::model::ConnectionRecord;
-use crate::writers::csv::{CsvWriter, COLUMNS};
+use crate::writers::csv::{CsvWriter, COLUMNS, ZEEK_COLUMNS};
 use crate::writers::json::{write_indented, write_jsonl};
+use crate::writers::zeek::write_rows;
 
 use super::plan::{Emitted, ShardSink};
 
@@ -18,6 +19,9 @@ pub enum Encoding {
     Csv,
     /// Nothing encoded: the record itself (the summary and the table row are made from it).
     Table,
+    /// `-f zeek`: the record's conn.log rows (which hold no id: nothing to splice; the
+    /// writer writes the header and #close).
+    Zeek,
 }
 
 /// Where the two renumbered numbers are in an encoded record.
@@ -28,12 +32,21 @@ pub struct Spans {
     pub previous: Option<(usize, usize)>,
 }
 
+/// The end of the first `needle` in `haystack` at or after `from`. Candidates are found by
+/// their first byte (a plain scan the compiler vectorises; a comparison of the whole
+/// needle at every position cost a `memcmp` call per byte of every record).
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|at| at + from + needle.len())
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    loop {
+        let tail = haystack.get(at..)?;
+        let hit = at + tail.iter().position(|&b| b == first)?;
+        let end = hit + needle.len();
+        if haystack.get(hit + 1..end) == Some(rest) {
+            return Some(end);
+        }
+        at = hit + 1;
+    }
 }
 
 fn digits_from(data: &[u8], start: usize) -> (usize, usize) {
@@ -77,7 +90,7 @@ pub fn spans(encoding: Encoding, data: &[u8], has_previous: bool) -> Option<Span
             };
             (0, previous)
         }
-        Encoding::Table => return Some(Spans::default()),
+        Encoding::Table | Encoding::Zeek => return Some(Spans::default()),
     };
     Some(Spans {
         id: digits_from(data, id_start),
@@ -85,12 +98,27 @@ pub fn spans(encoding: Encoding, data: &[u8], has_previous: bool) -> Option<Span
     })
 }
 
-/// The CSV header line, as `CsvWriter` writes it before its first row.
-pub fn csv_header() -> Vec<u8> {
-    let mut out = COLUMNS.join(",").into_bytes();
+/// The CSV header line, as `CsvWriter` writes it before its first row (`zeek`: the run's
+/// records carry the Zeek view, and so its columns).
+pub fn csv_header(zeek: bool) -> Vec<u8> {
+    let mut columns = COLUMNS.to_vec();
+    if zeek {
+        columns.extend_from_slice(&ZEEK_COLUMNS);
+    }
+    let mut out = columns.join(",").into_bytes();
     out.push(b'\n');
     out
 }
+
+/// Bytes of one block of encoded records. An epoch's records go into blocks of this size
+/// taken from the shard's pool (and handed back by the writer), never into one vector per
+/// epoch: that vector grew to the largest epoch (megabytes) by reallocation, copying and
+/// faulting in fresh pages every time (the allocator's heap trimmed it away between
+/// epochs). Blocks are allocated once and stay mapped.
+pub const BLOCK: usize = 256 << 10;
+/// A record starts a new block when less than this is left in the current one (a record
+/// larger than what is left still fits: its block grows, which is rare and harmless).
+const BLOCK_SLACK: usize = 16 << 10;
 
 /// One record of an epoch batch.
 #[derive(Debug)]
@@ -99,7 +127,8 @@ pub struct Item {
     pub rank: u64,
     pub local_id: u64,
     pub previous_local: Option<u64>,
-    /// The encoded bytes: `bytes[start..end]` of the batch.
+    /// The encoded bytes: `blocks[block][start..end]` of the batch.
+    pub block: usize,
     pub start: usize,
     pub end: usize,
     pub spans: Spans,
@@ -111,8 +140,18 @@ pub struct Item {
 #[derive(Debug, Default)]
 pub struct EpochBatch {
     pub opened: Vec<u64>,
-    pub bytes: Vec<u8>,
+    pub blocks: Vec<Vec<u8>>,
     pub items: Vec<Item>,
+}
+
+impl EpochBatch {
+    /// An item's encoded bytes.
+    pub fn bytes(&self, item: &Item) -> &[u8] {
+        self.blocks
+            .get(item.block)
+            .and_then(|b| b.get(item.start..item.end))
+            .unwrap_or(&[])
+    }
 }
 
 /// A shard's sink: encodes each record into the current batch; `done` batches wait for the
@@ -125,6 +164,8 @@ pub struct Encoder {
     pub done: Vec<EpochBatch>,
     /// Emptied batches back from the writer: their vectors keep their capacity.
     spare: Vec<EpochBatch>,
+    /// Empty blocks (capacity `BLOCK` or more), from batches the writer handed back.
+    blocks: Vec<Vec<u8>>,
     /// A record whose spans were not found (a bug): reported by the executor.
     pub broken: bool,
 }
@@ -138,19 +179,37 @@ impl Encoder {
             current: EpochBatch::default(),
             done: Vec::new(),
             spare: Vec::new(),
+            blocks: Vec::new(),
             broken: false,
         }
     }
 
-    /// A batch the writer is done with, kept for a later epoch (a few at most).
+    /// A batch the writer is done with: its blocks back to the pool, the batch kept for a
+    /// later epoch (a few at most).
     pub fn reuse(&mut self, mut batch: EpochBatch) {
+        for mut block in batch.blocks.drain(..) {
+            block.clear();
+            self.blocks.push(block);
+        }
         if self.spare.len() < 4 {
             batch.opened.clear();
-            batch.bytes.clear();
             batch.items.clear();
             self.spare.push(batch);
         }
     }
+}
+
+/// The block of `batch` the next record goes into, with room for it (from `pool`).
+fn block<'a>(batch: &'a mut EpochBatch, pool: &mut Vec<Vec<u8>>) -> (usize, &'a mut Vec<u8>) {
+    let blocks = &mut batch.blocks;
+    let full = blocks
+        .last()
+        .is_none_or(|b| b.capacity() - b.len() < BLOCK_SLACK);
+    if full {
+        blocks.push(pool.pop().unwrap_or_else(|| Vec::with_capacity(BLOCK)));
+    }
+    let at = blocks.len() - 1;
+    (at, &mut blocks[at])
 }
 
 impl ShardSink for Encoder {
@@ -160,16 +219,23 @@ impl ShardSink for Encoder {
             rank,
             record,
         } = emitted;
-        let bytes = &mut self.current.bytes;
+        let encoding = self.encoding;
+        let csv = &mut self.csv;
+        let csv_primed = &mut self.csv_primed;
+        let mut nothing = Vec::new();
+        let (block, bytes) = match encoding {
+            Encoding::Table => (0, &mut nothing),
+            _ => block(&mut self.current, &mut self.blocks),
+        };
         let start = bytes.len();
-        match self.encoding {
+        match encoding {
             Encoding::Jsonl => write_jsonl(bytes, &record),
             Encoding::Json => write_indented(bytes, &record, 4),
             Encoding::Csv => {
-                self.csv.write(&record, bytes);
-                if !self.csv_primed {
+                csv.write(&record, bytes);
+                if !*csv_primed {
                     // the writer's header goes out once, from the writer
-                    self.csv_primed = true;
+                    *csv_primed = true;
                     let header = bytes
                         .get(start..)
                         .and_then(|b| b.iter().position(|&c| c == b'\n'))
@@ -177,21 +243,23 @@ impl ShardSink for Encoder {
                     bytes.drain(start..start + header);
                 }
             }
+            Encoding::Zeek => write_rows(&record, bytes),
             Encoding::Table => {}
         }
         let end = bytes.len();
         let found = spans(
-            self.encoding,
+            encoding,
             bytes.get(start..end).unwrap_or(&[]),
             record.previous_id.is_some(),
         );
         self.broken |= found.is_none();
-        let keep = matches!(self.encoding, Encoding::Json | Encoding::Table);
+        let keep = matches!(encoding, Encoding::Json | Encoding::Table);
         self.current.items.push(Item {
             phase,
             rank,
             local_id: record.id,
             previous_local: record.previous_id,
+            block,
             start,
             end,
             spans: found.unwrap_or_default(),
@@ -227,11 +295,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn find_gives_the_end_of_the_first_match() {
+        let text = b"{\"idx\":1,\"id\":22,\"previous_id\":3}";
+        assert_eq!(find(text, b"\"id\":", 0), Some(14));
+        assert_eq!(find(text, b"\"previous_id\":", 14), Some(31));
+        assert_eq!(find(text, b"\"id\":", 15), None);
+        assert_eq!(find(text, b"}", 34), None);
+        assert_eq!(find(b"\"i", b"\"id", 0), None); // a needle cut by the end
+        assert_eq!(find(text, b"", 0), None);
+    }
+
+    #[test]
     fn csv_header_is_the_writers() {
         let record = crate::writers::fixture::records().remove(0);
         let mut out = Vec::new();
         CsvWriter::new().write(&record, &mut out);
-        assert!(out.starts_with(&csv_header()));
+        assert!(record.zeek.is_none());
+        assert!(out.starts_with(&csv_header(false)));
+        // with the Zeek view, its columns follow (the records format test holds them to
+        // CsvWriter's through the command line: tests/test_jobs.py)
+        let plain = csv_header(false);
+        let zeek = csv_header(true);
+        assert_eq!(zeek[..plain.len() - 1], plain[..plain.len() - 1]);
+        assert!(zeek.ends_with(b",zeek.orig_state,zeek.resp_state,zeek.earlier\n"));
     }
 
     #[test]
@@ -254,7 +340,7 @@ mod tests {
                 Encoding::Json => write_indented(&mut out, r, 4),
                 _ => {
                     CsvWriter::new().write(r, &mut out);
-                    out.drain(..csv_header().len());
+                    out.drain(..csv_header(r.zeek.is_some()).len());
                 }
             }
             out

@@ -18,14 +18,21 @@
 //!
 //! Identity holds while no shard's flow table reaches --max-flows (each shard has the whole
 //! cap; the single run would evict earlier, and eviction order is the whole table's).
+//!
+//! --verify-checksums: the mapper checks each segment before the slices are cut (the
+//! single run leaves bad segments out before it slices). With the Zeek view the bad ones
+//! go to their shard's ledger (the ledger is per 4-tuple, so per shard): the reader then
+//! maps whole batches, and a shard adds a batch's bad segments to its ledger before it
+//! feeds any good one of it, as the single run does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::checksum::{self, ChecksumLedger};
 use crate::decode::{decode, Segment};
-use crate::engine::{Options, FEED_SLICE};
+use crate::engine::{record_of, Options, FEED_SLICE};
 use crate::filter::Filter;
-use crate::flows::{canonical_first, FlowOptions, FlowTable, FlowTableStats};
+use crate::flows::{canonical_first, Finished, FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
 use crate::sources::{FrameBatch, SourceStats};
 
@@ -39,7 +46,9 @@ fn mix(mut h: u64) -> u64 {
 }
 
 /// A 64-bit hash of the segment's canonical 4-tuple (the lower (address, port) first, as the
-/// flow table orders it): both directions of a flow hash alike.
+/// flow table orders it): both directions of a flow hash alike. The words are folded by
+/// multiply-and-rotate and mixed once at the end (the reader hashes every segment: one
+/// splitmix round per word cost it more than the split saved).
 pub fn flow_hash(seg: &Segment) -> u64 {
     let (lo, hi, ports) = if canonical_first(seg) {
         (
@@ -54,16 +63,17 @@ pub fn flow_hash(seg: &Segment) -> u64 {
             u64::from(seg.dport) << 16 | u64::from(seg.sport),
         )
     };
-    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    [
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let words = [
         (lo >> 64) as u64,
         lo as u64,
         (hi >> 64) as u64,
         hi as u64,
         ports,
-    ]
-    .into_iter()
-    .fold(0, |h, word| mix(h ^ word.wrapping_add(GOLDEN)))
+    ];
+    mix(words
+        .into_iter()
+        .fold(0, |h, word| (h ^ word).wrapping_mul(K).rotate_left(29)))
 }
 
 /// The shard (0 .. shards-1) of the segment's flow.
@@ -95,6 +105,9 @@ pub struct MappedPiece {
     pub parts: Vec<Vec<u32>>,
     /// The slice ends within this piece, in order.
     pub cuts: Vec<Cut>,
+    /// --verify-checksums with the Zeek view: each shard's bad-checksum segments of this
+    /// piece (a whole batch then), in capture order, for its ledger.
+    pub bad: Vec<Vec<Segment>>,
 }
 
 impl MappedPiece {
@@ -109,6 +122,10 @@ impl MappedPiece {
 pub struct Mapper {
     filter: Option<Filter>,
     shards: usize,
+    /// --verify-checksums: leave out segments with a bad checksum.
+    verify_checksums: bool,
+    /// ... and keep them for the shards' ledgers (the Zeek view).
+    keep_bad: bool,
     /// Counters of the reader and the decoder (`Captures::next_piece` adds to it too).
     pub source: SourceStats,
     pub unsupported: BTreeSet<u32>,
@@ -123,10 +140,12 @@ pub struct Mapper {
 }
 
 impl Mapper {
-    pub fn new(filter: Option<Filter>, shards: usize) -> Mapper {
+    pub fn new(options: &Options, shards: usize) -> Mapper {
         Mapper {
-            filter,
+            filter: options.filter.clone(),
             shards: shards.max(1),
+            verify_checksums: options.verify_checksums,
+            keep_bad: keeps_ledger(options),
             source: SourceStats::default(),
             unsupported: BTreeSet::new(),
             segments_total: 0,
@@ -157,6 +176,24 @@ impl Mapper {
             let before = segments.len();
             segments.retain(|s| filter.matches(s));
             self.filtered_out += (before - segments.len()) as u64;
+        }
+        let bad = &mut mapped.bad;
+        bad.resize_with(self.shards, Vec::new);
+        bad.iter_mut().for_each(Vec::clear);
+        if self.verify_checksums && !segments.is_empty() {
+            let before = segments.len();
+            let (shards, keep_bad) = (self.shards, self.keep_bad);
+            segments.retain(|seg| {
+                let is_bad = checksum::is_bad(seg, &piece.data);
+                if is_bad && keep_bad {
+                    if let Some(list) = bad.get_mut(shard_of(seg, shards)) {
+                        list.push(*seg);
+                    }
+                }
+                !is_bad
+            });
+            self.source
+                .skip("bad_checksum", (before - segments.len()) as u64);
         }
         self.segments_total += segments.len() as u64;
         let parts = &mut mapped.parts;
@@ -191,6 +228,12 @@ impl Mapper {
         mapped.frame_base = frame_base;
         mapped
     }
+}
+
+/// Whether the run keeps a bad-checksum ledger (the Zeek view of --verify-checksums): the
+/// reader then maps whole batches (see the module's comment).
+pub fn keeps_ledger(options: &Options) -> bool {
+    options.zeek && options.verify_checksums
 }
 
 /// A record as one shard emits it, with what finalize needs to place it.
@@ -233,21 +276,31 @@ pub struct Reducer {
     reported: usize,
     /// The frame number (1-based, in the run) of the last segment fed: where a panic was.
     pub last_frame: u64,
+    /// Connections ended by port reuse in this epoch, with the reusing segment's ordinal:
+    /// their records are made at the epoch's end, as the single run makes them at the
+    /// slice end (the Zeek view takes what is left of the ledger then, after the new
+    /// connection on the same 4-tuple took its own).
+    reused: Vec<(u64, Finished)>,
 }
 
 impl Reducer {
     pub fn new(shard: usize, options: &Options) -> Reducer {
+        let mut table = FlowTable::new(FlowOptions {
+            linger_s: options.linger_s,
+            max_flows: options.max_flows,
+            tombstone_s: 2.0 * options.msl_s,
+            idle_timeout_s: options.idle_timeout_s,
+            zeek: options.zeek,
+        });
+        table.zeek_server_ports = options.zeek_server_ports.clone();
+        if keeps_ledger(options) {
+            table.ledger = Some(ChecksumLedger::default());
+        }
         Reducer {
             shard,
             msl_s: options.msl_s,
             panic_at: options.panic_at_frame,
-            table: FlowTable::new(FlowOptions {
-                linger_s: options.linger_s,
-                max_flows: options.max_flows,
-                tombstone_s: 2.0 * options.msl_s,
-                idle_timeout_s: options.idle_timeout_s,
-                zeek: options.zeek,
-            }),
+            table,
             epoch: 0,
             first_ordinal: Vec::new(),
             open_epoch: Vec::new(),
@@ -255,12 +308,16 @@ impl Reducer {
             phase0_epoch: Vec::new(),
             reported: 0,
             last_frame: 0,
+            reused: Vec::new(),
         }
     }
 
     /// Feed this shard's part of a mapped piece; every cut ends an epoch.
     pub fn feed<S: ShardSink>(&mut self, piece: &MappedPiece, sink: &mut S) {
         let segs = piece.parts.get(self.shard).map_or(&[][..], Vec::as_slice);
+        if let (Some(ledger), Some(bad)) = (self.table.ledger.as_mut(), piece.bad.get(self.shard)) {
+            bad.iter().for_each(|seg| ledger.add(seg));
+        }
         let mut start = 0;
         for cut in &piece.cuts {
             let end = cut
@@ -269,17 +326,17 @@ impl Reducer {
                 .copied()
                 .unwrap_or(start)
                 .max(start);
-            self.feed_run(segs.get(start..end).unwrap_or(&[]), piece, sink);
+            self.feed_run(segs.get(start..end).unwrap_or(&[]), piece);
             start = end;
             self.table.end_slice(cut.latest);
             self.end_epoch(sink);
         }
-        self.feed_run(segs.get(start..).unwrap_or(&[]), piece, sink);
+        self.feed_run(segs.get(start..).unwrap_or(&[]), piece);
     }
 
     /// Segments one at a time: an open gives the connection its first ordinal, and the
-    /// connection a port reuse ended leaves now (phase 0), ranked by the reusing segment.
-    fn feed_run<S: ShardSink>(&mut self, run: &[u32], piece: &MappedPiece, sink: &mut S) {
+    /// connection a port reuse ended is set aside (phase 0), ranked by the reusing segment.
+    fn feed_run(&mut self, run: &[u32], piece: &MappedPiece) {
         for &index in run {
             let Some(seg) = piece.segments.get(index as usize) else {
                 continue;
@@ -302,16 +359,24 @@ impl Reducer {
             self.open_epoch.push(self.epoch);
             self.joined.push(ordinal);
             self.phase0_epoch.push(NOT_PHASE0);
-            for mut conn in self.table.drain() {
-                let record = conn.record(self.msl_s);
-                self.emit(0, ordinal, record, sink);
-            }
+            let ended = self.table.drain();
+            self.reused
+                .extend(ended.into_iter().map(|conn| (ordinal, conn)));
+        }
+    }
+
+    /// The records of the connections port reuse ended, in the order they ended.
+    fn emit_reused<S: ShardSink>(&mut self, sink: &mut S) {
+        for (ordinal, mut conn) in std::mem::take(&mut self.reused) {
+            let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
+            self.emit(0, ordinal, record, sink);
         }
     }
 
     fn end_epoch<S: ShardSink>(&mut self, sink: &mut S) {
+        self.emit_reused(sink);
         for mut conn in self.table.drain() {
-            let record = conn.record(self.msl_s);
+            let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
             self.emit(1, 0, record, sink);
         }
         sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
@@ -352,8 +417,9 @@ impl Reducer {
 
     /// The end of the run: every connection still held, as the last epoch.
     pub fn close<S: ShardSink>(&mut self, sink: &mut S) {
+        self.emit_reused(sink);
         for mut conn in self.table.close() {
-            let record = conn.record(self.msl_s);
+            let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
             self.emit(1, 0, record, sink);
         }
         sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));

@@ -24,8 +24,8 @@ use crate::model::ConnectionRecord;
 use crate::sources::{CaptureError, Captures};
 use crate::writers::Value;
 
-use super::encode::{splice, Encoder, Encoding, EpochBatch};
-use super::plan::{merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
+use super::encode::{splice, Encoder, Encoding, EpochBatch, Spans};
+use super::plan::{keeps_ledger, merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
 
 /// Pieces (about 1 MiB each) queued per shard.
 const PIECES_AHEAD: usize = 8;
@@ -52,10 +52,23 @@ enum FromShard {
 pub struct Output<'a> {
     pub id: u64,
     pub previous_id: Option<u64>,
-    /// The encoded record (nothing for the table).
-    pub bytes: &'a [u8],
+    /// The shard's encoding of the record, under its local ids (nothing for the table).
+    local: &'a [u8],
+    /// Where the ids are in `local` (None: it holds none, as conn.log rows).
+    spans: Option<&'a Spans>,
     /// Json and table runs: the record (with its shard's local ids).
     pub record: Option<&'a ConnectionRecord>,
+}
+
+impl Output<'_> {
+    /// Append the encoded record under its global ids to `out` (one copy: the ids are
+    /// spliced on the way).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self.spans {
+            Some(spans) => splice(self.local, spans, self.id, self.previous_id, out),
+            None => out.extend_from_slice(self.local),
+        }
+    }
 }
 
 /// The run's report parts (valid once `run` returned, failed or not).
@@ -169,7 +182,13 @@ fn read(
     progress: &Progress,
     abort: &AtomicBool,
 ) -> (Mapper, Option<CaptureError>) {
-    let mut mapper = Mapper::new(options.filter.clone(), jobs);
+    let mut mapper = Mapper::new(options, jobs);
+    // with a ledger, whole batches (the ledger's order rule: see plan's comment)
+    let piece_size = if keeps_ledger(options) {
+        usize::MAX
+    } else {
+        PIECE
+    };
     // pieces sent, oldest first: one every shard dropped is the reader's again
     let mut sent: VecDeque<Arc<MappedPiece>> = VecDeque::new();
     loop {
@@ -183,7 +202,7 @@ fn read(
                 mapper.recycle(done);
             }
         }
-        let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, PIECE) {
+        let (piece, ends_batch) = match captures.next_piece(&mut mapper.source, piece_size) {
             Ok(Some(piece)) => piece,
             Ok(None) => return (mapper, None),
             Err(err) => {
@@ -313,8 +332,6 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
     let mut stats = FlowTableStats::default();
     let mut failure: Option<RunError> = None;
     let mut renumber = Renumber::new(jobs);
-    let mut scratch: Vec<u8> = Vec::with_capacity(8192);
-    let keep_bytes = encoding != Encoding::Table;
     loop {
         let mut batches: Vec<EpochBatch> = (0..jobs).map(|_| EpochBatch::default()).collect();
         let mut any = false;
@@ -372,15 +389,13 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
             };
             let id = renumber.global(k, item.local_id);
             let previous_id = item.previous_local.map(|p| renumber.global(k, p));
-            scratch.clear();
-            if keep_bytes {
-                let data = batch.bytes.get(item.start..item.end).unwrap_or(&[]);
-                splice(data, &item.spans, id, previous_id, &mut scratch);
-            }
             let out = Output {
                 id,
                 previous_id,
-                bytes: &scratch,
+                local: batch.bytes(item),
+                // conn.log rows hold no id: the shard's bytes as they are
+                spans: (!matches!(encoding, Encoding::Zeek | Encoding::Table))
+                    .then_some(&item.spans),
                 record: item.record.as_deref(),
             };
             if let Err(message) = emit(out) {
@@ -424,7 +439,7 @@ mod tests {
         let mut sharded = Vec::new();
         let progress = Arc::new(Progress::default());
         let (result, report) = run(paths, options, jobs, Encoding::Jsonl, &progress, |out| {
-            sharded.extend_from_slice(out.bytes);
+            out.write_to(&mut sharded);
             Ok(())
         });
         result.unwrap();

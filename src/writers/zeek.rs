@@ -138,55 +138,63 @@ impl ZeekLogWriter {
 
     /// The record's rows (the header before the first record).
     pub fn write(&mut self, record: &ConnectionRecord, out: &mut Vec<u8>) {
+        self.begin(out);
+        write_rows(record, out);
+    }
+
+    /// The header, unless written already (`--jobs`: the shards write the rows).
+    pub fn begin(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.header(out);
-        }
-        let Some(zeek) = &record.zeek else {
-            return;
-        };
-        for conn in zeek.earlier.iter().chain(std::iter::once(&zeek.current)) {
-            let (orig, resp) = if conn.orig_is_client {
-                (&record.client, &record.server)
-            } else {
-                (&record.server, &record.client)
-            };
-            let duration = conn
-                .duration
-                .map_or_else(|| "-".to_string(), |d| format!("{d:.6}"));
-            let history = if conn.history.is_empty() {
-                "-"
-            } else {
-                &conn.history
-            };
-            let row = format!(
-                "{:.6}\t{}\t{}\t{}\t{}\t{}\ttcp\t-\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                conn.ts,
-                uid(&orig.ip, orig.port, &resp.ip, resp.port, conn.ts),
-                orig.ip,
-                orig.port,
-                resp.ip,
-                resp.port,
-                duration,
-                conn.orig_bytes,
-                conn.resp_bytes,
-                conn.conn_state.name(),
-                conn.missed_bytes,
-                history,
-                conn.orig_pkts,
-                conn.orig_ip_bytes,
-                conn.resp_pkts,
-                conn.resp_ip_bytes,
-            );
-            out.extend_from_slice(row.as_bytes());
         }
     }
 
     /// The end of the log (the header first when no record came).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.started {
-            self.header(out);
-        }
+        self.begin(out);
         out.extend_from_slice(format!("#close\t{}\n", stamp()).as_bytes());
+    }
+}
+
+/// A record's conn.log rows: one per Zeek connection it holds (none without the Zeek view).
+pub fn write_rows(record: &ConnectionRecord, out: &mut Vec<u8>) {
+    let Some(zeek) = &record.zeek else {
+        return;
+    };
+    for conn in zeek.earlier.iter().chain(std::iter::once(&zeek.current)) {
+        let (orig, resp) = if conn.orig_is_client {
+            (&record.client, &record.server)
+        } else {
+            (&record.server, &record.client)
+        };
+        let duration = conn
+            .duration
+            .map_or_else(|| "-".to_string(), |d| format!("{d:.6}"));
+        let history = if conn.history.is_empty() {
+            "-"
+        } else {
+            &conn.history
+        };
+        let row = format!(
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\ttcp\t-\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            conn.ts,
+            uid(&orig.ip, orig.port, &resp.ip, resp.port, conn.ts),
+            orig.ip,
+            orig.port,
+            resp.ip,
+            resp.port,
+            duration,
+            conn.orig_bytes,
+            conn.resp_bytes,
+            conn.conn_state.name(),
+            conn.missed_bytes,
+            history,
+            conn.orig_pkts,
+            conn.orig_ip_bytes,
+            conn.resp_pkts,
+            conn.resp_ip_bytes,
+        );
+        out.extend_from_slice(row.as_bytes());
     }
 }
 
