@@ -132,7 +132,7 @@ struct Run {
 impl Run {
     #[new]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None))]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
     fn new(
         paths: Vec<String>,
         format: &str,
@@ -145,6 +145,7 @@ impl Run {
         zeek: bool,
         verify_checksums: bool,
         zeek_server_ports: Option<Vec<u16>>,
+        tunnel_ports: Option<Vec<(String, u16)>>,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -169,6 +170,7 @@ impl Run {
                 ports.sort_unstable();
                 ports
             }),
+            tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
         };
         // records for Python (check, ladder, report) come from one thread
         let jobs = if format == Format::Records {
@@ -803,4 +805,15 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     names.set_item("role_rules", RoleRule::ALL.map(RoleRule::name).to_vec())?;
     names.set_item("rst_kinds", RstKind::ALL.map(RstKind::name).to_vec())?;
     Ok(names)
+}
+
+/// The decoder's tunnels with the user's extra UDP ports (`--tunnel-port KIND=PORT`).
+fn tunnels_of(extra: Vec<(String, u16)>) -> PyResult<crate::decode::Tunnels> {
+    let mut tunnels = crate::decode::Tunnels::default();
+    for (kind, port) in extra {
+        let tunnel = crate::decode::UdpTunnel::from_name(&kind)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown UDP tunnel {kind:?}")))?;
+        tunnels.ports.add(port, tunnel);
+    }
+    Ok(tunnels)
 }

@@ -271,6 +271,8 @@ pub struct Connection {
     handshake_completed: bool,
     /// The segment trace, for the connections a run traces (`ladder`, `report`).
     pub trace: Option<Box<SegmentTrace>>,
+    /// The tunnels the connection came through (None for plain traffic), outermost first.
+    pub encapsulation: Option<crate::decode::Encapsulation>,
     /// Zeek's view (`--zeek`): None unless asked for, so the default path pays one branch.
     zeek: Option<Box<ZeekView>>,
 }
@@ -304,6 +306,7 @@ impl Connection {
             simultaneous_open: false,
             handshake_completed: false,
             trace: None,
+            encapsulation: None,
             zeek: None,
         }
     }
@@ -780,6 +783,7 @@ impl Connection {
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
             anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+            encapsulation: self.encapsulation.clone(),
             zeek: self.zeek.as_mut().map(|z| Box::new(z.result())),
         };
         self.analyzers.finish(&mut record, &Finish { msl_s });

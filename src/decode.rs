@@ -11,8 +11,12 @@
 //! BSD NULL and LOOP, raw IP (101, 12, 14, 228, 229). IPv4 with options; IPv6 with
 //! hop-by-hop, routing, destination-options, AH and atomic-fragment headers.
 
+pub mod encap;
 mod ip;
+mod l2;
 mod link;
+mod tunnel;
+mod wifi;
 #[cfg(test)]
 mod tests;
 
@@ -20,9 +24,13 @@ use std::collections::BTreeSet;
 
 use crate::sources::{Frame, FrameBatch, SourceStats};
 
+pub use encap::{Encapsulation, Path, TunnelKind, TunnelLayer, TunnelPorts, Tunnels, UdpTunnel};
 pub use link::{
-    ETHERNET, IPV4, IPV6, LOOP, NULL, RAW, RAW_BSD, RAW_OPENBSD, SLL, SLL2, SUPPORTED_LINKTYPES,
+    C_HDLC, ETHERNET, FDDI, IEEE802_11, IEEE802_11_RADIOTAP, IPV4, IPV6, LOOP, MPLS, NFLOG, NULL,
+    PPP, PPP_ETHER, PPP_HDLC, RAW, RAW_BSD, RAW_OPENBSD, SLL, SLL2, SUPPORTED_LINKTYPES,
 };
+
+const PROTO_TCP: u8 = 6;
 
 // TCP flag bits (RFC 9293 section 3.1)
 pub const FIN: u16 = 0x01;
@@ -66,6 +74,22 @@ pub const DAMAGE_WARNINGS: &[(&str, &str)] = &[
         "segment(s) with an invalid TCP data offset skipped",
     ),
     (
+        "truncated_tunnel_header",
+        "frame(s) too short for a layer-2.5 or tunnel header skipped",
+    ),
+    (
+        "bad_tunnel_header",
+        "frame(s) with an invalid layer-2.5 or tunnel header skipped",
+    ),
+    (
+        "tunnel_too_deep",
+        "frame(s) nested deeper than tcptrace decapsulates skipped",
+    ),
+    (
+        "tunnel_table_full",
+        "frame(s) in tunnels beyond the 262144 distinct tunnel paths tracked skipped",
+    ),
+    (
         "snaplen_cut",
         "segment(s) cut by the snap length; analyzed without the bytes beyond the cut",
     ),
@@ -99,6 +123,8 @@ pub struct Segment {
     pub frame_index: u32,
     /// Length of the IP datagram on the wire (IPv4 total length; IPv6 40 + payload length).
     pub ip_len: u32,
+    /// The tunnel path the segment came through (`encap::TunnelRegistry`): 0 for none.
+    pub tunnel: u32,
 }
 
 /// Why a frame gave no segment: the key it is counted under in `SourceStats::skipped`.
@@ -113,11 +139,17 @@ pub enum Skip {
     NotTcp,
     TruncatedTcpHeader,
     BadTcpHeader,
+    TruncatedTunnelHeader,
+    BadTunnelHeader,
+    TunnelTooDeep,
+    TunnelTableFull,
+    /// 802.11 frames with the Protected flag: their payload cannot be read.
+    Encrypted,
 }
 
 impl Skip {
     /// Every reason, in the order of `Skip as usize`.
-    pub const ALL: [Skip; 9] = [
+    pub const ALL: [Skip; 14] = [
         Skip::UnsupportedLinktype,
         Skip::TruncatedLinkHeader,
         Skip::NotIp,
@@ -127,6 +159,11 @@ impl Skip {
         Skip::NotTcp,
         Skip::TruncatedTcpHeader,
         Skip::BadTcpHeader,
+        Skip::TruncatedTunnelHeader,
+        Skip::BadTunnelHeader,
+        Skip::TunnelTooDeep,
+        Skip::TunnelTableFull,
+        Skip::Encrypted,
     ];
 
     /// The counter name, as in the Python engine's report.
@@ -141,24 +178,58 @@ impl Skip {
             Skip::NotTcp => "not_tcp",
             Skip::TruncatedTcpHeader => "truncated_tcp_header",
             Skip::BadTcpHeader => "bad_tcp_header",
+            Skip::TruncatedTunnelHeader => "truncated_tunnel_header",
+            Skip::BadTunnelHeader => "bad_tunnel_header",
+            Skip::TunnelTooDeep => "tunnel_too_deep",
+            Skip::TunnelTableFull => "tunnel_table_full",
+            Skip::Encrypted => "encrypted",
         }
     }
 }
 
 /// Decode every TCP segment of `batch` into `out` (appended, in capture order); count the
-/// rest in `stats.skipped` by reason, and unsupported link types in `unsupported`.
+/// rest in `stats.skipped` by reason, and unsupported link types in `unsupported`. Plain
+/// traffic only: no tunnel is decapsulated (see `decode_tunnels`).
 pub fn decode(
     batch: &FrameBatch,
     stats: &mut SourceStats,
     unsupported: &mut BTreeSet<u32>,
     out: &mut Vec<Segment>,
 ) {
+    decode_tunnels(batch, stats, unsupported, None, out);
+}
+
+/// `decode`, decapsulating the tunnels `tunnels` names (their paths registered in its
+/// registry, each segment numbered with its path).
+pub fn decode_tunnels(
+    batch: &FrameBatch,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    tunnels: Option<&Tunnels>,
+    out: &mut Vec<Segment>,
+) {
     let data = batch.data.as_slice();
     let mut skipped = [0u64; Skip::ALL.len()];
     let mut snaplen_cut = 0u64;
+    let ports = tunnels.map(|t| &t.ports);
     out.reserve(batch.frames.len());
     for (index, frame) in batch.frames.iter().enumerate() {
-        match decode_frame(data, frame, index as u32) {
+        let mut path = Path::default();
+        let mut result = decode_frame_in(data, frame, index as u32, ports, &mut path);
+        if let (Ok(segment), Some(tunnels)) = (result.as_mut(), tunnels) {
+            if !path.is_empty() {
+                let id = tunnels
+                    .registry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .intern(&path);
+                match id {
+                    Some(id) => segment.tunnel = id,
+                    None => result = Err(Skip::TunnelTableFull),
+                }
+            }
+        }
+        match result {
             Ok(segment) => {
                 // Counted, still analyzed (with the bytes that were captured)
                 snaplen_cut += u64::from(frame.wirelen > frame.caplen);
@@ -178,20 +249,52 @@ pub fn decode(
     stats.skip("snaplen_cut", snaplen_cut);
 }
 
-/// The segment in one frame, or why there is none. `data` is the batch buffer; a frame
-/// that claims bytes beyond it (which no reader yields) is read as cut where the buffer ends.
+/// The segment in one frame, or why there is none, with the default tunnel ports. `data`
+/// is the batch buffer; a frame that claims bytes beyond it (which no reader yields) is
+/// read as cut where the buffer ends.
 pub fn decode_frame(data: &[u8], frame: &Frame, index: u32) -> Result<Segment, Skip> {
+    let ports = TunnelPorts::default();
+    decode_frame_in(data, frame, index, Some(&ports), &mut Path::default())
+}
+
+/// The segment in one frame, decapsulating the UDP tunnels on `ports` (no tunnel at all
+/// when None); the tunnels crossed go to `path`, outermost first.
+#[inline]
+pub fn decode_frame_in(
+    data: &[u8],
+    frame: &Frame,
+    index: u32,
+    ports: Option<&TunnelPorts>,
+    path: &mut Path,
+) -> Result<Segment, Skip> {
     let start = frame.offset.min(data.len());
     let end = frame
         .offset
         .saturating_add(frame.caplen as usize)
         .min(data.len());
     let bytes = data.get(start..end).unwrap_or(&[]);
-    let (l3, ethertype) = link::network_start(bytes, frame.linktype)?;
-    let net = match ethertype {
-        link::ETH_IPV4 => ip::ipv4(bytes, l3)?,
-        link::ETH_IPV6 => ip::ipv6(bytes, l3)?,
-        _ => return Err(Skip::NotIp),
+    let (mut l3, mut ethertype) = link::network_start(bytes, frame.linktype)?;
+    let net = loop {
+        let net = match ethertype {
+            link::ETH_IPV4 => ip::ipv4(bytes, l3)?,
+            link::ETH_IPV6 => ip::ipv6(bytes, l3)?,
+            _ => return Err(Skip::NotIp),
+        };
+        if net.proto == PROTO_TCP {
+            break net;
+        }
+        let Some(ports) = ports else {
+            return Err(Skip::NotTcp);
+        };
+        match tunnel::decapsulate(bytes, &net, ports)? {
+            Some((next, next_type, layer)) => {
+                if !path.push(layer) {
+                    return Err(Skip::TunnelTooDeep);
+                }
+                (l3, ethertype) = (next, next_type);
+            }
+            None => return Err(Skip::NotTcp),
+        }
     };
     let tcp = net.l4;
     let header: &[u8; 20] = fixed(bytes, tcp).ok_or(Skip::TruncatedTcpHeader)?;
@@ -224,6 +327,7 @@ pub fn decode_frame(data: &[u8], frame: &Frame, index: u32) -> Result<Segment, S
         payload_cap: payload_cap as u32,
         frame_index: index,
         ip_len: net.ip_len as u32,
+        tunnel: 0,
     })
 }
 

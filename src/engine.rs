@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::{self, ChecksumLedger};
 use crate::connection::Connection;
-use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
+use crate::decode::{decode_tunnels, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
@@ -51,6 +51,8 @@ pub struct Options {
     pub verify_checksums: bool,
     /// Zeek's likely server ports (sorted) when not its default set.
     pub zeek_server_ports: Option<Vec<u16>>,
+    /// The tunnel ports, and the run's registry of tunnel paths.
+    pub tunnels: Tunnels,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             zeek: false,
             verify_checksums: false,
             zeek_server_ports: None,
+            tunnels: Tunnels::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl Engine {
             zeek: options.zeek,
         });
         table.zeek_server_ports = options.zeek_server_ports.clone();
+        table.tunnels = Some(options.tunnels.registry.clone());
         if options.zeek && options.verify_checksums {
             table.ledger = Some(ChecksumLedger::default());
         }
@@ -264,7 +268,13 @@ impl Engine {
     /// A piece's segments: decoded, filtered (--filter), and without the bad-checksum ones
     /// (--verify-checksums), which go to the ledger for the Zeek view.
     fn segments_of(&mut self, piece: &FrameBatch, segments: &mut Vec<Segment>) {
-        decode(piece, &mut self.source, &mut self.unsupported, segments);
+        decode_tunnels(
+            piece,
+            &mut self.source,
+            &mut self.unsupported,
+            Some(&self.options.tunnels),
+            segments,
+        );
         if let Some(filter) = &self.options.filter {
             let before = segments.len();
             segments.retain(|s| filter.matches(s));

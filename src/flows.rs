@@ -17,6 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::ChecksumLedger;
 use crate::connection::{address_text, Connection};
+use crate::decode::encap::{lookup, SharedTunnels};
 use crate::decode::{Segment, ACK, SYN};
 use crate::model::{Role, RoleRule};
 
@@ -73,6 +74,9 @@ pub struct FlowKey {
     pub hi: u128,
     /// Both ports: the lower side's in the high 16 bits.
     pub ports: u32,
+    /// The tunnel path (`Segment::tunnel`, 0 for plain traffic): the same 4-tuple in two
+    /// tunnels is two flows.
+    pub tunnel: u32,
 }
 
 impl FlowKey {
@@ -97,12 +101,14 @@ fn flow_key(seg: &Segment, src_first: bool) -> FlowKey {
             lo: seg.src,
             hi: seg.dst,
             ports: u32::from(seg.sport) << 16 | u32::from(seg.dport),
+            tunnel: seg.tunnel >> 1,
         }
     } else {
         FlowKey {
             lo: seg.dst,
             hi: seg.src,
             ports: u32::from(seg.dport) << 16 | u32::from(seg.sport),
+            tunnel: seg.tunnel >> 1,
         }
     }
 }
@@ -159,7 +165,7 @@ enum TombKey {
 impl TombKey {
     fn of(key: &FlowKey) -> TombKey {
         const MAPPED: u128 = 0xFFFF;
-        if key.lo >> 32 == MAPPED && key.hi >> 32 == MAPPED {
+        if key.lo >> 32 == MAPPED && key.hi >> 32 == MAPPED && key.tunnel == 0 {
             TombKey::V4([key.lo as u32, key.hi as u32, key.ports])
         } else {
             TombKey::V6(Box::new(*key))
@@ -175,6 +181,8 @@ struct Slot {
     conn: Connection,
     /// Canonical side of the client (0 or 1).
     client_side: u8,
+    /// The 4-tuple's tunnel path (`FlowKey::tunnel`).
+    tunnel: u32,
 }
 
 impl Slot {
@@ -182,6 +190,7 @@ impl Slot {
         let slot = Slot {
             conn,
             client_side: client_side as u8,
+            tunnel: key.tunnel,
         };
         debug_assert_eq!(slot.key(), *key);
         slot
@@ -200,6 +209,7 @@ impl Slot {
             lo: lo.0,
             hi: hi.0,
             ports: u32::from(lo.1) << 16 | u32::from(hi.1),
+            tunnel: self.tunnel,
         }
     }
 }
@@ -270,6 +280,8 @@ pub struct FlowTable {
     /// Zeek's likely server ports, sorted, when not its default set (the corpus test
     /// against `zeek -b` logs).
     pub zeek_server_ports: Option<Vec<u16>>,
+    /// The run's tunnel paths: a connection in a tunnel takes its path from there.
+    pub tunnels: Option<SharedTunnels>,
 }
 
 impl FlowTable {
@@ -432,6 +444,14 @@ impl FlowTable {
             }
             if zeek {
                 conn.enable_zeek(server_ports);
+            }
+            if key.tunnel != 0 {
+                if let Some(tunnels) = &self.tunnels {
+                    // The outer headers as the client sent them
+                    let flipped = seg.tunnel & 1 == 1;
+                    let reverse = side != client_side;
+                    conn.encapsulation = lookup(tunnels, key.tunnel, flipped, reverse);
+                }
             }
             conn
         };
@@ -620,6 +640,7 @@ mod tests {
             lo: 0xFFFF_0A00_0001,
             hi: 0x2001_0db8_0000_0000_0000_0000_0000_0002,
             ports: 80 << 16 | 40000,
+            tunnel: 7,
         };
         for client_side in [0, 1] {
             let conn = Connection::new(
@@ -768,6 +789,7 @@ mod tests {
             lo: CLIENT,
             hi: SERVER,
             ports: 40000 << 16 | 80,
+            tunnel: 0,
         };
         assert_eq!(
             TombKey::of(&v4),

@@ -286,6 +286,9 @@ pub struct ConnectionRecord {
     pub gap_bytes: PerSide<u64>,
     /// Segments the state table did not expect for that side.
     pub anomalies: PerSide<u64>,
+    /// The tunnels the connection came through, outermost first, the outer headers as the
+    /// client sent them (None for plain traffic: the key is then left out).
+    pub encapsulation: Option<crate::decode::Encapsulation>,
     /// Zeek's view of the connection (`--zeek`), the record's last key when present.
     pub zeek: Option<Box<crate::zeek::ZeekRecord>>,
 }

@@ -15,7 +15,7 @@ mod tests;
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::decode::{decode, Segment};
+use crate::decode::{decode_tunnels, Segment};
 use crate::engine::{
     panic_message, source_report, warn_damage, warn_evictions, Options, RunError, FEED_SLICE,
 };
@@ -43,13 +43,14 @@ pub struct Session {
 impl Session {
     /// A session reporting `files` (one name per capture interface) as its sources.
     pub fn new(files: Vec<String>, options: Options) -> Session {
-        let table = FlowTable::new(FlowOptions {
+        let mut table = FlowTable::new(FlowOptions {
             linger_s: options.linger_s,
             max_flows: options.max_flows,
             tombstone_s: 2.0 * options.msl_s,
             idle_timeout_s: options.idle_timeout_s,
             zeek: options.zeek,
         });
+        table.tunnels = Some(options.tunnels.registry.clone());
         Session {
             options,
             source: SourceStats {
@@ -91,10 +92,11 @@ impl Session {
         self.frames_fed += batch.len() as u64;
         self.source.frames += batch.len() as u64;
         self.segments.clear();
-        decode(
+        decode_tunnels(
             batch,
             &mut self.source,
             &mut self.unsupported,
+            Some(&self.options.tunnels),
             &mut self.segments,
         );
         if let Some(filter) = &self.options.filter {

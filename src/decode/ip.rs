@@ -4,7 +4,6 @@ use super::{fixed, Skip};
 
 /// ::ffff:0:0/96 (RFC 4291 section 2.5.5.2) keeps IPv4 and IPv6 addresses in one key.
 const MAPPED_V4: u128 = 0xFFFF_0000_0000;
-const PROTO_TCP: u8 = 6;
 /// Extension headers walked at most: more than any real packet carries.
 const MAX_EXTENSION_HEADERS: usize = 8;
 const HOP_BY_HOP: u8 = 0;
@@ -24,6 +23,8 @@ pub(super) struct Network {
     pub ip_len: i64,
     pub src: u128,
     pub dst: u128,
+    /// The upper-layer protocol (IPv4's protocol, IPv6's last next header).
+    pub proto: u8,
 }
 
 /// IPv4 (RFC 791 section 3.1) at `l3`: options are skipped by the header length; fragments
@@ -40,9 +41,6 @@ pub(super) fn ipv4(frame: &[u8], l3: usize) -> Result<Network, Skip> {
     // More fragments, or a nonzero offset: any piece of a fragmented datagram
     if fragment & 0x3FFF != 0 {
         return Err(Skip::IpFragment);
-    }
-    if header[9] != PROTO_TCP {
-        return Err(Skip::NotTcp);
     }
     // A total length of 0 happens for TSO super-packets captured on the sending host:
     // trust the capture
@@ -66,6 +64,7 @@ pub(super) fn ipv4(frame: &[u8], l3: usize) -> Result<Network, Skip> {
         ip_len: total,
         src: address(12),
         dst: address(16),
+        proto: header[9],
     })
 }
 
@@ -114,9 +113,6 @@ pub(super) fn ipv6(frame: &[u8], l3: usize) -> Result<Network, Skip> {
     if fragment {
         return Err(Skip::IpFragment);
     }
-    if next != PROTO_TCP {
-        return Err(Skip::NotTcp);
-    }
     let address = |at: usize| {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&header[at..at + 16]);
@@ -128,5 +124,6 @@ pub(super) fn ipv6(frame: &[u8], l3: usize) -> Result<Network, Skip> {
         ip_len: 40 + payload_len,
         src: address(8),
         dst: address(24),
+        proto: next,
     })
 }

@@ -181,6 +181,7 @@ fn ethernet_ipv4_every_field() {
             payload_cap: 5,
             frame_index: 0,
             ip_len: 45,
+            tunnel: 0,
         }]
     );
 }

@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::checksum::{self, ChecksumLedger};
-use crate::decode::{decode, Segment};
+use crate::decode::{decode_tunnels, Segment, Tunnels};
 use crate::engine::{record_of, Options, FEED_SLICE};
 use crate::filter::Filter;
 use crate::flows::{canonical_first, Finished, FlowOptions, FlowTable, FlowTableStats};
@@ -137,6 +137,7 @@ pub struct Mapper {
     slice_latest: i64,
     /// Pieces the shards are done with, their vectors reused (no allocation per piece).
     spare: Vec<MappedPiece>,
+    tunnels: Tunnels,
 }
 
 impl Mapper {
@@ -154,6 +155,7 @@ impl Mapper {
             slice_len: 0,
             slice_latest: i64::MIN,
             spare: Vec::new(),
+            tunnels: options.tunnels.clone(),
         }
     }
 
@@ -171,7 +173,13 @@ impl Mapper {
         let mut mapped = self.spare.pop().unwrap_or_default();
         let segments = &mut mapped.segments;
         segments.clear();
-        decode(piece, &mut self.source, &mut self.unsupported, segments);
+        decode_tunnels(
+            piece,
+            &mut self.source,
+            &mut self.unsupported,
+            Some(&self.tunnels),
+            segments,
+        );
         if let Some(filter) = &self.filter {
             let before = segments.len();
             segments.retain(|s| filter.matches(s));
@@ -293,6 +301,7 @@ impl Reducer {
             zeek: options.zeek,
         });
         table.zeek_server_ports = options.zeek_server_ports.clone();
+        table.tunnels = Some(options.tunnels.registry.clone());
         if keeps_ledger(options) {
             table.ledger = Some(ChecksumLedger::default());
         }

@@ -353,11 +353,44 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("retransmitted_bytes", &r.retransmitted_bytes);
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
+    if let Some(path) = &r.encapsulation {
+        e.key("encapsulation");
+        encapsulation(e, path);
+    }
     if let Some(zeek) = &r.zeek {
         e.key("zeek");
         super::zeek::encode_json(e, zeek);
     }
     e.end_object();
+}
+
+/// `[{"type": "vxlan", "vni": 42, "outer": {"src": .., "dst": .., "sport": .., "dport": ..}}]`
+fn encapsulation(e: &mut Encoder, path: &[crate::decode::TunnelLayer]) {
+    e.begin_array();
+    for layer in path {
+        e.begin_object();
+        e.key("type");
+        e.str(layer.kind.name());
+        if let (Some(name), Some(id)) = (layer.kind.id_name(), layer.id) {
+            e.key(name);
+            e.int(id);
+        }
+        e.key("outer");
+        e.begin_object();
+        e.key("src");
+        e.str(&crate::connection::address_text(layer.src));
+        e.key("dst");
+        e.str(&crate::connection::address_text(layer.dst));
+        if layer.has_ports() {
+            e.key("sport");
+            e.int(layer.sport);
+            e.key("dport");
+            e.int(layer.dport);
+        }
+        e.end_object();
+        e.end_object();
+    }
+    e.end_array();
 }
 
 fn endpoint(e: &mut Encoder, endpoint: &Endpoint) {
