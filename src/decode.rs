@@ -15,10 +15,10 @@ pub mod encap;
 mod ip;
 mod l2;
 mod link;
-mod tunnel;
-mod wifi;
 #[cfg(test)]
 mod tests;
+mod tunnel;
+mod wifi;
 
 use std::collections::BTreeSet;
 

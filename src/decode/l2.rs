@@ -101,11 +101,13 @@ fn mpls(frame: &[u8], mut pos: usize) -> Result<(usize, u16), Skip> {
 /// 802.2 LLC at `pos`: SNAP (AA AA 03, OUI, ethertype) carries an ethertype; any other
 /// service access point is not IP.
 pub(super) fn llc(frame: &[u8], pos: usize) -> Result<(usize, u16), Skip> {
-    let header: &[u8; 3] = fixed(frame, pos).ok_or(Skip::TruncatedLinkHeader)?;
-    if *header != [0xAA, 0xAA, 0x03] {
+    // A header too short for SNAP is not IP (as an 802.3 frame was before LLC was read)
+    let Some(snap) = fixed::<8>(frame, pos) else {
+        return Ok((pos, 0));
+    };
+    if snap[..3] != [0xAA, 0xAA, 0x03] {
         return Ok((pos, 0));
     }
-    let snap: &[u8; 8] = fixed(frame, pos).ok_or(Skip::TruncatedLinkHeader)?;
     after_ethertype(frame, pos + 8, u16::from_be_bytes([snap[6], snap[7]]))
 }
 

@@ -355,9 +355,9 @@ fn vlan_tags() {
         let s = only(ethernet(tags, 0x0800, &packet), ETHERNET);
         assert_eq!(s.tcp_off, 14 + 4 * tags.len() + 20);
     }
-    // A fourth tag is not read: its TPID is taken for the ethertype
+    // Tags stack to any depth the layer-2.5 walk allows
     let four = ethernet(&[0x8100; 4], 0x0800, &packet);
-    assert_eq!(reason(ETHERNET, four), "not_ip");
+    assert_eq!(only(four, ETHERNET).tcp_off, 14 + 16 + 20);
     // A tag cut by the frame's end is not read either
     let mut cut = vec![0xAA; 12];
     cut.extend_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x08]);
@@ -431,13 +431,13 @@ fn unsupported_link_types_are_collected() {
     let d = decode_frames(&[
         (147, frame.clone()),
         (RAW, frame.clone()),
-        (105, vec![]),
+        (106, vec![]),
         (147, frame),
     ]);
     assert_eq!(d.segments.len(), 1);
     assert_eq!(d.segments[0].frame_index, 1);
     assert_eq!(d.skipped, skips(&[("unsupported_linktype", 3)]));
-    assert_eq!(d.unsupported, BTreeSet::from([105, 147]));
+    assert_eq!(d.unsupported, BTreeSet::from([106, 147]));
 }
 
 #[test]
@@ -602,6 +602,10 @@ fn damage_warnings_as_in_python() {
             "bad_ip_header",
             "truncated_tcp_header",
             "bad_tcp_header",
+            "truncated_tunnel_header",
+            "bad_tunnel_header",
+            "tunnel_too_deep",
+            "tunnel_table_full",
             "snaplen_cut",
         ]
     );

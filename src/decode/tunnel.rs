@@ -47,7 +47,11 @@ pub(super) fn decapsulate(
             };
             layer.sport = u16::from_be_bytes([udp[0], udp[1]]);
             layer.dport = u16::from_be_bytes([udp[2], udp[3]]);
-            let Some(tunnel) = ports.of(layer.sport, layer.dport) else {
+            let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+            let Some(tunnel) = ports
+                .of(layer.sport, layer.dport)
+                .or_else(|| teredo_heuristic(frame, net.l4 + 8, udp_len))
+            else {
                 return Ok(None);
             };
             let pos = net.l4 + 8;
@@ -169,6 +173,14 @@ fn udp_tunnel(
     }))
 }
 
+/// Teredo off its port (a client and a relay talk on the ports their NATs chose), as
+/// Wireshark's heuristic finds it: a UDP payload that is exactly one IPv6 packet.
+fn teredo_heuristic(frame: &[u8], pos: usize, udp_len: usize) -> Option<UdpTunnel> {
+    let header: &[u8; 40] = fixed(frame, pos)?;
+    let payload = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    (header[0] >> 4 == 6 && udp_len == 8 + 40 + payload).then_some(UdpTunnel::Teredo)
+}
+
 /// GRE at `pos` (RFC 2784 and 2890; version 1, the enhanced GRE of PPTP, RFC 2637), with
 /// ERSPAN types I, II and III (draft-foschiano-erspan) behind it.
 fn gre(frame: &[u8], pos: usize, layer: &mut TunnelLayer) -> Result<(usize, u16), Skip> {
@@ -207,7 +219,7 @@ fn gre(frame: &[u8], pos: usize, layer: &mut TunnelLayer) -> Result<(usize, u16)
             }
             at += 4 + 4 * usize::from(sequence) + 4 * usize::from(header[1] & 0x80 != 0);
             fixed::<0>(frame, at).ok_or(Skip::TruncatedTunnelHeader)?;
-            return Ok(ppp(frame, at)?);
+            return ppp(frame, at);
         }
         _ => return Err(Skip::BadTunnelHeader),
     }
@@ -225,7 +237,9 @@ fn gre(frame: &[u8], pos: usize, layer: &mut TunnelLayer) -> Result<(usize, u16)
             let header: &[u8; 8] = fixed(frame, at).ok_or(Skip::TruncatedTunnelHeader)?;
             let version = header[0] >> 4;
             layer.kind = TunnelKind::Erspan;
-            layer.id = Some(u32::from(u16::from_be_bytes([header[2], header[3]]) & 0x03FF));
+            layer.id = Some(u32::from(
+                u16::from_be_bytes([header[2], header[3]]) & 0x03FF,
+            ));
             let len = match (protocol, version) {
                 (GRE_ERSPAN, 1) => 8,
                 (GRE_ERSPAN3, 2) => {

@@ -365,7 +365,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
 }
 
 /// `[{"type": "vxlan", "vni": 42, "outer": {"src": .., "dst": .., "sport": .., "dport": ..}}]`
-fn encapsulation(e: &mut Encoder, path: &[crate::decode::TunnelLayer]) {
+pub(crate) fn encapsulation(e: &mut Encoder, path: &[crate::decode::TunnelLayer]) {
     e.begin_array();
     for layer in path {
         e.begin_object();

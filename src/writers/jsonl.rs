@@ -277,6 +277,10 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"retransmitted_bytes\":", &r.retransmitted_bytes);
     w.counts(b",\"gap_bytes\":", &r.gap_bytes);
     w.counts(b",\"anomalies\":", &r.anomalies);
+    if let Some(path) = &r.encapsulation {
+        w.lit(b",\"encapsulation\":");
+        super::json::encapsulation(&mut Encoder::compact(w.out), path);
+    }
     if let Some(zeek) = &r.zeek {
         w.lit(b",\"zeek\":");
         super::zeek::encode_json(&mut Encoder::compact(w.out), zeek);
