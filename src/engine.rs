@@ -15,7 +15,7 @@ use crate::decode::{decode, Segment, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
-use crate::sources::{CaptureError, Captures, FrameBatch, SourceStats};
+use crate::sources::{display_name, CaptureError, Captures, FrameBatch, SourceStats};
 use crate::writers::Value;
 
 /// Segments per flow-table step: one read chunk can hold 100k new flows (a SYN flood), and
@@ -417,7 +417,7 @@ impl Engine {
 pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
     let files = &source.files;
     let place = if files.len() == 1 {
-        format!("{}: ", files[0])
+        format!("{}: ", display_name(&files[0]))
     } else {
         String::new()
     };
@@ -513,7 +513,7 @@ pub fn source_report(
 /// Where frame `frame` (1-based, in the order the engine saw them) is, for a user.
 pub fn place(paths: &[String], frame: u64) -> String {
     match paths {
-        [one] => format!("{one}, frame {frame}"),
+        [one] => format!("{}, frame {frame}", display_name(one)),
         many => format!("frame {frame} of {} files merged by time", many.len()),
     }
 }

@@ -107,6 +107,9 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
+    `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
+    are read as they come, the format told by their first bytes.
+
     Several files are merged in time order (e.g. captures from two interfaces).
     """
     from tcptrace import native
