@@ -780,6 +780,7 @@ impl Connection {
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
             anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+            file: None,
             zeek: self.zeek.as_mut().map(|z| Box::new(z.result())),
         };
         self.analyzers.finish(&mut record, &Finish { msl_s });

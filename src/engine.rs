@@ -51,6 +51,9 @@ pub struct Options {
     pub verify_checksums: bool,
     /// Zeek's likely server ports (sorted) when not its default set.
     pub zeek_server_ports: Option<Vec<u16>>,
+    /// Each file a capture of its own (`--per-file`): read one after the other, each with a
+    /// fresh flow table, ids continuing; records carry `file`. Else files merge by time.
+    pub per_file: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             zeek: false,
             verify_checksums: false,
             zeek_server_ports: None,
+            per_file: false,
         }
     }
 }
@@ -130,21 +134,29 @@ pub struct Engine {
     unsupported: BTreeSet<u32>,
     frames_fed: u64,
     pub progress: Arc<Progress>,
+    /// `--per-file`: each file read so far, with the ids its connections got (first, next).
+    pub file_ids: Vec<(String, u64, u64)>,
+}
+
+/// A fresh flow table for `options`.
+fn new_table(options: &Options) -> FlowTable {
+    let mut table = FlowTable::new(FlowOptions {
+        linger_s: options.linger_s,
+        max_flows: options.max_flows,
+        tombstone_s: 2.0 * options.msl_s,
+        idle_timeout_s: options.idle_timeout_s,
+        zeek: options.zeek,
+    });
+    table.zeek_server_ports = options.zeek_server_ports.clone();
+    if options.zeek && options.verify_checksums {
+        table.ledger = Some(ChecksumLedger::default());
+    }
+    table
 }
 
 impl Engine {
     pub fn new(paths: Vec<String>, options: Options) -> Engine {
-        let mut table = FlowTable::new(FlowOptions {
-            linger_s: options.linger_s,
-            max_flows: options.max_flows,
-            tombstone_s: 2.0 * options.msl_s,
-            idle_timeout_s: options.idle_timeout_s,
-            zeek: options.zeek,
-        });
-        table.zeek_server_ports = options.zeek_server_ports.clone();
-        if options.zeek && options.verify_checksums {
-            table.ledger = Some(ChecksumLedger::default());
-        }
+        let table = new_table(&options);
         Engine {
             paths,
             options,
@@ -155,6 +167,7 @@ impl Engine {
             unsupported: BTreeSet::new(),
             frames_fed: 0,
             progress: Arc::new(Progress::default()),
+            file_ids: Vec::new(),
         }
     }
 
@@ -167,11 +180,9 @@ impl Engine {
     /// `emit` returning an error stops the run with that error.
     pub fn run<E: FnMut(ConnectionRecord) -> Result<(), String>>(
         &mut self,
-        emit: E,
+        mut emit: E,
     ) -> Result<(), RunError> {
-        let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
-            .map_err(RunError::Capture)?;
-        self.run_on(captures, emit)
+        self.run_traced(|record, _| emit(record))
     }
 
     /// `run` over captures already opened (in memory, for the fuzzer).
@@ -196,12 +207,69 @@ impl Engine {
         &mut self,
         emit: E,
     ) -> Result<(), RunError> {
+        if self.options.per_file {
+            return self.run_per_file(emit);
+        }
         let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
             .map_err(RunError::Capture)?;
         self.run_traced_on(captures, emit)
     }
 
+    /// `--per-file`: every file opened first (an unreadable one fails before any output),
+    /// then each read as a capture of its own, in the order given: a fresh flow table (and
+    /// checksum ledger), whose connections all end with the file; ids continue across
+    /// files, so that they stay unique in the report; each record names its file.
+    fn run_per_file<E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>>(
+        &mut self,
+        mut emit: E,
+    ) -> Result<(), RunError> {
+        let each = Captures::open_each(&self.paths, Some(self.progress.bytes.clone()))
+            .map_err(RunError::Capture)?;
+        let paths = self.paths.clone();
+        let mut result = Ok(());
+        for (path, captures) in paths.iter().zip(each) {
+            if self.progress.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if !self.file_ids.is_empty() {
+                let mut table = new_table(&self.options);
+                table.trace = self.table.trace.take();
+                table.stats = self.table.stats;
+                table.continue_ids_from(self.table.next_id());
+                self.table = table;
+            }
+            let first = self.table.next_id();
+            let file: Arc<str> = Arc::from(path.as_str());
+            result = self.feed_captures(captures, |mut record, trace| {
+                record.file = Some(Arc::clone(&file));
+                emit(record, trace)
+            });
+            self.file_ids
+                .push((path.clone(), first, self.table.next_id()));
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            self.warn_damage(); // (as `run_traced_on`: after a panic, `after_panic` did)
+        }
+        result
+    }
+
     fn run_traced_on<
+        E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
+    >(
+        &mut self,
+        captures: Captures,
+        emit: E,
+    ) -> Result<(), RunError> {
+        self.feed_captures(captures, emit)?;
+        self.warn_damage();
+        Ok(())
+    }
+
+    /// Every piece of `captures` through the flow table, then its connections closed.
+    fn feed_captures<
         E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
     >(
         &mut self,
@@ -257,7 +325,6 @@ impl Engine {
             let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
             emit(record, conn.trace.take()).map_err(RunError::Emit)?;
         }
-        self.warn_damage();
         Ok(())
     }
 

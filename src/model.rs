@@ -286,6 +286,8 @@ pub struct ConnectionRecord {
     pub gap_bytes: PerSide<u64>,
     /// Segments the state table did not expect for that side.
     pub anomalies: PerSide<u64>,
+    /// The capture file the connection is in (`--per-file` only; None when files merge).
+    pub file: Option<std::sync::Arc<str>>,
     /// Zeek's view of the connection (`--zeek`), the record's last key when present.
     pub zeek: Option<Box<crate::zeek::ZeekRecord>>,
 }

@@ -49,16 +49,24 @@ impl Captures {
     /// Open every file now (so a missing file fails before anything is written). `-` is
     /// standard input, which can be read once: given twice, it is refused.
     pub fn open(paths: &[String], meter: Option<ReadMeter>) -> Result<Captures, CaptureError> {
-        if paths.iter().filter(|p| *p == files::STDIN_PATH).count() > 1 {
-            return Err(CaptureError(
-                "standard input (-) is given more than once; it can be read only once".into(),
-            ));
-        }
+        refuse_stdin_twice(paths)?;
         let readers = paths
             .iter()
             .map(|p| FileReader::open(p, meter.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Captures::from_readers(readers))
+    }
+
+    /// Every file opened now, each a capture of its own (`--per-file`), in the order given.
+    pub fn open_each(
+        paths: &[String],
+        meter: Option<ReadMeter>,
+    ) -> Result<Vec<Captures>, CaptureError> {
+        refuse_stdin_twice(paths)?;
+        paths
+            .iter()
+            .map(|p| Captures::open(std::slice::from_ref(p), meter.clone()))
+            .collect()
     }
 
     pub fn from_readers(readers: Vec<FileReader>) -> Captures {
@@ -165,6 +173,16 @@ impl Captures {
         merged.frames.sort_by_key(|f| f.ts_ns); // stable, as numpy's kind="stable"
         Ok(Some(merged))
     }
+}
+
+/// Standard input can be read once.
+fn refuse_stdin_twice(paths: &[String]) -> Result<(), CaptureError> {
+    if paths.iter().filter(|p| *p == files::STDIN_PATH).count() > 1 {
+        return Err(CaptureError(
+            "standard input (-) is given more than once; it can be read only once".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Join batches into one, their buffers back to back (as Python's `FrameBatch.concat`).

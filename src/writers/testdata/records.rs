@@ -51,6 +51,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -103,6 +104,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 1),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -155,6 +157,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -207,6 +210,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -259,6 +263,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -311,6 +316,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -363,6 +369,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -415,6 +422,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -467,6 +475,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -519,6 +528,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -571,6 +581,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -623,6 +634,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -675,6 +687,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -727,6 +740,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -779,6 +793,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(31, 60),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -831,6 +846,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -883,6 +899,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -935,6 +952,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -987,6 +1005,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1039,6 +1058,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1091,6 +1111,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1143,6 +1164,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1195,6 +1217,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1247,6 +1270,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1299,6 +1323,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1351,6 +1376,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1403,6 +1429,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1455,6 +1482,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1507,6 +1535,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1559,6 +1588,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1611,6 +1641,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1663,6 +1694,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1715,6 +1747,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1767,6 +1800,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1819,6 +1853,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1871,6 +1906,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1923,6 +1959,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1975,6 +2012,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2027,6 +2065,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2079,6 +2118,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2131,6 +2171,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2183,6 +2224,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2235,6 +2277,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2287,6 +2330,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2339,6 +2383,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2391,6 +2436,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2443,6 +2489,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2495,6 +2542,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2547,6 +2595,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2599,6 +2648,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2651,6 +2701,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2703,6 +2754,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2755,6 +2807,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2807,6 +2860,7 @@ ConnectionRecord {
     retransmitted_bytes: PerSide::new(0, 0),
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
+    file: None,
     zeek: None,
 },
 ]
