@@ -169,12 +169,12 @@ impl FileReader {
             raw.seek(SeekFrom::Start(0)).map_err(cannot_read)?;
             Input::Seekable(raw)
         } else {
-            Input::Stream(Box::new(Cursor::new(magic.clone()).chain(raw)))
+            Input::Pipe(Box::new(Cursor::new(magic.clone()).chain(raw)))
         };
         let input = if magic.starts_with(&GZIP_MAGIC) {
             let compressed: Box<dyn Read + Send> = match rewound {
                 Input::Seekable(raw) => Box::new(raw),
-                Input::Stream(stream) => stream,
+                Input::Stream(stream) | Input::Pipe(stream) => stream,
             };
             // Python peeks once: the magic is the first 4 bytes of the first read, however
             // short that read is (a first member of 2 bytes is not a capture)

@@ -758,9 +758,18 @@ mod tests {
         cases.push(("empty".into(), Vec::new()));
         cases.push(("text".into(), b"hello".to_vec()));
         cases.push(("two bytes".into(), vec![0xd4, 0xc3]));
+        // three chunks and more: each chunk cut where the file's is (batches, and so the
+        // sweeps and the order of records, as from the file)
+        let long = synthetic_pcap(30000, 1000);
+        cases.push(("three chunks".into(), long[..long.len() - 10].to_vec()));
         for (what, bytes) in cases {
             let file = read_reader(FileReader::from_bytes(bytes.clone(), "x"));
-            for step in [1, 3, 4096, usize::MAX] {
+            let steps: &[usize] = if bytes.len() > 1 << 20 {
+                &[65536, usize::MAX]
+            } else {
+                &[1, 3, 4096, usize::MAX]
+            };
+            for &step in steps {
                 let stream = Trickle(Cursor::new(bytes.clone()), step);
                 let piped = read_reader(FileReader::from_stream(stream, "x"));
                 assert_eq!(piped.0, file.0, "{what}, reads of {step}");
