@@ -132,7 +132,7 @@ struct Run {
 impl Run {
     #[new]
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
-    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
+    #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None, per_file=false))]
     fn new(
         paths: Vec<String>,
         format: &str,
@@ -146,6 +146,7 @@ impl Run {
         verify_checksums: bool,
         zeek_server_ports: Option<Vec<u16>>,
         tunnel_ports: Option<Vec<(String, u16)>>,
+        per_file: bool,
     ) -> PyResult<Run> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -171,9 +172,11 @@ impl Run {
                 ports
             }),
             tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
+            per_file,
         };
-        // records for Python (check, ladder, report) come from one thread
-        let jobs = if format == Format::Records {
+        // records for Python (check, ladder, report) come from one thread, and so do the
+        // files of --per-file (each is one capture: its flows are not split)
+        let jobs = if format == Format::Records || per_file {
             1
         } else {
             jobs.max(1)
@@ -338,6 +341,11 @@ impl Run {
             Some(report) => to_python(py, report),
             None => to_python(py, &self.engine.source_report()),
         }
+    }
+
+    /// `--per-file`: (path, first id, next id) of each file read, in order (after `execute`).
+    fn file_ids(&self) -> Vec<(String, u64, u64)> {
+        self.engine.file_ids.clone()
     }
 
     /// Warnings of the run, each "kind: message".

@@ -784,6 +784,7 @@ impl Connection {
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
             anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
             encapsulation: self.encapsulation.clone(),
+            file: None,
             zeek: self.zeek.as_mut().map(|z| Box::new(z.result())),
         };
         self.analyzers.finish(&mut record, &Finish { msl_s });

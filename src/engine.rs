@@ -15,7 +15,7 @@ use crate::decode::{decode_tunnels, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
-use crate::sources::{CaptureError, Captures, FrameBatch, SourceStats};
+use crate::sources::{display_name, CaptureError, Captures, FrameBatch, SourceStats};
 use crate::writers::Value;
 
 /// Segments per flow-table step: one read chunk can hold 100k new flows (a SYN flood), and
@@ -53,6 +53,9 @@ pub struct Options {
     pub zeek_server_ports: Option<Vec<u16>>,
     /// The tunnel ports, and the run's registry of tunnel paths.
     pub tunnels: Tunnels,
+    /// Each file a capture of its own (`--per-file`): read one after the other, each with a
+    /// fresh flow table, ids continuing; records carry `file`. Else files merge by time.
+    pub per_file: bool,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             verify_checksums: false,
             zeek_server_ports: None,
             tunnels: Tunnels::default(),
+            per_file: false,
         }
     }
 }
@@ -133,22 +137,30 @@ pub struct Engine {
     unsupported: BTreeSet<u32>,
     frames_fed: u64,
     pub progress: Arc<Progress>,
+    /// `--per-file`: each file read so far, with the ids its connections got (first, next).
+    pub file_ids: Vec<(String, u64, u64)>,
+}
+
+/// A fresh flow table for `options`.
+fn new_table(options: &Options) -> FlowTable {
+    let mut table = FlowTable::new(FlowOptions {
+        linger_s: options.linger_s,
+        max_flows: options.max_flows,
+        tombstone_s: 2.0 * options.msl_s,
+        idle_timeout_s: options.idle_timeout_s,
+        zeek: options.zeek,
+    });
+    table.zeek_server_ports = options.zeek_server_ports.clone();
+    table.tunnels = Some(options.tunnels.registry.clone());
+    if options.zeek && options.verify_checksums {
+        table.ledger = Some(ChecksumLedger::default());
+    }
+    table
 }
 
 impl Engine {
     pub fn new(paths: Vec<String>, options: Options) -> Engine {
-        let mut table = FlowTable::new(FlowOptions {
-            linger_s: options.linger_s,
-            max_flows: options.max_flows,
-            tombstone_s: 2.0 * options.msl_s,
-            idle_timeout_s: options.idle_timeout_s,
-            zeek: options.zeek,
-        });
-        table.zeek_server_ports = options.zeek_server_ports.clone();
-        table.tunnels = Some(options.tunnels.registry.clone());
-        if options.zeek && options.verify_checksums {
-            table.ledger = Some(ChecksumLedger::default());
-        }
+        let table = new_table(&options);
         Engine {
             paths,
             options,
@@ -159,6 +171,7 @@ impl Engine {
             unsupported: BTreeSet::new(),
             frames_fed: 0,
             progress: Arc::new(Progress::default()),
+            file_ids: Vec::new(),
         }
     }
 
@@ -171,11 +184,9 @@ impl Engine {
     /// `emit` returning an error stops the run with that error.
     pub fn run<E: FnMut(ConnectionRecord) -> Result<(), String>>(
         &mut self,
-        emit: E,
+        mut emit: E,
     ) -> Result<(), RunError> {
-        let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
-            .map_err(RunError::Capture)?;
-        self.run_on(captures, emit)
+        self.run_traced(|record, _| emit(record))
     }
 
     /// `run` over captures already opened (in memory, for the fuzzer).
@@ -200,12 +211,69 @@ impl Engine {
         &mut self,
         emit: E,
     ) -> Result<(), RunError> {
+        if self.options.per_file {
+            return self.run_per_file(emit);
+        }
         let captures = Captures::open(&self.paths, Some(self.progress.bytes.clone()))
             .map_err(RunError::Capture)?;
         self.run_traced_on(captures, emit)
     }
 
+    /// `--per-file`: every file opened first (an unreadable one fails before any output),
+    /// then each read as a capture of its own, in the order given: a fresh flow table (and
+    /// checksum ledger), whose connections all end with the file; ids continue across
+    /// files, so that they stay unique in the report; each record names its file.
+    fn run_per_file<E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>>(
+        &mut self,
+        mut emit: E,
+    ) -> Result<(), RunError> {
+        let each = Captures::open_each(&self.paths, Some(self.progress.bytes.clone()))
+            .map_err(RunError::Capture)?;
+        let paths = self.paths.clone();
+        let mut result = Ok(());
+        for (path, captures) in paths.iter().zip(each) {
+            if self.progress.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if !self.file_ids.is_empty() {
+                let mut table = new_table(&self.options);
+                table.trace = self.table.trace.take();
+                table.stats = self.table.stats;
+                table.continue_ids_from(self.table.next_id());
+                self.table = table;
+            }
+            let first = self.table.next_id();
+            let file: Arc<str> = Arc::from(path.as_str());
+            result = self.feed_captures(captures, |mut record, trace| {
+                record.file = Some(Arc::clone(&file));
+                emit(record, trace)
+            });
+            self.file_ids
+                .push((path.clone(), first, self.table.next_id()));
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            self.warn_damage(); // (as `run_traced_on`: after a panic, `after_panic` did)
+        }
+        result
+    }
+
     fn run_traced_on<
+        E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
+    >(
+        &mut self,
+        captures: Captures,
+        emit: E,
+    ) -> Result<(), RunError> {
+        self.feed_captures(captures, emit)?;
+        self.warn_damage();
+        Ok(())
+    }
+
+    /// Every piece of `captures` through the flow table, then its connections closed.
+    fn feed_captures<
         E: FnMut(ConnectionRecord, Option<Box<SegmentTrace>>) -> Result<(), String>,
     >(
         &mut self,
@@ -261,7 +329,6 @@ impl Engine {
             let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
             emit(record, conn.trace.take()).map_err(RunError::Emit)?;
         }
-        self.warn_damage();
         Ok(())
     }
 
@@ -427,7 +494,7 @@ impl Engine {
 pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
     let files = &source.files;
     let place = if files.len() == 1 {
-        format!("{}: ", files[0])
+        format!("{}: ", display_name(&files[0]))
     } else {
         String::new()
     };
@@ -450,20 +517,12 @@ fn linktype_label(linktype: u32) -> String {
         6 => "Token Ring",
         7 => "ARCNET",
         8 => "SLIP",
-        9 => "PPP",
-        10 => "FDDI",
-        50 => "PPP in HDLC framing",
-        51 => "PPPoE",
         100 => "ATM RFC 1483",
-        104 => "Cisco HDLC",
-        105 => "802.11",
         107 => "Frame Relay",
-        127 => "802.11 radiotap",
         147..=162 => "user-defined",
         187 => "Bluetooth HCI",
         195 => "802.15.4",
         220 => "USB Linux mmapped",
-        239 => "NFLOG",
         _ => return linktype.to_string(),
     };
     format!("{linktype} ({name})")
@@ -523,7 +582,7 @@ pub fn source_report(
 /// Where frame `frame` (1-based, in the order the engine saw them) is, for a user.
 pub fn place(paths: &[String], frame: u64) -> String {
     match paths {
-        [one] => format!("{one}, frame {frame}"),
+        [one] => format!("{}, frame {frame}", display_name(one)),
         many => format!("frame {frame} of {} files merged by time", many.len()),
     }
 }

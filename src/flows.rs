@@ -302,6 +302,17 @@ impl FlowTable {
         self.index.is_empty()
     }
 
+    /// The id the next new connection gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Number new connections from `id` on (`--per-file`: a file's fresh table continues
+    /// the ids of the files before it).
+    pub fn continue_ids_from(&mut self, id: u64) {
+        self.next_id = id;
+    }
+
     /// The batch position of the frame whose segment `feed` handles (or handled last).
     pub fn current_frame(&self) -> u32 {
         self.current_frame

@@ -289,6 +289,8 @@ pub struct ConnectionRecord {
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,
+    /// The capture file the connection is in (`--per-file` only; None when files merge).
+    pub file: Option<std::sync::Arc<str>>,
     /// Zeek's view of the connection (`--zeek`), the record's last key when present.
     pub zeek: Option<Box<crate::zeek::ZeekRecord>>,
 }

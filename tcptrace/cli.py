@@ -102,25 +102,35 @@ def cli() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads analyzing flows; flows are split between them, the report is the "
                    "same.")
+@click.option("--per-file", is_flag=True,
+              help="Each file its own capture, read in the order given (ids continue; records "
+                   "carry `file`; one thread). Default: the files are merged by time into one "
+                   "capture.")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
-            verify_checksums: bool = False, zeek: bool = False, jobs: int = 1) -> None:
+            verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
+            per_file: bool = False) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
-    Several files are merged in time order (e.g. captures from two interfaces).
+    `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
+    are read as they come, the format told by their first bytes.
+
+    Several files are merged in time order by default (a rotation, or captures from two
+    interfaces); --per-file keeps them apart (unrelated captures).
     """
     from tcptrace import native
 
     if not native.available():
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
     _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
-             zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress)
+             zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress,
+             per_file=per_file)
 
 
 def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None,
              msl: float, linger: float, max_flows: int, quiet: bool, jobs: int = 1, *,
              zeek: bool = False, verify_checksums: bool = False,
-             no_progress: bool = False) -> None:
+             no_progress: bool = False, per_file: bool = False) -> None:
     tree = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
@@ -141,19 +151,21 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
     watch = watch_for(paths, enabled=not (quiet or no_progress))
     with target as out:
         _run_analysis(paths, fmt, out, tree, msl, linger, max_flows, quiet, jobs, zeek=zeek,
-                      verify_checksums=verify_checksums, watch=watch)
+                      verify_checksums=verify_checksums, watch=watch, per_file=per_file)
 
 
 def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], tree: Any, msl: float,
                   linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
-                  verify_checksums: bool, watch: Callable[..., Any] | None) -> None:
+                  verify_checksums: bool, watch: Callable[..., Any] | None,
+                  per_file: bool = False) -> None:
     from tcptrace import native
 
     warnings: list[str] = []
     try:
         warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,
-                                  verify_checksums=verify_checksums, watch=watch, jobs=jobs)
+                                  verify_checksums=verify_checksums, watch=watch, jobs=jobs,
+                                  per_file=per_file)
     except Interrupted as exc:
         warnings = exc.warnings
         raise

@@ -46,7 +46,8 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
 @click.option("-c", "--count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N captured packets.")
 @click.option("-w", "--write", type=click.Path(dir_okay=False), metavar="FILE.pcap",
-              help="Also save the packets analyzed to a pcap file.")
+              help="Also save the packets analyzed to a pcap file; `-w -` writes them to "
+                   "stdout (the report then needs -o FILE).")
 @click.option("-f", "--format", "fmt", type=click.Choice(LIVE_FORMATS), default="table",
               show_default=True, help="Report format (each connection as it ends).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
@@ -74,6 +75,8 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     from tcptrace.outputs import refuse_same
 
     refuse_same(write, output, "-w and -o")  # the saved packets would overwrite the report
+    if write == "-" and output in (None, "-"):  # both would go to stdout, interleaved
+        raise click.UsageError("-w - writes the capture to stdout: give the report -o FILE")
     if not native.available():
         raise LiveCaptureError("live capture needs the native engine, which this "
                                "installation lacks (reinstall tcptrace)")

@@ -43,7 +43,7 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
             msl_s: float, linger_s: float, max_flows: int, zeek: bool = False,
             verify_checksums: bool = False,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
-            jobs: int = 1) -> list[str]:
+            jobs: int = 1, per_file: bool = False) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
     `out`: a path, which the engine writes itself ("-": the standard output, Python's
@@ -55,14 +55,16 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
     `watch`, if given, is a context manager factory polling (bytes read, frames) for a
     progress bar while the run reads. A native engine failure still writes everything read
     before it, then raises EngineFailure. `jobs` > 1: that many shard threads (flows split by
-    a hash of their 4-tuple), the same report byte for byte.
+    a hash of their 4-tuple), the same report byte for byte. `per_file`: each file its own
+    capture, read in the order given (ids continue across files; records carry `file`; the
+    table has a part per file); on one thread.
     """
     from tcptrace import _native
 
     panic_at = os.environ.get(PANIC_HOOK)
     run = _native.Run(paths, fmt, filter_tree, msl_s, linger_s, max_flows,
                       int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
-                      verify_checksums=verify_checksums)
+                      verify_checksums=verify_checksums, per_file=per_file)
     failure: EngineFailure | None = None
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write
@@ -81,7 +83,9 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
     elif fmt == "table":
         from tcptrace.report.text import render_summary, render_table, table_cells
 
-        run.write(render_table([table_cells(*row) for row in run.rows()]).encode())
+        rows = [table_cells(*row) for row in run.rows()]
+        run.write((_tables_per_file(rows, run.file_ids()) if per_file
+                   else render_table(rows)).encode())
         run.write(render_summary(run.summary(), run.source_report()).encode())
     if failure is not None:
         raise failure
@@ -90,6 +94,21 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
         interrupted.warnings = list(run.warnings())
         raise interrupted
     return list(run.warnings())
+
+
+def _tables_per_file(rows: list[tuple[Any, ...]], file_ids: list[tuple[str, int, int]]) -> str:
+    """--per-file: a table per file under its name (ids continue across files), the legend
+    once at the end."""
+    from tcptrace.inputs import display_name
+    from tcptrace.report.text import LEGEND, render_table
+
+    parts = []
+    for path, first, after in file_ids:
+        mine = [row for row in rows if first <= row[0] < after]
+        s = "" if after - first == 1 else "s"
+        parts.append(f"{display_name(path)}: {after - first} connection{s}\n"
+                     + render_table(mine).removesuffix(LEGEND) + "\n")
+    return "".join(parts) + (LEGEND if rows else "")
 
 
 def execute(run: Run, out: Any) -> Interrupted | None:
@@ -135,7 +154,7 @@ an end of either side ("client" or "server", host, port), or None (all)."""
 
 def record_run(paths: list[str], *, filter_text: str | None = None,
                msl_s: float, linger_s: float = 0.5, max_flows: int = 1_000_000,
-               verify_checksums: bool = False) -> Run:
+               verify_checksums: bool = False, per_file: bool = False) -> Run:
     """A run yielding records to Python (`read_records`), for `check`, `ladder` and
     `report`, analyzed as `analyze` would with the same options. A bad --filter fails
     here, before any reading."""
@@ -147,7 +166,7 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
 
         tree = parse_filter(filter_text)
     return _native.Run(paths, "records", tree, msl_s, linger_s, max_flows,
-                       verify_checksums=verify_checksums)
+                       verify_checksums=verify_checksums, per_file=per_file)
 
 
 def trace(run: Run, select: TraceSelect = None, *, limit: int | None = None,

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from tcptrace.errors import TcptraceError
+from tcptrace.inputs import status
 
 
 class OutputIsInputError(TcptraceError):
@@ -31,18 +32,16 @@ class OutputIsInputError(TcptraceError):
 
 
 def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
+    """(device, inode) of `path`; of the file or pipe on standard input for `-`."""
+    st = status(path)
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def _inputs_of(path: str) -> Iterator[str]:
     """`path`, and the files in it when it is a directory (a directory is not read as a
     capture, but a file in it may be named as the output)."""
     yield path
-    if os.path.isdir(path):
+    if path != "-" and os.path.isdir(path):
         with contextlib.suppress(OSError), os.scandir(path) as entries:
             for entry in entries:
                 yield entry.path
@@ -65,6 +64,10 @@ def refuse_inputs(output: str | None, inputs: Iterable[str], option: str = "-o")
 def refuse_same(first: str | None, second: str | None, options: str) -> None:
     """Raise OutputIsInputError when two outputs (`live -w FILE -o FILE`) name one file."""
     if first is None or second is None:
+        return
+    if "-" in (first, second):  # stdout: the same only as itself
+        if first == second:
+            raise OutputIsInputError(f"{options}: both are standard output")
         return
     same = os.path.realpath(first) == os.path.realpath(second)
     if same or (_identity(first) is not None and _identity(first) == _identity(second)):

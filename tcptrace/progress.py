@@ -9,35 +9,45 @@ line of output.
 
 from __future__ import annotations
 
-import os
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TextIO
+
+from tcptrace.inputs import is_stream, status
 
 DELAY_S = 1.0  # a bar appears only for runs longer than this
 REFRESH_S = 0.25  # at most four redraws per second
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B "
               "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+STREAM_FORMAT = "{desc}: {n_fmt}B [{elapsed}, {rate_fmt}{postfix}]"
+"""Without a total (a pipe among the inputs): bytes and rate, no percentage or ETA."""
 
 
-def total_size(paths: list[str]) -> int:
-    """Bytes of all capture files (compressed size for gzip); unreadable ones count 0."""
+def total_size(paths: list[str]) -> int | None:
+    """Bytes of all capture files (compressed size for gzip); unreadable ones count 0
+    (they fail at once anyway). None when one is a stream (standard input `-`, a FIFO, a
+    pipe): its size is not known before it ends."""
+    if any(is_stream(path) for path in paths):
+        return None
     total = 0
     for path in paths:
-        with suppress(OSError):
-            total += os.path.getsize(path)
+        st = status(path)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            total += st.st_size
     return total
 
 
 class ProgressBar:
-    """Bytes read of `total` bytes and packets per second, on `stream` (stderr).
+    """Bytes read of `total` bytes (None: unknown, a stream) and packets per second, on
+    `stream` (stderr).
 
     Off unless `stream` is a terminal (or `force`): redirected stderr stays clean."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, *, enabled: bool = True,
+    def __init__(self, total: int | None, stream: TextIO | None = None, *, enabled: bool = True,
                  force: bool = False, delay_s: float = DELAY_S,
                  refresh_s: float = REFRESH_S) -> None:
         stream = sys.stderr if stream is None else stream
@@ -53,7 +63,8 @@ class ProgressBar:
 
         self._bar = tqdm(total=total, file=stream, unit="B", unit_scale=True,
                          unit_divisor=1000, delay=delay_s, mininterval=refresh_s, leave=False,
-                         desc="reading", dynamic_ncols=True, bar_format=BAR_FORMAT)
+                         desc="reading", dynamic_ncols=True,
+                         bar_format=BAR_FORMAT if total is not None else STREAM_FORMAT)
 
     def update(self, bytes_read: int, packets: int) -> None:
         """Bytes read so far and packets decoded so far (cumulative)."""

@@ -21,9 +21,10 @@ REASONS = {
     "unsupported_linktype", "truncated_link_header", "not_ip", "truncated_ip_header",
     "bad_ip_header", "ip_fragment", "not_tcp", "truncated_tcp_header", "bad_tcp_header",
     "snaplen_cut", "truncated_record", "corrupt_record", "corrupt_block", "bad_block",
-    "filtered_out",
+    "filtered_out", "encrypted", "truncated_tunnel_header", "bad_tunnel_header",
+    "tunnel_too_deep", "tunnel_table_full",
 }
-SILENT = {"not_ip", "not_tcp", "ip_fragment", "filtered_out"}
+SILENT = {"not_ip", "not_tcp", "ip_fragment", "filtered_out", "encrypted"}
 
 
 def corpus_files() -> list[Path]:

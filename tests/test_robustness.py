@@ -246,24 +246,24 @@ def test_zero_length_records_warned_once_with_count(capsys: pytest.CaptureFixtur
 def test_unsupported_linktype_exit_0_with_warning(capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
     """A capture we cannot decode at all is still a valid capture: exit 0, a warning, counts."""
-    path = write(tmp_path, "fddi.pcap", pcap([b"\0" * 60] * 5, linktype=10))
+    path = write(tmp_path, "token-ring.pcap", pcap([b"\0" * 60] * 5, linktype=6))
     code, out, err = run(capsys, "analyze", "-f", "jsonl", str(path))
     assert (code, out) == (0, "")
     assert err == (f"tcptrace: warning: unsupported_linktype: {path}: 5 frame(s) of unsupported "
-                   "link type 10 (FDDI) not decoded\n")
+                   "link type 6 (Token Ring) not decoded\n")
     assert report(path)[1]["skipped"] == {"unsupported_linktype": 5}
 
 
 def test_unsupported_linktypes_named_across_files(capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
-    a = write(tmp_path, "a.pcap", pcap([b"\0" * 60] * 2, linktype=10))
+    a = write(tmp_path, "a.pcap", pcap([b"\0" * 60] * 2, linktype=6))
     b = write(tmp_path, "b.pcap", pcap([b"\0" * 60] * 3, linktype=147))
     c = write(tmp_path, "c.pcap", pcap(handshake()))
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"),
                        str(a), str(b), str(c))
     assert code == 0
     assert err == ("tcptrace: warning: unsupported_linktype: 5 frame(s) of unsupported link type "
-                   "10 (FDDI), 147 (user-defined) not decoded\n")
+                   "6 (Token Ring), 147 (user-defined) not decoded\n")
 
 
 def test_linktype_fcs_bits_are_ignored(tmp_path: Path) -> None:
@@ -311,7 +311,7 @@ def test_ordinary_non_tcp_traffic_is_counted_silently(
 
 
 def test_quiet_suppresses_warnings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path, "fddi.pcap", pcap([b"\0" * 60], linktype=10))
+    path = write(tmp_path, "token-ring.pcap", pcap([b"\0" * 60], linktype=6))
     assert run(capsys, "analyze", "-q", "-f", "jsonl", str(path)) == (0, "", "")
 
 

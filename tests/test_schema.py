@@ -101,6 +101,14 @@ def test_all_captures_merged_validate(capsys: pytest.CaptureFixture[str]) -> Non
     assert document["source"]["connections"] == len(document["connections"])
 
 
+def test_all_captures_per_file_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(run(capsys, *map(str, CAPTURES), "--format", "json", "--per-file"))
+    assert errors(validator(), document) == []
+    assert {c["file"] for c in document["connections"]} <= set(map(str, CAPTURES))
+    assert [c["id"] for c in document["connections"]] == list(
+        range(1, len(document["connections"]) + 1))
+
+
 def _required_paths(node: dict[str, Any], prefix: str = "") -> set[str]:
     """Dotted paths of every required key, descending into object-valued properties."""
     paths: set[str] = set()
@@ -135,7 +143,8 @@ def _objects(node: Any, where: str = "#") -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-OPTIONAL_KEYS = {"#/$defs/connection": {"zeek"}}  # present only with --zeek
+# present only with --zeek, --per-file
+OPTIONAL_KEYS = {"#/$defs/connection": {"zeek", "file"}}
 
 
 def test_records_are_strict_and_documented() -> None:

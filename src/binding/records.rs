@@ -17,6 +17,9 @@ pub fn record_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item(intern!(py, "id"), r.id)?;
+    if let Some(file) = &r.file {
+        d.set_item(intern!(py, "file"), &**file)?;
+    }
     d.set_item(intern!(py, "client"), endpoint(py, &r.client)?)?;
     d.set_item(intern!(py, "server"), endpoint(py, &r.server)?)?;
     d.set_item(intern!(py, "role_rule"), r.role_rule.name())?;

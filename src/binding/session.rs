@@ -111,7 +111,14 @@ impl LiveSession {
 
     /// Also save every frame fed to a pcap file (`live -w`), the frames of `linktype`.
     fn save(&mut self, py: Python<'_>, path: std::path::PathBuf, linktype: u32) -> PyResult<()> {
-        let file = File::create(&path).map_err(|e| super::os_error(py, e, &path))?;
+        // `-w -`: the capture goes to standard output (a duplicate of descriptor 1, so that
+        // `tcptrace live -w - | tcpdump -r -` works; the report goes to -o FILE)
+        let file = if path.as_os_str() == "-" {
+            stdout_file()
+        } else {
+            File::create(&path)
+        };
+        let file = file.map_err(|e| super::os_error(py, e, &path))?;
         self.save = Some(SaveFile::new(file, linktype)?);
         Ok(())
     }
@@ -294,4 +301,16 @@ impl LiveSession {
             }
         }
     }
+}
+
+/// Standard output as a file of its own (a duplicate of descriptor 1).
+#[cfg(unix)]
+fn stdout_file() -> std::io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(not(unix))]
+fn stdout_file() -> std::io::Result<File> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

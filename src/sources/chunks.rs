@@ -35,6 +35,10 @@ pub enum Input {
     Seekable(Box<dyn SeekRead>),
     /// A decompressed stream: the tail is kept and prepended.
     Stream(Box<dyn Read + Send>),
+    /// A plain capture that cannot seek (a pipe): read as a stream, but cut into the chunks
+    /// the file itself gives (the tail and new bytes up to the seekable chunk's size), so
+    /// that batches, sweeps and the order of records are those of the file.
+    Pipe(Box<dyn Read + Send>),
 }
 
 /// Chunks of a capture from byte `position` on; call `consumed` after each `read`.
@@ -85,6 +89,11 @@ impl ChunkReader {
             return std::mem::take(&mut self.tail);
         }
         let mut buf = self.free_buffer();
+        let more = match self.input {
+            // a pipe's chunk is the file's: from the tail on, as the seekable branch reads
+            Input::Pipe(_) => CHUNK.max(2 * self.tail.len()) - self.tail.len(),
+            _ => CHUNK,
+        };
         match &mut self.input {
             Input::Seekable(f) => {
                 // a record longer than a chunk still fits in the next one
@@ -106,14 +115,14 @@ impl ChunkReader {
                 }
                 buf
             }
-            Input::Stream(f) => {
+            Input::Stream(f) | Input::Pipe(f) => {
                 let before = self.tail.len();
                 if buf.len() < before {
                     buf.resize(before, 0);
                 }
                 buf[..before].copy_from_slice(&self.tail);
                 self.tail.clear();
-                let result = fill(f, &mut buf, before, CHUNK);
+                let result = fill(f, &mut buf, before, more);
                 self.at_end = buf.len() == before;
                 if let Err(e) = result {
                     self.error = Some(python_os_error(&e));
@@ -129,7 +138,7 @@ impl ChunkReader {
     /// same as `read` would give (the unconsumed tail and about CHUNK more); only the reads
     /// are smaller, so that a piece stays in the CPU cache while it is decoded.
     pub fn first_piece(&mut self, piece: usize) -> (Vec<u8>, bool) {
-        if matches!(self.input, Input::Stream(_)) || self.error.is_some() {
+        if matches!(self.input, Input::Stream(_) | Input::Pipe(_)) || self.error.is_some() {
             return (self.read(), true);
         }
         let mut buf = self.free_buffer();
@@ -223,7 +232,7 @@ impl ChunkReader {
     pub fn consumed(&mut self, buf: &[u8], n: usize, stats: &mut SourceStats) -> bool {
         self.position += n as u64;
         self.tail_len = buf.len().saturating_sub(n);
-        if let Input::Stream(_) = self.input {
+        if let Input::Stream(_) | Input::Pipe(_) = self.input {
             self.tail.clear();
             self.tail
                 .extend_from_slice(buf.get(n..).unwrap_or_default());
@@ -251,7 +260,7 @@ impl ChunkReader {
         let mut buf = Vec::with_capacity(n);
         let result = match &mut self.input {
             Input::Seekable(f) => read_up_to(f, n, &mut buf),
-            Input::Stream(f) => read_up_to(f, n, &mut buf),
+            Input::Stream(f) | Input::Pipe(f) => read_up_to(f, n, &mut buf),
         };
         if let Err(e) = result {
             self.error = Some(python_os_error(&e));

@@ -1,4 +1,9 @@
 //! Open capture files by content (not by name): pcap or pcapng, either gzip-compressed.
+//!
+//! The format is told from the first bytes alone, so a pipe, a FIFO, `/dev/stdin` or
+//! standard input itself (`-`, as tcpdump and tshark name it) reads as a file does: a
+//! regular file is rewound after the peek and read in chunks it can re-read; anything else
+//! is read once, as a stream, the peeked bytes put back in front.
 
 use std::fs::File;
 use std::io::{self, BufRead, Cursor, ErrorKind, Read, Seek, SeekFrom};
@@ -14,15 +19,31 @@ use super::{CaptureError, FrameBatch, ReadMeter, SourceStats};
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
+/// The path that names standard input (as for tcpdump -r and tshark -r).
+pub const STDIN_PATH: &str = "-";
+
+/// How a path is named in messages: "standard input" for `-`, else the path itself.
+pub fn display_name(path: &str) -> &str {
+    if path == STDIN_PATH {
+        "standard input"
+    } else {
+        path
+    }
+}
+
 /// Frame batches of one capture file, opened by content at the first batch asked for (as
 /// Python's generator does: the magic is checked, and the file listed, only then).
 pub struct FileReader {
+    /// The path as given (listed in the source report).
+    path: String,
+    /// The path as messages name it (see `display_name`).
     name: String,
     state: State,
 }
 
 enum State {
-    Unopened(Box<dyn SeekRead>),
+    /// Not read yet; whether it can be rewound (a regular file, bytes in memory).
+    Unopened(Box<dyn SeekRead>, bool),
     Pcap(PcapReader),
     Pcapng(PcapngReader),
     Done,
@@ -30,30 +51,46 @@ enum State {
 
 impl FileReader {
     /// Open `path` now; `meter`, if given, counts the bytes read from it.
+    /// `-` is standard input.
     pub fn open(path: &str, meter: Option<ReadMeter>) -> Result<FileReader, CaptureError> {
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Err(CaptureError(format!(
-                "{path}: is a directory, not a capture file"
-            )));
-        }
-        let file = File::open(path)
-            .map_err(|e| CaptureError(format!("{path}: cannot open: {}", strerror(&e))))?;
+        let name = display_name(path);
+        let cannot_open =
+            |e: io::Error| CaptureError(format!("{name}: cannot open: {}", strerror(&e)));
+        let file = if path == STDIN_PATH {
+            stdin_file().map_err(cannot_open)?
+        } else {
+            if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+                return Err(CaptureError(format!(
+                    "{path}: is a directory, not a capture file"
+                )));
+            }
+            File::open(path).map_err(cannot_open)?
+        };
+        // only a regular file is sure to seek (a FIFO, a pipe, a terminal, a socket fail
+        // or, for some character devices, pretend to)
+        let seekable = file.metadata().is_ok_and(|m| m.is_file());
         let raw: Box<dyn SeekRead> = match meter {
             Some(meter) => Box::new(Metered::new(file, meter)),
             None => Box::new(file),
         };
-        Ok(FileReader::from_input(raw, path))
+        Ok(FileReader::from_input(raw, seekable, path))
     }
 
     /// A capture held in memory, named `name` in warnings and errors.
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> FileReader {
-        FileReader::from_input(Box::new(Cursor::new(bytes)), name)
+        FileReader::from_input(Box::new(Cursor::new(bytes)), true, name)
     }
 
-    fn from_input(raw: Box<dyn SeekRead>, name: &str) -> FileReader {
+    /// A capture read once from `stream` (no seek), named `name` in warnings and errors.
+    pub fn from_stream<R: Read + Send + 'static>(stream: R, name: &str) -> FileReader {
+        FileReader::from_input(Box::new(Unseekable(stream)), false, name)
+    }
+
+    fn from_input(raw: Box<dyn SeekRead>, seekable: bool, path: &str) -> FileReader {
         FileReader {
-            name: name.to_string(),
-            state: State::Unopened(raw),
+            path: path.to_string(),
+            name: display_name(path).to_string(),
+            state: State::Unopened(raw, seekable),
         }
     }
 
@@ -73,16 +110,17 @@ impl FileReader {
         stats: &mut SourceStats,
         piece: usize,
     ) -> Result<Option<(FrameBatch, bool)>, CaptureError> {
-        if let State::Unopened(_) = self.state {
-            let State::Unopened(raw) = std::mem::replace(&mut self.state, State::Done) else {
+        if let State::Unopened(..) = self.state {
+            let State::Unopened(raw, seekable) = std::mem::replace(&mut self.state, State::Done)
+            else {
                 return Ok(None);
             };
-            self.state = self.start(raw, stats)?;
+            self.state = self.start(raw, seekable, stats)?;
         }
         let next = match &mut self.state {
             State::Pcap(reader) => Ok(reader.next_piece(stats, piece)),
             State::Pcapng(reader) => reader.next_piece(stats, piece),
-            State::Unopened(_) | State::Done => return Ok(None),
+            State::Unopened(..) | State::Done => return Ok(None),
         };
         match next {
             Ok(Some(piece)) => Ok(Some(piece)),
@@ -90,7 +128,7 @@ impl FileReader {
                 let error = match &mut self.state {
                     State::Pcap(reader) => reader.take_error(),
                     State::Pcapng(reader) => reader.take_error(),
-                    State::Unopened(_) | State::Done => None,
+                    State::Unopened(..) | State::Done => None,
                 };
                 if let Some(reason) = error {
                     // Python loses the chunk the error is in; here every complete record
@@ -114,10 +152,12 @@ impl FileReader {
         }
     }
 
-    /// Check the magic (through gzip if compressed) and start the right reader.
+    /// Check the magic (through gzip if compressed) and start the right reader. The magic
+    /// is peeked without seeking where `raw` cannot seek: its bytes go back in front.
     fn start(
         &self,
         mut raw: Box<dyn SeekRead>,
+        seekable: bool,
         stats: &mut SourceStats,
     ) -> Result<State, CaptureError> {
         let name = &self.name;
@@ -125,11 +165,20 @@ impl FileReader {
             |e: io::Error| CaptureError(format!("{name}: cannot open: {}", strerror(&e)));
         let mut magic = Vec::with_capacity(4);
         read_up_to(&mut raw, 4, &mut magic).map_err(cannot_read)?;
-        raw.seek(SeekFrom::Start(0)).map_err(cannot_read)?;
+        let rewound = if seekable {
+            raw.seek(SeekFrom::Start(0)).map_err(cannot_read)?;
+            Input::Seekable(raw)
+        } else {
+            Input::Pipe(Box::new(Cursor::new(magic.clone()).chain(raw)))
+        };
         let input = if magic.starts_with(&GZIP_MAGIC) {
+            let compressed: Box<dyn Read + Send> = match rewound {
+                Input::Seekable(raw) => Box::new(raw),
+                Input::Stream(stream) | Input::Pipe(stream) => stream,
+            };
             // Python peeks once: the magic is the first 4 bytes of the first read, however
             // short that read is (a first member of 2 bytes is not a capture)
-            let mut stream = GzipStream::new(raw);
+            let mut stream = GzipStream::new(compressed);
             let mut first = vec![0u8; PEEK_SIZE];
             let n = stream.read(&mut first).map_err(|e| {
                 CaptureError(format!(
@@ -141,9 +190,9 @@ impl FileReader {
             magic = first.get(..n.min(4)).unwrap_or_default().to_vec();
             Input::Stream(Box::new(Cursor::new(first).chain(stream)))
         } else {
-            Input::Seekable(raw)
+            rewound
         };
-        stats.files.push(name.clone());
+        stats.files.push(self.path.clone());
         if magic.is_empty() {
             return Err(CaptureError(format!("{name}: empty file")));
         }
@@ -159,6 +208,35 @@ impl FileReader {
                 hex(&magic)
             )))
         }
+    }
+}
+
+/// Standard input as a file of its own (a duplicate of descriptor 0): a regular file
+/// redirected with `<` is then still read in chunks it can re-read.
+#[cfg(unix)]
+fn stdin_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(windows)]
+fn stdin_file() -> io::Result<File> {
+    use std::os::windows::io::AsHandle;
+    Ok(File::from(io::stdin().as_handle().try_clone_to_owned()?))
+}
+
+/// A reader that cannot seek (`from_stream`): every seek fails, as on a pipe.
+struct Unseekable<R>(R);
+
+impl<R: Read> Read for Unseekable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R> Seek for Unseekable<R> {
+    fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+        Err(io::Error::from(ErrorKind::Unsupported))
     }
 }
 

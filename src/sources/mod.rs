@@ -11,7 +11,7 @@ pub mod pcapng;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-pub use files::FileReader;
+pub use files::{display_name, FileReader, STDIN_PATH};
 pub use frames::{Frame, FrameBatch, SourceStats};
 
 /// A capture cannot be opened or is not a capture at all: one line for the user, exit 2.
@@ -46,13 +46,27 @@ pub struct Captures {
 }
 
 impl Captures {
-    /// Open every file now (so a missing file fails before anything is written).
+    /// Open every file now (so a missing file fails before anything is written). `-` is
+    /// standard input, which can be read once: given twice, it is refused.
     pub fn open(paths: &[String], meter: Option<ReadMeter>) -> Result<Captures, CaptureError> {
+        refuse_stdin_twice(paths)?;
         let readers = paths
             .iter()
             .map(|p| FileReader::open(p, meter.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Captures::from_readers(readers))
+    }
+
+    /// Every file opened now, each a capture of its own (`--per-file`), in the order given.
+    pub fn open_each(
+        paths: &[String],
+        meter: Option<ReadMeter>,
+    ) -> Result<Vec<Captures>, CaptureError> {
+        refuse_stdin_twice(paths)?;
+        paths
+            .iter()
+            .map(|p| Captures::open(std::slice::from_ref(p), meter.clone()))
+            .collect()
     }
 
     pub fn from_readers(readers: Vec<FileReader>) -> Captures {
@@ -159,6 +173,16 @@ impl Captures {
         merged.frames.sort_by_key(|f| f.ts_ns); // stable, as numpy's kind="stable"
         Ok(Some(merged))
     }
+}
+
+/// Standard input can be read once.
+fn refuse_stdin_twice(paths: &[String]) -> Result<(), CaptureError> {
+    if paths.iter().filter(|p| *p == files::STDIN_PATH).count() > 1 {
+        return Err(CaptureError(
+            "standard input (-) is given more than once; it can be read only once".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Join batches into one, their buffers back to back (as Python's `FrameBatch.concat`).
@@ -688,6 +712,96 @@ mod tests {
         for (what, bytes) in cases {
             assert_pieces_make_the_batches(bytes, what);
         }
+    }
+
+    /// Every batch of one reader, with the stats and the error that stopped it.
+    fn read_reader(reader: FileReader) -> (Shape, SourceStats, Option<CaptureError>) {
+        let mut captures = Captures::from_readers(vec![reader]);
+        let mut stats = SourceStats::default();
+        let mut batches = Vec::new();
+        loop {
+            match captures.next_batch(&mut stats) {
+                Ok(Some(batch)) => batches.push(shape_of(&batch)),
+                Ok(None) => return (batches, stats, None),
+                Err(e) => return (batches, stats, Some(e)),
+            }
+        }
+    }
+
+    /// A stream (a pipe: no seek) reads as the same bytes in a file do, every format, cut
+    /// short or not, in reads of any size.
+    #[test]
+    fn a_stream_reads_as_the_file() {
+        /// Hands out at most `step` bytes per read, as a pipe does.
+        struct Trickle(Cursor<Vec<u8>>, usize);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.1);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        use std::io::{Cursor, Read};
+        let mut cases: Vec<(String, Vec<u8>)> = [
+            "ref_eth_us_le.pcap",
+            "ref_eth_ns_be.pcap",
+            "ref_truncated.pcap",
+            "ref_multi_if.pcapng",
+            "ref_eth.pcap.gz",
+            "ref_eth.pcapng.gz",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(crafted(n)).unwrap()))
+        .collect();
+        let large = synthetic_pcap(9000, 1000);
+        cases.push(("large cut".into(), large[..large.len() - 10].to_vec()));
+        cases.push(("pcapng".into(), synthetic_pcapng(9000, 1001)));
+        cases.push(("empty".into(), Vec::new()));
+        cases.push(("text".into(), b"hello".to_vec()));
+        cases.push(("two bytes".into(), vec![0xd4, 0xc3]));
+        // three chunks and more: each chunk cut where the file's is (batches, and so the
+        // sweeps and the order of records, as from the file)
+        let long = synthetic_pcap(30000, 1000);
+        cases.push(("three chunks".into(), long[..long.len() - 10].to_vec()));
+        for (what, bytes) in cases {
+            let file = read_reader(FileReader::from_bytes(bytes.clone(), "x"));
+            let steps: &[usize] = if bytes.len() > 1 << 20 {
+                &[65536, usize::MAX]
+            } else {
+                &[1, 3, 4096, usize::MAX]
+            };
+            for &step in steps {
+                let stream = Trickle(Cursor::new(bytes.clone()), step);
+                let piped = read_reader(FileReader::from_stream(stream, "x"));
+                assert_eq!(piped.0, file.0, "{what}, reads of {step}");
+                assert_eq!(piped.1.frames, file.1.frames, "{what}");
+                assert_eq!(piped.1.files, file.1.files, "{what}");
+                assert_eq!(piped.1.warnings, file.1.warnings, "{what}");
+                assert_eq!(piped.2, file.2, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn standard_input_is_named_so_and_read_once() {
+        assert_eq!(display_name("-"), "standard input");
+        assert_eq!(display_name("a.pcap"), "a.pcap");
+        let bytes = std::fs::read(crafted("ref_truncated.pcap")).unwrap();
+        let reader = FileReader::from_stream(std::io::Cursor::new(bytes), "-");
+        let (batches, stats, error) = read_reader(reader);
+        assert_eq!((batches.len(), batches[0].len(), error), (1, 7, None));
+        assert_eq!(stats.files, vec!["-"]);
+        assert_eq!(
+            stats.warnings,
+            vec![
+                "truncated_record: standard input: file ends inside a record at byte 704 (49 \
+                 bytes dropped); the capture was probably cut short"
+            ]
+        );
+        let twice = vec!["-".to_string(), crafted("ref_eth.pcap.gz"), "-".to_string()];
+        assert_eq!(
+            Captures::open(&twice, None).err().map(|e| e.0),
+            Some("standard input (-) is given more than once; it can be read only once".into())
+        );
     }
 
     /// A file that ends exactly where its first chunk does.

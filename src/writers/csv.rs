@@ -131,6 +131,9 @@ impl CsvWriter {
                     row.str(column);
                 }
             }
+            if record.file.is_some() {
+                row.str("file"); // --per-file only, last: the other columns keep their places
+            }
             out.push(b'\n');
         }
         let mut row = Row {
@@ -141,6 +144,9 @@ impl CsvWriter {
         write_row(&mut row, record);
         if let Some(zeek) = &record.zeek {
             row.zeek(zeek);
+        }
+        if let Some(file) = &record.file {
+            row.str(file);
         }
         out.push(b'\n');
     }

@@ -311,6 +311,10 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.begin_object();
     e.key("id");
     e.int(r.id);
+    if let Some(file) = &r.file {
+        e.key("file"); // --per-file only: merged files give no such key
+        e.str(file);
+    }
     e.key("client");
     endpoint(e, &r.client);
     e.key("server");

@@ -153,6 +153,10 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     };
     w.lit(b"{\"id\":");
     w.int(r.id);
+    if let Some(file) = &r.file {
+        w.lit(b",\"file\":"); // --per-file only
+        write_string(w.out, file);
+    }
     w.lit(b",\"client\":{\"ip\":");
     write_string(w.out, &r.client.ip);
     w.lit(b",\"port\":");

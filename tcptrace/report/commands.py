@@ -20,6 +20,7 @@ from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
+from tcptrace.inputs import STDIN, display_name, is_stream
 from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.progress import watch_for
@@ -118,6 +119,10 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
     page gives the `tcptrace ladder` command for the others.
     """
     paths = list(captures)
+    streams = [display_name(p) for p in paths if p == STDIN or is_stream(p)]
+    if streams:  # the second pass would find it empty
+        raise TcptraceError(f"{streams[0]}: report reads its captures twice, and a pipe can "
+                            "be read only once; save the capture to a file first")
     refuse_inputs(output, captures)
     check_writable(output)  # before the reading, which can take minutes
     options: dict[str, Any] = {"filter_text": filter_, "msl_s": msl, "linger_s": linger,
@@ -167,7 +172,7 @@ def _progress_bar(paths: list[str],
     def read() -> tuple[int, int]:
         if not passes:
             return 0, 0
-        return (size * (len(passes) - 1) + passes[-1].bytes,
+        return ((size or 0) * (len(passes) - 1) + passes[-1].bytes,
                 sum(p.frames for p in passes))
 
-    return ProgressBar(2 * size).watch(read)
+    return ProgressBar(None if size is None else 2 * size).watch(read)

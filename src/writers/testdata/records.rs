@@ -52,6 +52,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -105,6 +106,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 1),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -158,6 +160,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -211,6 +214,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -264,6 +268,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -317,6 +322,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -370,6 +376,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -423,6 +430,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -476,6 +484,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -529,6 +538,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -582,6 +592,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -635,6 +646,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -688,6 +700,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -741,6 +754,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -794,6 +808,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(31, 60),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -847,6 +862,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -900,6 +916,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -953,6 +970,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1006,6 +1024,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1059,6 +1078,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1112,6 +1132,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1165,6 +1186,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1218,6 +1240,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1271,6 +1294,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1324,6 +1348,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1377,6 +1402,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1430,6 +1456,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1483,6 +1510,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1536,6 +1564,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1589,6 +1618,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1642,6 +1672,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1695,6 +1726,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1748,6 +1780,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1801,6 +1834,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1854,6 +1888,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1907,6 +1942,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -1960,6 +1996,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2013,6 +2050,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2066,6 +2104,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2119,6 +2158,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2172,6 +2212,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2225,6 +2266,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2278,6 +2320,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2331,6 +2374,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2384,6 +2428,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2437,6 +2482,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2490,6 +2536,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2543,6 +2590,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2596,6 +2644,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2649,6 +2698,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2702,6 +2752,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2755,6 +2806,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2808,6 +2860,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ConnectionRecord {
@@ -2861,6 +2914,7 @@ ConnectionRecord {
     gap_bytes: PerSide::new(0, 0),
     anomalies: PerSide::new(0, 0),
     encapsulation: None,
+    file: None,
     zeek: None,
 },
 ]
