@@ -83,9 +83,9 @@ def test_the_columns_are_those_of_zeeks_own_conn_logs() -> None:
         types = [line for line in lines if line.startswith("#types\t")]
         if fields and types:  # (a few baselines keep the rows only)
             headers[(fields[0], types[0])] += 1
-    (fields, types), _ = headers.most_common(1)[0]
-    assert fields.split("\t")[1:] == ZEEK_FIELDS
-    assert types.split("\t")[1:] == ZEEK_TYPES
+    (fields_line, types_line), _ = headers.most_common(1)[0]
+    assert fields_line.split("\t")[1:] == ZEEK_FIELDS
+    assert types_line.split("\t")[1:] == ZEEK_TYPES
 
 
 def test_records_carry_the_zeek_view(capsys: pytest.CaptureFixture[str]) -> None:
