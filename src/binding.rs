@@ -48,6 +48,9 @@ enum Format {
 /// What the table format shows of a record (the table is for people: built in Python).
 struct TableRow {
     id: u64,
+    /// First packet, seconds since the epoch (the table shows it as UTC calendar time).
+    start: f64,
+    duration_ms: f64,
     client: (String, u16),
     server: (String, u16),
     outcome: &'static str,
@@ -65,6 +68,8 @@ impl TableRow {
     fn of(r: &ConnectionRecord) -> TableRow {
         TableRow {
             id: r.id,
+            start: r.first_ts,
+            duration_ms: r.duration_ms,
             client: (r.client.ip.clone(), r.client.port),
             server: (r.server.ip.clone(), r.server.port),
             outcome: r.outcome.name(),
@@ -536,6 +541,8 @@ fn row_tuple(py: Python<'_>, r: TableRow) -> PyResult<Bound<'_, PyTuple>> {
         py,
         [
             r.id.into_pyobject(py)?.into_any(),
+            r.start.into_pyobject(py)?.into_any(),
+            r.duration_ms.into_pyobject(py)?.into_any(),
             (r.client.0, r.client.1).into_pyobject(py)?.into_any(),
             (r.server.0, r.server.1).into_pyobject(py)?.into_any(),
             r.outcome.into_pyobject(py)?.into_any(),
