@@ -192,3 +192,15 @@ def test_the_filter_machine_runs_on_the_bytes_given() -> None:
     assert bpf.compile(1) > 0
     with pytest.raises(ValueError, match="no VLAN support for Linux cooked v1"):
         compile_filter("vlan").compile(113)
+    # libpcap refuses to compile what never matches (tcp[] on raw IPv6): `ret #0`, no error
+    assert compile_filter("tcp[13] & 2 != 0").compile(229) == 1
+
+
+def test_an_expression_that_never_matches_a_link_type_filters_silently(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "analyze", "-f", "json", "--filter", "tcp[13] & 2 != 0",
+                             str(CRAFTED / "ref_ipv6_dlt229.pcap"))
+    source = json.loads(out)["source"]
+    assert (code, err) == (0, "")
+    assert (source["tcp_segments"], source["skipped"], source["warnings"]) == (
+        0, {"filtered_out": 10}, [])
