@@ -18,6 +18,7 @@ mod tests;
 
 use std::collections::BTreeSet;
 
+use crate::filter::Filter;
 use crate::sources::{Frame, FrameBatch, SourceStats};
 
 pub use link::{
@@ -153,11 +154,43 @@ pub fn decode(
     unsupported: &mut BTreeSet<u32>,
     out: &mut Vec<Segment>,
 ) {
+    decode_where(batch, stats, unsupported, out, |_, _, _| true);
+}
+
+/// `decode` for the frames that pass `--filter` (run on the frame, before decode, as
+/// libpcap would); returns how many were filtered out.
+pub fn decode_filtered(
+    batch: &FrameBatch,
+    filter: &Filter,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    out: &mut Vec<Segment>,
+) -> u64 {
+    let mut cursor = filter.cursor();
+    let mut dropped = 0u64;
+    decode_where(batch, stats, unsupported, out, |frame, bytes, stats| {
+        let keep = cursor.keep(frame.linktype, bytes, frame.wirelen, stats);
+        dropped += u64::from(!keep);
+        keep
+    });
+    dropped
+}
+
+fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
+    batch: &FrameBatch,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    out: &mut Vec<Segment>,
+    mut keep: K,
+) {
     let data = batch.data.as_slice();
     let mut skipped = [0u64; Skip::ALL.len()];
     let mut snaplen_cut = 0u64;
     out.reserve(batch.frames.len());
     for (index, frame) in batch.frames.iter().enumerate() {
+        if !keep(frame, frame_bytes(data, frame), stats) {
+            continue;
+        }
         match decode_frame(data, frame, index as u32) {
             Ok(segment) => {
                 // Counted, still analyzed (with the bytes that were captured)
@@ -176,6 +209,17 @@ pub fn decode(
         stats.skip(reason.name(), n);
     }
     stats.skip("snaplen_cut", snaplen_cut);
+}
+
+/// A frame's captured bytes; a frame that claims bytes beyond the buffer (which no reader
+/// yields) is read as cut where the buffer ends.
+fn frame_bytes<'a>(data: &'a [u8], frame: &Frame) -> &'a [u8] {
+    let start = frame.offset.min(data.len());
+    let end = frame
+        .offset
+        .saturating_add(frame.caplen as usize)
+        .min(data.len());
+    data.get(start..end).unwrap_or(&[])
 }
 
 /// The segment in one frame, or why there is none. `data` is the batch buffer; a frame

@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::checksum::{self, ChecksumLedger};
-use crate::decode::{decode, Segment};
+use crate::decode::{decode, decode_filtered, Segment};
 use crate::engine::{record_of, Options, FEED_SLICE};
 use crate::filter::Filter;
 use crate::flows::{canonical_first, Finished, FlowOptions, FlowTable, FlowTableStats};
@@ -171,11 +171,17 @@ impl Mapper {
         let mut mapped = self.spare.pop().unwrap_or_default();
         let segments = &mut mapped.segments;
         segments.clear();
-        decode(piece, &mut self.source, &mut self.unsupported, segments);
-        if let Some(filter) = &self.filter {
-            let before = segments.len();
-            segments.retain(|s| filter.matches(s));
-            self.filtered_out += (before - segments.len()) as u64;
+        match &self.filter {
+            Some(filter) => {
+                self.filtered_out += decode_filtered(
+                    piece,
+                    filter,
+                    &mut self.source,
+                    &mut self.unsupported,
+                    segments,
+                )
+            }
+            None => decode(piece, &mut self.source, &mut self.unsupported, segments),
         }
         let bad = &mut mapped.bad;
         bad.resize_with(self.shards, Vec::new);
