@@ -12,7 +12,6 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::analyzers::trace::{SegmentTrace, Selection, TraceSelect};
 use crate::engine::{Engine, Options, Progress, RunError};
-use crate::filter::{Direction, Filter};
 use crate::model::{ConnectionRecord, Role};
 use crate::parallel::{self, encode::csv_header, Encoding};
 use crate::writers::csv::CsvWriter;
@@ -22,6 +21,7 @@ use crate::writers::summary::Summary;
 use crate::writers::zeek::ZeekLogWriter;
 use crate::writers::Value;
 
+mod bpf;
 mod capture;
 mod records;
 mod session;
@@ -48,6 +48,9 @@ enum Format {
 /// What the table format shows of a record (the table is for people: built in Python).
 struct TableRow {
     id: u64,
+    /// First packet, seconds since the epoch (the table shows it as UTC calendar time).
+    start: f64,
+    duration_ms: f64,
     client: (String, u16),
     server: (String, u16),
     outcome: &'static str,
@@ -65,6 +68,8 @@ impl TableRow {
     fn of(r: &ConnectionRecord) -> TableRow {
         TableRow {
             id: r.id,
+            start: r.first_ts,
+            duration_ms: r.duration_ms,
             client: (r.client.ip.clone(), r.client.port),
             server: (r.server.ip.clone(), r.server.port),
             outcome: r.outcome.name(),
@@ -136,7 +141,7 @@ impl Run {
     fn new(
         paths: Vec<String>,
         format: &str,
-        filter: Option<&Bound<'_, PyAny>>,
+        filter: Option<PyRef<'_, bpf::BpfFilter>>,
         msl_s: f64,
         linger_s: f64,
         max_flows: usize,
@@ -157,7 +162,7 @@ impl Run {
             "zeek" => Format::Zeek,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
-        let filter = filter.map(filter_of).transpose()?;
+        let filter = filter.map(|f| f.filter());
         let options = Options {
             filter,
             msl_s,
@@ -546,6 +551,8 @@ fn row_tuple(py: Python<'_>, r: TableRow) -> PyResult<Bound<'_, PyTuple>> {
         py,
         [
             r.id.into_pyobject(py)?.into_any(),
+            r.start.into_pyobject(py)?.into_any(),
+            r.duration_ms.into_pyobject(py)?.into_any(),
             (r.client.0, r.client.1).into_pyobject(py)?.into_any(),
             (r.server.0, r.server.1).into_pyobject(py)?.into_any(),
             r.outcome.into_pyobject(py)?.into_any(),
@@ -727,43 +734,6 @@ fn quiet_panics() {
     ONCE.call_once(|| panic::set_hook(Box::new(|_| {})));
 }
 
-/// The filter tree of tcptrace.filter.parse_filter as a Filter.
-fn filter_of(node: &Bound<'_, PyAny>) -> PyResult<Filter> {
-    let kind: String = node.get_item(0)?.extract()?;
-    let direction = |at: usize| -> PyResult<Direction> {
-        let d: Option<String> = node.get_item(at)?.extract()?;
-        Ok(match d.as_deref() {
-            Some("src") => Direction::Src,
-            Some("dst") => Direction::Dst,
-            _ => Direction::Either,
-        })
-    };
-    let child =
-        |at: usize| -> PyResult<Box<Filter>> { Ok(Box::new(filter_of(&node.get_item(at)?)?)) };
-    Ok(match kind.as_str() {
-        "all" => Filter::All,
-        "ip" => Filter::Ipv4(node.get_item(1)?.extract()?),
-        "addr" => Filter::Addr {
-            value: node.get_item(1)?.extract()?,
-            mask: node.get_item(2)?.extract()?,
-            direction: direction(3)?,
-        },
-        "ports" => Filter::Ports {
-            low: node.get_item(1)?.extract()?,
-            high: node.get_item(2)?.extract()?,
-            direction: direction(3)?,
-        },
-        "not" => Filter::Not(child(1)?),
-        "and" => Filter::And(child(1)?, child(2)?),
-        "or" => Filter::Or(child(1)?, child(2)?),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown filter node {other:?}"
-            )))
-        }
-    })
-}
-
 fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::Null => py.None(),
@@ -794,6 +764,7 @@ fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Run>()?;
+    module.add_class::<bpf::BpfFilter>()?;
     module.add_class::<PyProgress>()?;
     module.add_class::<session::LiveSession>()?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -22,6 +22,7 @@ mod wifi;
 
 use std::collections::BTreeSet;
 
+use crate::filter::Filter;
 use crate::sources::{Frame, FrameBatch, SourceStats};
 
 pub use encap::{Encapsulation, Path, TunnelKind, TunnelLayer, TunnelPorts, Tunnels, UdpTunnel};
@@ -196,7 +197,7 @@ pub fn decode(
     unsupported: &mut BTreeSet<u32>,
     out: &mut Vec<Segment>,
 ) {
-    decode_tunnels(batch, stats, unsupported, None, out);
+    decode_where(batch, stats, unsupported, None, out, |_, _, _| true);
 }
 
 /// `decode`, decapsulating the tunnels `tunnels` names (their paths registered in its
@@ -208,12 +209,54 @@ pub fn decode_tunnels(
     tunnels: Option<&Tunnels>,
     out: &mut Vec<Segment>,
 ) {
+    decode_where(batch, stats, unsupported, tunnels, out, |_, _, _| true);
+}
+
+/// `decode_tunnels` for the frames that pass `--filter` (run on the frame, before decode,
+/// as libpcap would: on the outer headers of a tunnelled frame); returns how many were
+/// filtered out.
+pub fn decode_filtered(
+    batch: &FrameBatch,
+    filter: &Filter,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    tunnels: Option<&Tunnels>,
+    out: &mut Vec<Segment>,
+) -> u64 {
+    let mut cursor = filter.cursor();
+    let mut dropped = 0u64;
+    decode_where(
+        batch,
+        stats,
+        unsupported,
+        tunnels,
+        out,
+        |frame, bytes, stats| {
+            let keep = cursor.keep(frame.linktype, bytes, frame.wirelen, stats);
+            dropped += u64::from(!keep);
+            keep
+        },
+    );
+    dropped
+}
+
+fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
+    batch: &FrameBatch,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    tunnels: Option<&Tunnels>,
+    out: &mut Vec<Segment>,
+    mut keep: K,
+) {
     let data = batch.data.as_slice();
     let mut skipped = [0u64; Skip::ALL.len()];
     let mut snaplen_cut = 0u64;
     let ports = tunnels.map(|t| &t.ports);
     out.reserve(batch.frames.len());
     for (index, frame) in batch.frames.iter().enumerate() {
+        if !keep(frame, frame_bytes(data, frame), stats) {
+            continue;
+        }
         let mut path = Path::default();
         let mut result = decode_frame_in(data, frame, index as u32, ports, &mut path);
         if let (Ok(segment), Some(tunnels)) = (result.as_mut(), tunnels) {
@@ -249,6 +292,17 @@ pub fn decode_tunnels(
     stats.skip("snaplen_cut", snaplen_cut);
 }
 
+/// A frame's captured bytes; a frame that claims bytes beyond the buffer (which no reader
+/// yields) is read as cut where the buffer ends.
+fn frame_bytes<'a>(data: &'a [u8], frame: &Frame) -> &'a [u8] {
+    let start = frame.offset.min(data.len());
+    let end = frame
+        .offset
+        .saturating_add(frame.caplen as usize)
+        .min(data.len());
+    data.get(start..end).unwrap_or(&[])
+}
+
 /// The segment in one frame, or why there is none, with the default tunnel ports. `data`
 /// is the batch buffer; a frame that claims bytes beyond it (which no reader yields) is
 /// read as cut where the buffer ends.
@@ -268,11 +322,7 @@ pub fn decode_frame_in(
     path: &mut Path,
 ) -> Result<Segment, Skip> {
     let start = frame.offset.min(data.len());
-    let end = frame
-        .offset
-        .saturating_add(frame.caplen as usize)
-        .min(data.len());
-    let bytes = data.get(start..end).unwrap_or(&[]);
+    let bytes = frame_bytes(data, frame);
     let (mut l3, mut ethertype) = link::network_start(bytes, frame.linktype)?;
     let net = loop {
         let net = match ethertype {

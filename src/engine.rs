@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::{self, ChecksumLedger};
 use crate::connection::Connection;
-use crate::decode::{decode_tunnels, Segment, Tunnels, DAMAGE_WARNINGS};
+use crate::decode::{decode_filtered, decode_tunnels, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
@@ -335,17 +335,24 @@ impl Engine {
     /// A piece's segments: decoded, filtered (--filter), and without the bad-checksum ones
     /// (--verify-checksums), which go to the ledger for the Zeek view.
     fn segments_of(&mut self, piece: &FrameBatch, segments: &mut Vec<Segment>) {
-        decode_tunnels(
-            piece,
-            &mut self.source,
-            &mut self.unsupported,
-            Some(&self.options.tunnels),
-            segments,
-        );
-        if let Some(filter) = &self.options.filter {
-            let before = segments.len();
-            segments.retain(|s| filter.matches(s));
-            self.filtered_out += (before - segments.len()) as u64;
+        match &self.options.filter {
+            Some(filter) => {
+                self.filtered_out += decode_filtered(
+                    piece,
+                    filter,
+                    &mut self.source,
+                    &mut self.unsupported,
+                    Some(&self.options.tunnels),
+                    segments,
+                )
+            }
+            None => decode_tunnels(
+                piece,
+                &mut self.source,
+                &mut self.unsupported,
+                Some(&self.options.tunnels),
+                segments,
+            ),
         }
         if self.options.verify_checksums && !segments.is_empty() {
             let before = segments.len();

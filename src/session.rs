@@ -15,7 +15,7 @@ mod tests;
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::decode::{decode_tunnels, Segment};
+use crate::decode::{decode_filtered, decode_tunnels, Segment};
 use crate::engine::{
     panic_message, source_report, warn_damage, warn_evictions, Options, RunError, FEED_SLICE,
 };
@@ -92,17 +92,24 @@ impl Session {
         self.frames_fed += batch.len() as u64;
         self.source.frames += batch.len() as u64;
         self.segments.clear();
-        decode_tunnels(
-            batch,
-            &mut self.source,
-            &mut self.unsupported,
-            Some(&self.options.tunnels),
-            &mut self.segments,
-        );
-        if let Some(filter) = &self.options.filter {
-            let before = self.segments.len();
-            self.segments.retain(|s| filter.matches(s));
-            self.filtered_out += (before - self.segments.len()) as u64;
+        match &self.options.filter {
+            Some(filter) => {
+                self.filtered_out += decode_filtered(
+                    batch,
+                    filter,
+                    &mut self.source,
+                    &mut self.unsupported,
+                    Some(&self.options.tunnels),
+                    &mut self.segments,
+                )
+            }
+            None => decode_tunnels(
+                batch,
+                &mut self.source,
+                &mut self.unsupported,
+                Some(&self.options.tunnels),
+                &mut self.segments,
+            ),
         }
         self.segments_total += self.segments.len() as u64;
         let segments = std::mem::take(&mut self.segments);

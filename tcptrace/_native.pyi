@@ -14,9 +14,21 @@ class Progress:
     @property
     def stopped(self) -> bool: ...
 
+class BpfFilter:
+    """A --filter expression compiled by libpcap (src/binding/bpf.rs); `symbols`: the
+    addresses of pcap_open_dead, pcap_compile, pcap_geterr, pcap_freecode, pcap_close and
+    bpf_filter."""
+
+    def __init__(self, expression: str,
+                 symbols: tuple[int, int, int, int, int, int]) -> None: ...
+    @property
+    def expression(self) -> str: ...
+    def compile(self, linktype: int) -> int: ...
+    def matches(self, linktype: int, frame: bytes, wirelen: int | None = None) -> bool: ...
+
 class Run:
-    def __init__(self, paths: list[str], format: str, filter: Any = None, msl_s: float = 30.0,
-                 linger_s: float = 0.5, max_flows: int = 1_000_000,
+    def __init__(self, paths: list[str], format: str, filter: BpfFilter | None = None,
+                 msl_s: float = 30.0, linger_s: float = 0.5, max_flows: int = 1_000_000,
                  panic_at_frame: int | None = None, jobs: int = 1, *, zeek: bool = False,
                  verify_checksums: bool = False,
                  zeek_server_ports: list[int] | None = None,
@@ -39,7 +51,7 @@ class Run:
 class Session:
     """A live capture's analysis (src/binding/session.rs)."""
 
-    def __init__(self, interfaces: list[str], format: str, filter: Any = None,
+    def __init__(self, interfaces: list[str], format: str, filter: BpfFilter | None = None,
                  msl_s: float = 30.0, linger_s: float = 1.0, max_flows: int = 100_000,
                  idle_timeout_s: float | None = None, long_bytes: int = 8,
                  panic_at_frame: int | None = None) -> None: ...

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,6 +24,9 @@ from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import Interrupted, TcptraceError, Terminated
 from tcptrace.options import progress_option
+
+if TYPE_CHECKING:
+    from tcptrace._native import BpfFilter
 
 EXIT_USAGE = 2
 WHOLE_DOCUMENT_FORMATS = ("json", "table")
@@ -84,7 +87,8 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of stdout.")
 @click.option("--filter", "filter_", metavar="EXPR",
-              help='Analyze only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
+              help='Analyze only the frames that match, as tcpdump would select them '
+                   '(pcap-filter(7), compiled by libpcap: "tcp port 80 and host 10.0.0.1").')
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("--linger", type=FiniteFloat(), default=0.5, show_default=True,
@@ -131,11 +135,11 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
              msl: float, linger: float, max_flows: int, quiet: bool, jobs: int = 1, *,
              zeek: bool = False, verify_checksums: bool = False,
              no_progress: bool = False, per_file: bool = False) -> None:
-    tree = None
+    bpf = None
     if filter_:  # a bad expression fails before reading
-        from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
+        from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
 
-        tree = parse_filter(filter_)
+        bpf = compile_filter(filter_)
     from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 
     refuse_inputs(output, paths)
@@ -150,19 +154,19 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
 
     watch = watch_for(paths, enabled=not (quiet or no_progress))
     with target as out:
-        _run_analysis(paths, fmt, out, tree, msl, linger, max_flows, quiet, jobs, zeek=zeek,
+        _run_analysis(paths, fmt, out, bpf, msl, linger, max_flows, quiet, jobs, zeek=zeek,
                       verify_checksums=verify_checksums, watch=watch, per_file=per_file)
 
 
-def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], tree: Any, msl: float,
-                  linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
+def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilter | None,
+                  msl: float, linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
                   verify_checksums: bool, watch: Callable[..., Any] | None,
                   per_file: bool = False) -> None:
     from tcptrace import native
 
     warnings: list[str] = []
     try:
-        warnings = native.analyze(paths, fmt, out, filter_tree=tree, msl_s=msl,
+        warnings = native.analyze(paths, fmt, out, bpf=bpf, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,
                                   verify_checksums=verify_checksums, watch=watch, jobs=jobs,
                                   per_file=per_file)

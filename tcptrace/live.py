@@ -40,7 +40,8 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
 @click.option("--bpf", default="tcp", show_default=True, metavar="EXPR",
               help="Capture filter (pcap-filter(7) syntax), applied in the kernel.")
 @click.option("--filter", "filter_", metavar="EXPR",
-              help="Analyze only matching segments (as for `analyze`).")
+              help="Analyze only the captured frames that match (pcap-filter(7), as for "
+                   "`analyze`).")
 @click.option("--duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds.")
 @click.option("-c", "--count", type=click.IntRange(min=1), metavar="N",
@@ -80,16 +81,16 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     if not native.available():
         raise LiveCaptureError("live capture needs the native engine, which this "
                                "installation lacks (reinstall tcptrace)")
-    tree = None
+    frame_filter = None
     if filter_:  # a bad expression fails before the capture starts
-        from tcptrace.filter import parse_filter
+        from tcptrace.bpf import compile_filter
 
-        tree = parse_filter(filter_)
+        frame_filter = compile_filter(filter_)
     from tcptrace import _native
 
     panic_at = os.environ.get(native.PANIC_HOOK)
     names = list(dict.fromkeys(interfaces))
-    session = _native.Session(names, fmt, tree, msl, linger, max_flows, idle_timeout,
+    session = _native.Session(names, fmt, frame_filter, msl, linger, max_flows, idle_timeout,
                               LONG_BYTES, int(panic_at) if panic_at else None)
     capture = LiveCapture(names, session.tap, bpf=bpf, duration_s=duration, count=count,
                           promisc=not no_promisc)

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tcptrace.errors import EngineFailure, Interrupted, Terminated
 
 if TYPE_CHECKING:
-    from tcptrace._native import Run
+    from tcptrace._native import BpfFilter, Run
 
 NATIVE_FORMATS = ("table", "json", "jsonl", "csv", "zeek")
 POLL_S = 0.1
@@ -39,8 +39,9 @@ def available() -> bool:
     return True
 
 
-def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: Any = None,
-            msl_s: float, linger_s: float, max_flows: int, zeek: bool = False,
+def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
+            bpf: BpfFilter | None = None, msl_s: float, linger_s: float, max_flows: int,
+            zeek: bool = False,
             verify_checksums: bool = False,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
             jobs: int = 1, per_file: bool = False) -> list[str]:
@@ -62,7 +63,7 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
     from tcptrace import _native
 
     panic_at = os.environ.get(PANIC_HOOK)
-    run = _native.Run(paths, fmt, filter_tree, msl_s, linger_s, max_flows,
+    run = _native.Run(paths, fmt, bpf, msl_s, linger_s, max_flows,
                       int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
                       verify_checksums=verify_checksums, per_file=per_file)
     failure: EngineFailure | None = None
@@ -160,12 +161,12 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
     here, before any reading."""
     from tcptrace import _native
 
-    tree = None
+    bpf = None
     if filter_text:
-        from tcptrace.filter import parse_filter  # (ipaddress, socket: only when filtering)
+        from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
 
-        tree = parse_filter(filter_text)
-    return _native.Run(paths, "records", tree, msl_s, linger_s, max_flows,
+        bpf = compile_filter(filter_text)
+    return _native.Run(paths, "records", bpf, msl_s, linger_s, max_flows,
                        verify_checksums=verify_checksums, per_file=per_file)
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tcptrace import native
+from tcptrace.bpf import compile_filter
 from tcptrace.cli import main
 from tcptrace.defaults import DEFAULT_MSL_S
-from tcptrace.filter import parse_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 PCAPS = ROOT / "pcaps"
@@ -52,7 +52,7 @@ def analyze(*paths: Path | str, filter: str | None = None, msl_s: float = DEFAUL
     `analyze` runs."""
     out = io.BytesIO()
     native.analyze([str(p) for p in paths], "json", out,
-                   filter_tree=parse_filter(filter) if filter else None, msl_s=msl_s,
+                   bpf=compile_filter(filter) if filter else None, msl_s=msl_s,
                    linger_s=linger_s, max_flows=max_flows)
     document = json.loads(out.getvalue())
     return document["connections"], document["source"]

@@ -274,7 +274,8 @@ def test_junit_xml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (["missing.pcap", "--no-rst"], "missing.pcap: cannot open: No such file or directory"),
     ([str(LINUX / "refused.pcap"), "--time-wait-on", "nobody"], "'nobody' is not one of"),
     ([str(LINUX / "refused.pcap"), "--max-handshake-ms", "-1"], "--max-handshake-ms"),
-    ([str(LINUX / "refused.pcap"), "--no-rst", "--filter", "port"], "filter ends too early"),
+    ([str(LINUX / "refused.pcap"), "--no-rst", "--filter", "port"],
+     "--filter 'port': syntax error at 'port' (column 1)"),
     (["--no-rst"], "Missing argument 'CAPTURES...'"),
 ])
 def test_unusable_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],

@@ -15,6 +15,15 @@ from conftest import LINUX, run_cli
 from tcptrace.cli import cli
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ZEEK_FIELDS = [
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
+    "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
+    "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
+    "tunnel_parents", "ip_proto"]
+ZEEK_TYPES = [
+    "time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
+    "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
+    "set[string]", "count"]
 
 
 def zeek_cut(text: str, *columns: str) -> list[list[str]]:
@@ -39,16 +48,44 @@ def test_conn_log_reads_like_zeek_cut() -> None:
     assert [line.split("\t")[0].split(" ")[0] for line in lines[:8]] == [
         "#separator", "#set_separator", "#empty_field", "#unset_field", "#path", "#open",
         "#fields", "#types"]
-    assert lines[6].split("\t")[1:] == [
-        "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-        "duration", "orig_bytes", "resp_bytes", "conn_state", "missed_bytes", "history",
-        "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes"]
+    assert lines[6].split("\t")[1:] == ZEEK_FIELDS
+    assert lines[7].split("\t")[1:] == ZEEK_TYPES
     assert lines[-1].startswith("#close\t")
     rows = zeek_cut(result.output, "id.orig_p", "id.resp_p", "conn_state", "history", "uid")
     assert len(rows) == 13
     assert Counter(r[2] for r in rows)["SF"] >= 10
     assert rows[4][:4] == ["42810", "8081", "REJ", "Sr"]
     assert len({r[4] for r in rows}) == 13 and all(r[4].startswith("C") for r in rows)
+    # Zeek's unset local_orig/local_resp (no Site::local_nets), no tunnel, TCP's ip_proto
+    extra = zeek_cut(result.output, "proto", "local_orig", "local_resp", "tunnel_parents",
+                     "ip_proto")
+    assert set(map(tuple, extra)) == {("tcp", "-", "-", "-", "6")}
+
+
+def test_service_is_http_where_tcptrace_recognised_it() -> None:
+    result = CliRunner().invoke(cli, ["analyze", "-f", "zeek", str(LINUX / "http_reuse.pcap"),
+                                      str(LINUX / "refused.pcap"), str(LINUX / "keepalive.pcap")])
+    assert result.exit_code == 0, result.output
+    rows = zeek_cut(result.output, "id.resp_p", "conn_state", "service")
+    assert sorted(map(tuple, rows)) == [("8080", "SF", "-"), ("8080", "SF", "http"),
+                                        ("8081", "REJ", "-")]
+
+
+def test_the_columns_are_those_of_zeeks_own_conn_logs() -> None:
+    """The #fields and #types lines of Zeek's conn.log (baselines of the Zeek corpus)."""
+    baselines = sorted((SHARED / "corpus" / "zeek" / "baselines").glob("*.conn.log"))
+    if not baselines:
+        pytest.skip("../shared/corpus/zeek is absent")
+    headers: Counter[tuple[str, str]] = Counter()
+    for path in baselines:
+        lines = path.read_text().splitlines()
+        fields = [line for line in lines if line.startswith("#fields\t")]
+        types = [line for line in lines if line.startswith("#types\t")]
+        if fields and types:  # (a few baselines keep the rows only)
+            headers[(fields[0], types[0])] += 1
+    (fields_line, types_line), _ = headers.most_common(1)[0]
+    assert fields_line.split("\t")[1:] == ZEEK_FIELDS
+    assert types_line.split("\t")[1:] == ZEEK_TYPES
 
 
 def test_records_carry_the_zeek_view(capsys: pytest.CaptureFixture[str]) -> None:

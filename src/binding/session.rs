@@ -12,9 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::capture::{on_frame_address, Tapped};
-use super::{
-    filter_of, quiet_panics, row_tuple, tcptrace_error, to_python, Format, Sink, TableRow,
-};
+use super::{quiet_panics, row_tuple, tcptrace_error, to_python, Format, Sink, TableRow};
 use crate::engine::{Options, RunError};
 use crate::session::capture::{CaptureBuffer, Tap};
 use crate::session::libpcap::{batch_of, PktHdr, Records};
@@ -59,7 +57,7 @@ impl LiveSession {
     fn new(
         interfaces: Vec<String>,
         format: &str,
-        filter: Option<&Bound<'_, PyAny>>,
+        filter: Option<PyRef<'_, super::bpf::BpfFilter>>,
         msl_s: f64,
         linger_s: f64,
         max_flows: usize,
@@ -78,7 +76,7 @@ impl LiveSession {
             }
         };
         let options = Options {
-            filter: filter.map(filter_of).transpose()?,
+            filter: filter.map(|f| f.filter()),
             msl_s,
             linger_s,
             max_flows,

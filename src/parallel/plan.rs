@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::checksum::{self, ChecksumLedger};
-use crate::decode::{decode_tunnels, Segment, Tunnels};
+use crate::decode::{decode_filtered, decode_tunnels, Segment, Tunnels};
 use crate::engine::{record_of, Options, FEED_SLICE};
 use crate::filter::Filter;
 use crate::flows::{canonical_first, Finished, FlowOptions, FlowTable, FlowTableStats};
@@ -173,17 +173,24 @@ impl Mapper {
         let mut mapped = self.spare.pop().unwrap_or_default();
         let segments = &mut mapped.segments;
         segments.clear();
-        decode_tunnels(
-            piece,
-            &mut self.source,
-            &mut self.unsupported,
-            Some(&self.tunnels),
-            segments,
-        );
-        if let Some(filter) = &self.filter {
-            let before = segments.len();
-            segments.retain(|s| filter.matches(s));
-            self.filtered_out += (before - segments.len()) as u64;
+        match &self.filter {
+            Some(filter) => {
+                self.filtered_out += decode_filtered(
+                    piece,
+                    filter,
+                    &mut self.source,
+                    &mut self.unsupported,
+                    Some(&self.tunnels),
+                    segments,
+                )
+            }
+            None => decode_tunnels(
+                piece,
+                &mut self.source,
+                &mut self.unsupported,
+                Some(&self.tunnels),
+                segments,
+            ),
         }
         let bad = &mut mapped.bad;
         bad.resize_with(self.shards, Vec::new);

@@ -62,11 +62,14 @@ pub(crate) fn encode_json(e: &mut Encoder, z: &ZeekRecord) {
     e.end_object();
 }
 
+/// Zeek's conn.log columns in Zeek's order (`Conn::Info`, scripts/base/protocols/conn/
+/// main.zeek; the #fields line of Zeek's own logs), so zeek-cut and Zeek-log readers need no
+/// special case.
 const FIELDS: &str = "ts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\t\
-duration\torig_bytes\tresp_bytes\tconn_state\tmissed_bytes\thistory\torig_pkts\t\
-orig_ip_bytes\tresp_pkts\tresp_ip_bytes";
+duration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\t\
+orig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\tip_proto";
 const TYPES: &str = "time\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\t\
-count\tstring\tcount\tstring\tcount\tcount\tcount\tcount";
+count\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\tcount";
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The conn.log uid of a Zeek connection (report/zeek.py `uid`).
@@ -175,14 +178,24 @@ pub fn write_rows(record: &ConnectionRecord, out: &mut Vec<u8>) {
         } else {
             &conn.history
         };
+        // Zeek names a service once its analyzer confirmed the protocol, which takes
+        // payload: tcptrace recognises HTTP/1.x (reuse.protocol).
+        let carried_payload = conn.orig_bytes + conn.resp_bytes > 0;
+        let service = match record.reuse.protocol {
+            Some(p) if p.starts_with("http") && carried_payload => "http",
+            _ => "-",
+        };
+        // local_orig, local_resp: unset, as Zeek leaves them without Site::local_nets;
+        // tunnel_parents: unset (tcptrace decodes no tunnels); ip_proto: TCP's 6.
         let row = format!(
-            "{:.6}\t{}\t{}\t{}\t{}\t{}\ttcp\t-\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{:.6}\t{}\t{}\t{}\t{}\t{}\ttcp\t{}\t{}\t{}\t{}\t{}\t-\t-\t{}\t{}\t{}\t{}\t{}\t{}\t-\t6\n",
             conn.ts,
             uid(&orig.ip, orig.port, &resp.ip, resp.port, conn.ts),
             orig.ip,
             orig.port,
             resp.ip,
             resp.port,
+            service,
             duration,
             conn.orig_bytes,
             conn.resp_bytes,
@@ -232,6 +245,7 @@ mod tests {
         assert_eq!(lines.len(), 9);
         assert_eq!(lines[0], "#separator \\x09");
         assert!(lines[5].starts_with("#open\t") && lines[8].starts_with("#close\t"));
-        assert_eq!(lines[6].split('\t').count(), 19);
+        assert_eq!(lines[6].split('\t').count(), 23);
+        assert_eq!(lines[7].split('\t').count(), 23);
     }
 }

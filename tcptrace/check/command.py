@@ -99,7 +99,8 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
               metavar="N",
               help="Offenders listed per rule in text and github output (0: all).")
 @click.option("--filter", "filter_", metavar="EXPR",
-              help='Check only matching segments (BPF syntax: "port 80 and host 10.0.0.1").')
+              help='Check only the frames that match (pcap-filter(7), compiled by libpcap: '
+                   '"tcp port 80 and host 10.0.0.1").')
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @analysis_options

@@ -59,7 +59,8 @@ def _colour_wanted() -> bool:
               help="Select the connection(s) whose server is HOST:PORT (e.g. every "
                    "connection to one service; each is drawn).")
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
-@click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+@click.option("--filter", "filter_", metavar="EXPR",
+              help="Analyze only the frames that match (pcap-filter(7), as for `analyze`).")
 @progress_option
 def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
            server: str | None, ascii_: bool, filter_: str | None, no_progress: bool) -> None:
@@ -97,7 +98,8 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The HTML file to write.")
-@click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+@click.option("--filter", "filter_", metavar="EXPR",
+              help="Analyze only the frames that match (pcap-filter(7), as for `analyze`).")
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
 @click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,

@@ -14,13 +14,24 @@ import time
 from typing import Any, TextIO
 
 from tcptrace.report.text import ALIGN as TABLE_ALIGN
+from tcptrace.report.text import (
+    CLIENT,
+    LEGEND,
+    SERVER,
+    START,
+    render_summary,
+    shorten,
+    table_cells,
+    utc_time,
+)
 from tcptrace.report.text import HEADERS as TABLE_HEADERS
-from tcptrace.report.text import LEGEND, render_summary, table_cells
 
 HEADERS = (*TABLE_HEADERS, "TW until")
 ALIGN = (*TABLE_ALIGN, "left")
 # wide enough for IPv4 endpoints and the common outcomes; longer values overflow
-WIDTHS = (4, 21, 21, 7, 7, 8, 6, 7, 3, 4, 9, 8)
+WIDTHS = (4, 8, 6, 21, 21, 7, 7, 6, 7, 2, 4, 7, 8)
+"""An IPv6 endpoint is shortened to its column (text.shorten) so that its row keeps the
+grid; a longer outcome or count pushes its row to the right rather than holding it back."""
 
 
 class StreamTableWriter:
@@ -39,14 +50,20 @@ class StreamTableWriter:
             self._header = True
         until = time_wait_until
         tw_until = time.strftime("%H:%M:%S", time.localtime(until)) if until else "-"
-        self.out.write(_line((*table_cells(*row), tw_until)) + "\n")
+        cells = list(table_cells(*row))
+        cells[START] = utc_time(cells[START])  # a stream cannot wait to see every date
+        for index in (CLIENT, SERVER):
+            if len(cells[index]) > WIDTHS[index]:
+                cells[index] = shorten(cells[index], WIDTHS[index])
+        self.out.write(_line((*cells, tw_until)) + "\n")
         self.out.flush()
         self.rows += 1
 
     def finish(self, summary: dict[str, Any], source: dict[str, Any]) -> None:
         if self._header:
-            self.out.write(LEGEND.replace("\n\n", "\nTW until: local time the holder releases "
-                                          "the 4-tuple (2 * MSL after TIME_WAIT began)\n\n", 1))
+            self.out.write("start: UTC time of day; dur: first to last packet\n"
+                           + LEGEND.replace("\n\n", "\nTW until: local time the holder releases "
+                                            "the 4-tuple (2 * MSL after TIME_WAIT began)\n\n", 1))
         self.out.write(render_summary(summary, source))
         self.out.write(capture_line(source))
         self.out.flush()
@@ -65,4 +82,4 @@ def capture_line(source: dict[str, Any]) -> str:
 def _line(cells: tuple[Any, ...]) -> str:
     parts = [str(c).rjust(w) if a == "right" else str(c).ljust(w)
              for c, w, a in zip(cells, WIDTHS, ALIGN, strict=True)]
-    return "  ".join(parts).rstrip()
+    return " ".join(parts).rstrip()
