@@ -269,12 +269,22 @@ pub struct Connection {
     last_syn_stamped: Option<bool>,
     simultaneous_open: bool,
     handshake_completed: bool,
+    /// What few connections have (trace, Zeek view, tunnels): None for plain traffic, so
+    /// it pays one pointer in the slot and one branch per segment.
+    extras: Option<Box<Extras>>,
+}
+
+/// The optional parts of a connection, behind one pointer: each would otherwise take 8
+/// bytes of every flow-table slot, and a slot past 1000 bytes is a large chunk to glibc's
+/// malloc (see `flows::tests::a_slot_is_a_small_chunk_for_malloc`).
+#[derive(Debug, Default)]
+struct Extras {
+    /// Zeek's view (`--zeek`), inline: a --zeek run allocates once per connection.
+    zeek: Option<ZeekView>,
     /// The segment trace, for the connections a run traces (`ladder`, `report`).
-    pub trace: Option<Box<SegmentTrace>>,
-    /// The tunnels the connection came through (None for plain traffic), outermost first.
-    pub encapsulation: Option<crate::decode::Encapsulation>,
-    /// Zeek's view (`--zeek`): None unless asked for, so the default path pays one branch.
-    zeek: Option<Box<ZeekView>>,
+    trace: Option<Box<SegmentTrace>>,
+    /// The tunnels the connection came through, outermost first.
+    encapsulation: Option<crate::decode::Encapsulation>,
 }
 
 impl Connection {
@@ -305,9 +315,28 @@ impl Connection {
             last_syn_stamped: None,
             simultaneous_open: false,
             handshake_completed: false,
-            trace: None,
-            encapsulation: None,
-            zeek: None,
+            extras: None,
+        }
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Trace this connection's segments from now on.
+    pub fn set_trace(&mut self, trace: Box<SegmentTrace>) {
+        self.extras_mut().trace = Some(trace);
+    }
+
+    /// The segment trace, taken out (None when the connection is not traced).
+    pub fn take_trace(&mut self) -> Option<Box<SegmentTrace>> {
+        self.extras.as_mut().and_then(|x| x.trace.take())
+    }
+
+    /// Record the tunnels the connection came through (nothing for plain traffic).
+    pub fn set_encapsulation(&mut self, path: Option<crate::decode::Encapsulation>) {
+        if path.is_some() {
+            self.extras_mut().encapsulation = path;
         }
     }
 
@@ -315,19 +344,19 @@ impl Connection {
     /// `server_ports`: Zeek's likely server ports when not its default set (sorted).
     pub fn enable_zeek(&mut self, server_ports: Option<&[u16]>) {
         let likely = crate::zeek::server_port_flags(self.ports, server_ports);
-        self.zeek = Some(Box::new(ZeekView::new(self.ports, likely)));
+        self.extras_mut().zeek = Some(ZeekView::new(self.ports, likely));
     }
 
     /// Whether the connection keeps Zeek's view.
     pub fn has_zeek(&self) -> bool {
-        self.zeek.is_some()
+        self.extras.as_ref().is_some_and(|x| x.zeek.is_some())
     }
 
     /// Hand the Zeek view the bad-checksum segments of this 4-tuple up to `until_ns` (all
     /// when None), in capture order: Zeek drops them but writes their `C`/`c` letter.
     pub fn replay_bad_checksums(&mut self, ledger: &mut ChecksumLedger, until_ns: Option<i64>) {
         let ([a, b], p) = (self.endpoint_addresses(), self.ports);
-        let Some(zeek) = self.zeek.as_mut() else {
+        let Some(zeek) = self.extras.as_mut().and_then(|x| x.zeek.as_mut()) else {
             return;
         };
         let keys = [(a, p[0], b, p[1]), (b, p[1], a, p[0])];
@@ -434,7 +463,7 @@ impl Connection {
         let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
         let previous_ns = self.last_ns;
         self.last_ns = ts_ns;
-        if let Some(zeek) = self.zeek.as_mut() {
+        if let Some(zeek) = self.extras.as_mut().and_then(|x| x.zeek.as_mut()) {
             // Zeek's view depends on the segment alone, not on the state below
             zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
         }
@@ -613,7 +642,7 @@ impl Connection {
     /// Show a processed segment to the trace, if this connection has one.
     #[inline]
     fn traced(&mut self, role: Role, seg: &Segment) {
-        if let Some(trace) = self.trace.as_deref_mut() {
+        if let Some(trace) = self.extras.as_mut().and_then(|x| x.trace.as_deref_mut()) {
             let [c, s] = &self.sides;
             trace.segment(&SegmentView {
                 role,
@@ -783,9 +812,11 @@ impl Connection {
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
             anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
-            encapsulation: self.encapsulation.clone(),
+            encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
-            zeek: self.zeek.as_mut().map(|z| Box::new(z.result())),
+            zeek: (self.extras.as_mut())
+                .and_then(|x| x.zeek.as_mut())
+                .map(|z| Box::new(z.result())),
         };
         self.analyzers.finish(&mut record, &Finish { msl_s });
         record

@@ -327,7 +327,7 @@ impl Engine {
         let msl_s = self.options.msl_s;
         for mut conn in self.table.close() {
             let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
-            emit(record, conn.trace.take()).map_err(RunError::Emit)?;
+            emit(record, conn.take_trace()).map_err(RunError::Emit)?;
         }
         Ok(())
     }
@@ -443,7 +443,7 @@ impl Engine {
                 };
                 for mut conn in self.table.drain() {
                     let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
-                    emit(record, conn.trace.take()).map_err(RunError::Emit)?;
+                    emit(record, conn.take_trace()).map_err(RunError::Emit)?;
                 }
             }
         }
@@ -464,7 +464,7 @@ impl Engine {
         if let Ok(held) = panic::catch_unwind(AssertUnwindSafe(|| table.close())) {
             for mut conn in held {
                 if let Ok(record) = panic::catch_unwind(AssertUnwindSafe(|| conn.record(msl_s))) {
-                    if emit(record, conn.trace.take()).is_err() {
+                    if emit(record, conn.take_trace()).is_err() {
                         break;
                     }
                 }
