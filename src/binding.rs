@@ -787,7 +787,7 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 }
 
 /// The decoder's tunnels with the user's extra UDP ports (`--tunnel-port KIND=PORT`).
-fn tunnels_of(extra: Vec<(String, u16)>) -> PyResult<crate::decode::Tunnels> {
+pub(crate) fn tunnels_of(extra: Vec<(String, u16)>) -> PyResult<crate::decode::Tunnels> {
     let mut tunnels = crate::decode::Tunnels::default();
     for (kind, port) in extra {
         let tunnel = crate::decode::UdpTunnel::from_name(&kind)

@@ -253,11 +253,12 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
     let mut snaplen_cut = 0u64;
     let ports = tunnels.map(|t| &t.ports);
     out.reserve(batch.frames.len());
+    let mut path = Path::default();
     for (index, frame) in batch.frames.iter().enumerate() {
         if !keep(frame, frame_bytes(data, frame), stats) {
             continue;
         }
-        let mut path = Path::default();
+        path.clear();
         let mut result = decode_frame_in(data, frame, index as u32, ports, &mut path);
         if let (Ok(segment), Some(tunnels)) = (result.as_mut(), tunnels) {
             if !path.is_empty() {

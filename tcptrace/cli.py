@@ -23,7 +23,7 @@ from tcptrace import __version__
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import Interrupted, TcptraceError, Terminated
-from tcptrace.options import progress_option
+from tcptrace.options import progress_option, tunnel_port_option
 
 if TYPE_CHECKING:
     from tcptrace._native import BpfFilter
@@ -110,10 +110,11 @@ def cli() -> None:
               help="Each file its own capture, read in the order given (ids continue; records "
                    "carry `file`; one thread). Default: the files are merged by time into one "
                    "capture.")
+@tunnel_port_option
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
-            per_file: bool = False) -> None:
+            per_file: bool = False, tunnel_ports: tuple[tuple[str, int], ...] = ()) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
@@ -128,13 +129,14 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
     _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
              zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress,
-             per_file=per_file)
+             per_file=per_file, tunnel_ports=list(tunnel_ports))
 
 
 def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None,
              msl: float, linger: float, max_flows: int, quiet: bool, jobs: int = 1, *,
              zeek: bool = False, verify_checksums: bool = False,
-             no_progress: bool = False, per_file: bool = False) -> None:
+             no_progress: bool = False, per_file: bool = False,
+             tunnel_ports: list[tuple[str, int]] | None = None) -> None:
     bpf = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
@@ -155,13 +157,15 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
     watch = watch_for(paths, enabled=not (quiet or no_progress))
     with target as out:
         _run_analysis(paths, fmt, out, bpf, msl, linger, max_flows, quiet, jobs, zeek=zeek,
-                      verify_checksums=verify_checksums, watch=watch, per_file=per_file)
+                      verify_checksums=verify_checksums, watch=watch, per_file=per_file,
+                      tunnel_ports=tunnel_ports)
 
 
 def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilter | None,
                   msl: float, linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
                   verify_checksums: bool, watch: Callable[..., Any] | None,
-                  per_file: bool = False) -> None:
+                  per_file: bool = False,
+                  tunnel_ports: list[tuple[str, int]] | None = None) -> None:
     from tcptrace import native
 
     warnings: list[str] = []
@@ -169,7 +173,7 @@ def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilt
         warnings = native.analyze(paths, fmt, out, bpf=bpf, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,
                                   verify_checksums=verify_checksums, watch=watch, jobs=jobs,
-                                  per_file=per_file)
+                                  per_file=per_file, tunnel_ports=tunnel_ports)
     except Interrupted as exc:
         warnings = exc.warnings
         raise

@@ -24,6 +24,7 @@ import click
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import EngineFailure, LiveCaptureError
+from tcptrace.options import tunnel_port_option
 from tcptrace.report.stream import StreamTableWriter, capture_line
 from tcptrace.report.text import render_summary
 from tcptrace.sources.live import LONG_BYTES, ClockTick, LiveCapture, LiveStats
@@ -63,10 +64,11 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
               help="Cap on connections held at once; the longest idle are evicted first.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, summary or warnings on stderr.")
+@tunnel_port_option
 def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: float | None,
          count: int | None, write: str | None, fmt: str, output: str | None, msl: float,
          linger: float, idle_timeout: float, max_flows: int, no_promisc: bool,
-         quiet: bool) -> None:
+         quiet: bool, tunnel_ports: tuple[tuple[str, int], ...] = ()) -> None:
     """Capture on IFACE and report every TCP connection the moment it ends.
 
     Stops on --duration, --count, Ctrl-C or SIGTERM; then reports the connections
@@ -91,7 +93,8 @@ def live(interfaces: tuple[str, ...], bpf: str, filter_: str | None, duration: f
     panic_at = os.environ.get(native.PANIC_HOOK)
     names = list(dict.fromkeys(interfaces))
     session = _native.Session(names, fmt, frame_filter, msl, linger, max_flows, idle_timeout,
-                              LONG_BYTES, int(panic_at) if panic_at else None)
+                              LONG_BYTES, int(panic_at) if panic_at else None,
+                              tunnel_ports=list(tunnel_ports) or None)
     capture = LiveCapture(names, session.tap, bpf=bpf, duration_s=duration, count=count,
                           promisc=not no_promisc)
     capture.open()  # permission, interface, filter errors: one line, before any output

@@ -44,7 +44,8 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             zeek: bool = False,
             verify_checksums: bool = False,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
-            jobs: int = 1, per_file: bool = False) -> list[str]:
+            jobs: int = 1, per_file: bool = False,
+            tunnel_ports: list[tuple[str, int]] | None = None) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
     `out`: a path, which the engine writes itself ("-": the standard output, Python's
@@ -58,14 +59,16 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
     before it, then raises EngineFailure. `jobs` > 1: that many shard threads (flows split by
     a hash of their 4-tuple), the same report byte for byte. `per_file`: each file its own
     capture, read in the order given (ids continue across files; records carry `file`; the
-    table has a part per file); on one thread.
+    table has a part per file); on one thread. `tunnel_ports`: (kind, UDP port) pairs
+    decapsulated besides the well-known ports (--tunnel-port).
     """
     from tcptrace import _native
 
     panic_at = os.environ.get(PANIC_HOOK)
     run = _native.Run(paths, fmt, bpf, msl_s, linger_s, max_flows,
                       int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
-                      verify_checksums=verify_checksums, per_file=per_file)
+                      verify_checksums=verify_checksums, per_file=per_file,
+                      tunnel_ports=tunnel_ports or None)
     failure: EngineFailure | None = None
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write
@@ -155,7 +158,8 @@ an end of either side ("client" or "server", host, port), or None (all)."""
 
 def record_run(paths: list[str], *, filter_text: str | None = None,
                msl_s: float, linger_s: float = 0.5, max_flows: int = 1_000_000,
-               verify_checksums: bool = False, per_file: bool = False) -> Run:
+               verify_checksums: bool = False, per_file: bool = False,
+               tunnel_ports: list[tuple[str, int]] | None = None) -> Run:
     """A run yielding records to Python (`read_records`), for `check`, `ladder` and
     `report`, analyzed as `analyze` would with the same options. A bad --filter fails
     here, before any reading."""
@@ -167,7 +171,8 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
 
         bpf = compile_filter(filter_text)
     return _native.Run(paths, "records", bpf, msl_s, linger_s, max_flows,
-                       verify_checksums=verify_checksums, per_file=per_file)
+                       verify_checksums=verify_checksums, per_file=per_file,
+                       tunnel_ports=tunnel_ports or None)
 
 
 def trace(run: Run, select: TraceSelect = None, *, limit: int | None = None,

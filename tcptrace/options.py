@@ -15,10 +15,43 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LINGER_S = 0.5
 DEFAULT_MAX_FLOWS = 1_000_000
+TUNNEL_PORTS = {"vxlan": 4789, "geneve": 6081, "teredo": 3544, "gtp": 2152, "gre": 4754,
+                "ayiya": 5072}
+"""The UDP tunnels tcptrace decapsulates, with the IANA port each is always decoded on
+(src/decode/encap.rs, `TunnelPorts::default`)."""
+
+
+class TunnelPort(click.ParamType[tuple[str, int]]):
+    """`KIND=PORT`: decapsulate KIND (a key of TUNNEL_PORTS) on UDP port PORT too."""
+
+    name = "KIND=PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        kind, sep, port = str(value).partition("=")
+        kind = kind.strip().lower()
+        if not sep or kind not in TUNNEL_PORTS:
+            self.fail(f"{value!r}: expected KIND=PORT with KIND one of "
+                      f"{', '.join(TUNNEL_PORTS)}", param, ctx)
+        if not port.strip().isdigit() or not 1 <= int(port) <= 65535:
+            self.fail(f"{value!r}: PORT must be a UDP port, 1 to 65535", param, ctx)
+        return kind, int(port)
+
+
+def tunnel_port_option(command: F) -> F:
+    """--tunnel-port KIND=PORT, repeatable."""
+    defaults = ", ".join(f"{kind} {port}" for kind, port in TUNNEL_PORTS.items())
+    return click.option(
+        "--tunnel-port", "tunnel_ports", type=TunnelPort(), multiple=True,
+        help=f"Also decapsulate the UDP tunnel KIND on PORT (repeatable; e.g. vxlan=8472). "
+             f"Always decoded: {defaults}; GRE, ERSPAN and IP in IP need no port.",
+    )(command)
 
 
 def analysis_options(command: F) -> F:
-    """--linger, --max-flows and --verify-checksums, as `analyze` has them."""
+    """--linger, --max-flows, --verify-checksums and --tunnel-port, as `analyze` has them."""
     for option in reversed([
         click.option("--linger", type=FiniteFloat(), default=DEFAULT_LINGER_S,
                      show_default=True,
@@ -33,7 +66,7 @@ def analysis_options(command: F) -> F:
                           "without -C)."),
     ]):
         command = option(command)
-    return command
+    return tunnel_port_option(command)
 
 
 def progress_option(command: F) -> F:

@@ -116,9 +116,41 @@ pub fn record_dict<'py>(
     )?;
     d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
+    let tunnels = PyList::empty(py);
+    for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
+        tunnels.append(tunnel_dict(py, layer)?)?;
+    }
+    d.set_item(intern!(py, "encapsulation"), tunnels)?;
     if let Some(trace) = trace {
         d.set_item(intern!(py, "trace"), trace_dict(py, trace)?)?;
     }
+    Ok(d)
+}
+
+/// One tunnel layer as `writers::json::encapsulation` writes it.
+fn tunnel_dict<'py>(
+    py: Python<'py>,
+    layer: &crate::decode::TunnelLayer,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "type"), layer.kind.name())?;
+    if let (Some(name), Some(id)) = (layer.kind.id_name(), layer.id) {
+        d.set_item(name, id)?;
+    }
+    let outer = PyDict::new(py);
+    outer.set_item(
+        intern!(py, "src"),
+        crate::connection::address_text(layer.src),
+    )?;
+    outer.set_item(
+        intern!(py, "dst"),
+        crate::connection::address_text(layer.dst),
+    )?;
+    if layer.has_ports() {
+        outer.set_item(intern!(py, "sport"), layer.sport)?;
+        outer.set_item(intern!(py, "dport"), layer.dport)?;
+    }
+    d.set_item(intern!(py, "outer"), outer)?;
     Ok(d)
 }
 

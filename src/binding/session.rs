@@ -52,7 +52,7 @@ type Rows = Vec<(TableRow, Option<f64>)>;
 #[pymethods]
 impl LiveSession {
     #[new]
-    #[pyo3(signature = (interfaces, format, filter=None, msl_s=30.0, linger_s=1.0, max_flows=100_000, idle_timeout_s=None, long_bytes=8, panic_at_frame=None))]
+    #[pyo3(signature = (interfaces, format, filter=None, msl_s=30.0, linger_s=1.0, max_flows=100_000, idle_timeout_s=None, long_bytes=8, panic_at_frame=None, tunnel_ports=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         interfaces: Vec<String>,
@@ -64,6 +64,7 @@ impl LiveSession {
         idle_timeout_s: Option<f64>,
         long_bytes: usize,
         panic_at_frame: Option<u64>,
+        tunnel_ports: Option<Vec<(String, u16)>>,
     ) -> PyResult<LiveSession> {
         let format = match format {
             "jsonl" => Format::Jsonl,
@@ -82,6 +83,7 @@ impl LiveSession {
             max_flows,
             idle_timeout_s,
             panic_at_frame,
+            tunnels: super::tunnels_of(tunnel_ports.unwrap_or_default())?,
             ..Options::default()
         };
         let files = interfaces.iter().map(|i| format!("live:{i}")).collect();

@@ -120,6 +120,12 @@ pub struct Path {
 }
 
 impl Path {
+    /// Empty again, for the next frame (cheaper than a new one: no 200 bytes to zero).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
     /// Add the next inner layer; false when the path is full.
     pub(super) fn push(&mut self, layer: TunnelLayer) -> bool {
         match self.layers.get_mut(self.len) {
@@ -268,10 +274,12 @@ impl Default for TunnelPorts {
 }
 
 impl TunnelPorts {
-    /// Also decode `tunnel` on UDP port `port` (the first entry for a port wins).
+    /// Also decode `tunnel` on UDP port `port`, instead of what the port carried before
+    /// (a user's `--tunnel-port` overrides a default: VXLAN on 6081 is then VXLAN).
     pub fn add(&mut self, port: u16, tunnel: UdpTunnel) {
-        if !self.ports.iter().any(|&(p, _)| p == port) {
-            self.ports.push((port, tunnel));
+        match self.ports.iter_mut().find(|(p, _)| *p == port) {
+            Some(entry) => entry.1 = tunnel,
+            None => self.ports.push((port, tunnel)),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 62] = [
+pub const COLUMNS: [&str; 63] = [
     "id",
     "client.ip",
     "client.port",
@@ -71,6 +71,7 @@ pub const COLUMNS: [&str; 62] = [
     "gap_bytes.server",
     "anomalies.client",
     "anomalies.server",
+    "encapsulation",
 ];
 
 /// The `zeek` columns (--zeek), after the others: the current Zeek connection's values,
@@ -208,6 +209,25 @@ impl Row<'_> {
 
     fn str(&mut self, value: &str) {
         self.text(value.as_bytes());
+    }
+
+    /// The tunnels, outermost first, as `kind[:id]` joined by `>` ("vxlan:42>gre:7"; empty
+    /// for plain traffic): the outer addresses are in the JSON formats only.
+    fn encapsulation(&mut self, path: &[crate::decode::TunnelLayer]) {
+        let mut cell = std::mem::take(self.cell);
+        cell.clear();
+        for (i, layer) in path.iter().enumerate() {
+            if i > 0 {
+                cell.push(b'>');
+            }
+            cell.extend_from_slice(layer.kind.name().as_bytes());
+            if let (Some(_), Some(id)) = (layer.kind.id_name(), layer.id) {
+                cell.push(b':');
+                cell.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            }
+        }
+        self.text(&cell);
+        *self.cell = cell;
     }
 
     fn bool(&mut self, value: bool) {
@@ -447,6 +467,11 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.retransmitted_bytes);
     row.counts(&r.gap_bytes);
     row.counts(&r.anomalies);
+    row.encapsulation(
+        r.encapsulation
+            .as_deref()
+            .map_or(&[], |path| path.as_slice()),
+    );
 }
 
 #[cfg(test)]

@@ -357,10 +357,13 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("retransmitted_bytes", &r.retransmitted_bytes);
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
-    if let Some(path) = &r.encapsulation {
-        e.key("encapsulation");
-        encapsulation(e, path);
-    }
+    e.key("encapsulation"); // [] for plain traffic
+    encapsulation(
+        e,
+        r.encapsulation
+            .as_deref()
+            .map_or(&[], |path| path.as_slice()),
+    );
     if let Some(zeek) = &r.zeek {
         e.key("zeek");
         super::zeek::encode_json(e, zeek);
@@ -543,7 +546,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("{\n  \"id\": 3,\n  \"client\": {\n    \"ip\": \"10.77.0.1\",\n"));
         assert!(text.contains("\"intervals_ms\": {\n      \"client\": [],\n"));
-        assert!(text.ends_with("\"server\": 0\n  }\n}"));
+        assert!(text.ends_with("\"server\": 0\n  },\n  \"encapsulation\": []\n}"));
     }
 
     #[test]

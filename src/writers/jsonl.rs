@@ -281,9 +281,12 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"retransmitted_bytes\":", &r.retransmitted_bytes);
     w.counts(b",\"gap_bytes\":", &r.gap_bytes);
     w.counts(b",\"anomalies\":", &r.anomalies);
-    if let Some(path) = &r.encapsulation {
-        w.lit(b",\"encapsulation\":");
-        super::json::encapsulation(&mut Encoder::compact(w.out), path);
+    match &r.encapsulation {
+        Some(path) => {
+            w.lit(b",\"encapsulation\":");
+            super::json::encapsulation(&mut Encoder::compact(w.out), path);
+        }
+        None => w.lit(b",\"encapsulation\":[]"),
     }
     if let Some(zeek) = &r.zeek {
         w.lit(b",\"zeek\":");

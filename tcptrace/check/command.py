@@ -111,7 +111,8 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
 def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | None, fmt: str,
           junit: str | None, limit: int, filter_: str | None, msl: float, quiet: bool,
           no_progress: bool, allow_empty: bool, linger: float, max_flows: int,
-          verify_checksums: bool, **flags: Any) -> None:
+          verify_checksums: bool, tunnel_ports: tuple[tuple[str, int], ...],
+          **flags: Any) -> None:
     """Fail (exit 1) when the connections in CAPTURES break a rule.
 
     Rules come from --rules FILE and from the rule flags (in the order given). Exit
@@ -126,7 +127,8 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
         refuse_inputs(junit, captures, "--junit")
         check_writable(junit)
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl, linger_s=linger,
-                            max_flows=max_flows, verify_checksums=verify_checksums)
+                            max_flows=max_flows, verify_checksums=verify_checksums,
+                            tunnel_ports=list(tunnel_ports))
     records: list[dict[str, Any]] = []
     try:
         native.read_records(run, lambda record: records.append(slim(record)),

@@ -21,7 +21,7 @@ from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
 from tcptrace.inputs import STDIN, display_name, is_stream
-from tcptrace.options import analysis_options, progress_option
+from tcptrace.options import analysis_options, progress_option, tunnel_port_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.progress import watch_for
 from tcptrace.report import html
@@ -61,9 +61,11 @@ def _colour_wanted() -> bool:
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
 @click.option("--filter", "filter_", metavar="EXPR",
               help="Analyze only the frames that match (pcap-filter(7), as for `analyze`).")
+@tunnel_port_option
 @progress_option
 def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
-           server: str | None, ascii_: bool, filter_: str | None, no_progress: bool) -> None:
+           server: str | None, ascii_: bool, filter_: str | None,
+           tunnel_ports: tuple[tuple[str, int], ...], no_progress: bool) -> None:
     """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
 
     Colours are used when stdout is a terminal and NO_COLOR is not set.
@@ -76,7 +78,8 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
     (side, value), = given
     select: native.TraceSelect = conn_id if side == "conn" else (
         side, *parse_endpoint(str(value), f"--{side}"))
-    run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S)
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S,
+                            tunnel_ports=list(tunnel_ports))
     native.trace(run, select, traced_only=True)
     found: list[tuple[Record, Trace]] = []
 
@@ -113,7 +116,8 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
 @progress_option
 def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: float,
            max_segments: int, trace_budget: int, linger: float, max_flows: int,
-           verify_checksums: bool, quiet: bool, no_progress: bool) -> None:
+           verify_checksums: bool, tunnel_ports: tuple[tuple[str, int], ...], quiet: bool,
+           no_progress: bool) -> None:
     """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams.
 
     Two passes over the captures: the records (spooled to a temporary file as they come),
@@ -128,7 +132,8 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
     refuse_inputs(output, captures)
     check_writable(output)  # before the reading, which can take minutes
     options: dict[str, Any] = {"filter_text": filter_, "msl_s": msl, "linger_s": linger,
-                               "max_flows": max_flows, "verify_checksums": verify_checksums}
+                               "max_flows": max_flows, "verify_checksums": verify_checksums,
+                               "tunnel_ports": list(tunnel_ports)}
     passes: list[Progress] = []  # (taken before each pass: a run is borrowed while it runs)
     bar = None if quiet or no_progress else _progress_bar(paths, passes)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, bar or nullcontext():
