@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::decode::{decode as decode_batch, Segment, SUPPORTED_LINKTYPES};
+use crate::decode::{decode_tunnels, Segment, Tunnels, SUPPORTED_LINKTYPES};
 use crate::engine::{Engine, Options, RunError};
 use crate::sources::{frames_of_bytes, Captures, FileReader, Frame, FrameBatch, SourceStats};
 use crate::writers::{write_jsonl, CsvWriter, Summary};
@@ -62,7 +62,10 @@ pub fn decode(input: &[u8]) {
         }
         size = (rest.len() - at).min(usize::from(*len).max(1));
     }
-    let (segments, stats, unsupported) = run(rest.to_vec(), frames.clone());
+    // Tunnels decapsulated on their default ports; one registry, so that a path has the
+    // same number in the batch and alone
+    let tunnels = Tunnels::default();
+    let (segments, stats, unsupported) = run(rest.to_vec(), frames.clone(), &tunnels);
 
     // Each frame alone at the end of its buffer decodes as within the batch (offsets aside)
     for (i, frame) in frames.iter().enumerate() {
@@ -71,7 +74,7 @@ pub fn decode(input: &[u8]) {
             offset: 0,
             ..*frame
         };
-        let (single, _, _) = run(bytes, vec![alone]);
+        let (single, _, _) = run(bytes, vec![alone], &tunnels);
         let within: Vec<Segment> = segments
             .iter()
             .filter(|s| s.frame_index as usize == i)
@@ -94,7 +97,11 @@ pub fn decode(input: &[u8]) {
     assert_eq!(unsupported.is_empty(), linktype != 147);
 }
 
-fn run(data: Vec<u8>, frames: Vec<Frame>) -> (Vec<Segment>, SourceStats, BTreeSet<u32>) {
+fn run(
+    data: Vec<u8>,
+    frames: Vec<Frame>,
+    tunnels: &Tunnels,
+) -> (Vec<Segment>, SourceStats, BTreeSet<u32>) {
     let batch = FrameBatch {
         data: Arc::new(data),
         frames,
@@ -102,7 +109,13 @@ fn run(data: Vec<u8>, frames: Vec<Frame>) -> (Vec<Segment>, SourceStats, BTreeSe
     let mut stats = SourceStats::default();
     let mut unsupported = BTreeSet::new();
     let mut segments = Vec::new();
-    decode_batch(&batch, &mut stats, &mut unsupported, &mut segments);
+    decode_tunnels(
+        &batch,
+        &mut stats,
+        &mut unsupported,
+        Some(tunnels),
+        &mut segments,
+    );
     for s in &segments {
         assert!(s.tcp_off + 20 <= batch.data.len());
         assert!(s.opt_cap + 20 <= s.tcp_hlen);

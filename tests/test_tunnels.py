@@ -162,3 +162,21 @@ def test_malformed_and_too_deep_tunnels_are_counted(capsys: pytest.CaptureFixtur
     assert code == 0
     assert [line.split(":")[2].strip() for line in err.splitlines()] == [
         "truncated_tunnel_header", "bad_tunnel_header", "tunnel_too_deep"]
+
+
+def test_nested_tunnels_are_listed_outermost_first(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """VXLAN inside GRE (IP protocol 47, no key): two layers, valid JSON in every format."""
+    gre = [ether(ipv4(*(("192.0.2.1", "192.0.2.2") if i != 1 else ("192.0.2.2", "192.0.2.1")),
+                      47, struct.pack("!HH", 0, 0x0800) + f[14:]))
+           for i, f in enumerate(in_vxlan(9))]
+    path = str(write(tmp_path, "gre-vxlan.pcap", gre))
+    (record,) = jsonl(capsys, path)
+    expected = [{"type": "gre", "outer": {"src": "192.0.2.1", "dst": "192.0.2.2"}},
+                {"type": "vxlan", "vni": 9, "outer": OUTER}]
+    assert record["encapsulation"] == expected
+    code, out, _ = run_cli(capsys, "analyze", "-f", "json", path)
+    assert code == 0 and json.loads(out)["connections"][0]["encapsulation"] == expected
+    validator("connection").validate(record)
+    code, out, _ = run_cli(capsys, "analyze", "-f", "csv", path)
+    assert list(csv.reader(io.StringIO(out)))[1][-1] == "gre>vxlan:9"

@@ -375,6 +375,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
 pub(crate) fn encapsulation(e: &mut Encoder, path: &[crate::decode::TunnelLayer]) {
     e.begin_array();
     for layer in path {
+        e.element();
         e.begin_object();
         e.key("type");
         e.str(layer.kind.name());
