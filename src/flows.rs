@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::ChecksumLedger;
@@ -64,6 +65,8 @@ pub struct FlowTableStats {
     pub port_reuse: u64,
     /// Segments that arrived after their connection was emitted (late duplicates).
     pub after_close: u64,
+    /// Connections dropped because their analysis failed (a panic: a bug); see `quarantine`.
+    pub failed_connections: u64,
 }
 
 /// A 4-tuple in canonical order: side 0 is the lower (address, port).
@@ -270,13 +273,26 @@ pub struct FlowTable {
     /// Zeek's likely server ports, sorted, when not its default set (the corpus test
     /// against `zeek -b` logs).
     pub zeek_server_ports: Option<Vec<u16>>,
+    /// 4-tuples whose connection failed: their later segments are ignored (until a new SYN),
+    /// instead of opening a connection mid-stream that would fail the same way.
+    failed: FastMap<TombKey, ()>,
+    /// Test hook (`TCPTRACE_PANIC_IN_CONNECTION=ID`): the connection with this id panics
+    /// when it opens, to prove a failure costs only its own connection.
+    panic_in_connection: Option<u64>,
 }
+
+/// The environment variable of the test hook `FlowTable::panic_in_connection`.
+pub const PANIC_IN_CONNECTION: &str = "TCPTRACE_PANIC_IN_CONNECTION";
 
 impl FlowTable {
     pub fn new(options: FlowOptions) -> Self {
+        let panic_in_connection = std::env::var(PANIC_IN_CONNECTION)
+            .ok()
+            .and_then(|id| id.trim().parse().ok());
         FlowTable {
             options,
             next_id: 1,
+            panic_in_connection,
             ..FlowTable::default()
         }
     }
@@ -308,8 +324,45 @@ impl FlowTable {
     /// Run segments (offsets into `data`) through their connections in capture order,
     /// without sweeping: part of a slice that `end_slice` ends (a slice may span several
     /// read pieces). Nothing here keeps a reference into `data`.
+    ///
+    /// A panic while one segment is handled (a bug, most likely in an analyzer fed
+    /// untrusted bytes) costs only that segment's connection: it is dropped and counted in
+    /// `stats.failed_connections`, and the other segments go on. `catch_unwind` costs
+    /// nothing until a panic, and it wraps the whole loop, not each segment.
     pub fn feed_segments(&mut self, segs: &[Segment], data: &[u8]) {
-        for seg in segs {
+        let mut rest = segs;
+        while !rest.is_empty() {
+            let mut handled = 0;
+            let fed = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.feed_unguarded(rest, data, &mut handled)
+            }));
+            if fed.is_ok() {
+                return;
+            }
+            let Some(seg) = rest.get(handled) else { return };
+            self.quarantine(seg);
+            rest = rest.get(handled + 1..).unwrap_or(&[]);
+        }
+    }
+
+    /// Drop the connection whose segment `seg` panicked, wherever it is (the table, or
+    /// the connections ended but not yet taken), and remember its 4-tuple.
+    fn quarantine(&mut self, seg: &Segment) {
+        self.stats.failed_connections += 1;
+        let key = flow_key(seg, canonical_first(seg));
+        if let Some(i) = self.index.get(&key).copied() {
+            if self.remove(i).is_none() {
+                self.index.remove(&key);
+            }
+        } else if let Some(pos) = self.ended.iter().rposition(|c| c.0.key() == key) {
+            self.ended.remove(pos);
+        }
+        self.failed.insert(TombKey::of(&key), ());
+    }
+
+    fn feed_unguarded(&mut self, segs: &[Segment], data: &[u8], handled: &mut usize) {
+        for (n, seg) in segs.iter().enumerate() {
+            *handled = n;
             self.current_frame = seg.frame_index;
             let src_first = canonical_first(seg);
             let side = usize::from(!src_first);
@@ -359,6 +412,9 @@ impl FlowTable {
         seg: &Segment,
     ) -> Option<Found> {
         if seg.flags & SYN != 0 && seg.flags & ACK == 0 {
+            if !self.failed.is_empty() {
+                self.failed.remove(&TombKey::of(&key));
+            }
             if let Some(i) = at {
                 let slot = self.order[i].as_mut()?;
                 let role = role_of(side, usize::from(slot.client_side));
@@ -370,6 +426,9 @@ impl FlowTable {
         }
         if at.is_some() {
             return at.map(Found::Table);
+        }
+        if !self.failed.is_empty() && self.failed.contains_key(&TombKey::of(&key)) {
+            return None;
         }
         if !self.tombstones.is_empty() && self.tombstones.contains_key(&TombKey::of(&key)) {
             self.stats.after_close += 1;
@@ -469,6 +528,9 @@ impl FlowTable {
         };
         self.next_id += 1;
         self.stats.connections += 1;
+        if self.panic_in_connection == Some(id) {
+            panic!("forced panic in connection {id} ({PANIC_IN_CONNECTION})");
+        }
         if self.index.len() > self.options.max_flows + CAP_SLACK {
             self.evict_idlest();
             if self.order.get(i).is_none_or(Option::is_none) {
@@ -792,6 +854,42 @@ mod tests {
         t.tick(2_000 * MS);
         t.feed(&[to_v6(seg(2_000, false, ACK, 5002, 102))], &[]);
         assert_eq!(t.stats.after_close, 1);
+    }
+
+    #[test]
+    fn a_panic_in_one_connection_costs_only_that_connection() {
+        let mut t = table();
+        t.panic_in_connection = Some(2);
+        let mut segs = Vec::new();
+        for (n, port) in [40000u16, 40001, 40002].into_iter().enumerate() {
+            for mut s in full_connection(n as i64 * 10, 100) {
+                if s.sport == 40000 {
+                    s.sport = port;
+                } else {
+                    s.dport = port;
+                }
+                segs.push(s);
+            }
+        }
+        // a later segment of the failed tuple: ignored, not a new mid-stream connection
+        let mut late = seg(100, false, ACK, 5002, 102);
+        late.dport = 40001;
+        segs.push(late);
+        let hook = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        t.feed(&segs, &[]);
+        panic::set_hook(hook);
+        let mut all = t.drain();
+        all.extend(t.close());
+        let kept: Vec<(u64, u16)> = all
+            .iter_mut()
+            .map(|c| {
+                let r = c.record(30.0);
+                (r.id, r.client.port)
+            })
+            .collect();
+        assert_eq!(kept, vec![(1, 40000), (3, 40002)]);
+        assert_eq!((t.stats.connections, t.stats.failed_connections), (3, 1));
     }
 
     #[test]

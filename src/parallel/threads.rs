@@ -314,6 +314,7 @@ fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
     total.idle_evicted += s.idle_evicted;
     total.port_reuse += s.port_reuse;
     total.after_close += s.after_close;
+    total.failed_connections += s.failed_connections;
 }
 
 type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;

@@ -1,0 +1,105 @@
+"""Hostile input at the command line (issue 17): absurd header values, a failure inside one
+connection's analysis, hostile names and rules files, thread faults. Each test asserts what a
+user sees: the exit status, the exact lines on stderr, the records kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PCAPS, run_cli
+from test_robustness import ACK, FIN, PSH, SYN, frame, pcap
+
+PANIC_IN_CONNECTION = "TCPTRACE_PANIC_IN_CONNECTION"
+SERVER = ("10.0.0.2", "10.0.0.1", 80, 40000)
+
+
+def http_exchange(request: bytes, response: bytes) -> list[bytes]:
+    """A whole connection: handshake, one request and its response, both FINs."""
+    req, resp = len(request), len(response)
+    return [frame(seq=1000, flags=SYN),
+            frame(*SERVER, seq=5000, ack=1001, flags=SYN | ACK),
+            frame(seq=1001, ack=5001, flags=ACK),
+            frame(seq=1001, ack=5001, flags=ACK | PSH, payload=request),
+            frame(*SERVER, seq=5001, ack=1001 + req, flags=ACK | PSH, payload=response),
+            frame(seq=1001 + req, ack=5001 + resp, flags=FIN | ACK),
+            frame(*SERVER, seq=5001 + resp, ack=1002 + req, flags=FIN | ACK),
+            frame(seq=1002 + req, ack=5002 + resp, flags=ACK)]
+
+
+@pytest.mark.parametrize("value", [
+    b"9" * 5000,                    # past Python's 4,300-digit int limit
+    b"18446744073709551616",        # 2**64
+    b"-1", b"1e9", b"0x10", b"\xff\xfe", b"",
+])
+def test_absurd_content_length_on_either_side_keeps_the_record(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, value: bytes) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\nabc"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nok"
+    path = tmp_path / "cl.pcap"
+    path.write_bytes(pcap(http_exchange(request, response)))
+    status, stdout, stderr = run_cli(capsys, "analyze", str(path), "-f", "jsonl")
+    assert (status, stderr) == (0, "")
+    [record] = [json.loads(line) for line in stdout.splitlines()]
+    assert record["outcome"] == "CLOSED"
+    assert record["reuse"] == {"protocol": "http/1.1", "requests": 1, "responses": 1,
+                               "idle_gaps_ms": []}
+    assert record["bytes"] == {"client": len(request), "server": len(response)}
+
+
+def test_absurd_chunk_size_and_header_count_keep_the_record(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    request = b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n"
+    response = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 5000
+                + b"\r\nab")
+    path = tmp_path / "chunk.pcap"
+    path.write_bytes(pcap(http_exchange(request, response)))
+    status, stdout, stderr = run_cli(capsys, "analyze", str(path), "-f", "jsonl")
+    assert (status, stderr) == (0, "")
+    [record] = [json.loads(line) for line in stdout.splitlines()]
+    assert record["reuse"] == {"protocol": "http/1.1", "requests": 1, "responses": 1,
+                               "idle_gaps_ms": []}
+
+
+FAILED_WARNING = ("tcptrace: warning: internal_error: 1 connection left out after an "
+                  "internal error in their analysis (a tcptrace bug: please report it with "
+                  "the capture); the other connections are complete\n")
+
+
+def test_a_failure_in_one_connection_costs_only_that_connection(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A panic while one connection is analysed (forced through the test hook, which fails
+    connection 2 as it opens) leaves that connection out, counted and warned about once;
+    every other record is the same as without the failure, and the exit status is 0."""
+    capture = PCAPS / "crafted" / "refused_then_ok.pcap"
+    status, stdout, _ = run_cli(capsys, "analyze", str(capture), "-f", "jsonl")
+    whole = [json.loads(line) for line in stdout.splitlines()]
+    assert status == 0 and [r["id"] for r in whole] == [1, 2]
+    monkeypatch.setenv(PANIC_IN_CONNECTION, "1")
+    status, stdout, stderr = run_cli(capsys, "analyze", str(capture), "-f", "jsonl")
+    assert (status, stderr) == (0, FAILED_WARNING)
+    assert [json.loads(line) for line in stdout.splitlines()] == whole[1:]
+    status, stdout, stderr = run_cli(capsys, "analyze", str(capture), "-f", "json")
+    assert (status, stderr) == (0, FAILED_WARNING)
+    source = json.loads(stdout)["source"]
+    assert source["failed_connections"] == 1
+    assert source["warnings"] == [FAILED_WARNING.removeprefix("tcptrace: warning: ").strip()]
+
+
+def test_a_failure_in_one_connection_with_jobs(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under --jobs the hook's id is a shard's own; the run still ends with status 0, the
+    failures counted and warned once, and the other records kept."""
+    linux = sorted(map(str, (PCAPS / "linux").glob("*.pcap")))
+    status, stdout, _ = run_cli(capsys, "analyze", *linux, "-f", "jsonl", "--jobs", "2")
+    whole = {r["id"]: r for r in map(json.loads, stdout.splitlines())}
+    monkeypatch.setenv(PANIC_IN_CONNECTION, "1")
+    status, stdout, stderr = run_cli(capsys, "analyze", *linux, "-f", "json", "--jobs", "2")
+    report = json.loads(stdout)
+    failed = report["source"]["failed_connections"]
+    assert status == 0 and failed >= 1
+    assert stderr.count("internal_error") == 1
+    kept = report["connections"]
+    assert len(kept) == len(whole) - failed
+    assert all(whole[c["id"]]["packets"] == c["packets"] for c in kept)
