@@ -134,7 +134,7 @@ impl Run {
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None))]
     fn new(
-        paths: Vec<String>,
+        paths: Vec<std::path::PathBuf>,
         format: &str,
         filter: Option<&Bound<'_, PyAny>>,
         msl_s: f64,
@@ -181,6 +181,11 @@ impl Run {
         } else {
             None
         };
+        // a name that is not UTF-8 (os.fsencode bytes) is shown with \xNN escapes
+        let paths = paths
+            .iter()
+            .map(|p| crate::names::display_name(p))
+            .collect();
         Ok(Run {
             engine: Engine::new(paths, options),
             format,

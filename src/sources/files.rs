@@ -31,12 +31,13 @@ enum State {
 impl FileReader {
     /// Open `path` now; `meter`, if given, counts the bytes read from it.
     pub fn open(path: &str, meter: Option<ReadMeter>) -> Result<FileReader, CaptureError> {
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        let fs_path = crate::names::path_of(path);
+        if std::fs::metadata(&fs_path).is_ok_and(|m| m.is_dir()) {
             return Err(CaptureError(format!(
                 "{path}: is a directory, not a capture file"
             )));
         }
-        let file = File::open(path)
+        let file = File::open(&fs_path)
             .map_err(|e| CaptureError(format!("{path}: cannot open: {}", strerror(&e))))?;
         let raw: Box<dyn SeekRead> = match meter {
             Some(meter) => Box::new(Metered::new(file, meter)),

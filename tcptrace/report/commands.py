@@ -143,7 +143,8 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
 
             native.read_records(second, keep)
         with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
-            page.write(out, source=run.source_report(), paths=paths,
+            page.write(out, source=run.source_report(),
+                       paths=[native.display_name(p) for p in paths],
                        msl_s=msl, max_segments=max_segments, traces=traces,
                        trace_budget=trace_budget, filter_text=filter_)
     if not quiet:
