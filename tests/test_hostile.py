@@ -5,6 +5,7 @@ user sees: the exit status, the exact lines on stderr, the records kept."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,61 @@ def test_a_failure_in_one_connection_with_jobs(
     kept = report["connections"]
     assert len(kept) == len(whole) - failed
     assert all(whole[c["id"]]["packets"] == c["packets"] for c in kept)
+
+
+def non_utf8_capture(tmp_path: Path) -> tuple[str, str]:
+    """A capture whose name is not UTF-8 (byte 0xE9, latin-1 'é'): the name as Python's
+    argv holds it (os.fsdecode, a surrogate), and as tcptrace shows it (\\xNN escapes)."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
+    Path(os.fsdecode(raw)).write_bytes((PCAPS / "crafted" / "refused_then_ok.pcap").read_bytes())
+    return os.fsdecode(raw), f"{tmp_path}/caf\\xe9.pcap"
+
+
+def test_non_utf8_file_name_through_every_command(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A file name that is not UTF-8 is read, and shown with \\xNN escapes (as `ls -b` shows
+    it) in the json, the HTML page and the error lines: these are UTF-8 text, which cannot
+    carry the raw byte (Python's surrogateescape would fail to encode there)."""
+    name, shown = non_utf8_capture(tmp_path)
+    status, stdout, stderr = run_cli(capsys, "analyze", name, "-f", "json")
+    assert (status, stderr) == (0, "")
+    report = json.loads(stdout)
+    assert report["source"]["files"] == [shown]
+    assert [c["id"] for c in report["connections"]] == [1, 2]
+    for args in (["-f", "jsonl"], ["-f", "csv"], ["-f", "zeek"], []):
+        status, stdout, stderr = run_cli(capsys, "analyze", name, *args)
+        assert (status, stderr) == (0, "") and stdout
+    status, stdout, _ = run_cli(capsys, "check", "--no-rst", name)
+    assert status == 1 and stdout.startswith("FAIL  no RST: 1 of 2 connections\n")
+    status, stdout, stderr = run_cli(capsys, "ladder", "--conn", "2", name)
+    assert (status, stderr) == (0, "")
+    assert stdout.startswith("connection 2: 10.0.0.1:")
+    page = tmp_path / "page.html"
+    status, _, stderr = run_cli(capsys, "report", "-q", "-o", str(page), name)
+    assert (status, stderr) == (0, "")
+    assert f"<title>tcptrace report: {shown}</title>" in page.read_text(encoding="utf-8")
+    missing = os.fsdecode(os.fsencode(tmp_path) + b"/gone\xff.pcap")
+    status, _, stderr = run_cli(capsys, "analyze", missing)
+    assert (status, stderr) == (
+        2, f"tcptrace: error: {tmp_path}/gone\\xff.pcap: cannot open: No such file or directory\n")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a = " + "[" * 5000 + "]" * 5000, "invalid TOML: values nested too deeply"),
+    ("a = " + "{b = " * 5000 + "1" + "}" * 5000, "invalid TOML: values nested too deeply"),
+])
+def test_rules_nested_5000_deep_is_one_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, message: str) -> None:
+    rules = tmp_path / "deep.toml"
+    rules.write_text(text)
+    status, stdout, stderr = run_cli(capsys, "check", "--rules", str(rules),
+                                     str(PCAPS / "linux" / "refused.pcap"))
+    assert (status, stdout, stderr) == (2, "", f"tcptrace: error: {rules}: {message}\n")
+
+
+def test_rules_from_an_endless_file_is_a_bounded_read(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, stdout, stderr = run_cli(capsys, "check", "--rules", "/dev/zero",
+                                     str(PCAPS / "linux" / "refused.pcap"))
+    assert (status, stdout, stderr) == (
+        2, "", "tcptrace: error: /dev/zero: not a rules file: larger than 1 MiB\n")
