@@ -4,13 +4,18 @@ user sees: the exit status, the exact lines on stderr, the records kept."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import PCAPS, run_cli
-from test_robustness import ACK, FIN, PSH, SYN, frame, pcap
+from test_robustness import ACK, FIN, PSH, SYN, frame, handshake, pcap
 
 PANIC_IN_CONNECTION = "TCPTRACE_PANIC_IN_CONNECTION"
 SERVER = ("10.0.0.2", "10.0.0.1", 80, 40000)
@@ -162,3 +167,54 @@ def test_rules_from_an_endless_file_is_a_bounded_read(
                                      str(PCAPS / "linux" / "refused.pcap"))
     assert (status, stdout, stderr) == (
         2, "", "tcptrace: error: /dev/zero: not a rules file: larger than 1 MiB\n")
+
+
+def test_jobs_when_no_thread_can_start_is_one_line(tmp_path: Path) -> None:
+    """A thread the engine cannot start under --jobs (here: a 1 TiB stack through
+    RUST_MIN_STACK makes pthread_create fail with EAGAIN, as a process or memory limit
+    would) is one line and exit 2, not a panic."""
+    capture = PCAPS / "linux" / "half_close.pcap"
+    env = {**os.environ, "RUST_MIN_STACK": str(1 << 40)}
+    done = subprocess.run([sys.executable, "-m", "tcptrace.cli", "analyze", "--jobs", "2",
+                           str(capture), "-f", "jsonl"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("tcptrace: error: --jobs 2: cannot start a thread: Resource "
+                           "temporarily unavailable (os error 11)\n")
+
+
+HANDSHAKE_RECORD = 16 + 54  # a pcap record header and an Ethernet/IPv4/TCP frame
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_file_truncated_while_read_keeps_records(tmp_path: Path, jobs: str) -> None:
+    """A capture cut short while it is being read (rewritten by the capturing process):
+    the truncation warning of a cut file, exit 0, and every connection read before the
+    cut written, with one thread or two."""
+    path = tmp_path / "growing.pcap"
+    frames = [f for i in range(60_000) for f in handshake(sport=1024 + i)]
+    path.write_bytes(pcap(frames))
+    child = subprocess.Popen([sys.executable, "-m", "tcptrace.cli", "analyze", "--jobs", jobs,
+                              str(path), "-f", "jsonl"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    fds = Path(f"/proc/{child.pid}/fd")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and child.poll() is None:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                break
+    os.truncate(path, 1_000_000)  # the file is open: the reader meets the cut as it reads
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0
+    records = [json.loads(line) for line in stdout.splitlines()]
+    if not stderr:  # the whole file was read before the cut
+        assert len(records) == 60_000
+        return
+    match = re.fullmatch(
+        rf"tcptrace: warning: truncated_record: {re.escape(str(path))}: file ends inside a "
+        r"record at byte (\d+) \((\d+) bytes dropped\); the capture was probably cut short\n",
+        stderr)
+    assert match, stderr
+    frames_read = (int(match[1]) - 24) // HANDSHAKE_RECORD
+    assert len(records) == -(-frames_read // 3)
+    assert [r["id"] for r in records] == list(range(1, len(records) + 1))
