@@ -52,16 +52,17 @@ pub struct HandshakeAnalyzer {
     pub syns: Vec<Sighting>,
     /// The first `MAX_SIGHTINGS` SYN/ACKs.
     pub synacks: Vec<Sighting>,
-    /// SYNs and SYN/ACKs seen, kept or not.
-    pub syns_seen: u64,
-    pub synacks_seen: u64,
+    /// SYNs and SYN/ACKs seen, kept or not, saturating. Narrow so that the analyzer keeps
+    /// its size (a connection must stay under 1000 bytes, see connection.rs): SYN/ACKs
+    /// are counted up to 65,535.
+    pub syns_seen: u32,
+    pub synacks_seen: u16,
     pub completing_ack: Option<Sighting>,
     pub simultaneous_open: bool,
 }
 
-/// Keep a sighting while the list is under its cap; count it either way.
-fn sighted(list: &mut Vec<Sighting>, seen: &mut u64, sighting: Sighting) {
-    *seen += 1;
+/// Keep a sighting while the list is under its cap.
+fn keep(list: &mut Vec<Sighting>, sighting: Sighting) {
     if list.len() < MAX_SIGHTINGS {
         list.push(sighting);
     }
@@ -76,11 +77,10 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: false,
                 stamp,
-            } => sighted(
-                &mut self.syns,
-                &mut self.syns_seen,
-                Sighting::new(ts_ns, stamp),
-            ),
+            } => {
+                self.syns_seen = self.syns_seen.saturating_add(1);
+                keep(&mut self.syns, Sighting::new(ts_ns, stamp));
+            }
             ConnEvent::Syn {
                 role: Role::Server,
                 with_ack: false,
@@ -91,11 +91,10 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: true,
                 stamp,
-            } => sighted(
-                &mut self.synacks,
-                &mut self.synacks_seen,
-                Sighting::new(ts_ns, stamp),
-            ),
+            } => {
+                self.synacks_seen = self.synacks_seen.saturating_add(1);
+                keep(&mut self.synacks, Sighting::new(ts_ns, stamp));
+            }
             ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
                 self.completing_ack = Some(Sighting::new(ts_ns, stamp));
             }
@@ -115,8 +114,8 @@ impl HandshakeAnalyzer {
             (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
             _ => None,
         };
-        let syn_retransmits = self.syns_seen.saturating_sub(1);
-        let synack_retransmits = self.synacks_seen.saturating_sub(1);
+        let syn_retransmits = u64::from(self.syns_seen.saturating_sub(1));
+        let synack_retransmits = u64::from(self.synacks_seen.saturating_sub(1));
         if self.simultaneous_open {
             // each SYN/ACK answers the other side's SYN: no request/answer legs to measure
             return Handshake {
