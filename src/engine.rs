@@ -482,6 +482,16 @@ pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
         );
         source.warn_once("internal_error", &message);
     }
+    let jumps = stats.clock_jumps;
+    if jumps > 0 {
+        let s = if jumps == 1 { "" } else { "s" };
+        let message = format!(
+            "timestamps went back more than an hour behind the latest seen {jumps} time{s} \
+             (a damaged timestamp, or captures of different times): connections were \
+             released on the later clock; a duration across the jump is meaningless"
+        );
+        source.warn_once("clock_jump", &message);
+    }
 }
 
 /// The `source` part of the report, as tcptrace/engine.py `source_report` builds it, from

@@ -218,3 +218,36 @@ def test_file_truncated_while_read_keeps_records(tmp_path: Path, jobs: str) -> N
     frames_read = (int(match[1]) - 24) // HANDSHAKE_RECORD
     assert len(records) == -(-frames_read // 3)
     assert [r["id"] for r in records] == list(range(1, len(records) + 1))
+
+
+CLOCK_JUMP_WARNING = (
+    "tcptrace: warning: clock_jump: timestamps went back more than an hour behind the latest "
+    "seen 1 time (a damaged timestamp, or captures of different times): connections were "
+    "released on the later clock; a duration across the jump is meaningless\n")
+
+
+def whole_connection(sport: int) -> list[bytes]:
+    return [*handshake(sport),
+            frame(sport=sport, seq=1001, ack=5001, flags=FIN | ACK),
+            frame("10.0.0.2", "10.0.0.1", 80, sport, seq=5001, ack=1002, flags=FIN | ACK),
+            frame(sport=sport, seq=1002, ack=5002, flags=ACK)]
+
+
+def test_a_timestamp_30_years_ahead_is_warned_and_every_record_kept(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One frame 30 years ahead (a flipped bit in the seconds field) among 1,500 whole
+    connections: the clock that releases ended connections comes back (so memory stays
+    bounded by live connections, benchmarks/hostile_memory.py `jump`), one warning, and
+    every connection written once."""
+    frames = [f for i in range(1500) for f in whole_connection(1024 + i)]
+    data = bytearray(pcap(frames))
+    at = 24 + 4000 * (16 + 54)  # frame 4001, in the first slice of 8,192 segments
+    seconds = int.from_bytes(data[at:at + 4], "little")
+    data[at:at + 4] = (seconds + 30 * 365 * 86_400).to_bytes(4, "little")
+    path = tmp_path / "jump.pcap"
+    path.write_bytes(bytes(data))
+    status, stdout, stderr = run_cli(capsys, "analyze", str(path), "-f", "jsonl")
+    assert (status, stderr) == (0, CLOCK_JUMP_WARNING)
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert sorted(r["id"] for r in records) == list(range(1, 1501))
+    assert sum(r["outcome"] == "CLOSED" for r in records) == 1500

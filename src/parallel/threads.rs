@@ -339,6 +339,7 @@ fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
     total.port_reuse += s.port_reuse;
     total.after_close += s.after_close;
     total.failed_connections += s.failed_connections;
+    total.clock_jumps = total.clock_jumps.max(s.clock_jumps); // every shard sees each jump
 }
 
 type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;
