@@ -25,6 +25,7 @@ use crate::writers::Value;
 mod capture;
 mod records;
 mod session;
+mod table;
 
 /// Output bytes are handed to Python's `write` in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -116,7 +117,7 @@ struct Run {
     format: Format,
     summary: Summary,
     spool: Option<JsonSpool>,
-    rows: Vec<TableRow>,
+    rows: table::TableRows,
     executed: bool,
     /// Where the report goes, from `execute` on.
     sink: Option<Sink>,
@@ -191,7 +192,7 @@ impl Run {
             format,
             summary: Summary::new(),
             spool,
-            rows: Vec::new(),
+            rows: table::TableRows::default(),
             executed: false,
             sink: None,
             jobs,
@@ -299,7 +300,7 @@ impl Run {
                             spool.add(&record).map_err(|e| e.to_string())?;
                         }
                     }
-                    Format::Table => rows.push(TableRow::of(&record)),
+                    Format::Table => rows.push(&TableRow::of(&record)),
                     Format::Records => {
                         batch.push((record, trace));
                         if batch.len() >= RECORD_BATCH {
@@ -351,16 +352,28 @@ impl Run {
         }
     }
 
-    /// Table rows sorted by id: (id, client, server, outcome, rtt_ms, setup_ms, time_wait,
-    /// rst, probes, requests, http, (packets client, packets server)).
-    fn rows(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by_key(|r| r.id);
+    /// Table rows sorted by id, those from `start` to `stop` (all by default): (id, client,
+    /// server, outcome, rtt_ms, setup_ms, time_wait, rst, probes, requests, http, (packets
+    /// client, packets server)). Taken a slice at a time, a large table never becomes one
+    /// list of tuples.
+    #[pyo3(signature = (start=0, stop=None))]
+    fn rows(&mut self, py: Python<'_>, start: usize, stop: Option<usize>) -> PyResult<Py<PyList>> {
+        if start == 0 {
+            self.rows.sort();
+        }
+        let stop = stop.unwrap_or(usize::MAX).min(self.rows.len());
         let list = PyList::empty(py);
-        for r in rows {
-            list.append(row_tuple(py, r)?)?;
+        for i in start..stop {
+            if let Some(r) = self.rows.get(i) {
+                list.append(row_tuple(py, r)?)?;
+            }
         }
         Ok(list.unbind())
+    }
+
+    /// How many table rows the run holds.
+    fn row_count(&self) -> usize {
+        self.rows.len()
     }
 
     /// The json document's connections, in id order, from the spool: everything after
@@ -470,7 +483,7 @@ impl Run {
                             if let Some(r) = record.record {
                                 let mut row = TableRow::of(r);
                                 row.id = record.id;
-                                rows.push(row);
+                                rows.push(&row);
                             }
                         }
                     }

@@ -100,9 +100,9 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *, filter_tree: An
         run.write(head[: -len("[]\n}")].encode())
         run.write_connections()
     elif fmt == "table":
-        from tcptrace.report.text import render_summary, render_table, table_cells
+        from tcptrace.report.text import render_summary, write_table
 
-        run.write(render_table([table_cells(*row) for row in run.rows()]).encode())
+        write_table(run.write, run.row_count(), run.rows)
         run.write(render_summary(run.summary(), run.source_report()).encode())
     if failure is not None:
         raise failure

@@ -251,3 +251,21 @@ def test_a_timestamp_30_years_ahead_is_warned_and_every_record_kept(
     records = [json.loads(line) for line in stdout.splitlines()]
     assert sorted(r["id"] for r in records) == list(range(1, 1501))
     assert sum(r["outcome"] == "CLOSED" for r in records) == 1500
+
+
+def test_table_written_a_slice_at_a_time_is_the_whole_table(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table format takes its rows from the engine a slice at a time (so 1M connections
+    never become one list of tuples): one row per slice gives the same text as the layout
+    of all rows at once."""
+    from tcptrace.report import text
+
+    linux = sorted(map(str, (PCAPS / "linux").glob("*.pcap")))
+    status, whole, _ = run_cli(capsys, "analyze", *linux)
+    assert status == 0
+    monkeypatch.setattr(text, "TABLE_SLICE", 1)
+    status, sliced, _ = run_cli(capsys, "analyze", *linux)
+    assert (status, sliced) == (0, whole)
+    table = whole.split("\n\n")[0].splitlines()
+    assert len(table) == 2 + 13 + 2  # header, rule, 13 connections, legend
+    assert table[13].startswith("12  10.77.0.1:55188  10.77.0.2:8080  CLOSED        -  ")

@@ -7,6 +7,7 @@ the command line itself.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 WIDTH = 100  # the table and summary fit a 100-column terminal
@@ -50,6 +51,32 @@ def render_table(rows: list[tuple[Any, ...]]) -> str:
     lines = [line(*HEADERS), "  ".join("-" * width for width in widths)]
     lines.extend(line(*cells) for cells in zip(*columns, strict=True))
     return "\n".join(lines) + "\n" + LEGEND
+
+
+TABLE_SLICE = 20_000
+"""Rows taken from the engine at a time by `write_table`."""
+
+
+def write_table(write: Callable[[bytes], object], count: int,
+                rows: Callable[[int, int], list[tuple[Any, ...]]]) -> None:
+    """`render_table` of the `count` rows that `rows(start, stop)` gives, written a slice
+    at a time: two passes (the widths, then the lines), so that a table of a million
+    connections is never held as text or as cells (item 12 of issue 17)."""
+    if not count:
+        return
+    widths = [len(header) for header in HEADERS]
+    for start in range(0, count, TABLE_SLICE):
+        cells = [table_cells(*row) for row in rows(start, start + TABLE_SLICE)]
+        for i, column in enumerate(zip(*cells, strict=True)):
+            widths[i] = max(widths[i], max(len(str(cell)) for cell in column))
+    line = "  ".join(f"{{:{'>' if align == 'right' else '<'}{width}}}"
+                     for align, width in zip(ALIGN, widths, strict=True)).format
+    write((line(*HEADERS) + "\n" + "  ".join("-" * width for width in widths) + "\n").encode())
+    for start in range(0, count, TABLE_SLICE):
+        text = "".join(line(*map(str, table_cells(*row))) + "\n"
+                       for row in rows(start, start + TABLE_SLICE))
+        write(text.encode())
+    write(LEGEND.encode())
 
 
 def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
