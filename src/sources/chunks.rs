@@ -57,6 +57,8 @@ pub struct ChunkReader {
     error: Option<String>,
     /// Bytes of the current chunk not read yet (piece mode, seekable input).
     chunk_left: usize,
+    /// Bytes read per chunk (`CHUNK` unless many files are merged: see `Captures`).
+    pub chunk: usize,
 }
 
 impl ChunkReader {
@@ -72,6 +74,7 @@ impl ChunkReader {
             pool: Vec::new(),
             error: None,
             chunk_left: 0,
+            chunk: CHUNK,
         }
     }
 
@@ -88,7 +91,7 @@ impl ChunkReader {
         match &mut self.input {
             Input::Seekable(f) => {
                 // a record longer than a chunk still fits in the next one
-                let size = CHUNK.max(2 * self.tail_len);
+                let size = self.chunk.max(2 * self.tail_len);
                 let mut result = Ok(());
                 if self.tail_len > 0 {
                     result = f.seek(SeekFrom::Start(self.position)).map(|_| ());
@@ -113,7 +116,7 @@ impl ChunkReader {
                 }
                 buf[..before].copy_from_slice(&self.tail);
                 self.tail.clear();
-                let result = fill(f, &mut buf, before, CHUNK);
+                let result = fill(f, &mut buf, before, self.chunk);
                 self.at_end = buf.len() == before;
                 if let Err(e) = result {
                     self.error = Some(python_os_error(&e));
@@ -134,7 +137,7 @@ impl ChunkReader {
         }
         let mut buf = self.free_buffer();
         // a record longer than a chunk still fits in the next one
-        self.chunk_left = CHUNK.max(2 * self.tail_len);
+        self.chunk_left = self.chunk.max(2 * self.tail_len);
         if self.tail_len > 0 {
             if let Input::Seekable(f) = &mut self.input {
                 if let Err(e) = f.seek(SeekFrom::Start(self.position)) {

@@ -19,6 +19,8 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 pub struct FileReader {
     name: String,
     state: State,
+    /// Bytes per read chunk (see `ChunkReader::chunk`).
+    pub chunk: usize,
 }
 
 enum State {
@@ -55,6 +57,7 @@ impl FileReader {
         FileReader {
             name: name.to_string(),
             state: State::Unopened(raw),
+            chunk: super::chunks::CHUNK,
         }
     }
 
@@ -149,10 +152,12 @@ impl FileReader {
             return Err(CaptureError(format!("{name}: empty file")));
         }
         if is_pcap_magic(&magic) {
-            let chunks = ChunkReader::new(input, 24, name, "record");
+            let mut chunks = ChunkReader::new(input, 24, name, "record");
+            chunks.chunk = self.chunk;
             Ok(State::Pcap(PcapReader::open(chunks, name)?))
         } else if magic == PCAPNG_MAGIC {
-            let chunks = ChunkReader::new(input, 0, name, "block");
+            let mut chunks = ChunkReader::new(input, 0, name, "block");
+            chunks.chunk = self.chunk;
             Ok(State::Pcapng(PcapngReader::new(chunks, name)))
         } else {
             Err(CaptureError(format!(
