@@ -269,3 +269,25 @@ def test_table_written_a_slice_at_a_time_is_the_whole_table(
     table = whole.split("\n\n")[0].splitlines()
     assert len(table) == 2 + 13 + 2  # header, rule, 13 connections, legend
     assert table[13].startswith("12  10.77.0.1:55188  10.77.0.2:8080  CLOSED        -  ")
+
+
+def test_many_files_merge_to_the_records_of_one(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """150 files of a rotation (past 16 files their read chunks share a budget, so memory
+    stays bounded: benchmarks/hostile_memory.py `files`) give the records of one file."""
+    frames = [f for i in range(1500) for f in whole_connection(1024 + i)]
+    one = tmp_path / "one.pcap"
+    one.write_bytes(pcap(frames))
+    data = one.read_bytes()
+    size = 16 + 54
+    parts = []
+    for k in range(150):
+        part = tmp_path / f"part{k:03}.pcap"
+        part.write_bytes(data[:24] + data[24 + k * 60 * size: 24 + (k + 1) * 60 * size])
+        parts.append(str(part))
+    status, whole, _ = run_cli(capsys, "analyze", str(one), "-f", "jsonl")
+    assert status == 0
+    status, merged, stderr = run_cli(capsys, "analyze", *parts, "-f", "jsonl")
+    assert (status, stderr) == (0, "")
+    assert len(merged.splitlines()) == 1500
+    assert merged == whole
