@@ -291,3 +291,17 @@ def test_many_files_merge_to_the_records_of_one(
     assert (status, stderr) == (0, "")
     assert len(merged.splitlines()) == 1500
     assert merged == whole
+
+
+def test_ladder_honours_the_flow_table_cap(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`ladder` takes --max-flows (and --linger, --verify-checksums) as every command that
+    reads captures does: a SYN flood cannot make it hold more connections than that."""
+    flood = [frame(sport=1024 + i, seq=i, flags=SYN) for i in range(3000)]
+    path = tmp_path / "flood.pcap"
+    path.write_bytes(pcap(flood))
+    status, stdout, stderr = run_cli(capsys, "ladder", "--conn", "5", "--max-flows", "10",
+                                     "--no-progress", str(path))
+    assert status == 0
+    assert stdout.startswith("connection 5: 10.0.0.1:1028 -> 10.0.0.2:80, UNANSWERED, 1 segments")
+    assert stderr == ""  # (ladder prints no warnings)

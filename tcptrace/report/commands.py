@@ -59,9 +59,11 @@ def _colour_wanted() -> bool:
                    "connection to one service; each is drawn).")
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
 @click.option("--filter", "filter_", metavar="EXPR", help="Analyze only matching segments.")
+@analysis_options
 @progress_option
 def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
-           server: str | None, ascii_: bool, filter_: str | None, no_progress: bool) -> None:
+           server: str | None, ascii_: bool, filter_: str | None, linger: float,
+           max_flows: int, verify_checksums: bool, no_progress: bool) -> None:
     """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
 
     Colours are used when stdout is a terminal and NO_COLOR is not set.
@@ -74,7 +76,9 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
     (side, value), = given
     select: native.TraceSelect = conn_id if side == "conn" else (
         side, *parse_endpoint(str(value), f"--{side}"))
-    run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S)
+    run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S,
+                            linger_s=linger, max_flows=max_flows,
+                            verify_checksums=verify_checksums)
     native.trace(run, select, traced_only=True)
     found: list[tuple[Record, Trace]] = []
 
