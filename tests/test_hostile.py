@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import test_schema
 from conftest import PCAPS, run_cli
 from test_robustness import ACK, FIN, PSH, SYN, frame, handshake, pcap
 
@@ -88,7 +89,9 @@ def test_a_failure_in_one_connection_costs_only_that_connection(
     assert [json.loads(line) for line in stdout.splitlines()] == whole[1:]
     status, stdout, stderr = run_cli(capsys, "analyze", str(capture), "-f", "json")
     assert (status, stderr) == (0, FAILED_WARNING)
-    source = json.loads(stdout)["source"]
+    report = json.loads(stdout)
+    assert test_schema.errors(test_schema.validator(), report) == []
+    source = report["source"]
     assert source["failed_connections"] == 1
     assert source["warnings"] == [FAILED_WARNING.removeprefix("tcptrace: warning: ").strip()]
 
