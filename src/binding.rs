@@ -25,6 +25,7 @@ mod bpf;
 mod capture;
 mod records;
 mod session;
+mod table;
 
 /// Output bytes are handed to Python's `write` in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -121,7 +122,7 @@ struct Run {
     format: Format,
     summary: Summary,
     spool: Option<JsonSpool>,
-    rows: Vec<TableRow>,
+    rows: table::TableRows,
     executed: bool,
     /// Where the report goes, from `execute` on.
     sink: Option<Sink>,
@@ -139,7 +140,7 @@ impl Run {
     #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     #[pyo3(signature = (paths, format, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, panic_at_frame=None, jobs=1, *, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None, per_file=false))]
     fn new(
-        paths: Vec<String>,
+        paths: Vec<std::path::PathBuf>,
         format: &str,
         filter: Option<PyRef<'_, bpf::BpfFilter>>,
         msl_s: f64,
@@ -191,12 +192,17 @@ impl Run {
         } else {
             None
         };
+        // a name that is not UTF-8 (os.fsencode bytes) is shown with \xNN escapes
+        let paths = paths
+            .iter()
+            .map(|p| crate::names::display_name(p))
+            .collect();
         Ok(Run {
             engine: Engine::new(paths, options),
             format,
             summary: Summary::new(),
             spool,
-            rows: Vec::new(),
+            rows: table::TableRows::default(),
             executed: false,
             sink: None,
             jobs,
@@ -304,7 +310,7 @@ impl Run {
                             spool.add(&record).map_err(|e| e.to_string())?;
                         }
                     }
-                    Format::Table => rows.push(TableRow::of(&record)),
+                    Format::Table => rows.push(&TableRow::of(&record)),
                     Format::Records => {
                         batch.push((record, trace));
                         if batch.len() >= RECORD_BATCH {
@@ -361,16 +367,28 @@ impl Run {
         }
     }
 
-    /// Table rows sorted by id: (id, client, server, outcome, rtt_ms, setup_ms, time_wait,
-    /// rst, probes, requests, http, (packets client, packets server)).
-    fn rows(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by_key(|r| r.id);
+    /// Table rows sorted by id, those from `start` to `stop` (all by default): (id, client,
+    /// server, outcome, rtt_ms, setup_ms, time_wait, rst, probes, requests, http, (packets
+    /// client, packets server)). Taken a slice at a time, a large table never becomes one
+    /// list of tuples.
+    #[pyo3(signature = (start=0, stop=None))]
+    fn rows(&mut self, py: Python<'_>, start: usize, stop: Option<usize>) -> PyResult<Py<PyList>> {
+        if start == 0 {
+            self.rows.sort();
+        }
+        let stop = stop.unwrap_or(usize::MAX).min(self.rows.len());
         let list = PyList::empty(py);
-        for r in rows {
-            list.append(row_tuple(py, r)?)?;
+        for i in start..stop {
+            if let Some(r) = self.rows.get(i) {
+                list.append(row_tuple(py, r)?)?;
+            }
         }
         Ok(list.unbind())
+    }
+
+    /// How many table rows the run holds.
+    fn row_count(&self) -> usize {
+        self.rows.len()
     }
 
     /// The json document's connections, in id order, from the spool: everything after
@@ -480,7 +498,7 @@ impl Run {
                             if let Some(r) = record.record {
                                 let mut row = TableRow::of(r);
                                 row.id = record.id;
-                                rows.push(row);
+                                rows.push(&row);
                             }
                         }
                     }

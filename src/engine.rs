@@ -548,6 +548,26 @@ pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
         );
         source.warn_once("evicted_for_capacity", &message);
     }
+    let failed = stats.failed_connections;
+    if failed > 0 {
+        let s = if failed == 1 { "" } else { "s" };
+        let message = format!(
+            "{failed} connection{s} left out after an internal error in their analysis \
+             (a tcptrace bug: please report it with the capture); the other connections \
+             are complete"
+        );
+        source.warn_once("internal_error", &message);
+    }
+    let jumps = stats.clock_jumps;
+    if jumps > 0 {
+        let s = if jumps == 1 { "" } else { "s" };
+        let message = format!(
+            "timestamps went back more than an hour behind the latest seen {jumps} time{s} \
+             (a damaged timestamp, or captures of different times): connections were \
+             released on the later clock; a duration across the jump is meaningless"
+        );
+        source.warn_once("clock_jump", &message);
+    }
 }
 
 /// The `source` part of the report, as tcptrace/engine.py `source_report` builds it, from
@@ -569,7 +589,7 @@ pub fn source_report(
         skipped.sort_by(|a, b| a.0.cmp(&b.0));
     }
     let strings = |v: &[String]| Value::List(v.iter().map(|s| Value::Str(s.clone())).collect());
-    Value::Map(vec![
+    let mut report = Value::Map(vec![
         ("files".into(), strings(&source.files)),
         ("packets".into(), Value::Int(source.frames as i64)),
         ("tcp_segments".into(), Value::Int(segments_total as i64)),
@@ -583,7 +603,17 @@ pub fn source_report(
         ),
         ("idle_evicted".into(), Value::Int(stats.idle_evicted as i64)),
         ("after_close".into(), Value::Int(stats.after_close as i64)),
-    ])
+    ]);
+    // only when it happened: the report of a run without a failure stays as it was
+    if stats.failed_connections > 0 {
+        if let Value::Map(fields) = &mut report {
+            fields.push((
+                "failed_connections".into(),
+                Value::Int(stats.failed_connections as i64),
+            ));
+        }
+    }
+    report
 }
 
 /// Where frame `frame` (1-based, in the order the engine saw them) is, for a user.

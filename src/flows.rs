@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::ChecksumLedger;
@@ -65,7 +66,15 @@ pub struct FlowTableStats {
     pub port_reuse: u64,
     /// Segments that arrived after their connection was emitted (late duplicates).
     pub after_close: u64,
+    /// Connections dropped because their analysis failed (a panic: a bug); see `quarantine`.
+    pub failed_connections: u64,
+    /// Times the clock was set back (timestamps more than `CLOCK_JUMP_NS` behind it).
+    pub clock_jumps: u64,
 }
+
+/// How far behind the clock a slice's latest timestamp must be to set the clock back to
+/// it: far beyond any reordering a capture or a merge of captures produces.
+pub const CLOCK_JUMP_NS: i64 = 3_600 * 1_000_000_000;
 
 /// A 4-tuple in canonical order: side 0 is the lower (address, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -282,13 +291,26 @@ pub struct FlowTable {
     pub zeek_server_ports: Option<Vec<u16>>,
     /// The run's tunnel paths: a connection in a tunnel takes its path from there.
     pub tunnels: Option<SharedTunnels>,
+    /// 4-tuples whose connection failed: their later segments are ignored (until a new SYN),
+    /// instead of opening a connection mid-stream that would fail the same way.
+    failed: FastMap<TombKey, ()>,
+    /// Test hook (`TCPTRACE_PANIC_IN_CONNECTION=ID`): the connection with this id panics
+    /// when it opens, to prove a failure costs only its own connection.
+    panic_in_connection: Option<u64>,
 }
+
+/// The environment variable of the test hook `FlowTable::panic_in_connection`.
+pub const PANIC_IN_CONNECTION: &str = "TCPTRACE_PANIC_IN_CONNECTION";
 
 impl FlowTable {
     pub fn new(options: FlowOptions) -> Self {
+        let panic_in_connection = std::env::var(PANIC_IN_CONNECTION)
+            .ok()
+            .and_then(|id| id.trim().parse().ok());
         FlowTable {
             options,
             next_id: 1,
+            panic_in_connection,
             ..FlowTable::default()
         }
     }
@@ -331,8 +353,45 @@ impl FlowTable {
     /// Run segments (offsets into `data`) through their connections in capture order,
     /// without sweeping: part of a slice that `end_slice` ends (a slice may span several
     /// read pieces). Nothing here keeps a reference into `data`.
+    ///
+    /// A panic while one segment is handled (a bug, most likely in an analyzer fed
+    /// untrusted bytes) costs only that segment's connection: it is dropped and counted in
+    /// `stats.failed_connections`, and the other segments go on. `catch_unwind` costs
+    /// nothing until a panic, and it wraps the whole loop, not each segment.
     pub fn feed_segments(&mut self, segs: &[Segment], data: &[u8]) {
-        for seg in segs {
+        let mut rest = segs;
+        while !rest.is_empty() {
+            let mut handled = 0;
+            let fed = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.feed_unguarded(rest, data, &mut handled)
+            }));
+            if fed.is_ok() {
+                return;
+            }
+            let Some(seg) = rest.get(handled) else { return };
+            self.quarantine(seg);
+            rest = rest.get(handled + 1..).unwrap_or(&[]);
+        }
+    }
+
+    /// Drop the connection whose segment `seg` panicked, wherever it is (the table, or
+    /// the connections ended but not yet taken), and remember its 4-tuple.
+    fn quarantine(&mut self, seg: &Segment) {
+        self.stats.failed_connections += 1;
+        let key = flow_key(seg, canonical_first(seg));
+        if let Some(i) = self.index.get(&key).copied() {
+            if self.remove(i).is_none() {
+                self.index.remove(&key);
+            }
+        } else if let Some(pos) = self.ended.iter().rposition(|c| c.0.key() == key) {
+            self.ended.remove(pos);
+        }
+        self.failed.insert(TombKey::of(&key), ());
+    }
+
+    fn feed_unguarded(&mut self, segs: &[Segment], data: &[u8], handled: &mut usize) {
+        for (n, seg) in segs.iter().enumerate() {
+            *handled = n;
             self.current_frame = seg.frame_index;
             let src_first = canonical_first(seg);
             let side = usize::from(!src_first);
@@ -367,7 +426,19 @@ impl FlowTable {
 
     /// End a slice whose latest segment timestamp is `latest`: the clock moves on to it
     /// and the table sweeps.
+    ///
+    /// The clock only moves forward, so one timestamp far ahead (a flipped bit) or a
+    /// capture whose timestamps go back would stop it, and with it every release of ended
+    /// connections and tombstones (200k connections: 1 GB instead of 100 MB). A slice
+    /// whose latest timestamp lies more than `CLOCK_JUMP_NS` behind the clock therefore
+    /// sets the clock back to it (counted in `stats.clock_jumps`); connections last seen
+    /// beyond the new clock by that much are then released as if idle since.
     pub fn end_slice(&mut self, latest: i64) {
+        if latest < self.now_ns.saturating_sub(CLOCK_JUMP_NS) {
+            self.stats.clock_jumps += 1;
+            self.now_ns = latest;
+            self.swept_ns = i64::MIN; // sweep now, on the new clock
+        }
         self.now_ns = self.now_ns.max(latest);
         self.sweep();
     }
@@ -382,6 +453,9 @@ impl FlowTable {
         seg: &Segment,
     ) -> Option<Found> {
         if seg.flags & SYN != 0 && seg.flags & ACK == 0 {
+            if !self.failed.is_empty() {
+                self.failed.remove(&TombKey::of(&key));
+            }
             if let Some(i) = at {
                 let slot = self.order[i].as_mut()?;
                 let role = role_of(side, usize::from(slot.client_side));
@@ -393,6 +467,9 @@ impl FlowTable {
         }
         if at.is_some() {
             return at.map(Found::Table);
+        }
+        if !self.failed.is_empty() && self.failed.contains_key(&TombKey::of(&key)) {
+            return None;
         }
         if !self.tombstones.is_empty() && self.tombstones.contains_key(&TombKey::of(&key)) {
             self.stats.after_close += 1;
@@ -500,6 +577,9 @@ impl FlowTable {
         };
         self.next_id += 1;
         self.stats.connections += 1;
+        if self.panic_in_connection == Some(id) {
+            panic!("forced panic in connection {id} ({PANIC_IN_CONNECTION})");
+        }
         if self.index.len() > self.options.max_flows + CAP_SLACK {
             self.evict_idlest();
             if self.order.get(i).is_none_or(Option::is_none) {
@@ -520,7 +600,9 @@ impl FlowTable {
     /// every connection, so it runs at most once per SWEEP_INTERVAL of capture time, unless
     /// the table is over its cap.
     fn sweep(&mut self) {
-        if self.now_ns - self.swept_ns < SWEEP_INTERVAL_NS && self.len() <= self.options.max_flows {
+        if self.now_ns.saturating_sub(self.swept_ns) < SWEEP_INTERVAL_NS
+            && self.len() <= self.options.max_flows
+        {
             return;
         }
         self.swept_ns = self.now_ns;
@@ -530,11 +612,13 @@ impl FlowTable {
             .options
             .idle_timeout_s
             .map(|s| self.now_ns - (s * NS) as i64);
+        // last seen far beyond the clock: before the clock was set back (see end_slice)
+        let beyond = self.now_ns.saturating_add(CLOCK_JUMP_NS);
         let mut done: Vec<(usize, bool)> = Vec::new();
         for (i, slot) in self.order.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
             let conn = &mut slot.conn;
-            if conn.last_ns < horizon && conn.ended() {
+            if (conn.last_ns < horizon || conn.last_ns > beyond) && conn.ended() {
                 done.push((i, true));
             } else if idle.is_some_and(|idle| conn.last_ns < idle) {
                 done.push((i, conn.ended()));
@@ -555,7 +639,7 @@ impl FlowTable {
         while self
             .tombstone_queue
             .front()
-            .is_some_and(|&(ns, _)| ns < expired)
+            .is_some_and(|&(ns, _)| ns < expired || ns > beyond)
         {
             if let Some((_, key)) = self.tombstone_queue.pop_front() {
                 self.tombstones.remove(&key);
@@ -829,6 +913,73 @@ mod tests {
         t.tick(2_000 * MS);
         t.feed(&[to_v6(seg(2_000, false, ACK, 5002, 102))], &[]);
         assert_eq!(t.stats.after_close, 1);
+    }
+
+    #[test]
+    fn a_panic_in_one_connection_costs_only_that_connection() {
+        let mut t = table();
+        t.panic_in_connection = Some(2);
+        let mut segs = Vec::new();
+        for (n, port) in [40000u16, 40001, 40002].into_iter().enumerate() {
+            for mut s in full_connection(n as i64 * 10, 100) {
+                if s.sport == 40000 {
+                    s.sport = port;
+                } else {
+                    s.dport = port;
+                }
+                segs.push(s);
+            }
+        }
+        // a later segment of the failed tuple: ignored, not a new mid-stream connection
+        let mut late = seg(100, false, ACK, 5002, 102);
+        late.dport = 40001;
+        segs.push(late);
+        let hook = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        t.feed(&segs, &[]);
+        panic::set_hook(hook);
+        let mut all = t.drain();
+        all.extend(t.close());
+        let kept: Vec<(u64, u16)> = all
+            .iter_mut()
+            .map(|c| {
+                let r = c.record(30.0);
+                (r.id, r.client.port)
+            })
+            .collect();
+        assert_eq!(kept, vec![(1, 40000), (3, 40002)]);
+        assert_eq!((t.stats.connections, t.stats.failed_connections), (3, 1));
+    }
+
+    #[test]
+    fn a_timestamp_far_ahead_does_not_stop_the_release_of_ended_connections() {
+        const YEARS_30_MS: i64 = 30 * 365 * 24 * 3_600 * 1_000;
+        let on_port = |segs: Vec<Segment>, port: u16| -> Vec<Segment> {
+            segs.into_iter()
+                .map(|mut s| {
+                    if s.sport == 40000 {
+                        s.sport = port;
+                    } else {
+                        s.dport = port;
+                    }
+                    s
+                })
+                .collect()
+        };
+        let mut t = table();
+        t.feed(&full_connection(0, 100), &[]);
+        let mut stray = seg(YEARS_30_MS, true, ACK, 7, 7);
+        stray.sport = 50000;
+        t.feed(&[stray], &[]); // the clock leaps 30 years: connection 1 is released
+        assert_eq!(t.drain().len(), 1);
+        t.feed(&on_port(full_connection(10, 300), 40001), &[]);
+        assert_eq!(t.stats.clock_jumps, 1); // the clock came back to the capture's time
+        t.tick(3_000 * MS);
+        let ids: Vec<u64> = t.drain().iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![3]); // released on the clock that came back
+        t.feed(&on_port(full_connection(4_000, 500), 40002), &[]);
+        assert_eq!(t.stats.clock_jumps, 1);
+        assert_eq!(t.len(), 2); // the stray (not ended) and the last connection (lingering)
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::decode::{decode_tunnels, Segment, Tunnels, SUPPORTED_LINKTYPES};
 use crate::engine::{Engine, Options, RunError};
 use crate::sources::{frames_of_bytes, Captures, FileReader, Frame, FrameBatch, SourceStats};
-use crate::writers::{write_jsonl, CsvWriter, Summary};
+use crate::writers::{write_jsonl, CsvWriter, Summary, Value};
 
 /// Arbitrary bytes as a capture file (opened by content: pcap, pcapng, either
 /// gzip-compressed) through the readers. Errors are fine; a panic, an out-of-bounds frame or
@@ -149,7 +149,107 @@ pub fn engine(data: &[u8]) {
         panic!("the engine panicked at {at}: {message}");
     }
     let _ = summary.as_dict();
-    let _ = engine.source_report();
+    let failed = failed_connections(&engine.source_report());
+    assert_eq!(failed, 0, "a connection's analysis panicked");
+}
+
+/// Whether a run's `source` report counts connections left out after a panic in their
+/// analysis (caught per connection, so a fuzzer would not see it as a crash).
+fn failed_connections(report: &Value) -> i64 {
+    match report {
+        Value::Map(fields) => fields
+            .iter()
+            .find(|(k, _)| k == "failed_connections")
+            .map_or(0, |(_, v)| if let Value::Int(n) = v { *n } else { 0 }),
+        _ => 0,
+    }
+}
+
+/// The link types `frames` builds its capture with, and where the IP header starts in each.
+const FRAME_LINKTYPES: [(u32, usize); 4] = [(1, 14), (101, 0), (113, 16), (276, 20)];
+
+/// The frames of a real capture, mutated: the input is a list of frames rather than a file,
+/// so the fuzzer's mutations land in the link, IP and TCP headers and the payloads (HTTP
+/// included) of connections the engine follows, not in the file format. The frames are
+/// written as a pcap and run through the whole engine as `engine` does; a panic, even one
+/// caught for its connection alone, is a bug.
+///
+/// Input: byte 0 holds the options: bits 0-1 the link type (`FRAME_LINKTYPES`), bit 2
+/// `--zeek`, bit 3 `--verify-checksums`, bit 4 "fit the IP length fields to the frame"
+/// (so that payload mutations that change a frame's size still decode), bits 5-7 the
+/// flow-table cap (1-8). Then frames: a 2-byte big-endian length, a signed time step in
+/// milliseconds (clocks may go backwards), the frame bytes.
+pub fn frames(input: &[u8]) {
+    let [options, rest @ ..] = input else {
+        return;
+    };
+    let (linktype, ip_at) = FRAME_LINKTYPES[usize::from(options & 3)];
+    let mut file = Vec::with_capacity(input.len() * 2 + 24);
+    for word in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, linktype] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    file[4..8].copy_from_slice(&[2, 0, 4, 0]);
+    let mut ts_us: i64 = 1_700_000_000_000_000;
+    let mut at = rest;
+    while let [hi, lo, step, tail @ ..] = at {
+        let len = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
+        let (frame, after) = tail.split_at(len);
+        at = after;
+        ts_us += i64::from(*step as i8) * 1000;
+        let mut frame = frame.to_vec();
+        if options & 0x10 != 0 {
+            fit_ip_length(&mut frame, ip_at);
+        }
+        let (sec, usec) = (ts_us / 1_000_000, ts_us % 1_000_000);
+        for word in [sec as u32, usec as u32, len as u32, len as u32] {
+            file.extend_from_slice(&word.to_le_bytes());
+        }
+        file.extend_from_slice(&frame);
+    }
+    let captures = Captures::from_readers(vec![FileReader::from_bytes(file, "fuzz")]);
+    let options = Options {
+        max_flows: usize::from(options >> 5) + 1,
+        linger_s: 0.0,
+        zeek: options & 0x04 != 0,
+        verify_checksums: options & 0x08 != 0,
+        ..Options::default()
+    };
+    let mut engine = Engine::new(vec!["fuzz".into()], options);
+    let mut out = Vec::new();
+    let mut csv = CsvWriter::new();
+    let mut summary = Summary::new();
+    let result = engine.run_on(captures, |record| {
+        write_jsonl(&mut out, &record);
+        csv.write(&record, &mut out);
+        summary.add(&record);
+        out.clear();
+        Ok(())
+    });
+    if let Err(RunError::Panic { at, message }) = result {
+        panic!("the engine panicked at {at}: {message}");
+    }
+    let _ = summary.as_dict();
+    let failed = failed_connections(&engine.source_report());
+    assert_eq!(failed, 0, "a connection's analysis panicked");
+}
+
+/// Set the IPv4 total length or IPv6 payload length at `ip_at` to what the frame holds.
+fn fit_ip_length(frame: &mut [u8], ip_at: usize) {
+    let Some(ip) = frame.get_mut(ip_at..) else {
+        return;
+    };
+    let len = ip.len();
+    match ip.first().map(|b| b >> 4) {
+        Some(4) if len >= 20 => {
+            let total = len.min(0xFFFF) as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+        }
+        Some(6) if len >= 40 => {
+            let payload = (len - 40).min(0xFFFF) as u16;
+            ip[4..6].copy_from_slice(&payload.to_be_bytes());
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -161,10 +261,11 @@ mod tests {
     fn regressions_replay() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
         type Check = fn(&[u8]);
-        let targets: [(&str, Check); 3] = [
+        let targets: [(&str, Check); 4] = [
             ("readers", super::readers),
             ("decode", super::decode),
             ("engine", super::engine),
+            ("frames", super::frames),
         ];
         let mut replayed = 0;
         for (target, check) in targets {

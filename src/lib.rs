@@ -19,6 +19,7 @@ pub mod filter;
 pub mod flows;
 pub mod fuzzing;
 pub mod model;
+pub mod names;
 pub mod parallel;
 pub mod reassembly;
 pub mod seqnum;

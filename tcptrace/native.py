@@ -30,6 +30,27 @@ PANIC_HOOK = "TCPTRACE_PANIC_AT_FRAME"
 reaches the user as one line, with the records read so far written."""
 
 
+def display_name(path: str) -> str:
+    """`path` as the engine shows it (src/names.rs): itself when its bytes are UTF-8; else
+    each byte that is not valid UTF-8 as \\xNN and each backslash doubled (a Unix name is any
+    bytes; Python holds the invalid ones as surrogates, which no UTF-8 output can carry)."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        pass
+    out, at = [], 0
+    while at < len(raw):
+        try:
+            out.append(raw[at:].decode().replace("\\", "\\\\"))
+            break
+        except UnicodeDecodeError as bad:
+            out.append(raw[at:at + bad.start].decode().replace("\\", "\\\\"))
+            out.extend(f"\\x{b:02x}" for b in raw[at + bad.start:at + bad.end])
+            at += bad.end
+    return "".join(out)
+
+
 def available() -> bool:
     """Whether the native engine was built into this installation."""
     try:

@@ -39,13 +39,33 @@ enum Match {
 const AMBIGUOUS: &str = "retransmissions without TCP timestamps: the answered segment is unknown";
 const SIMULTANEOUS: &str = "simultaneous open: both sides sent SYN";
 
+/// Sightings kept per list: a hostile capture can repeat one SYN millions of times on one
+/// 4-tuple (a 36 MB gzip of one SYN held 11.5 GB in the Python engine). Past this, SYNs and
+/// SYN/ACKs are only counted (the retransmit counts stay exact); a handshake whose
+/// answering segments lie past the first `MAX_SIGHTINGS` may then be reported ambiguous.
+pub const MAX_SIGHTINGS: usize = 1024;
+
 /// The client's SYNs, the server's SYN/ACKs and the ACK completing the handshake.
 #[derive(Debug, Default)]
 pub struct HandshakeAnalyzer {
+    /// The first `MAX_SIGHTINGS` SYNs.
     pub syns: Vec<Sighting>,
+    /// The first `MAX_SIGHTINGS` SYN/ACKs.
     pub synacks: Vec<Sighting>,
+    /// SYNs and SYN/ACKs seen, kept or not, saturating. Narrow so that the analyzer keeps
+    /// its size (a connection must stay under 1000 bytes, see connection.rs): SYN/ACKs
+    /// are counted up to 65,535.
+    pub syns_seen: u32,
+    pub synacks_seen: u16,
     pub completing_ack: Option<Sighting>,
     pub simultaneous_open: bool,
+}
+
+/// Keep a sighting while the list is under its cap.
+fn keep(list: &mut Vec<Sighting>, sighting: Sighting) {
+    if list.len() < MAX_SIGHTINGS {
+        list.push(sighting);
+    }
 }
 
 impl Analyzer for HandshakeAnalyzer {
@@ -57,7 +77,10 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: false,
                 stamp,
-            } => self.syns.push(Sighting::new(ts_ns, stamp)),
+            } => {
+                self.syns_seen = self.syns_seen.saturating_add(1);
+                keep(&mut self.syns, Sighting::new(ts_ns, stamp));
+            }
             ConnEvent::Syn {
                 role: Role::Server,
                 with_ack: false,
@@ -68,7 +91,10 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: true,
                 stamp,
-            } => self.synacks.push(Sighting::new(ts_ns, stamp)),
+            } => {
+                self.synacks_seen = self.synacks_seen.saturating_add(1);
+                keep(&mut self.synacks, Sighting::new(ts_ns, stamp));
+            }
             ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
                 self.completing_ack = Some(Sighting::new(ts_ns, stamp));
             }
@@ -88,8 +114,8 @@ impl HandshakeAnalyzer {
             (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
             _ => None,
         };
-        let syn_retransmits = syns.len().saturating_sub(1) as u64;
-        let synack_retransmits = synacks.len().saturating_sub(1) as u64;
+        let syn_retransmits = u64::from(self.syns_seen.saturating_sub(1));
+        let synack_retransmits = u64::from(self.synacks_seen.saturating_sub(1));
         if self.simultaneous_open {
             // each SYN/ACK answers the other side's SYN: no request/answer legs to measure
             return Handshake {
@@ -218,6 +244,23 @@ mod tests {
             ts_ns: ms * MS,
             stamp,
         });
+    }
+
+    #[test]
+    fn sightings_past_the_cap_are_counted_not_kept() {
+        let mut a = HandshakeAnalyzer::default();
+        for ms in 0..3000 {
+            syn(&mut a, ms, None);
+            synack(&mut a, ms, None);
+        }
+        ack(&mut a, 3000, None);
+        assert_eq!(
+            (a.syns.len(), a.synacks.len()),
+            (MAX_SIGHTINGS, MAX_SIGHTINGS)
+        );
+        let h = a.result();
+        assert_eq!((h.syn_retransmits, h.synack_retransmits), (2999, 2999));
+        assert_eq!((h.complete, h.setup_ms), (true, Some(3000.0)));
     }
 
     #[test]

@@ -125,12 +125,14 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
         from_shards.push(rx);
     }
     thread::scope(|scope| {
-        let reader =
-            scope.spawn(|| read(&mut captures, options, jobs, to_shards, progress, &abort));
+        // Builder::spawn_scoped, not scope.spawn (which panics): a thread that cannot be
+        // started (a process or memory limit) is a one-line error. The shards start first:
+        // if one cannot, the others end on their closed inboxes before anything is read.
         let channels = shard_inboxes
             .into_iter()
             .zip(shard_outboxes)
             .zip(shard_returns);
+        let mut spawned = Ok(());
         for (k, ((inbox, outbox), returned)) in channels.enumerate() {
             let abort = &abort;
             let mailbox = Mailbox {
@@ -138,8 +140,30 @@ pub fn run_on<E: FnMut(Output) -> Result<(), String>>(
                 outbox,
                 returned,
             };
-            scope.spawn(move || shard(k, options, paths, encoding, mailbox, abort));
+            let started = thread::Builder::new().spawn_scoped(scope, move || {
+                shard(k, options, paths, encoding, mailbox, abort)
+            });
+            if let Err(err) = started {
+                spawned = Err(err);
+                break;
+            }
         }
+        let reader = spawned.and_then(|()| {
+            thread::Builder::new().spawn_scoped(scope, || {
+                read(&mut captures, options, jobs, to_shards, progress, &abort)
+            })
+        });
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(err) => {
+                drop(from_shards);
+                let message = format!("--jobs {jobs}: cannot start a thread: {err}");
+                return (
+                    Err(RunError::Capture(CaptureError(message))),
+                    Report::default(),
+                );
+            }
+        };
         let written = write(from_shards, returns, encoding, &abort, &mut emit);
         abort.store(true, Ordering::Relaxed);
         let (mut mapper, read_error) = match reader.join() {
@@ -314,6 +338,8 @@ fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
     total.idle_evicted += s.idle_evicted;
     total.port_reuse += s.port_reuse;
     total.after_close += s.after_close;
+    total.failed_connections += s.failed_connections;
+    total.clock_jumps = total.clock_jumps.max(s.clock_jumps); // every shard sees each jump
 }
 
 type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;

@@ -61,6 +61,8 @@ pub struct ChunkReader {
     error: Option<String>,
     /// Bytes of the current chunk not read yet (piece mode, seekable input).
     chunk_left: usize,
+    /// Bytes read per chunk (`CHUNK` unless many files are merged: see `Captures`).
+    pub chunk: usize,
 }
 
 impl ChunkReader {
@@ -76,6 +78,7 @@ impl ChunkReader {
             pool: Vec::new(),
             error: None,
             chunk_left: 0,
+            chunk: CHUNK,
         }
     }
 
@@ -91,13 +94,13 @@ impl ChunkReader {
         let mut buf = self.free_buffer();
         let more = match self.input {
             // a pipe's chunk is the file's: from the tail on, as the seekable branch reads
-            Input::Pipe(_) => CHUNK.max(2 * self.tail.len()) - self.tail.len(),
-            _ => CHUNK,
+            Input::Pipe(_) => self.chunk.max(2 * self.tail.len()) - self.tail.len(),
+            _ => self.chunk,
         };
         match &mut self.input {
             Input::Seekable(f) => {
                 // a record longer than a chunk still fits in the next one
-                let size = CHUNK.max(2 * self.tail_len);
+                let size = self.chunk.max(2 * self.tail_len);
                 let mut result = Ok(());
                 if self.tail_len > 0 {
                     result = f.seek(SeekFrom::Start(self.position)).map(|_| ());
@@ -143,7 +146,7 @@ impl ChunkReader {
         }
         let mut buf = self.free_buffer();
         // a record longer than a chunk still fits in the next one
-        self.chunk_left = CHUNK.max(2 * self.tail_len);
+        self.chunk_left = self.chunk.max(2 * self.tail_len);
         if self.tail_len > 0 {
             if let Input::Seekable(f) = &mut self.input {
                 if let Err(e) = f.seek(SeekFrom::Start(self.position)) {

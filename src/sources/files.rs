@@ -39,6 +39,8 @@ pub struct FileReader {
     /// The path as messages name it (see `display_name`).
     name: String,
     state: State,
+    /// Bytes per read chunk (see `ChunkReader::chunk`).
+    pub chunk: usize,
 }
 
 enum State {
@@ -59,12 +61,14 @@ impl FileReader {
         let file = if path == STDIN_PATH {
             stdin_file().map_err(cannot_open)?
         } else {
-            if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            // a name that is not UTF-8 comes with its bytes escaped: open the real ones
+            let fs_path = crate::names::path_of(path);
+            if std::fs::metadata(&fs_path).is_ok_and(|m| m.is_dir()) {
                 return Err(CaptureError(format!(
                     "{path}: is a directory, not a capture file"
                 )));
             }
-            File::open(path).map_err(cannot_open)?
+            File::open(&fs_path).map_err(cannot_open)?
         };
         // only a regular file is sure to seek (a FIFO, a pipe, a terminal, a socket fail
         // or, for some character devices, pretend to)
@@ -91,6 +95,7 @@ impl FileReader {
             path: path.to_string(),
             name: display_name(path).to_string(),
             state: State::Unopened(raw, seekable),
+            chunk: super::chunks::CHUNK,
         }
     }
 
@@ -197,10 +202,12 @@ impl FileReader {
             return Err(CaptureError(format!("{name}: empty file")));
         }
         if is_pcap_magic(&magic) {
-            let chunks = ChunkReader::new(input, 24, name, "record");
+            let mut chunks = ChunkReader::new(input, 24, name, "record");
+            chunks.chunk = self.chunk;
             Ok(State::Pcap(PcapReader::open(chunks, name)?))
         } else if magic == PCAPNG_MAGIC {
-            let chunks = ChunkReader::new(input, 0, name, "block");
+            let mut chunks = ChunkReader::new(input, 0, name, "block");
+            chunks.chunk = self.chunk;
             Ok(State::Pcapng(PcapngReader::new(chunks, name)))
         } else {
             Err(CaptureError(format!(

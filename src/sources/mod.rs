@@ -45,6 +45,11 @@ pub struct Captures {
     done: bool,
 }
 
+/// Bytes of read chunks a merge of many files holds at most (beyond `MIN_MERGE_CHUNK` a
+/// file): up to 16 files keep the full `chunks::CHUNK` each.
+const MERGE_BUDGET: usize = 128 << 20;
+const MIN_MERGE_CHUNK: usize = 1 << 20;
+
 impl Captures {
     /// Open every file now (so a missing file fails before anything is written). `-` is
     /// standard input, which can be read once: given twice, it is refused.
@@ -69,7 +74,15 @@ impl Captures {
             .collect()
     }
 
-    pub fn from_readers(readers: Vec<FileReader>) -> Captures {
+    pub fn from_readers(mut readers: Vec<FileReader>) -> Captures {
+        // The merge holds a chunk of every file at once: with many files (a rotation of
+        // 150) 8 MiB each would take gigabytes, so their chunks share MERGE_BUDGET.
+        if readers.len() > MERGE_BUDGET / chunks::CHUNK {
+            let chunk = (MERGE_BUDGET / readers.len()).max(MIN_MERGE_CHUNK);
+            for reader in &mut readers {
+                reader.chunk = chunk;
+            }
+        }
         Captures {
             pending: vec![None; readers.len()],
             live: (0..readers.len()).collect(),

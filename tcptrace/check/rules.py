@@ -377,18 +377,30 @@ def parse_rules(text: str, path: str) -> list[Rule]:
     return rules
 
 
+MAX_RULES_BYTES = 1 << 20
+"""A rules file is a few dozen lines: reading stops past this (`--rules /dev/zero`)."""
+
+
 def load_rules(path: str) -> list[Rule]:
-    """The rules of a rules file; unreadable or invalid files raise one-line errors."""
+    """The rules of a rules file; unreadable, oversized or invalid files raise one-line
+    errors."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_RULES_BYTES + 1)
     except OSError as exc:
         raise RulesError(f"{path}: cannot read rules: {exc.strerror or exc}") from None
+    if len(raw) > MAX_RULES_BYTES:
+        raise RulesError(f"{path}: not a rules file: larger than "
+                         f"{MAX_RULES_BYTES >> 20} MiB") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RulesError(f"{path}: rules file is not UTF-8 text") from None
-    return parse_rules(text, path)
+    try:
+        return parse_rules(text, path)
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively
+        raise RulesError(f"{path}: invalid TOML: values nested too deeply") from None
 
 
 def flag_rule(flag: str, table: Mapping[str, Any]) -> Rule:

@@ -21,7 +21,7 @@ from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
 from tcptrace.inputs import STDIN, display_name, is_stream
-from tcptrace.options import analysis_options, progress_option, tunnel_port_option
+from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.progress import watch_for
 from tcptrace.report import html
@@ -61,11 +61,12 @@ def _colour_wanted() -> bool:
 @click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII: no box drawing, no colour.")
 @click.option("--filter", "filter_", metavar="EXPR",
               help="Analyze only the frames that match (pcap-filter(7), as for `analyze`).")
-@tunnel_port_option
+@analysis_options
 @progress_option
 def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
-           server: str | None, ascii_: bool, filter_: str | None,
-           tunnel_ports: tuple[tuple[str, int], ...], no_progress: bool) -> None:
+           server: str | None, ascii_: bool, filter_: str | None, linger: float,
+           max_flows: int, verify_checksums: bool, tunnel_ports: tuple[tuple[str, int], ...],
+           no_progress: bool) -> None:
     """Draw one connection of CAPTURES as a ladder diagram (client left, server right).
 
     Colours are used when stdout is a terminal and NO_COLOR is not set.
@@ -79,7 +80,8 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
     select: native.TraceSelect = conn_id if side == "conn" else (
         side, *parse_endpoint(str(value), f"--{side}"))
     run = native.record_run(list(captures), filter_text=filter_, msl_s=DEFAULT_MSL_S,
-                            tunnel_ports=list(tunnel_ports))
+                            tunnel_ports=list(tunnel_ports), linger_s=linger,
+                            max_flows=max_flows, verify_checksums=verify_checksums)
     native.trace(run, select, traced_only=True)
     found: list[tuple[Record, Trace]] = []
 
@@ -155,7 +157,8 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
 
             native.read_records(second, keep)
         with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
-            page.write(out, source=run.source_report(), paths=paths,
+            page.write(out, source=run.source_report(),
+                       paths=[native.display_name(p) for p in paths],
                        msl_s=msl, max_segments=max_segments, traces=traces,
                        trace_budget=trace_budget, filter_text=filter_)
     if not quiet:
