@@ -134,23 +134,7 @@ pub fn engine(data: &[u8]) {
         linger_s: 0.0,
         ..Options::default()
     };
-    let mut engine = Engine::new(vec!["fuzz".into()], options);
-    let mut out = Vec::new();
-    let mut csv = CsvWriter::new();
-    let mut summary = Summary::new();
-    let result = engine.run_on(captures, |record| {
-        write_jsonl(&mut out, &record);
-        csv.write(&record, &mut out);
-        summary.add(&record);
-        out.clear();
-        Ok(())
-    });
-    if let Err(RunError::Panic { at, message }) = result {
-        panic!("the engine panicked at {at}: {message}");
-    }
-    let _ = summary.as_dict();
-    let failed = failed_connections(&engine.source_report());
-    assert_eq!(failed, 0, "a connection's analysis panicked");
+    run_through_writers(captures, options);
 }
 
 /// Whether a run's `source` report counts connections left out after a panic in their
@@ -214,23 +198,7 @@ pub fn frames(input: &[u8]) {
         verify_checksums: options & 0x08 != 0,
         ..Options::default()
     };
-    let mut engine = Engine::new(vec!["fuzz".into()], options);
-    let mut out = Vec::new();
-    let mut csv = CsvWriter::new();
-    let mut summary = Summary::new();
-    let result = engine.run_on(captures, |record| {
-        write_jsonl(&mut out, &record);
-        csv.write(&record, &mut out);
-        summary.add(&record);
-        out.clear();
-        Ok(())
-    });
-    if let Err(RunError::Panic { at, message }) = result {
-        panic!("the engine panicked at {at}: {message}");
-    }
-    let _ = summary.as_dict();
-    let failed = failed_connections(&engine.source_report());
-    assert_eq!(failed, 0, "a connection's analysis panicked");
+    run_through_writers(captures, options);
 }
 
 /// Set the IPv4 total length or IPv6 payload length at `ip_at` to what the frame holds.
@@ -250,6 +218,28 @@ fn fit_ip_length(frame: &mut [u8], ip_at: usize) {
         }
         _ => {}
     }
+}
+
+/// `captures` through the engine and every writer: a panic anywhere (the run's, or one a
+/// connection's failure was caught for) fails the fuzz case.
+fn run_through_writers(captures: Captures, options: Options) {
+    let mut engine = Engine::new(vec!["fuzz".into()], options);
+    let mut out = Vec::new();
+    let mut csv = CsvWriter::new();
+    let mut summary = Summary::new();
+    let result = engine.run_on(captures, |record| {
+        write_jsonl(&mut out, &record);
+        csv.write(&record, &mut out);
+        summary.add(&record);
+        out.clear();
+        Ok(())
+    });
+    if let Err(RunError::Panic { at, message }) = result {
+        panic!("the engine panicked at {at}: {message}");
+    }
+    let _ = summary.as_dict();
+    let failed = failed_connections(&engine.source_report());
+    assert_eq!(failed, 0, "a connection's analysis panicked");
 }
 
 #[cfg(test)]
