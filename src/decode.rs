@@ -240,6 +240,26 @@ pub fn decode_filtered(
     dropped
 }
 
+/// A piece as every reader of the engine decodes it (one run, a `--jobs` reader, a live
+/// session): `decode_filtered` under a `--filter`, else `decode_tunnels`; returns how many
+/// frames the filter left out.
+pub fn decode_piece(
+    batch: &FrameBatch,
+    filter: Option<&Filter>,
+    stats: &mut SourceStats,
+    unsupported: &mut BTreeSet<u32>,
+    tunnels: Option<&Tunnels>,
+    out: &mut Vec<Segment>,
+) -> u64 {
+    match filter {
+        Some(filter) => decode_filtered(batch, filter, stats, unsupported, tunnels, out),
+        None => {
+            decode_tunnels(batch, stats, unsupported, tunnels, out);
+            0
+        }
+    }
+}
+
 fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
     batch: &FrameBatch,
     stats: &mut SourceStats,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::analyzers::trace::{SegmentTrace, TraceSelect};
 use crate::checksum::{self, ChecksumLedger};
 use crate::connection::Connection;
-use crate::decode::{decode_filtered, decode_tunnels, Segment, Tunnels, DAMAGE_WARNINGS};
+use crate::decode::{decode_piece, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
@@ -141,8 +141,9 @@ pub struct Engine {
     pub file_ids: Vec<(String, u64, u64)>,
 }
 
-/// A fresh flow table for `options`.
-fn new_table(options: &Options) -> FlowTable {
+/// A fresh flow table for `options` (the single run's, each `--jobs` shard's, a live
+/// session's: one configuration for all).
+pub fn new_table(options: &Options) -> FlowTable {
     let mut table = FlowTable::new(FlowOptions {
         linger_s: options.linger_s,
         max_flows: options.max_flows,
@@ -335,25 +336,14 @@ impl Engine {
     /// A piece's segments: decoded, filtered (--filter), and without the bad-checksum ones
     /// (--verify-checksums), which go to the ledger for the Zeek view.
     fn segments_of(&mut self, piece: &FrameBatch, segments: &mut Vec<Segment>) {
-        match &self.options.filter {
-            Some(filter) => {
-                self.filtered_out += decode_filtered(
-                    piece,
-                    filter,
-                    &mut self.source,
-                    &mut self.unsupported,
-                    Some(&self.options.tunnels),
-                    segments,
-                )
-            }
-            None => decode_tunnels(
-                piece,
-                &mut self.source,
-                &mut self.unsupported,
-                Some(&self.options.tunnels),
-                segments,
-            ),
-        }
+        self.filtered_out += decode_piece(
+            piece,
+            self.options.filter.as_ref(),
+            &mut self.source,
+            &mut self.unsupported,
+            Some(&self.options.tunnels),
+            segments,
+        );
         if self.options.verify_checksums && !segments.is_empty() {
             let before = segments.len();
             let ledger = &mut self.table.ledger;

@@ -15,11 +15,11 @@ mod tests;
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::decode::{decode_filtered, decode_tunnels, Segment};
+use crate::decode::{decode_piece, Segment};
 use crate::engine::{
     panic_message, source_report, warn_damage, warn_evictions, Options, RunError, FEED_SLICE,
 };
-use crate::flows::{FlowOptions, FlowTable};
+use crate::flows::FlowTable;
 use crate::model::ConnectionRecord;
 use crate::sources::{FrameBatch, SourceStats};
 use crate::writers::Value;
@@ -43,14 +43,7 @@ pub struct Session {
 impl Session {
     /// A session reporting `files` (one name per capture interface) as its sources.
     pub fn new(files: Vec<String>, options: Options) -> Session {
-        let mut table = FlowTable::new(FlowOptions {
-            linger_s: options.linger_s,
-            max_flows: options.max_flows,
-            tombstone_s: 2.0 * options.msl_s,
-            idle_timeout_s: options.idle_timeout_s,
-            zeek: options.zeek,
-        });
-        table.tunnels = Some(options.tunnels.registry.clone());
+        let table = crate::engine::new_table(&options);
         Session {
             options,
             source: SourceStats {
@@ -92,25 +85,14 @@ impl Session {
         self.frames_fed += batch.len() as u64;
         self.source.frames += batch.len() as u64;
         self.segments.clear();
-        match &self.options.filter {
-            Some(filter) => {
-                self.filtered_out += decode_filtered(
-                    batch,
-                    filter,
-                    &mut self.source,
-                    &mut self.unsupported,
-                    Some(&self.options.tunnels),
-                    &mut self.segments,
-                )
-            }
-            None => decode_tunnels(
-                batch,
-                &mut self.source,
-                &mut self.unsupported,
-                Some(&self.options.tunnels),
-                &mut self.segments,
-            ),
-        }
+        self.filtered_out += decode_piece(
+            batch,
+            self.options.filter.as_ref(),
+            &mut self.source,
+            &mut self.unsupported,
+            Some(&self.options.tunnels),
+            &mut self.segments,
+        );
         self.segments_total += self.segments.len() as u64;
         let segments = std::mem::take(&mut self.segments);
         let result = self.feed_slices(&segments, batch, frames_before, &mut emit);

@@ -28,11 +28,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::checksum::{self, ChecksumLedger};
-use crate::decode::{decode_filtered, decode_tunnels, Segment, Tunnels};
+use crate::checksum;
+use crate::decode::{decode_piece, Segment, Tunnels};
 use crate::engine::{record_of, Options, FEED_SLICE};
 use crate::filter::Filter;
-use crate::flows::{canonical_first, Finished, FlowOptions, FlowTable, FlowTableStats};
+use crate::flows::{canonical_first, Finished, FlowTable, FlowTableStats};
 use crate::model::ConnectionRecord;
 use crate::sources::{FrameBatch, SourceStats};
 
@@ -173,25 +173,14 @@ impl Mapper {
         let mut mapped = self.spare.pop().unwrap_or_default();
         let segments = &mut mapped.segments;
         segments.clear();
-        match &self.filter {
-            Some(filter) => {
-                self.filtered_out += decode_filtered(
-                    piece,
-                    filter,
-                    &mut self.source,
-                    &mut self.unsupported,
-                    Some(&self.tunnels),
-                    segments,
-                )
-            }
-            None => decode_tunnels(
-                piece,
-                &mut self.source,
-                &mut self.unsupported,
-                Some(&self.tunnels),
-                segments,
-            ),
-        }
+        self.filtered_out += decode_piece(
+            piece,
+            self.filter.as_ref(),
+            &mut self.source,
+            &mut self.unsupported,
+            Some(&self.tunnels),
+            segments,
+        );
         let bad = &mut mapped.bad;
         bad.resize_with(self.shards, Vec::new);
         bad.iter_mut().for_each(Vec::clear);
@@ -300,18 +289,7 @@ pub struct Reducer {
 
 impl Reducer {
     pub fn new(shard: usize, options: &Options) -> Reducer {
-        let mut table = FlowTable::new(FlowOptions {
-            linger_s: options.linger_s,
-            max_flows: options.max_flows,
-            tombstone_s: 2.0 * options.msl_s,
-            idle_timeout_s: options.idle_timeout_s,
-            zeek: options.zeek,
-        });
-        table.zeek_server_ports = options.zeek_server_ports.clone();
-        table.tunnels = Some(options.tunnels.registry.clone());
-        if keeps_ledger(options) {
-            table.ledger = Some(ChecksumLedger::default());
-        }
+        let table = crate::engine::new_table(options);
         Reducer {
             shard,
             msl_s: options.msl_s,
