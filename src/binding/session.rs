@@ -7,12 +7,12 @@
 use std::fs::File;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::capture::{on_frame_address, Tapped};
-use super::{quiet_panics, row_tuple, tcptrace_error, to_python, Format, Sink, TableRow};
+use super::{quiet_panics, row_tuple, to_python, Format, Sink, TableRow};
 use crate::engine::{Options, RunError};
 use crate::session::capture::{CaptureBuffer, Tap};
 use crate::session::libpcap::{batch_of, PktHdr, Records};
@@ -282,22 +282,15 @@ impl LiveSession {
                 ],
             )?)?;
         }
-        match result {
+        // a panic keeps the rows read before it for Python to print (`failed_rows`)
+        let panicked = matches!(result, Err(RunError::Panic { .. })) && failure.is_none();
+        match super::finish_execute(py, result, &mut failure) {
             Ok(()) => Ok(list.unbind()),
-            Err(RunError::Emit(message)) => Err(failure
-                .take()
-                .unwrap_or_else(|| PyRuntimeError::new_err(message))),
-            Err(RunError::Capture(err)) => Err(tcptrace_error(py, "CaptureError", &err.0)),
-            Err(RunError::Panic { at, message }) => {
-                if let Some(err) = failure.take() {
-                    return Err(err);
+            Err(err) => {
+                if panicked {
+                    self.failed_rows = Some(list.unbind());
                 }
-                self.failed_rows = Some(list.unbind());
-                Err(tcptrace_error(
-                    py,
-                    "EngineFailure",
-                    &format!("internal error in the native engine at {at}: {message}"),
-                ))
+                Err(err)
             }
         }
     }
