@@ -13,7 +13,7 @@ its path as the csv column writes it (`vxlan:42`, `gre:7>vxlan:1`; `-` for plain
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from tcptrace.report.text import (
@@ -25,7 +25,10 @@ from tcptrace.report.text import (
     SERVER,
     START,
     WIDTH,
+    duration,
+    endpoint,
     legend,
+    num,
     shorten,
     table_cells,
     utc_date,
@@ -126,27 +129,20 @@ def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
         align = (*ALIGN[:TUNNEL], "left", *ALIGN[TUNNEL:])
     # pass one: the widest cell of each column, the IPv4 endpoints' widest, the first and
     # last start
-    widths = [len(header) for header in headers]
-    ipv4 = {CLIENT: ENDPOINT_MIN, SERVER: ENDPOINT_MIN}
-    earliest = latest = None
-    for cells in _slices(run, start, stop, tunnels):
-        columns = list(zip(*cells, strict=True))
-        for index, column in enumerate(columns):
-            if index != START:
-                widths[index] = max(widths[index], max(map(len, map(str, column))))
-        for index in (CLIENT, SERVER):
-            ipv4[index] = max(ipv4[index],
-                              max((len(c) for c in columns[index] if "[" not in c), default=0))
-        low, high = min(columns[START]), max(columns[START])
-        earliest = low if earliest is None else min(earliest, low)
-        latest = high if latest is None else max(latest, high)
+    measure = _Measure()
+    for at in range(start, stop, SLICE):
+        measure.add(run.rows(at, min(stop, at + SLICE), tunnel=tunnels))
+    earliest, latest = measure.earliest, measure.latest
+    widths = measure.widths
+    if tunnels:
+        widths.insert(TUNNEL, measure.tunnel)
     if earliest is None or latest is None:
         return
     date = utc_date(earliest)
     one_date = date == utc_date(latest)  # a date per start, in order: the first and last
     start_text = utc_time if one_date else utc_datetime
     widths[START] = max(widths[START], len(start_text(earliest)), len(start_text(latest)))
-    _fit_endpoints(widths, ipv4)
+    _fit_endpoints(widths, measure.ipv4)
     line = " ".join(f"{{:{'>' if a == 'right' else '<'}{width}}}"
                     for a, width in zip(align, widths, strict=True)).format
     write((line(*headers) + "\n" + " ".join("-" * width for width in widths) + "\n").encode())
@@ -165,6 +161,55 @@ def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
             lines.append(line(*row_cells))
         write(("\n".join(lines) + "\n").encode())
     write(legend(date if one_date else None).removesuffix(LEGEND).encode())
+
+
+DURATION, OUTCOME, RTT, TIME_WAIT, RST, PROBES, REQUESTS, PACKETS = 2, 5, 6, 7, 8, 9, 10, 11
+"""Columns of table_cells' rows besides START, CLIENT and SERVER."""
+
+
+class _Measure:
+    """Pass one: the width of every column of the table_cells of the rows given (Run.rows
+    tuples, a slice at a time), measured from the values without making the cells: each
+    distinct value is formatted once (a flood's rows share most of theirs)."""
+
+    def __init__(self) -> None:
+        self.widths = [len(header) for header in HEADERS]
+        self.tunnel = len("tunnel")
+        self.ipv4 = {CLIENT: ENDPOINT_MIN, SERVER: ENDPOINT_MIN}
+        """The widest IPv4 endpoint of each endpoint column, or ENDPOINT_MIN."""
+        self.earliest: float | None = None
+        self.latest: float | None = None
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        (ids, starts, durations, clients, servers, outcomes, rtts, _, time_waits, rsts,
+         probes, requests, http, packets) = columns[:14]
+        widest = self._widest
+        widest(0, [str(max(ids))])  # ids are positive
+        low, high = min(starts), max(starts)
+        self.earliest = low if self.earliest is None else min(self.earliest, low)
+        self.latest = high if self.latest is None else max(self.latest, high)
+        widest(DURATION, map(duration, set(durations)))
+        for index, ends in ((CLIENT, clients), (SERVER, servers)):
+            cells = [endpoint(ip, port) for ip, port in set(ends)]
+            widest(index, cells)
+            self.ipv4[index] = max(self.ipv4[index],
+                                   max((len(c) for c in cells if "[" not in c), default=0))
+        widest(OUTCOME, set(outcomes))
+        widest(RTT, map(num, set(rtts)))
+        widest(TIME_WAIT, (side or "-" for side in set(time_waits)))
+        widest(RST, (kind or "-" for kind in set(rsts)))
+        widest(PROBES, [str(max(probes) or "-")])  # counts, so the largest is the widest
+        widest(REQUESTS, (str(n) if is_http else f"{n}*"
+                          for n, is_http in set(zip(requests, http, strict=True))))
+        widest(PACKETS, (f"{client}/{server}" for client, server in set(packets)))
+        if len(columns) > 14:  # the tunnel paths
+            self.tunnel = max(self.tunnel, *(len(path or "-") for path in set(columns[14])))
+
+    def _widest(self, index: int, texts: Iterable[str]) -> None:
+        self.widths[index] = max(self.widths[index], *map(len, texts))
 
 
 def _fit_endpoints(widths: list[int], floors: dict[int, int]) -> None:

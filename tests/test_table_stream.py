@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_tunnels import SYN, ether, in_vxlan, inner_handshake, ipv4, tcp, write
 
+from tcptrace import table
 from tcptrace.report.text import LEGEND, render_table, table_cells
 from tcptrace.table import SLICE
 
@@ -184,3 +187,64 @@ def test_per_file_tables_all_show_the_column_when_one_is_tunnelled(
         f"{plain}: 1 connection\n" + HEADER.format("") + RULE.format("") + ROW.format(1, "")
         + DATE + f"\n{plain}: 1 connection\n" + HEADER.format("") + RULE.format("")
         + ROW.format(2, "") + DATE + "\n" + LEGEND)
+
+
+class FakeRun:
+    """Run's table methods over rows given here (ids in order, as Run.rows sorts them)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], paths: list[str]) -> None:
+        self.table = rows
+        self.paths = paths
+
+    def rows(self, start: int = 0, stop: int | None = None, *,
+             tunnel: bool = False) -> list[tuple[Any, ...]]:
+        return [row if tunnel else row[:-1] for row in self.table[start:stop]]
+
+    def row_count(self) -> int:
+        return len(self.table)
+
+    def tunnelled_rows(self) -> int:
+        return sum(1 for row in self.table if row[-1])
+
+    def file_ids(self) -> list[tuple[str, int, int]]:
+        """The rows in two files, cut after the first third."""
+        cut = len(self.table) // 3 + 1
+        return [(self.paths[0], 1, cut), (self.paths[1], cut, len(self.table) + 1)]
+
+
+ips = st.sampled_from(["10.0.0.1", "192.168.100.200", "2001:db8::1", "::1",
+                       "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "fe80::1:2:3:4"])
+raw_row = st.tuples(
+    st.floats(0, 4e9), st.floats(0, 1e9),
+    st.tuples(ips, st.integers(0, 65535)), st.tuples(ips, st.integers(0, 65535)),
+    st.sampled_from(["CLOSED", "REFUSED", "RESET", "OPEN", "HANDSHAKE_FAILED"]),
+    st.one_of(st.none(), st.floats(0, 1e5), st.integers(0, 10**7).map(float)), st.none(),
+    st.sampled_from([None, "client", "server", "both"]),
+    st.sampled_from([None, "ABORT", "REFUSED"]), st.integers(0, 99),
+    st.integers(0, 999), st.booleans(), st.tuples(st.integers(0, 99999), st.integers(0, 9999)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(raw_row, min_size=0, max_size=12), st.integers(1, 4), st.booleans())
+def test_the_two_passes_write_render_tables_text(raw: list[tuple[Any, ...]], slice_rows: int,
+                                                 per_file: bool) -> None:
+    """Any rows, any slice size: the text of render_table (a part per file with
+    --per-file), pass one measuring the values without making the cells."""
+    rows = [(i, *row, "") for i, row in enumerate(raw, 1)]
+    run = FakeRun(rows, ["a.pcap", "b.pcap"])
+    chunks: list[bytes] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(table, "SLICE", slice_rows)
+        table.write_table(run, chunks.append, per_file=per_file)
+    cells = [table_cells(*row[:-1]) for row in rows]
+    if not per_file:
+        expected = render_table(cells)
+    else:
+        expected = ""
+        for path, first, after in run.file_ids():
+            mine = [c for c in cells if first <= c[0] < after]
+            s = "" if after - first == 1 else "s"
+            expected += (f"{path}: {after - first} connection{s}\n"
+                         + render_table(mine).removesuffix(LEGEND) + "\n")
+        expected += LEGEND if rows else ""
+    assert b"".join(chunks).decode() == expected
