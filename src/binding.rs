@@ -63,6 +63,8 @@ struct TableRow {
     requests: u64,
     http: bool,
     packets: (u64, u64),
+    /// The tunnels as the csv column writes them ("gre:7>vxlan:1"); empty for plain traffic.
+    tunnel: String,
 }
 
 impl TableRow {
@@ -82,6 +84,7 @@ impl TableRow {
             requests: r.reuse.requests,
             http: r.reuse.protocol.is_some(),
             packets: (r.packets.client, r.packets.server),
+            tunnel: table::tunnel_label(r),
         }
     }
 }
@@ -370,17 +373,34 @@ impl Run {
     /// Table rows sorted by id, those from `start` to `stop` (all by default): (id, client,
     /// server, outcome, rtt_ms, setup_ms, time_wait, rst, probes, requests, http, (packets
     /// client, packets server)). Taken a slice at a time, a large table never becomes one
-    /// list of tuples.
-    #[pyo3(signature = (start=0, stop=None))]
-    fn rows(&mut self, py: Python<'_>, start: usize, stop: Option<usize>) -> PyResult<Py<PyList>> {
+    /// list of tuples. `tunnel`: each tuple ends with the connection's tunnel path as well
+    /// ("vxlan:42"; "" for plain traffic).
+    #[pyo3(signature = (start=0, stop=None, *, tunnel=false))]
+    fn rows(
+        &mut self,
+        py: Python<'_>,
+        start: usize,
+        stop: Option<usize>,
+        tunnel: bool,
+    ) -> PyResult<Py<PyList>> {
         if start == 0 {
             self.rows.sort();
         }
         let stop = stop.unwrap_or(usize::MAX).min(self.rows.len());
+        let slice = self
+            .rows
+            .slice(start, stop)
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("the table's rows: {e}")))?;
         let list = PyList::empty(py);
-        for i in start..stop {
-            if let Some(r) = self.rows.get(i) {
-                list.append(row_tuple(py, r)?)?;
+        for mut r in slice {
+            let path = std::mem::take(&mut r.tunnel);
+            let row = row_tuple(py, r)?;
+            if tunnel {
+                let mut cells: Vec<_> = row.iter().collect();
+                cells.push(path.into_pyobject(py)?.into_any());
+                list.append(PyTuple::new(py, cells)?)?;
+            } else {
+                list.append(row)?;
             }
         }
         Ok(list.unbind())
@@ -389,6 +409,11 @@ impl Run {
     /// How many table rows the run holds.
     fn row_count(&self) -> usize {
         self.rows.len()
+    }
+
+    /// How many of the table rows came through a tunnel.
+    fn tunnelled_rows(&self) -> usize {
+        self.rows.tunnelled()
     }
 
     /// The json document's connections, in id order, from the spool: everything after

@@ -106,11 +106,10 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
         run.write(head[: -len("[]\n}")].encode())
         run.write_connections()
     elif fmt == "table":
-        from tcptrace.report.text import render_summary, render_table, table_cells
+        from tcptrace.report.text import render_summary
+        from tcptrace.table import write_table
 
-        rows = [table_cells(*row) for row in run.rows()]
-        run.write((_tables_per_file(rows, run.file_ids()) if per_file
-                   else render_table(rows)).encode())
+        write_table(run, run.write, per_file=per_file)
         run.write(render_summary(run.summary(), run.source_report()).encode())
     if failure is not None:
         raise failure
@@ -119,21 +118,6 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
         interrupted.warnings = list(run.warnings())
         raise interrupted
     return list(run.warnings())
-
-
-def _tables_per_file(rows: list[tuple[Any, ...]], file_ids: list[tuple[str, int, int]]) -> str:
-    """--per-file: a table per file under its name (ids continue across files), the legend
-    once at the end."""
-    from tcptrace.inputs import display_name
-    from tcptrace.report.text import LEGEND, render_table
-
-    parts = []
-    for path, first, after in file_ids:
-        mine = [row for row in rows if first <= row[0] < after]
-        s = "" if after - first == 1 else "s"
-        parts.append(f"{display_name(path)}: {after - first} connection{s}\n"
-                     + render_table(mine).removesuffix(LEGEND) + "\n")
-    return "".join(parts) + (LEGEND if rows else "")
 
 
 def execute(run: Run, out: Any) -> Interrupted | None:

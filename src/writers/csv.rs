@@ -211,21 +211,12 @@ impl Row<'_> {
         self.text(value.as_bytes());
     }
 
-    /// The tunnels, outermost first, as `kind[:id]` joined by `>` ("vxlan:42>gre:7"; empty
-    /// for plain traffic): the outer addresses are in the JSON formats only.
+    /// The tunnels as `tunnel_path` writes them (empty for plain traffic): the outer
+    /// addresses are in the JSON formats only.
     fn encapsulation(&mut self, path: &[crate::decode::TunnelLayer]) {
         let mut cell = std::mem::take(self.cell);
         cell.clear();
-        for (i, layer) in path.iter().enumerate() {
-            if i > 0 {
-                cell.push(b'>');
-            }
-            cell.extend_from_slice(layer.kind.name().as_bytes());
-            if let (Some(_), Some(id)) = (layer.kind.id_name(), layer.id) {
-                cell.push(b':');
-                cell.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            }
-        }
+        tunnel_path(&mut cell, path);
         self.text(&cell);
         *self.cell = cell;
     }
@@ -472,6 +463,21 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
             .as_deref()
             .map_or(&[], |path| path.as_slice()),
     );
+}
+
+/// The tunnels, outermost first, as `kind[:id]` joined by `>` ("vxlan:42>gre:7"; nothing
+/// for plain traffic): the csv column and the table's tunnel column.
+pub(crate) fn tunnel_path(out: &mut Vec<u8>, path: &[crate::decode::TunnelLayer]) {
+    for (i, layer) in path.iter().enumerate() {
+        if i > 0 {
+            out.push(b'>');
+        }
+        out.extend_from_slice(layer.kind.name().as_bytes());
+        if let (Some(_), Some(id)) = (layer.kind.id_name(), layer.id) {
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]
