@@ -34,11 +34,13 @@ BARE_PROTOCOLS = {
     "redis": ("redis",), "irc": ("irc",), "websocket": ("http",),
     "tls": ("ssl", "imap", "irc", "pop3", "xmpp"),
 }
+# ... and by test id where the prefix says nothing: core/tunnels/teredo.zeek loads
+# base/protocols/http, dns and dhcp (dhcp's ports are UDP only)
+BARE_PROTOCOLS_BY_ID = {"tunnel-teredo": ("http", "dns")}
 
 # (expectation id, Zeek connection "orig_h:orig_p>resp_h:resp_p" or "*", field) -> docs anchor
 KNOWN: dict[tuple[str, str, str], str] = {
     # deliberate or known differences
-    ("tunnel-teredo", "*", "*"): "teredo-rows",  # Zeek's outer/inner rows share 4-tuples
     ("tunnel-gtp1-outer-ip-frag", "*", "*"): "outer-fragments",
     ("tunnel-gtp2-different-udp-port", "*", "*"): "outer-fragments",
     ("tcp-syn-bad-checksum", "*", "missing"): "only-bad-checksums",
@@ -84,7 +86,7 @@ def server_ports(expectation: dict[str, Any]) -> frozenset[int]:
     if not expectation["zeek_bare_mode"]:
         return LIKELY_SERVER_PORTS
     prefix = expectation["id"].split("-")[0]
-    names = BARE_PROTOCOLS.get(prefix, ())
+    names = BARE_PROTOCOLS_BY_ID.get(expectation["id"], BARE_PROTOCOLS.get(prefix, ()))
     return frozenset().union(*(DEFAULT_SERVER_PORTS[n] for n in names))
 
 
