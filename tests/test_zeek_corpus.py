@@ -41,8 +41,16 @@ BARE_PROTOCOLS_BY_ID = {"tunnel-teredo": ("http", "dns")}
 # (expectation id, Zeek connection "orig_h:orig_p>resp_h:resp_p" or "*", field) -> docs anchor
 KNOWN: dict[tuple[str, str, str], str] = {
     # deliberate or known differences
-    ("tunnel-gtp1-outer-ip-frag", "*", "*"): "outer-fragments",
-    ("tunnel-gtp2-different-udp-port", "*", "*"): "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "history"):
+        "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "orig_pkts"):
+        "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "resp_pkts"):
+        "outer-fragments",
+    ("tunnel-gtp2-different-udp-port", "10.131.17.170:51803>173.199.115.168:80", "history"):
+        "outer-fragments",
+    ("tunnel-gtp2-different-udp-port", "10.131.17.170:51803>173.199.115.168:80",
+     "resp_pkts"): "outer-fragments",
     ("tcp-syn-bad-checksum", "*", "missing"): "only-bad-checksums",
     ("chksum-localhost-bad", "*", "*"): "synack-first",
     ("tcp-handshake-reorder", "*", "*"): "synack-first",
