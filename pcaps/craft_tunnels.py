@@ -655,5 +655,7 @@ PART_C_INTRO = [
     "192.0.2.2 / 2001:db8::2 on the server's side (MAC 02:00:00:00:01:02); the client's "
     "frames leave its side, the server's come back. Where stated, one malformed frame lies "
     "between reference packets 5 and 6 (at 1700000000.025100) and is counted in "
-    "`source.skipped` for the reason given. Every file was read with `tshark -r F -V`.",
+    "`source.skipped` for the reason given. Every file was read with `tshark -r F -V` "
+    "(all 10 segments found, no expert warning but on the malformed frame) and with "
+    "`tcpdump -r` (tcpdump 4.99 shows ERSPAN III only as GRE protocol 0x22eb).",
 ]
