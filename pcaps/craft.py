@@ -18,6 +18,8 @@ containers (pcap in all its variants, pcapng, gzip) are written by hand with
 Part A  - rare TCP life-cycle paths (Ethernet, microsecond little-endian pcap).
 Part B  - one "reference connection" written in many containers, link types
           and network-layer variants; the analysis result must be identical.
+Part C  - the reference connection behind every other link layer, layer-2.5 header and
+          tunnel tcptrace decodes (pcaps/craft_tunnels.py).
 """
 
 from __future__ import annotations
@@ -1118,7 +1120,10 @@ REF_OUTCOME = (
 
 
 def write_readme(
-    part_a: list[tuple[str, str]], part_b: list[tuple[str, str]], ref: list[Frame]
+    part_a: list[tuple[str, str]],
+    part_b: list[tuple[str, str]],
+    ref: list[Frame],
+    part_c: tuple[list[str], list[tuple[str, str]]],
 ) -> None:
     lines = [
         "# Crafted TCP test captures",
@@ -1150,6 +1155,9 @@ def write_readme(
     lines += frame_table(ref)
     lines += ["", REF_OUTCOME, ""]
     lines += [f"- `{name}`: {desc}" for name, desc in part_b]
+    intro, rows = part_c
+    lines += ["", *intro, ""]
+    lines += [f"- `{name}`: {desc}" for name, desc in rows]
     lines.append("")
     (OUT_DIR / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -1162,7 +1170,11 @@ def main() -> None:
         write_pcap(name, render(frames))
         part_a_rows.append((name, desc))
     part_b_rows = part_b()
-    write_readme(part_a_rows, part_b_rows, reference_frames())
+    # Part C lives in its own module, which imports this one's helpers
+    from craft_tunnels import PART_C_INTRO, part_c
+
+    part_c_rows = part_c()
+    write_readme(part_a_rows, part_b_rows, reference_frames(), (PART_C_INTRO, part_c_rows))
 
 
 if __name__ == "__main__":

@@ -34,13 +34,23 @@ BARE_PROTOCOLS = {
     "redis": ("redis",), "irc": ("irc",), "websocket": ("http",),
     "tls": ("ssl", "imap", "irc", "pop3", "xmpp"),
 }
+# ... and by test id where the prefix says nothing: core/tunnels/teredo.zeek loads
+# base/protocols/http, dns and dhcp (dhcp's ports are UDP only)
+BARE_PROTOCOLS_BY_ID = {"tunnel-teredo": ("http", "dns")}
 
 # (expectation id, Zeek connection "orig_h:orig_p>resp_h:resp_p" or "*", field) -> docs anchor
 KNOWN: dict[tuple[str, str, str], str] = {
     # deliberate or known differences
-    ("tunnel-teredo", "*", "*"): "teredo-rows",  # Zeek's outer/inner rows share 4-tuples
-    ("tunnel-gtp1-outer-ip-frag", "*", "*"): "outer-fragments",
-    ("tunnel-gtp2-different-udp-port", "*", "*"): "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "history"):
+        "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "orig_pkts"):
+        "outer-fragments",
+    ("tunnel-gtp1-outer-ip-frag", "10.131.47.185:1923>79.101.110.141:80", "resp_pkts"):
+        "outer-fragments",
+    ("tunnel-gtp2-different-udp-port", "10.131.17.170:51803>173.199.115.168:80", "history"):
+        "outer-fragments",
+    ("tunnel-gtp2-different-udp-port", "10.131.17.170:51803>173.199.115.168:80",
+     "resp_pkts"): "outer-fragments",
     ("tcp-syn-bad-checksum", "*", "missing"): "only-bad-checksums",
     ("chksum-localhost-bad", "*", "*"): "synack-first",
     ("tcp-handshake-reorder", "*", "*"): "synack-first",
@@ -84,7 +94,7 @@ def server_ports(expectation: dict[str, Any]) -> frozenset[int]:
     if not expectation["zeek_bare_mode"]:
         return LIKELY_SERVER_PORTS
     prefix = expectation["id"].split("-")[0]
-    names = BARE_PROTOCOLS.get(prefix, ())
+    names = BARE_PROTOCOLS_BY_ID.get(expectation["id"], BARE_PROTOCOLS.get(prefix, ()))
     return frozenset().union(*(DEFAULT_SERVER_PORTS[n] for n in names))
 
 

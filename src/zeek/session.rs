@@ -495,7 +495,10 @@ impl ZeekView {
             self.timer(now + ATTEMPT_DELAY_NS, Timer::Attempt);
         } else if me.state == Reset {
             self.timer(now + RESET_DELAY_NS, Timer::Remove);
-        } else if me.state == Closed && peer.state.is_done() {
+        } else if me.state == Closed && (peer.state.is_done() || peer.state == Inactive) {
+            // TCPSessionAdapter::ConnectionClosed: a close is complete when the peer has
+            // closed too or has sent nothing at all (a FIN seen mid-stream before the other
+            // side spoke); the connection is removed tcp_close_delay later, whatever comes
             self.timer(now + CLOSE_DELAY_NS, Timer::Remove);
         }
     }
@@ -550,6 +553,8 @@ mod tests {
     const A: u16 = ACK;
     const FA: u16 = FIN | ACK;
     const PA: u16 = ACK | 0x08;
+    const R: u16 = RST;
+    const RA: u16 = RST | ACK;
 
     fn feed(view: &mut ZeekView, packets: &[(Role, i64, u16, u32, u32, u32)]) {
         for &(role, ts, flags, seq, ack, plen) in packets {
@@ -617,6 +622,34 @@ mod tests {
         assert_eq!(r.earlier[0].history, "S");
         assert_eq!(r.current.ts, 6.0);
         assert_eq!(r.current.duration, None);
+    }
+
+    #[test]
+    fn a_fin_before_the_peer_spoke_completes_the_close() {
+        // Zeek's Teredo.pcap, 192.168.2.16:1576 <-> 75.126.130.163:80 (no SYN captured):
+        // the server's FIN while the client is INACTIVE is a complete close, removed 5 s
+        // later; the client's RST 10 s on and the server's RST 16 s after that are two
+        // more Zeek connections (conn.log: SHR ^fA, OTH R, RSTRH ^r)
+        use Role::{Client as C, Server as Sv};
+        let mut view = ZeekView::new([1576, 80], [false, true]);
+        feed(
+            &mut view,
+            &[
+                (Sv, 0, FA, 500, 100, 0),
+                (C, 357_000, A, 100, 501, 0),
+                (C, 10 * NS, RA, 100, 501, 0),
+                (Sv, 26 * NS, R, 501, 0, 0),
+            ],
+        );
+        let r = view.result();
+        let rows: Vec<(&str, &str)> = r
+            .earlier
+            .iter()
+            .chain([&r.current])
+            .map(|c| (c.conn_state.name(), c.history.as_str()))
+            .collect();
+        assert_eq!(rows, [("SHR", "^fA"), ("OTH", "R"), ("RSTRH", "^r")]);
+        assert_eq!(r.earlier[0].duration, Some(0.000357));
     }
 
     #[test]
