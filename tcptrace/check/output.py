@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, TextIO
 
-from tcptrace.check.evaluate import Offender, Result, endpoint
+from tcptrace.check.evaluate import Offender, Offenders, Result
 from tcptrace.check.rules import Rule
 
 FORMATS = ("text", "json", "github")
@@ -24,19 +25,15 @@ def iso(ts: float) -> str:
 
 
 def offender_line(o: Offender) -> str:
-    r = o.record
-    client, server = r["client"], r["server"]
-    return (f"#{r['id']} {endpoint(client['ip'], client['port'])} -> "
-            f"{endpoint(server['ip'], server['port'])} at {iso(r['first_ts'])} "
-            f"({r['first_ts']:.6f}): {o.reason}")
+    return f"#{o.id} {o.client} -> {o.server} at {iso(o.first_ts)} ({o.first_ts:.6f}): {o.reason}"
 
 
-def _listed(offenders: list[Offender], limit: int) -> list[str]:
+def _listed(offenders: Offenders, limit: int) -> Iterator[str]:
     """Offender lines, cut after `limit` (0: all) with a count of the rest."""
-    lines = [offender_line(o) for o in (offenders[:limit] if limit else offenders)]
+    for o in islice(offenders, limit or None):
+        yield offender_line(o)
     if limit and len(offenders) > limit:
-        lines.append(f"... and {len(offenders) - limit} more (--format json lists all)")
-    return lines
+        yield f"... and {len(offenders) - limit} more (--format json lists all)"
 
 
 def verdict(results: Sequence[Result], connections: int) -> str:
@@ -83,28 +80,39 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
             "where": rule.where.describe() or None}
 
 
-def to_json(results: Sequence[Result], source: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "passed": all(r.passed for r in results),
-        "rules": [{
-            **_rule_dict(r.rule), "passed": r.passed, "checked": r.checked, "detail": r.detail,
-            "offenders": [_offender(o) for o in r.offenders],
-        } for r in results],
-        "source": source,
-    }
-
-
 def _offender(o: Offender) -> dict[str, Any]:
-    r = o.record
-    client, server = r["client"], r["server"]
-    return {"id": r["id"], "client": endpoint(client["ip"], client["port"]),
-            "server": endpoint(server["ip"], server["port"]),
-            "first_ts": r["first_ts"], "first_time": iso(r["first_ts"]), "reason": o.reason}
+    return {"id": o.id, "client": o.client, "server": o.server, "first_ts": o.first_ts,
+            "first_time": iso(o.first_ts), "reason": o.reason}
+
+
+def _nested(value: Any, level: int) -> str:
+    """`value` as json.dump(indent=2) writes it `level` levels deep (its first line unindented:
+    a JSON string never holds a raw newline, so every newline is the layout's)."""
+    return json.dumps(value, indent=2).replace("\n", "\n" + "  " * level)
+
+
+def _write_list(out: TextIO, items: Iterable[Any], level: int) -> None:
+    first = True
+    for item in items:
+        out.write(f"{'[' if first else ','}\n{'  ' * (level + 1)}{_nested(item, level + 1)}")
+        first = False
+    out.write("[]" if first else f"\n{'  ' * level}]")
 
 
 def write_json(out: TextIO, results: Sequence[Result], source: dict[str, Any]) -> None:
-    json.dump(to_json(results, source), out, indent=2)
-    out.write("\n")
+    """The results as one JSON document, byte for byte what json.dump(indent=2) writes,
+    written as it goes: a rule's offenders (all of them) are read from their spool one at a
+    time, never held as one list of dicts."""
+    out.write(f'{{\n  "passed": {json.dumps(all(r.passed for r in results))},\n  "rules": ')
+    for index, r in enumerate(results):
+        head = _nested({**_rule_dict(r.rule), "passed": r.passed, "checked": r.checked,
+                        "detail": r.detail}, 2)
+        # the head ends "\n    }": the offenders, the last key, go before it
+        out.write(f"{',' if index else '['}\n    {head[:-6]},\n      \"offenders\": ")
+        _write_list(out, map(_offender, r.offenders), 3)
+        out.write("\n    }")
+    out.write("\n  ]" if results else "[]")
+    out.write(f',\n  "source": {_nested(source, 1)}\n}}\n')
 
 
 def junit(results: Sequence[Result], connections: int) -> ET.ElementTree:
