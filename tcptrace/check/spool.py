@@ -32,8 +32,8 @@ class SortedSpool:
     """A growing collection of tuples read back in id order, ties in the order added (a
     stable sort, as sorting the records by id was). Iterable any number of times."""
 
-    def __init__(self, threshold: int = SPILL_AT) -> None:
-        self._threshold = max(1, threshold)
+    def __init__(self, threshold: int | None = None) -> None:
+        self._threshold = max(1, SPILL_AT if threshold is None else threshold)
         self._held: list[Item] = []
         self._runs: list[tuple[int, int]] = []
         """(file offset, chunks) of each sorted run, in the order written."""
