@@ -6,6 +6,7 @@ before the connection they end, and the command's bytes with every offender spil
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -18,7 +19,8 @@ import pytest
 from conftest import PCAPS, ROOT, SHARED, analyze
 
 from tcptrace.check import spool
-from tcptrace.check.evaluate import Result, evaluate
+from tcptrace.check.evaluate import Offender, Result, evaluate
+from tcptrace.check.output import _write_offenders, iso
 from tcptrace.check.rules import CHECKS, parse_rules
 from tcptrace.check.spool import SortedSpool
 
@@ -268,3 +270,22 @@ def test_check_output_is_byte_identical_with_every_offender_spilled(
         document = json.loads(got["check_json"]["stdout"])
         spilled += sum(len(rule["offenders"]) > 1 for rule in document["rules"])
     assert spilled > 50  # rules whose offenders came back merged from many runs
+
+
+@pytest.mark.parametrize("offender", [
+    Offender(1, "10.0.0.1:1024", "[fd00::1]:80", 1_700_000_000.0, "outcome UNANSWERED"),
+    Offender(2**40, 'a"b\\c\u00e9\n', "", 1_700_000_000.123456, "r\u2028\t"),
+    Offender(3, "x", "y", 1e-7, ""),
+])
+def test_an_offender_is_written_as_json_dump_writes_it(offender: Offender) -> None:
+    """`check -f json` writes each offender field by field (json.dump with indent=2 goes
+    through the slow pure-Python encoder): the bytes must be json.dump's."""
+    doc = {"rules": [{"offenders": [{
+        "id": offender.id, "client": offender.client, "server": offender.server,
+        "first_ts": offender.first_ts, "first_time": iso(offender.first_ts),
+        "reason": offender.reason}]}]}
+    out = io.StringIO()
+    out.write('{\n  "rules": [\n    {\n      "offenders": ')
+    _write_offenders(out, [offender], 3)
+    out.write("\n    }\n  ]\n}")
+    assert out.getvalue() == json.dumps(doc, indent=2)
