@@ -7,14 +7,18 @@ and as epoch seconds (Wireshark's `frame.time_epoch`), so they can be found in t
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
+import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
+from xml.sax.saxutils import escape
 
 from tcptrace.check.evaluate import Offender, Offenders, Result
 from tcptrace.check.rules import Rule
@@ -132,14 +136,17 @@ def write_json(out: TextIO, results: Sequence[Result], source: dict[str, Any]) -
     out.write(f',\n  "source": {_nested(source, 1)}\n}}\n')
 
 
-def junit(results: Sequence[Result], connections: int) -> ET.ElementTree:
-    """JUnit XML: one testsuite, one testcase per rule; a failure lists every offender."""
+def _junit_layout(results: Sequence[Result], connections: int,
+                  listed: Callable[[int], str]) -> ET.ElementTree:
+    """JUnit XML: one testsuite, one testcase per rule; a failure lists every offender.
+    `listed(index)` stands in for the offender lines of failed rule `index`: write_junit
+    writes them in its place."""
     failures = str(sum(not r.passed for r in results))
     counts = {"tests": str(len(results)), "failures": failures, "errors": "0"}
     root = ET.Element("testsuites", {"name": "tcptrace check", **counts})
     suite = ET.SubElement(root, "testsuite", {"name": "tcptrace check", **counts,
                                               "skipped": "0"})
-    for result in results:
+    for index, result in enumerate(results):
         rule = result.rule
         attrs = {"classname": f"tcptrace.check.{rule.check}", "name": rule.name}
         if rule.path:
@@ -151,11 +158,24 @@ def junit(results: Sequence[Result], connections: int) -> ET.ElementTree:
         else:
             failure = ET.SubElement(case, "failure", {"message": result.detail,
                                                       "type": rule.check})
-            failure.text = "\n".join(offender_line(o) for o in result.offenders) or result.detail
+            failure.text = listed(index) if result.offenders else result.detail
     ET.SubElement(suite, "system-out").text = verdict(results, connections)
     ET.indent(root)
     return ET.ElementTree(root)
 
 
 def write_junit(path: str, results: Sequence[Result], connections: int) -> None:
-    junit(results, connections).write(path, encoding="utf-8", xml_declaration=True)
+    """The JUnit file, each failure's offender lines written one at a time: the rest of the
+    document is laid out by ElementTree around a mark that stands for them, the same bytes."""
+    mark = f"tcptrace-offenders-{uuid.uuid4().hex}-"
+    layout = io.BytesIO()
+    _junit_layout(results, connections, lambda index: f"{mark}{index}.").write(
+        layout, encoding="utf-8", xml_declaration=True)
+    pieces = re.split(re.escape(mark) + r"(\d+)\.", layout.getvalue().decode("utf-8"))
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(pieces[0])
+        for index, after in zip(pieces[1::2], pieces[2::2], strict=True):
+            for n, o in enumerate(results[int(index)].offenders):
+                # ElementTree escapes text as xml.sax.saxutils.escape does: &, <, >
+                out.write(("\n" if n else "") + escape(offender_line(o)))
+            out.write(after)
