@@ -123,7 +123,6 @@ def test_spool_reads_back_by_id_across_runs_ties_in_the_order_added() -> None:
     assert list(items) == want
     assert list(items) == want  # a run is read again from its file
     assert want[:4] == [(0, "#10", 10 / 3), (1, "#1", 1 / 3), (1, "#3", 1.0), (2, "#5", 5 / 3)]
-    items.close()
     assert not SortedSpool()
 
 

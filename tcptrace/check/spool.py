@@ -2,10 +2,11 @@
 memory: `check` lists every offender of a rule (`--format json` lists all), and a failing
 rule over a flood of a million connections has a million of them.
 
-Up to `threshold` tuples are held in a list; past it they are sorted and written to an
-unnamed temporary file as a run (marshal chunks: exact floats, no per-item framing), and
-reading merges the runs (an external merge sort). Records come in the order connections
-end, not by id, so a run is sorted on its own and the merge orders them across runs.
+Up to `threshold` tuples are held in a list; past it they are sorted and written as a run
+to an unnamed temporary file, gone with the spool (marshal chunks: exact floats, no
+per-item framing), and reading merges the runs (an external merge sort). Records come in
+the order connections end, not by id, so a run is sorted on its own and the merge orders
+them across runs.
 """
 
 from __future__ import annotations
@@ -61,15 +62,9 @@ class SortedSpool:
         return heapq.merge(*(self._read(run) for run in self._runs), list(self._held),
                            key=_BY_ID)
 
-    def close(self) -> None:
-        """Drop the temporary file (it has no name; closing frees its space)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
     def _spill(self) -> None:
         if self._file is None:
-            # kept open across calls (closed by `close`): no `with` block fits
+            # open as long as the spool lives (unnamed: closing it frees the space)
             self._file = tempfile.TemporaryFile(prefix="tcptrace-check-")  # noqa: SIM115
         self._held.sort(key=_BY_ID)
         out = self._file
