@@ -103,24 +103,36 @@ class TimeWaitConcurrency:
         return [conn_id for conn_id, start, end in self._intervals(holder) if start <= when < end]
 
     def verdict(self) -> tuple[bool, str, Offenders]:
-        peaks = [(key, *self._peak(holder)) for key, holder in self._holders.items()]
-        peaks = [peak for peak in peaks if peak[1] > 0]
-        if not peaks:
+        # the peaks are looked at one holder at a time: only the worst, as (-count, key) for
+        # the line of a rule that holds, and those over the bound, (key, count, instant), kept
+        top: tuple[int, str] | None = None
+        over: list[tuple[str, int, float]] = []
+        for key, holder in self._holders.items():
+            count, when = self._peak(holder)
+            if count == 0:  # every interval ended by a take-over before it began
+                continue
+            if top is None or (-count, key) < top:
+                top = (-count, key)
+            if count > self._max:
+                over.append((key, count, when))
+        if top is None:
             return True, "no TIME_WAIT", ()
-        peaks.sort(key=lambda peak: (-peak[1], peak[0]))
-        over = [peak for peak in peaks if peak[1] > self._max]
         if not over:
-            key, count, _ = peaks[0]
-            return True, f"at most {count} at once (on {key})", ()
-        reason_of: dict[int, str] = {}
-        for key, count, when in over:  # a connection held by two holders: the worse one
-            reason = f"one of {count} TIME_WAITs held at once by {key} at {when:.6f}"
+            return True, f"at most {-top[0]} at once (on {top[1]})", ()
+        over.sort(key=lambda peak: (-peak[1], peak[0]))
+        # id -> its index in `over`: a connection held by two holders is named by the worse
+        worse: dict[int, int] = {}
+        for index, (key, _, when) in enumerate(over):
             for conn_id in self._held_at(self._holders[key], when):
-                reason_of.setdefault(conn_id, reason)
+                worse.setdefault(conn_id, index)
 
         def choose(item: Item) -> Offender | None:
-            reason = reason_of.get(item[0])
-            return None if reason is None else Offender._make((*item, reason))
+            index = worse.get(item[0])
+            if index is None:
+                return None
+            key, count, when = over[index]
+            reason = f"one of {count} TIME_WAITs held at once by {key} at {when:.6f}"
+            return Offender._make((*item, reason))
 
         worst = ", ".join(f"{key} held {count} at once" for key, count, _ in over)
-        return False, f"{worst} (max {self._max})", Chosen(self._named, len(reason_of), choose)
+        return False, f"{worst} (max {self._max})", Chosen(self._named, len(worse), choose)
