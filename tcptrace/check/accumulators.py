@@ -154,7 +154,8 @@ class Reuse:
         self._requests += requests
         if requests < self._below_any:
             self._below_any_count += 1
-            self._few += self._min_requests is not None and requests < self._min_requests
+            if self._min_requests is not None and requests < self._min_requests:
+                self._few += 1
             self._below.add((*named(record), requests))
 
     def verdict(self) -> Verdict:
