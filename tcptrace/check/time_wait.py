@@ -24,6 +24,8 @@ NO_LINK = -1
 
 
 class TimeWaitConcurrency:
+    """The accumulator of a time_wait_concurrency rule (tcptrace.check.accumulators)."""
+
     def __init__(self, p: Mapping[str, Any]) -> None:
         self._max, self._per_port = p["max"], p["per"] == "endpoint"
         self._holders: dict[str, int] = {}
@@ -41,7 +43,8 @@ class TimeWaitConcurrency:
     def feed(self, record: Mapping[str, Any]) -> None:
         previous = record["previous_id"]
         if previous is not None:
-            # the records were sorted by id and the last taker kept: the highest id wins
+            # should two connections name one previous connection, the later (highest id)
+            # ends it, as when the records were judged sorted by id
             taker = self._taken_over.get(previous)
             if taker is None or record["id"] >= taker[0]:
                 self._taken_over[previous] = (record["id"], record["first_ts"])
