@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from tcptrace import native
-from tcptrace.check.evaluate import evaluate, slim
+from tcptrace.check.evaluate import Evaluation, evaluate
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
@@ -129,24 +129,25 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     run = native.record_run(list(captures), filter_text=filter_, msl_s=msl, linger_s=linger,
                             max_flows=max_flows, verify_checksums=verify_checksums,
                             tunnel_ports=list(tunnel_ports))
-    records: list[dict[str, Any]] = []
+    evaluation = Evaluation(rules)
     try:
-        native.read_records(run, lambda record: records.append(slim(record)),
+        native.read_records(run, evaluation.feed,
                             watch=watch_for(list(captures), enabled=not (quiet or no_progress)))
     finally:
         if not quiet:
             for warning in run.warnings():
                 click.echo(f"tcptrace: warning: {warning}", err=True)
-    if not records and not allow_empty:
-        rules.append(flag_rule("--allow-empty not given", EMPTY_RULE))
-    results = evaluate(rules, records)
+    connections = evaluation.connections
+    results = evaluation.results()
+    if not connections and not allow_empty:  # nothing read: judged on no records
+        results += evaluate([flag_rule("--allow-empty not given", EMPTY_RULE)], [])
     try:
         if fmt == "json":
             write_json(sys.stdout, results, run.source_report())
         elif fmt == "github":
-            write_github(sys.stdout, results, len(records), limit)
+            write_github(sys.stdout, results, connections, limit)
         else:
-            write_text(sys.stdout, results, len(records), limit)
+            write_text(sys.stdout, results, connections, limit)
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the verdict below is the exit status all the same
         from tcptrace.cli import silence_stdout
@@ -154,7 +155,7 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
         silence_stdout()
     if junit:
         with replaced_on_success(junit) as temp:
-            write_junit(temp, results, len(records))
+            write_junit(temp, results, connections)
     if not all(r.passed for r in results):
         # SystemExit, not ctx.exit: click returns ctx.exit codes from main() in
         # non-standalone mode, and tcptrace.cli.main drops them.

@@ -7,13 +7,20 @@ and as epoch seconds (Wireshark's `frame.time_epoch`), so they can be found in t
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import re
+import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
+from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
+from xml.sax.saxutils import escape
 
-from tcptrace.check.evaluate import Offender, Result, endpoint
+from tcptrace.check.evaluate import Offender, Offenders, Result
 from tcptrace.check.rules import Rule
 
 FORMATS = ("text", "json", "github")
@@ -24,19 +31,15 @@ def iso(ts: float) -> str:
 
 
 def offender_line(o: Offender) -> str:
-    r = o.record
-    client, server = r["client"], r["server"]
-    return (f"#{r['id']} {endpoint(client['ip'], client['port'])} -> "
-            f"{endpoint(server['ip'], server['port'])} at {iso(r['first_ts'])} "
-            f"({r['first_ts']:.6f}): {o.reason}")
+    return f"#{o.id} {o.client} -> {o.server} at {iso(o.first_ts)} ({o.first_ts:.6f}): {o.reason}"
 
 
-def _listed(offenders: list[Offender], limit: int) -> list[str]:
+def _listed(offenders: Offenders, limit: int) -> Iterator[str]:
     """Offender lines, cut after `limit` (0: all) with a count of the rest."""
-    lines = [offender_line(o) for o in (offenders[:limit] if limit else offenders)]
+    for o in islice(offenders, limit or None):
+        yield offender_line(o)
     if limit and len(offenders) > limit:
-        lines.append(f"... and {len(offenders) - limit} more (--format json lists all)")
-    return lines
+        yield f"... and {len(offenders) - limit} more (--format json lists all)"
 
 
 def verdict(results: Sequence[Result], connections: int) -> str:
@@ -83,38 +86,67 @@ def _rule_dict(rule: Rule) -> dict[str, Any]:
             "where": rule.where.describe() or None}
 
 
-def to_json(results: Sequence[Result], source: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "passed": all(r.passed for r in results),
-        "rules": [{
-            **_rule_dict(r.rule), "passed": r.passed, "checked": r.checked, "detail": r.detail,
-            "offenders": [_offender(o) for o in r.offenders],
-        } for r in results],
-        "source": source,
-    }
+def _number(value: float) -> str:
+    """A number as json.dumps writes it (repr; NaN and the infinities spelled as JSON's)."""
+    return repr(value) if math.isfinite(value) else json.dumps(value)
 
 
-def _offender(o: Offender) -> dict[str, Any]:
-    r = o.record
-    client, server = r["client"], r["server"]
-    return {"id": r["id"], "client": endpoint(client["ip"], client["port"]),
-            "server": endpoint(server["ip"], server["port"]),
-            "first_ts": r["first_ts"], "first_time": iso(r["first_ts"]), "reason": o.reason}
+_TEXT = encode_basestring_ascii
+"""A str as json.dumps writes it (ensure_ascii): the encoder's own function."""
+
+
+def _offender(o: Offender, level: int) -> str:
+    """An offender as json.dump(indent=2) writes it as a dict `level` levels deep (its first
+    line unindented), written out field by field: a million offenders through the pure-Python
+    encoder that indent=2 takes cost ~15 s, this a third of it."""
+    pad = "\n" + "  " * (level + 1)
+    return (f'{{{pad}"id": {o.id},{pad}"client": {_TEXT(o.client)},{pad}"server": '
+            f'{_TEXT(o.server)},{pad}"first_ts": {_number(o.first_ts)},{pad}"first_time": '
+            f'{_TEXT(iso(o.first_ts))},{pad}"reason": {_TEXT(o.reason)}\n{"  " * level}}}')
+
+
+def _nested(value: Any, level: int) -> str:
+    """`value` as json.dump(indent=2) writes it `level` levels deep (its first line unindented:
+    a JSON string never holds a raw newline, so every newline is the layout's)."""
+    return json.dumps(value, indent=2).replace("\n", "\n" + "  " * level)
+
+
+def _write_offenders(out: TextIO, offenders: Iterable[Offender], level: int) -> None:
+    """A list of offenders as json.dump(indent=2) writes it `level` levels deep."""
+    first = True
+    for o in offenders:
+        out.write(f"{'[' if first else ','}\n{'  ' * (level + 1)}{_offender(o, level + 1)}")
+        first = False
+    out.write("[]" if first else f"\n{'  ' * level}]")
 
 
 def write_json(out: TextIO, results: Sequence[Result], source: dict[str, Any]) -> None:
-    json.dump(to_json(results, source), out, indent=2)
-    out.write("\n")
+    """The results as one JSON document, byte for byte what json.dump(indent=2) writes,
+    written as it goes: a rule's offenders (all of them) are read from their spool one at a
+    time, never held as one list of dicts."""
+    out.write(f'{{\n  "passed": {json.dumps(all(r.passed for r in results))},\n  "rules": ')
+    for index, r in enumerate(results):
+        head = _nested({**_rule_dict(r.rule), "passed": r.passed, "checked": r.checked,
+                        "detail": r.detail}, 2)
+        # the head ends "\n    }": the offenders, the last key, go before it
+        out.write(f"{',' if index else '['}\n    {head[:-6]},\n      \"offenders\": ")
+        _write_offenders(out, r.offenders, 3)
+        out.write("\n    }")
+    out.write("\n  ]" if results else "[]")
+    out.write(f',\n  "source": {_nested(source, 1)}\n}}\n')
 
 
-def junit(results: Sequence[Result], connections: int) -> ET.ElementTree:
-    """JUnit XML: one testsuite, one testcase per rule; a failure lists every offender."""
+def _junit_layout(results: Sequence[Result], connections: int,
+                  listed: Callable[[int], str]) -> ET.ElementTree:
+    """JUnit XML: one testsuite, one testcase per rule; a failure lists every offender.
+    `listed(index)` stands in for the offender lines of failed rule `index`: write_junit
+    writes them in its place."""
     failures = str(sum(not r.passed for r in results))
     counts = {"tests": str(len(results)), "failures": failures, "errors": "0"}
     root = ET.Element("testsuites", {"name": "tcptrace check", **counts})
     suite = ET.SubElement(root, "testsuite", {"name": "tcptrace check", **counts,
                                               "skipped": "0"})
-    for result in results:
+    for index, result in enumerate(results):
         rule = result.rule
         attrs = {"classname": f"tcptrace.check.{rule.check}", "name": rule.name}
         if rule.path:
@@ -126,11 +158,24 @@ def junit(results: Sequence[Result], connections: int) -> ET.ElementTree:
         else:
             failure = ET.SubElement(case, "failure", {"message": result.detail,
                                                       "type": rule.check})
-            failure.text = "\n".join(offender_line(o) for o in result.offenders) or result.detail
+            failure.text = listed(index) if result.offenders else result.detail
     ET.SubElement(suite, "system-out").text = verdict(results, connections)
     ET.indent(root)
     return ET.ElementTree(root)
 
 
 def write_junit(path: str, results: Sequence[Result], connections: int) -> None:
-    junit(results, connections).write(path, encoding="utf-8", xml_declaration=True)
+    """The JUnit file, each failure's offender lines written one at a time: the rest of the
+    document is laid out by ElementTree around a mark that stands for them, the same bytes."""
+    mark = f"tcptrace-offenders-{uuid.uuid4().hex}-"
+    layout = io.BytesIO()
+    _junit_layout(results, connections, lambda index: f"{mark}{index}.").write(
+        layout, encoding="utf-8", xml_declaration=True)
+    pieces = re.split(re.escape(mark) + r"(\d+)\.", layout.getvalue().decode("utf-8"))
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(pieces[0])
+        for index, after in zip(pieces[1::2], pieces[2::2], strict=True):
+            for n, o in enumerate(results[int(index)].offenders):
+                # ElementTree escapes text as xml.sax.saxutils.escape does: &, <, >
+                out.write(("\n" if n else "") + escape(offender_line(o)))
+            out.write(after)
