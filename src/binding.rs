@@ -252,8 +252,10 @@ impl Run {
         d.set_item("t_end", page.t_end)?;
         d.set_item("rtt_ms", packed(&page.rtt_ms))?;
         let time_wait = PyList::empty(py);
-        for (key, enter, leave) in &page.time_wait.series {
-            time_wait.append((key, packed(enter), packed(leave)))?;
+        let t0 = if page.rows == 0 { 0.0 } else { page.t0 };
+        for series in page.time_wait.swept(t0) {
+            let steps: Vec<f64> = series.steps.iter().flat_map(|&(t, n)| [t, n as f64]).collect();
+            time_wait.append((series.key, series.peak, packed(&steps)))?;
         }
         d.set_item("time_wait", time_wait)?;
         let traces = PyList::empty(py);

@@ -86,6 +86,98 @@ impl TimeWaitEvents {
     }
 }
 
+/// The TIME_WAIT timeline's points per series, about (tcptrace/report/html.py draws them).
+pub const TIME_WAIT_POINTS: usize = 1200;
+
+/// One holder's TIME_WAIT series: its most at once, and the steps `(t, level)` (t in
+/// seconds since `t0`, not yet rounded: Python rounds the few it draws).
+pub struct Swept<'a> {
+    pub key: &'a str,
+    pub peak: i64,
+    pub steps: Vec<(f64, i64)>,
+}
+
+impl TimeWaitEvents {
+    /// Every holder's series (html.py keeps the total and those with the highest peaks).
+    pub fn swept(&self, t0: f64) -> Vec<Swept<'_>> {
+        self.series
+            .iter()
+            .map(|(key, enter, leave)| {
+                let (steps, peak) = sweep(enter, leave, t0);
+                Swept { key, peak, steps }
+            })
+            .collect()
+    }
+}
+
+/// The level after each event, from the enter and leave times (sorted here; a leave first
+/// when both fall on the same instant), reduced by `envelope`; and the peak.
+fn sweep(enter: &[f64], leave: &[f64], t0: f64) -> (Vec<(f64, i64)>, i64) {
+    let sorted = |values: &[f64]| {
+        let mut v = values.to_vec();
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    };
+    let (enter, leave) = (sorted(enter), sorted(leave));
+    let mut steps = Vec::with_capacity(1 + enter.len() + leave.len());
+    steps.push((0.0, 0));
+    let (mut level, mut peak) = (0i64, 0i64);
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let next_leave = leave.get(j).copied();
+        let next_enter = enter.get(i).copied();
+        match (next_enter, next_leave) {
+            (None, None) => break,
+            (e, Some(l)) if e.is_none_or(|e| l <= e) => {
+                j += 1;
+                level -= 1;
+                steps.push((l - t0, level));
+            }
+            (Some(e), _) => {
+                i += 1;
+                level += 1;
+                peak = peak.max(level);
+                steps.push((e - t0, level));
+            }
+            (None, Some(_)) => break, // (the guard above takes it)
+        }
+    }
+    (envelope(steps), peak)
+}
+
+/// Steps as they are; beyond 2 * TIME_WAIT_POINTS of them, per slice of the time axis the
+/// level it started with and the most at once within it (the peaks stay: a 60 s TIME_WAIT
+/// in a capture of years stays visible).
+fn envelope(steps: Vec<(f64, i64)>) -> Vec<(f64, i64)> {
+    if steps.len() <= 2 * TIME_WAIT_POINTS {
+        return steps;
+    }
+    let last = steps.last().map_or(0.0, |s| s.0);
+    let span = if 1e-9 > last { 1e-9 } else { last };
+    let width = span / TIME_WAIT_POINTS as f64;
+    let mut out: Vec<(f64, i64)> = Vec::new();
+    let (mut level, mut i) = (0i64, 0usize);
+    for b in 0..=TIME_WAIT_POINTS {
+        let (start, end) = (b as f64 * width, (b + 1) as f64 * width);
+        let mut most = level;
+        while let Some(&(t, n)) = steps.get(i) {
+            if t >= end {
+                break;
+            }
+            level = n;
+            most = most.max(n);
+            i += 1;
+        }
+        if out.last().is_none_or(|o| o.1 != most) {
+            out.push((start, most));
+        }
+        if most != level {
+            out.push((if span < end { span } else { end }, level));
+        }
+    }
+    out
+}
+
 fn push_host(key: &mut String, ip: &str) {
     if ip.contains(':') {
         key.push('[');
@@ -383,6 +475,22 @@ mod tests {
             "[[0.0,0,18,0,null,0,65535,\"SYN_SENT\",\"\",\"\"],\
              [1.4995,1,18,0,null,0,65535,\"\",\"SYN_RCVD>ESTABLISHED\",\"retransmission\"]]"
         );
+    }
+
+    #[test]
+    fn the_time_wait_envelope_keeps_the_peak() {
+        // one TIME_WAIT a second, each 0.5 s; one burst of 7 at once
+        let mut enter: Vec<f64> = (0..10_000).map(f64::from).collect();
+        let mut leave: Vec<f64> = (0..10_000).map(|i| f64::from(i) + 0.5).collect();
+        enter.extend([5000.6; 7]);
+        leave.extend([5000.7; 7]);
+        let (steps, peak) = sweep(&enter, &leave, 0.0);
+        assert!(steps.len() <= 2 * TIME_WAIT_POINTS + 2);
+        assert_eq!((peak, steps.iter().map(|s| s.1).max()), (7, Some(7)));
+        // a few steps stay as they are; a leave before an enter at the same instant
+        let (steps, peak) = sweep(&[1.0, 2.0], &[2.0, 3.0], 0.5);
+        assert_eq!(peak, 1);
+        assert_eq!(steps, [(0.0, 0), (0.5, 1), (1.5, 0), (1.5, 1), (2.5, 0)]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import bisect
 import html
+import itertools
 import json
 import math
 import re
@@ -32,9 +33,6 @@ from tcptrace import __version__
 MAX_SEGMENTS = 2000
 TIME_WAIT_SERIES = 8
 """The TIME_WAIT timeline draws the endpoints with the highest peaks, plus the total."""
-TIME_WAIT_POINTS = 1200
-"""A series with more steps is drawn as the most at once per 1/TIME_WAIT_POINTS of the
-time axis (the peaks stay; a 60 s TIME_WAIT in a capture of years stays visible)."""
 HISTOGRAM_BINS = 24
 ROW_FIELDS = ("id", "client_ip", "client_port", "server_ip", "server_port", "first_ts",
               "duration", "outcome", "rtt", "setup", "tw", "rst", "rst_sender", "ka", "reqs",
@@ -58,69 +56,23 @@ def unpack_trace(packed: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-TimeWaitEvents = list[tuple[str, bytes, bytes]]
-"""When each holder entered and left TIME_WAIT, as packed doubles per holder key (the
-engine's page data): a server as host:port, clients as host:* (their ephemeral ports are
-what runs out); key "all" is the total."""
+TimeWaitSeries = list[tuple[str, int, bytes]]
+"""Each TIME_WAIT holder's series as the engine sweeps them (src/page.rs `swept`): key
+(a server as host:port, clients as host:*, their ephemeral ports being what runs out;
+"all" the total), the most at once, and the steps as packed doubles t, level, t, level..."""
 
 
-def time_wait_series(events: TimeWaitEvents, t0: float) -> list[dict[str, Any]]:
-    """Step series [[t_s since t0, count], ...] of the total and the endpoints with the
-    highest peaks; long series reduced to the most at once per slice of the axis."""
-    swept = []
-    for key, enter, leave in events:
-        steps, peak = _sweep(sorted(array("d", enter)), sorted(array("d", leave)), t0)
-        swept.append((key != "all", -peak, key, steps))
-    swept.sort(key=lambda s: s[:3])
-    return [{"key": key, "peak": -peak, "steps": steps}
-            for _, peak, key, steps in swept[: TIME_WAIT_SERIES + 1]]
-
-
-def _sweep(enter: list[float], leave: list[float], t0: float) -> tuple[list[list[Any]], int]:
-    """The level after each event, from sorted enter and leave times (a leave first when
-    both fall on the same instant), and the peak."""
-    times: array[float] = array("d", [0.0])
-    levels: array[int] = array("q", [0])
-    level = peak = 0
-    i = j = 0
-    n_enter, n_leave = len(enter), len(leave)
-    while i < n_enter or j < n_leave:
-        if j < n_leave and (i == n_enter or leave[j] <= enter[i]):
-            times.append(leave[j] - t0)
-            j += 1
-            level -= 1
-        else:
-            times.append(enter[i] - t0)
-            i += 1
-            level += 1
-            if level > peak:
-                peak = level
-        levels.append(level)
-    return _envelope(times, levels), peak
-
-
-def _envelope(times: array[float], levels: array[int]) -> list[list[Any]]:
-    """Steps [[t, level], ...]; beyond 2 * TIME_WAIT_POINTS of them, per slice of the time
-    axis the level it started with and the most at once within it."""
-    if len(times) <= 2 * TIME_WAIT_POINTS:
-        return [[round(t, 6), n] for t, n in zip(times, levels, strict=True)]
-    span = max(times[-1], 1e-9)
-    width = span / TIME_WAIT_POINTS
-    out: list[list[Any]] = []
-    level, i, n = 0, 0, len(times)
-    for b in range(TIME_WAIT_POINTS + 1):
-        start, end = b * width, (b + 1) * width
-        most = level
-        while i < n and times[i] < end:
-            level = levels[i]
-            if level > most:
-                most = level
-            i += 1
-        if not out or out[-1][1] != most:
-            out.append([round(start, 6), most])
-        if most != level:
-            out.append([round(min(end, span), 6), level])
-    return out
+def time_wait_series(swept: TimeWaitSeries) -> list[dict[str, Any]]:
+    """The step series [[t_s since t0, count], ...] of the total and the endpoints with the
+    highest peaks (long series reduced by the engine to the most at once per slice)."""
+    best = sorted(swept, key=lambda s: (s[0] != "all", -s[1], s[0]))[: TIME_WAIT_SERIES + 1]
+    series = []
+    for key, peak, packed in best:
+        steps = array("d", packed)
+        series.append({"key": key, "peak": peak,
+                       "steps": [[round(steps[k], 6), int(steps[k + 1])]
+                                 for k in range(0, len(steps), 2)]})
+    return series
 
 
 def nice_step(raw: float) -> float:
@@ -153,10 +105,11 @@ def histogram(values: array[float]) -> dict[str, Any]:
             first -= 2 * step
             n += 4
         edges = [first + i * step for i in range(n + 1)]
-    counts = [0] * (len(edges) - 1)
-    for v in values:
-        i = bisect.bisect_right(edges, v) - 1
-        counts[min(max(i, 0), len(counts) - 1)] += 1
+    # bin i holds edges[i] <= v < edges[i + 1]; the first and the last bin also what falls
+    # outside: counted on the sorted values, a bisection per edge (not per value)
+    ordered = sorted(values)
+    below = [0, *(bisect.bisect_left(ordered, e) for e in edges[1:-1]), len(ordered)]
+    counts = [hi - lo for lo, hi in itertools.pairwise(below)]
     return {"log": lo > 0 and hi / lo > 50, "edges": [float(f"{e:.12g}") for e in edges],
             "counts": counts}
 
@@ -183,7 +136,7 @@ def write_page(out: IO[str], rows: IO[str], page: dict[str, Any], *,
         "t0": t0,
         "t_end": 0.0 if empty else page["t_end"],
         "rtt_histogram": histogram(array("d", page["rtt_ms"])),
-        "time_wait": time_wait_series(page["time_wait"], t0),
+        "time_wait": time_wait_series(page["time_wait"]),
         "fields": ROW_FIELDS,
         "strings": page["strings"],
         "traces": traces,
