@@ -259,10 +259,13 @@ impl Run {
         }
         d.set_item("time_wait", time_wait)?;
         let traces = PyList::empty(py);
+        let mut rows = Vec::new();
         for picked in page.picked() {
             let t = picked.trace;
-            let rows = PyBytes::new(py, &t.rows);
-            traces.append((picked.id, t.total, t.truncated, picked.why, rows))?;
+            rows.clear();
+            crate::page::write_trace_rows(&mut rows, t);
+            let text = PyBytes::new(py, &rows);
+            traces.append((picked.id, t.total, t.truncated(), picked.why, text))?;
         }
         d.set_item("traces", traces)?;
         Ok(d)
@@ -378,7 +381,7 @@ impl Run {
                     Format::Zeek => zeek_log.write(&record, &mut buf),
                     Format::Page => {
                         if let Some(page) = page.as_mut() {
-                            page.add(&record, trace.as_deref(), &mut buf);
+                            page.add(&record, trace, &mut buf);
                         }
                     }
                 }

@@ -16,22 +16,13 @@ use std::collections::HashMap;
 
 use crate::analyzers::trace::SegmentTrace;
 use crate::model::{ConnectionRecord, Role, Sides};
-use crate::writers::floats::write_json_dumps;
-
-/// A trace kept while a pick heap holds its connection: its rows as JSON text.
-pub struct KeptTrace {
-    /// Segments of the connection, kept or not.
-    pub total: u64,
-    pub truncated: bool,
-    /// `[[t_ms, role, flags, seq, ack, length, window, entered_c, entered_s, marks], ...]`
-    pub rows: Vec<u8>,
-}
+use crate::writers::floats::{write_json_dumps, write_orjson};
 
 /// An embedded trace: the connection, why it was picked, its trace.
 pub struct PickedTrace<'a> {
     pub id: u64,
     pub why: Vec<&'static str>,
-    pub trace: &'a KeptTrace,
+    pub trace: &'a SegmentTrace,
 }
 
 /// When each TIME_WAIT holder entered and left it, grouped as the summary groups holders:
@@ -203,7 +194,9 @@ pub struct PageData {
     pub rtt_ms: Vec<f64>,
     pub time_wait: TimeWaitEvents,
     picker: picks::TracePicker,
-    traces: HashMap<u64, KeptTrace>,
+    /// The traces of the connections a pick heap holds (as traced: only the few embedded
+    /// become text, `write_trace_rows`).
+    traces: HashMap<u64, Box<SegmentTrace>>,
 }
 
 impl PageData {
@@ -224,7 +217,12 @@ impl PageData {
 
     /// One record (with its trace, if traced): its row appended to `out` (a comma before
     /// every row but the first), the aggregates and the picks updated.
-    pub fn add(&mut self, r: &ConnectionRecord, trace: Option<&SegmentTrace>, out: &mut Vec<u8>) {
+    pub fn add(
+        &mut self,
+        r: &ConnectionRecord,
+        trace: Option<Box<SegmentTrace>>,
+        out: &mut Vec<u8>,
+    ) {
         if self.rows > 0 {
             out.push(b',');
         }
@@ -248,14 +246,7 @@ impl PageData {
             self.traces.remove(&id);
         }
         if let (true, Some(trace)) = (offer.kept, trace) {
-            let mut rows = Vec::new();
-            write_trace_rows(&mut rows, trace);
-            let kept = KeptTrace {
-                total: trace.total,
-                truncated: trace.truncated(),
-                rows,
-            };
-            self.traces.insert(r.id, kept);
+            self.traces.insert(r.id, trace);
         }
     }
 
@@ -359,7 +350,13 @@ impl<'a> Row<'a> {
         match value {
             Some(v) => {
                 self.next();
-                write_json_dumps(self.out, v);
+                // orjson's text is json.dumps's where neither uses an exponent, and is
+                // written without ryu for the usual timestamps and milliseconds
+                if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+                    write_orjson(self.out, v);
+                } else {
+                    write_json_dumps(self.out, v);
+                }
             }
             None => self.null(),
         }
@@ -386,7 +383,7 @@ impl<'a> Row<'a> {
 /// `json.dumps` wrote the rows Python made of the trace dicts.
 pub fn write_trace_rows(out: &mut Vec<u8>, trace: &SegmentTrace) {
     out.push(b'[');
-    for (i, s) in trace.segments.iter().enumerate() {
+    for (i, (s, entered)) in trace.with_entered().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -398,7 +395,7 @@ pub fn write_trace_rows(out: &mut Vec<u8>, trace: &SegmentTrace) {
         w.opt_int(s.ack);
         w.int(s.length);
         w.int(s.window);
-        for side in &s.entered {
+        for side in entered {
             w.names(side.iter().map(|state| state.name()), b'>');
         }
         w.names(s.mark.map(|m| m.name()).into_iter(), b',');
@@ -446,28 +443,33 @@ mod tests {
 
     #[test]
     fn trace_rows_are_the_pages_form() {
-        let segment = |ts_ns, role, mark, entered: [Vec<TcpState>; 2]| TracedSegment {
-            ts_ns,
-            role,
-            flags: 0x12,
-            seq: 0,
-            ack: None,
-            length: 0,
-            window: 65535,
-            states: [TcpState::SynSent, TcpState::SynRcvd],
-            entered,
-            mark,
+        let segment = |ts_ns, role, mark, entered: [Vec<TcpState>; 2]| {
+            let segment = TracedSegment {
+                ts_ns,
+                role,
+                flags: 0x12,
+                seq: 0,
+                ack: None,
+                length: 0,
+                window: 65535,
+                states: [TcpState::SynSent, TcpState::SynRcvd],
+                entered: [0, 0],
+                mark,
+            };
+            (segment, entered)
         };
-        let mut trace = SegmentTrace::new(Some(5), 1_000);
-        trace.segments = vec![
-            segment(1_000, Role::Client, None, [vec![TcpState::SynSent], vec![]]),
-            segment(
-                1_500_500,
-                Role::Server,
-                Some(Mark::Retransmission),
-                [vec![], vec![TcpState::SynRcvd, TcpState::Established]],
-            ),
-        ];
+        let trace = SegmentTrace::of(
+            1_000,
+            vec![
+                segment(1_000, Role::Client, None, [vec![TcpState::SynSent], vec![]]),
+                segment(
+                    1_500_500,
+                    Role::Server,
+                    Some(Mark::Retransmission),
+                    [vec![], vec![TcpState::SynRcvd, TcpState::Established]],
+                ),
+            ],
+        );
         let mut out = Vec::new();
         write_trace_rows(&mut out, &trace);
         assert_eq!(
@@ -491,6 +493,22 @@ mod tests {
         let (steps, peak) = sweep(&[1.0, 2.0], &[2.0, 3.0], 0.5);
         assert_eq!(peak, 1);
         assert_eq!(steps, [(0.0, 0), (0.5, 1), (1.5, 0), (1.5, 1), (2.5, 0)]);
+    }
+
+    #[test]
+    fn floats_are_json_dumps_text() {
+        let mut out = Vec::new();
+        let mut w = Row::new(&mut out);
+        for v in [0.0, -0.0, 1e-5, 0.0001, 0.1, 1.5, 100.0, 1795317888.747063, 1e15, 1e16] {
+            w.float(Some(v));
+        }
+        w.float(Some(f64::NAN));
+        w.end();
+        let text = String::from_utf8(out).unwrap();
+        // (Python: json.dumps of the same list)
+        let want = "[0.0,-0.0,1e-05,0.0001,0.1,1.5,100.0,1795317888.747063,1000000000000000.0,\
+                    1e+16,NaN]";
+        assert_eq!(text, want);
     }
 
     #[test]
