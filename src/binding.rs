@@ -254,7 +254,11 @@ impl Run {
         let time_wait = PyList::empty(py);
         let t0 = if page.rows == 0 { 0.0 } else { page.t0 };
         for series in page.time_wait.swept(t0) {
-            let steps: Vec<f64> = series.steps.iter().flat_map(|&(t, n)| [t, n as f64]).collect();
+            let steps: Vec<f64> = series
+                .steps
+                .iter()
+                .flat_map(|&(t, n)| [t, n as f64])
+                .collect();
             time_wait.append((series.key, series.peak, packed(&steps)))?;
         }
         d.set_item("time_wait", time_wait)?;
@@ -406,8 +410,8 @@ impl Run {
         finish_execute(py, result, &mut failure)
     }
 
-    /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it (json
-    /// and table runs: the other formats carry none, and do not pay for it).
+    /// The capture-wide summary (src/writers/summary.rs `as_dict`; json, table and page
+    /// runs: the other formats carry none, and do not pay for it).
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_python(py, &self.summary.as_dict())
     }

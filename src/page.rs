@@ -39,7 +39,8 @@ pub struct TimeWaitEvents {
 impl TimeWaitEvents {
     fn add(&mut self, r: &ConnectionRecord) {
         let c = &r.close;
-        let (Some(side), Some(enter), Some(leave)) = (c.time_wait, c.time_wait_ts, c.time_wait_until)
+        let (Some(side), Some(enter), Some(leave)) =
+            (c.time_wait, c.time_wait_ts, c.time_wait_until)
         else {
             return;
         };
@@ -499,7 +500,18 @@ mod tests {
     fn floats_are_json_dumps_text() {
         let mut out = Vec::new();
         let mut w = Row::new(&mut out);
-        for v in [0.0, -0.0, 1e-5, 0.0001, 0.1, 1.5, 100.0, 1795317888.747063, 1e15, 1e16] {
+        for v in [
+            0.0,
+            -0.0,
+            1e-5,
+            0.0001,
+            0.1,
+            1.5,
+            100.0,
+            1795317888.747063,
+            1e15,
+            1e16,
+        ] {
             w.float(Some(v));
         }
         w.float(Some(f64::NAN));

@@ -171,7 +171,9 @@ impl TracePicker {
         let turns = ranked.iter().map(Vec::len).max().unwrap_or(0);
         for rank in 0..turns {
             for (kind, candidates) in KINDS.iter().zip(&ranked) {
-                let Some(c) = candidates.get(rank) else { continue };
+                let Some(c) = candidates.get(rank) else {
+                    continue;
+                };
                 if let Some((_, kinds)) = chosen.iter_mut().find(|(id, _)| *id == c.id) {
                     kinds.push(kind);
                 } else if spent.saturating_add(c.segments) <= self.budget {
@@ -235,9 +237,9 @@ mod tests {
         let mut empty = record(6, Some(1.0), 1.0, 0);
         empty.rst = Some(reset());
         assert_eq!(picker.offer(&empty), Offer::default()); // nothing to draw
-        // turn 1, each kind's best: 1 (rst), 2 (slow), 3 (stall): 30 segments; 4 (longest,
-        // 100 segments) and 5 (largest) do not fit. Turns 2 and 3 add kinds to those picked
-        // already (equal scores: the smaller id first).
+                                                            // turn 1, each kind's best: 1 (rst), 2 (slow), 3 (stall): 30 segments; 4 (longest,
+                                                            // 100 segments) and 5 (largest) do not fit. Turns 2 and 3 add kinds to those picked
+                                                            // already (equal scores: the smaller id first).
         assert_eq!(
             picker.picked(),
             vec![
@@ -259,6 +261,9 @@ mod tests {
         let offer = picker.offer(&record(3, Some(1.0), 7.0, 10));
         assert_eq!((offer.kept, offer.evicted), (true, vec![]));
         // 4 is no better anywhere: not kept
-        assert_eq!(picker.offer(&record(4, Some(1.0), 1.0, 10)), Offer::default());
+        assert_eq!(
+            picker.offer(&record(4, Some(1.0), 1.0, 10)),
+            Offer::default()
+        );
     }
 }
