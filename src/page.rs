@@ -2,10 +2,11 @@
 //! assembled in Python, tcptrace/report/html.py): each record becomes one table row of JSON
 //! text, its strings interned in one table, written straight to the run's output (a
 //! temporary file the page copies); the charts' inputs are running aggregates (handshake
-//! times, TIME_WAIT enter/leave times per holder, the time span); `picks` chooses the
-//! connections whose traces the page embeds, and their traces are kept in the page's own
-//! form (`trace_rows`). One pass over the captures, memory bounded as for `analyze` plus a
-//! few doubles per connection and the picked candidates' traces.
+//! times, TIME_WAIT enter/leave times per holder, the time span; the TIME_WAIT sweep at
+//! the end); `picks` chooses the connections whose traces the page embeds: a trace is kept
+//! while a pick heap holds its connection, and only the embedded ones become the page's
+//! rows text (`write_trace_rows`). One pass over the captures, memory bounded as for
+//! `analyze` plus a few doubles per connection and the candidates' traces.
 //!
 //! Every text here is what Python's `json.dumps(..., separators=(",", ":"))` made of the
 //! same values when the page was built in Python (the golden views hold the pages to it).

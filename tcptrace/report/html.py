@@ -38,8 +38,9 @@ ROW_FIELDS = ("id", "client_ip", "client_port", "server_ip", "server_port", "fir
               "duration", "outcome", "rtt", "setup", "tw", "rst", "rst_sender", "ka", "reqs",
               "proto", "pkts_c", "pkts_s", "bytes_c", "bytes_s", "retx_c", "retx_s",
               "final_c", "final_s", "half_close")
-"""The values of a table row, in order (`report.js` names the same indices). Strings
-(addresses, outcomes, states, kinds) are indices into the document's `strings`."""
+"""The values of a table row, in order (src/page.rs `write_row` writes them, `report.js` names
+the same indices). Strings (addresses, outcomes, states, kinds) are indices into the
+document's `strings`."""
 
 
 def pack_trace(total: int, truncated: bool, why: list[str], rows: bytes) -> dict[str, Any]:
