@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("capture", nargs="?",
                         default=str(ROOT / "benchmarks" / "data" / "bench.pcap"))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-browser", action="store_true",
+                        help="Generation only: skip the headless Chromium part.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
@@ -100,7 +102,8 @@ def main() -> None:
             "analyze_peak_rss_mb": max(m for _, m in analyze),
             "html_mb": round(page.stat().st_size / 1e6, 2),
         }
-        result.update(interactions(page))
+        if not args.no_browser:
+            result.update(interactions(page))
     print(json.dumps(result, indent=1))
 
 

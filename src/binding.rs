@@ -44,6 +44,9 @@ enum Format {
     Records,
     /// `-f zeek`: a Zeek-style conn.log (implies the Zeek view).
     Zeek,
+    /// The HTML report's table rows (JSON text, `crate::page`) to `out`, the rest of the
+    /// page's data held for `page_data`.
+    Page,
 }
 
 /// What the table format shows of a record (the table is for people: built in Python).
@@ -135,6 +138,8 @@ struct Run {
     report: Option<parallel::Report>,
     /// Records format: only the records of traced connections are written.
     traced_only: bool,
+    /// Page format: the report's data (`report_page` makes it).
+    page: Option<crate::page::PageData>,
 }
 
 #[pymethods]
@@ -164,6 +169,7 @@ impl Run {
             "table" => Format::Table,
             "records" => Format::Records,
             "zeek" => Format::Zeek,
+            "page" => Format::Page,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let filter = filter.map(|f| f.filter());
@@ -185,7 +191,7 @@ impl Run {
         };
         // records for Python (check, ladder, report) come from one thread, and so do the
         // files of --per-file (each is one capture: its flows are not split)
-        let jobs = if format == Format::Records || per_file {
+        let jobs = if matches!(format, Format::Records | Format::Page) || per_file {
             1
         } else {
             jobs.max(1)
@@ -211,7 +217,65 @@ impl Run {
             jobs,
             report: None,
             traced_only: false,
+            page: None,
         })
+    }
+
+    /// Page format, before `execute`: trace every connection (at most `limit` segments
+    /// each) and embed the traces `crate::page::picks` picks, `budget` segments in all.
+    fn report_page(&mut self, limit: u64, budget: u64) -> PyResult<()> {
+        if self.format != Format::Page {
+            return Err(PyValueError::new_err("report_page needs the page format"));
+        }
+        if limit > 0 && budget > 0 {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            self.engine.trace(TraceSelect {
+                selection: Selection::All,
+                limit: Some(limit),
+            });
+        }
+        self.page = Some(crate::page::PageData::new(limit, budget));
+        Ok(())
+    }
+
+    /// Page format, after `execute`: the page's data besides the rows and the summary
+    /// (tcptrace/report/html.py `write_page` reads it). Floats come packed (`array("d")`).
+    fn page_data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let Some(page) = self.page.as_ref() else {
+            return Err(PyRuntimeError::new_err("not a page run"));
+        };
+        let packed = |values: &[f64]| {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            PyBytes::new(py, &bytes)
+        };
+        let d = PyDict::new(py);
+        d.set_item("rows", page.rows)?;
+        d.set_item("strings", &page.strings)?;
+        d.set_item("t0", page.t0)?;
+        d.set_item("t_end", page.t_end)?;
+        d.set_item("rtt_ms", packed(&page.rtt_ms))?;
+        let time_wait = PyList::empty(py);
+        let t0 = if page.rows == 0 { 0.0 } else { page.t0 };
+        for series in page.time_wait.swept(t0) {
+            let steps: Vec<f64> = series
+                .steps
+                .iter()
+                .flat_map(|&(t, n)| [t, n as f64])
+                .collect();
+            time_wait.append((series.key, series.peak, packed(&steps)))?;
+        }
+        d.set_item("time_wait", time_wait)?;
+        let traces = PyList::empty(py);
+        let mut rows = Vec::new();
+        for picked in page.picked() {
+            let t = picked.trace;
+            rows.clear();
+            crate::page::write_trace_rows(&mut rows, t);
+            let text = PyBytes::new(py, &rows);
+            traces.append((picked.id, t.total, t.truncated(), picked.why, text))?;
+        }
+        d.set_item("traces", traces)?;
+        Ok(d)
     }
 
     /// Trace segments (before `execute`; records format): of every connection
@@ -288,6 +352,7 @@ impl Run {
             spool,
             rows,
             sink,
+            page,
             ..
         } = self;
         let out = sink.insert(Sink::of(out)?);
@@ -302,7 +367,7 @@ impl Run {
                     return Ok(());
                 }
                 // the summary is part of the json document and of the table only
-                if matches!(format, Format::Json | Format::Table) {
+                if matches!(format, Format::Json | Format::Table | Format::Page) {
                     summary.add(&record);
                 }
                 match format {
@@ -321,6 +386,11 @@ impl Run {
                         }
                     }
                     Format::Zeek => zeek_log.write(&record, &mut buf),
+                    Format::Page => {
+                        if let Some(page) = page.as_mut() {
+                            page.add(&record, trace, &mut buf);
+                        }
+                    }
                 }
                 if buf.len() >= FLUSH_BYTES {
                     out.write(&mut buf, &mut failure)?;
@@ -343,8 +413,8 @@ impl Run {
         finish_execute(py, result, &mut failure)
     }
 
-    /// The capture-wide summary, as tcptrace.report.summary.Summary.as_dict() gives it (json
-    /// and table runs: the other formats carry none, and do not pay for it).
+    /// The capture-wide summary (src/writers/summary.rs `as_dict`; json, table and page
+    /// runs: the other formats carry none, and do not pay for it).
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_python(py, &self.summary.as_dict())
     }
@@ -468,7 +538,7 @@ impl Run {
             Format::Csv => Encoding::Csv,
             Format::Table => Encoding::Table,
             Format::Zeek => Encoding::Zeek,
-            Format::Records => {
+            Format::Records | Format::Page => {
                 return Err(PyValueError::new_err(
                     "the records format runs on one thread",
                 ))
@@ -498,7 +568,7 @@ impl Run {
                         summary.add(r);
                     }
                     match format {
-                        Format::Records => {}
+                        Format::Records | Format::Page => {}
                         Format::Zeek => {
                             zeek_log.begin(&mut buf);
                             record.write_to(&mut buf);

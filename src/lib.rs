@@ -20,6 +20,7 @@ pub mod flows;
 pub mod fuzzing;
 pub mod model;
 pub mod names;
+pub mod page;
 pub mod parallel;
 pub mod reassembly;
 pub mod seqnum;

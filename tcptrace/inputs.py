@@ -3,7 +3,7 @@
 `-` is standard input (as for tcpdump -r and tshark -r); a FIFO, `/dev/stdin` or a shell's
 `<(...)` are streams too. The engine reads every one of them by content, without seeking
 (src/sources/files.rs); what cannot be done with a stream is knowing its size in advance
-(the progress bar shows no percentage then) and reading it twice (`report`).
+(the progress bar shows no percentage then) and reading it twice.
 """
 
 from __future__ import annotations

@@ -164,10 +164,11 @@ an end of either side ("client" or "server", host, port), or None (all)."""
 def record_run(paths: list[str], *, filter_text: str | None = None,
                msl_s: float, linger_s: float = 0.5, max_flows: int = 1_000_000,
                verify_checksums: bool = False, per_file: bool = False,
-               tunnel_ports: list[tuple[str, int]] | None = None) -> Run:
-    """A run yielding records to Python (`read_records`), for `check`, `ladder` and
-    `report`, analyzed as `analyze` would with the same options. A bad --filter fails
-    here, before any reading."""
+               tunnel_ports: list[tuple[str, int]] | None = None,
+               format: str = "records") -> Run:
+    """A run yielding records to Python (`read_records`), for `check` and `ladder`, or
+    (`format="page"`, `read_page`) the HTML report's data, analyzed as `analyze` would with
+    the same options. A bad --filter fails here, before any reading."""
     from tcptrace import _native
 
     bpf = None
@@ -175,7 +176,7 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
         from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
 
         bpf = compile_filter(filter_text)
-    return _native.Run(paths, "records", bpf, msl_s, linger_s, max_flows,
+    return _native.Run(paths, format, bpf, msl_s, linger_s, max_flows,
                        verify_checksums=verify_checksums, per_file=per_file,
                        tunnel_ports=tunnel_ports or None)
 
@@ -186,6 +187,17 @@ def trace(run: Run, select: TraceSelect = None, *, limit: int | None = None,
     `limit` each: their records carry a `trace` key (tcptrace.report.trace). `traced_only`
     leaves the other records out."""
     run.trace(select, limit, traced_only)
+
+
+def read_page(run: Run, rows: str, *,
+              watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None) -> None:
+    """Run a page run (`record_run(format="page")`, then `run.report_page`): the table rows
+    go to the file `rows`, the rest is `run.page_data()`. Raises as `read_records` does."""
+    progress = run.progress()
+    with watch(lambda: (progress.bytes, progress.frames)) if watch else nullcontext():
+        interrupted = execute(run, rows)
+    if interrupted is not None:  # a page of part of the capture would mislead
+        raise interrupted
 
 
 def read_records(run: Run, each: Callable[[dict[str, Any]], object], *,

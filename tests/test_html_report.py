@@ -8,6 +8,7 @@ selenium, no chromedriver), calling the page's `window.tcptraceReport` hooks.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -25,7 +26,6 @@ from conftest import CRAFTED, LINUX, ROOT
 from tcptrace import native
 from tcptrace.cli import cli
 from tcptrace.report import html
-from tcptrace.report.picks import TracePicker
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from browser import Browser, chromium
@@ -89,32 +89,6 @@ def test_trace_budget_zero_embeds_none(tmp_path: Path) -> None:
     assert embedded(out.read_text(encoding="utf-8"))["traces"] == {}
 
 
-def record(conn: int, *, rst: bool = False, setup: float | None = 1.0, retx: int = 0,
-           duration: float = 1.0, size: int = 0, packets: int = 10) -> dict[str, Any]:
-    return {"id": conn, "rst": {"kind": "abort"} if rst else None,
-            "handshake": {"setup_ms": setup, "rtt_ms": setup, "syn_retransmits": 0,
-                          "synack_retransmits": 0},
-            "retransmitted_bytes": {"client": retx, "server": 0},
-            "unique_bytes": {"client": size, "server": 0}, "duration_ms": duration,
-            "packets": {"client": packets, "server": 0}}
-
-
-def test_picks_take_turns_within_the_budget() -> None:
-    picker = TracePicker(max_segments=100, budget=35, per_kind=3)
-    picker.offer(record(1, rst=True))
-    picker.offer(record(2, setup=50.0))
-    picker.offer(record(3, retx=3000))
-    picker.offer(record(4, duration=900.0, packets=500))  # 100 segments: over the budget
-    picker.offer(record(5, size=10**6, setup=None))
-    picker.offer(record(6, packets=0, rst=True))  # nothing to draw
-    # turn 1, each kind's best: 1 (rst), 2 (slow), 3 (stall): 30 segments; 4 (longest, 100
-    # segments) and 5 (largest) do not fit. Turn 2 and 3 add kinds to those picked already
-    # (equal scores: the smaller id first).
-    assert picker.picked() == {1: ["rst", "slow handshake", "longest"],
-                               2: ["slow handshake", "longest"],
-                               3: ["stall", "slow handshake"]}
-
-
 def test_histogram_bins_round_and_centred() -> None:
     near_40 = html.histogram(array("d", [39.8, 40.0, 40.1, 40.3, 40.2]))
     assert not near_40["log"] and near_40["edges"][0] <= 39.8 <= 40.3 <= near_40["edges"][-1]
@@ -125,21 +99,6 @@ def test_histogram_bins_round_and_centred() -> None:
     wide = html.histogram(array("d", [0.05, 1.0, 200.0]))
     assert wide["log"] and wide["edges"][0] <= 0.05 and wide["edges"][-1] > 200.0
     assert html.nice_step(1002 / 5) == 500 and html.nice_step(0.013) == 0.02
-
-
-def test_time_wait_envelope_keeps_the_peak() -> None:
-    times = array("d", [0.0])
-    levels = array("q", [0])
-    for i in range(10_000):  # one TIME_WAIT a second, each 0.5 s; one burst of 7
-        times.extend([i, i + 0.5])
-        levels.extend([1, 0])
-    times.extend([5000.1, 5000.2])
-    levels.extend([7, 0])
-    order = sorted(range(len(times)), key=lambda k: times[k])
-    steps = html._envelope(array("d", (times[k] for k in order)),
-                           array("q", (levels[k] for k in order)))
-    assert len(steps) <= 2 * html.TIME_WAIT_POINTS + 2
-    assert max(n for _, n in steps) == 7
 
 
 # ---- in the browser ------------------------------------------------------------------
@@ -202,19 +161,20 @@ def test_a_connection_not_embedded_gives_the_ladder_command(tmp_path: Path,
 
 def test_the_table_keeps_only_the_rows_in_view(tmp_path: Path, browser: Browser) -> None:
     """3,900 rows: the DOM holds a screenful; sorting and filtering still see them all."""
-    run = native.record_run([str(p) for p in sorted(LINUX.glob("*.pcap"))], msl_s=30.0)
-    records: list[dict[str, Any]] = []
-    native.read_records(run, records.append)
+    run = native.record_run([str(p) for p in sorted(LINUX.glob("*.pcap"))], msl_s=30.0,
+                            format="page")
+    run.report_page(50, 0)
+    native.read_page(run, str(tmp_path / "rows.json"))
+    rows = json.loads("[" + (tmp_path / "rows.json").read_text() + "]")
+    data = run.page_data()
+    data["rows"] = 300 * len(rows)
+    many = [[copy * 100 + r[0], *r[1:]] for copy in range(300) for r in rows]
     page = tmp_path / "many.html"
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        builder = html.PageBuilder(spool, 50, 0)
-        for copy in range(300):
-            for r in records:
-                builder.add(r | {"id": copy * 100 + r["id"]})
-        with page.open("w", encoding="utf-8") as out:
-            builder.write(out, source=run.source_report(),
-                          paths=["many.pcap"], msl_s=30.0, max_segments=50, traces={},
-                          trace_budget=0, filter_text=None)
+    with page.open("w", encoding="utf-8") as out:
+        html.write_page(out, io.StringIO(json.dumps(many)[1:-1]), data,
+                        summary=run.summary(), source=run.source_report(),
+                        paths=["many.pcap"], msl_s=30.0, max_segments=50, trace_budget=0,
+                        filter_text=None)
     browser.open(page.as_uri(), READY)
     assert browser.evaluate("tcptraceReport.count()") == "3,900 of 3,900 connections"
     in_dom = len(browser.evaluate("tcptraceReport.visible()"))

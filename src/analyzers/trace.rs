@@ -99,9 +99,11 @@ pub struct TracedSegment {
     pub window: i64,
     /// (client, server) state after the segment.
     pub states: [TcpState; 2],
-    /// (client, server) states entered since the previous segment, in order: one segment
-    /// may move a side twice (an ACK of a FIN carrying its own FIN).
-    pub entered: [Vec<TcpState>; 2],
+    /// How many states each side (client, server) entered since the previous segment, in
+    /// order: one segment may move a side twice (an ACK of a FIN carrying its own FIN).
+    /// The states are in the trace's `entered` list (`SegmentTrace::entered` reads them):
+    /// one vector per trace, not two per segment.
+    pub entered: [u16; 2],
     pub mark: Option<Mark>,
 }
 
@@ -153,6 +155,22 @@ impl Sent {
     }
 
     fn add(&mut self, start: i64, end: i64) {
+        // In-order data (nearly every segment) extends the last range or opens a hole after
+        // it: what sorting and merging would make, without a new vector per segment.
+        match self.ranges.last_mut() {
+            Some(last) if last.0 <= start && start <= last.1 => {
+                last.1 = last.1.max(end);
+                return;
+            }
+            Some(last) if start > last.1 => {
+                self.ranges.push((start, end));
+                if self.ranges.len() > MAX_RANGES {
+                    self.ranges.remove(0);
+                }
+                return;
+            }
+            _ => {}
+        }
         self.ranges.push((start, end));
         self.ranges.sort_unstable();
         let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.ranges.len());
@@ -173,6 +191,8 @@ impl Sent {
 pub struct SegmentTrace {
     limit: Option<usize>,
     pub segments: Vec<TracedSegment>,
+    /// The states the segments entered, segment after segment, client's before server's.
+    entered: Vec<TcpState>,
     /// Segments of the connection, kept or not.
     pub total: u64,
     pub first_ns: i64,
@@ -186,11 +206,38 @@ impl SegmentTrace {
         SegmentTrace {
             limit,
             segments: Vec::new(),
+            entered: Vec::new(),
             total: 0,
             first_ns,
             sent: [Sent::new(), Sent::new()],
             seen: [0, 0],
         }
+    }
+
+    /// Each kept segment with the states it entered (client, server), in order.
+    pub fn with_entered(&self) -> impl Iterator<Item = (&TracedSegment, [&[TcpState]; 2])> {
+        let mut at = 0usize;
+        self.segments.iter().map(move |s| {
+            let client_end = at + usize::from(s.entered[0]);
+            let server_end = client_end + usize::from(s.entered[1]);
+            let client = self.entered.get(at..client_end).unwrap_or(&[]);
+            let server = self.entered.get(client_end..server_end).unwrap_or(&[]);
+            at = server_end;
+            (s, [client, server])
+        })
+    }
+
+    /// A trace of the given segments and the states each entered (tests of its readers).
+    #[cfg(test)]
+    pub(crate) fn of(first_ns: i64, segments: Vec<(TracedSegment, [Vec<TcpState>; 2])>) -> Self {
+        let mut trace = SegmentTrace::new(None, first_ns);
+        for (mut segment, entered) in segments {
+            segment.entered = entered.each_ref().map(|side| side.len() as u16);
+            trace.entered.extend(entered.iter().flatten());
+            trace.segments.push(segment);
+            trace.total += 1;
+        }
+        trace
     }
 
     /// Some segments were not kept.
@@ -270,7 +317,13 @@ impl SegmentTrace {
             length: v.payload_len,
             window,
             states: [v.machines[0].state, v.machines[1].state],
-            entered: entered.map(|new| new.iter().map(|&(_, s)| s).collect()),
+            // (a side enters a few states per segment: u16 cannot overflow in practice, and
+            // the count and the states kept agree even if it did)
+            entered: entered.map(|new| {
+                let new = new.get(..usize::from(u16::MAX)).unwrap_or(new);
+                self.entered.extend(new.iter().map(|&(_, s)| s));
+                new.len() as u16
+            }),
             mark,
         });
     }
@@ -446,8 +499,11 @@ mod tests {
         f.machines[1].start(2, TcpState::SynRcvd);
         f.machines[1].start(2, TcpState::Established);
         f.seg(Role::Server, SYN | ACK, ISN_S, ISN_C + 1, 0, 1);
-        let entered: Vec<[Vec<TcpState>; 2]> =
-            f.trace.segments.iter().map(|s| s.entered.clone()).collect();
+        let entered: Vec<[Vec<TcpState>; 2]> = f
+            .trace
+            .with_entered()
+            .map(|(_, e)| e.map(<[TcpState]>::to_vec))
+            .collect();
         assert_eq!(
             entered,
             vec![

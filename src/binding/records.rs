@@ -174,7 +174,7 @@ where
 /// The trace as tcptrace/report/trace.py describes it.
 fn trace_dict<'py>(py: Python<'py>, t: &SegmentTrace) -> PyResult<Bound<'py, PyDict>> {
     let segments = PyList::empty(py);
-    for s in &t.segments {
+    for (s, entered_states) in t.with_entered() {
         let d = PyDict::new(py);
         d.set_item(intern!(py, "ts_ns"), s.ts_ns)?;
         d.set_item(intern!(py, "role"), s.role.name())?;
@@ -188,7 +188,7 @@ fn trace_dict<'py>(py: Python<'py>, t: &SegmentTrace) -> PyResult<Bound<'py, PyD
             [s.states[0].name(), s.states[1].name()],
         )?;
         let entered = PyList::empty(py);
-        for side in &s.entered {
+        for side in entered_states {
             entered.append(PyList::new(py, side.iter().map(|state| state.name()))?)?;
         }
         d.set_item(intern!(py, "entered"), entered)?;

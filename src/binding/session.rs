@@ -211,7 +211,7 @@ impl LiveSession {
         self.session.finished()
     }
 
-    /// The summary of the records so far, as tcptrace.report.summary.Summary.as_dict().
+    /// The summary of the records so far (src/writers/summary.rs `as_dict`).
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_python(py, &self.summary.as_dict())
     }

@@ -1,9 +1,10 @@
 """The `ladder` and `report` commands (registered in tcptrace.cli): pictures of connections.
 
 Both run the native engine with segment traces (src/analyzers/trace.rs): `ladder` traces
-only the selected connection and gets only its record; `report` reads every record once
-without traces, then traces only the connections it embeds (tcptrace.report.picks), at most
-`--max-segments` segments of each (the first ones), so memory stays bounded.
+only the selected connection and gets only its record; `report` reads the captures once,
+tracing every connection while it is open (at most `--max-segments` segments, the first
+ones) and keeping only the traces the page may embed (src/page/picks.rs), so memory stays
+bounded.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,7 +19,6 @@ from tcptrace import native
 from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
-from tcptrace.inputs import STDIN, display_name, is_stream
 from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 from tcptrace.progress import watch_for
@@ -28,9 +26,6 @@ from tcptrace.report import html
 from tcptrace.report import ladder as ladder_text
 from tcptrace.report.picks import TRACE_BUDGET
 from tcptrace.report.trace import Record, Trace, trace_of
-
-if TYPE_CHECKING:
-    from tcptrace._native import Progress
 
 
 class SelectionError(TcptraceError):
@@ -122,67 +117,28 @@ def report(captures: tuple[str, ...], output: str, filter_: str | None, msl: flo
            no_progress: bool) -> None:
     """Write a self-contained HTML report of CAPTURES: charts, table, per-connection diagrams.
 
-    Two passes over the captures: the records (spooled to a temporary file as they come),
-    then the segment traces of the connections picked for embedding (--trace-budget); the
-    page gives the `tcptrace ladder` command for the others.
+    One pass over the captures: the table rows are spooled to a temporary file as
+    connections end, and the segment traces of the connections picked for embedding
+    (--trace-budget) are kept; the page gives the `tcptrace ladder` command for the others.
     """
     paths = list(captures)
-    streams = [display_name(p) for p in paths if p == STDIN or is_stream(p)]
-    if streams:  # the second pass would find it empty
-        raise TcptraceError(f"{streams[0]}: report reads its captures twice, and a pipe can "
-                            "be read only once; save the capture to a file first")
     refuse_inputs(output, captures)
     check_writable(output)  # before the reading, which can take minutes
-    options: dict[str, Any] = {"filter_text": filter_, "msl_s": msl, "linger_s": linger,
-                               "max_flows": max_flows, "verify_checksums": verify_checksums,
-                               "tunnel_ports": list(tunnel_ports)}
-    passes: list[Progress] = []  # (taken before each pass: a run is borrowed while it runs)
-    bar = None if quiet or no_progress else _progress_bar(paths, passes)
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool, bar or nullcontext():
-        run = native.record_run(paths, **options)
-        passes.append(run.progress())
-        page = html.PageBuilder(spool, max_segments, trace_budget)
-        native.read_records(run, page.add)
-        picked = page.picker.picked()
-        traces: dict[int, dict[str, Any]] = {}
-        if picked:
-            second = native.record_run(paths, **options)
-            passes.append(second.progress())
-            native.trace(second, sorted(picked), limit=max_segments, traced_only=True)
-
-            def keep(record: Record) -> None:
-                trace = trace_of(record)
-                if trace is not None and record["id"] in picked:
-                    traces[record["id"]] = html.pack_trace(trace, picked[record["id"]])
-
-            native.read_records(second, keep)
-        with replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out:
-            page.write(out, source=run.source_report(),
-                       paths=[native.display_name(p) for p in paths],
-                       msl_s=msl, max_segments=max_segments, traces=traces,
-                       trace_budget=trace_budget, filter_text=filter_)
+    run = native.record_run(paths, filter_text=filter_, msl_s=msl, linger_s=linger,
+                            max_flows=max_flows, verify_checksums=verify_checksums,
+                            tunnel_ports=list(tunnel_ports), format="page")
+    run.report_page(max_segments, trace_budget)
+    watch = watch_for(paths, enabled=not (quiet or no_progress))
+    with tempfile.TemporaryDirectory(prefix="tcptrace-report-") as spool:
+        rows = os.path.join(spool, "rows.json")
+        native.read_page(run, rows, watch=watch)
+        with (replaced_on_success(output) as temp, open(temp, "w", encoding="utf-8") as out,
+              open(rows, encoding="utf-8") as spooled):
+            html.write_page(out, spooled, run.page_data(), summary=run.summary(),
+                            source=run.source_report(),
+                            paths=[native.display_name(p) for p in paths], msl_s=msl,
+                            max_segments=max_segments, trace_budget=trace_budget,
+                            filter_text=filter_)
     if not quiet:
         for warning in run.warnings():
             click.echo(f"tcptrace: warning: {warning}", err=True)
-
-
-def _progress_bar(paths: list[str],
-                  passes: list[Progress]) -> AbstractContextManager[None] | None:
-    """A progress bar over both passes (the second counts after the first), when stderr is
-    a terminal (tqdm is imported only then)."""
-    try:
-        if not sys.stderr.isatty():
-            return None
-    except (AttributeError, ValueError):
-        return None
-    from tcptrace.progress import ProgressBar, total_size
-
-    size = total_size(paths)
-
-    def read() -> tuple[int, int]:
-        if not passes:
-            return 0, 0
-        return ((size or 0) * (len(passes) - 1) + passes[-1].bytes,
-                sum(p.frames for p in passes))
-
-    return ProgressBar(None if size is None else 2 * size).watch(read)
