@@ -288,7 +288,7 @@ def test_ladder_honours_the_flow_table_cap(
     status, stdout, stderr = run_cli(capsys, "ladder", "--conn", "5", "--max-flows", "10",
                                      "--no-progress", str(path))
     assert status == 0
-    assert stdout.startswith("connection 5: 10.0.0.1:1028 -> 10.0.0.2:80, UNANSWERED, 1 segments")
+    assert stdout.startswith("connection 5: 10.0.0.1:1028 -> 10.0.0.2:80, UNANSWERED, 1 segment,")
     assert stderr == ""  # (ladder prints no warnings)
 
 

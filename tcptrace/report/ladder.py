@@ -134,7 +134,8 @@ class Ladder:
         server = f"{_host(record['server']['ip'])}:{record['server']['port']}"
         lines = [
             f"connection {record['id']}: {client} -> {server}, {record['outcome']}, "
-            f"{trace['total']} segments, {record['duration_ms']:g} ms",
+            f"{trace['total']} segment{'' if trace['total'] == 1 else 's'}, "
+            f"{record['duration_ms']:g} ms",
             "seq/ack: relative to each side's ISN; time: ms since the first segment; "
             "states: when they change",
             "",
