@@ -10,6 +10,7 @@ under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
 from __future__ import annotations
 
 import glob
+import importlib
 import logging
 import os
 import shutil
@@ -119,8 +120,7 @@ class Progress:
 
 
 def _gather(client: Any, futures: list[Any], phase: str, progress: Progress) -> list[Any]:
-    from distributed import as_completed
-
+    as_completed = importlib.import_module("distributed").as_completed
     progress.update(phase, 0, len(futures))
     for done, _ in enumerate(as_completed(futures), start=1):
         progress.update(phase, done, len(futures))
@@ -139,8 +139,8 @@ def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: Eng
     """Analyze the files on Dask and write the report in `fmt` to `out` (a path, "-" or a
     binary stream); the warnings of the run. The records are those of a single run over the
     same files (docs/scale-out.md says what is guaranteed)."""
-    try:
-        import distributed
+    try:  # (untyped: held as Any)
+        distributed: Any = importlib.import_module("distributed")
     except ImportError:
         raise TcptraceError(INSTALL_HINT) from None
     if fmt not in FORMATS:
