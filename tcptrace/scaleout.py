@@ -28,6 +28,9 @@ FORMATS = ("jsonl", "csv", "zeek")
 """Formats written under Dask (json and table need the records themselves: a later step)."""
 RETRIES = 3
 """Times Dask runs a failed task again (a lost worker): tasks are idempotent."""
+FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
+"""Test hook: a directory; each task's first attempt ends its worker process right after its
+work is written (a map) or fails (a reduce), to prove a retry changes nothing."""
 
 
 @dataclass
@@ -78,8 +81,11 @@ def map_task(path: str, key: str, scratch: str, partitions: int, chunk: int,
         from tcptrace.bpf import compile_filter
 
         bpf = compile_filter(options.filter_text)
-    return _native.scale_map(path, key, scratch, partitions, chunk, filter=bpf,
-                             **options.native())
+    mapped = _native.scale_map(path, key, scratch, partitions, chunk, filter=bpf,
+                               **options.native())
+    if _first_attempt(f"map-{key}"):
+        os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
+    return mapped
 
 
 def reduce_task(scratch: str, keys: list[str], partition: int, fmt: str,
@@ -88,7 +94,22 @@ def reduce_task(scratch: str, keys: list[str], partition: int, fmt: str,
     from tcptrace import _native
 
     _native.scale_reduce(scratch, keys, partition, fmt, **options.native())
+    if _first_attempt(f"reduce-{partition}"):
+        raise RuntimeError(f"forced failure ({FAIL_HOOK})")
     return partition
+
+
+def _first_attempt(task: str) -> bool:
+    """With the test hook set: whether this is the task's first attempt (marked now)."""
+    hook = os.environ.get(FAIL_HOOK)
+    if not hook:
+        return False
+    marker = os.path.join(hook, task)
+    try:
+        with open(marker, "x"):
+            return True
+    except FileExistsError:
+        return False
 
 
 class Progress:

@@ -226,6 +226,23 @@ def test_own_local_cluster_and_scratch_removed(capsys: pytest.CaptureFixture[str
 
 
 @needs_dask
+def test_failed_tasks_are_retried_without_loss_or_duplication(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # every map's worker is killed after the map wrote its files, every reduce fails once
+    # after writing its output: each runs again, over what the first attempt left
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("TCPTRACE_DASK_FAIL_ONCE", str(marks))
+    paths = [str(p) for p in FEW]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths,
+                                       dask_extra=("--workers", "2", "--partitions", "3"))
+    assert dask == single
+    assert sorted(p.name for p in marks.iterdir()) == [
+        *(f"map-f{i:06d}" for i in range(len(paths))), "reduce-0", "reduce-1", "reduce-2"]
+
+
+@needs_dask
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                              scheduler: str) -> None:
     text = tmp_path / "notes.txt"
@@ -243,9 +260,13 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
          "tcptrace: error: -f table is not supported with --executor dask yet "
          "(use jsonl, csv, zeek)"),
     ]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     for paths, fmt, message in cases:
-        status, _, err = _analyze(capsys, tmp_path / "out", fmt, paths, *base, "-q")
+        status, _, err = _analyze(capsys, tmp_path / "out", fmt, paths, *base, "-q",
+                                  "--scratch", str(scratch))
         assert (status, err.strip()) == (2, message)
+        assert list(scratch.iterdir()) == []  # removed on an error too
 
 
 def test_without_dask_says_how_to_install(capsys: pytest.CaptureFixture[str],
