@@ -337,11 +337,14 @@ impl Slicer {
     }
 }
 
-/// A file's batch being merged: its segments not handed on yet (indices into the file's
-/// segments), its latest frame, and whether frames of it are left.
+/// A file's batch being merged: its segments (indices into the file's segments) in time
+/// order, those before `taken` handed on (a merge step takes every segment up to its
+/// watermark: always a prefix in time order), its latest frame, and whether frames of it
+/// are left.
 struct Current {
     latest: i64,
-    rest: Vec<u32>,
+    by_time: Vec<u32>,
+    taken: usize,
     frames_left: bool,
 }
 
@@ -386,9 +389,14 @@ pub fn clock(files: &[FileManifest]) -> Clock {
             match files[i].batches.get(next[i]) {
                 Some(&(latest, count)) => {
                     let first = start[i];
+                    let ts = &files[i].ts;
+                    let mut by_time: Vec<u32> = (first..first + count).collect();
+                    // stable: equal times keep the frame order
+                    by_time.sort_by_key(|&k| ts.get(k as usize).copied().unwrap_or(i64::MIN));
                     current[i] = Some(Current {
                         latest,
-                        rest: (first..first + count).collect(),
+                        by_time,
+                        taken: 0,
                         frames_left: true,
                     });
                     start[i] += count;
@@ -416,15 +424,14 @@ pub fn clock(files: &[FileManifest]) -> Clock {
                 continue;
             };
             let ts = &files[i].ts;
-            cur.rest.retain(|&k| {
+            while let Some(&k) = cur.by_time.get(cur.taken) {
                 let t = ts.get(k as usize).copied().unwrap_or(i64::MIN);
-                if t <= watermark {
-                    step.push((t, i, k));
-                    false
-                } else {
-                    true
+                if t > watermark {
+                    break;
                 }
-            });
+                step.push((t, i, k));
+                cur.taken += 1;
+            }
             cur.frames_left = cur.latest > watermark;
         }
         // stable: ties keep file order, then frame order (the concat's order)
@@ -492,26 +499,26 @@ pub fn reduce_partition(
 ) -> Result<FlowTableStats, String> {
     let clock = clock(manifests);
     // this partition's segments of every file, with their ordinals
-    let mut held: Vec<(u64, usize, crate::decode::Segment)> = Vec::new();
+    // (their bytes stay in the files' buffers, where the segments point)
+    let mut held: Vec<(u64, usize, crate::decode::Segment, usize)> = Vec::new();
     let mut buffers: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for (f, key) in keys.iter().enumerate() {
         let path = part_path(scratch, key, partition);
         let bytes = spill::read(&path)?;
         let what = path.display().to_string();
         let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
-        let mut data = Vec::new();
         let ordinals = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
         while !input.at_end() {
             let index = input.u64()? as usize;
-            let seg = input.segment(&mut data)?;
+            let seg = input.segment()?;
             let Some(&ordinal) = ordinals.get(index) else {
                 return Err(format!("{what}: segment {index} not in its manifest"));
             };
-            held.push((ordinal, f, seg));
+            held.push((ordinal, f, seg, input.position()));
         }
-        buffers.push(data);
+        buffers.push(bytes);
     }
-    held.sort_unstable_by_key(|&(ordinal, _, _)| ordinal);
+    held.sort_unstable_by_key(|&(ordinal, _, _, _)| ordinal);
     let mut reducer = Reducer::new(0, options);
     let mut encoder = Encoder::new(encoding);
     let target = records_path(scratch, partition);
@@ -525,16 +532,13 @@ pub fn reduce_partition(
     let mut piece = MappedPiece::default();
     let mut data = Vec::new();
     for &(last, latest) in &clock.cuts {
-        let end = at + held[at..].partition_point(|&(o, _, _)| o <= last);
+        let end = at + held[at..].partition_point(|&(o, _, _, _)| o <= last);
         data.clear();
         piece.segments.clear();
-        for &(ordinal, f, seg) in &held[at..end] {
+        for &(ordinal, f, seg, bytes_end) in &held[at..end] {
             let bytes = buffers.get(f).map_or(&[][..], Vec::as_slice);
             let from = seg.tcp_off.min(bytes.len());
-            let to = (seg.payload_off + seg.payload_cap as usize)
-                .max(seg.tcp_off + 20 + seg.opt_cap as usize)
-                .min(bytes.len())
-                .max(from);
+            let to = bytes_end.min(bytes.len()).max(from);
             let shift = data.len() as isize - from as isize;
             data.extend_from_slice(&bytes[from..to]);
             piece.segments.push(crate::decode::Segment {
@@ -775,6 +779,18 @@ mod tests {
         assert_eq!(c.ordinals, vec![vec![0, 1, 5, 6], vec![2, 3, 4]]);
         assert_eq!(c.cuts, vec![(2, 10), (4, 20), (6, 30)]);
         assert_eq!(c.reads, vec![(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn a_merge_sorts_each_step_by_time_stably() {
+        // a's timestamps step back within its batch; ties go to the file given first
+        let a = file(&[(10, &[10, 1, 3])]);
+        let b = file(&[(20, &[5, 3])]);
+        let c = clock(&[a, b]);
+        // step 1 (watermark 10): 1 (a1), 3 (a2), 3 (b1), 5 (b0), 10 (a0); step 2: none of
+        // b is left but its frames up to 20 (no segment): no slice
+        assert_eq!(c.ordinals, vec![vec![4, 0, 1], vec![3, 2]]);
+        assert_eq!(c.cuts, vec![(4, 10)]);
     }
 
     #[test]

@@ -171,9 +171,9 @@ impl<'a> In<'a> {
         Ok(n)
     }
 
-    /// A segment `Out::segment` wrote; its bytes are appended to `data`, its offsets
-    /// pointing there.
-    pub fn segment(&mut self, data: &mut Vec<u8>) -> Result<Segment, String> {
+    /// A segment `Out::segment` wrote, its offsets pointing at its bytes in this file's
+    /// buffer (no copy).
+    pub fn segment(&mut self) -> Result<Segment, String> {
         let ts_ns = self.i64()?;
         let (src, dst) = (self.u128()?, self.u128()?);
         let (sport, dport) = (self.u16()?, self.u16()?);
@@ -184,9 +184,9 @@ impl<'a> In<'a> {
             *slot = self.u32()?;
         }
         let [tcp_hlen, opt_cap, payload_len, payload_cap, ip_len, tunnel, payload_at] = v;
-        let bytes = self.bytes()?;
-        let tcp_off = data.len();
-        data.extend_from_slice(bytes);
+        let length = self.u32()? as usize;
+        let tcp_off = self.at;
+        self.take(length)?;
         Ok(Segment {
             ts_ns,
             src,
@@ -207,6 +207,11 @@ impl<'a> In<'a> {
             ip_len,
             tunnel,
         })
+    }
+
+    /// Where the bytes of a segment `segment` returned end in the buffer.
+    pub fn position(&self) -> usize {
+        self.at
     }
 }
 
@@ -270,13 +275,13 @@ mod tests {
         let mut out = Out::new(SEGMENTS_MAGIC);
         out.segment(&seg, &data);
         let mut input = In::new(&out.buf, SEGMENTS_MAGIC, "t").unwrap();
-        let mut back = vec![9u8; 3];
-        let got = input.segment(&mut back).unwrap();
+        let got = input.segment().unwrap();
         assert!(input.at_end());
-        assert_eq!(back.len(), 3 + 28 + 7);
+        let back = &out.buf;
+        let start = back.len() - (28 + 7);
         assert_eq!(
             (got.tcp_off, got.payload_off, got.frame_index),
-            (3, 3 + 28, 0)
+            (start, start + 28, 0)
         );
         assert_eq!(&back[got.payload_off..], b"payload");
         assert_eq!(
