@@ -79,7 +79,7 @@ class Session:
 # The steps of a distributed run (src/binding/scaleout.rs, tcptrace/scaleout.py).
 
 def scale_chunk(files: int) -> int: ...
-def scale_map(path: str, key: str, scratch: str, partitions: int, chunk: int, *,
+def scale_map(open: str, path: str, key: str, scratch: str, partitions: int, chunk: int, *,
               filter: BpfFilter | None = None, msl_s: float = 30.0, linger_s: float = 0.5,
               max_flows: int = 1_000_000, zeek: bool = False, verify_checksums: bool = False,
               zeek_server_ports: list[int] | None = None,
@@ -91,5 +91,4 @@ def scale_reduce(scratch: str, keys: list[str], partition: int, format: str, *,
                  zeek_server_ports: list[int] | None = None,
                  tunnel_ports: list[tuple[str, int]] | None = None) -> None: ...
 def scale_finalize(scratch: str, keys: list[str], partitions: int, format: str,
-                   out: str | Callable[[bytes], object], *,
-                   zeek: bool = False) -> tuple[dict[str, Any], list[str]]: ...
+                   out: str | Callable[[bytes], object], *, zeek: bool = False) -> Run: ...

@@ -205,16 +205,22 @@ def _analyze_on_dask(patterns: list[str], fmt: str, output: str | None, quiet: b
                                      max_flows=max_flows, zeek=zeek,
                                      verify_checksums=verify_checksums,
                                      tunnel_ports=tunnel_ports)
-    from tcptrace.outputs import check_writable
+    from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
 
-    if output is not None and output != "-":
+    refuse_inputs(output, patterns)
+    if output is None or output == "-":
+        target: AbstractContextManager[str | IO[bytes]] = nullcontext(_stdout())
+    elif fmt in WHOLE_DOCUMENT_FORMATS:  # written beside, renamed into place on success
+        target = replaced_on_success(output)
+    else:
         check_writable(output)
-    out: str | IO[bytes] = _stdout() if output is None or output == "-" else output
-    warnings = scaleout.analyze(patterns, fmt, out, options=options, scheduler=scheduler,
-                                workers=workers, partitions=partitions, scratch=scratch,
-                                quiet=quiet)
-    if not isinstance(out, str):
-        out.flush()
+        target = nullcontext(output)
+    with target as out:
+        warnings = scaleout.analyze(patterns, fmt, out, options=options, scheduler=scheduler,
+                                    workers=workers, partitions=partitions, scratch=scratch,
+                                    quiet=quiet)
+        if not isinstance(out, str):
+            out.flush()
     if not quiet:
         for warning in warnings:
             click.echo(f"tcptrace: warning: {warning}", err=True)

@@ -98,6 +98,19 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             interrupted = execute(run, sink)
     except EngineFailure as exc:
         failure, interrupted = exc, None
+    finish_document(run, fmt, per_file=per_file)
+    if failure is not None:
+        raise failure
+    if interrupted is not None:
+        interrupted.report_written = True
+        interrupted.warnings = list(run.warnings())
+        raise interrupted
+    return list(run.warnings())
+
+
+def finish_document(run: Run, fmt: str, *, per_file: bool = False) -> None:
+    """After `execute` (or a distributed run's finalize): the json document's head and its
+    connections, or the table and its summary; nothing for the streamed formats."""
     if fmt == "json":
         import json
 
@@ -112,13 +125,6 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
         run.write((_tables_per_file(rows, run.file_ids()) if per_file
                    else render_table(rows)).encode())
         run.write(render_summary(run.summary(), run.source_report()).encode())
-    if failure is not None:
-        raise failure
-    if interrupted is not None:
-        interrupted.report_written = True
-        interrupted.warnings = list(run.warnings())
-        raise interrupted
-    return list(run.warnings())
 
 
 def _tables_per_file(rows: list[tuple[Any, ...]], file_ids: list[tuple[str, int, int]]) -> str:

@@ -24,8 +24,8 @@ from typing import IO, Any
 from tcptrace.errors import CaptureError, TcptraceError
 
 INSTALL_HINT = "--executor dask needs Dask: pip install 'tcptrace[dask]'"
-FORMATS = ("jsonl", "csv", "zeek")
-"""Formats written under Dask (json and table need the records themselves: a later step)."""
+FORMATS = ("jsonl", "json", "csv", "table", "zeek")
+"""Every format of a single run."""
 RETRIES = 3
 """Times Dask runs a failed task again (a lost worker): tasks are idempotent."""
 FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
@@ -71,9 +71,10 @@ def expand(patterns: Iterable[str]) -> tuple[list[str], bool]:
     return paths, any_pattern
 
 
-def map_task(path: str, key: str, scratch: str, partitions: int, chunk: int,
+def map_task(located: str, path: str, key: str, scratch: str, partitions: int, chunk: int,
              options: EngineOptions) -> tuple[int | None, str | None]:
-    """A worker's map of one file: (first timestamp, the capture's error)."""
+    """A worker's map of one file, at `located` (absolute: a worker's directory is its own),
+    named `path` as given: (first timestamp, the capture's error)."""
     from tcptrace import _native
 
     bpf = None
@@ -81,7 +82,7 @@ def map_task(path: str, key: str, scratch: str, partitions: int, chunk: int,
         from tcptrace.bpf import compile_filter
 
         bpf = compile_filter(options.filter_text)
-    mapped = _native.scale_map(path, key, scratch, partitions, chunk, filter=bpf,
+    mapped = _native.scale_map(located, path, key, scratch, partitions, chunk, filter=bpf,
                                **options.native())
     if _first_attempt(f"map-{key}"):
         os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
@@ -172,7 +173,7 @@ def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: Eng
                             "--executor dask yet")
     paths, pattern = expand(patterns)
     progress = Progress(not quiet)
-    work = tempfile.mkdtemp(prefix="tcptrace-dask-", dir=scratch)
+    work = os.path.abspath(tempfile.mkdtemp(prefix="tcptrace-dask-", dir=scratch))
     cluster: Any = None
     client: Any = None
     try:
@@ -201,11 +202,12 @@ def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[b
          options: EngineOptions, partitions: int, work: str, progress: Progress) -> list[str]:
     from tcptrace import _native
 
-    run = uuid.uuid4().hex[:12]  # task keys of this run only (a shared scheduler)
+    token = uuid.uuid4().hex[:12]  # task keys of this run only (a shared scheduler)
     keys = [f"f{i:06d}" for i in range(len(paths))]
     chunk = _native.scale_chunk(len(paths))
-    maps = [client.submit(map_task, path, key, work, partitions, chunk, options,
-                          key=f"tcptrace-map-{run}-{i}", retries=RETRIES, pure=False)
+    maps = [client.submit(map_task, os.path.abspath(path), path, key, work, partitions, chunk,
+                          options,
+                          key=f"tcptrace-map-{token}-{i}", retries=RETRIES, pure=False)
             for i, (path, key) in enumerate(zip(paths, keys, strict=True))]
     mapped = _gather(client, maps, "map", progress)
     order = list(range(len(paths)))
@@ -216,10 +218,12 @@ def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[b
             raise CaptureError(mapped[i][1])
     ordered = [keys[i] for i in order]
     reduces = [client.submit(reduce_task, work, ordered, p, fmt, options,
-                             key=f"tcptrace-reduce-{run}-{p}", retries=RETRIES, pure=False)
+                             key=f"tcptrace-reduce-{token}-{p}", retries=RETRIES, pure=False)
                for p in range(partitions)]
     _gather(client, reduces, "reduce", progress)
     sink = out if isinstance(out, str) else out.write
-    _report, warnings = _native.scale_finalize(work, ordered, partitions, fmt, sink,
-                                               zeek=options.zeek)
-    return list(warnings)
+    run = _native.scale_finalize(work, ordered, partitions, fmt, sink, zeek=options.zeek)
+    from tcptrace.native import finish_document
+
+    finish_document(run, fmt)
+    return list(run.warnings())

@@ -69,7 +69,7 @@ def _messages(output: str) -> list[str]:
 
 
 @needs_dask
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "zeek"])
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "table", "zeek"])
 def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                           scheduler: str, fmt: str) -> None:
     paths = [str(p) for p in BUNDLED]
@@ -155,16 +155,18 @@ def _by_id(jsonl: bytes) -> dict[int, dict[str, object]]:
 
 @needs_dask
 def test_a_rotation_is_stitched(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                scheduler: str) -> None:
+                                scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # relative names, from a directory that is not the workers'
+    monkeypatch.chdir(tmp_path)
     whole = _interleaved(tmp_path / "whole.pcap")
     # the files' names run against their time: a pattern takes them in time order
     count = -(-len(_classic(whole)[1]) // 40)  # type: ignore[index]
     names = [f"z{count - n:03d}.pcap" for n in range(count)]
     rotation = _rotate(whole, 40, tmp_path / "rot", names)
     assert len(rotation) > 5
-    in_time_order = [str(p) for p in rotation]
+    in_time_order = [str(p.relative_to(tmp_path)) for p in rotation]
     single, dask, _ = _single_and_dask(
-        capsys, tmp_path, "jsonl", in_time_order, dask_paths=[str(tmp_path / "rot/z*.pcap")],
+        capsys, tmp_path, "jsonl", in_time_order, dask_paths=["rot/z*.pcap"],
         dask_extra=("--scheduler", scheduler, "--partitions", "7"))
     assert dask == single
     # connections cut by the rotation: the same records as one file gives (its batches
@@ -248,23 +250,23 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     base = ("--executor", "dask", "--scheduler", scheduler)
-    cases = [
-        ([str(FEW[0]), str(text)], "jsonl",
+    cases: list[tuple[list[str], tuple[str, ...], str]] = [
+        ([str(FEW[0]), str(text)], (),
          f"tcptrace: error: {text}: not a pcap or pcapng capture (starts with 68656c6c)"),
-        ([str(tmp_path / "none*.pcap")], "jsonl",
+        ([str(tmp_path / "none*.pcap")], (),
          f"tcptrace: error: {tmp_path / 'none*.pcap'}: no file matches"),
-        ([str(FEW[0])], "json",
-         "tcptrace: error: -f json is not supported with --executor dask yet "
-         "(use jsonl, csv, zeek)"),
-        ([str(FEW[0])], "table",
-         "tcptrace: error: -f table is not supported with --executor dask yet "
-         "(use jsonl, csv, zeek)"),
+        ([str(FEW[0])], ("--zeek", "--verify-checksums"),
+         "tcptrace: error: --zeek with --verify-checksums is not supported with "
+         "--executor dask yet"),
+        ([str(FEW[0])], ("--jobs", "2"),
+         "tcptrace: error: --executor dask does not take --per-file or --jobs "
+         "(try 'tcptrace analyze --help')"),
     ]
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    for paths, fmt, message in cases:
-        status, _, err = _analyze(capsys, tmp_path / "out", fmt, paths, *base, "-q",
-                                  "--scratch", str(scratch))
+    for paths, extra, message in cases:
+        status, _, err = _analyze(capsys, tmp_path / "out", "jsonl", paths, *base, "-q",
+                                  "--scratch", str(scratch), *extra)
         assert (status, err.strip()) == (2, message)
         assert list(scratch.iterdir()) == []  # removed on an error too
 

@@ -8,13 +8,17 @@ use std::path::PathBuf;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::engine::Options;
+use crate::engine::{Engine, Options, RunError};
 use crate::parallel::encode::csv_header;
-use crate::parallel::scaleout::{self, FileManifest};
-use crate::parallel::Encoding;
+use crate::parallel::scaleout::{self, Digest, FileManifest};
+use crate::parallel::{self, Encoding};
+use crate::writers::spool::JsonSpool;
+use crate::writers::summary::Summary;
 use crate::writers::zeek::ZeekLogWriter;
 
-use super::{bpf, created, finish_execute, to_python, tunnels_of, Sink, FLUSH_BYTES};
+use super::{
+    bpf, created, finish_execute, table, tunnels_of, Format, Run, Sink, TableRow, FLUSH_BYTES,
+};
 
 /// The run's options, as `Run` takes them.
 #[allow(clippy::too_many_arguments)]
@@ -49,6 +53,8 @@ fn encoding_of(format: &str) -> PyResult<Encoding> {
         "jsonl" => Ok(Encoding::Jsonl),
         "csv" => Ok(Encoding::Csv),
         "zeek" => Ok(Encoding::Zeek),
+        "json" => Ok(Encoding::Json),
+        "table" => Ok(Encoding::Table),
         other => Err(PyValueError::new_err(format!(
             "format {other:?} is not supported with --executor dask yet"
         ))),
@@ -61,13 +67,15 @@ pub fn scale_chunk(files: usize) -> usize {
     crate::sources::merge_chunk(files)
 }
 
-/// Map one file into `partitions` partitions under `scratch` (names from `key`):
-/// (first timestamp in ns or None, the capture's error or None).
+/// Map one file (at `open`, named `path` as the user gave it) into `partitions` partitions
+/// under `scratch` (names from `key`): (first timestamp in ns or None, the capture's error
+/// or None).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (path, key, scratch, partitions, chunk, *, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
+#[pyo3(signature = (open, path, key, scratch, partitions, chunk, *, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
 pub fn scale_map(
     py: Python<'_>,
+    open: PathBuf,
     path: PathBuf,
     key: &str,
     scratch: PathBuf,
@@ -92,8 +100,10 @@ pub fn scale_map(
         zeek_server_ports,
         tunnel_ports,
     )?;
+    let open = crate::names::display_name(&open);
     let path = crate::names::display_name(&path);
-    let done = py.detach(|| scaleout::map_file(&path, key, &options, partitions, chunk, &scratch));
+    let done =
+        py.detach(|| scaleout::map_file(&open, &path, key, &options, partitions, chunk, &scratch));
     let manifest = done.map_err(PyRuntimeError::new_err)?;
     Ok((manifest.first_ts, manifest.error))
 }
@@ -143,7 +153,9 @@ pub fn scale_reduce(
 }
 
 /// Write the records of the reduced partitions to `out` (a path, "-", or a `write`
-/// callable) in the single run's order: (the source report, the warnings).
+/// callable) in the single run's order. Returns a `Run` done executing, as if it had read
+/// the files itself: its `source_report()`, `warnings()`, and for json and table its
+/// `summary()`, `rows()`, `write_connections()` and `write()` finish the report.
 #[pyfunction]
 #[pyo3(signature = (scratch, keys, partitions, format, out, *, zeek=false))]
 pub fn scale_finalize(
@@ -154,25 +166,76 @@ pub fn scale_finalize(
     format: &str,
     out: &Bound<'_, PyAny>,
     zeek: bool,
-) -> PyResult<(Py<PyAny>, Vec<String>)> {
+) -> PyResult<Py<Run>> {
     let encoding = encoding_of(format)?;
     let zeek = zeek || format == "zeek";
-    let mut sink = Sink::of(out)?;
+    let (format, spool) = match encoding {
+        Encoding::Jsonl => (Format::Jsonl, None),
+        Encoding::Csv => (Format::Csv, None),
+        Encoding::Zeek => (Format::Zeek, None),
+        Encoding::Table => (Format::Table, None),
+        Encoding::Json => (
+            Format::Json,
+            Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?),
+        ),
+    };
+    let mut run = Run {
+        engine: Engine::new(Vec::new(), Options::default()),
+        format,
+        summary: Summary::new(),
+        spool,
+        rows: table::TableRows::default(),
+        executed: true,
+        sink: Some(Sink::of(out)?),
+        jobs: 1,
+        report: None,
+        traced_only: false,
+    };
+    let Run {
+        summary,
+        spool,
+        rows,
+        sink,
+        report,
+        ..
+    } = &mut run;
+    let Some(sink) = sink.as_mut() else {
+        return Err(PyRuntimeError::new_err("no output"));
+    };
     let mut failure: Option<PyErr> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
     let mut zeek_log = ZeekLogWriter::new();
     let mut header = encoding == Encoding::Csv;
-    let (result, report) = py.detach(|| {
+    let (result, made) = py.detach(|| {
         let manifests = manifests(&scratch, &keys)?;
         let reads = scaleout::clock(&manifests).reads;
-        let finished = scaleout::finalize(&scratch, partitions, encoding, |bytes| {
-            if encoding == Encoding::Zeek {
-                zeek_log.begin(&mut buf);
+        let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
+            if let (Some(d), Format::Json | Format::Table) = (digest, format) {
+                summary.add_entry(&d.entry());
             }
-            if std::mem::take(&mut header) {
-                buf.extend_from_slice(&csv_header(zeek));
+            match format {
+                Format::Zeek => {
+                    zeek_log.begin(&mut buf);
+                    buf.extend_from_slice(bytes);
+                }
+                Format::Csv => {
+                    if std::mem::take(&mut header) {
+                        buf.extend_from_slice(&csv_header(zeek));
+                    }
+                    buf.extend_from_slice(bytes);
+                }
+                Format::Json => {
+                    if let Some(spool) = spool.as_mut() {
+                        spool.add_indented(id, bytes).map_err(|e| e.to_string())?;
+                    }
+                }
+                Format::Table => {
+                    if let Some(d) = digest {
+                        rows.push(&row_of(id, d));
+                    }
+                }
+                Format::Jsonl | Format::Records => buf.extend_from_slice(bytes),
             }
-            buf.extend_from_slice(bytes);
             if buf.len() >= FLUSH_BYTES {
                 sink.write(&mut buf, &mut failure)?;
             }
@@ -182,21 +245,42 @@ pub fn scale_finalize(
             Ok(stats) => stats,
             Err(message) => return Ok((Err(message), None)),
         };
-        if encoding == Encoding::Zeek {
+        if format == Format::Zeek {
             zeek_log.finish(&mut buf);
         }
         let flushed = sink.write(&mut buf, &mut failure);
-        Ok::<_, PyErr>((
-            flushed,
-            Some(scaleout::source_of(&manifests, &reads, &stats)),
-        ))
+        let (source_report, warnings) = scaleout::source_of(&manifests, &reads, &stats);
+        let made = parallel::Report {
+            source_report: Some(source_report),
+            warnings,
+        };
+        Ok::<_, PyErr>((flushed, Some(made)))
     })?;
-    let result = result.map_err(crate::engine::RunError::Emit);
-    let result = created(&mut sink, result, &mut failure);
+    *report = made;
+    let result = result.map_err(RunError::Emit);
+    let result = created(sink, result, &mut failure);
     finish_execute(py, result, &mut failure)?;
-    let (report, warnings) =
-        report.unwrap_or_else(|| (crate::writers::Value::Map(Vec::new()), Vec::new()));
-    Ok((to_python(py, &report)?, warnings))
+    Py::new(py, run)
+}
+
+/// A table row from a record's digest, under its global id.
+fn row_of(id: u64, d: &Digest) -> TableRow {
+    TableRow {
+        id,
+        start: d.first_ts,
+        duration_ms: d.duration_ms,
+        client: d.client.clone(),
+        server: d.server.clone(),
+        outcome: d.outcome.name(),
+        rtt_ms: d.rtt_ms,
+        setup_ms: d.setup_ms,
+        time_wait: d.time_wait.map(|s| s.name()),
+        rst: d.rst.map(|(kind, _)| kind.name()),
+        probes: d.probes.0 + d.probes.1,
+        requests: d.requests,
+        http: d.protocol.is_some(),
+        packets: d.packets,
+    }
 }
 
 /// Add the functions to the module.

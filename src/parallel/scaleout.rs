@@ -32,7 +32,9 @@ use crate::checksum;
 use crate::decode::decode_piece;
 use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SLICE};
 use crate::flows::FlowTableStats;
-use crate::sources::{FileReader, SourceStats};
+use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
+use crate::sources::{display_name, FileReader, SourceStats};
+use crate::writers::summary::Entry;
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
@@ -78,12 +80,190 @@ pub fn records_path(scratch: &Path, partition: usize) -> PathBuf {
     scratch.join(format!("p{partition}.records"))
 }
 
+/// What the client needs of a record besides its encoding: the json document's summary
+/// entry and the table's row (`-f json`, `-f table`), shipped from the reduce.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Digest {
+    pub first_ts: f64,
+    pub duration_ms: f64,
+    pub client: (String, u16),
+    pub server: (String, u16),
+    pub outcome: Outcome,
+    pub rtt_ms: Option<f64>,
+    pub setup_ms: Option<f64>,
+    pub syn_retransmits: u64,
+    pub ambiguous: bool,
+    pub time_wait: Option<Sides>,
+    pub rst: Option<(RstKind, Role)>,
+    pub half_close: bool,
+    pub probes: (u64, u64),
+    pub protocol: Option<String>,
+    pub requests: u64,
+    pub reused: bool,
+    pub packets: (u64, u64),
+}
+
+impl Digest {
+    pub fn of(r: &ConnectionRecord) -> Digest {
+        let e = Entry::of(r);
+        Digest {
+            first_ts: r.first_ts,
+            duration_ms: r.duration_ms,
+            client: (r.client.ip.clone(), r.client.port),
+            server: (r.server.ip.clone(), r.server.port),
+            outcome: r.outcome,
+            rtt_ms: e.rtt_ms,
+            setup_ms: e.setup_ms,
+            syn_retransmits: e.syn_retransmits,
+            ambiguous: e.ambiguous,
+            time_wait: e.time_wait,
+            rst: r.rst.as_ref().map(|rst| (rst.kind, rst.sender)),
+            half_close: e.half_close,
+            probes: (r.keepalive.probes.client, r.keepalive.probes.server),
+            protocol: r.reuse.protocol.map(str::to_string),
+            requests: e.requests,
+            reused: e.reused,
+            packets: (r.packets.client, r.packets.server),
+        }
+    }
+
+    /// The summary's entry, as `Entry::of` the record gives it.
+    pub fn entry(&self) -> Entry<'_> {
+        Entry {
+            outcome: self.outcome.name(),
+            rtt_ms: self.rtt_ms,
+            setup_ms: self.setup_ms,
+            syn_retransmits: self.syn_retransmits,
+            ambiguous: self.ambiguous,
+            time_wait: self.time_wait,
+            client_ip: &self.client.0,
+            server_ip: &self.server.0,
+            server_port: self.server.1,
+            rst: self.rst.map(|(kind, sender)| (kind.name(), sender.name())),
+            half_close: self.half_close,
+            keepalive: self.probes.0 != 0 || self.probes.1 != 0,
+            protocol: self.protocol.as_deref(),
+            requests: self.requests,
+            reused: self.reused,
+        }
+    }
+
+    fn write(&self, out: &mut Out) {
+        let option = |out: &mut Out, v: Option<f64>| {
+            out.u8(u8::from(v.is_some()));
+            out.u64(v.unwrap_or(0.0).to_bits());
+        };
+        out.u64(self.first_ts.to_bits());
+        out.u64(self.duration_ms.to_bits());
+        for (ip, port) in [&self.client, &self.server] {
+            out.str(ip);
+            out.u16(*port);
+        }
+        let outcome = Outcome::ALL.iter().position(|o| *o == self.outcome);
+        out.u8(outcome.unwrap_or(0) as u8);
+        option(out, self.rtt_ms);
+        option(out, self.setup_ms);
+        out.u64(self.syn_retransmits);
+        out.u8(match self.time_wait {
+            None => 0,
+            Some(Sides::Client) => 1,
+            Some(Sides::Server) => 2,
+            Some(Sides::Both) => 3,
+        });
+        match self.rst {
+            None => out.u8(0),
+            Some((kind, sender)) => {
+                let kind = RstKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+                out.u8(1 + kind as u8);
+                out.u8(sender as u8);
+            }
+        }
+        let flags = [self.ambiguous, self.half_close, self.reused];
+        flags.iter().for_each(|&f| out.u8(u8::from(f)));
+        for v in [self.probes.0, self.probes.1, self.requests] {
+            out.u64(v);
+        }
+        for v in [self.packets.0, self.packets.1] {
+            out.u64(v);
+        }
+        out.u8(u8::from(self.protocol.is_some()));
+        out.str(self.protocol.as_deref().unwrap_or(""));
+    }
+
+    fn read(input: &mut In) -> Result<Digest, String> {
+        let option = |input: &mut In| -> Result<Option<f64>, String> {
+            let has = input.u8()? != 0;
+            let v = f64::from_bits(input.u64()?);
+            Ok(has.then_some(v))
+        };
+        let first_ts = f64::from_bits(input.u64()?);
+        let duration_ms = f64::from_bits(input.u64()?);
+        let client = (input.str()?, input.u16()?);
+        let server = (input.str()?, input.u16()?);
+        let outcome = Outcome::ALL
+            .get(input.u8()? as usize)
+            .copied()
+            .ok_or("a record's outcome is unknown")?;
+        let rtt_ms = option(input)?;
+        let setup_ms = option(input)?;
+        let syn_retransmits = input.u64()?;
+        let time_wait = match input.u8()? {
+            1 => Some(Sides::Client),
+            2 => Some(Sides::Server),
+            3 => Some(Sides::Both),
+            _ => None,
+        };
+        let rst = match input.u8()? {
+            0 => None,
+            k => {
+                let kind = RstKind::ALL.get(k as usize - 1).copied();
+                let kind = kind.ok_or("a record's RST kind is unknown")?;
+                let sender = if input.u8()? == 0 {
+                    Role::Client
+                } else {
+                    Role::Server
+                };
+                Some((kind, sender))
+            }
+        };
+        let (ambiguous, half_close, reused) =
+            (input.u8()? != 0, input.u8()? != 0, input.u8()? != 0);
+        let probes = (input.u64()?, input.u64()?);
+        let requests = input.u64()?;
+        let packets = (input.u64()?, input.u64()?);
+        let has_protocol = input.u8()? != 0;
+        let protocol = input.str()?;
+        Ok(Digest {
+            first_ts,
+            duration_ms,
+            client,
+            server,
+            outcome,
+            rtt_ms,
+            setup_ms,
+            syn_retransmits,
+            ambiguous,
+            time_wait,
+            rst,
+            half_close,
+            probes,
+            protocol: has_protocol.then_some(protocol),
+            requests,
+            reused,
+            packets,
+        })
+    }
+}
+
 /// The map step for one file: read it alone (chunks of `chunk` bytes, as the single run's
 /// merge reads it), decode, filter, leave out bad checksums (--verify-checksums), and
 /// write each partition's segments and then the manifest under `scratch` (names from
-/// `key`), each file whole or not at all. An unreadable capture is not an error here: the
-/// manifest says so (the client reports it as the single run would).
+/// `key`), each file whole or not at all. `open` is where the file is (a worker may run
+/// elsewhere: an absolute path), `path` how the user named it (in the report and the
+/// messages). An unreadable capture is not an error here: the manifest says so (the
+/// client reports it as the single run would).
 pub fn map_file(
+    open: &str,
     path: &str,
     key: &str,
     options: &Options,
@@ -97,10 +277,11 @@ pub fn map_file(
         parts: vec![0; partitions],
         ..FileManifest::default()
     };
-    let mut reader = match FileReader::open(path, None) {
-        Ok(reader) => reader,
+    let mut reader = match FileReader::open(open, None) {
+        Ok(reader) => reader.named(path),
         Err(err) => {
-            manifest.error = Some(err.0);
+            let (at, given) = (display_name(open), display_name(path));
+            manifest.error = Some(err.0.replacen(at, given, 1));
             write_manifest(scratch, key, &manifest)?;
             return Ok(manifest);
         }
@@ -618,12 +799,22 @@ fn write_epoch(out: &mut Out, batch: &EpochBatch) {
         out.u64(previous.map_or(0, |p| p.0 as u64));
         out.u64(previous.map_or(0, |p| p.1 as u64));
         out.bytes(batch.bytes(item));
+        match &item.record {
+            Some(record) => {
+                out.u8(1);
+                Digest::of(record).write(out);
+            }
+            None => out.u8(0),
+        }
     }
 }
 
+/// An epoch batch read back, with its records' digests (json and table).
+type ReadEpoch = (EpochBatch, Vec<Option<Digest>>);
+
 /// The next epoch batch of a reduce's output (its bytes in one block), or its counters at
 /// the end.
-fn read_epoch(input: &mut In) -> Result<Result<EpochBatch, FlowTableStats>, String> {
+fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, String> {
     if input.u8()? == 2 {
         let mut v = [0u64; 7];
         for slot in &mut v {
@@ -646,6 +837,7 @@ fn read_epoch(input: &mut In) -> Result<Result<EpochBatch, FlowTableStats>, Stri
         batch.opened.push(input.u64()?);
     }
     let mut block = Vec::new();
+    let mut digests = Vec::new();
     for _ in 0..input.count(60)? {
         let phase = input.u8()?;
         let rank = input.u64()?;
@@ -656,6 +848,10 @@ fn read_epoch(input: &mut In) -> Result<Result<EpochBatch, FlowTableStats>, Stri
         let has_span = input.u8()? != 0;
         let span = (input.u64()? as usize, input.u64()? as usize);
         let bytes = input.bytes()?;
+        digests.push(match input.u8()? {
+            0 => None,
+            _ => Some(Digest::read(input)?),
+        });
         let start = block.len();
         block.extend_from_slice(bytes);
         batch.items.push(Item {
@@ -674,13 +870,14 @@ fn read_epoch(input: &mut In) -> Result<Result<EpochBatch, FlowTableStats>, Stri
         });
     }
     batch.blocks.push(block);
-    Ok(Ok(batch))
+    Ok(Ok((batch, digests)))
 }
 
 /// The finalize step: the reduces' outputs (partition order), epoch by epoch, renumbered
-/// and merged into the single run's order; `emit` gets each record's bytes under its
-/// global ids. Returns the flow-table counters summed over the partitions.
-pub fn finalize<E: FnMut(&[u8]) -> Result<(), String>>(
+/// and merged into the single run's order; `emit` gets each record's global id, its bytes
+/// under its global ids and (json, table) its digest. Returns the flow-table counters
+/// summed over the partitions.
+pub fn finalize<E: FnMut(u64, &[u8], Option<&Digest>) -> Result<(), String>>(
     scratch: &Path,
     partitions: usize,
     encoding: Encoding,
@@ -703,13 +900,18 @@ pub fn finalize<E: FnMut(&[u8]) -> Result<(), String>>(
     let splices = !matches!(encoding, Encoding::Zeek | Encoding::Table);
     while ended == 0 {
         let mut batches = Vec::with_capacity(partitions);
+        let mut digests = Vec::with_capacity(partitions);
         for input in &mut inputs {
             match read_epoch(input)? {
-                Ok(batch) => batches.push(batch),
+                Ok((batch, digest)) => {
+                    batches.push(batch);
+                    digests.push(digest);
+                }
                 Err(s) => {
                     add_stats(&mut stats, &s);
                     ended += 1;
                     batches.push(EpochBatch::default());
+                    digests.push(Vec::new());
                 }
             }
         }
@@ -727,14 +929,18 @@ pub fn finalize<E: FnMut(&[u8]) -> Result<(), String>>(
                 continue;
             };
             let local = batches[k].bytes(item);
+            let digest = digests
+                .get(k)
+                .and_then(|d| d.get(i))
+                .and_then(Option::as_ref);
+            let id = renumber.global(k, item.local_id);
             out.clear();
             if splices {
-                let id = renumber.global(k, item.local_id);
                 let previous = item.previous_local.map(|p| renumber.global(k, p));
                 splice(local, &item.spans, id, previous, &mut out);
-                emit(&out)?;
+                emit(id, &out, digest)?;
             } else {
-                emit(local)?;
+                emit(id, local, digest)?;
             }
         }
     }
@@ -832,7 +1038,7 @@ mod tests {
         let chunk = crate::sources::merge_chunk(paths.len());
         let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
         for (path, key) in paths.iter().zip(&keys) {
-            map_file(path, key, options, partitions, chunk, scratch.path()).unwrap();
+            map_file(path, path, key, options, partitions, chunk, scratch.path()).unwrap();
         }
         let manifests: Vec<FileManifest> = keys
             .iter()
@@ -850,7 +1056,7 @@ mod tests {
             .unwrap();
         }
         let mut out = Vec::new();
-        let stats = finalize(scratch.path(), partitions, Encoding::Jsonl, |b| {
+        let stats = finalize(scratch.path(), partitions, Encoding::Jsonl, |_, b, _| {
             out.extend_from_slice(b);
             Ok(())
         })
