@@ -58,7 +58,7 @@ def expand(patterns: Iterable[str]) -> tuple[list[str], bool]:
     paths: list[str] = []
     any_pattern = False
     for pattern in patterns:
-        if glob.has_magic(pattern) and not os.path.exists(pattern):
+        if any(c in pattern for c in "*?[") and not os.path.exists(pattern):
             matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
             if not matches:
                 raise CaptureError(f"{pattern}: no file matches")

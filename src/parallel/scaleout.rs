@@ -720,11 +720,11 @@ pub fn reduce_partition(
             let bytes = buffers.get(f).map_or(&[][..], Vec::as_slice);
             let from = seg.tcp_off.min(bytes.len());
             let to = bytes_end.min(bytes.len()).max(from);
-            let shift = data.len() as isize - from as isize;
-            data.extend_from_slice(&bytes[from..to]);
+            let at = data.len();
+            data.extend_from_slice(bytes.get(from..to).unwrap_or(&[]));
             piece.segments.push(crate::decode::Segment {
-                tcp_off: (seg.tcp_off as isize + shift) as usize,
-                payload_off: (seg.payload_off as isize + shift) as usize,
+                tcp_off: at + seg.tcp_off.saturating_sub(from),
+                payload_off: at + seg.payload_off.saturating_sub(from),
                 frame_index: (ordinal - base) as u32,
                 ..seg
             });
