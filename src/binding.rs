@@ -24,6 +24,7 @@ use crate::writers::Value;
 mod bpf;
 mod capture;
 mod records;
+mod scaleout;
 mod session;
 mod table;
 
@@ -880,6 +881,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<bpf::BpfFilter>()?;
     module.add_class::<PyProgress>()?;
     module.add_class::<session::LiveSession>()?;
+    scaleout::register(module)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("VOCABULARY", vocabulary(module.py())?)?;
     Ok(())

@@ -111,10 +111,27 @@ def cli() -> None:
                    "carry `file`; one thread). Default: the files are merged by time into one "
                    "capture.")
 @tunnel_port_option
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="Where the analysis runs: this process (--jobs threads), or a Dask cluster "
+                   "(pip install 'tcptrace[dask]'; docs/scale-out.md). With dask, CAPTURES may "
+                   "be quoted patterns ('captures/*.pcap*'), taken in time order.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="--executor dask: the scheduler (tcp://HOST:8786); default: a local cluster.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="--executor dask without --scheduler: worker processes (default: the cores).")
+@click.option("--partitions", type=click.IntRange(min=1),
+              help="--executor dask: flow partitions (default: 4 per worker); the records do "
+                   "not depend on it.")
+@click.option("--scratch", type=click.Path(file_okay=False),
+              help="--executor dask: where the intermediate files go (seen by every worker); "
+                   "a temporary directory in it is removed at the end.")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
-            per_file: bool = False, tunnel_ports: tuple[tuple[str, int], ...] = ()) -> None:
+            per_file: bool = False, tunnel_ports: tuple[tuple[str, int], ...] = (),
+            executor: str = "local", scheduler: str | None = None, workers: int | None = None,
+            partitions: int | None = None, scratch: str | None = None) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
@@ -127,6 +144,18 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
 
     if not native.available():
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
+    if executor == "dask":
+        if per_file or jobs != 1:
+            raise click.UsageError("--executor dask does not take --per-file or --jobs")
+        _analyze_on_dask(list(captures), fmt, output, quiet, scheduler=scheduler,
+                         workers=workers, partitions=partitions, scratch=scratch,
+                         filter_text=filter_, msl=msl, linger=linger, max_flows=max_flows,
+                         zeek=zeek, verify_checksums=verify_checksums,
+                         tunnel_ports=list(tunnel_ports))
+        return
+    if scheduler or workers or partitions or scratch:
+        raise click.UsageError("--scheduler, --workers, --partitions and --scratch go with "
+                               "--executor dask")
     _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
              zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress,
              per_file=per_file, tunnel_ports=list(tunnel_ports))
@@ -159,6 +188,42 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
         _run_analysis(paths, fmt, out, bpf, msl, linger, max_flows, quiet, jobs, zeek=zeek,
                       verify_checksums=verify_checksums, watch=watch, per_file=per_file,
                       tunnel_ports=tunnel_ports)
+
+
+def _analyze_on_dask(patterns: list[str], fmt: str, output: str | None, quiet: bool, *,
+                     scheduler: str | None, workers: int | None, partitions: int | None,
+                     scratch: str | None, filter_text: str | None, msl: float, linger: float,
+                     max_flows: int, zeek: bool, verify_checksums: bool,
+                     tunnel_ports: list[tuple[str, int]]) -> None:
+    from tcptrace import scaleout
+
+    if filter_text:  # a bad expression fails here, before any cluster starts
+        from tcptrace.bpf import compile_filter
+
+        compile_filter(filter_text)
+    options = scaleout.EngineOptions(filter_text=filter_text, msl_s=msl, linger_s=linger,
+                                     max_flows=max_flows, zeek=zeek,
+                                     verify_checksums=verify_checksums,
+                                     tunnel_ports=tunnel_ports)
+    from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
+
+    refuse_inputs(output, patterns)
+    if output is None or output == "-":
+        target: AbstractContextManager[str | IO[bytes]] = nullcontext(_stdout())
+    elif fmt in WHOLE_DOCUMENT_FORMATS:  # written beside, renamed into place on success
+        target = replaced_on_success(output)
+    else:
+        check_writable(output)
+        target = nullcontext(output)
+    with target as out:
+        warnings = scaleout.analyze(patterns, fmt, out, options=options, scheduler=scheduler,
+                                    workers=workers, partitions=partitions, scratch=scratch,
+                                    quiet=quiet)
+        if not isinstance(out, str):
+            out.flush()
+    if not quiet:
+        for warning in warnings:
+            click.echo(f"tcptrace: warning: {warning}", err=True)
 
 
 def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilter | None,

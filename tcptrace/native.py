@@ -98,6 +98,19 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             interrupted = execute(run, sink)
     except EngineFailure as exc:
         failure, interrupted = exc, None
+    finish_document(run, fmt, per_file=per_file)
+    if failure is not None:
+        raise failure
+    if interrupted is not None:
+        interrupted.report_written = True
+        interrupted.warnings = list(run.warnings())
+        raise interrupted
+    return list(run.warnings())
+
+
+def finish_document(run: Run, fmt: str, *, per_file: bool = False) -> None:
+    """After `execute` (or a distributed run's finalize): the json document's head and its
+    connections, or the table and its summary; nothing for the streamed formats."""
     if fmt == "json":
         import json
 
@@ -111,13 +124,6 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
 
         write_table(run, run.write, per_file=per_file)
         run.write(render_summary(run.summary(), run.source_report()).encode())
-    if failure is not None:
-        raise failure
-    if interrupted is not None:
-        interrupted.report_written = True
-        interrupted.warnings = list(run.warnings())
-        raise interrupted
-    return list(run.warnings())
 
 
 def execute(run: Run, out: Any) -> Interrupted | None:

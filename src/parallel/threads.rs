@@ -332,7 +332,7 @@ fn shard(
     });
 }
 
-fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
+pub(crate) fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
     total.connections += s.connections;
     total.evicted_for_capacity += s.evicted_for_capacity;
     total.idle_evicted += s.idle_evicted;

@@ -80,6 +80,14 @@ impl FileReader {
         Ok(FileReader::from_input(raw, seekable, path))
     }
 
+    /// The same reader, listed and named in messages as `path` (a distributed run opens a
+    /// file by its absolute path and reports it as the user gave it).
+    pub fn named(mut self, path: &str) -> FileReader {
+        self.path = path.to_string();
+        self.name = display_name(path).to_string();
+        self
+    }
+
     /// A capture held in memory, named `name` in warnings and errors.
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> FileReader {
         FileReader::from_input(Box::new(Cursor::new(bytes)), true, name)

@@ -78,7 +78,7 @@ impl Captures {
         // The merge holds a chunk of every file at once: with many files (a rotation of
         // 150) 8 MiB each would take gigabytes, so their chunks share MERGE_BUDGET.
         if readers.len() > MERGE_BUDGET / chunks::CHUNK {
-            let chunk = (MERGE_BUDGET / readers.len()).max(MIN_MERGE_CHUNK);
+            let chunk = merge_chunk(readers.len());
             for reader in &mut readers {
                 reader.chunk = chunk;
             }
@@ -185,6 +185,16 @@ impl Captures {
         let mut merged = concat(parts);
         merged.frames.sort_by_key(|f| f.ts_ns); // stable, as numpy's kind="stable"
         Ok(Some(merged))
+    }
+}
+
+/// The chunk size each of `files` files is read with in a merge (a distributed run's map
+/// reads each file alone, as the merge would).
+pub fn merge_chunk(files: usize) -> usize {
+    if files > MERGE_BUDGET / chunks::CHUNK {
+        (MERGE_BUDGET / files).max(MIN_MERGE_CHUNK)
+    } else {
+        chunks::CHUNK
     }
 }
 

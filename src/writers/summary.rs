@@ -84,6 +84,57 @@ fn spread(values: &[f64]) -> Vec<(String, Value)> {
     ]
 }
 
+/// What the summary takes of one record.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    pub outcome: &'a str,
+    pub rtt_ms: Option<f64>,
+    pub setup_ms: Option<f64>,
+    pub syn_retransmits: u64,
+    /// A completed handshake whose latencies are ambiguous (not a simultaneous open).
+    pub ambiguous: bool,
+    pub time_wait: Option<Sides>,
+    pub client_ip: &'a str,
+    pub server_ip: &'a str,
+    pub server_port: u16,
+    /// The RST's kind and sender.
+    pub rst: Option<(&'a str, &'a str)>,
+    pub half_close: bool,
+    /// Keep-alive probes from either side.
+    pub keepalive: bool,
+    pub protocol: Option<&'a str>,
+    pub requests: u64,
+    /// The connection reused an earlier one's 4-tuple (it has a previous_id).
+    pub reused: bool,
+}
+
+impl<'a> Entry<'a> {
+    pub fn of(r: &'a ConnectionRecord) -> Entry<'a> {
+        let hs = &r.handshake;
+        let probes = &r.keepalive.probes;
+        Entry {
+            outcome: r.outcome.name(),
+            rtt_ms: hs.rtt_ms,
+            setup_ms: hs.setup_ms,
+            syn_retransmits: hs.syn_retransmits,
+            ambiguous: hs.ambiguity.is_some() && !hs.simultaneous_open,
+            time_wait: r.close.time_wait,
+            client_ip: &r.client.ip,
+            server_ip: &r.server.ip,
+            server_port: r.server.port,
+            rst: r
+                .rst
+                .as_ref()
+                .map(|rst| (rst.kind.name(), rst.sender.name())),
+            half_close: r.half_close.is_some(),
+            keepalive: probes.client != 0 || probes.server != 0,
+            protocol: r.reuse.protocol,
+            requests: r.reuse.requests,
+            reused: r.previous_id.is_some(),
+        }
+    }
+}
+
 /// The summary of a run, fed every record (`add`), read at the end (`as_dict`).
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -117,47 +168,51 @@ impl Summary {
     }
 
     pub fn add(&mut self, r: &ConnectionRecord) {
+        self.add_entry(&Entry::of(r));
+    }
+
+    /// A record's part of the summary (what `add` takes of it; a distributed run ships
+    /// entries from its workers).
+    pub fn add_entry(&mut self, e: &Entry) {
         self.connections += 1;
-        self.outcomes.add(r.outcome.name());
-        let hs = &r.handshake;
-        if let Some(rtt) = hs.rtt_ms {
+        self.outcomes.add(e.outcome);
+        if let Some(rtt) = e.rtt_ms {
             self.rtt_ms.push(rtt);
         }
-        if let Some(setup) = hs.setup_ms {
+        if let Some(setup) = e.setup_ms {
             self.setup_ms.push(setup);
         }
-        self.syn_retransmits = self.syn_retransmits.saturating_add(hs.syn_retransmits);
-        self.ambiguous_handshakes += u64::from(hs.ambiguity.is_some() && !hs.simultaneous_open);
-        if let Some(tw) = r.close.time_wait {
+        self.syn_retransmits = self.syn_retransmits.saturating_add(e.syn_retransmits);
+        self.ambiguous_handshakes += u64::from(e.ambiguous);
+        if let Some(tw) = e.time_wait {
             self.time_wait_sides.add(tw.name());
             if matches!(tw, Sides::Client | Sides::Both) {
                 self.key.clear();
-                push_host(&mut self.key, &r.client.ip);
+                push_host(&mut self.key, e.client_ip);
                 self.key.push_str(":*");
                 self.time_wait_endpoints.add(&self.key);
             }
             if matches!(tw, Sides::Server | Sides::Both) {
                 self.key.clear();
-                push_host(&mut self.key, &r.server.ip);
+                push_host(&mut self.key, e.server_ip);
                 self.key.push(':');
-                self.key.push_str(itoa::Buffer::new().format(r.server.port));
+                self.key.push_str(itoa::Buffer::new().format(e.server_port));
                 self.time_wait_endpoints.add(&self.key);
             }
         }
-        if let Some(rst) = &r.rst {
-            self.rst_kinds.add(rst.kind.name());
-            self.rst_senders.add(rst.sender.name());
+        if let Some((kind, sender)) = e.rst {
+            self.rst_kinds.add(kind);
+            self.rst_senders.add(sender);
         }
-        self.half_closes += u64::from(r.half_close.is_some());
-        let probes = &r.keepalive.probes;
-        self.keepalive_connections += u64::from(probes.client != 0 || probes.server != 0);
+        self.half_closes += u64::from(e.half_close);
+        self.keepalive_connections += u64::from(e.keepalive);
         // `protocol or "other"`: an empty name counts as none, as in Python
-        let protocol = r.reuse.protocol.filter(|p| !p.is_empty());
+        let protocol = e.protocol.filter(|p| !p.is_empty());
         self.protocols.add(protocol.unwrap_or("other"));
-        if r.reuse.requests != 0 {
-            self.requests.push(r.reuse.requests);
+        if e.requests != 0 {
+            self.requests.push(e.requests);
         }
-        self.port_reuse += u64::from(r.previous_id.is_some());
+        self.port_reuse += u64::from(e.reused);
     }
 
     /// Python's `Summary.as_dict()`: same keys, order, and ints where Python has ints,

@@ -1,0 +1,293 @@
+//! The steps of a distributed run (`--executor dask`, tcptrace/scaleout.py) as plain
+//! functions over paths and numbers, so that Dask can ship them to its workers: `map`
+//! (a file), `reduce` (a partition), `finalize` (the client's: the records in the single
+//! run's order, written to the run's output). Each releases the GIL while it works.
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::engine::{Engine, Options, RunError};
+use crate::parallel::encode::csv_header;
+use crate::parallel::scaleout::{self, Digest, FileManifest};
+use crate::parallel::{self, Encoding};
+use crate::writers::spool::JsonSpool;
+use crate::writers::summary::Summary;
+use crate::writers::zeek::ZeekLogWriter;
+
+use super::{
+    bpf, created, finish_execute, table, tunnels_of, Format, Run, Sink, TableRow, FLUSH_BYTES,
+};
+
+/// The run's options, as `Run` takes them.
+#[allow(clippy::too_many_arguments)]
+fn options_of(
+    filter: Option<PyRef<'_, bpf::BpfFilter>>,
+    msl_s: f64,
+    linger_s: f64,
+    max_flows: usize,
+    zeek: bool,
+    verify_checksums: bool,
+    zeek_server_ports: Option<Vec<u16>>,
+    tunnel_ports: Option<Vec<(String, u16)>>,
+) -> PyResult<Options> {
+    Ok(Options {
+        filter: filter.map(|f| f.filter()),
+        msl_s,
+        linger_s,
+        max_flows,
+        zeek,
+        verify_checksums,
+        zeek_server_ports: zeek_server_ports.map(|mut ports| {
+            ports.sort_unstable();
+            ports
+        }),
+        tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
+        ..Options::default()
+    })
+}
+
+fn encoding_of(format: &str) -> PyResult<Encoding> {
+    match format {
+        "jsonl" => Ok(Encoding::Jsonl),
+        "csv" => Ok(Encoding::Csv),
+        "zeek" => Ok(Encoding::Zeek),
+        "json" => Ok(Encoding::Json),
+        "table" => Ok(Encoding::Table),
+        other => Err(PyValueError::new_err(format!(
+            "format {other:?} is not supported with --executor dask yet"
+        ))),
+    }
+}
+
+/// The chunk size the single run's merge reads each of `files` files with.
+#[pyfunction]
+pub fn scale_chunk(files: usize) -> usize {
+    crate::sources::merge_chunk(files)
+}
+
+/// Map one file (at `open`, named `path` as the user gave it) into `partitions` partitions
+/// under `scratch` (names from `key`): (first timestamp in ns or None, the capture's error
+/// or None).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (open, path, key, scratch, partitions, chunk, *, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
+pub fn scale_map(
+    py: Python<'_>,
+    open: PathBuf,
+    path: PathBuf,
+    key: &str,
+    scratch: PathBuf,
+    partitions: usize,
+    chunk: usize,
+    filter: Option<PyRef<'_, bpf::BpfFilter>>,
+    msl_s: f64,
+    linger_s: f64,
+    max_flows: usize,
+    zeek: bool,
+    verify_checksums: bool,
+    zeek_server_ports: Option<Vec<u16>>,
+    tunnel_ports: Option<Vec<(String, u16)>>,
+) -> PyResult<(Option<i64>, Option<String>)> {
+    let options = options_of(
+        filter,
+        msl_s,
+        linger_s,
+        max_flows,
+        zeek,
+        verify_checksums,
+        zeek_server_ports,
+        tunnel_ports,
+    )?;
+    let open = crate::names::display_name(&open);
+    let path = crate::names::display_name(&path);
+    let done =
+        py.detach(|| scaleout::map_file(&open, &path, key, &options, partitions, chunk, &scratch));
+    let manifest = done.map_err(PyRuntimeError::new_err)?;
+    Ok((manifest.first_ts, manifest.error))
+}
+
+fn manifests(scratch: &std::path::Path, keys: &[String]) -> PyResult<Vec<FileManifest>> {
+    keys.iter()
+        .map(|k| scaleout::read_manifest(scratch, k))
+        .collect::<Result<_, _>>()
+        .map_err(PyRuntimeError::new_err)
+}
+
+/// Reduce partition `partition` of the files `keys` (in the run's order).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (scratch, keys, partition, format, *, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
+pub fn scale_reduce(
+    py: Python<'_>,
+    scratch: PathBuf,
+    keys: Vec<String>,
+    partition: usize,
+    format: &str,
+    msl_s: f64,
+    linger_s: f64,
+    max_flows: usize,
+    zeek: bool,
+    verify_checksums: bool,
+    zeek_server_ports: Option<Vec<u16>>,
+    tunnel_ports: Option<Vec<(String, u16)>>,
+) -> PyResult<()> {
+    let encoding = encoding_of(format)?;
+    let options = options_of(
+        None,
+        msl_s,
+        linger_s,
+        max_flows,
+        zeek || format == "zeek",
+        verify_checksums,
+        zeek_server_ports,
+        tunnel_ports,
+    )?;
+    py.detach(|| {
+        let manifests = manifests(&scratch, &keys)?;
+        scaleout::reduce_partition(&scratch, &keys, &manifests, partition, &options, encoding)
+            .map_err(PyRuntimeError::new_err)
+    })?;
+    Ok(())
+}
+
+/// Write the records of the reduced partitions to `out` (a path, "-", or a `write`
+/// callable) in the single run's order. Returns a `Run` done executing, as if it had read
+/// the files itself: its `source_report()`, `warnings()`, and for json and table its
+/// `summary()`, `rows()`, `write_connections()` and `write()` finish the report.
+#[pyfunction]
+#[pyo3(signature = (scratch, keys, partitions, format, out, *, zeek=false))]
+pub fn scale_finalize(
+    py: Python<'_>,
+    scratch: PathBuf,
+    keys: Vec<String>,
+    partitions: usize,
+    format: &str,
+    out: &Bound<'_, PyAny>,
+    zeek: bool,
+) -> PyResult<Py<Run>> {
+    let encoding = encoding_of(format)?;
+    let zeek = zeek || format == "zeek";
+    let (format, spool) = match encoding {
+        Encoding::Jsonl => (Format::Jsonl, None),
+        Encoding::Csv => (Format::Csv, None),
+        Encoding::Zeek => (Format::Zeek, None),
+        Encoding::Table => (Format::Table, None),
+        Encoding::Json => (
+            Format::Json,
+            Some(JsonSpool::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?),
+        ),
+    };
+    let mut run = Run {
+        engine: Engine::new(Vec::new(), Options::default()),
+        format,
+        summary: Summary::new(),
+        spool,
+        rows: table::TableRows::default(),
+        executed: true,
+        sink: Some(Sink::of(out)?),
+        jobs: 1,
+        report: None,
+        traced_only: false,
+    };
+    let Run {
+        summary,
+        spool,
+        rows,
+        sink,
+        report,
+        ..
+    } = &mut run;
+    let Some(sink) = sink.as_mut() else {
+        return Err(PyRuntimeError::new_err("no output"));
+    };
+    let mut failure: Option<PyErr> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + 4096);
+    let mut zeek_log = ZeekLogWriter::new();
+    let mut header = encoding == Encoding::Csv;
+    let (result, made) = py.detach(|| {
+        let manifests = manifests(&scratch, &keys)?;
+        let reads = scaleout::clock(&manifests).reads;
+        let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
+            if let (Some(d), Format::Json | Format::Table) = (digest, format) {
+                summary.add_entry(&d.entry());
+            }
+            match format {
+                Format::Zeek => {
+                    zeek_log.begin(&mut buf);
+                    buf.extend_from_slice(bytes);
+                }
+                Format::Csv => {
+                    if std::mem::take(&mut header) {
+                        buf.extend_from_slice(&csv_header(zeek));
+                    }
+                    buf.extend_from_slice(bytes);
+                }
+                Format::Json => {
+                    if let Some(spool) = spool.as_mut() {
+                        spool.add_indented(id, bytes).map_err(|e| e.to_string())?;
+                    }
+                }
+                Format::Table => {
+                    if let Some(d) = digest {
+                        rows.push(&row_of(id, d));
+                    }
+                }
+                Format::Jsonl | Format::Records => buf.extend_from_slice(bytes),
+            }
+            if buf.len() >= FLUSH_BYTES {
+                sink.write(&mut buf, &mut failure)?;
+            }
+            Ok(())
+        });
+        let stats = match finished {
+            Ok(stats) => stats,
+            Err(message) => return Ok((Err(message), None)),
+        };
+        if format == Format::Zeek {
+            zeek_log.finish(&mut buf);
+        }
+        let flushed = sink.write(&mut buf, &mut failure);
+        let (source_report, warnings) = scaleout::source_of(&manifests, &reads, &stats);
+        let made = parallel::Report {
+            source_report: Some(source_report),
+            warnings,
+        };
+        Ok::<_, PyErr>((flushed, Some(made)))
+    })?;
+    *report = made;
+    let result = result.map_err(RunError::Emit);
+    let result = created(sink, result, &mut failure);
+    finish_execute(py, result, &mut failure)?;
+    Py::new(py, run)
+}
+
+/// A table row from a record's digest, under its global id.
+fn row_of(id: u64, d: &Digest) -> TableRow {
+    TableRow {
+        id,
+        start: d.first_ts,
+        duration_ms: d.duration_ms,
+        client: d.client.clone(),
+        server: d.server.clone(),
+        outcome: d.outcome.name(),
+        rtt_ms: d.rtt_ms,
+        setup_ms: d.setup_ms,
+        time_wait: d.time_wait.map(|s| s.name()),
+        rst: d.rst.map(|(kind, _)| kind.name()),
+        probes: d.probes.0 + d.probes.1,
+        requests: d.requests,
+        http: d.protocol.is_some(),
+        packets: d.packets,
+    }
+}
+
+/// Add the functions to the module.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(scale_chunk, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_map, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_reduce, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_finalize, module)?)?;
+    Ok(())
+}

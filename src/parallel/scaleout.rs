@@ -1,0 +1,1143 @@
+//! The `--jobs` plan over files, for a distributed executor (`--executor dask`, issue 20;
+//! docs/scale-out.md): `map_file` (one task per input file: decoded, split by flow into P
+//! partitions, written to a scratch directory with a manifest), `reduce_partition` (one
+//! task per partition: its segments of every file merged in the single run's order and
+//! fed to a flow table, records encoded under local ids) and `finalize` (the client:
+//! global ids and the single run's order, as `threads` does for its shards).
+//!
+//! The clock. A flow table sweeps (releases lingering connections, expires tombstones) at
+//! the end of every feed slice of the single run, with that slice's latest timestamp; a
+//! partition that swept on its own segments' time would release connections at other
+//! moments, and late segments would land differently. So every reduce rebuilds the single
+//! run's feed from the manifests alone (`clock`): the manifests hold, per file, each read
+//! batch's latest frame timestamp and segment count and every segment's timestamp (8
+//! bytes a segment); replaying `Captures::merge_step` (the watermark merge, and the stable
+//! sort of each merged batch by time: ties by file order, then frame order) over them
+//! gives every segment its position in the single run (its "ordinal") and every slice end
+//! (the ordinal of the slice's last segment and the slice's latest timestamp). The reduce
+//! then feeds its own segments in ordinal order and ends a slice (`end_slice(latest)`)
+//! at each of those marks, whether or not it had segments in that slice: its table sees
+//! the whole capture's clock. The ordinals also serve as `plan`'s first-segment ranks, so
+//! `Renumber` and `merge_epoch` rebuild the single run's ids and order exactly as for
+//! `--jobs`. Connections that span files are stitched by construction: a partition holds
+//! every segment of its flows, from every file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::checksum;
+use crate::decode::decode_piece;
+use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SLICE};
+use crate::flows::FlowTableStats;
+use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
+use crate::sources::{display_name, FileReader, SourceStats};
+use crate::writers::summary::Entry;
+use crate::writers::Value;
+
+use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
+use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
+use super::threads::add_stats;
+
+/// What the map step learnt of one file: all the client and the reduces need of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileManifest {
+    pub path: String,
+    /// The file could not be read (the single run's one-line error), if so.
+    pub error: Option<String>,
+    /// Whether the reader got as far as the file's format (the single run lists it then).
+    pub opened: bool,
+    /// Timestamp of the first frame (files given as a pattern are taken in this order).
+    pub first_ts: Option<i64>,
+    pub frames: u64,
+    pub segments_total: u64,
+    pub filtered_out: u64,
+    pub skipped: BTreeMap<String, u64>,
+    pub unsupported: BTreeSet<u32>,
+    /// The reader's warnings, each with the number of the read (0-based) that raised it.
+    pub warnings: Vec<(u32, String)>,
+    /// Per read batch: its latest frame timestamp and its number of segments.
+    pub batches: Vec<(i64, u32)>,
+    /// Every segment's timestamp, in file order.
+    pub ts: Vec<i64>,
+    /// Segments per partition.
+    pub parts: Vec<u64>,
+}
+
+fn manifest_path(scratch: &Path, key: &str) -> PathBuf {
+    scratch.join(format!("{key}.manifest"))
+}
+
+fn part_path(scratch: &Path, key: &str, partition: usize) -> PathBuf {
+    scratch.join(format!("{key}.p{partition}.segments"))
+}
+
+/// The reduce step's output for a partition.
+pub fn records_path(scratch: &Path, partition: usize) -> PathBuf {
+    scratch.join(format!("p{partition}.records"))
+}
+
+/// What the client needs of a record besides its encoding: the json document's summary
+/// entry and the table's row (`-f json`, `-f table`), shipped from the reduce.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Digest {
+    pub first_ts: f64,
+    pub duration_ms: f64,
+    pub client: (String, u16),
+    pub server: (String, u16),
+    pub outcome: Outcome,
+    pub rtt_ms: Option<f64>,
+    pub setup_ms: Option<f64>,
+    pub syn_retransmits: u64,
+    pub ambiguous: bool,
+    pub time_wait: Option<Sides>,
+    pub rst: Option<(RstKind, Role)>,
+    pub half_close: bool,
+    pub probes: (u64, u64),
+    pub protocol: Option<String>,
+    pub requests: u64,
+    pub reused: bool,
+    pub packets: (u64, u64),
+}
+
+impl Digest {
+    pub fn of(r: &ConnectionRecord) -> Digest {
+        let e = Entry::of(r);
+        Digest {
+            first_ts: r.first_ts,
+            duration_ms: r.duration_ms,
+            client: (r.client.ip.clone(), r.client.port),
+            server: (r.server.ip.clone(), r.server.port),
+            outcome: r.outcome,
+            rtt_ms: e.rtt_ms,
+            setup_ms: e.setup_ms,
+            syn_retransmits: e.syn_retransmits,
+            ambiguous: e.ambiguous,
+            time_wait: e.time_wait,
+            rst: r.rst.as_ref().map(|rst| (rst.kind, rst.sender)),
+            half_close: e.half_close,
+            probes: (r.keepalive.probes.client, r.keepalive.probes.server),
+            protocol: r.reuse.protocol.map(str::to_string),
+            requests: e.requests,
+            reused: e.reused,
+            packets: (r.packets.client, r.packets.server),
+        }
+    }
+
+    /// The summary's entry, as `Entry::of` the record gives it.
+    pub fn entry(&self) -> Entry<'_> {
+        Entry {
+            outcome: self.outcome.name(),
+            rtt_ms: self.rtt_ms,
+            setup_ms: self.setup_ms,
+            syn_retransmits: self.syn_retransmits,
+            ambiguous: self.ambiguous,
+            time_wait: self.time_wait,
+            client_ip: &self.client.0,
+            server_ip: &self.server.0,
+            server_port: self.server.1,
+            rst: self.rst.map(|(kind, sender)| (kind.name(), sender.name())),
+            half_close: self.half_close,
+            keepalive: self.probes.0 != 0 || self.probes.1 != 0,
+            protocol: self.protocol.as_deref(),
+            requests: self.requests,
+            reused: self.reused,
+        }
+    }
+
+    fn write(&self, out: &mut Out) {
+        let option = |out: &mut Out, v: Option<f64>| {
+            out.u8(u8::from(v.is_some()));
+            out.u64(v.unwrap_or(0.0).to_bits());
+        };
+        out.u64(self.first_ts.to_bits());
+        out.u64(self.duration_ms.to_bits());
+        for (ip, port) in [&self.client, &self.server] {
+            out.str(ip);
+            out.u16(*port);
+        }
+        let outcome = Outcome::ALL.iter().position(|o| *o == self.outcome);
+        out.u8(outcome.unwrap_or(0) as u8);
+        option(out, self.rtt_ms);
+        option(out, self.setup_ms);
+        out.u64(self.syn_retransmits);
+        out.u8(match self.time_wait {
+            None => 0,
+            Some(Sides::Client) => 1,
+            Some(Sides::Server) => 2,
+            Some(Sides::Both) => 3,
+        });
+        match self.rst {
+            None => out.u8(0),
+            Some((kind, sender)) => {
+                let kind = RstKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+                out.u8(1 + kind as u8);
+                out.u8(sender as u8);
+            }
+        }
+        let flags = [self.ambiguous, self.half_close, self.reused];
+        flags.iter().for_each(|&f| out.u8(u8::from(f)));
+        for v in [self.probes.0, self.probes.1, self.requests] {
+            out.u64(v);
+        }
+        for v in [self.packets.0, self.packets.1] {
+            out.u64(v);
+        }
+        out.u8(u8::from(self.protocol.is_some()));
+        out.str(self.protocol.as_deref().unwrap_or(""));
+    }
+
+    fn read(input: &mut In) -> Result<Digest, String> {
+        let option = |input: &mut In| -> Result<Option<f64>, String> {
+            let has = input.u8()? != 0;
+            let v = f64::from_bits(input.u64()?);
+            Ok(has.then_some(v))
+        };
+        let first_ts = f64::from_bits(input.u64()?);
+        let duration_ms = f64::from_bits(input.u64()?);
+        let client = (input.str()?, input.u16()?);
+        let server = (input.str()?, input.u16()?);
+        let outcome = Outcome::ALL
+            .get(input.u8()? as usize)
+            .copied()
+            .ok_or("a record's outcome is unknown")?;
+        let rtt_ms = option(input)?;
+        let setup_ms = option(input)?;
+        let syn_retransmits = input.u64()?;
+        let time_wait = match input.u8()? {
+            1 => Some(Sides::Client),
+            2 => Some(Sides::Server),
+            3 => Some(Sides::Both),
+            _ => None,
+        };
+        let rst = match input.u8()? {
+            0 => None,
+            k => {
+                let kind = RstKind::ALL.get(k as usize - 1).copied();
+                let kind = kind.ok_or("a record's RST kind is unknown")?;
+                let sender = if input.u8()? == 0 {
+                    Role::Client
+                } else {
+                    Role::Server
+                };
+                Some((kind, sender))
+            }
+        };
+        let (ambiguous, half_close, reused) =
+            (input.u8()? != 0, input.u8()? != 0, input.u8()? != 0);
+        let probes = (input.u64()?, input.u64()?);
+        let requests = input.u64()?;
+        let packets = (input.u64()?, input.u64()?);
+        let has_protocol = input.u8()? != 0;
+        let protocol = input.str()?;
+        Ok(Digest {
+            first_ts,
+            duration_ms,
+            client,
+            server,
+            outcome,
+            rtt_ms,
+            setup_ms,
+            syn_retransmits,
+            ambiguous,
+            time_wait,
+            rst,
+            half_close,
+            probes,
+            protocol: has_protocol.then_some(protocol),
+            requests,
+            reused,
+            packets,
+        })
+    }
+}
+
+/// The map step for one file: read it alone (chunks of `chunk` bytes, as the single run's
+/// merge reads it), decode, filter, leave out bad checksums (--verify-checksums), and
+/// write each partition's segments and then the manifest under `scratch` (names from
+/// `key`), each file whole or not at all. `open` is where the file is (a worker may run
+/// elsewhere: an absolute path), `path` how the user named it (in the report and the
+/// messages). An unreadable capture is not an error here: the manifest says so (the
+/// client reports it as the single run would).
+pub fn map_file(
+    open: &str,
+    path: &str,
+    key: &str,
+    options: &Options,
+    partitions: usize,
+    chunk: usize,
+    scratch: &Path,
+) -> Result<FileManifest, String> {
+    let partitions = partitions.max(1);
+    let mut manifest = FileManifest {
+        path: path.to_string(),
+        parts: vec![0; partitions],
+        ..FileManifest::default()
+    };
+    let mut reader = match FileReader::open(open, None) {
+        Ok(reader) => reader.named(path),
+        Err(err) => {
+            let (at, given) = (display_name(open), display_name(path));
+            manifest.error = Some(err.0.replacen(at, given, 1));
+            write_manifest(scratch, key, &manifest)?;
+            return Ok(manifest);
+        }
+    };
+    reader.chunk = chunk;
+    let mut writers = Vec::with_capacity(partitions);
+    let mut temps = Vec::with_capacity(partitions);
+    for p in 0..partitions {
+        let final_path = part_path(scratch, key, p);
+        let tmp = final_path.with_extension(format!("{}.tmp", std::process::id()));
+        let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let mut writer = BufWriter::with_capacity(1 << 16, file);
+        let header = Out::new(SEGMENTS_MAGIC);
+        writer.write_all(&header.buf).map_err(|e| e.to_string())?;
+        writers.push(writer);
+        temps.push((tmp, final_path));
+    }
+    let mut stats = SourceStats::default();
+    let mut segments = Vec::new();
+    let mut out = Out::default();
+    for call in 0u32.. {
+        let before = stats.warnings.len();
+        let next = reader.next_batch(&mut stats);
+        let raised = stats.warnings.get(before..).unwrap_or(&[]);
+        manifest
+            .warnings
+            .extend(raised.iter().map(|w| (call, w.clone())));
+        let batch = match next {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(err) => {
+                manifest.error = Some(err.0);
+                break;
+            }
+        };
+        manifest.first_ts = manifest.first_ts.or(batch.frames.first().map(|f| f.ts_ns));
+        segments.clear();
+        manifest.filtered_out += decode_piece(
+            &batch,
+            options.filter.as_ref(),
+            &mut stats,
+            &mut manifest.unsupported,
+            Some(&options.tunnels),
+            &mut segments,
+        );
+        if options.verify_checksums && !segments.is_empty() {
+            let before = segments.len();
+            segments.retain(|seg| !checksum::is_bad(seg, &batch.data));
+            stats.skip("bad_checksum", (before - segments.len()) as u64);
+        }
+        let latest = batch
+            .frames
+            .iter()
+            .map(|f| f.ts_ns)
+            .max()
+            .unwrap_or(i64::MIN);
+        manifest.batches.push((latest, segments.len() as u32));
+        for seg in &segments {
+            let p = shard_of(seg, partitions);
+            out.buf.clear();
+            out.u64(manifest.ts.len() as u64);
+            out.segment(seg, &batch.data);
+            if let Some(writer) = writers.get_mut(p) {
+                writer.write_all(&out.buf).map_err(|e| e.to_string())?;
+            }
+            if let Some(n) = manifest.parts.get_mut(p) {
+                *n += 1;
+            }
+            manifest.ts.push(seg.ts_ns);
+        }
+        manifest.segments_total += segments.len() as u64;
+    }
+    manifest.opened = !stats.files.is_empty();
+    manifest.frames = stats.frames;
+    manifest.skipped = stats.skipped;
+    let tunnelled = !options
+        .tunnels
+        .registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .is_empty();
+    if tunnelled && manifest.error.is_none() {
+        manifest.error = Some(format!(
+            "{path}: tunnelled traffic is not supported with --executor dask yet \
+             (run without it)"
+        ));
+    }
+    for (writer, (tmp, final_path)) in writers.into_iter().zip(temps) {
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        drop(file);
+        std::fs::rename(&tmp, &final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
+    }
+    write_manifest(scratch, key, &manifest)?;
+    Ok(manifest)
+}
+
+fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), String> {
+    let mut out = Out::new(MANIFEST_MAGIC);
+    out.str(&m.path);
+    out.u8(u8::from(m.error.is_some()));
+    out.str(m.error.as_deref().unwrap_or(""));
+    out.u8(u8::from(m.opened));
+    out.u8(u8::from(m.first_ts.is_some()));
+    out.i64(m.first_ts.unwrap_or(0));
+    out.u64(m.frames);
+    out.u64(m.segments_total);
+    out.u64(m.filtered_out);
+    out.u64(m.skipped.len() as u64);
+    for (kind, n) in &m.skipped {
+        out.str(kind);
+        out.u64(*n);
+    }
+    out.u64(m.unsupported.len() as u64);
+    m.unsupported.iter().for_each(|&l| out.u32(l));
+    out.u64(m.warnings.len() as u64);
+    for (call, text) in &m.warnings {
+        out.u32(*call);
+        out.str(text);
+    }
+    out.u64(m.batches.len() as u64);
+    for &(latest, segments) in &m.batches {
+        out.i64(latest);
+        out.u32(segments);
+    }
+    out.u64(m.ts.len() as u64);
+    m.ts.iter().for_each(|&t| out.i64(t));
+    out.u64(m.parts.len() as u64);
+    m.parts.iter().for_each(|&n| out.u64(n));
+    spill::write_atomically(&manifest_path(scratch, key), &out.buf)
+}
+
+/// The manifest `map_file` wrote for `key`.
+pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> {
+    let path = manifest_path(scratch, key);
+    let bytes = spill::read(&path)?;
+    let what = path.display().to_string();
+    let mut i = In::new(&bytes, MANIFEST_MAGIC, &what)?;
+    let path = i.str()?;
+    let has_error = i.u8()? != 0;
+    let error = i.str()?;
+    let opened = i.u8()? != 0;
+    let has_first = i.u8()? != 0;
+    let first = i.i64()?;
+    let (frames, segments_total, filtered_out) = (i.u64()?, i.u64()?, i.u64()?);
+    let mut skipped = BTreeMap::new();
+    for _ in 0..i.count(12)? {
+        let kind = i.str()?;
+        skipped.insert(kind, i.u64()?);
+    }
+    let mut unsupported = BTreeSet::new();
+    for _ in 0..i.count(4)? {
+        unsupported.insert(i.u32()?);
+    }
+    let mut warnings = Vec::new();
+    for _ in 0..i.count(8)? {
+        let call = i.u32()?;
+        warnings.push((call, i.str()?));
+    }
+    let mut batches = Vec::new();
+    for _ in 0..i.count(12)? {
+        let latest = i.i64()?;
+        batches.push((latest, i.u32()?));
+    }
+    let mut ts = Vec::new();
+    for _ in 0..i.count(8)? {
+        ts.push(i.i64()?);
+    }
+    let mut parts = Vec::new();
+    for _ in 0..i.count(8)? {
+        parts.push(i.u64()?);
+    }
+    let counted: u64 = batches.iter().map(|&(_, n)| u64::from(n)).sum();
+    if counted != ts.len() as u64 || parts.iter().sum::<u64>() != counted {
+        return Err(format!("{what}: inconsistent counts"));
+    }
+    Ok(FileManifest {
+        path,
+        error: has_error.then_some(error),
+        opened,
+        first_ts: has_first.then_some(first),
+        frames,
+        segments_total,
+        filtered_out,
+        skipped,
+        unsupported,
+        warnings,
+        batches,
+        ts,
+        parts,
+    })
+}
+
+/// The single run's feed, rebuilt from the manifests (see the module's comment).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Per file, per segment (file order): its position in the single run's feed.
+    pub ordinals: Vec<Vec<u64>>,
+    /// The slice ends: the ordinal of the slice's last segment and its latest timestamp.
+    pub cuts: Vec<(u64, i64)>,
+    /// The reads the single run makes, in its order: (file, read number).
+    pub reads: Vec<(usize, u32)>,
+}
+
+/// Cuts slices as `Mapper::map` does: FEED_SLICE segments, or the end of a batch.
+#[derive(Default)]
+struct Slicer {
+    len: usize,
+    latest: Option<i64>,
+    next: u64,
+    cuts: Vec<(u64, i64)>,
+}
+
+impl Slicer {
+    fn push(&mut self, ts: i64) -> u64 {
+        let ordinal = self.next;
+        self.next += 1;
+        self.len += 1;
+        self.latest = Some(self.latest.map_or(ts, |l| l.max(ts)));
+        if self.len == FEED_SLICE {
+            self.cut();
+        }
+        ordinal
+    }
+    fn end_batch(&mut self) {
+        if self.len > 0 {
+            self.cut();
+        }
+    }
+    fn cut(&mut self) {
+        self.cuts
+            .push((self.next - 1, self.latest.unwrap_or(i64::MIN)));
+        self.len = 0;
+        self.latest = None;
+    }
+}
+
+/// A file's batch being merged: its segments (indices into the file's segments) in time
+/// order, those before `taken` handed on (a merge step takes every segment up to its
+/// watermark: always a prefix in time order), its latest frame, and whether frames of it
+/// are left.
+struct Current {
+    latest: i64,
+    by_time: Vec<u32>,
+    taken: usize,
+    frames_left: bool,
+}
+
+/// Replay the single run's reading of `files` (in the run's order): one file is read in
+/// its own order, several through `Captures::merge_step`.
+pub fn clock(files: &[FileManifest]) -> Clock {
+    let mut slicer = Slicer::default();
+    let mut ordinals: Vec<Vec<u64>> = files.iter().map(|f| vec![0; f.ts.len()]).collect();
+    let mut reads = Vec::new();
+    if let [file] = files {
+        let mut at = 0usize;
+        for (read, &(_, n)) in file.batches.iter().enumerate() {
+            reads.push((0, read as u32));
+            for k in at..at + n as usize {
+                if let (Some(slot), Some(&ts)) = (ordinals[0].get_mut(k), file.ts.get(k)) {
+                    *slot = slicer.push(ts);
+                }
+            }
+            at += n as usize;
+            slicer.end_batch();
+        }
+        reads.push((0, file.batches.len() as u32));
+        return Clock {
+            ordinals,
+            cuts: slicer.cuts,
+            reads,
+        };
+    }
+    let n = files.len();
+    let mut next = vec![0usize; n];
+    let mut start = vec![0u32; n];
+    let mut live: Vec<usize> = (0..n).collect();
+    let mut current: Vec<Option<Current>> = (0..n).map(|_| None).collect();
+    let mut step: Vec<(i64, usize, u32)> = Vec::new();
+    loop {
+        // refill the files whose frames ran out (a read each; a file done leaves `live`)
+        for i in live.clone() {
+            if current[i].as_ref().is_some_and(|c| c.frames_left) {
+                continue;
+            }
+            reads.push((i, next[i] as u32));
+            match files[i].batches.get(next[i]) {
+                Some(&(latest, count)) => {
+                    let first = start[i];
+                    let ts = &files[i].ts;
+                    let mut by_time: Vec<u32> = (first..first + count).collect();
+                    // stable: equal times keep the frame order
+                    by_time.sort_by_key(|&k| ts.get(k as usize).copied().unwrap_or(i64::MIN));
+                    current[i] = Some(Current {
+                        latest,
+                        by_time,
+                        taken: 0,
+                        frames_left: true,
+                    });
+                    start[i] += count;
+                    next[i] += 1;
+                }
+                None => {
+                    live.retain(|&j| j != i);
+                    current[i] = None;
+                }
+            }
+        }
+        let held: Vec<usize> = (0..n)
+            .filter(|&i| current[i].as_ref().is_some_and(|c| c.frames_left))
+            .collect();
+        let Some(watermark) = held
+            .iter()
+            .filter_map(|&i| current[i].as_ref().map(|c| c.latest))
+            .min()
+        else {
+            break;
+        };
+        step.clear();
+        for &i in &held {
+            let Some(cur) = current[i].as_mut() else {
+                continue;
+            };
+            let ts = &files[i].ts;
+            while let Some(&k) = cur.by_time.get(cur.taken) {
+                let t = ts.get(k as usize).copied().unwrap_or(i64::MIN);
+                if t > watermark {
+                    break;
+                }
+                step.push((t, i, k));
+                cur.taken += 1;
+            }
+            cur.frames_left = cur.latest > watermark;
+        }
+        // stable: ties keep file order, then frame order (the concat's order)
+        step.sort_by_key(|&(t, _, _)| t);
+        for &(t, i, k) in &step {
+            if let Some(slot) = ordinals[i].get_mut(k as usize) {
+                *slot = slicer.push(t);
+            }
+        }
+        slicer.end_batch();
+    }
+    Clock {
+        ordinals,
+        cuts: slicer.cuts,
+        reads,
+    }
+}
+
+/// The `source` part of the report and the warnings, as the single run makes them: the
+/// files' counters summed, their reader warnings in the order of the single run's reads
+/// (one per kind), then the damage and flow-table warnings.
+pub fn source_of(
+    files: &[FileManifest],
+    reads: &[(usize, u32)],
+    stats: &FlowTableStats,
+) -> (Value, Vec<String>) {
+    let mut source = SourceStats::default();
+    let mut unsupported = BTreeSet::new();
+    let (mut segments, mut filtered) = (0, 0);
+    for f in files {
+        if f.opened {
+            source.files.push(f.path.clone());
+        }
+        source.frames += f.frames;
+        for (kind, &n) in &f.skipped {
+            source.skip(kind, n);
+        }
+        unsupported.extend(f.unsupported.iter().copied());
+        segments += f.segments_total;
+        filtered += f.filtered_out;
+    }
+    for &(file, read) in reads {
+        let Some(f) = files.get(file) else { continue };
+        for (_, text) in f.warnings.iter().filter(|(r, _)| *r == read) {
+            let (kind, message) = text.split_once(": ").unwrap_or((text.as_str(), ""));
+            source.warn_once(kind, message);
+        }
+    }
+    warn_damage(&mut source, &unsupported);
+    warn_evictions(&mut source, stats);
+    let report = source_report(&source, segments, filtered, stats);
+    (report, source.warnings)
+}
+
+/// The reduce step for `partition`: its segments of every file (the manifests in the run's
+/// order, with their keys), fed in the single run's order with its slice ends; the records
+/// encoded under local ids, one batch per slice, to `records_path`.
+pub fn reduce_partition(
+    scratch: &Path,
+    keys: &[String],
+    manifests: &[FileManifest],
+    partition: usize,
+    options: &Options,
+    encoding: Encoding,
+) -> Result<FlowTableStats, String> {
+    let clock = clock(manifests);
+    // this partition's segments of every file, with their ordinals
+    // (their bytes stay in the files' buffers, where the segments point)
+    let mut held: Vec<(u64, usize, crate::decode::Segment, usize)> = Vec::new();
+    let mut buffers: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
+    for (f, key) in keys.iter().enumerate() {
+        let path = part_path(scratch, key, partition);
+        let bytes = spill::read(&path)?;
+        let what = path.display().to_string();
+        let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
+        let ordinals = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
+        while !input.at_end() {
+            let index = input.u64()? as usize;
+            let seg = input.segment()?;
+            let Some(&ordinal) = ordinals.get(index) else {
+                return Err(format!("{what}: segment {index} not in its manifest"));
+            };
+            held.push((ordinal, f, seg, input.position()));
+        }
+        buffers.push(bytes);
+    }
+    held.sort_unstable_by_key(|&(ordinal, _, _, _)| ordinal);
+    let mut reducer = Reducer::new(0, options);
+    let mut encoder = Encoder::new(encoding);
+    let target = records_path(scratch, partition);
+    let tmp = target.with_extension(format!("{}.tmp", std::process::id()));
+    let fail = |e: std::io::Error| format!("{}: {e}", tmp.display());
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(fail)?);
+    out.write_all(&Out::new(RECORDS_MAGIC).buf).map_err(fail)?;
+    let mut buf = Out::default();
+    let mut at = 0usize;
+    let mut base = 0u64;
+    let mut piece = MappedPiece::default();
+    let mut data = Vec::new();
+    for &(last, latest) in &clock.cuts {
+        let end = at + held[at..].partition_point(|&(o, _, _, _)| o <= last);
+        data.clear();
+        piece.segments.clear();
+        for &(ordinal, f, seg, bytes_end) in &held[at..end] {
+            let bytes = buffers.get(f).map_or(&[][..], Vec::as_slice);
+            let from = seg.tcp_off.min(bytes.len());
+            let to = bytes_end.min(bytes.len()).max(from);
+            let at = data.len();
+            data.extend_from_slice(bytes.get(from..to).unwrap_or(&[]));
+            piece.segments.push(crate::decode::Segment {
+                tcp_off: at + seg.tcp_off.saturating_sub(from),
+                payload_off: at + seg.payload_off.saturating_sub(from),
+                frame_index: (ordinal - base) as u32,
+                ..seg
+            });
+        }
+        let count = end - at;
+        piece.data = Arc::new(std::mem::take(&mut data));
+        piece.frame_base = base;
+        piece.parts = vec![(0..count as u32).collect()];
+        piece.cuts = vec![Cut {
+            ends: vec![count],
+            latest,
+        }];
+        piece.bad = vec![Vec::new()];
+        reducer.feed(&piece, &mut encoder);
+        if encoder.broken {
+            return Err("a record's id was not found in its encoding".into());
+        }
+        data = Arc::try_unwrap(std::mem::take(&mut piece.data)).unwrap_or_default();
+        for batch in encoder.done.drain(..) {
+            write_epoch(&mut buf, &batch);
+            out.write_all(&buf.buf).map_err(fail)?;
+        }
+        at = end;
+        base = last + 1;
+    }
+    reducer.close(&mut encoder);
+    for batch in encoder.done.drain(..) {
+        write_epoch(&mut buf, &batch);
+        out.write_all(&buf.buf).map_err(fail)?;
+    }
+    let stats = reducer.stats();
+    buf.buf.clear();
+    buf.u8(2);
+    for v in stats_fields(&stats) {
+        buf.u64(v);
+    }
+    out.write_all(&buf.buf).map_err(fail)?;
+    out.into_inner().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    Ok(stats)
+}
+
+fn stats_fields(s: &FlowTableStats) -> [u64; 7] {
+    [
+        s.connections,
+        s.evicted_for_capacity,
+        s.idle_evicted,
+        s.port_reuse,
+        s.after_close,
+        s.failed_connections,
+        s.clock_jumps,
+    ]
+}
+
+/// One epoch batch: tag 1, the opened ordinals, then each item with its bytes.
+fn write_epoch(out: &mut Out, batch: &EpochBatch) {
+    out.buf.clear();
+    out.u8(1);
+    out.u64(batch.opened.len() as u64);
+    batch.opened.iter().for_each(|&o| out.u64(o));
+    out.u64(batch.items.len() as u64);
+    for item in &batch.items {
+        out.u8(item.phase);
+        out.u64(item.rank);
+        out.u64(item.local_id);
+        out.u8(u8::from(item.previous_local.is_some()));
+        out.u64(item.previous_local.unwrap_or(0));
+        out.u64(item.spans.id.0 as u64);
+        out.u64(item.spans.id.1 as u64);
+        let previous = item.spans.previous;
+        out.u8(u8::from(previous.is_some()));
+        out.u64(previous.map_or(0, |p| p.0 as u64));
+        out.u64(previous.map_or(0, |p| p.1 as u64));
+        out.bytes(batch.bytes(item));
+        match &item.record {
+            Some(record) => {
+                out.u8(1);
+                Digest::of(record).write(out);
+            }
+            None => out.u8(0),
+        }
+    }
+}
+
+/// An epoch batch read back, with its records' digests (json and table).
+type ReadEpoch = (EpochBatch, Vec<Option<Digest>>);
+
+/// The next epoch batch of a reduce's output (its bytes in one block), or its counters at
+/// the end.
+fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, String> {
+    if input.u8()? == 2 {
+        let mut v = [0u64; 7];
+        for slot in &mut v {
+            *slot = input.u64()?;
+        }
+        let [connections, evicted_for_capacity, idle_evicted, port_reuse, after_close, failed_connections, clock_jumps] =
+            v;
+        return Ok(Err(FlowTableStats {
+            connections,
+            evicted_for_capacity,
+            idle_evicted,
+            port_reuse,
+            after_close,
+            failed_connections,
+            clock_jumps,
+        }));
+    }
+    let mut batch = EpochBatch::default();
+    for _ in 0..input.count(8)? {
+        batch.opened.push(input.u64()?);
+    }
+    let mut block = Vec::new();
+    let mut digests = Vec::new();
+    for _ in 0..input.count(60)? {
+        let phase = input.u8()?;
+        let rank = input.u64()?;
+        let local_id = input.u64()?;
+        let has_previous = input.u8()? != 0;
+        let previous = input.u64()?;
+        let id = (input.u64()? as usize, input.u64()? as usize);
+        let has_span = input.u8()? != 0;
+        let span = (input.u64()? as usize, input.u64()? as usize);
+        let bytes = input.bytes()?;
+        digests.push(match input.u8()? {
+            0 => None,
+            _ => Some(Digest::read(input)?),
+        });
+        let start = block.len();
+        block.extend_from_slice(bytes);
+        batch.items.push(Item {
+            phase,
+            rank,
+            local_id,
+            previous_local: has_previous.then_some(previous),
+            block: 0,
+            start,
+            end: block.len(),
+            spans: Spans {
+                id,
+                previous: has_span.then_some(span),
+            },
+            record: None,
+        });
+    }
+    batch.blocks.push(block);
+    Ok(Ok((batch, digests)))
+}
+
+/// The finalize step: the reduces' outputs (partition order), epoch by epoch, renumbered
+/// and merged into the single run's order; `emit` gets each record's global id, its bytes
+/// under its global ids and (json, table) its digest. Returns the flow-table counters
+/// summed over the partitions.
+pub fn finalize<E: FnMut(u64, &[u8], Option<&Digest>) -> Result<(), String>>(
+    scratch: &Path,
+    partitions: usize,
+    encoding: Encoding,
+    mut emit: E,
+) -> Result<FlowTableStats, String> {
+    let files: Vec<(Vec<u8>, String)> = (0..partitions)
+        .map(|p| {
+            let path = records_path(scratch, p);
+            spill::read(&path).map(|bytes| (bytes, path.display().to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut inputs: Vec<In> = files
+        .iter()
+        .map(|(bytes, what)| In::new(bytes, RECORDS_MAGIC, what))
+        .collect::<Result<_, _>>()?;
+    let mut renumber = Renumber::new(partitions);
+    let mut stats = FlowTableStats::default();
+    let mut ended = 0;
+    let mut out = Vec::new();
+    let splices = !matches!(encoding, Encoding::Zeek | Encoding::Table);
+    while ended == 0 {
+        let mut batches = Vec::with_capacity(partitions);
+        let mut digests = Vec::with_capacity(partitions);
+        for input in &mut inputs {
+            match read_epoch(input)? {
+                Ok((batch, digest)) => {
+                    batches.push(batch);
+                    digests.push(digest);
+                }
+                Err(s) => {
+                    add_stats(&mut stats, &s);
+                    ended += 1;
+                    batches.push(EpochBatch::default());
+                    digests.push(Vec::new());
+                }
+            }
+        }
+        if ended > 0 && ended < partitions {
+            return Err("the partitions' outputs do not end together".into());
+        }
+        let opened: Vec<&[u64]> = batches.iter().map(|b| b.opened.as_slice()).collect();
+        renumber.add_epoch(&opened);
+        let keys: Vec<Vec<(u8, u64)>> = batches
+            .iter()
+            .map(|b| b.items.iter().map(|i| (i.phase, i.rank)).collect())
+            .collect();
+        for (k, i) in merge_epoch(&keys) {
+            let Some(item) = batches.get(k).and_then(|b| b.items.get(i)) else {
+                continue;
+            };
+            let local = batches[k].bytes(item);
+            let digest = digests
+                .get(k)
+                .and_then(|d| d.get(i))
+                .and_then(Option::as_ref);
+            let id = renumber.global(k, item.local_id);
+            out.clear();
+            if splices {
+                let previous = item.previous_local.map(|p| renumber.global(k, p));
+                splice(local, &item.spans, id, previous, &mut out);
+                emit(id, &out, digest)?;
+            } else {
+                emit(id, local, digest)?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(batches: &[(i64, &[i64])]) -> FileManifest {
+        FileManifest {
+            batches: batches
+                .iter()
+                .map(|(latest, ts)| (*latest, ts.len() as u32))
+                .collect(),
+            ts: batches
+                .iter()
+                .flat_map(|(_, ts)| ts.iter().copied())
+                .collect(),
+            ..FileManifest::default()
+        }
+    }
+
+    #[test]
+    fn one_file_keeps_its_order_and_cuts_at_batch_ends() {
+        let f = file(&[(9, &[5, 3, 9]), (12, &[]), (20, &[11, 20])]);
+        let c = clock(&[f]);
+        assert_eq!(c.ordinals, vec![vec![0, 1, 2, 3, 4]]);
+        assert_eq!(c.cuts, vec![(2, 9), (4, 20)]);
+        assert_eq!(c.reads, vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+    }
+
+    #[test]
+    fn several_files_merge_by_watermark_ties_by_file_order() {
+        // a: batches ending at 10 and 30; b: one batch ending at 20
+        let a = file(&[(10, &[1, 10]), (30, &[25, 30])]);
+        let b = file(&[(20, &[10, 15, 20])]);
+        let c = clock(&[a, b]);
+        // step 1 (watermark 10): a1, a10, b10 (tie: a first); step 2 (a's next batch is
+        // read, watermark 20): b15, b20; step 3 (b is done: watermark 30): a25, a30
+        assert_eq!(c.ordinals, vec![vec![0, 1, 5, 6], vec![2, 3, 4]]);
+        assert_eq!(c.cuts, vec![(2, 10), (4, 20), (6, 30)]);
+        assert_eq!(c.reads, vec![(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn a_merge_sorts_each_step_by_time_stably() {
+        // a's timestamps step back within its batch; ties go to the file given first
+        let a = file(&[(10, &[10, 1, 3])]);
+        let b = file(&[(20, &[5, 3])]);
+        let c = clock(&[a, b]);
+        // step 1 (watermark 10): 1 (a1), 3 (a2), 3 (b1), 5 (b0), 10 (a0); step 2: none of
+        // b is left but its frames up to 20 (no segment): no slice
+        assert_eq!(c.ordinals, vec![vec![4, 0, 1], vec![3, 2]]);
+        assert_eq!(c.cuts, vec![(4, 10)]);
+    }
+
+    #[test]
+    fn a_slice_ends_every_feed_slice_segments() {
+        let ts: Vec<i64> = (0..FEED_SLICE as i64 + 5).collect();
+        let f = file(&[(ts[ts.len() - 1], &ts)]);
+        let c = clock(&[f]);
+        let last = FEED_SLICE as u64 - 1;
+        assert_eq!(
+            c.cuts,
+            vec![(last, last as i64), (last + 5, last as i64 + 5)]
+        );
+    }
+
+    use crate::engine::Engine;
+    use crate::writers::json::write_jsonl;
+
+    fn capture(name: &str) -> String {
+        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The jsonl and source report of the single run over `paths`.
+    fn single(paths: &[String], options: &Options) -> (Vec<u8>, Value) {
+        let mut engine = Engine::new(paths.to_vec(), options.clone());
+        let mut out = Vec::new();
+        engine
+            .run(|r| {
+                write_jsonl(&mut out, &r);
+                Ok(())
+            })
+            .unwrap();
+        (out, engine.source_report())
+    }
+
+    /// The plan run by hand as the executor runs it: map each file, reduce each partition,
+    /// finalize.
+    fn distributed(paths: &[String], options: &Options, partitions: usize) -> (Vec<u8>, Value) {
+        let scratch = tempfile::tempdir().unwrap();
+        let chunk = crate::sources::merge_chunk(paths.len());
+        let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
+        for (path, key) in paths.iter().zip(&keys) {
+            map_file(path, path, key, options, partitions, chunk, scratch.path()).unwrap();
+        }
+        let manifests: Vec<FileManifest> = keys
+            .iter()
+            .map(|k| read_manifest(scratch.path(), k).unwrap())
+            .collect();
+        for p in 0..partitions {
+            reduce_partition(
+                scratch.path(),
+                &keys,
+                &manifests,
+                p,
+                options,
+                Encoding::Jsonl,
+            )
+            .unwrap();
+        }
+        let mut out = Vec::new();
+        let stats = finalize(scratch.path(), partitions, Encoding::Jsonl, |_, b, _| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        let reads = clock(&manifests).reads;
+        (out, source_of(&manifests, &reads, &stats).0)
+    }
+
+    /// `path` cut into pcap files of `per_file` records each.
+    fn split(path: &str, per_file: usize, dir: &Path) -> Vec<String> {
+        let raw = std::fs::read(path).unwrap();
+        let (header, mut at) = (&raw[..24], 24);
+        let mut files = Vec::new();
+        let mut current = header.to_vec();
+        let mut count = 0;
+        while at + 16 <= raw.len() {
+            let caplen = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
+            current.extend_from_slice(&raw[at..at + 16 + caplen]);
+            at += 16 + caplen;
+            count += 1;
+            if count == per_file {
+                files.push(std::mem::replace(&mut current, header.to_vec()));
+                count = 0;
+            }
+        }
+        if count > 0 {
+            files.push(current);
+        }
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let p = dir.join(format!("part{i:03}.pcap"));
+                std::fs::write(&p, bytes).unwrap();
+                p.to_string_lossy().into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_distributed_run_writes_what_the_single_run_writes() {
+        let paths = vec![
+            capture("crafted/port_reuse.pcap"),
+            capture("crafted/refused_then_ok.pcap"),
+            capture("transfer/download.pcap"),
+            capture("crafted/ref_with_noise.pcap"),
+        ];
+        let options = Options::default();
+        let (want, report) = single(&paths, &options);
+        assert!(want.len() > 1000);
+        for partitions in [1, 3, 7] {
+            let (got, got_report) = distributed(&paths, &options, partitions);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(got_report, report);
+        }
+        // one file alone: its own order, no merge
+        let one = vec![capture("transfer/download.pcap")];
+        assert_eq!(distributed(&one, &options, 4), single(&one, &options));
+    }
+
+    #[test]
+    fn rotated_files_stitch_connections_cut_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = capture("transfer/download.pcap");
+        let parts = split(&whole, 37, dir.path());
+        assert!(parts.len() > 3);
+        let options = Options::default();
+        let (want, _) = single(std::slice::from_ref(&whole), &options);
+        let (merged, merged_report) = single(&parts, &options);
+        // the single run over the rotation writes the records of the whole file
+        assert_eq!(merged, want);
+        for partitions in [1, 5] {
+            let (got, report) = distributed(&parts, &options, partitions);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(report, merged_report);
+        }
+    }
+}

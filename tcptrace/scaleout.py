@@ -1,0 +1,229 @@
+"""`tcptrace analyze --executor dask`: the `--jobs` plan on a Dask cluster (issue 20, step 1;
+docs/scale-out.md).
+
+A map task per input file (decoded by Rust into flow partitions in a scratch directory, with a
+manifest), a reduce task per partition (its segments of every file merged in the single run's
+order, through a flow table), then the client writes the records in the single run's order
+under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from tcptrace.errors import CaptureError, TcptraceError
+
+INSTALL_HINT = "--executor dask needs Dask: pip install 'tcptrace[dask]'"
+FORMATS = ("jsonl", "json", "csv", "table", "zeek")
+"""Every format of a single run."""
+RETRIES = 3
+"""Times Dask runs a failed task again (a lost worker): tasks are idempotent."""
+FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
+"""Test hook: a directory; each task's first attempt ends its worker process right after its
+work is written (a map) or fails (a reduce), to prove a retry changes nothing."""
+
+
+@dataclass
+class EngineOptions:
+    """The analysis options every task gets (plain data: Dask ships them to workers)."""
+    filter_text: str | None = None
+    msl_s: float = 30.0
+    linger_s: float = 0.5
+    max_flows: int = 1_000_000
+    zeek: bool = False
+    verify_checksums: bool = False
+    tunnel_ports: list[tuple[str, int]] = field(default_factory=list)
+
+    def native(self) -> dict[str, Any]:
+        """The keyword arguments of the native steps (the filter compiled where it runs)."""
+        return {"msl_s": self.msl_s, "linger_s": self.linger_s, "max_flows": self.max_flows,
+                "zeek": self.zeek, "verify_checksums": self.verify_checksums,
+                "tunnel_ports": self.tunnel_ports or None}
+
+
+def expand(patterns: Iterable[str]) -> tuple[list[str], bool]:
+    """The input files: each pattern the shell did not expand (`'captures/*.pcap*'`)
+    expanded here (sorted; reordered by first timestamp once mapped). Also whether any was
+    a pattern. A pattern matching nothing is an error, as a missing file is."""
+    paths: list[str] = []
+    any_pattern = False
+    for pattern in patterns:
+        if any(c in pattern for c in "*?[") and not os.path.exists(pattern):
+            matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+            if not matches:
+                raise CaptureError(f"{pattern}: no file matches")
+            paths.extend(matches)
+            any_pattern = True
+        else:
+            paths.append(pattern)
+    if "-" in paths:
+        raise TcptraceError("--executor dask reads files, not standard input (-)")
+    return paths, any_pattern
+
+
+def map_task(located: str, path: str, key: str, scratch: str, partitions: int, chunk: int,
+             options: EngineOptions) -> tuple[int | None, str | None]:
+    """A worker's map of one file, at `located` (absolute: a worker's directory is its own),
+    named `path` as given: (first timestamp, the capture's error)."""
+    from tcptrace import _native
+
+    bpf = None
+    if options.filter_text:
+        from tcptrace.bpf import compile_filter
+
+        bpf = compile_filter(options.filter_text)
+    mapped = _native.scale_map(located, path, key, scratch, partitions, chunk, filter=bpf,
+                               **options.native())
+    if _first_attempt(f"map-{key}"):
+        os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
+    return mapped
+
+
+def reduce_task(scratch: str, keys: list[str], partition: int, fmt: str,
+                options: EngineOptions) -> int:
+    """A worker's reduce of one partition (every map is done)."""
+    from tcptrace import _native
+
+    _native.scale_reduce(scratch, keys, partition, fmt, **options.native())
+    if _first_attempt(f"reduce-{partition}"):
+        raise RuntimeError(f"forced failure ({FAIL_HOOK})")
+    return partition
+
+
+def _first_attempt(task: str) -> bool:
+    """With the test hook set: whether this is the task's first attempt (marked now)."""
+    hook = os.environ.get(FAIL_HOOK)
+    if not hook:
+        return False
+    marker = os.path.join(hook, task)
+    try:
+        with open(marker, "x"):
+            return True
+    except FileExistsError:
+        return False
+
+
+class Progress:
+    """Tasks done / total on stderr: one line rewritten on a terminal, else a line per
+    phase."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        try:
+            self.tty = enabled and sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        line = f"tcptrace: dask: {phase} {done}/{total} tasks done"
+        if self.tty:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\r{line}{end}")
+        elif done == total:
+            sys.stderr.write(f"{line}\n")
+        sys.stderr.flush()
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"tcptrace: dask: {text}\n")
+            sys.stderr.flush()
+
+
+def _gather(client: Any, futures: list[Any], phase: str, progress: Progress) -> list[Any]:
+    as_completed = importlib.import_module("distributed").as_completed
+    progress.update(phase, 0, len(futures))
+    for done, _ in enumerate(as_completed(futures), start=1):
+        progress.update(phase, done, len(futures))
+    try:
+        return list(client.gather(futures))
+    except TcptraceError:
+        raise
+    except Exception as exc:  # a task's own error (a worker lost for good, a bug)
+        raise TcptraceError(f"a Dask task failed: {exc}") from exc
+
+
+def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: EngineOptions,
+            scheduler: str | None = None, workers: int | None = None,
+            partitions: int | None = None, scratch: str | None = None,
+            quiet: bool = False) -> list[str]:
+    """Analyze the files on Dask and write the report in `fmt` to `out` (a path, "-" or a
+    binary stream); the warnings of the run. The records are those of a single run over the
+    same files (docs/scale-out.md says what is guaranteed)."""
+    try:  # (untyped: held as Any)
+        distributed: Any = importlib.import_module("distributed")
+    except ImportError:
+        raise TcptraceError(INSTALL_HINT) from None
+    if fmt not in FORMATS:
+        raise TcptraceError(f"-f {fmt} is not supported with --executor dask yet "
+                            f"(use {', '.join(FORMATS)})")
+    if options.zeek and options.verify_checksums:
+        raise TcptraceError("--zeek with --verify-checksums is not supported with "
+                            "--executor dask yet")
+    paths, pattern = expand(patterns)
+    progress = Progress(not quiet)
+    work = os.path.abspath(tempfile.mkdtemp(prefix="tcptrace-dask-", dir=scratch))
+    cluster: Any = None
+    client: Any = None
+    try:
+        if scheduler:
+            client = distributed.Client(scheduler)
+        else:
+            cluster = distributed.LocalCluster(
+                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+            client = distributed.Client(cluster)
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            progress.say(f"dashboard {link}")
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        parts = partitions or 4 * n_workers
+        return _run(client, paths, pattern, fmt, out, options, parts, work, progress)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[bytes],
+         options: EngineOptions, partitions: int, work: str, progress: Progress) -> list[str]:
+    from tcptrace import _native
+
+    token = uuid.uuid4().hex[:12]  # task keys of this run only (a shared scheduler)
+    keys = [f"f{i:06d}" for i in range(len(paths))]
+    chunk = _native.scale_chunk(len(paths))
+    maps = [client.submit(map_task, os.path.abspath(path), path, key, work, partitions, chunk,
+                          options,
+                          key=f"tcptrace-map-{token}-{i}", retries=RETRIES, pure=False)
+            for i, (path, key) in enumerate(zip(paths, keys, strict=True))]
+    mapped = _gather(client, maps, "map", progress)
+    order = list(range(len(paths)))
+    if pattern:  # a rotation: in time order of the files' first frames, not of their names
+        order.sort(key=lambda i: (mapped[i][0] is None, mapped[i][0] or 0, paths[i]))
+    for i in order:
+        if mapped[i][1] is not None:  # the single run stops at the first bad file
+            raise CaptureError(mapped[i][1])
+    ordered = [keys[i] for i in order]
+    reduces = [client.submit(reduce_task, work, ordered, p, fmt, options,
+                             key=f"tcptrace-reduce-{token}-{p}", retries=RETRIES, pure=False)
+               for p in range(partitions)]
+    _gather(client, reduces, "reduce", progress)
+    sink = out if isinstance(out, str) else out.write
+    run = _native.scale_finalize(work, ordered, partitions, fmt, sink, zeek=options.zeek)
+    from tcptrace.native import finish_document
+
+    finish_document(run, fmt)
+    return list(run.warnings())

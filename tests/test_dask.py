@@ -1,0 +1,281 @@
+"""`analyze --executor dask` (issue 20, step 1): a map task per file, a reduce task per flow
+partition, on a Dask LocalCluster of 2 worker processes. The records must be the bytes a
+single run over the same files writes (docs/scale-out.md: what is guaranteed), in every
+format the executor takes, whatever the number of partitions; a rotation's files given as a
+pattern are taken in time order; connections cut by the rotation are stitched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import sys
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from conftest import BENCH, CRAFTED, LINUX, PCAPS, captures, pcap_slice, run_cli
+
+needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
+                                reason="dask[distributed] is not installed")
+BUNDLED = captures(PCAPS)
+"""Every bundled capture, merged by time in one run (pcap, pcapng, gzip, damaged ones)."""
+FEW = [PCAPS / "crafted/port_reuse.pcap", PCAPS / "crafted/refused_then_ok.pcap",
+       PCAPS / "transfer/download.pcap", PCAPS / "crafted/ref_with_noise.pcap"]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """A LocalCluster of 2 worker processes, shared by the tests (started once)."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster:
+        yield cluster.scheduler_address
+
+
+def _without_clock(data: bytes) -> bytes:
+    """A conn.log without its #open/#close lines (the wall clock when it was written)."""
+    return b"".join(line for line in data.splitlines(keepends=True)
+                    if not line.startswith((b"#open\t", b"#close\t")))
+
+
+def _analyze(capsys: pytest.CaptureFixture[str], out: Path, fmt: str, paths: list[str],
+             *extra: str) -> tuple[int, bytes, str]:
+    status, stdout, stderr = run_cli(capsys, "analyze", *paths, "-f", fmt, "-o", str(out),
+                                     *extra)
+    written = out.read_bytes() if out.exists() else b""
+    return status, _without_clock(written) if fmt == "zeek" else written, stdout + stderr
+
+
+def _single_and_dask(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str,
+                     paths: list[str], dask_paths: list[str] | None = None,
+                     extra: tuple[str, ...] = (), dask_extra: tuple[str, ...] = ()
+                     ) -> tuple[bytes, bytes, str]:
+    single = _analyze(capsys, tmp_path / f"single.{fmt}", fmt, paths, "-q", *extra)
+    assert single[0] == 0, single[2]
+    dask = _analyze(capsys, tmp_path / f"dask.{fmt}", fmt, dask_paths or paths,
+                    "--executor", "dask", *dask_extra, *extra)
+    assert dask[0] == 0, dask[2]
+    return single[1], dask[1], dask[2]
+
+
+def _messages(output: str) -> list[str]:
+    """stderr without the executor's own progress lines."""
+    return [line for line in output.splitlines() if not line.startswith("tcptrace: dask:")]
+
+
+@needs_dask
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "table", "zeek"])
+def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                          scheduler: str, fmt: str) -> None:
+    paths = [str(p) for p in BUNDLED]
+    single, dask, stderr = _single_and_dask(capsys, tmp_path, fmt, paths,
+                                            dask_extra=("--scheduler", scheduler))
+    assert len(single.splitlines()) > 20
+    assert dask == single
+    # the warnings of the single run (ref_truncated.pcap's), once, and the progress lines
+    single_err = _analyze(capsys, tmp_path / "again", fmt, paths)[2]
+    assert _messages(stderr) == _messages(single_err)
+    assert "truncated_record" in stderr
+    assert f"tcptrace: dask: map {len(paths)}/{len(paths)} tasks done" in stderr
+    assert "tcptrace: dask: reduce 8/8 tasks done" in stderr  # 4 partitions per worker
+
+
+@needs_dask
+def test_zeek_view_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                 scheduler: str) -> None:
+    paths = [str(p) for p in BUNDLED]
+    for extra in (("--zeek",), ("--verify-checksums",), ("--filter", "tcp port 80")):
+        single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths, extra=extra,
+                                           dask_extra=("--scheduler", scheduler))
+        assert dask == single, extra
+
+
+def _classic(path: Path) -> tuple[bytes, list[tuple[int, bytes]]] | None:
+    """A little-endian microsecond Ethernet pcap's header and (time in us, record body)."""
+    raw = path.read_bytes()
+    if raw[:4] != b"\xd4\xc3\xb2\xa1" or struct.unpack("<I", raw[20:24])[0] != 1:
+        return None
+    records, at = [], 24
+    while at + 16 <= len(raw):
+        sec, usec, incl, _orig = struct.unpack("<IIII", raw[at:at + 16])
+        records.append((sec * 1_000_000 + usec, raw[at + 8:at + 16 + incl]))
+        at += 16 + incl
+    return raw[:24], records
+
+
+def _interleaved(target: Path) -> Path:
+    """Every bundled Ethernet capture at once, each started 20 ms after the previous one:
+    a few hundred packets of dozens of overlapping connections."""
+    header, merged = b"", []
+    sources = [p for p in sorted(LINUX.glob("*.pcap")) + sorted(CRAFTED.glob("*.pcap"))
+               if not p.name.startswith("ref_truncated")]
+    for k, path in enumerate(sources):
+        parsed = _classic(path)
+        if parsed is None or not parsed[1]:
+            continue
+        header = parsed[0]
+        start = parsed[1][0][0]
+        merged.extend((1_700_000_000_000_000 + 20_000 * k + (t - start), k, i, body)
+                      for i, (t, body) in enumerate(parsed[1]))
+    merged.sort()
+    with target.open("wb") as out:
+        out.write(header)
+        for t, _, _, body in merged:
+            out.write(struct.pack("<II", t // 1_000_000, t % 1_000_000) + body)
+    return target
+
+
+def _rotate(source: Path, per_file: int, directory: Path, names: list[str] | None = None
+            ) -> list[Path]:
+    """`source` cut into files of `per_file` records (as `editcap -c`), named `names`."""
+    parsed = _classic(source)
+    assert parsed is not None
+    header, records = parsed
+    directory.mkdir(exist_ok=True)
+    files = []
+    for n, at in enumerate(range(0, len(records), per_file)):
+        path = directory / (names[n] if names else f"rot_{n:03d}.pcap")
+        with path.open("wb") as out:
+            out.write(header)
+            for t, body in records[at:at + per_file]:
+                out.write(struct.pack("<II", t // 1_000_000, t % 1_000_000) + body)
+        files.append(path)
+    return files
+
+
+def _by_id(jsonl: bytes) -> dict[int, dict[str, object]]:
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    return {r["id"]: r for r in records}
+
+
+@needs_dask
+def test_a_rotation_is_stitched(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # relative names, from a directory that is not the workers'
+    monkeypatch.chdir(tmp_path)
+    whole = _interleaved(tmp_path / "whole.pcap")
+    # the files' names run against their time: a pattern takes them in time order
+    count = -(-len(_classic(whole)[1]) // 40)  # type: ignore[index]
+    names = [f"z{count - n:03d}.pcap" for n in range(count)]
+    rotation = _rotate(whole, 40, tmp_path / "rot", names)
+    assert len(rotation) > 5
+    in_time_order = [str(p.relative_to(tmp_path)) for p in rotation]
+    single, dask, _ = _single_and_dask(
+        capsys, tmp_path, "jsonl", in_time_order, dask_paths=["rot/z*.pcap"],
+        dask_extra=("--scheduler", scheduler, "--partitions", "7"))
+    assert dask == single
+    # connections cut by the rotation: the same records as one file gives (its batches
+    # end elsewhere, so the emission order may differ: compared by id)
+    whole_run = _analyze(capsys, tmp_path / "whole.jsonl", "jsonl", [str(whole)], "-q")
+    assert whole_run[0] == 0
+    assert _by_id(dask) == _by_id(whole_run[1])
+    records = _by_id(dask)
+    assert len(records) > 25
+    starts = [_classic(p)[1][0][0] / 1e6 for p in rotation[1:]]  # type: ignore[index]
+    cut = [r for r in records.values() for b in starts
+           if r["first_ts"] < b < r["first_ts"] + r["duration_ms"] / 1000]  # type: ignore[operator]
+    assert len(cut) >= 5
+    # explicit names keep the order given (here: their time order too)
+    _, again, _ = _single_and_dask(capsys, tmp_path, "jsonl", in_time_order,
+                                   dask_extra=("--scheduler", scheduler, "--partitions", "1"))
+    assert again == single
+
+
+@needs_dask
+def test_partitions_do_not_change_the_records(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path, scheduler: str) -> None:
+    paths = [str(p) for p in BUNDLED]
+    outputs = set()
+    for partitions in ("1", "7"):
+        status, out, err = _analyze(capsys, tmp_path / f"p{partitions}.csv", "csv", paths,
+                                    "--executor", "dask", "--scheduler", scheduler,
+                                    "--partitions", partitions, "-q")
+        assert status == 0, err
+        assert err == ""  # -q: no progress, no warnings
+        outputs.add(out)
+    assert len(outputs) == 1
+
+
+@needs_dask
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmark capture not generated")
+def test_benchmark_slice_rotated(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                 scheduler: str) -> None:
+    whole = pcap_slice(BENCH, 30_000, tmp_path / "slice.pcap")
+    rotation = [str(p) for p in _rotate(whole, 4_000, tmp_path / "rot")]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", rotation,
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+    assert len(single.splitlines()) > 150
+
+
+@needs_dask
+def test_own_local_cluster_and_scratch_removed(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    paths = [str(p) for p in FEW]
+    single, dask, stderr = _single_and_dask(
+        capsys, tmp_path, "jsonl", paths, dask_extra=("--workers", "2", "--scratch",
+                                                      str(scratch)))
+    assert dask == single
+    assert "tcptrace: dask: dashboard http" in stderr
+    assert list(scratch.iterdir()) == []
+
+
+@needs_dask
+def test_failed_tasks_are_retried_without_loss_or_duplication(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # every map's worker is killed after the map wrote its files, every reduce fails once
+    # after writing its output: each runs again, over what the first attempt left
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("TCPTRACE_DASK_FAIL_ONCE", str(marks))
+    paths = [str(p) for p in FEW]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths,
+                                       dask_extra=("--workers", "2", "--partitions", "3"))
+    assert dask == single
+    assert sorted(p.name for p in marks.iterdir()) == [
+        *(f"map-f{i:06d}" for i in range(len(paths))), "reduce-0", "reduce-1", "reduce-2"]
+
+
+@needs_dask
+def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             scheduler: str) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    base = ("--executor", "dask", "--scheduler", scheduler)
+    cases: list[tuple[list[str], tuple[str, ...], str]] = [
+        ([str(FEW[0]), str(text)], (),
+         f"tcptrace: error: {text}: not a pcap or pcapng capture (starts with 68656c6c)"),
+        ([str(tmp_path / "none*.pcap")], (),
+         f"tcptrace: error: {tmp_path / 'none*.pcap'}: no file matches"),
+        ([str(FEW[0])], ("--zeek", "--verify-checksums"),
+         "tcptrace: error: --zeek with --verify-checksums is not supported with "
+         "--executor dask yet"),
+        ([str(FEW[0])], ("--jobs", "2"),
+         "tcptrace: error: --executor dask does not take --per-file or --jobs "
+         "(try 'tcptrace analyze --help')"),
+    ]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for paths, extra, message in cases:
+        status, _, err = _analyze(capsys, tmp_path / "out", "jsonl", paths, *base, "-q",
+                                  "--scratch", str(scratch), *extra)
+        assert (status, err.strip()) == (2, message)
+        assert list(scratch.iterdir()) == []  # removed on an error too
+
+
+def test_without_dask_says_how_to_install(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if absent
+    status, out, err = run_cli(capsys, "analyze", str(FEW[0]), "--executor", "dask")
+    assert (status, out) == (2, "")
+    assert err == ("tcptrace: error: --executor dask needs Dask: "
+                   "pip install 'tcptrace[dask]'\n")
