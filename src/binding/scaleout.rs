@@ -190,6 +190,7 @@ pub fn scale_finalize(
         jobs: 1,
         report: None,
         traced_only: false,
+        page: None,
     };
     let Run {
         summary,
@@ -234,7 +235,8 @@ pub fn scale_finalize(
                         rows.push(&row_of(id, d));
                     }
                 }
-                Format::Jsonl | Format::Records => buf.extend_from_slice(bytes),
+                // `format` comes from `encoding_of`: never the records or page runs
+                Format::Jsonl | Format::Records | Format::Page => buf.extend_from_slice(bytes),
             }
             if buf.len() >= FLUSH_BYTES {
                 sink.write(&mut buf, &mut failure)?;
@@ -280,6 +282,8 @@ fn row_of(id: u64, d: &Digest) -> TableRow {
         requests: d.requests,
         http: d.protocol.is_some(),
         packets: d.packets,
+        // a map refuses a file with tunnelled traffic (scaleout::map), so no row has one
+        tunnel: String::new(),
     }
 }
 
