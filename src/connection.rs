@@ -15,6 +15,7 @@ use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::checksum::ChecksumLedger;
 use crate::decode::{Segment, ACK, FIN, RST, SYN};
+use crate::duplicates::RecentSegments;
 use crate::model::{
     ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
     Reuse, Role, RoleRule, StateChange,
@@ -123,6 +124,8 @@ struct Side {
     /// Receive events seen at the capture point but not yet shown to have reached this side:
     /// (sender's TSval, ts_ns, event).
     inbox: Vec<(u32, i64, Event)>,
+    /// This side's last segments, to recognise a capture duplicate.
+    recent: RecentSegments,
 }
 
 /// Applies an event to one side's machine and tells the analyzers about a state entered.
@@ -454,8 +457,9 @@ impl Connection {
 
     // ---- the segment path
 
-    /// One segment from `role`; `data` is the buffer its offsets point into.
-    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) {
+    /// One segment from `role`; `data` is the buffer its offsets point into. True when it
+    /// is a capture duplicate (src/duplicates.rs): counted as such and left out of the rest.
+    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
         let (me_i, peer_i) = (role.index(), role.peer().index());
         let peer_role = role.peer();
         let ts_ns = seg.ts_ns;
@@ -466,6 +470,17 @@ impl Connection {
         if let Some(zeek) = self.extras.as_mut().and_then(|x| x.zeek.as_mut()) {
             // Zeek's view depends on the segment alone, not on the state below
             zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
+        }
+        if self.sides[me_i].recent.is_copy(seg, data) {
+            if flags & (SYN | RST) == SYN {
+                let with_ack = flags & ACK != 0;
+                (self.analyzers).on(&ConnEvent::SynCopy {
+                    role,
+                    ts_ns,
+                    with_ack,
+                });
+            }
+            return true;
         }
         self.analyzers.on(&ConnEvent::Arrived { role, ts_ns });
         {
@@ -484,7 +499,7 @@ impl Connection {
         if flags & RST != 0 {
             self.rst(role, ts_ns, flags, ack);
             self.traced(role, seg);
-            return;
+            return false;
         }
         let syn = flags & SYN != 0;
         let fin = flags & FIN != 0;
@@ -637,6 +652,7 @@ impl Connection {
                 .on(&ConnEvent::HandshakeCompleted { ts_ns, stamp });
             self.handshake_completed = true;
         }
+        false
     }
 
     /// Show a processed segment to the trace, if this connection has one.
@@ -811,7 +827,14 @@ impl Connection {
             ),
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
-            anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+            anomalies: PerSide::new(
+                u64::from(c.machine.anomalies),
+                u64::from(s.machine.anomalies),
+            ),
+            duplicates: PerSide::new(
+                u64::from(c.recent.duplicates),
+                u64::from(s.recent.duplicates),
+            ),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())

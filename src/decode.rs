@@ -126,6 +126,9 @@ pub struct Segment {
     pub ip_len: u32,
     /// The tunnel path the segment came through (`encap::TunnelRegistry`): 0 for none.
     pub tunnel: u32,
+    /// The IPv4 Identification field (None for IPv6): tells a frame captured twice from a
+    /// retransmission (`duplicates`). In the padding: the segment keeps its size.
+    pub ip_id: Option<u16>,
 }
 
 /// Why a frame gave no segment: the key it is counted under in `SourceStats::skipped`.
@@ -399,6 +402,7 @@ pub fn decode_frame_in(
         frame_index: index,
         ip_len: net.ip_len as u32,
         tunnel: 0,
+        ip_id: net.ip_id,
     })
 }
 

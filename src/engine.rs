@@ -548,6 +548,17 @@ pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
         );
         source.warn_once("internal_error", &message);
     }
+    let copies = stats.duplicates;
+    if copies > 0 {
+        let s = if copies == 1 { "" } else { "s" };
+        let message = format!(
+            "{copies} segment{s} captured twice (the same IP ID, sequence and acknowledgment \
+             numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a \
+             forwarding host, or one connection in two merged files): each copy is counted \
+             in duplicates and left out of every other count"
+        );
+        source.warn_once("duplicates", &message);
+    }
     let jumps = stats.clock_jumps;
     if jumps > 0 {
         let s = if jumps == 1 { "" } else { "s" };

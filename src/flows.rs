@@ -70,6 +70,8 @@ pub struct FlowTableStats {
     pub failed_connections: u64,
     /// Times the clock was set back (timestamps more than `CLOCK_JUMP_NS` behind it).
     pub clock_jumps: u64,
+    /// Segments recognised as capture duplicates (src/duplicates.rs).
+    pub duplicates: u64,
 }
 
 /// How far behind the clock a slice's latest timestamp must be to set the clock back to
@@ -410,14 +412,18 @@ impl FlowTable {
                     if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
                         let role = role_of(side, usize::from(slot.client_side));
                         replay_before(&mut self.ledger, &mut slot.conn, seg.ts_ns);
-                        slot.conn.segment(role, seg, data);
+                        if slot.conn.segment(role, seg, data) {
+                            self.stats.duplicates += 1;
+                        }
                     }
                 }
                 Found::Ended(pos, client_side) => {
                     // Python feeds the connection object it already emitted all the same
                     if let Some(conn) = self.ended.get_mut(pos) {
                         replay_before(&mut self.ledger, conn, seg.ts_ns);
-                        conn.segment(role_of(side, client_side), seg, data);
+                        if conn.segment(role_of(side, client_side), seg, data) {
+                            self.stats.duplicates += 1;
+                        }
                     }
                 }
             }

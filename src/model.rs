@@ -186,7 +186,9 @@ pub struct Handshake {
     pub syn_to_synack_ms: Option<f64>,
     /// From that SYN/ACK to the ACK completing the handshake.
     pub synack_to_ack_ms: Option<f64>,
-    /// Sum of the two: the network round trip as seen from the capture point.
+    /// Sum of the two: the network round trip as seen from the capture point. Summed in
+    /// nanoseconds and rounded once, as `setup_ms` is: never above it, and it may differ by
+    /// 0.001 from the sum of the two rounded legs.
     pub rtt_ms: Option<f64>,
     /// First SYN to completing ACK: what the application waited, timeouts included.
     pub setup_ms: Option<f64>,
@@ -286,6 +288,9 @@ pub struct ConnectionRecord {
     pub gap_bytes: PerSide<u64>,
     /// Segments the state table did not expect for that side.
     pub anomalies: PerSide<u64>,
+    /// Frames of that side captured twice (src/duplicates.rs): each copy after the first is
+    /// counted here and left out of every other count.
+    pub duplicates: PerSide<u64>,
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,

@@ -77,6 +77,13 @@ pub enum ConnEvent<'a> {
     },
     /// Bytes from `role` missing from the capture.
     StreamGap { role: Role, ts_ns: i64, length: u32 },
+    /// A capture duplicate of a recent segment from `role` (src/duplicates.rs), left out of
+    /// every other event; only SYN ones are told (the handshake is timed from the last copy).
+    SynCopy {
+        role: Role,
+        ts_ns: i64,
+        with_ack: bool,
+    },
 }
 
 /// What a record is being finished with.

@@ -116,6 +116,7 @@ pub fn record_dict<'py>(
     )?;
     d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
+    d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
     let tunnels = PyList::empty(py);
     for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
         tunnels.append(tunnel_dict(py, layer)?)?;

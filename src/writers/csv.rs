@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 63] = [
+pub const COLUMNS: [&str; 65] = [
     "id",
     "client.ip",
     "client.port",
@@ -71,6 +71,8 @@ pub const COLUMNS: [&str; 63] = [
     "gap_bytes.server",
     "anomalies.client",
     "anomalies.server",
+    "duplicates.client",
+    "duplicates.server",
     "encapsulation",
 ];
 
@@ -467,6 +469,7 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.retransmitted_bytes);
     row.counts(&r.gap_bytes);
     row.counts(&r.anomalies);
+    row.counts(&r.duplicates);
     row.encapsulation(
         r.encapsulation
             .as_deref()

@@ -357,6 +357,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("retransmitted_bytes", &r.retransmitted_bytes);
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
+    e.counts("duplicates", &r.duplicates);
     e.key("encapsulation"); // [] for plain traffic
     encapsulation(
         e,

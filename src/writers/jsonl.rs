@@ -281,6 +281,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"retransmitted_bytes\":", &r.retransmitted_bytes);
     w.counts(b",\"gap_bytes\":", &r.gap_bytes);
     w.counts(b",\"anomalies\":", &r.anomalies);
+    w.counts(b",\"duplicates\":", &r.duplicates);
     match &r.encapsulation {
         Some(path) => {
             w.lit(b",\"encapsulation\":");

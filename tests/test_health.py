@@ -1,0 +1,201 @@
+"""Connection health (issue 16), part 1: handshake rounding, capture duplicates, negotiated
+options, roles from evidence, time sanity. Each capture is crafted here with scapy, so the
+test says exactly what is on the wire; every check runs the command line."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+from scapy.utils import wrpcap
+
+from tcptrace.cli import cli
+
+T0 = Decimal(1_700_000_000)
+CLIENT, SERVER = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+CLIENT6, SERVER6 = ("fd00::1", 40000), ("fd00::2", 80)
+
+
+def seg(t: Decimal, src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int,
+        ack: int = 0, data: bytes = b"", ip_id: int = 1, options: list[Any] | None = None,
+        window: int = 64240) -> Packet:
+    """One Ethernet/IP/TCP frame at T0 + t seconds (IPv6 when the address has a colon)."""
+    ip: Packet = (IPv6(src=src[0], dst=dst[0]) if ":" in src[0]
+                  else IP(src=src[0], dst=dst[0], id=ip_id))
+    tcp = TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack, window=window,
+              options=options or [])
+    frame: Packet = Ether() / ip / tcp
+    if data:
+        frame = frame / Raw(data)
+    frame.time = T0 + t
+    return frame
+
+
+def conversation(c: tuple[str, int] = CLIENT, s: tuple[str, int] = SERVER) -> list[Packet]:
+    """Handshake (10 ms, then 5 ms), a request and its answer, and the client's close; the
+    IP IDs count up per host as a real stack's do."""
+    ms = Decimal("0.001")
+    return [
+        seg(0 * ms, c, s, "S", 1000, ip_id=100),
+        seg(10 * ms, s, c, "SA", 5000, 1001, ip_id=200),
+        seg(15 * ms, c, s, "A", 1001, 5001, ip_id=101),
+        seg(16 * ms, c, s, "PA", 1001, 5001, b"GET / HTTP/1.1\r\n\r\n", ip_id=102),
+        seg(30 * ms, s, c, "PA", 5001, 1019, b"HTTP/1.1 200 OK\r\n\r\n", ip_id=201),
+        seg(31 * ms, c, s, "FA", 1019, 5020, ip_id=103),
+        seg(40 * ms, s, c, "FA", 5020, 1020, ip_id=202),
+        seg(41 * ms, c, s, "A", 1020, 5021, ip_id=104),
+    ]
+
+
+def write(path: Path, frames: list[Packet]) -> Path:
+    wrpcap(str(path), frames, nano=True)
+    return path
+
+
+def run(*args: str) -> dict[str, Any]:
+    """`tcptrace analyze -f json ARGS`: the document."""
+    result = CliRunner().invoke(cli, ["analyze", "-q", "-f", "json", *args])
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def only(document: dict[str, Any]) -> dict[str, Any]:
+    (record,) = document["connections"]
+    return record
+
+
+# ---- 1. setup_ms is never below rtt_ms
+
+
+def test_rtt_is_rounded_once_so_setup_is_never_below_it(tmp_path: Path) -> None:
+    """Legs of 0.6 µs each: rounded apart to 0.001 ms each (sum 0.002), while the whole
+    handshake took 1.2 µs (0.001). rtt_ms is rounded once from nanoseconds, as setup_ms."""
+    ns = Decimal("0.000000001")
+    frames = [seg(0 * ns, CLIENT, SERVER, "S", 1000),
+              seg(600 * ns, SERVER, CLIENT, "SA", 5000, 1001),
+              seg(1200 * ns, CLIENT, SERVER, "A", 1001, 5001)]
+    h = only(run(str(write(tmp_path / "fast.pcap", frames))))["handshake"]
+    assert (h["syn_to_synack_ms"], h["synack_to_ack_ms"]) == (0.001, 0.001)
+    assert (h["rtt_ms"], h["setup_ms"]) == (0.001, 0.001)
+
+
+# ---- 2. capture duplicates
+
+
+def span(frames: list[Packet], lag: str = "0.000005") -> list[Packet]:
+    """Every frame captured twice, `lag` seconds apart (a SPAN port mirroring both ways)."""
+    doubled = []
+    for frame in frames:
+        copy = frame.copy()
+        copy.time = frame.time + Decimal(lag)
+        doubled += [frame, copy]
+    return doubled
+
+
+def duplicates_warning(count: int) -> str:
+    return (
+    f"duplicates: {count} segments captured twice (the same IP ID, sequence and acknowledgment "
+    "numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a "
+    "forwarding host, or one connection in two merged files): each copy is counted in "
+    "duplicates and left out of every other count")
+
+
+def test_a_frame_captured_twice_is_a_duplicate_not_a_retransmission(tmp_path: Path) -> None:
+    clean = only(run(str(write(tmp_path / "clean.pcap", conversation()))))
+    document = run(str(write(tmp_path / "span.pcap", span(conversation()))))
+    r = only(document)
+    assert r["duplicates"] == {"client": 5, "server": 3}
+    assert document["source"]["warnings"] == [duplicates_warning(8)]
+    assert document["source"]["packets"] == 16
+    # everything else as in the capture seen once; the SYN/ACK leg starts at the SYN's
+    # copy, the ACK leg at the SYN/ACK's: 5 µs less each
+    assert r["handshake"]["syn_to_synack_ms"] == 9.995
+    assert r["handshake"]["synack_to_ack_ms"] == 4.995
+    assert r["handshake"]["rtt_ms"] == 14.99
+    assert r["handshake"]["matched_by"] == "unique" and r["handshake"]["ambiguity"] is None
+    for key in ("packets", "bytes", "unique_bytes", "retransmitted_bytes", "gap_bytes",
+                "anomalies", "outcome", "final_state", "reuse", "close"):
+        assert r[key] == clean[key], key
+    assert clean["duplicates"] == {"client": 0, "server": 0}
+    assert clean["handshake"]["rtt_ms"] == 15.0
+
+
+def test_one_connection_in_two_files_merged_is_one_connection(tmp_path: Path) -> None:
+    path = str(write(tmp_path / "one.pcap", conversation()))
+    document = run(path, path)
+    r = only(document)
+    assert r["duplicates"] == {"client": 5, "server": 3}
+    assert (r["packets"], r["retransmitted_bytes"]) == (
+        {"client": 5, "server": 3}, {"client": 0, "server": 0})
+    assert r["handshake"]["syn_retransmits"] == 0
+    assert r["handshake"]["rtt_ms"] == 15.0
+    assert document["source"]["warnings"] == [duplicates_warning(8)]
+
+
+def test_a_retransmission_has_another_ip_id(tmp_path: Path) -> None:
+    """The same segment again 200 ms later with the next IP ID: a retransmission."""
+    frames = conversation()
+    again = frames[3].copy()
+    again[IP].id = 105
+    again.time = frames[3].time + Decimal("0.2")
+    frames = sorted([*frames, again], key=lambda f: f.time)
+    document = run(str(write(tmp_path / "rto.pcap", frames)))
+    r = only(document)
+    assert r["duplicates"] == {"client": 0, "server": 0}
+    assert r["retransmitted_bytes"] == {"client": 18, "server": 0}
+    assert document["source"]["warnings"] == []
+
+
+def test_ipv6_copies_within_a_millisecond_and_bare_acks_counted(tmp_path: Path) -> None:
+    """IPv6 has no ID: a copy must follow within 1 ms, and a bare ACK is never a copy."""
+    document = run(str(write(tmp_path / "v6.pcap", span(conversation(CLIENT6, SERVER6)))))
+    r = only(document)
+    # SYN, request, FIN from the client; SYN/ACK, answer, FIN from the server
+    assert r["duplicates"] == {"client": 3, "server": 3}
+    assert r["packets"] == {"client": 7, "server": 3}
+    assert r["retransmitted_bytes"] == {"client": 0, "server": 0}
+    assert r["handshake"]["rtt_ms"] == 14.99
+    late = run(str(write(tmp_path / "v6late.pcap",
+                         span(conversation(CLIENT6, SERVER6), lag="0.002"))))
+    assert only(late)["duplicates"] == {"client": 0, "server": 0}
+
+
+def test_duplicates_are_the_same_with_jobs(tmp_path: Path) -> None:
+    path = str(write(tmp_path / "span.pcap", span(conversation())))
+    assert run("--jobs", "2", path) == run(path)
+
+
+def test_duplicates_in_jsonl_and_csv(tmp_path: Path) -> None:
+    path = str(write(tmp_path / "span.pcap", span(conversation())))
+    lines = CliRunner().invoke(cli, ["analyze", "-q", "-f", "jsonl", path]).stdout
+    assert json.loads(lines.splitlines()[0])["duplicates"] == {"client": 5, "server": 3}
+    table = CliRunner().invoke(cli, ["analyze", "-q", "-f", "csv", path]).stdout
+    header, row = table.splitlines()[:2]
+    import csv
+
+    (cells,) = csv.DictReader([header, row])
+    assert (cells["duplicates.client"], cells["duplicates.server"]) == ("5", "3")
+
+
+@pytest.mark.parametrize("lag", ["0.000005", "0.005"])
+def test_syn_seen_twice_keeps_the_handshake(tmp_path: Path, lag: str) -> None:
+    """Only the SYN twice (same ID), 5 µs or 5 ms apart: not a retransmitted SYN, and the
+    handshake is timed from the copy."""
+    frames = conversation()
+    copy = frames[0].copy()
+    copy.time = frames[0].time + Decimal(lag)
+    r = only(run(str(write(tmp_path / "syn2.pcap", [frames[0], copy, *frames[1:]]))))
+    h = r["handshake"]
+    assert (h["syn_retransmits"], h["ambiguity"]) == (0, None)
+    assert r["duplicates"] == {"client": 1, "server": 0}
+    # the SYN/ACK leg from the copy; setup, what the application waited, from the first
+    leg = 10 - float(lag) * 1000
+    assert (h["syn_to_synack_ms"], h["rtt_ms"], h["setup_ms"]) == (leg, leg + 5, 15.0)
