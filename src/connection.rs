@@ -11,6 +11,7 @@
 //! is applied before that segment's own events; a segment that echoes an older TSval is
 //! processed first. Without timestamps the event applies when seen.
 
+use crate::analyzers::options::syn_options;
 use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::checksum::ChecksumLedger;
@@ -18,7 +19,7 @@ use crate::decode::{Segment, ACK, FIN, RST, SYN};
 use crate::duplicates::RecentSegments;
 use crate::model::{
     ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
-    Reuse, Role, RoleRule, StateChange,
+    Reuse, Role, RoleRule, StateChange, SynOptions,
 };
 use crate::reassembly::{Stream, StreamConsumer};
 use crate::seqnum::{seq_add, seq_after, seq_diff};
@@ -247,6 +248,15 @@ fn halves(address: u128) -> [u64; 2] {
     [(address >> 64) as u64, address as u64]
 }
 
+/// What feeding a segment did, for the flow table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fed {
+    /// A capture duplicate (src/duplicates.rs).
+    pub duplicate: bool,
+    /// The client and the server were exchanged on evidence (`RoleRule::Request`).
+    pub swapped: bool,
+}
+
 /// A connection from its first segment to its last, on one 4-tuple.
 #[derive(Debug)]
 pub struct Connection {
@@ -259,7 +269,8 @@ pub struct Connection {
     addresses: [[u64; 2]; 2],
     ports: [u16; 2],
     rule: RoleRule,
-    previous_id: Option<u64>,
+    /// Ids start at 1: a non-zero id keeps the option in 8 bytes, not 16.
+    previous_id: Option<std::num::NonZeroU64>,
     pub first_ns: i64,
     pub last_ns: i64,
     sides: [Side; 2],
@@ -272,6 +283,8 @@ pub struct Connection {
     last_syn_stamped: Option<bool>,
     simultaneous_open: bool,
     handshake_completed: bool,
+    /// The first payload was looked at for evidence of the roles (`RoleRule::Request`).
+    payload_seen: bool,
     /// What few connections have (trace, Zeek view, tunnels): None for plain traffic, so
     /// it pays one pointer in the slot and one branch per segment.
     extras: Option<Box<Extras>>,
@@ -308,7 +321,7 @@ impl Connection {
             addresses: [halves(client.0), halves(server.0)],
             ports: [client.1, server.1],
             rule,
-            previous_id,
+            previous_id: previous_id.and_then(std::num::NonZeroU64::new),
             first_ns,
             last_ns: first_ns,
             sides: [side(), side()],
@@ -318,6 +331,7 @@ impl Connection {
             last_syn_stamped: None,
             simultaneous_open: false,
             handshake_completed: false,
+            payload_seen: false,
             extras: None,
         }
     }
@@ -457,9 +471,84 @@ impl Connection {
 
     // ---- the segment path
 
-    /// One segment from `role`; `data` is the buffer its offsets point into. True when it
-    /// is a capture duplicate (src/duplicates.rs): counted as such and left out of the rest.
-    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
+    /// One segment from `role`; `data` is the buffer its offsets point into.
+    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) -> Fed {
+        if !self.payload_seen && seg.payload_len != 0 {
+            self.payload_seen = true;
+            if self.rule == RoleRule::Port && self.roles_from_payload(role, seg, data) {
+                let duplicate = self.segment_in_role(role.peer(), seg, data);
+                return Fed {
+                    duplicate,
+                    swapped: true,
+                };
+            }
+        }
+        Fed {
+            duplicate: self.segment_in_role(role, seg, data),
+            swapped: false,
+        }
+    }
+
+    /// The first payload of a capture that began mid-connection: an HTTP request line
+    /// marks its sender as the client, a status line as the server, before the port rule
+    /// (which only guessed). True when that exchanged the roles. Nothing that depends on
+    /// the roles has happened yet but the assumed (symmetric) states and bare ACKs; a
+    /// connection that saw a FIN or a RST keeps its roles.
+    #[cold]
+    fn roles_from_payload(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
+        let Some(sender) = payload(data, seg).and_then(crate::analyzers::http::start_line_sender)
+        else {
+            return false;
+        };
+        let closing = self.rst_seen || self.sides.iter().any(|s| s.fin_seq.is_some());
+        if closing {
+            return false;
+        }
+        self.rule = if sender == Role::Client {
+            RoleRule::Request
+        } else {
+            RoleRule::Response
+        };
+        if sender == role {
+            return false;
+        }
+        self.swap_roles();
+        true
+    }
+
+    /// Exchange client and server: addresses, ports, both sides' state, and the views
+    /// kept by role. The analyzers start over from the assumed states: before the first
+    /// payload they saw only those and bare ACKs.
+    fn swap_roles(&mut self) {
+        self.addresses.swap(0, 1);
+        self.ports.swap(0, 1);
+        self.sides.swap(0, 1);
+        self.analyzers = Analyzers::default();
+        for role in [Role::Client, Role::Server] {
+            let side = &self.sides[role.index()];
+            if let Some(&(ts_ns, state)) = side.machine.history.first() {
+                self.analyzers
+                    .on(&ConnEvent::StateEntered { role, state, ts_ns });
+            }
+        }
+        if let Some(extras) = self.extras.as_deref_mut() {
+            if let Some(zeek) = &mut extras.zeek {
+                zeek.swap_roles();
+            }
+            if let Some(trace) = &mut extras.trace {
+                trace.swap_roles();
+            }
+            if let Some(path) = &extras.encapsulation {
+                // the outer headers as the (new) client sent them
+                let reversed = path.iter().map(crate::decode::TunnelLayer::reversed);
+                extras.encapsulation = Some(std::sync::Arc::new(reversed.collect()));
+            }
+        }
+    }
+
+    /// `segment` once the roles are settled. True when it is a capture duplicate
+    /// (src/duplicates.rs): counted as such and left out of the rest.
+    fn segment_in_role(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
         let (me_i, peer_i) = (role.index(), role.peer().index());
         let peer_role = role.peer();
         let ts_ns = seg.ts_ns;
@@ -474,10 +563,12 @@ impl Connection {
         if self.sides[me_i].recent.is_copy(seg, data) {
             if flags & (SYN | RST) == SYN {
                 let with_ack = flags & ACK != 0;
+                let options = syn_options(data, seg.tcp_off, seg.opt_cap, flags, plen);
                 (self.analyzers).on(&ConnEvent::SynCopy {
                     role,
                     ts_ns,
                     with_ack,
+                    options,
                 });
             }
             return true;
@@ -511,7 +602,8 @@ impl Connection {
             if me.wscale.is_none() {
                 me.wscale = wscale;
             }
-            self.syn(role, ts_ns, seq, has_ack, stamp);
+            let offered = syn_options(data, seg.tcp_off, seg.opt_cap, flags, plen);
+            self.syn(role, ts_ns, seq, has_ack, stamp, offered);
             if has_ack && stamp.is_some() && self.last_syn_stamped == Some(true) {
                 self.sides[0].uses_ts = true;
                 self.sides[1].uses_ts = true;
@@ -675,7 +767,15 @@ impl Connection {
         }
     }
 
-    fn syn(&mut self, role: Role, ts_ns: i64, seq: u32, has_ack: bool, stamp: Option<(u32, u32)>) {
+    fn syn(
+        &mut self,
+        role: Role,
+        ts_ns: i64,
+        seq: u32,
+        has_ack: bool,
+        stamp: Option<(u32, u32)>,
+        options: SynOptions,
+    ) {
         let me = &mut self.sides[role.index()];
         if me.isn.is_none() {
             me.isn = Some(seq);
@@ -688,6 +788,7 @@ impl Connection {
             ts_ns,
             with_ack: has_ack,
             stamp,
+            options,
         });
         if !has_ack {
             if role == Role::Client {
@@ -789,7 +890,7 @@ impl Connection {
             client: endpoint(ends[0]),
             server: endpoint(ends[1]),
             role_rule: self.rule,
-            previous_id: self.previous_id,
+            previous_id: self.previous_id.map(std::num::NonZeroU64::get),
             first_ts: ns_to_s(self.first_ns),
             last_ts: ns_to_s(self.last_ns),
             duration_ms: ns_to_ms(self.last_ns - self.first_ns),
@@ -806,6 +907,7 @@ impl Connection {
                 ambiguity: None,
                 simultaneous_open: false,
             },
+            options: PerSide::new(None, None),
             close: Close {
                 initiator: None,
                 time_wait: None,

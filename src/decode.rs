@@ -40,6 +40,9 @@ pub const RST: u16 = 0x04;
 pub const PSH: u16 = 0x08;
 pub const ACK: u16 = 0x10;
 pub const URG: u16 = 0x20;
+/// ECN-Echo and Congestion Window Reduced (RFC 3168 section 6.1).
+pub const ECE: u16 = 0x40;
+pub const CWR: u16 = 0x80;
 /// The ECN nonce sum bit (RFC 3540, historic), the low bit of the data-offset byte: bit 8
 /// of `Segment::flags`.
 pub const NS: u16 = 0x100;

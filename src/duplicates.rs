@@ -8,8 +8,10 @@
 //!
 //! A copy is a segment from the same side with the same IPv4 Identification, sequence and
 //! acknowledgment numbers, flags, window, payload length and TCP checksum (which covers the
-//! payload and the options, TCP timestamps included), captured soon after one of the last
-//! `RING` segments of that side. The time allowed depends on how telling the fields are:
+//! payload and the options, TCP timestamps included), captured soon after that side's
+//! previous segment. A SYN's window and checksum are left out: a middlebox between two
+//! capture points may rewrite its options (MSS clamping), which analyzers/options.rs
+//! reports. The time allowed depends on how telling the fields are:
 //!
 //! - an IPv4 Identification other than 0: a sender gives each datagram a new one (Linux per
 //!   socket, Windows and the BSDs per host or at random), so a retransmission has another;
@@ -81,10 +83,15 @@ impl RecentSegments {
         } else {
             WITHOUT_ID_NS
         };
-        let tcp = u64::from(seg.flags)
-            | u64::from(seg.window) << 16
-            | u64::from(tcp_checksum(data, seg.tcp_off)) << 32
-            | u64::from(id.unwrap_or(0)) << 48;
+        // A SYN's copy may have been rewritten on its way between two capture points (MSS
+        // clamping, a window changed): its checksum and window are left out, and the
+        // options analyzer tells what changed (analyzers/options.rs)
+        let rewritable = if seg.flags & SYN == 0 {
+            u64::from(seg.window) << 16 | u64::from(tcp_checksum(data, seg.tcp_off)) << 32
+        } else {
+            0
+        };
+        let tcp = u64::from(seg.flags) | rewritable | u64::from(id.unwrap_or(0)) << 48;
         let numbers = u64::from(seg.seq) << 32 | u64::from(seg.ack);
         // never 0: 0 marks "nothing remembered"
         let print = (mix(numbers ^ mix(tcp ^ mix(u64::from(seg.payload_len)))) as u32).max(1);
@@ -156,5 +163,22 @@ mod tests {
         data[16] = 1;
         assert!(!r.is_copy(&a, &data));
         assert!(r.is_copy(&a, &data));
+    }
+
+    #[test]
+    fn a_syn_rewritten_on_its_way_is_still_a_copy() {
+        let mut r = RecentSegments::default();
+        let syn = Segment {
+            flags: SYN,
+            ..seg(0, 1, 0, Some(5))
+        };
+        let mut data = vec![0u8; 20];
+        assert!(!r.is_copy(&syn, &data));
+        data[16] = 9; // another checksum: the options changed
+        let clamped = Segment {
+            window: 1000,
+            ..syn
+        };
+        assert!(r.is_copy(&clamped, &data));
     }
 }

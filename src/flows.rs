@@ -412,8 +412,10 @@ impl FlowTable {
                     if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
                         let role = role_of(side, usize::from(slot.client_side));
                         replay_before(&mut self.ledger, &mut slot.conn, seg.ts_ns);
-                        if slot.conn.segment(role, seg, data) {
-                            self.stats.duplicates += 1;
+                        let fed = slot.conn.segment(role, seg, data);
+                        self.stats.duplicates += u64::from(fed.duplicate);
+                        if fed.swapped {
+                            slot.client_side = 1 - slot.client_side;
                         }
                     }
                 }
@@ -421,9 +423,9 @@ impl FlowTable {
                     // Python feeds the connection object it already emitted all the same
                     if let Some(conn) = self.ended.get_mut(pos) {
                         replay_before(&mut self.ledger, conn, seg.ts_ns);
-                        if conn.segment(role_of(side, client_side), seg, data) {
-                            self.stats.duplicates += 1;
-                        }
+                        // an ended connection saw a FIN or a RST: its roles stay
+                        let fed = conn.segment(role_of(side, client_side), seg, data);
+                        self.stats.duplicates += u64::from(fed.duplicate);
                     }
                 }
             }
@@ -505,7 +507,8 @@ impl FlowTable {
         let client_side = match rule {
             RoleRule::Syn => side,
             RoleRule::Synack => 1 - side,
-            RoleRule::Port => client_by_port(&key),
+            // the first payload may yet exchange them (Connection::roles_from_payload)
+            RoleRule::Port | RoleRule::Request | RoleRule::Response => client_by_port(&key),
         };
         let id = self.next_id;
         let zeek = self.options.zeek;

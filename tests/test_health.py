@@ -4,12 +4,15 @@ test says exactly what is on the wire; every check runs the command line."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import analyze
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -199,3 +202,185 @@ def test_syn_seen_twice_keeps_the_handshake(tmp_path: Path, lag: str) -> None:
     # the SYN/ACK leg from the copy; setup, what the application waited, from the first
     leg = 10 - float(lag) * 1000
     assert (h["syn_to_synack_ms"], h["rtt_ms"], h["setup_ms"]) == (leg, leg + 5, 15.0)
+
+
+# ---- 3. negotiated options
+
+CLIENT_OPTIONS = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (100, 0)), ("NOP", None),
+                  ("WScale", 7), ("TFO", b"\x01\x02\x03\x04\x05\x06\x07\x08")]
+SERVER_OPTIONS = [("MSS", 1400), ("NOP", None), ("WScale", 9), ("SAckOK", b"")]
+
+
+def fast_open(tmp_path: Path) -> Path:
+    """A Fast Open connection with ECN: the SYN carries a cookie and 5 bytes, ECE and CWR;
+    the SYN/ACK answers ECE, without timestamps."""
+    ms = Decimal("0.001")
+    return write(tmp_path / "tfo.pcap", [
+        seg(0 * ms, CLIENT, SERVER, "SEC", 1000, data=b"hello", options=CLIENT_OPTIONS),
+        seg(10 * ms, SERVER, CLIENT, "SAE", 5000, 1006, options=SERVER_OPTIONS),
+        seg(15 * ms, CLIENT, SERVER, "A", 1006, 5001, ip_id=2),
+    ])
+
+
+def test_options_offered_by_each_side(tmp_path: Path) -> None:
+    r = only(run(str(fast_open(tmp_path))))
+    assert r["options"] == {
+        "client": {"mss": 1460, "wscale": 7, "sack_permitted": True, "timestamps": True,
+                   "tfo": "cookie", "data_bytes": 5, "ecn": True, "rewritten": []},
+        "server": {"mss": 1400, "wscale": 9, "sack_permitted": True, "timestamps": False,
+                   "tfo": None, "data_bytes": 0, "ecn": True, "rewritten": []}}
+
+
+def test_options_in_jsonl_and_csv(tmp_path: Path) -> None:
+    path = str(fast_open(tmp_path))
+    lines = CliRunner().invoke(cli, ["analyze", "-q", "-f", "jsonl", path]).stdout
+    assert json.loads(lines)["options"]["server"]["wscale"] == 9
+    table = CliRunner().invoke(cli, ["analyze", "-q", "-f", "csv", path]).stdout
+    import csv
+
+    (cells,) = csv.DictReader(table.splitlines())
+    assert {k: v for k, v in cells.items() if k.startswith("options.client.")} == {
+        "options.client.mss": "1460", "options.client.wscale": "7",
+        "options.client.sack_permitted": "True", "options.client.timestamps": "True",
+        "options.client.tfo": "cookie", "options.client.data_bytes": "5",
+        "options.client.ecn": "True", "options.client.rewritten": "[]"}
+
+
+def test_a_midstream_capture_has_no_options(tmp_path: Path) -> None:
+    frames = conversation()[3:]
+    r = only(run(str(write(tmp_path / "mid.pcap", frames))))
+    assert r["options"] == {"client": None, "server": None}
+
+
+def test_a_syn_clamped_between_two_capture_points_is_rewritten(tmp_path: Path) -> None:
+    """The same SYN (same IP ID and sequence number) seen before and after a firewall that
+    clamps the MSS to 1360: one SYN, a duplicate, and the MSS named as rewritten."""
+    frames = conversation()
+    clamped = seg(Decimal("0.0002"), CLIENT, SERVER, "S", 1000, ip_id=100,
+                  options=[("MSS", 1360)])
+    first = seg(Decimal(0), CLIENT, SERVER, "S", 1000, ip_id=100, options=[("MSS", 1460)])
+    r = only(run(str(write(tmp_path / "clamp.pcap", [first, clamped, *frames[1:]]))))
+    assert r["options"]["client"]["mss"] == 1460
+    assert r["options"]["client"]["rewritten"] == ["mss"]
+    assert r["duplicates"] == {"client": 1, "server": 0}
+    assert r["handshake"]["syn_retransmits"] == 0
+
+
+def _tshark_syn_options(capture: Path) -> dict[tuple[str, int, str, int], tuple[Any, ...]]:
+    """The first SYN (no ACK) of each 4-tuple, as tshark reads its options: (mss, wscale
+    shift, SACK permitted, timestamps)."""
+    fields = ["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport",
+              "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.sack_perm",
+              "tcp.options.timestamp.tsval"]
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(capture), "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+         "-T", "fields", "-E", "occurrence=l", *[a for f in fields for a in ("-e", f)]],
+        capture_output=True, text=True, check=False).stdout
+    first: dict[tuple[str, int, str, int], tuple[Any, ...]] = {}
+    for line in out.splitlines():
+        v4s, v6s, sport, v4d, v6d, dport, mss, shift, sack, tsval = line.split("\t")
+        if not sport.isdigit() or not dport.isdigit():
+            continue
+        key = (v6s or v4s, int(sport), v6d or v4d, int(dport))
+        first.setdefault(key, (int(mss) if mss else None, int(shift) if shift else None,
+                               bool(sack), bool(tsval)))
+    return first
+
+
+def test_client_options_agree_with_tshark(shared: Path) -> None:
+    """Every first SYN of pcaps/ and the corpora: our client options against tshark's."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    root = Path(__file__).resolve().parent.parent
+    captures = sorted([*(root / "pcaps").rglob("*.pcap"), *(root / "pcaps").rglob("*.pcapng"),
+                       *(shared / "corpus").rglob("*.pcap"),
+                       *(shared / "corpus").rglob("*.pcapng")])
+    compared, differ = 0, []
+    for capture in captures:
+        if capture.stat().st_size > 20_000_000:
+            continue
+        try:
+            records, _ = analyze(capture)
+        except Exception:  # unreadable on purpose (the corpora's malformed captures)
+            continue
+        ours = {}
+        for r in records:
+            key = (r["client"]["ip"], r["client"]["port"], r["server"]["ip"], r["server"]["port"])
+            if r["role_rule"] == "syn" and not r["encapsulation"] and key not in ours:
+                o = r["options"]["client"]
+                ours[key] = (o["mss"], o["wscale"], o["sack_permitted"], o["timestamps"])
+        if not ours:
+            continue  # tshark only where there is something to compare
+        theirs = _tshark_syn_options(capture)
+        for key, offered in ours.items():
+            if key in theirs:
+                compared += 1
+                if offered != theirs[key]:
+                    differ.append((capture.name, key, offered, theirs[key]))
+    assert compared > 300
+    assert differ == []
+
+
+# ---- 4. roles from evidence
+
+LOW, HIGH = ("10.0.0.1", 1000), ("10.0.0.2", 8080)  # the port rule takes 1000 for the server
+
+
+def midstream(first_payload_from_low: bool, line: bytes) -> list[Packet]:
+    """A capture joined mid-connection: a bare ACK from the high port, then the first payload
+    (`line`), from the low port or the high one, then the other side's payload."""
+    ms = Decimal("0.001")
+    a, b = (LOW, HIGH) if first_payload_from_low else (HIGH, LOW)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if line.startswith(b"GET") else (
+        b"GET / HTTP/1.1\r\n\r\n")
+    return [
+        seg(0 * ms, HIGH, LOW, "A", 7000, 3000, ip_id=10),
+        seg(1 * ms, a, b, "PA", 3000 if a == LOW else 7000, 7000 if a == LOW else 3000, line,
+            ip_id=20),
+        seg(2 * ms, b, a, "PA", 7000 if a == LOW else 3000,
+            (3000 if a == LOW else 7000) + len(line), answer, ip_id=30),
+    ]
+
+
+def endpoints(r: dict[str, Any]) -> tuple[int, int, str]:
+    return r["client"]["port"], r["server"]["port"], r["role_rule"]
+
+
+def test_a_request_line_marks_the_client_before_the_ports(tmp_path: Path) -> None:
+    path = write(tmp_path / "req.pcap", midstream(True, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    r = only(run(str(path)))
+    assert endpoints(r) == (1000, 8080, "request")
+    assert (r["reuse"]["protocol"], r["reuse"]["requests"], r["reuse"]["responses"]) == (
+        "http/1.1", 1, 1)
+    assert r["packets"] == {"client": 1, "server": 2}
+    assert r["bytes"] == {"client": 27, "server": 38}
+    assert r["final_state"] == {"client": "ESTABLISHED", "server": "ESTABLISHED"}
+    assert run("--jobs", "2", str(path)) == run(str(path))
+    # Zeek's view is its own: the same originator (the low port's host, now our client)
+    # as when the payload is no evidence and our roles stay by port
+    assert only(run("--zeek", str(path)))["zeek"]["orig"] == "client"
+    plain = write(tmp_path / "plain.pcap", midstream(True, b"xet / HTTP/1.1\r\nHost: a\r\n\r\n"))
+    assert only(run("--zeek", str(plain)))["zeek"]["orig"] == "server"
+
+    def conn_log_ids(capture: Path) -> list[str]:
+        out = CliRunner().invoke(cli, ["analyze", "-q", "-f", "zeek", str(capture)]).stdout
+        (line,) = [row for row in out.splitlines() if not row.startswith("#")]
+        return line.split("\t")[2:6]
+
+    assert conn_log_ids(path) == conn_log_ids(plain) == ["10.0.0.1", "1000", "10.0.0.2", "8080"]
+
+
+def test_a_status_line_marks_the_server(tmp_path: Path) -> None:
+    path = write(tmp_path / "resp.pcap", midstream(False, b"HTTP/1.1 200 OK\r\n\r\n"))
+    r = only(run(str(path)))
+    assert endpoints(r) == (1000, 8080, "response")
+
+
+def test_evidence_agreeing_with_the_ports_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "agree.pcap", midstream(False, b"GET / HTTP/1.1\r\n\r\n"))
+    assert endpoints(only(run(str(path)))) == (8080, 1000, "request")
+
+
+def test_without_evidence_the_port_rule_stays(tmp_path: Path) -> None:
+    path = write(tmp_path / "none.pcap", midstream(True, b"\x16\x03\x01\x00\x05hello\n"))
+    assert endpoints(only(run(str(path)))) == (8080, 1000, "port")

@@ -89,6 +89,7 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: false,
                 stamp,
+                ..
             } => {
                 self.syns_seen = self.syns_seen.saturating_add(1);
                 keep(&mut self.syns, Sighting::new(ts_ns, stamp));
@@ -103,6 +104,7 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: true,
                 stamp,
+                ..
             } => {
                 self.synacks_seen = self.synacks_seen.saturating_add(1);
                 keep(&mut self.synacks, Sighting::new(ts_ns, stamp));
@@ -114,11 +116,13 @@ impl Analyzer for HandshakeAnalyzer {
                 role: Role::Client,
                 ts_ns,
                 with_ack: false,
+                ..
             } => retime_last(&mut self.syns, ts_ns),
             ConnEvent::SynCopy {
                 role: Role::Server,
                 ts_ns,
                 with_ack: true,
+                ..
             } => retime_last(&mut self.synacks, ts_ns),
             ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
                 self.completing_ack = Some(Sighting::new(ts_ns, stamp));
@@ -252,6 +256,7 @@ fn first_answer(answers: &[Sighting], request: Option<Sighting>) -> Option<Sight
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SynOptions;
 
     const MS: i64 = 1_000_000;
 
@@ -261,6 +266,7 @@ mod tests {
             ts_ns: ms * MS,
             with_ack: false,
             stamp,
+            options: SynOptions::default(),
         });
     }
     fn synack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
@@ -269,6 +275,7 @@ mod tests {
             ts_ns: ms * MS,
             with_ack: true,
             stamp,
+            options: SynOptions::default(),
         });
     }
     fn ack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
@@ -371,6 +378,7 @@ mod tests {
             ts_ns,
             with_ack: false,
             stamp,
+            options: SynOptions::default(),
         });
         let (role, ts_ns) = (Role::Server, leg_ns);
         a.on_event(&ConnEvent::Syn {
@@ -378,6 +386,7 @@ mod tests {
             ts_ns,
             with_ack: true,
             stamp,
+            options: SynOptions::default(),
         });
         a.on_event(&ConnEvent::HandshakeCompleted {
             ts_ns: 2 * leg_ns,
@@ -413,6 +422,7 @@ mod tests {
             ts_ns: MS,
             with_ack: false,
             stamp: None,
+            options: SynOptions::default(),
         });
         ack(&mut a, 3, None);
         let h = a.result();

@@ -199,9 +199,11 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.opt_str(h.ambiguity);
     w.lit(b",\"simultaneous_open\":");
     w.bool(h.simultaneous_open);
+    w.lit(b"},");
+    super::json::options(&mut Encoder::compact(w.out), &r.options);
 
     let c = &r.close;
-    w.lit(b"},\"close\":{\"initiator\":");
+    w.lit(b",\"close\":{\"initiator\":");
     w.opt_name(c.initiator.map(|s| s.name()));
     w.lit(b",\"time_wait\":");
     w.opt_name(c.time_wait.map(|s| s.name()));

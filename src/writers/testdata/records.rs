@@ -23,6 +23,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -78,6 +79,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: None,
@@ -133,6 +135,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -188,6 +191,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -243,6 +247,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -298,6 +303,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: Some(Sides::Server),
@@ -353,6 +359,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -408,6 +415,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -463,6 +471,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -518,6 +527,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -573,6 +583,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -628,6 +639,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -683,6 +695,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -738,6 +751,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -793,6 +807,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: None,
@@ -848,6 +863,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -903,6 +919,7 @@ ConnectionRecord {
         ambiguity: Some("simultaneous open: both sides sent SYN"),
         simultaneous_open: true,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -958,6 +975,7 @@ ConnectionRecord {
         ambiguity: Some("line\u{a}break\u{d}\u{8}\u{c}"),
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: None,
         time_wait: None,
@@ -1013,6 +1031,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1068,6 +1087,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: None,
         time_wait: None,
@@ -1123,6 +1143,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: None,
         time_wait: None,
@@ -1178,6 +1199,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1233,6 +1255,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1288,6 +1311,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1343,6 +1367,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1398,6 +1423,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1453,6 +1479,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Both),
         time_wait: Some(Sides::Server),
@@ -1508,6 +1535,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1563,6 +1591,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1618,6 +1647,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Both),
         time_wait: Some(Sides::Both),
@@ -1673,6 +1703,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1728,6 +1759,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1783,6 +1815,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1838,6 +1871,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -1893,6 +1927,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: None,
@@ -1948,6 +1983,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: None,
         time_wait: None,
@@ -2003,6 +2039,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2058,6 +2095,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2113,6 +2151,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2168,6 +2207,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2223,6 +2263,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2278,6 +2319,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: Some(Sides::Server),
@@ -2333,6 +2375,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2388,6 +2431,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2443,6 +2487,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2498,6 +2543,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2553,6 +2599,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2608,6 +2655,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: Some(Sides::Server),
@@ -2663,6 +2711,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2718,6 +2767,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Server),
         time_wait: Some(Sides::Server),
@@ -2773,6 +2823,7 @@ ConnectionRecord {
         ambiguity: Some("retransmissions without TCP timestamps: the answered segment is unknown"),
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2828,6 +2879,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Both),
@@ -2883,6 +2935,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: Some(Sides::Client),
         time_wait: Some(Sides::Client),
@@ -2938,6 +2991,7 @@ ConnectionRecord {
         ambiguity: None,
         simultaneous_open: false,
     },
+    options: PerSide::new(None, None),
     close: Close {
         initiator: None,
         time_wait: None,
