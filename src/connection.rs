@@ -17,12 +17,14 @@ use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::checksum::ChecksumLedger;
 use crate::decode::{Segment, ACK, FIN, RST, SYN};
 use crate::duplicates::RecentSegments;
+use crate::model::NS_PER_S;
 use crate::model::{
     ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
     Reuse, Role, RoleRule, StateChange, SynOptions,
 };
 use crate::reassembly::{Stream, StreamConsumer};
 use crate::seqnum::{seq_add, seq_after, seq_diff};
+use crate::sources::clock::JUMP_NS;
 use crate::states::{synchronized, EndpointMachine, Event, TcpState};
 use crate::zeek::ZeekView;
 
@@ -285,6 +287,9 @@ pub struct Connection {
     handshake_completed: bool,
     /// The first payload was looked at for evidence of the roles (`RoleRule::Request`).
     payload_seen: bool,
+    /// Seconds the previous segment's timestamp lay ahead of (or behind) `last_ns`, the
+    /// time it counted for (`clock`); 0 for a sane capture. Narrow: it fits the padding.
+    raw_ahead_s: i32,
     /// What few connections have (trace, Zeek view, tunnels): None for plain traffic, so
     /// it pays one pointer in the slot and one branch per segment.
     extras: Option<Box<Extras>>,
@@ -332,6 +337,7 @@ impl Connection {
             simultaneous_open: false,
             handshake_completed: false,
             payload_seen: false,
+            raw_ahead_s: 0,
             extras: None,
         }
     }
@@ -546,19 +552,45 @@ impl Connection {
         }
     }
 
+    /// The time a segment captured at `raw_ns` counts for. The connection's clock never
+    /// goes back: an earlier timestamp counts as the previous segment's time (no negative
+    /// duration). A timestamp more than a day after the previous segment's (a damaged
+    /// one: a flipped bit puts a frame decades ahead) does not move it either; the next
+    /// segment, back to the capture's time, goes on from there, and one more than a day
+    /// after the leap is taken as it is. src/sources/clock.rs warns about both.
+    #[inline]
+    fn clock(&mut self, raw_ns: i64) -> i64 {
+        let previous_raw = self
+            .last_ns
+            .saturating_add(i64::from(self.raw_ahead_s) * NS_PER_S);
+        let counted = if raw_ns.saturating_sub(previous_raw) > JUMP_NS {
+            self.last_ns
+        } else {
+            raw_ns.max(self.last_ns)
+        };
+        let ahead = raw_ns.saturating_sub(counted) / NS_PER_S;
+        self.raw_ahead_s = ahead.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        counted
+    }
+
     /// `segment` once the roles are settled. True when it is a capture duplicate
     /// (src/duplicates.rs): counted as such and left out of the rest.
     fn segment_in_role(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
         let (me_i, peer_i) = (role.index(), role.peer().index());
         let peer_role = role.peer();
-        let ts_ns = seg.ts_ns;
+        let ts_ns = self.clock(seg.ts_ns);
+        if ts_ns < seg.ts_ns.saturating_sub(JUMP_NS) {
+            self.analyzers.on(&ConnEvent::ClockLeap { role, ts_ns });
+        }
         let flags = seg.flags;
         let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
         let previous_ns = self.last_ns;
         self.last_ns = ts_ns;
         if let Some(zeek) = self.extras.as_mut().and_then(|x| x.zeek.as_mut()) {
-            // Zeek's view depends on the segment alone, not on the state below
-            zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
+            // Zeek's view depends on the segment alone, not on the state below (nor on
+            // the clock above: Zeek takes the capture's timestamps as they are)
+            let at = seg.ts_ns;
+            zeek.segment(role, at, flags, seq, ack, seg.window, plen, seg.ip_len);
         }
         if self.sides[me_i].recent.is_copy(seg, data) {
             if flags & (SYN | RST) == SYN {

@@ -1,12 +1,15 @@
 """Connection health (issue 16), part 1: handshake rounding, capture duplicates, negotiated
 options, roles from evidence, time sanity. Each capture is crafted here with scapy, so the
-test says exactly what is on the wire; every check runs the command line."""
+test says exactly what is on the wire. The checks run the command line (click's runner), but
+the comparison with tshark over the corpora, which calls the engine directly."""
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +108,10 @@ def span(frames: list[Packet], lag: str = "0.000005") -> list[Packet]:
 
 def duplicates_warning(count: int) -> str:
     return (
-    f"duplicates: {count} segments captured twice (the same IP ID, sequence and acknowledgment "
-    "numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a "
-    "forwarding host, or one connection in two merged files): each copy is counted in "
-    "duplicates and left out of every other count")
+        f"duplicates: {count} segments captured twice (the same IP ID, sequence and acknowledgment "
+        "numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a "
+        "forwarding host, or one connection in two merged files): each copy is counted in "
+        "duplicates and left out of every other count")
 
 
 def test_a_frame_captured_twice_is_a_duplicate_not_a_retransmission(tmp_path: Path) -> None:
@@ -182,8 +185,6 @@ def test_duplicates_in_jsonl_and_csv(tmp_path: Path) -> None:
     assert json.loads(lines.splitlines()[0])["duplicates"] == {"client": 5, "server": 3}
     table = CliRunner().invoke(cli, ["analyze", "-q", "-f", "csv", path]).stdout
     header, row = table.splitlines()[:2]
-    import csv
-
     (cells,) = csv.DictReader([header, row])
     assert (cells["duplicates.client"], cells["duplicates.server"]) == ("5", "3")
 
@@ -236,8 +237,6 @@ def test_options_in_jsonl_and_csv(tmp_path: Path) -> None:
     lines = CliRunner().invoke(cli, ["analyze", "-q", "-f", "jsonl", path]).stdout
     assert json.loads(lines)["options"]["server"]["wscale"] == 9
     table = CliRunner().invoke(cli, ["analyze", "-q", "-f", "csv", path]).stdout
-    import csv
-
     (cells,) = csv.DictReader(table.splitlines())
     assert {k: v for k, v in cells.items() if k.startswith("options.client.")} == {
         "options.client.mss": "1460", "options.client.wscale": "7",
@@ -384,3 +383,54 @@ def test_evidence_agreeing_with_the_ports_is_named(tmp_path: Path) -> None:
 def test_without_evidence_the_port_rule_stays(tmp_path: Path) -> None:
     path = write(tmp_path / "none.pcap", midstream(True, b"\x16\x03\x01\x00\x05hello\n"))
     assert endpoints(only(run(str(path)))) == (8080, 1000, "port")
+
+
+# ---- 5. time sanity
+
+YEARS_46 = Decimal(46 * 365 * 86_400)
+LEAPT = "a timestamp leapt more than a day within the handshake (see source.warnings)"
+
+
+def time_warning(kind: str, path: Path, frame: int, seconds: str, direction: str,
+                 threshold: str) -> str:
+    return (f"{kind}: {path}, frame {frame}: timestamp {seconds} s {direction} the frame before "
+            f"({threshold}; 1 time in all): a damaged timestamp, a clock set while capturing, "
+            "or captures of different times; each connection's clock never goes back, and a "
+            "handshake time across such a step is left null")
+
+
+def test_a_synack_46_years_ahead_is_warned_and_measures_nothing(tmp_path: Path) -> None:
+    frames = conversation()
+    frames[1].time += YEARS_46
+    path = write(tmp_path / "leap.pcap", frames)
+    document = run(str(path))
+    assert document["source"]["warnings"] == [
+        time_warning("time_backwards", path, 3, "1450655999.995", "earlier than",
+                     "more than a second"),
+        time_warning("time_jump", path, 2, "1450656000.01", "later than", "more than a day"),
+    ]
+    r = only(document)
+    h = r["handshake"]
+    assert (h["syn_to_synack_ms"], h["synack_to_ack_ms"], h["rtt_ms"], h["setup_ms"]) == (
+        None, None, None, None)
+    assert (h["complete"], h["ambiguity"]) == (True, LEAPT)
+    # the leapt SYN/ACK counts for the SYN's time; the rest of the connection is unharmed
+    assert r["duration_ms"] == 41.0
+    assert r["states"]["server"][0] == {"ts": float(T0), "state": "SYN_RCVD"}
+    assert r["outcome"] == "CLOSED"
+
+
+def test_time_going_back_gives_no_negative_duration(tmp_path: Path) -> None:
+    """The server's FIN stamped 10 s before everything else: counted at the time of the
+    segment before it."""
+    frames = conversation()
+    frames[6].time -= Decimal(10)
+    path = write(tmp_path / "back.pcap", frames)
+    document = run(str(path))
+    assert [w.split(":")[0] for w in document["source"]["warnings"]] == ["time_backwards"]
+    r = only(document)
+    assert r["duration_ms"] == 41.0
+    assert r["close"]["fin_ts"]["server"] == float(T0 + Decimal("0.031"))
+    assert all(later["ts"] >= earlier["ts"] for side in ("client", "server")
+               for earlier, later in pairwise(r["states"][side]))
+    assert run("--jobs", "2", str(path)) == document

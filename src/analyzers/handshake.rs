@@ -8,6 +8,7 @@
 
 use super::{Analyzer, ConnEvent, Finish};
 use crate::model::{ns_to_ms, ConnectionRecord, Handshake, Role};
+use crate::sources::clock::JUMP_NS;
 
 /// A SYN, SYN/ACK or completing ACK: when, and its TCP timestamps.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,6 +44,7 @@ enum Match {
 
 const AMBIGUOUS: &str = "retransmissions without TCP timestamps: the answered segment is unknown";
 const SIMULTANEOUS: &str = "simultaneous open: both sides sent SYN";
+const LEAPT: &str = "a timestamp leapt more than a day within the handshake (see source.warnings)";
 
 /// Sightings kept per list: a hostile capture can repeat one SYN millions of times on one
 /// 4-tuple (a 36 MB gzip of one SYN held 11.5 GB in the Python engine). Past this, SYNs and
@@ -64,6 +66,8 @@ pub struct HandshakeAnalyzer {
     pub synacks_seen: u16,
     pub completing_ack: Option<Sighting>,
     pub simultaneous_open: bool,
+    /// A timestamp leapt before the handshake completed: its legs are unknown.
+    pub leapt: bool,
 }
 
 /// Keep a sighting while the list is under its cap.
@@ -124,6 +128,12 @@ impl Analyzer for HandshakeAnalyzer {
                 with_ack: true,
                 ..
             } => retime_last(&mut self.synacks, ts_ns),
+            ConnEvent::ClockLeap { .. }
+                if self.completing_ack.is_none()
+                    && !(self.syns.is_empty() && self.synacks.is_empty()) =>
+            {
+                self.leapt = true
+            }
             ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
                 self.completing_ack = Some(Sighting::new(ts_ns, stamp));
             }
@@ -139,10 +149,12 @@ impl Analyzer for HandshakeAnalyzer {
 impl HandshakeAnalyzer {
     pub fn result(&self) -> Handshake {
         let (ack, syns, synacks) = (self.completing_ack, &self.syns, &self.synacks);
-        let setup = match (ack, syns.first()) {
-            (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
+        let setup_ns = match (ack, syns.first()) {
+            (Some(a), Some(s)) => Some(a.ts_ns - s.ts_ns),
             _ => None,
         };
+        // more than a day: a leapt timestamp, as for the legs below
+        let setup = (setup_ns.filter(|&ns| ns <= JUMP_NS && !self.leapt)).map(ns_to_ms);
         let syn_retransmits = u64::from(self.syns_seen.saturating_sub(1));
         let synack_retransmits = u64::from(self.synacks_seen.saturating_sub(1));
         if self.simultaneous_open {
@@ -167,8 +179,6 @@ impl HandshakeAnalyzer {
         let (acked, how_ack) = answered(synacks, ack);
         let (syn, how_syn) = answered(syns, acked.or_else(|| synacks.first().copied()));
         let first = first_answer(synacks, syn);
-        let ambiguity =
-            (how_ack == Match::Ambiguous || how_syn == Match::Ambiguous).then_some(AMBIGUOUS);
         // The legs in nanoseconds: `rtt_ms` is their sum rounded once, like `setup_ms`, so
         // that setup_ms >= rtt_ms holds whenever both exist (the legs' rounded values may
         // then sum to 0.001 more or less than rtt_ms).
@@ -180,10 +190,31 @@ impl HandshakeAnalyzer {
             (Some(a), Some(s)) => Some(a.ts_ns - s.last_copy_ns),
             _ => None,
         };
+        // A leg across a timestamp that leapt a day or more is the capture's damage, not
+        // the network's time (src/sources/clock.rs warns): null, and said why
+        let leapt = self.leapt
+            || [syn_to_synack_ns, synack_to_ack_ns]
+                .iter()
+                .flatten()
+                .any(|&ns| ns > JUMP_NS);
+        let (syn_to_synack_ns, synack_to_ack_ns) = if self.leapt {
+            (None, None)
+        } else {
+            (syn_to_synack_ns, synack_to_ack_ns)
+        };
+        let (syn_to_synack_ns, synack_to_ack_ns) = (
+            syn_to_synack_ns.filter(|&ns| ns <= JUMP_NS),
+            synack_to_ack_ns.filter(|&ns| ns <= JUMP_NS),
+        );
         let (syn_to_synack, synack_to_ack) = (
             syn_to_synack_ns.map(ns_to_ms),
             synack_to_ack_ns.map(ns_to_ms),
         );
+        let ambiguity = if how_ack == Match::Ambiguous || how_syn == Match::Ambiguous {
+            Some(AMBIGUOUS)
+        } else {
+            leapt.then_some(LEAPT)
+        };
         let matched_by = if how_ack == Match::Timestamps || how_syn == Match::Timestamps {
             Some("timestamps")
         } else if syn_to_synack.is_some() || synack_to_ack.is_some() {

@@ -80,6 +80,9 @@ pub enum ConnEvent<'a> {
     },
     /// Bytes from `role` missing from the capture.
     StreamGap { role: Role, ts_ns: i64, length: u32 },
+    /// A segment's timestamp leapt more than a day ahead of the connection's previous one
+    /// (a damaged timestamp): it counts for the previous segment's time (connection.rs).
+    ClockLeap { role: Role, ts_ns: i64 },
     /// A capture duplicate of a recent segment from `role` (src/duplicates.rs), left out of
     /// every other event; only SYN ones are told (the handshake is timed from the last copy).
     SynCopy {
