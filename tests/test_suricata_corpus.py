@@ -41,6 +41,10 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("decode-teredo-01", "75.126.203.78:80>192.168.2.16:1577", "tcp_flags"): "no-session",
     ("decode-teredo-01", "75.126.203.78:80>192.168.2.16:1577", "tcp_flags_ts"): "no-session",
     ("decode-teredo-01", "75.126.203.78:80>192.168.2.16:1577", "tcp_flags_tc"): "no-session",
+    # a RST captured twice, 14 us apart (IP ID 0): Suricata counts the copy, we count it in
+    # `duplicates` and nowhere else
+    ("bug-78-uricontent", "192.168.2.3:37010>208.69.36.231:80", "pkts_toserver"): "duplicate",
+    ("bug-78-uricontent", "192.168.2.3:37010>208.69.36.231:80", "bytes_toserver"): "duplicate",
     # tcptrace defect (not a deliberate difference): a queued RCV_ACK_OF_SYN is delivered
     # after the RST and reopens the server (CLOSED -> ESTABLISHED); remove once fixed
 }

@@ -395,9 +395,11 @@ pub(crate) fn options(e: &mut Encoder, sides: &PerSide<Option<SynOptions>>) {
             e.bool(o.ecn);
             e.key("rewritten");
             e.begin_array();
-            for name in o.rewritten_names() {
-                e.element();
-                e.name(name);
+            if o.rewritten != 0 {
+                for name in o.rewritten_names() {
+                    e.element();
+                    e.name(name);
+                }
             }
             e.end_array();
             e.end_object();
