@@ -558,8 +558,18 @@ impl Connection {
     /// one: a flipped bit puts a frame decades ahead) does not move it either; the next
     /// segment, back to the capture's time, goes on from there, and one more than a day
     /// after the leap is taken as it is. src/sources/clock.rs warns about both.
-    #[inline]
-    fn clock(&mut self, raw_ns: i64) -> i64 {
+    #[inline(always)]
+    fn clock(&mut self, role: Role, raw_ns: i64) -> i64 {
+        // the common case: a sane step from a segment that counted for its own time
+        if self.raw_ahead_s == 0 && (0..=JUMP_NS).contains(&raw_ns.wrapping_sub(self.last_ns)) {
+            return raw_ns;
+        }
+        self.clock_step(role, raw_ns)
+    }
+
+    /// `clock` when time went back or leapt (or the previous segment's did).
+    #[cold]
+    fn clock_step(&mut self, role: Role, raw_ns: i64) -> i64 {
         let previous_raw = self
             .last_ns
             .saturating_add(i64::from(self.raw_ahead_s) * NS_PER_S);
@@ -570,6 +580,10 @@ impl Connection {
         };
         let ahead = raw_ns.saturating_sub(counted) / NS_PER_S;
         self.raw_ahead_s = ahead.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        if counted < raw_ns.saturating_sub(JUMP_NS) {
+            let ts_ns = counted;
+            self.analyzers.on(&ConnEvent::ClockLeap { role, ts_ns });
+        }
         counted
     }
 
@@ -578,10 +592,7 @@ impl Connection {
     fn segment_in_role(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
         let (me_i, peer_i) = (role.index(), role.peer().index());
         let peer_role = role.peer();
-        let ts_ns = self.clock(seg.ts_ns);
-        if ts_ns < seg.ts_ns.saturating_sub(JUMP_NS) {
-            self.analyzers.on(&ConnEvent::ClockLeap { role, ts_ns });
-        }
+        let ts_ns = self.clock(role, seg.ts_ns);
         let flags = seg.flags;
         let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
         let previous_ns = self.last_ns;
