@@ -11,16 +11,20 @@
 //! is applied before that segment's own events; a segment that echoes an older TSval is
 //! processed first. Without timestamps the event applies when seen.
 
+use crate::analyzers::options::syn_options;
 use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::checksum::ChecksumLedger;
 use crate::decode::{Segment, ACK, FIN, RST, SYN};
+use crate::duplicates::RecentSegments;
+use crate::model::NS_PER_S;
 use crate::model::{
     ns_to_ms, ns_to_s, Close, ConnectionRecord, Endpoint, Handshake, Keepalive, Outcome, PerSide,
-    Reuse, Role, RoleRule, StateChange,
+    Reuse, Role, RoleRule, StateChange, SynOptions,
 };
 use crate::reassembly::{Stream, StreamConsumer};
 use crate::seqnum::{seq_add, seq_after, seq_diff};
+use crate::sources::clock::JUMP_NS;
 use crate::states::{synchronized, EndpointMachine, Event, TcpState};
 use crate::zeek::ZeekView;
 
@@ -123,6 +127,8 @@ struct Side {
     /// Receive events seen at the capture point but not yet shown to have reached this side:
     /// (sender's TSval, ts_ns, event).
     inbox: Vec<(u32, i64, Event)>,
+    /// This side's last segments, to recognise a capture duplicate.
+    recent: RecentSegments,
 }
 
 /// Applies an event to one side's machine and tells the analyzers about a state entered.
@@ -244,6 +250,15 @@ fn halves(address: u128) -> [u64; 2] {
     [(address >> 64) as u64, address as u64]
 }
 
+/// What feeding a segment did, for the flow table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fed {
+    /// A capture duplicate (src/duplicates.rs).
+    pub duplicate: bool,
+    /// The client and the server were exchanged on evidence (`RoleRule::Request`).
+    pub swapped: bool,
+}
+
 /// A connection from its first segment to its last, on one 4-tuple.
 #[derive(Debug)]
 pub struct Connection {
@@ -256,7 +271,8 @@ pub struct Connection {
     addresses: [[u64; 2]; 2],
     ports: [u16; 2],
     rule: RoleRule,
-    previous_id: Option<u64>,
+    /// Ids start at 1: a non-zero id keeps the option in 8 bytes, not 16.
+    previous_id: Option<std::num::NonZeroU64>,
     pub first_ns: i64,
     pub last_ns: i64,
     sides: [Side; 2],
@@ -269,6 +285,11 @@ pub struct Connection {
     last_syn_stamped: Option<bool>,
     simultaneous_open: bool,
     handshake_completed: bool,
+    /// The first payload was looked at for evidence of the roles (`RoleRule::Request`).
+    payload_seen: bool,
+    /// Seconds the previous segment's timestamp lay ahead of (or behind) `last_ns`, the
+    /// time it counted for (`clock`); 0 for a sane capture. Narrow: it fits the padding.
+    raw_ahead_s: i32,
     /// What few connections have (trace, Zeek view, tunnels): None for plain traffic, so
     /// it pays one pointer in the slot and one branch per segment.
     extras: Option<Box<Extras>>,
@@ -305,7 +326,7 @@ impl Connection {
             addresses: [halves(client.0), halves(server.0)],
             ports: [client.1, server.1],
             rule,
-            previous_id,
+            previous_id: previous_id.and_then(std::num::NonZeroU64::new),
             first_ns,
             last_ns: first_ns,
             sides: [side(), side()],
@@ -315,6 +336,8 @@ impl Connection {
             last_syn_stamped: None,
             simultaneous_open: false,
             handshake_completed: false,
+            payload_seen: false,
+            raw_ahead_s: 0,
             extras: None,
         }
     }
@@ -455,17 +478,143 @@ impl Connection {
     // ---- the segment path
 
     /// One segment from `role`; `data` is the buffer its offsets point into.
-    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) {
+    pub fn segment(&mut self, role: Role, seg: &Segment, data: &[u8]) -> Fed {
+        if !self.payload_seen && seg.payload_len != 0 {
+            self.payload_seen = true;
+            if self.rule == RoleRule::Port && self.roles_from_payload(role, seg, data) {
+                let duplicate = self.segment_in_role(role.peer(), seg, data);
+                return Fed {
+                    duplicate,
+                    swapped: true,
+                };
+            }
+        }
+        Fed {
+            duplicate: self.segment_in_role(role, seg, data),
+            swapped: false,
+        }
+    }
+
+    /// The first payload of a capture that began mid-connection: an HTTP request line
+    /// marks its sender as the client, a status line as the server, before the port rule
+    /// (which only guessed). True when that exchanged the roles. Nothing that depends on
+    /// the roles has happened yet but the assumed (symmetric) states and bare ACKs; a
+    /// connection that saw a FIN or a RST keeps its roles.
+    #[cold]
+    fn roles_from_payload(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
+        let Some(sender) = payload(data, seg).and_then(crate::analyzers::http::start_line_sender)
+        else {
+            return false;
+        };
+        let closing = self.rst_seen || self.sides.iter().any(|s| s.fin_seq.is_some());
+        if closing {
+            return false;
+        }
+        self.rule = if sender == Role::Client {
+            RoleRule::Request
+        } else {
+            RoleRule::Response
+        };
+        if sender == role {
+            return false;
+        }
+        self.swap_roles();
+        true
+    }
+
+    /// Exchange client and server: addresses, ports, both sides' state, and the views
+    /// kept by role. The analyzers start over from the assumed states: before the first
+    /// payload they saw only those and bare ACKs.
+    fn swap_roles(&mut self) {
+        self.addresses.swap(0, 1);
+        self.ports.swap(0, 1);
+        self.sides.swap(0, 1);
+        self.analyzers = Analyzers::default();
+        for role in [Role::Client, Role::Server] {
+            let side = &self.sides[role.index()];
+            if let Some(&(ts_ns, state)) = side.machine.history.first() {
+                self.analyzers
+                    .on(&ConnEvent::StateEntered { role, state, ts_ns });
+            }
+        }
+        if let Some(extras) = self.extras.as_deref_mut() {
+            if let Some(zeek) = &mut extras.zeek {
+                zeek.swap_roles();
+            }
+            if let Some(trace) = &mut extras.trace {
+                trace.swap_roles();
+            }
+            if let Some(path) = &extras.encapsulation {
+                // the outer headers as the (new) client sent them
+                let reversed = path.iter().map(crate::decode::TunnelLayer::reversed);
+                extras.encapsulation = Some(std::sync::Arc::new(reversed.collect()));
+            }
+        }
+    }
+
+    /// The time a segment captured at `raw_ns` counts for. The connection's clock never
+    /// goes back: an earlier timestamp counts as the previous segment's time (no negative
+    /// duration). A timestamp more than a day after the previous segment's (a damaged
+    /// one: a flipped bit puts a frame decades ahead) does not move it either; the next
+    /// segment, back to the capture's time, goes on from there, and one more than a day
+    /// after the leap is taken as it is. src/sources/clock.rs warns about both.
+    #[inline(always)]
+    fn clock(&mut self, role: Role, raw_ns: i64) -> i64 {
+        // the common case: a sane step from a segment that counted for its own time
+        if self.raw_ahead_s == 0 && (0..=JUMP_NS).contains(&raw_ns.wrapping_sub(self.last_ns)) {
+            return raw_ns;
+        }
+        self.clock_step(role, raw_ns)
+    }
+
+    /// `clock` when time went back or leapt (or the previous segment's did).
+    #[cold]
+    fn clock_step(&mut self, role: Role, raw_ns: i64) -> i64 {
+        let previous_raw = self
+            .last_ns
+            .saturating_add(i64::from(self.raw_ahead_s) * NS_PER_S);
+        let counted = if raw_ns.saturating_sub(previous_raw) > JUMP_NS {
+            self.last_ns
+        } else {
+            raw_ns.max(self.last_ns)
+        };
+        let ahead = raw_ns.saturating_sub(counted) / NS_PER_S;
+        self.raw_ahead_s = ahead.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        if counted < raw_ns.saturating_sub(JUMP_NS) {
+            let ts_ns = counted;
+            self.analyzers.on(&ConnEvent::ClockLeap { role, ts_ns });
+        }
+        counted
+    }
+
+    /// `segment` once the roles are settled. True when it is a capture duplicate
+    /// (src/duplicates.rs): counted as such and left out of the rest.
+    fn segment_in_role(&mut self, role: Role, seg: &Segment, data: &[u8]) -> bool {
         let (me_i, peer_i) = (role.index(), role.peer().index());
         let peer_role = role.peer();
-        let ts_ns = seg.ts_ns;
+        let ts_ns = self.clock(role, seg.ts_ns);
         let flags = seg.flags;
         let (seq, ack, plen) = (seg.seq, seg.ack, seg.payload_len);
         let previous_ns = self.last_ns;
         self.last_ns = ts_ns;
         if let Some(zeek) = self.extras.as_mut().and_then(|x| x.zeek.as_mut()) {
-            // Zeek's view depends on the segment alone, not on the state below
-            zeek.segment(role, ts_ns, flags, seq, ack, seg.window, plen, seg.ip_len);
+            // Zeek's view depends on the segment alone, not on the state below (nor on
+            // the clock above: Zeek takes the capture's timestamps as they are)
+            let at = seg.ts_ns;
+            zeek.segment(role, at, flags, seq, ack, seg.window, plen, seg.ip_len);
+        }
+        if self.sides[me_i].recent.is_copy(seg, data) {
+            if flags & (SYN | RST) == SYN {
+                let with_ack = flags & ACK != 0;
+                let options = syn_options(data, seg.tcp_off, seg.opt_cap, flags, plen);
+                (self.analyzers).on(&ConnEvent::SynCopy {
+                    role,
+                    ts_ns,
+                    with_ack,
+                    options,
+                });
+            }
+            return true;
         }
         self.analyzers.on(&ConnEvent::Arrived { role, ts_ns });
         {
@@ -484,7 +633,7 @@ impl Connection {
         if flags & RST != 0 {
             self.rst(role, ts_ns, flags, ack);
             self.traced(role, seg);
-            return;
+            return false;
         }
         let syn = flags & SYN != 0;
         let fin = flags & FIN != 0;
@@ -496,7 +645,8 @@ impl Connection {
             if me.wscale.is_none() {
                 me.wscale = wscale;
             }
-            self.syn(role, ts_ns, seq, has_ack, stamp);
+            let offered = syn_options(data, seg.tcp_off, seg.opt_cap, flags, plen);
+            self.syn(role, ts_ns, seq, has_ack, stamp, offered);
             if has_ack && stamp.is_some() && self.last_syn_stamped == Some(true) {
                 self.sides[0].uses_ts = true;
                 self.sides[1].uses_ts = true;
@@ -637,6 +787,7 @@ impl Connection {
                 .on(&ConnEvent::HandshakeCompleted { ts_ns, stamp });
             self.handshake_completed = true;
         }
+        false
     }
 
     /// Show a processed segment to the trace, if this connection has one.
@@ -659,7 +810,15 @@ impl Connection {
         }
     }
 
-    fn syn(&mut self, role: Role, ts_ns: i64, seq: u32, has_ack: bool, stamp: Option<(u32, u32)>) {
+    fn syn(
+        &mut self,
+        role: Role,
+        ts_ns: i64,
+        seq: u32,
+        has_ack: bool,
+        stamp: Option<(u32, u32)>,
+        options: SynOptions,
+    ) {
         let me = &mut self.sides[role.index()];
         if me.isn.is_none() {
             me.isn = Some(seq);
@@ -672,6 +831,7 @@ impl Connection {
             ts_ns,
             with_ack: has_ack,
             stamp,
+            options,
         });
         if !has_ack {
             if role == Role::Client {
@@ -773,7 +933,7 @@ impl Connection {
             client: endpoint(ends[0]),
             server: endpoint(ends[1]),
             role_rule: self.rule,
-            previous_id: self.previous_id,
+            previous_id: self.previous_id.map(std::num::NonZeroU64::get),
             first_ts: ns_to_s(self.first_ns),
             last_ts: ns_to_s(self.last_ns),
             duration_ms: ns_to_ms(self.last_ns - self.first_ns),
@@ -790,6 +950,7 @@ impl Connection {
                 ambiguity: None,
                 simultaneous_open: false,
             },
+            options: PerSide::new(None, None),
             close: Close {
                 initiator: None,
                 time_wait: None,
@@ -811,7 +972,14 @@ impl Connection {
             ),
             retransmitted_bytes: PerSide::new(c.stream.duplicate, s.stream.duplicate),
             gap_bytes: PerSide::new(c.stream.gap_bytes, s.stream.gap_bytes),
-            anomalies: PerSide::new(c.machine.anomalies, s.machine.anomalies),
+            anomalies: PerSide::new(
+                u64::from(c.machine.anomalies),
+                u64::from(s.machine.anomalies),
+            ),
+            duplicates: PerSide::new(
+                u64::from(c.recent.duplicates),
+                u64::from(s.recent.duplicates),
+            ),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())

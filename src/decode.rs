@@ -40,6 +40,9 @@ pub const RST: u16 = 0x04;
 pub const PSH: u16 = 0x08;
 pub const ACK: u16 = 0x10;
 pub const URG: u16 = 0x20;
+/// ECN-Echo and Congestion Window Reduced (RFC 3168 section 6.1).
+pub const ECE: u16 = 0x40;
+pub const CWR: u16 = 0x80;
 /// The ECN nonce sum bit (RFC 3540, historic), the low bit of the data-offset byte: bit 8
 /// of `Segment::flags`.
 pub const NS: u16 = 0x100;
@@ -126,6 +129,9 @@ pub struct Segment {
     pub ip_len: u32,
     /// The tunnel path the segment came through (`encap::TunnelRegistry`): 0 for none.
     pub tunnel: u32,
+    /// The IPv4 Identification field (None for IPv6): tells a frame captured twice from a
+    /// retransmission (`duplicates`). In the padding: the segment keeps its size.
+    pub ip_id: Option<u16>,
 }
 
 /// Why a frame gave no segment: the key it is counted under in `SourceStats::skipped`.
@@ -399,6 +405,7 @@ pub fn decode_frame_in(
         frame_index: index,
         ip_len: net.ip_len as u32,
         tunnel: 0,
+        ip_id: net.ip_id,
     })
 }
 

@@ -548,6 +548,18 @@ pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
         );
         source.warn_once("internal_error", &message);
     }
+    let copies = stats.duplicates;
+    if copies > 0 {
+        let s = if copies == 1 { "" } else { "s" };
+        let message = format!(
+            "{copies} segment{s} captured twice (the same IP ID, sequence and acknowledgment \
+             numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a \
+             forwarding host, or one connection in two merged files): each copy is counted \
+             in duplicates and left out of every other count"
+        );
+        source.warn_once("duplicates", &message);
+    }
+    warn_clock(source);
     let jumps = stats.clock_jumps;
     if jumps > 0 {
         let s = if jumps == 1 { "" } else { "s" };
@@ -557,6 +569,36 @@ pub fn warn_evictions(source: &mut SourceStats, stats: &FlowTableStats) {
              released on the later clock; a duration across the jump is meaningless"
         );
         source.warn_once("clock_jump", &message);
+    }
+}
+
+/// One warning per kind of timestamp step (src/sources/clock.rs), with where the first was.
+fn warn_clock(source: &mut SourceStats) {
+    let clock = source.clock;
+    let kinds = [
+        (
+            "time_backwards",
+            clock.backwards,
+            "earlier than",
+            "more than a second",
+        ),
+        ("time_jump", clock.jumps, "later than", "more than a day"),
+    ];
+    for (kind, steps, direction, threshold) in kinds {
+        let Some((frame, size_ns)) = steps.first else {
+            continue;
+        };
+        let count = steps.count;
+        let s = if count == 1 { "" } else { "s" };
+        let seconds = crate::model::ns_to_s(size_ns);
+        let message = format!(
+            "{}: timestamp {seconds} s {direction} the frame before ({threshold}; \
+             {count} time{s} in all): a damaged timestamp, a clock set while capturing, or \
+             captures of different times; each connection's clock never goes back, and a \
+             handshake time across such a step is left null",
+            place(&source.files, frame)
+        );
+        source.warn_once(kind, &message);
     }
 }
 

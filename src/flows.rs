@@ -70,6 +70,8 @@ pub struct FlowTableStats {
     pub failed_connections: u64,
     /// Times the clock was set back (timestamps more than `CLOCK_JUMP_NS` behind it).
     pub clock_jumps: u64,
+    /// Segments recognised as capture duplicates (src/duplicates.rs).
+    pub duplicates: u64,
 }
 
 /// How far behind the clock a slice's latest timestamp must be to set the clock back to
@@ -410,14 +412,20 @@ impl FlowTable {
                     if let Some(slot) = self.order.get_mut(i).and_then(Option::as_mut) {
                         let role = role_of(side, usize::from(slot.client_side));
                         replay_before(&mut self.ledger, &mut slot.conn, seg.ts_ns);
-                        slot.conn.segment(role, seg, data);
+                        let fed = slot.conn.segment(role, seg, data);
+                        self.stats.duplicates += u64::from(fed.duplicate);
+                        if fed.swapped {
+                            slot.client_side = 1 - slot.client_side;
+                        }
                     }
                 }
                 Found::Ended(pos, client_side) => {
                     // Python feeds the connection object it already emitted all the same
                     if let Some(conn) = self.ended.get_mut(pos) {
                         replay_before(&mut self.ledger, conn, seg.ts_ns);
-                        conn.segment(role_of(side, client_side), seg, data);
+                        // an ended connection saw a FIN or a RST: its roles stay
+                        let fed = conn.segment(role_of(side, client_side), seg, data);
+                        self.stats.duplicates += u64::from(fed.duplicate);
                     }
                 }
             }
@@ -499,7 +507,8 @@ impl FlowTable {
         let client_side = match rule {
             RoleRule::Syn => side,
             RoleRule::Synack => 1 - side,
-            RoleRule::Port => client_by_port(&key),
+            // the first payload may yet exchange them (Connection::roles_from_payload)
+            RoleRule::Port | RoleRule::Request | RoleRule::Response => client_by_port(&key),
         };
         let id = self.next_id;
         let zeek = self.options.zeek;

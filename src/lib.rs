@@ -14,6 +14,7 @@ pub mod analyzers;
 pub mod checksum;
 pub mod connection;
 pub mod decode;
+pub mod duplicates;
 pub mod engine;
 pub mod filter;
 pub mod flows;

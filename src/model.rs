@@ -41,16 +41,30 @@ pub enum RoleRule {
     Synack,
     /// Capture began mid-connection: the lower (well-known) port is the server's.
     Port,
+    /// Capture began mid-connection and the first payload was an HTTP request line: its
+    /// sender is the client, whatever the ports say.
+    Request,
+    /// Capture began mid-connection and the first payload was an HTTP status line: its
+    /// sender is the server.
+    Response,
 }
 
 impl RoleRule {
-    pub const ALL: [RoleRule; 3] = [RoleRule::Syn, RoleRule::Synack, RoleRule::Port];
+    pub const ALL: [RoleRule; 5] = [
+        RoleRule::Syn,
+        RoleRule::Synack,
+        RoleRule::Port,
+        RoleRule::Request,
+        RoleRule::Response,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             RoleRule::Syn => "syn",
             RoleRule::Synack => "synack",
             RoleRule::Port => "port",
+            RoleRule::Request => "request",
+            RoleRule::Response => "response",
         }
     }
 }
@@ -186,7 +200,9 @@ pub struct Handshake {
     pub syn_to_synack_ms: Option<f64>,
     /// From that SYN/ACK to the ACK completing the handshake.
     pub synack_to_ack_ms: Option<f64>,
-    /// Sum of the two: the network round trip as seen from the capture point.
+    /// Sum of the two: the network round trip as seen from the capture point. Summed in
+    /// nanoseconds and rounded once, as `setup_ms` is: never above it, and it may differ by
+    /// 0.001 from the sum of the two rounded legs.
     pub rtt_ms: Option<f64>,
     /// First SYN to completing ACK: what the application waited, timeouts included.
     pub setup_ms: Option<f64>,
@@ -197,6 +213,80 @@ pub struct Handshake {
     /// Why a latency is null although the handshake completed.
     pub ambiguity: Option<&'static str>,
     pub simultaneous_open: bool,
+}
+
+/// TCP Fast Open (RFC 7413 section 4.1.1) in a SYN or SYN/ACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tfo {
+    /// An empty cookie option: the client asks for a cookie.
+    Request,
+    /// A cookie: the client's to open fast, or the server's answer to a request.
+    Cookie,
+}
+
+impl Tfo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tfo::Request => "request",
+            Tfo::Cookie => "cookie",
+        }
+    }
+}
+
+/// What one side offered in its first SYN (or SYN/ACK), as `options.client`/`.server`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SynOptions {
+    /// Maximum segment size (RFC 9293 section 3.7.1).
+    pub mss: Option<u16>,
+    /// Window scale shift as sent (RFC 7323 section 2: 14 at most is used).
+    pub wscale: Option<u8>,
+    /// SACK permitted (RFC 2018).
+    pub sack_permitted: bool,
+    /// TCP timestamps offered (RFC 7323 section 3).
+    pub timestamps: bool,
+    pub tfo: Option<Tfo>,
+    /// Payload carried by the SYN (TCP Fast Open data).
+    pub data_bytes: u32,
+    /// ECN setup (RFC 3168 section 6.1.1): ECE and CWR on a SYN, ECE alone on a SYN/ACK.
+    pub ecn: bool,
+    /// The options a second capture of the same SYN had otherwise, one bit each in
+    /// `SynOptions::NAMES` order.
+    pub rewritten: u8,
+}
+
+impl SynOptions {
+    /// The options, in record order (`rewritten` names them).
+    pub const NAMES: [&'static str; 7] = [
+        "mss",
+        "wscale",
+        "sack_permitted",
+        "timestamps",
+        "tfo",
+        "data_bytes",
+        "ecn",
+    ];
+
+    /// The options `other` has otherwise, as bits in `NAMES` order.
+    pub fn differences(&self, other: &SynOptions) -> u8 {
+        let differ = [
+            self.mss != other.mss,
+            self.wscale != other.wscale,
+            self.sack_permitted != other.sack_permitted,
+            self.timestamps != other.timestamps,
+            self.tfo != other.tfo,
+            self.data_bytes != other.data_bytes,
+            self.ecn != other.ecn,
+        ];
+        (differ.iter().enumerate()).fold(0, |bits, (i, &d)| bits | u8::from(d) << i)
+    }
+
+    /// The names of the rewritten options, in `NAMES` order.
+    pub fn rewritten_names(&self) -> Vec<&'static str> {
+        (Self::NAMES.iter().enumerate())
+            .filter(|(i, _)| self.rewritten >> i & 1 == 1)
+            .map(|(_, &name)| name)
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -269,6 +359,8 @@ pub struct ConnectionRecord {
     pub duration_ms: f64,
     pub outcome: Outcome,
     pub handshake: Handshake,
+    /// What each side offered in its first SYN or SYN/ACK (None: not captured).
+    pub options: PerSide<Option<SynOptions>>,
     pub close: Close,
     pub half_close: Option<HalfClose>,
     pub rst: Option<Rst>,
@@ -286,6 +378,9 @@ pub struct ConnectionRecord {
     pub gap_bytes: PerSide<u64>,
     /// Segments the state table did not expect for that side.
     pub anomalies: PerSide<u64>,
+    /// Frames of that side captured twice (src/duplicates.rs): each copy after the first is
+    /// counted here and left out of every other count.
+    pub duplicates: PerSide<u64>,
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,

@@ -289,7 +289,8 @@ pub struct EndpointMachine {
     pub state: TcpState,
     /// (timestamp in ns, state entered), in order.
     pub history: Vec<(i64, TcpState)>,
-    pub anomalies: u64,
+    /// Narrow: with the state it fits where a u64 took 8 more bytes of every side.
+    pub anomalies: u32,
 }
 
 impl EndpointMachine {
@@ -312,7 +313,7 @@ impl EndpointMachine {
     pub fn apply(&mut self, event: Event, ts_ns: i64) -> bool {
         match next_state(self.state, event) {
             None => {
-                self.anomalies += 1;
+                self.anomalies = self.anomalies.saturating_add(1);
                 false
             }
             Some(target) if target == self.state => false,

@@ -7,12 +7,17 @@
 //! otherwise the record says it is ambiguous.
 
 use super::{Analyzer, ConnEvent, Finish};
-use crate::model::{ns_to_ms, round3, ConnectionRecord, Handshake, Role};
+use crate::model::{ns_to_ms, ConnectionRecord, Handshake, Role};
+use crate::sources::clock::JUMP_NS;
 
 /// A SYN, SYN/ACK or completing ACK: when, and its TCP timestamps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sighting {
+    /// When it was first captured: when it answers a segment.
     pub ts_ns: i64,
+    /// When its last capture duplicate was captured (`ts_ns` when it had none): when a
+    /// segment answering it is timed from.
+    pub last_copy_ns: i64,
     pub tsval: Option<u32>,
     pub tsecr: Option<u32>,
 }
@@ -21,6 +26,7 @@ impl Sighting {
     fn new(ts_ns: i64, stamp: Option<(u32, u32)>) -> Self {
         Sighting {
             ts_ns,
+            last_copy_ns: ts_ns,
             tsval: stamp.map(|s| s.0),
             tsecr: stamp.map(|s| s.1),
         }
@@ -38,6 +44,7 @@ enum Match {
 
 const AMBIGUOUS: &str = "retransmissions without TCP timestamps: the answered segment is unknown";
 const SIMULTANEOUS: &str = "simultaneous open: both sides sent SYN";
+const LEAPT: &str = "a timestamp leapt more than a day within the handshake (see source.warnings)";
 
 /// Sightings kept per list: a hostile capture can repeat one SYN millions of times on one
 /// 4-tuple (a 36 MB gzip of one SYN held 11.5 GB in the Python engine). Past this, SYNs and
@@ -59,12 +66,21 @@ pub struct HandshakeAnalyzer {
     pub synacks_seen: u16,
     pub completing_ack: Option<Sighting>,
     pub simultaneous_open: bool,
+    /// A timestamp leapt before the handshake completed: its legs are unknown.
+    pub leapt: bool,
 }
 
 /// Keep a sighting while the list is under its cap.
 fn keep(list: &mut Vec<Sighting>, sighting: Sighting) {
     if list.len() < MAX_SIGHTINGS {
         list.push(sighting);
+    }
+}
+
+/// A copy of the latest sighting was captured at `ts_ns`: an answer is timed from it.
+fn retime_last(list: &mut [Sighting], ts_ns: i64) {
+    if let Some(last) = list.last_mut() {
+        last.last_copy_ns = last.last_copy_ns.max(ts_ns);
     }
 }
 
@@ -77,6 +93,7 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: false,
                 stamp,
+                ..
             } => {
                 self.syns_seen = self.syns_seen.saturating_add(1);
                 keep(&mut self.syns, Sighting::new(ts_ns, stamp));
@@ -91,9 +108,31 @@ impl Analyzer for HandshakeAnalyzer {
                 ts_ns,
                 with_ack: true,
                 stamp,
+                ..
             } => {
                 self.synacks_seen = self.synacks_seen.saturating_add(1);
                 keep(&mut self.synacks, Sighting::new(ts_ns, stamp));
+            }
+            // A leg is timed from the last copy of the segment it starts with, to the first
+            // copy of its answer: on a forwarding host (seen coming in, then going out) the
+            // time between is the network's beyond the capture point, the host's own left out
+            ConnEvent::SynCopy {
+                role: Role::Client,
+                ts_ns,
+                with_ack: false,
+                ..
+            } => retime_last(&mut self.syns, ts_ns),
+            ConnEvent::SynCopy {
+                role: Role::Server,
+                ts_ns,
+                with_ack: true,
+                ..
+            } => retime_last(&mut self.synacks, ts_ns),
+            ConnEvent::ClockLeap { .. }
+                if self.completing_ack.is_none()
+                    && !(self.syns.is_empty() && self.synacks.is_empty()) =>
+            {
+                self.leapt = true
             }
             ConnEvent::HandshakeCompleted { ts_ns, stamp } if self.completing_ack.is_none() => {
                 self.completing_ack = Some(Sighting::new(ts_ns, stamp));
@@ -110,10 +149,12 @@ impl Analyzer for HandshakeAnalyzer {
 impl HandshakeAnalyzer {
     pub fn result(&self) -> Handshake {
         let (ack, syns, synacks) = (self.completing_ack, &self.syns, &self.synacks);
-        let setup = match (ack, syns.first()) {
-            (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
+        let setup_ns = match (ack, syns.first()) {
+            (Some(a), Some(s)) => Some(a.ts_ns - s.ts_ns),
             _ => None,
         };
+        // more than a day: a leapt timestamp, as for the legs below
+        let setup = (setup_ns.filter(|&ns| ns <= JUMP_NS && !self.leapt)).map(ns_to_ms);
         let syn_retransmits = u64::from(self.syns_seen.saturating_sub(1));
         let synack_retransmits = u64::from(self.synacks_seen.saturating_sub(1));
         if self.simultaneous_open {
@@ -138,15 +179,41 @@ impl HandshakeAnalyzer {
         let (acked, how_ack) = answered(synacks, ack);
         let (syn, how_syn) = answered(syns, acked.or_else(|| synacks.first().copied()));
         let first = first_answer(synacks, syn);
-        let ambiguity =
-            (how_ack == Match::Ambiguous || how_syn == Match::Ambiguous).then_some(AMBIGUOUS);
-        let syn_to_synack = match (syn, first) {
-            (Some(s), Some(f)) => Some(ns_to_ms(f.ts_ns - s.ts_ns)),
+        // The legs in nanoseconds: `rtt_ms` is their sum rounded once, like `setup_ms`, so
+        // that setup_ms >= rtt_ms holds whenever both exist (the legs' rounded values may
+        // then sum to 0.001 more or less than rtt_ms).
+        let syn_to_synack_ns = match (syn, first) {
+            (Some(s), Some(f)) => Some(f.ts_ns - s.last_copy_ns),
             _ => None,
         };
-        let synack_to_ack = match (ack, acked) {
-            (Some(a), Some(s)) => Some(ns_to_ms(a.ts_ns - s.ts_ns)),
+        let synack_to_ack_ns = match (ack, acked) {
+            (Some(a), Some(s)) => Some(a.ts_ns - s.last_copy_ns),
             _ => None,
+        };
+        // A leg across a timestamp that leapt a day or more is the capture's damage, not
+        // the network's time (src/sources/clock.rs warns): null, and said why
+        let leapt = self.leapt
+            || [syn_to_synack_ns, synack_to_ack_ns]
+                .iter()
+                .flatten()
+                .any(|&ns| ns > JUMP_NS);
+        let (syn_to_synack_ns, synack_to_ack_ns) = if self.leapt {
+            (None, None)
+        } else {
+            (syn_to_synack_ns, synack_to_ack_ns)
+        };
+        let (syn_to_synack_ns, synack_to_ack_ns) = (
+            syn_to_synack_ns.filter(|&ns| ns <= JUMP_NS),
+            synack_to_ack_ns.filter(|&ns| ns <= JUMP_NS),
+        );
+        let (syn_to_synack, synack_to_ack) = (
+            syn_to_synack_ns.map(ns_to_ms),
+            synack_to_ack_ns.map(ns_to_ms),
+        );
+        let ambiguity = if how_ack == Match::Ambiguous || how_syn == Match::Ambiguous {
+            Some(AMBIGUOUS)
+        } else {
+            leapt.then_some(LEAPT)
         };
         let matched_by = if how_ack == Match::Timestamps || how_syn == Match::Timestamps {
             Some("timestamps")
@@ -159,8 +226,8 @@ impl HandshakeAnalyzer {
             complete: ack.is_some() && !syns.is_empty() && !synacks.is_empty(),
             syn_to_synack_ms: syn_to_synack,
             synack_to_ack_ms: synack_to_ack,
-            rtt_ms: match (syn_to_synack, synack_to_ack) {
-                (Some(a), Some(b)) => Some(round3(a + b)),
+            rtt_ms: match (syn_to_synack_ns, synack_to_ack_ns) {
+                (Some(a), Some(b)) => Some(ns_to_ms(a.saturating_add(b))),
                 _ => None,
             },
             setup_ms: setup,
@@ -220,6 +287,7 @@ fn first_answer(answers: &[Sighting], request: Option<Sighting>) -> Option<Sight
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SynOptions;
 
     const MS: i64 = 1_000_000;
 
@@ -229,6 +297,7 @@ mod tests {
             ts_ns: ms * MS,
             with_ack: false,
             stamp,
+            options: SynOptions::default(),
         });
     }
     fn synack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
@@ -237,6 +306,7 @@ mod tests {
             ts_ns: ms * MS,
             with_ack: true,
             stamp,
+            options: SynOptions::default(),
         });
     }
     fn ack(a: &mut HandshakeAnalyzer, ms: i64, stamp: Option<(u32, u32)>) {
@@ -329,6 +399,51 @@ mod tests {
         assert_eq!(h.synack_retransmits, 1);
     }
 
+    /// A handshake with legs of `leg_ns` each, without timestamps.
+    fn legs_of(leg_ns: i64) -> Handshake {
+        let mut a = HandshakeAnalyzer::default();
+        let (stamp, ts_ns) = (None, 0);
+        let role = Role::Client;
+        a.on_event(&ConnEvent::Syn {
+            role,
+            ts_ns,
+            with_ack: false,
+            stamp,
+            options: SynOptions::default(),
+        });
+        let (role, ts_ns) = (Role::Server, leg_ns);
+        a.on_event(&ConnEvent::Syn {
+            role,
+            ts_ns,
+            with_ack: true,
+            stamp,
+            options: SynOptions::default(),
+        });
+        a.on_event(&ConnEvent::HandshakeCompleted {
+            ts_ns: 2 * leg_ns,
+            stamp,
+        });
+        a.result()
+    }
+
+    #[test]
+    fn rtt_is_rounded_once_and_never_above_setup() {
+        // legs of 0.0004 ms: each rounds to 0.0, the round trip (0.0008) to 0.001 as setup
+        let h = legs_of(400);
+        assert_eq!(
+            (h.syn_to_synack_ms, h.synack_to_ack_ms),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!((h.rtt_ms, h.setup_ms), (Some(0.001), Some(0.001)));
+        // legs of 0.0006 ms: each rounds up to 0.001 (summed: 0.002, above setup's 0.001)
+        let h = legs_of(600);
+        assert_eq!(
+            (h.syn_to_synack_ms, h.synack_to_ack_ms),
+            (Some(0.001), Some(0.001))
+        );
+        assert_eq!((h.rtt_ms, h.setup_ms), (Some(0.001), Some(0.001)));
+    }
+
     #[test]
     fn simultaneous_open_has_no_legs() {
         let mut a = HandshakeAnalyzer::default();
@@ -338,6 +453,7 @@ mod tests {
             ts_ns: MS,
             with_ack: false,
             stamp: None,
+            options: SynOptions::default(),
         });
         ack(&mut a, 3, None);
         let h = a.result();

@@ -229,6 +229,21 @@ fn request_line(line: &[u8]) -> Option<(&[u8], u8)> {
     valid.then(|| (line.get(..method_len).unwrap_or_default(), minor))
 }
 
+/// Which side sent `payload`, when its first line says: an HTTP/1.x request line is the
+/// client's, a status line the server's (RFC 9112 section 3 and 4).
+pub fn start_line_sender(payload: &[u8]) -> Option<crate::model::Role> {
+    let end = payload.iter().position(|&b| b == b'\n')?;
+    let line = payload.get(..end)?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if request_line(line).is_some() {
+        Some(crate::model::Role::Client)
+    } else if status_line(line).is_some() {
+        Some(crate::model::Role::Server)
+    } else {
+        None
+    }
+}
+
 /// `STATUS_LINE.match(line)`: the status code of `HTTP/1\.([01]) (\d{3})` (ASCII digits).
 fn status_line(line: &[u8]) -> Option<u16> {
     let prefix: [u8; 12] = line.get(..12)?.try_into().ok()?;

@@ -8,11 +8,12 @@ pub mod close;
 pub mod handshake;
 pub mod http;
 pub mod keepalive;
+pub mod options;
 pub mod reuse;
 pub mod rst;
 pub mod trace;
 
-use crate::model::{ConnectionRecord, Role};
+use crate::model::{ConnectionRecord, Role, SynOptions};
 use crate::states::TcpState;
 
 /// What the connection core tells the analyzers, in the order it happens.
@@ -28,12 +29,14 @@ pub enum ConnEvent<'a> {
         state: TcpState,
         ts_ns: i64,
     },
-    /// A SYN from `role`, with the ACK flag or not, and its TCP timestamps (TSval, TSecr).
+    /// A SYN from `role`, with the ACK flag or not, its TCP timestamps (TSval, TSecr) and
+    /// the options it offered.
     Syn {
         role: Role,
         ts_ns: i64,
         with_ack: bool,
         stamp: Option<(u32, u32)>,
+        options: SynOptions,
     },
     /// The client's first ACK of the server's SYN, or the segment that synchronized the
     /// second side of a simultaneous open; with its TCP timestamps.
@@ -77,6 +80,17 @@ pub enum ConnEvent<'a> {
     },
     /// Bytes from `role` missing from the capture.
     StreamGap { role: Role, ts_ns: i64, length: u32 },
+    /// A segment's timestamp leapt more than a day ahead of the connection's previous one
+    /// (a damaged timestamp): it counts for the previous segment's time (connection.rs).
+    ClockLeap { role: Role, ts_ns: i64 },
+    /// A capture duplicate of a recent segment from `role` (src/duplicates.rs), left out of
+    /// every other event; only SYN ones are told (the handshake is timed from the last copy).
+    SynCopy {
+        role: Role,
+        ts_ns: i64,
+        with_ack: bool,
+        options: SynOptions,
+    },
 }
 
 /// What a record is being finished with.
@@ -136,4 +150,5 @@ analyzers! {
     close: close::CloseAnalyzer,
     keepalive: keepalive::KeepaliveAnalyzer,
     reuse: reuse::ReuseAnalyzer,
+    options: options::OptionsAnalyzer,
 }

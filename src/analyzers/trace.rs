@@ -202,6 +202,18 @@ pub struct SegmentTrace {
 }
 
 impl SegmentTrace {
+    /// The roles changed on evidence (connection.rs `swap_roles`): client and server
+    /// exchanged in every traced segment.
+    pub fn swap_roles(&mut self) {
+        for segment in &mut self.segments {
+            segment.role = segment.role.peer();
+            segment.states.swap(0, 1);
+            segment.entered.swap(0, 1);
+        }
+        self.sent.swap(0, 1);
+        self.seen.swap(0, 1);
+    }
+
     pub fn new(limit: Option<usize>, first_ns: i64) -> SegmentTrace {
         SegmentTrace {
             limit,

@@ -42,6 +42,26 @@ pub fn record_dict<'py>(
     h.set_item(intern!(py, "ambiguity"), hs.ambiguity)?;
     h.set_item(intern!(py, "simultaneous_open"), hs.simultaneous_open)?;
     d.set_item(intern!(py, "handshake"), h)?;
+    let options = PyDict::new(py);
+    for (side, offered) in [("client", &r.options.client), ("server", &r.options.server)] {
+        let value = match offered {
+            None => None,
+            Some(o) => {
+                let each = PyDict::new(py);
+                each.set_item(intern!(py, "mss"), o.mss)?;
+                each.set_item(intern!(py, "wscale"), o.wscale)?;
+                each.set_item(intern!(py, "sack_permitted"), o.sack_permitted)?;
+                each.set_item(intern!(py, "timestamps"), o.timestamps)?;
+                each.set_item(intern!(py, "tfo"), o.tfo.map(|t| t.name()))?;
+                each.set_item(intern!(py, "data_bytes"), o.data_bytes)?;
+                each.set_item(intern!(py, "ecn"), o.ecn)?;
+                each.set_item(intern!(py, "rewritten"), o.rewritten_names())?;
+                Some(each)
+            }
+        };
+        options.set_item(side, value)?;
+    }
+    d.set_item(intern!(py, "options"), options)?;
 
     let c = &r.close;
     let close = PyDict::new(py);
@@ -116,6 +136,7 @@ pub fn record_dict<'py>(
     )?;
     d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
+    d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
     let tunnels = PyList::empty(py);
     for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
         tunnels.append(tunnel_dict(py, layer)?)?;

@@ -25,6 +25,8 @@ pub(super) struct Network {
     pub dst: u128,
     /// The upper-layer protocol (IPv4's protocol, IPv6's last next header).
     pub proto: u8,
+    /// IPv4's Identification field (RFC 791); IPv6 has none outside fragments.
+    pub ip_id: Option<u16>,
 }
 
 /// IPv4 (RFC 791 section 3.1) at `l3`: options are skipped by the header length; fragments
@@ -65,6 +67,7 @@ pub(super) fn ipv4(frame: &[u8], l3: usize) -> Result<Network, Skip> {
         src: address(12),
         dst: address(16),
         proto: header[9],
+        ip_id: Some(u16::from_be_bytes([header[4], header[5]])),
     })
 }
 
@@ -125,5 +128,6 @@ pub(super) fn ipv6(frame: &[u8], l3: usize) -> Result<Network, Skip> {
         src: address(8),
         dst: address(24),
         proto: next,
+        ip_id: None,
     })
 }

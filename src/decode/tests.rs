@@ -182,6 +182,7 @@ fn ethernet_ipv4_every_field() {
             frame_index: 0,
             ip_len: 45,
             tunnel: 0,
+            ip_id: Some(1),
         }]
     );
 }

@@ -767,7 +767,7 @@ pub fn reduce_partition(
     Ok(stats)
 }
 
-fn stats_fields(s: &FlowTableStats) -> [u64; 7] {
+fn stats_fields(s: &FlowTableStats) -> [u64; 8] {
     [
         s.connections,
         s.evicted_for_capacity,
@@ -776,6 +776,7 @@ fn stats_fields(s: &FlowTableStats) -> [u64; 7] {
         s.after_close,
         s.failed_connections,
         s.clock_jumps,
+        s.duplicates,
     ]
 }
 
@@ -816,11 +817,11 @@ type ReadEpoch = (EpochBatch, Vec<Option<Digest>>);
 /// the end.
 fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, String> {
     if input.u8()? == 2 {
-        let mut v = [0u64; 7];
+        let mut v = [0u64; 8];
         for slot in &mut v {
             *slot = input.u64()?;
         }
-        let [connections, evicted_for_capacity, idle_evicted, port_reuse, after_close, failed_connections, clock_jumps] =
+        let [connections, evicted_for_capacity, idle_evicted, port_reuse, after_close, failed_connections, clock_jumps, duplicates] =
             v;
         return Ok(Err(FlowTableStats {
             connections,
@@ -830,6 +831,7 @@ fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, Strin
             after_close,
             failed_connections,
             clock_jumps,
+            duplicates,
         }));
     }
     let mut batch = EpochBatch::default();

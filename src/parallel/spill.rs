@@ -12,7 +12,10 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+
+/// A segment without an IP ID (IPv6), in the u32 field that holds one.
+const NO_IP_ID: u32 = u32::MAX;
 
 /// Magics: a file's first 8 bytes say what it holds.
 pub const SEGMENTS_MAGIC: &[u8; 8] = b"TTSEGS\0\0";
@@ -75,6 +78,8 @@ impl Out {
         self.u32(seg.ack);
         self.u16(seg.flags);
         self.u16(seg.window);
+        // the IPv4 ID (capture duplicates are told by it); NO_IP_ID for IPv6
+        self.u32(seg.ip_id.map_or(NO_IP_ID, u32::from));
         for v in [
             seg.tcp_hlen,
             seg.opt_cap,
@@ -179,6 +184,7 @@ impl<'a> In<'a> {
         let (sport, dport) = (self.u16()?, self.u16()?);
         let (seq, ack) = (self.u32()?, self.u32()?);
         let (flags, window) = (self.u16()?, self.u16()?);
+        let ip_id = u16::try_from(self.u32()?).ok();
         let mut v = [0u32; 7];
         for slot in &mut v {
             *slot = self.u32()?;
@@ -205,6 +211,7 @@ impl<'a> In<'a> {
             payload_cap,
             frame_index: 0,
             ip_len,
+            ip_id,
             tunnel,
         })
     }
@@ -270,6 +277,7 @@ mod tests {
             payload_cap: 7,
             frame_index: 3,
             ip_len: 60,
+            ip_id: Some(0xBEEF),
             tunnel: 4,
         };
         let mut out = Out::new(SEGMENTS_MAGIC);

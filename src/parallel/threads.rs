@@ -338,6 +338,7 @@ pub(crate) fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
     total.idle_evicted += s.idle_evicted;
     total.port_reuse += s.port_reuse;
     total.after_close += s.after_close;
+    total.duplicates += s.duplicates;
     total.failed_connections += s.failed_connections;
     total.clock_jumps = total.clock_jumps.max(s.clock_jumps); // every shard sees each jump
 }

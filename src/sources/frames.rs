@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 /// One captured frame: where its bytes are in its batch's buffer and what the capture
 /// header said about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Frame {
     /// Capture timestamp, nanoseconds since the epoch.
     pub ts_ns: i64,
@@ -54,6 +54,8 @@ pub struct SourceStats {
     pub skipped: BTreeMap<String, u64>,
     /// Warnings, each "kind: message", one per kind.
     pub warnings: Vec<String>,
+    /// Timestamps that went back or leapt ahead (`clock`).
+    pub clock: super::clock::ClockSteps,
 }
 
 impl SourceStats {

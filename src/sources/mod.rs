@@ -3,6 +3,7 @@
 //! there are several. (Owned by the sources work.)
 
 pub mod chunks;
+pub mod clock;
 pub mod files;
 pub mod frames;
 pub mod pcap;
@@ -43,6 +44,8 @@ pub struct Captures {
     /// Files not finished, in the order given.
     live: Vec<usize>,
     done: bool,
+    /// The timestamps of the frames handed on (`SourceStats::clock`).
+    clock: clock::ClockCheck,
 }
 
 /// Bytes of read chunks a merge of many files holds at most (beyond `MIN_MERGE_CHUNK` a
@@ -88,6 +91,7 @@ impl Captures {
             live: (0..readers.len()).collect(),
             readers,
             done: false,
+            clock: clock::ClockCheck::default(),
         }
     }
 
@@ -105,8 +109,9 @@ impl Captures {
         } else {
             self.merge_step(stats)
         };
-        if !matches!(next, Ok(Some(_))) {
-            self.done = true;
+        match &next {
+            Ok(Some(batch)) => self.clock.observe(&batch.frames, &mut stats.clock),
+            _ => self.done = true,
         }
         next
     }
@@ -129,8 +134,9 @@ impl Captures {
         } else {
             self.merge_step(stats).map(|b| b.map(|b| (b, true)))
         };
-        if !matches!(next, Ok(Some(_))) {
-            self.done = true;
+        match &next {
+            Ok(Some((batch, _))) => self.clock.observe(&batch.frames, &mut stats.clock),
+            _ => self.done = true,
         }
         next
     }

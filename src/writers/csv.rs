@@ -2,13 +2,13 @@
 //! names, lists as compact `json.dumps`), the optional sub-records' columns present even
 //! when null, through `csv.DictWriter(lineterminator="\n")` with `QUOTE_MINIMAL`.
 
-use crate::model::{ConnectionRecord, PerSide, StateChange};
+use crate::model::{ConnectionRecord, PerSide, StateChange, SynOptions, Tfo};
 use crate::zeek::{ZeekConn, ZeekRecord};
 
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 63] = [
+pub const COLUMNS: [&str; 81] = [
     "id",
     "client.ip",
     "client.port",
@@ -30,6 +30,22 @@ pub const COLUMNS: [&str; 63] = [
     "handshake.matched_by",
     "handshake.ambiguity",
     "handshake.simultaneous_open",
+    "options.client.mss",
+    "options.client.wscale",
+    "options.client.sack_permitted",
+    "options.client.timestamps",
+    "options.client.tfo",
+    "options.client.data_bytes",
+    "options.client.ecn",
+    "options.client.rewritten",
+    "options.server.mss",
+    "options.server.wscale",
+    "options.server.sack_permitted",
+    "options.server.timestamps",
+    "options.server.tfo",
+    "options.server.data_bytes",
+    "options.server.ecn",
+    "options.server.rewritten",
     "close.initiator",
     "close.time_wait",
     "close.time_wait_ts",
@@ -71,6 +87,8 @@ pub const COLUMNS: [&str; 63] = [
     "gap_bytes.server",
     "anomalies.client",
     "anomalies.server",
+    "duplicates.client",
+    "duplicates.server",
     "encapsulation",
 ];
 
@@ -219,6 +237,34 @@ impl Row<'_> {
         tunnel_path(&mut cell, path);
         self.text(&cell);
         *self.cell = cell;
+    }
+
+    /// A side's SYN options, eight cells (empty when its SYN was not captured); the
+    /// rewritten options as a JSON list, as the other list cells.
+    fn syn_options(&mut self, options: Option<&SynOptions>) {
+        let Some(o) = options else {
+            for _ in 0..8 {
+                self.none();
+            }
+            return;
+        };
+        match o.mss {
+            Some(mss) => self.int(mss),
+            None => self.none(),
+        }
+        match o.wscale {
+            Some(shift) => self.int(shift),
+            None => self.none(),
+        }
+        self.bool(o.sack_permitted);
+        self.bool(o.timestamps);
+        self.opt_str(o.tfo.map(Tfo::name));
+        self.int(o.data_bytes);
+        self.bool(o.ecn);
+        let names: Vec<String> = (o.rewritten_names().iter())
+            .map(|name| format!("\"{name}\""))
+            .collect();
+        self.str(&format!("[{}]", names.join(",")));
     }
 
     fn bool(&mut self, value: bool) {
@@ -407,6 +453,9 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.opt_str(h.matched_by);
     row.opt_str(h.ambiguity);
     row.bool(h.simultaneous_open);
+    for side in [&r.options.client, &r.options.server] {
+        row.syn_options(side.as_ref());
+    }
 
     let c = &r.close;
     row.opt_str(c.initiator.map(|s| s.name()));
@@ -458,6 +507,7 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.retransmitted_bytes);
     row.counts(&r.gap_bytes);
     row.counts(&r.anomalies);
+    row.counts(&r.duplicates);
     row.encapsulation(
         r.encapsulation
             .as_deref()

@@ -4,7 +4,7 @@
 
 use crate::model::{
     Close, ConnectionRecord, Endpoint, HalfClose, Handshake, Keepalive, PerSide, Reuse, Rst,
-    StateChange,
+    StateChange, SynOptions, Tfo,
 };
 
 use super::floats;
@@ -333,6 +333,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.name(r.outcome.name());
     e.key("handshake");
     handshake(e, &r.handshake);
+    options(e, &r.options);
     e.key("close");
     close(e, &r.close);
     e.key("half_close");
@@ -357,6 +358,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("retransmitted_bytes", &r.retransmitted_bytes);
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
+    e.counts("duplicates", &r.duplicates);
     e.key("encapsulation"); // [] for plain traffic
     encapsulation(
         e,
@@ -369,6 +371,40 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
         super::zeek::encode_json(e, zeek);
     }
     e.end_object();
+}
+
+/// `{"client": {"mss": 1460, ..., "rewritten": []}, "server": null}`: each side's SYN options.
+pub(crate) fn options(e: &mut Encoder, sides: &PerSide<Option<SynOptions>>) {
+    e.per_side("options", sides, |e, side| match side {
+        None => e.null(),
+        Some(o) => {
+            e.begin_object();
+            e.key("mss");
+            e.opt_int(o.mss.map(u64::from));
+            e.key("wscale");
+            e.opt_int(o.wscale.map(u64::from));
+            e.key("sack_permitted");
+            e.bool(o.sack_permitted);
+            e.key("timestamps");
+            e.bool(o.timestamps);
+            e.key("tfo");
+            e.opt_name(o.tfo.map(Tfo::name));
+            e.key("data_bytes");
+            e.int(o.data_bytes);
+            e.key("ecn");
+            e.bool(o.ecn);
+            e.key("rewritten");
+            e.begin_array();
+            if o.rewritten != 0 {
+                for name in o.rewritten_names() {
+                    e.element();
+                    e.name(name);
+                }
+            }
+            e.end_array();
+            e.end_object();
+        }
+    });
 }
 
 /// `[{"type": "vxlan", "vni": 42, "outer": {"src": .., "dst": .., "sport": .., "dport": ..}}]`

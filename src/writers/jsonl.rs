@@ -6,7 +6,7 @@
 //! instructions. `json::encode_record` (the indented json document) writes the same fields
 //! in the same order; tests/golden and `writers::json`'s fixture test hold both to orjson.
 
-use crate::model::{ConnectionRecord, PerSide, StateChange};
+use crate::model::{ConnectionRecord, PerSide, StateChange, SynOptions, Tfo};
 
 use super::floats;
 use super::json::{write_string, Encoder};
@@ -96,6 +96,37 @@ impl Line<'_> {
             Some(v) => self.name(v),
             None => self.lit(b"null"),
         }
+    }
+
+    /// A side's SYN options (`json::options` writes the same for the other formats).
+    fn syn_options(&mut self, options: Option<&SynOptions>) {
+        let Some(o) = options else {
+            return self.lit(b"null");
+        };
+        self.lit(b"{\"mss\":");
+        self.opt_int(o.mss.map(u64::from));
+        self.lit(b",\"wscale\":");
+        self.opt_int(o.wscale.map(u64::from));
+        self.lit(b",\"sack_permitted\":");
+        self.bool(o.sack_permitted);
+        self.lit(b",\"timestamps\":");
+        self.bool(o.timestamps);
+        self.lit(b",\"tfo\":");
+        self.opt_name(o.tfo.map(Tfo::name));
+        self.lit(b",\"data_bytes\":");
+        self.int(u64::from(o.data_bytes));
+        self.lit(b",\"ecn\":");
+        self.bool(o.ecn);
+        self.lit(b",\"rewritten\":[");
+        if o.rewritten != 0 {
+            for (i, name) in o.rewritten_names().into_iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.name(name);
+            }
+        }
+        self.lit(b"]}");
     }
 
     /// A free-form text field, escaped (records built by hand may hold anything).
@@ -199,9 +230,14 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.opt_str(h.ambiguity);
     w.lit(b",\"simultaneous_open\":");
     w.bool(h.simultaneous_open);
+    w.lit(b"},\"options\":{\"client\":");
+    w.syn_options(r.options.client.as_ref());
+    w.lit(b",\"server\":");
+    w.syn_options(r.options.server.as_ref());
+    w.out.push(b'}');
 
     let c = &r.close;
-    w.lit(b"},\"close\":{\"initiator\":");
+    w.lit(b",\"close\":{\"initiator\":");
     w.opt_name(c.initiator.map(|s| s.name()));
     w.lit(b",\"time_wait\":");
     w.opt_name(c.time_wait.map(|s| s.name()));
@@ -281,6 +317,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"retransmitted_bytes\":", &r.retransmitted_bytes);
     w.counts(b",\"gap_bytes\":", &r.gap_bytes);
     w.counts(b",\"anomalies\":", &r.anomalies);
+    w.counts(b",\"duplicates\":", &r.duplicates);
     match &r.encapsulation {
         Some(path) => {
             w.lit(b",\"encapsulation\":");

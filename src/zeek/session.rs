@@ -536,6 +536,18 @@ impl ZeekView {
     }
 
     /// The record's `zeek` part: the current Zeek connection and the earlier ones.
+    /// The roles changed on evidence (connection.rs `swap_roles`): the same view with
+    /// client and server exchanged.
+    pub fn swap_roles(&mut self) {
+        self.ends.swap(0, 1);
+        self.orig = 1 - self.orig;
+        self.ports.swap(0, 1);
+        self.server_ports.swap(0, 1);
+        for conn in &mut self.earlier {
+            conn.orig_is_client = !conn.orig_is_client;
+        }
+    }
+
     pub fn result(&mut self) -> ZeekRecord {
         ZeekRecord {
             current: self.result_now(),

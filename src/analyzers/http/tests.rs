@@ -590,3 +590,20 @@ fn block_searches_match_a_plain_search() {
         }
     }
 }
+
+#[test]
+fn the_first_line_names_its_sender() {
+    use crate::model::Role as R;
+    assert_eq!(
+        start_line_sender(b"GET /x HTTP/1.1\r\nHost: a\r\n"),
+        Some(R::Client)
+    );
+    assert_eq!(
+        start_line_sender(b"HTTP/1.0 404 Not Found\n"),
+        Some(R::Server)
+    );
+    // no line end yet, lower case, a status without digits: no evidence
+    assert_eq!(start_line_sender(b"GET / HTTP/1.1"), None);
+    assert_eq!(start_line_sender(b"get / HTTP/1.1\r\n"), None);
+    assert_eq!(start_line_sender(b"HTTP/1.1 2xx\r\n"), None);
+}

@@ -1,0 +1,199 @@
+//! What each side offered in its SYN or SYN/ACK: MSS (RFC 9293 section 3.7.1), window
+//! scale and timestamps (RFC 7323), SACK permitted (RFC 2018), TCP Fast Open (RFC 7413:
+//! a cookie request or a cookie, data on the SYN) and ECN (RFC 3168 section 6.1.1: ECE and
+//! CWR on the SYN, ECE alone on the SYN/ACK).
+//!
+//! Whether a middlebox changed them can be told only where the same SYN was captured twice
+//! (src/duplicates.rs: the same IPv4 ID, sequence number and flags, moments apart; the
+//! checksum and window are left out of a SYN's fingerprint for this): on both sides of a
+//! firewall clamping the MSS, or the two copies of a SPAN port. The options of the copy
+//! that differ from the first are listed in `rewritten`. The two sides' SYNs are no such
+//! evidence: each offers its own values, and they differ on most connections.
+
+use super::{Analyzer, ConnEvent, Finish};
+use crate::decode::{ACK, CWR, ECE};
+use crate::model::{ConnectionRecord, PerSide, Role, SynOptions, Tfo};
+
+const END: u8 = 0;
+const NOP: u8 = 1;
+const MSS: u8 = 2;
+const WSCALE: u8 = 3;
+const SACK_PERMITTED: u8 = 4;
+const TIMESTAMPS: u8 = 8;
+/// RFC 7413 section 4.1.1.
+const FAST_OPEN: u8 = 34;
+/// The experimental option before kind 34 was assigned (RFC 6994): magic 0xF989.
+const EXPERIMENT: u8 = 254;
+const FAST_OPEN_MAGIC: [u8; 2] = [0xF9, 0x89];
+
+/// The options of a SYN or SYN/ACK from its TCP header at `tcp_off` (`opt_cap` option
+/// bytes captured), its flags and its payload length. The first well-formed instance of
+/// each option counts; a walk stops at END, at a malformed length or at the capture's end.
+pub fn syn_options(
+    data: &[u8],
+    tcp_off: usize,
+    opt_cap: u32,
+    flags: u16,
+    payload_len: u32,
+) -> SynOptions {
+    let ecn = if flags & ACK == 0 {
+        flags & (ECE | CWR) == ECE | CWR
+    } else {
+        flags & (ECE | CWR) == ECE
+    };
+    let mut found = SynOptions {
+        ecn,
+        data_bytes: payload_len,
+        ..SynOptions::default()
+    };
+    let Some(mut pos) = tcp_off.checked_add(20) else {
+        return found;
+    };
+    let stop = pos.saturating_add(opt_cap as usize).min(data.len());
+    while pos < stop {
+        let kind = data[pos];
+        if kind == END {
+            break;
+        }
+        if kind == NOP {
+            pos += 1;
+            continue;
+        }
+        let size = match data.get(pos + 1) {
+            Some(&size) if pos + 1 < stop && size >= 2 => usize::from(size),
+            _ => break,
+        };
+        let Some(body) = data.get(pos + 2..pos + size).filter(|_| pos + size <= stop) else {
+            break;
+        };
+        match (kind, body) {
+            (MSS, &[a, b]) if found.mss.is_none() => found.mss = Some(u16::from_be_bytes([a, b])),
+            (WSCALE, &[shift]) if found.wscale.is_none() => found.wscale = Some(shift),
+            (SACK_PERMITTED, []) => found.sack_permitted = true,
+            (TIMESTAMPS, body) if body.len() == 8 => found.timestamps = true,
+            (FAST_OPEN, cookie) => found.tfo = Some(fast_open(cookie)),
+            (EXPERIMENT, [m0, m1, cookie @ ..]) if [*m0, *m1] == FAST_OPEN_MAGIC => {
+                found.tfo = Some(fast_open(cookie));
+            }
+            _ => {}
+        }
+        pos += size;
+    }
+    found
+}
+
+/// An empty Fast Open option asks for a cookie; a longer one carries it.
+fn fast_open(cookie: &[u8]) -> Tfo {
+    if cookie.is_empty() {
+        Tfo::Request
+    } else {
+        Tfo::Cookie
+    }
+}
+
+/// The options each side's first SYN offered, and those a second capture of it changed.
+/// Boxed: a connection has one pointer of room left (see connection.rs).
+#[derive(Debug, Default)]
+pub struct OptionsAnalyzer {
+    sides: Option<Box<[Option<SynOptions>; 2]>>,
+}
+
+impl Analyzer for OptionsAnalyzer {
+    #[inline(always)] // see Analyzers::on
+    fn on_event(&mut self, event: &ConnEvent<'_>) {
+        match *event {
+            ConnEvent::Syn { role, options, .. } => {
+                let sides = self.sides.get_or_insert_with(Box::default);
+                sides[role.index()].get_or_insert(options);
+            }
+            ConnEvent::SynCopy { role, options, .. } => {
+                let first = self.sides.as_mut().and_then(|s| s[role.index()].as_mut());
+                if let Some(first) = first {
+                    first.rewritten |= first.differences(&options);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
+        if let Some(sides) = self.sides.as_deref() {
+            record.options = PerSide::new(sides[Role::Client.index()], sides[Role::Server.index()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::SYN;
+
+    fn parse(options: &[u8], flags: u16) -> SynOptions {
+        let mut data = vec![0u8; 20];
+        data.extend_from_slice(options);
+        syn_options(&data, 0, options.len() as u32, flags, 0)
+    }
+
+    #[test]
+    fn linux_syn_options() {
+        // MSS 1460, SACK permitted, TS, NOP, WS 7
+        let o = parse(
+            &[
+                2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 7,
+            ],
+            SYN | ECE | CWR,
+        );
+        assert_eq!(
+            (o.mss, o.wscale, o.sack_permitted, o.timestamps),
+            (Some(1460), Some(7), true, true)
+        );
+        assert_eq!((o.tfo, o.ecn, o.data_bytes), (None, true, 0));
+        // ECE and CWR on a SYN/ACK: not ECN's answer (RFC 3168 section 6.1.1)
+        assert!(!parse(&[], SYN | ACK | ECE | CWR).ecn);
+        assert!(parse(&[], SYN | ACK | ECE).ecn);
+    }
+
+    #[test]
+    fn fast_open_both_kinds_and_cut_options() {
+        assert_eq!(parse(&[34, 2], SYN).tfo, Some(Tfo::Request));
+        assert_eq!(
+            parse(&[34, 10, 1, 2, 3, 4, 5, 6, 7, 8], SYN).tfo,
+            Some(Tfo::Cookie)
+        );
+        assert_eq!(parse(&[254, 4, 0xF9, 0x89], SYN).tfo, Some(Tfo::Request));
+        assert_eq!(parse(&[254, 4, 0xF9, 0x88], SYN).tfo, None);
+        // cut inside the MSS option, or a zero length: nothing, no panic
+        assert_eq!(parse(&[2, 4, 5], SYN).mss, None);
+        assert_eq!(parse(&[3, 0, 7], SYN).wscale, None);
+        let mut data = vec![0u8; 22];
+        data[20] = 2;
+        assert_eq!(syn_options(&data, 0, 40, SYN, 0).mss, None);
+        assert_eq!(
+            syn_options(&data, usize::MAX, 40, SYN, 0),
+            SynOptions::default()
+        );
+    }
+
+    #[test]
+    fn a_second_capture_with_another_mss_is_rewritten() {
+        let mut a = OptionsAnalyzer::default();
+        let first = parse(&[2, 4, 5, 0xb4], SYN);
+        let clamped = parse(&[2, 4, 5, 0x78], SYN);
+        let role = Role::Client;
+        a.on_event(&ConnEvent::Syn {
+            role,
+            ts_ns: 0,
+            with_ack: false,
+            stamp: None,
+            options: first,
+        });
+        a.on_event(&ConnEvent::SynCopy {
+            role,
+            ts_ns: 1,
+            with_ack: false,
+            options: clamped,
+        });
+        let o = a.sides.as_deref().and_then(|s| s[0]).unwrap();
+        assert_eq!((o.mss, o.rewritten_names()), (Some(1460), vec!["mss"]));
+    }
+}
