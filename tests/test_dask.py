@@ -20,14 +20,9 @@ from conftest import BENCH, CRAFTED, LINUX, PCAPS, captures, pcap_slice, run_cli
 
 needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
                                 reason="dask[distributed] is not installed")
-TUNNELLED = {f"ref_{name}.pcap" for name in (
-    "erspan1", "erspan2", "erspan3", "erspan_vlan", "geneve", "geneve_in_vxlan", "gre",
-    "gre_teb", "gtp", "ip4in4", "ip4in6", "ip6in4", "teredo", "vxlan")}
-"""The crafted captures whose connection comes through a tunnel: refused by the executor
-for now (docs/scale-out.md), see test_errors_are_one_line."""
-BUNDLED = [p for p in captures(PCAPS) if p.name not in TUNNELLED]
-"""Every bundled capture without tunnels, merged by time in one run (pcap, pcapng, gzip,
-damaged ones)."""
+BUNDLED = captures(PCAPS)
+"""Every bundled capture, merged by time in one run (pcap, pcapng, gzip, damaged ones,
+traffic in tunnels)."""
 FEW = [PCAPS / "crafted/port_reuse.pcap", PCAPS / "crafted/refused_then_ok.pcap",
        PCAPS / "transfer/download.pcap", PCAPS / "crafted/ref_with_noise.pcap"]
 
@@ -91,6 +86,36 @@ def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tm
     assert "tcptrace: dask: reduce 8/8 tasks done" in stderr  # 4 partitions per worker
 
 
+TUNNELLED = [CRAFTED / f"ref_{name}.pcap" for name in (
+    "erspan1", "erspan2", "erspan3", "erspan_vlan", "geneve", "geneve_in_vxlan", "gre",
+    "gre_teb", "gtp", "ip4in4", "ip4in6", "ip6in4", "teredo", "vxlan")]
+"""The crafted captures whose connection comes through a tunnel."""
+
+
+@needs_dask
+def test_tunnelled_traffic(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                           scheduler: str) -> None:
+    # every map numbers the paths of its file; the reduce numbers them for the run as the
+    # single run's decoder does, and the records carry their encapsulation
+    paths = [str(p) for p in TUNNELLED]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths,
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+    records = [json.loads(line) for line in dask.splitlines()]
+    # 13: erspan2 and erspan_vlan carry one connection in one tunnel (session 100)
+    assert len(records) == 13
+    assert records[-1]["encapsulation"] == [{
+        "type": "vxlan", "vni": 42,
+        "outer": {"src": "192.0.2.1", "dst": "192.0.2.2", "sport": 51000, "dport": 4789}}]
+    # the table shows its tunnel column
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "table", paths,
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+    lines = dask.decode().splitlines()
+    assert lines[0].split()[:6] == ["id", "start", "dur", "client", "server", "tunnel"]
+    assert sum(" vxlan:42>geneve:7 " in line for line in lines) == 1
+
+
 @needs_dask
 def test_zeek_view_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  scheduler: str) -> None:
@@ -119,7 +144,7 @@ def _interleaved(target: Path) -> Path:
     a few hundred packets of dozens of overlapping connections."""
     header, merged = b"", []
     sources = [p for p in sorted(LINUX.glob("*.pcap")) + sorted(CRAFTED.glob("*.pcap"))
-               if not p.name.startswith("ref_truncated") and p.name not in TUNNELLED]
+               if not p.name.startswith("ref_truncated")]
     for k, path in enumerate(sources):
         parsed = _classic(path)
         if parsed is None or not parsed[1]:
@@ -264,9 +289,6 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
         ([str(FEW[0])], ("--zeek", "--verify-checksums"),
          "tcptrace: error: --zeek with --verify-checksums is not supported with "
          "--executor dask yet"),
-        ([str(CRAFTED / "ref_vxlan.pcap")], (),
-         f"tcptrace: error: {CRAFTED / 'ref_vxlan.pcap'}: tunnelled traffic is not "
-         "supported with --executor dask yet (run without it)"),
         ([str(FEW[0])], ("--jobs", "2"),
          "tcptrace: error: --executor dask does not take --per-file or --jobs "
          "(try 'tcptrace analyze --help')"),

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Magics: a file's first 8 bytes say what it holds.
 pub const SEGMENTS_MAGIC: &[u8; 8] = b"TTSEGS\0\0";
