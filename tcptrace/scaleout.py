@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ RETRIES = 3
 FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
 """Test hook: a directory; each task's first attempt ends its worker process right after its
 work is written (a map) or fails (a reduce), to prove a retry changes nothing."""
+PAUSE_HOOK = "TCPTRACE_DASK_PAUSE"
+"""Test hook: a directory; each map, once its files are written, leaves a mark there
+(`map-KEY.PID`) and waits until a file `release` appears (a minute at most), so that a test
+can kill a worker in the middle of a run (tests/test_dask.py)."""
 
 
 @dataclass
@@ -86,6 +91,7 @@ def map_task(located: str, path: str, key: str, scratch: str, partitions: int, c
                                **options.native())
     if _first_attempt(f"map-{key}"):
         os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
+    _pause(f"map-{key}")
     return mapped
 
 
@@ -111,6 +117,18 @@ def _first_attempt(task: str) -> bool:
             return True
     except FileExistsError:
         return False
+
+
+def _pause(task: str) -> None:
+    """With the pause hook set: mark the task as reached, then wait for the release."""
+    hook = os.environ.get(PAUSE_HOOK)
+    if not hook:
+        return
+    with open(os.path.join(hook, f"{task}.{os.getpid()}"), "w"):
+        pass
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(hook, "release")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class Progress:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import struct
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -273,6 +277,91 @@ def test_failed_tasks_are_retried_without_loss_or_duplication(
     assert dask == single
     assert sorted(p.name for p in marks.iterdir()) == [
         *(f"map-f{i:06d}" for i in range(len(paths))), "reduce-0", "reduce-1", "reduce-2"]
+
+
+def _wait_for(what: str, ready: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """End the processes the test started (each by its own handle)."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@needs_dask
+def test_a_real_cluster_survives_a_killed_worker(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    # `dask scheduler` and two `dask worker` processes (no nanny: a killed worker is gone
+    # for good) on loopback, random ports; every map pauses once its files are written
+    # (TCPTRACE_DASK_PAUSE), one worker is killed with SIGKILL, and its tasks (the one it
+    # was running and the results it held) run again on the other
+    import distributed
+
+    marks, scratch, rot = tmp_path / "marks", tmp_path / "scratch", tmp_path / "rot"
+    marks.mkdir()
+    scratch.mkdir()
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, rot)
+    assert len(rotation) > 5
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    assert single[0] == 0
+    processes: list[subprocess.Popen[bytes]] = []
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "TCPTRACE_DASK_PAUSE": str(marks)}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    try:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+            cwd=tmp_path, **quiet))
+        _wait_for("the scheduler", scheduler_file.exists)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+             "--no-nanny", "--name", f"w{n}", "--local-directory", str(tmp_path / f"w{n}")],
+            cwd=tmp_path, env=env, **quiet) for n in range(2)]
+        processes.extend(workers)
+        with distributed.Client(address) as client:
+            client.wait_for_workers(2, timeout=90)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "tcptrace.cli", "analyze", "--executor", "dask",
+             "--scheduler", address, "--scratch", str(scratch), "-q", "-f", "jsonl",
+             "-o", str(tmp_path / "dask.jsonl"), str(rot / "*.pcap")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        processes.append(run)
+        _wait_for("a map to pause", lambda: any(marks.iterdir()))
+        first = min(marks.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        task, pid = first.name.rsplit(".", 1)
+        victim = next(w for w in workers if w.pid == int(pid))
+        os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(timeout=20) == -signal.SIGKILL
+        (marks / "release").touch()
+        _, err = run.communicate(timeout=180)
+        assert run.returncode == 0, err.decode()
+    finally:
+        _stop(processes)
+    dask = (tmp_path / "dask.jsonl").read_bytes()
+    assert dask == single[1]
+    ids = [json.loads(line)["id"] for line in dask.splitlines()]
+    assert len(ids) == len(set(ids)) > 25
+    # the killed worker's task ran again on the other worker
+    survivor = next(w for w in workers if w is not victim)
+    assert (marks / f"{task}.{survivor.pid}").exists()
+    assert list(scratch.iterdir()) == []
 
 
 @needs_dask
