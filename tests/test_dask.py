@@ -279,6 +279,75 @@ def test_failed_tasks_are_retried_without_loss_or_duplication(
         *(f"map-f{i:06d}" for i in range(len(paths))), "reduce-0", "reduce-1", "reduce-2"]
 
 
+@needs_dask
+def test_inputs_through_fsspec(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                               scheduler: str) -> None:
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, tmp_path / "rot")
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    assert single[0] == 0
+    base = ("--executor", "dask", "--scheduler", scheduler, "-q")
+    # file:// URLs, a pattern and explicit names
+    urls = [f"file://{tmp_path}/rot/rot_*.pcap"], [f"file://{p}" for p in rotation]
+    for paths in urls:
+        status, out, err = _analyze(capsys, tmp_path / "dask.jsonl", "jsonl", paths, *base)
+        assert (status, err) == (0, "")
+        assert out == single[1]
+    # the report names the files as given
+    status, _, err = _analyze(capsys, tmp_path / "dask.json", "json", urls[1], *base)
+    assert status == 0, err
+    report = json.loads((tmp_path / "dask.json").read_text())
+    assert report["source"]["files"] == urls[1]
+
+
+@needs_dask
+def test_remote_inputs_are_staged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # fsspec's memory filesystem lives in this process: a cluster of threads here sees it
+    # (a remote file, s3:// with s3fs, is copied to the scratch directory by its map)
+    import distributed
+    import fsspec
+
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, tmp_path / "rot")
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    memory = fsspec.filesystem("memory")
+    for p in rotation:
+        memory.pipe(f"/tcptrace-test/{p.name}", p.read_bytes())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=":0",
+                                      silence_logs=logging.ERROR) as cluster:
+            base = ("--executor", "dask", "--scheduler", cluster.scheduler_address, "-q",
+                    "--scratch", str(scratch))
+            status, out, err = _analyze(capsys, tmp_path / "dask.jsonl", "jsonl",
+                                        ["memory://tcptrace-test/rot_*.pcap"], *base)
+            assert (status, err) == (0, "")
+            assert out == single[1]
+            assert list(scratch.iterdir()) == []
+            missing = "memory://tcptrace-test/none.pcap"
+            status, _, err = _analyze(capsys, tmp_path / "x.jsonl", "jsonl",
+                                      ["memory://tcptrace-test/rot_000.pcap", missing], *base)
+            assert (status, err.strip()) == (
+                2, f"tcptrace: error: {missing}: cannot open: No such file or directory")
+            assert list(scratch.iterdir()) == []
+    finally:
+        memory.rm("/tcptrace-test", recursive=True)
+
+
+@needs_dask
+@pytest.mark.skipif(find_spec("s3fs") is not None, reason="s3fs is installed")
+def test_a_protocol_without_its_package(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "analyze", "--executor", "dask",
+                               "s3://bucket/day/*.pcap")
+    assert (status, out) == (2, "")
+    assert err.startswith("tcptrace: error: s3://bucket/day/*.pcap: ")
+    assert "s3fs" in err and len(err.splitlines()) == 1
+
+
 def _wait_for(what: str, ready: Callable[[], bool], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not ready():
