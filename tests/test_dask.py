@@ -348,6 +348,27 @@ def test_a_protocol_without_its_package(capsys: pytest.CaptureFixture[str]) -> N
     assert "s3fs" in err and len(err.splitlines()) == 1
 
 
+@needs_dask
+@pytest.mark.skipif(find_spec("pyarrow") is None, reason="pyarrow is not installed")
+def test_parquet_dataset(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                         scheduler: str) -> None:
+    import pyarrow.parquet as pq
+
+    paths = [str(p) for p in BUNDLED]
+    single, dask = tmp_path / "single", tmp_path / "dask"
+    status, _, err = run_cli(capsys, "analyze", *paths, "-f", "parquet", "-o", str(single),
+                             "-q")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "analyze", *paths, "-f", "parquet", "-o", str(dask),
+                             "-q", "--executor", "dask", "--scheduler", scheduler)
+    assert (status, err) == (0, "")
+    parts = sorted(str(p.relative_to(single)) for p in single.rglob("*.parquet"))
+    assert len(parts) > 1
+    assert sorted(str(p.relative_to(dask)) for p in dask.rglob("*.parquet")) == parts
+    for part in parts:
+        assert pq.read_table(dask / part).equals(pq.read_table(single / part))
+
+
 def _wait_for(what: str, ready: Callable[[], bool], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not ready():
