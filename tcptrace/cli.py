@@ -82,10 +82,11 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True, help="Report format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write the report to FILE instead of stdout.")
+@click.option("-f", "--format", "fmt", type=click.Choice((*FORMATS, "parquet")),
+              default="table", show_default=True,
+              help="Report format (parquet: a directory of hour partitions, -o DIR).")
+@click.option("-o", "--output", type=click.Path(writable=True),
+              help="Write the report to FILE instead of stdout (-f parquet: to DIR).")
 @click.option("--filter", "filter_", metavar="EXPR",
               help='Analyze only the frames that match, as tcpdump would select them '
                    '(pcap-filter(7), compiled by libpcap: "tcp port 80 and host 10.0.0.1").')
@@ -144,21 +145,41 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
 
     if not native.available():
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
-    if executor == "dask":
-        if per_file or jobs != 1:
-            raise click.UsageError("--executor dask does not take --per-file or --jobs")
-        _analyze_on_dask(list(captures), fmt, output, quiet, scheduler=scheduler,
-                         workers=workers, partitions=partitions, scratch=scratch,
-                         filter_text=filter_, msl=msl, linger=linger, max_flows=max_flows,
-                         zeek=zeek, verify_checksums=verify_checksums,
-                         tunnel_ports=list(tunnel_ports))
-        return
-    if scheduler or workers or partitions or scratch:
+    if executor == "dask" and (per_file or jobs != 1):
+        raise click.UsageError("--executor dask does not take --per-file or --jobs")
+    if executor != "dask" and (scheduler or workers or partitions or scratch):
         raise click.UsageError("--scheduler, --workers, --partitions and --scratch go with "
                                "--executor dask")
-    _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet, jobs,
-             zeek=zeek, verify_checksums=verify_checksums, no_progress=no_progress,
-             per_file=per_file, tunnel_ports=list(tunnel_ports))
+
+    def run(fmt: str, output: str | None) -> None:
+        if executor == "dask":
+            _analyze_on_dask(list(captures), fmt, output, quiet, scheduler=scheduler,
+                             workers=workers, partitions=partitions, scratch=scratch,
+                             filter_text=filter_, msl=msl, linger=linger,
+                             max_flows=max_flows, zeek=zeek,
+                             verify_checksums=verify_checksums,
+                             tunnel_ports=list(tunnel_ports))
+        else:
+            _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet,
+                     jobs, zeek=zeek, verify_checksums=verify_checksums,
+                     no_progress=no_progress, per_file=per_file,
+                     tunnel_ports=list(tunnel_ports))
+
+    if fmt != "parquet":
+        run(fmt, output)
+        return
+    # the run's csv (the engine's flattening) turned into hour partitions (parquet.py)
+    from tcptrace import parquet
+    from tcptrace.outputs import refuse_inputs
+
+    if output is None or output == "-":
+        raise click.UsageError("-f parquet writes a directory: give -o DIR")
+    parquet.require()
+    refuse_inputs(output, captures)
+    parquet.prepare(output)
+    with parquet.csv_beside(output) as csv_path:
+        run("csv", csv_path)
+        parquet.write_dataset(csv_path, output)
 
 
 def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None,

@@ -9,6 +9,8 @@ under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import importlib
 import logging
@@ -16,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +34,10 @@ RETRIES = 3
 FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
 """Test hook: a directory; each task's first attempt ends its worker process right after its
 work is written (a map) or fails (a reduce), to prove a retry changes nothing."""
+PAUSE_HOOK = "TCPTRACE_DASK_PAUSE"
+"""Test hook: a directory; each map, once its files are written, leaves a mark there
+(`map-KEY.PID`) and waits until a file `release` appears (a minute at most), so that a test
+can kill a worker in the middle of a run (tests/test_dask.py)."""
 
 
 @dataclass
@@ -51,14 +58,53 @@ class EngineOptions:
                 "tunnel_ports": self.tunnel_ports or None}
 
 
+def is_url(path: str) -> bool:
+    """Whether `path` names a file through fsspec (`s3://bucket/key`, `file:///x`)."""
+    return "://" in path
+
+
+def _url_to_fs(url: str) -> tuple[Any, str]:
+    """fsspec's filesystem for `url` and the path in it (fsspec comes with Dask)."""
+    try:
+        core: Any = importlib.import_module("fsspec.core")
+    except ImportError:
+        raise TcptraceError(INSTALL_HINT) from None
+    try:
+        fs, path = core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # a protocol without its package (s3fs)
+        raise TcptraceError(f"{url}: {exc}") from None
+    return fs, str(path)
+
+
+def _expand_url(pattern: str) -> list[str]:
+    """The files a URL pattern matches, as URLs fsspec opens again (sorted)."""
+    fs, path = _url_to_fs(pattern)
+    try:
+        matches = sorted(str(m) for m in fs.glob(path) if fs.isfile(m))
+    except OSError as exc:
+        raise CaptureError(f"{pattern}: {exc}") from None
+    return [str(fs.unstrip_protocol(m)) for m in matches]
+
+
 def expand(patterns: Iterable[str]) -> tuple[list[str], bool]:
-    """The input files: each pattern the shell did not expand (`'captures/*.pcap*'`)
-    expanded here (sorted; reordered by first timestamp once mapped). Also whether any was
-    a pattern. A pattern matching nothing is an error, as a missing file is."""
+    """The input files: each pattern the shell did not expand (`'captures/*.pcap*'`, also
+    through fsspec: `'s3://bucket/day/*.pcap'`) expanded here (sorted; reordered by first
+    timestamp once mapped). Also whether any was a pattern. A pattern matching nothing is
+    an error, as a missing file is."""
     paths: list[str] = []
     any_pattern = False
     for pattern in patterns:
-        if any(c in pattern for c in "*?[") and not os.path.exists(pattern):
+        wild = any(c in pattern for c in "*?[")
+        if is_url(pattern) and wild:
+            matches = _expand_url(pattern)
+            if not matches:
+                raise CaptureError(f"{pattern}: no file matches")
+            paths.extend(matches)
+            any_pattern = True
+        elif is_url(pattern):
+            _url_to_fs(pattern)  # a protocol fsspec cannot serve: said before any task
+            paths.append(pattern)
+        elif wild and not os.path.exists(pattern):
             matches = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
             if not matches:
                 raise CaptureError(f"{pattern}: no file matches")
@@ -71,10 +117,42 @@ def expand(patterns: Iterable[str]) -> tuple[list[str], bool]:
     return paths, any_pattern
 
 
+@dataclass
+class Staged:
+    """A URL's file as the native reader takes it: a local path (`staged`: a copy to
+    remove once read), or the capture's error."""
+    local: str | None = None
+    staged: bool = False
+    error: str | None = None
+
+
+def _stage(url: str, path: str, scratch: str, key: str) -> Staged:
+    """`url` (named `path` as given) as a local path: `file://` as it is, any other
+    filesystem's file copied to the scratch directory first (the native reader takes paths;
+    the copy has this process's name, so a retry never meets a half-written one)."""
+    fs, remote = _url_to_fs(url)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols:
+        return Staged(local=remote)
+    staged = os.path.join(scratch, f"{key}.input.{os.getpid()}")
+    try:
+        with fs.open(remote, "rb") as source, open(staged, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        # fsspec's FileNotFoundError carries the path, not the system's words
+        missing = isinstance(exc, FileNotFoundError)
+        reason = os.strerror(errno.ENOENT) if missing else exc.strerror or str(exc)
+        return Staged(error=f"{path}: cannot open: {reason}")
+    return Staged(local=staged, staged=True)
+
+
 def map_task(located: str, path: str, key: str, scratch: str, partitions: int, chunk: int,
              options: EngineOptions) -> tuple[int | None, str | None]:
-    """A worker's map of one file, at `located` (absolute: a worker's directory is its own),
-    named `path` as given: (first timestamp, the capture's error)."""
+    """A worker's map of one file, at `located` (absolute: a worker's directory is its own;
+    or a URL fsspec opens), named `path` as given: (first timestamp, the capture's
+    error)."""
     from tcptrace import _native
 
     bpf = None
@@ -82,10 +160,19 @@ def map_task(located: str, path: str, key: str, scratch: str, partitions: int, c
         from tcptrace.bpf import compile_filter
 
         bpf = compile_filter(options.filter_text)
-    mapped = _native.scale_map(located, path, key, scratch, partitions, chunk, filter=bpf,
-                               **options.native())
+    source = _stage(located, path, scratch, key) if is_url(located) else Staged(located)
+    if source.local is None:
+        return None, source.error
+    try:
+        mapped = _native.scale_map(source.local, path, key, scratch, partitions, chunk,
+                                   filter=bpf, **options.native())
+    finally:
+        if source.staged:
+            with contextlib.suppress(OSError):
+                os.unlink(source.local)
     if _first_attempt(f"map-{key}"):
         os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
+    _pause(f"map-{key}")
     return mapped
 
 
@@ -111,6 +198,18 @@ def _first_attempt(task: str) -> bool:
             return True
     except FileExistsError:
         return False
+
+
+def _pause(task: str) -> None:
+    """With the pause hook set: mark the task as reached, then wait for the release."""
+    hook = os.environ.get(PAUSE_HOOK)
+    if not hook:
+        return
+    with open(os.path.join(hook, f"{task}.{os.getpid()}"), "w"):
+        pass
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(hook, "release")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class Progress:
@@ -205,7 +304,8 @@ def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[b
     token = uuid.uuid4().hex[:12]  # task keys of this run only (a shared scheduler)
     keys = [f"f{i:06d}" for i in range(len(paths))]
     chunk = _native.scale_chunk(len(paths))
-    maps = [client.submit(map_task, os.path.abspath(path), path, key, work, partitions, chunk,
+    maps = [client.submit(map_task, path if is_url(path) else os.path.abspath(path), path,
+                          key, work, partitions, chunk,
                           options,
                           key=f"tcptrace-map-{token}-{i}", retries=RETRIES, pure=False)
             for i, (path, key) in enumerate(zip(paths, keys, strict=True))]

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import struct
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -20,14 +24,9 @@ from conftest import BENCH, CRAFTED, LINUX, PCAPS, captures, pcap_slice, run_cli
 
 needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
                                 reason="dask[distributed] is not installed")
-TUNNELLED = {f"ref_{name}.pcap" for name in (
-    "erspan1", "erspan2", "erspan3", "erspan_vlan", "geneve", "geneve_in_vxlan", "gre",
-    "gre_teb", "gtp", "ip4in4", "ip4in6", "ip6in4", "teredo", "vxlan")}
-"""The crafted captures whose connection comes through a tunnel: refused by the executor
-for now (docs/scale-out.md), see test_errors_are_one_line."""
-BUNDLED = [p for p in captures(PCAPS) if p.name not in TUNNELLED]
-"""Every bundled capture without tunnels, merged by time in one run (pcap, pcapng, gzip,
-damaged ones)."""
+BUNDLED = captures(PCAPS)
+"""Every bundled capture, merged by time in one run (pcap, pcapng, gzip, damaged ones,
+traffic in tunnels)."""
 FEW = [PCAPS / "crafted/port_reuse.pcap", PCAPS / "crafted/refused_then_ok.pcap",
        PCAPS / "transfer/download.pcap", PCAPS / "crafted/ref_with_noise.pcap"]
 
@@ -91,6 +90,36 @@ def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tm
     assert "tcptrace: dask: reduce 8/8 tasks done" in stderr  # 4 partitions per worker
 
 
+TUNNELLED = [CRAFTED / f"ref_{name}.pcap" for name in (
+    "erspan1", "erspan2", "erspan3", "erspan_vlan", "geneve", "geneve_in_vxlan", "gre",
+    "gre_teb", "gtp", "ip4in4", "ip4in6", "ip6in4", "teredo", "vxlan")]
+"""The crafted captures whose connection comes through a tunnel."""
+
+
+@needs_dask
+def test_tunnelled_traffic(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                           scheduler: str) -> None:
+    # every map numbers the paths of its file; the reduce numbers them for the run as the
+    # single run's decoder does, and the records carry their encapsulation
+    paths = [str(p) for p in TUNNELLED]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths,
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+    records = [json.loads(line) for line in dask.splitlines()]
+    # 13: erspan2 and erspan_vlan carry one connection in one tunnel (session 100)
+    assert len(records) == 13
+    assert records[-1]["encapsulation"] == [{
+        "type": "vxlan", "vni": 42,
+        "outer": {"src": "192.0.2.1", "dst": "192.0.2.2", "sport": 51000, "dport": 4789}}]
+    # the table shows its tunnel column
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "table", paths,
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+    lines = dask.decode().splitlines()
+    assert lines[0].split()[:6] == ["id", "start", "dur", "client", "server", "tunnel"]
+    assert sum(" vxlan:42>geneve:7 " in line for line in lines) == 1
+
+
 @needs_dask
 def test_zeek_view_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  scheduler: str) -> None:
@@ -119,7 +148,7 @@ def _interleaved(target: Path) -> Path:
     a few hundred packets of dozens of overlapping connections."""
     header, merged = b"", []
     sources = [p for p in sorted(LINUX.glob("*.pcap")) + sorted(CRAFTED.glob("*.pcap"))
-               if not p.name.startswith("ref_truncated") and p.name not in TUNNELLED]
+               if not p.name.startswith("ref_truncated")]
     for k, path in enumerate(sources):
         parsed = _classic(path)
         if parsed is None or not parsed[1]:
@@ -251,6 +280,181 @@ def test_failed_tasks_are_retried_without_loss_or_duplication(
 
 
 @needs_dask
+def test_inputs_through_fsspec(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                               scheduler: str) -> None:
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, tmp_path / "rot")
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    assert single[0] == 0
+    base = ("--executor", "dask", "--scheduler", scheduler, "-q")
+    # file:// URLs, a pattern and explicit names
+    urls = [f"file://{tmp_path}/rot/rot_*.pcap"], [f"file://{p}" for p in rotation]
+    for paths in urls:
+        status, out, err = _analyze(capsys, tmp_path / "dask.jsonl", "jsonl", paths, *base)
+        assert (status, err) == (0, "")
+        assert out == single[1]
+    # the report names the files as given
+    status, _, err = _analyze(capsys, tmp_path / "dask.json", "json", urls[1], *base)
+    assert status == 0, err
+    report = json.loads((tmp_path / "dask.json").read_text())
+    assert report["source"]["files"] == urls[1]
+
+
+@needs_dask
+def test_remote_inputs_are_staged(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # fsspec's memory filesystem lives in this process: a cluster of threads here sees it
+    # (a remote file, s3:// with s3fs, is copied to the scratch directory by its map)
+    import distributed
+    import fsspec
+
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, tmp_path / "rot")
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    memory = fsspec.filesystem("memory")
+    for p in rotation:
+        memory.pipe(f"/tcptrace-test/{p.name}", p.read_bytes())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=":0",
+                                      silence_logs=logging.ERROR) as cluster:
+            base = ("--executor", "dask", "--scheduler", cluster.scheduler_address, "-q",
+                    "--scratch", str(scratch))
+            status, out, err = _analyze(capsys, tmp_path / "dask.jsonl", "jsonl",
+                                        ["memory://tcptrace-test/rot_*.pcap"], *base)
+            assert (status, err) == (0, "")
+            assert out == single[1]
+            assert list(scratch.iterdir()) == []
+            missing = "memory://tcptrace-test/none.pcap"
+            status, _, err = _analyze(capsys, tmp_path / "x.jsonl", "jsonl",
+                                      ["memory://tcptrace-test/rot_000.pcap", missing], *base)
+            assert (status, err.strip()) == (
+                2, f"tcptrace: error: {missing}: cannot open: No such file or directory")
+            assert list(scratch.iterdir()) == []
+    finally:
+        memory.rm("/tcptrace-test", recursive=True)
+
+
+@needs_dask
+@pytest.mark.skipif(find_spec("s3fs") is not None, reason="s3fs is installed")
+def test_a_protocol_without_its_package(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "analyze", "--executor", "dask",
+                               "s3://bucket/day/*.pcap")
+    assert (status, out) == (2, "")
+    assert err.startswith("tcptrace: error: s3://bucket/day/*.pcap: ")
+    assert "s3fs" in err and len(err.splitlines()) == 1
+
+
+@needs_dask
+@pytest.mark.skipif(find_spec("pyarrow") is None, reason="pyarrow is not installed")
+def test_parquet_dataset(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                         scheduler: str) -> None:
+    import pyarrow.parquet as pq
+
+    paths = [str(p) for p in BUNDLED]
+    single, dask = tmp_path / "single", tmp_path / "dask"
+    status, _, err = run_cli(capsys, "analyze", *paths, "-f", "parquet", "-o", str(single),
+                             "-q")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "analyze", *paths, "-f", "parquet", "-o", str(dask),
+                             "-q", "--executor", "dask", "--scheduler", scheduler)
+    assert (status, err) == (0, "")
+    parts = sorted(str(p.relative_to(single)) for p in single.rglob("*.parquet"))
+    assert len(parts) > 1
+    assert sorted(str(p.relative_to(dask)) for p in dask.rglob("*.parquet")) == parts
+    for part in parts:
+        assert pq.read_table(dask / part).equals(pq.read_table(single / part))
+
+
+def _wait_for(what: str, ready: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """End the processes the test started (each by its own handle)."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@needs_dask
+def test_a_real_cluster_survives_a_killed_worker(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    # `dask scheduler` and two `dask worker` processes (no nanny: a killed worker is gone
+    # for good) on loopback, random ports; every map pauses once its files are written
+    # (TCPTRACE_DASK_PAUSE), one worker is killed with SIGKILL, and its tasks (the one it
+    # was running and the results it held) run again on the other
+    import distributed
+
+    marks, scratch, rot = tmp_path / "marks", tmp_path / "scratch", tmp_path / "rot"
+    marks.mkdir()
+    scratch.mkdir()
+    whole = _interleaved(tmp_path / "whole.pcap")
+    rotation = _rotate(whole, 40, rot)
+    assert len(rotation) > 5
+    single = _analyze(capsys, tmp_path / "single.jsonl", "jsonl",
+                      [str(p) for p in rotation], "-q")
+    assert single[0] == 0
+    processes: list[subprocess.Popen[bytes]] = []
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "TCPTRACE_DASK_PAUSE": str(marks)}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    try:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+            cwd=tmp_path, **quiet))
+        _wait_for("the scheduler", scheduler_file.exists)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+             "--no-nanny", "--name", f"w{n}", "--local-directory", str(tmp_path / f"w{n}")],
+            cwd=tmp_path, env=env, **quiet) for n in range(2)]
+        processes.extend(workers)
+        with distributed.Client(address) as client:
+            client.wait_for_workers(2, timeout=90)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "tcptrace.cli", "analyze", "--executor", "dask",
+             "--scheduler", address, "--scratch", str(scratch), "-q", "-f", "jsonl",
+             "-o", str(tmp_path / "dask.jsonl"), str(rot / "*.pcap")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        processes.append(run)
+        _wait_for("a map to pause", lambda: any(marks.iterdir()))
+        first = min(marks.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        task, pid = first.name.rsplit(".", 1)
+        victim = next(w for w in workers if w.pid == int(pid))
+        os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(timeout=20) == -signal.SIGKILL
+        (marks / "release").touch()
+        _, err = run.communicate(timeout=180)
+        assert run.returncode == 0, err.decode()
+    finally:
+        _stop(processes)
+    dask = (tmp_path / "dask.jsonl").read_bytes()
+    assert dask == single[1]
+    ids = [json.loads(line)["id"] for line in dask.splitlines()]
+    assert len(ids) == len(set(ids)) > 25
+    # the killed worker's task ran again on the other worker
+    survivor = next(w for w in workers if w is not victim)
+    assert (marks / f"{task}.{survivor.pid}").exists()
+    assert list(scratch.iterdir()) == []
+
+
+@needs_dask
 def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                              scheduler: str) -> None:
     text = tmp_path / "notes.txt"
@@ -264,9 +468,6 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
         ([str(FEW[0])], ("--zeek", "--verify-checksums"),
          "tcptrace: error: --zeek with --verify-checksums is not supported with "
          "--executor dask yet"),
-        ([str(CRAFTED / "ref_vxlan.pcap")], (),
-         f"tcptrace: error: {CRAFTED / 'ref_vxlan.pcap'}: tunnelled traffic is not "
-         "supported with --executor dask yet (run without it)"),
         ([str(FEW[0])], ("--jobs", "2"),
          "tcptrace: error: --executor dask does not take --per-file or --jobs "
          "(try 'tcptrace analyze --help')"),

@@ -282,8 +282,7 @@ fn row_of(id: u64, d: &Digest) -> TableRow {
         requests: d.requests,
         http: d.protocol.is_some(),
         packets: d.packets,
-        // a map refuses a file with tunnelled traffic (scaleout::map), so no row has one
-        tunnel: String::new(),
+        tunnel: d.tunnel.clone(),
     }
 }
 

@@ -126,8 +126,9 @@ impl Path {
         self.len = 0;
     }
 
-    /// Add the next inner layer; false when the path is full.
-    pub(super) fn push(&mut self, layer: TunnelLayer) -> bool {
+    /// Add the next inner layer; false when the path is full (public for a distributed
+    /// run's reduce, which interns the paths its maps met: parallel::scaletunnels).
+    pub fn push(&mut self, layer: TunnelLayer) -> bool {
         match self.layers.get_mut(self.len) {
             Some(slot) => {
                 *slot = Some(layer);

@@ -39,6 +39,7 @@ use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
 use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::scaletunnels::{self, Remap, Representatives, Tracker};
 use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
 use super::threads::add_stats;
 
@@ -65,6 +66,9 @@ pub struct FileManifest {
     pub ts: Vec<i64>,
     /// Segments per partition.
     pub parts: Vec<u64>,
+    /// Per tunnel path of the file (its local number - 1): where the single run meets it
+    /// first (`scaletunnels`).
+    pub tunnels: Vec<Option<Representatives>>,
 }
 
 fn manifest_path(scratch: &Path, key: &str) -> PathBuf {
@@ -101,6 +105,8 @@ pub struct Digest {
     pub requests: u64,
     pub reused: bool,
     pub packets: (u64, u64),
+    /// The tunnels as the csv column writes them ("vxlan:42"); empty for plain traffic.
+    pub tunnel: String,
 }
 
 impl Digest {
@@ -124,6 +130,7 @@ impl Digest {
             requests: e.requests,
             reused: e.reused,
             packets: (r.packets.client, r.packets.server),
+            tunnel: tunnel_label(r),
         }
     }
 
@@ -188,6 +195,7 @@ impl Digest {
         }
         out.u8(u8::from(self.protocol.is_some()));
         out.str(self.protocol.as_deref().unwrap_or(""));
+        out.str(&self.tunnel);
     }
 
     fn read(input: &mut In) -> Result<Digest, String> {
@@ -233,6 +241,7 @@ impl Digest {
         let packets = (input.u64()?, input.u64()?);
         let has_protocol = input.u8()? != 0;
         let protocol = input.str()?;
+        let tunnel = input.str()?;
         Ok(Digest {
             first_ts,
             duration_ms,
@@ -251,8 +260,19 @@ impl Digest {
             requests,
             reused,
             packets,
+            tunnel,
         })
     }
+}
+
+/// A record's tunnels as the csv column writes them; empty for plain traffic.
+fn tunnel_label(r: &ConnectionRecord) -> String {
+    let Some(path) = r.encapsulation.as_deref().filter(|p| !p.is_empty()) else {
+        return String::new();
+    };
+    let mut label = Vec::new();
+    crate::writers::csv::tunnel_path(&mut label, path);
+    String::from_utf8_lossy(&label).into_owned()
 }
 
 /// The map step for one file: read it alone (chunks of `chunk` bytes, as the single run's
@@ -272,6 +292,11 @@ pub fn map_file(
     scratch: &Path,
 ) -> Result<FileManifest, String> {
     let partitions = partitions.max(1);
+    // this file's own tunnel numbers (the reduce renumbers them for the run)
+    let mut options = options.clone();
+    options.tunnels.registry = Default::default();
+    let options = &options;
+    let mut tracker = Tracker::default();
     let mut manifest = FileManifest {
         path: path.to_string(),
         parts: vec![0; partitions],
@@ -339,6 +364,13 @@ pub fn map_file(
             .max()
             .unwrap_or(i64::MIN);
         manifest.batches.push((latest, segments.len() as u32));
+        tracker.note(
+            call,
+            &batch,
+            &segments,
+            manifest.ts.len() as u64,
+            &options.tunnels,
+        );
         for seg in &segments {
             let p = shard_of(seg, partitions);
             out.buf.clear();
@@ -357,18 +389,7 @@ pub fn map_file(
     manifest.opened = !stats.files.is_empty();
     manifest.frames = stats.frames;
     manifest.skipped = stats.skipped;
-    let tunnelled = !options
-        .tunnels
-        .registry
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .is_empty();
-    if tunnelled && manifest.error.is_none() {
-        manifest.error = Some(format!(
-            "{path}: tunnelled traffic is not supported with --executor dask yet \
-             (run without it)"
-        ));
-    }
+    manifest.tunnels = tracker.finish();
     for (writer, (tmp, final_path)) in writers.into_iter().zip(temps) {
         let file = writer.into_inner().map_err(|e| e.to_string())?;
         drop(file);
@@ -410,6 +431,7 @@ fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), Str
     m.ts.iter().for_each(|&t| out.i64(t));
     out.u64(m.parts.len() as u64);
     m.parts.iter().for_each(|&n| out.u64(n));
+    scaletunnels::write(&mut out, &m.tunnels);
     spill::write_atomically(&manifest_path(scratch, key), &out.buf)
 }
 
@@ -453,6 +475,7 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     for _ in 0..i.count(8)? {
         parts.push(i.u64()?);
     }
+    let tunnels = scaletunnels::read(&mut i)?;
     let counted: u64 = batches.iter().map(|&(_, n)| u64::from(n)).sum();
     if counted != ts.len() as u64 || parts.iter().sum::<u64>() != counted {
         return Err(format!("{what}: inconsistent counts"));
@@ -471,6 +494,7 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         batches,
         ts,
         parts,
+        tunnels,
     })
 }
 
@@ -679,6 +703,15 @@ pub fn reduce_partition(
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
     let clock = clock(manifests);
+    // the run's tunnel numbers, as the single run's decoder gives them
+    let reps: Vec<&[Option<Representatives>]> =
+        manifests.iter().map(|m| m.tunnels.as_slice()).collect();
+    let remap = Remap::new(&reps, |f, index| {
+        clock.ordinals.get(f)?.get(index as usize).copied()
+    })?;
+    let mut options = options.clone();
+    options.tunnels.registry = std::sync::Arc::clone(&remap.registry);
+    let options = &options;
     // this partition's segments of every file, with their ordinals
     // (their bytes stay in the files' buffers, where the segments point)
     let mut held: Vec<(u64, usize, crate::decode::Segment, usize)> = Vec::new();
@@ -691,7 +724,8 @@ pub fn reduce_partition(
         let ordinals = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
         while !input.at_end() {
             let index = input.u64()? as usize;
-            let seg = input.segment()?;
+            let mut seg = input.segment()?;
+            seg.tunnel = remap.tunnel(f, seg.tunnel)?;
             let Some(&ordinal) = ordinals.get(index) else {
                 return Err(format!("{what}: segment {index} not in its manifest"));
             };
@@ -1120,6 +1154,120 @@ mod tests {
         // one file alone: its own order, no merge
         let one = vec![capture("transfer/download.pcap")];
         assert_eq!(distributed(&one, &options, 4), single(&one, &options));
+    }
+
+    const TUNNELLED: [&str; 14] = [
+        "erspan1",
+        "erspan2",
+        "erspan3",
+        "erspan_vlan",
+        "geneve",
+        "geneve_in_vxlan",
+        "gre",
+        "gre_teb",
+        "gtp",
+        "ip4in4",
+        "ip4in6",
+        "ip6in4",
+        "teredo",
+        "vxlan",
+    ];
+
+    #[test]
+    fn tunnelled_captures_keep_their_paths() {
+        let paths: Vec<String> = TUNNELLED
+            .iter()
+            .map(|name| capture(&format!("crafted/ref_{name}.pcap")))
+            .chain([capture("transfer/download.pcap")])
+            .collect();
+        // each run its own registry (a cloned `Options` shares it)
+        let (want, report) = single(&paths, &Options::default());
+        let text = String::from_utf8_lossy(&want).into_owned();
+        // 13: erspan2 and erspan_vlan carry one connection in one tunnel (session 100)
+        assert_eq!(text.matches("\"encapsulation\":[{").count(), 13);
+        for partitions in [1, 4] {
+            let (got, got_report) = distributed(&paths, &Options::default(), partitions);
+            assert_eq!(String::from_utf8_lossy(&got), text);
+            assert_eq!(got_report, report);
+        }
+    }
+
+    /// A classic pcap record: seconds, microseconds, frame.
+    type Record = (u32, u32, Vec<u8>);
+
+    /// A classic pcap's header and records.
+    fn frames(path: &str) -> (Vec<u8>, Vec<Record>) {
+        let raw = std::fs::read(path).unwrap();
+        let mut records = Vec::new();
+        let mut at = 24;
+        while at + 16 <= raw.len() {
+            let word = |k: usize| u32::from_le_bytes(raw[at + k..at + k + 4].try_into().unwrap());
+            let caplen = word(8) as usize;
+            records.push((word(0), word(4), raw[at + 16..at + 16 + caplen].to_vec()));
+            at += 16 + caplen;
+        }
+        (raw[..24].to_vec(), records)
+    }
+
+    fn write_pcap(path: &Path, header: &[u8], records: &[Record]) -> String {
+        let mut out = header.to_vec();
+        for (sec, usec, frame) in records {
+            for v in [*sec, *usec, frame.len() as u32, frame.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(frame);
+        }
+        std::fs::write(path, out).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Every frame's outer UDP source port moved by `by` (Ethernet, IPv4 without options,
+    /// then UDP: the port is at 34).
+    fn move_outer_port(records: &mut [Record], by: u16) {
+        for (_, _, frame) in records {
+            let port = u16::from_be_bytes([frame[34], frame[35]]).wrapping_add(by);
+            frame[34..36].copy_from_slice(&port.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn a_tunnel_takes_the_path_of_the_frame_the_single_run_meets_first() {
+        // The registered path is its first frame's, outer source port and direction
+        // included (the record shows it): the reduce must meet the paths as the merge does
+        let dir = tempfile::tempdir().unwrap();
+        let (header, records) = frames(&capture("crafted/ref_vxlan.pcap"));
+        // a: an hour later; b: earlier, other outer ports, without its SYN (the server's
+        // SYN-ACK registers the path, the other way round)
+        let mut later = records.clone();
+        later.iter_mut().for_each(|r| r.0 += 3600);
+        let a = write_pcap(&dir.path().join("a.pcap"), &header, &later);
+        let mut other = records[1..].to_vec();
+        move_outer_port(&mut other, 7);
+        let b = write_pcap(&dir.path().join("b.pcap"), &header, &other);
+        // c: its SYN-ACK (other ports) before its SYN in the file: time steps back, so a
+        // merge meets the SYN first, a run over c alone the SYN-ACK
+        let mut swapped = records.clone();
+        swapped.swap(0, 1);
+        move_outer_port(&mut swapped[..1], 100);
+        let c = write_pcap(&dir.path().join("c.pcap"), &header, &swapped);
+        let runs: [(&[&String], &str); 5] = [
+            (&[&a, &b], "\"dport\":51008"),
+            (&[&b, &a], "\"dport\":51008"),
+            (&[&c], "\"dport\":51101"),
+            (&[&c, &a], "\"sport\":51000"),
+            (&[&a, &c], "\"sport\":51000"),
+        ];
+        for (files, expected) in runs {
+            let paths: Vec<String> = files.iter().map(|p| p.to_string()).collect();
+            let (want, _) = single(&paths, &Options::default());
+            let want = String::from_utf8_lossy(&want).into_owned();
+            let first = want.lines().next().unwrap_or("");
+            assert!(first.contains(expected), "{files:?}: {first}");
+            for partitions in [1, 3] {
+                let (got, _) = distributed(&paths, &Options::default(), partitions);
+                assert_eq!(String::from_utf8_lossy(&got), want, "{files:?}");
+            }
+        }
     }
 
     #[test]

@@ -236,6 +236,9 @@ impl Row<'_> {
         cell.clear();
         tunnel_path(&mut cell, path);
         self.text(&cell);
+        // empty again: list cells are built in it after it (the next record's first one
+        // began with this path)
+        cell.clear();
         *self.cell = cell;
     }
 
@@ -548,6 +551,36 @@ mod tests {
             assert_eq!(got, want);
         }
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_tunnel_stays_in_its_own_row() {
+        use crate::decode::{TunnelKind, TunnelLayer};
+        let records = fixture::records();
+        let mut tunnelled = records[0].clone();
+        tunnelled.encapsulation = Some(std::sync::Arc::new(vec![TunnelLayer {
+            kind: TunnelKind::Vxlan,
+            id: Some(42),
+            src: 1,
+            dst: 2,
+            sport: 51000,
+            dport: 4789,
+            over_udp: false,
+        }]));
+        let row = |r: &ConnectionRecord| {
+            let mut out = Vec::new();
+            let mut alone = CsvWriter::new();
+            alone.write(r, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let mut writer = CsvWriter::new();
+        let mut out = Vec::new();
+        writer.write(&tunnelled, &mut out);
+        writer.write(&records[1], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("vxlan:42").count(), 1);
+        let second = row(&records[1]);
+        assert_eq!(text.lines().nth(2), second.lines().nth(1));
     }
 
     #[test]
