@@ -910,15 +910,19 @@ impl Connection {
 
     // ---- the record
 
-    /// The connection record (`msl_s`: the maximum segment lifetime, for TIME_WAIT's end).
+    /// The connection record (`msl_s`: the maximum segment lifetime, for TIME_WAIT's end),
+    /// made once, at the connection's end: the state histories move into it.
     pub fn record(&mut self, msl_s: f64) -> ConnectionRecord {
         self.flush();
         let ends = [self.endpoint(Role::Client), self.endpoint(Role::Server)];
         let [c, s] = &mut self.sides;
-        let changes = |m: &EndpointMachine| {
-            m.history
-                .iter()
-                .map(|&(ts, state)| StateChange {
+        // converted in the history's own buffer (a (i64, state) pair and a StateChange have
+        // one size and alignment: std collects a mapped `vec::IntoIter` in place), instead
+        // of a new vector per side and the history's freed
+        let changes = |m: &mut EndpointMachine| {
+            std::mem::take(&mut m.history)
+                .into_iter()
+                .map(|(ts, state)| StateChange {
                     ts: ns_to_s(ts),
                     state,
                 })
@@ -962,7 +966,7 @@ impl Connection {
             rst: None,
             keepalive: Keepalive::default(),
             reuse: Reuse::default(),
-            states: PerSide::new(changes(&c.machine), changes(&s.machine)),
+            states: PerSide::new(changes(&mut c.machine), changes(&mut s.machine)),
             final_state: PerSide::new(c.machine.state, s.machine.state),
             packets: PerSide::new(c.packets, s.packets),
             bytes: PerSide::new(c.bytes, s.bytes),

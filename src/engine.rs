@@ -323,6 +323,7 @@ impl Engine {
                 self.feed_piece(&part, ends, &mut slice, &mut emit)?;
                 part.segments.clear();
                 spare.push(part.segments);
+                captures.recycle(part.piece);
             }
         }
         let msl_s = self.options.msl_s;
@@ -431,10 +432,12 @@ impl Engine {
                     fed_base: slice.fed_base,
                     ..Slice::default()
                 };
-                for mut conn in self.table.drain() {
-                    let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
+                let mut ended = self.table.drain();
+                for conn in &mut ended {
+                    let record = record_of(&mut self.table.ledger, conn, msl_s);
                     emit(record, conn.take_trace()).map_err(RunError::Emit)?;
                 }
+                self.table.recycle(ended);
             }
         }
         Ok(())

@@ -22,6 +22,8 @@ use crate::decode::encap::{lookup, SharedTunnels};
 use crate::decode::{Segment, ACK, SYN};
 use crate::model::{Role, RoleRule};
 
+mod spare;
+
 const NS: f64 = 1e9;
 const WELL_KNOWN: u16 = 1024;
 const SWEEP_INTERVAL_NS: i64 = 500_000_000;
@@ -278,6 +280,8 @@ pub struct FlowTable {
     /// connection stays inline in its slot: a second box would cost every segment one more
     /// pointer to chase, a cache miss on a busy table.)
     ended: Vec<Finished>,
+    /// Slots and an `ended` vector handed back by the caller (`recycle`), for reuse.
+    spares: spare::Spares,
     next_id: u64,
     pub now_ns: i64,
     tombstones: FastMap<TombKey, u64>,
@@ -564,22 +568,16 @@ impl FlowTable {
                 self.stats.port_reuse += 1;
                 let previous = std::mem::replace(&mut slot.conn, make(previous_id));
                 let previous_side = std::mem::replace(&mut slot.client_side, client_side as u8);
-                self.ended.push(Finished(Box::new(Slot::new(
-                    &key,
-                    previous,
-                    usize::from(previous_side),
-                ))));
+                let previous = Slot::new(&key, previous, usize::from(previous_side));
+                self.ended.push(Finished(self.spares.boxed(previous)));
                 i
             }
             None => {
                 if previous_id.is_some() {
                     self.stats.port_reuse += 1;
                 }
-                self.order.push(Some(Box::new(Slot::new(
-                    &key,
-                    make(previous_id),
-                    client_side,
-                ))));
+                let slot = Slot::new(&key, make(previous_id), client_side);
+                self.order.push(Some(self.spares.boxed(slot)));
                 self.index.insert(key, self.order.len() - 1);
                 self.order.len() - 1
             }
@@ -703,7 +701,14 @@ impl FlowTable {
 
     /// Connections finished so far, in the order they finished.
     pub fn drain(&mut self) -> Vec<Finished> {
-        std::mem::take(&mut self.ended)
+        let empty = self.spares.ended();
+        std::mem::replace(&mut self.ended, empty)
+    }
+
+    /// Hand back connections from `drain` once their records are made: their slots (and
+    /// the vector) are reused for new connections instead of freed (see `spare`).
+    pub fn recycle(&mut self, done: Vec<Finished>) {
+        self.spares.keep(done);
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.

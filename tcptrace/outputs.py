@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -103,7 +102,9 @@ def replaced_on_success(path: str) -> Iterator[str]:
         return
     check_writable(real)
     directory, name = os.path.split(real)
-    temp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+    # os.urandom is what secrets.token_hex reads; importing secrets (hmac, hashlib and
+    # OpenSSL, random) cost every run ~5 ms of start-up, also runs that write no file
+    temp = os.path.join(directory, f".{name}.{os.urandom(4).hex()}.tmp")
     # created here (O_EXCL, mode 0666 less the umask: the mode a new output gets anyway), so
     # an unwritable directory fails before any reading
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

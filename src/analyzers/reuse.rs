@@ -30,6 +30,6 @@ impl Analyzer for ReuseAnalyzer {
     }
 
     fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
-        record.reuse = self.app.result();
+        record.reuse = self.app.take_result();
     }
 }

@@ -165,6 +165,13 @@ impl FileReader {
         }
     }
 
+    /// Take back a piece this reader yielded (see `PcapReader::recycle`).
+    pub fn recycle(&mut self, piece: FrameBatch) {
+        if let State::Pcap(reader) = &mut self.state {
+            reader.recycle(piece);
+        }
+    }
+
     /// Check the magic (through gzip if compressed) and start the right reader. The magic
     /// is peeked without seeking where `raw` cannot seek: its bytes go back in front.
     fn start(

@@ -141,6 +141,14 @@ impl Captures {
         next
     }
 
+    /// Hand back a piece from `next_piece` once it is fed: a single file's reader reuses
+    /// its frame vector for the next piece (see `PcapReader::recycle`).
+    pub fn recycle(&mut self, piece: FrameBatch) {
+        if let [reader] = self.readers.as_mut_slice() {
+            reader.recycle(piece);
+        }
+    }
+
     /// One round of the merge: refill the files whose pending frames ran out, then hand on
     /// every frame up to the watermark.
     fn merge_step(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
@@ -573,8 +581,13 @@ mod tests {
             .collect()
     }
 
-    /// Batches gathered from pieces of `piece` bytes, with the stats.
-    fn batches_from_pieces(bytes: &[u8], piece: usize) -> (Shape, SourceStats, usize) {
+    /// Batches gathered from pieces of `piece` bytes, with the stats; each piece handed
+    /// back when `recycle` (as the engine does).
+    fn batches_from_pieces(
+        bytes: &[u8],
+        piece: usize,
+        recycle: bool,
+    ) -> (Shape, SourceStats, usize) {
         let mut captures =
             Captures::from_readers(vec![FileReader::from_bytes(bytes.to_vec(), "fuzz")]);
         let mut stats = SourceStats::default();
@@ -584,6 +597,9 @@ mod tests {
         while let Ok(Some((piece, ends))) = captures.next_piece(&mut stats, piece) {
             pieces += 1;
             current.extend(shape_of(&piece));
+            if recycle {
+                captures.recycle(piece);
+            }
             if ends {
                 assert!(!current.is_empty(), "a batch ends that had no frames");
                 batches.push(std::mem::take(&mut current));
@@ -597,8 +613,10 @@ mod tests {
         let (batches, stats, error) = frames_of_bytes(bytes);
         let whole: Shape = batches.iter().map(shape_of).collect();
         for piece in [1, 17, 100, 1000, 4096, 65536, 1 << 20] {
-            let (pieced, pieced_stats, _) = batches_from_pieces(bytes, piece);
+            let (pieced, pieced_stats, _) = batches_from_pieces(bytes, piece, false);
             assert_eq!(pieced, whole, "{what}, pieces of {piece}");
+            let (recycled, _, _) = batches_from_pieces(bytes, piece, true);
+            assert_eq!(recycled, whole, "{what}, pieces of {piece} handed back");
             assert_eq!(pieced_stats.frames, stats.frames, "{what}");
             assert_eq!(pieced_stats.skipped, stats.skipped, "{what}");
             assert_eq!(pieced_stats.warnings, stats.warnings, "{what}");
@@ -644,11 +662,11 @@ mod tests {
         for (what, bytes) in cases {
             assert_pieces_make_the_batches(bytes, what);
         }
-        let (batches, stats, pieces) = batches_from_pieces(&damaged, 65536);
+        let (batches, stats, pieces) = batches_from_pieces(&damaged, 65536, true);
         let lens: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!((lens, pieces), (vec![5000], 79));
         assert_eq!(stats.skipped("corrupt_record"), 1);
-        let (batches, _, pieces) = batches_from_pieces(&flood, 1 << 20);
+        let (batches, _, pieces) = batches_from_pieces(&flood, 1 << 20, true);
         let lens: Vec<usize> = batches.iter().map(Vec::len).collect();
         assert_eq!(
             (lens, pieces),

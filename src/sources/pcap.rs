@@ -54,6 +54,8 @@ pub struct PcapReader {
     capped: bool,
     damaged: bool,
     done: bool,
+    /// A frame vector handed back (`recycle`), for the next piece.
+    spare_frames: Vec<Frame>,
 }
 
 impl PcapReader {
@@ -75,6 +77,7 @@ impl PcapReader {
             capped: false,
             damaged: false,
             done: true,
+            spare_frames: Vec::new(),
         };
         if reader.chunks.failed() {
             return Ok(reader);
@@ -150,6 +153,7 @@ impl PcapReader {
                     };
                     return Some((FrameBatch { data: buf, frames }, ends));
                 }
+                self.spare_frames = frames; // (a piece's tail: kept for the next walk)
             }
             if (self.damaged || self.chunk_read) && self.batch_frames > 0 {
                 // the batch's last frames came in an earlier piece
@@ -206,7 +210,9 @@ impl PcapReader {
         let cap = MAX_FRAMES.saturating_sub(self.batch_frames);
         // every record takes at least its 16-byte header: no regrowth while walking
         let room = buf.len().saturating_sub(self.end) / 16 + 1;
-        let mut frames = Vec::with_capacity(room.min(cap));
+        let mut frames = std::mem::take(&mut self.spare_frames);
+        frames.clear();
+        frames.reserve(room.min(cap));
         let mut pos = self.end;
         self.capped = false;
         for _ in 0..cap {
@@ -243,6 +249,19 @@ impl PcapReader {
         self.end = pos;
         self.capped = true;
         frames
+    }
+
+    /// Take back a piece once it is fed: its frame vector serves the next piece. A piece's
+    /// vector is sized for the most records its bytes could hold (hundreds of KB), and
+    /// freeing it next to free memory makes glibc consolidate its fast bins
+    /// (`malloc_consolidate`), as allocating the next one does: twice a piece.
+    pub fn recycle(&mut self, piece: FrameBatch) {
+        let FrameBatch { data, mut frames } = piece;
+        drop(data);
+        if frames.capacity() > self.spare_frames.capacity() {
+            frames.clear();
+            self.spare_frames = frames;
+        }
     }
 
     fn incl_len(&self, record: &[u8]) -> u32 {
