@@ -43,6 +43,7 @@ pub struct TimesWriter {
 }
 
 impl TimesWriter {
+    /// The `times` file of the file mapped under `key`.
     pub fn create(scratch: &Path, key: &str) -> Result<TimesWriter, String> {
         let target = times_path(scratch, key);
         let tmp = target.with_extension(format!("times.{}.tmp", std::process::id()));
@@ -78,6 +79,7 @@ impl TimesWriter {
         (self.out.write_all(&buf.buf)).map_err(|e| format!("{}: {e}", self.tmp.display()))
     }
 
+    /// Flush and rename the file to its name: it is complete.
     pub fn finish(self) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("{}: {e}", self.tmp.display());
         let file = self.out.into_inner().map_err(|e| fail(e.into_error()))?;
@@ -285,7 +287,8 @@ pub fn replay_merge(
     }
 }
 
-/// The steps of one kind as the manifest keeps them.
+/// A file's own check as the manifest keeps it: per kind (backwards, then jumps) the count
+/// and the first (frame, size).
 pub fn write_steps(out: &mut Out, steps: &ClockSteps) {
     for s in [steps.backwards, steps.jumps] {
         out.u64(s.count);
@@ -296,6 +299,7 @@ pub fn write_steps(out: &mut Out, steps: &ClockSteps) {
     }
 }
 
+/// What `write_steps` wrote.
 pub fn read_steps(input: &mut In) -> Result<ClockSteps, String> {
     let mut kinds = [Steps::default(); 2];
     for kind in &mut kinds {
