@@ -489,3 +489,105 @@ def test_without_dask_says_how_to_install(capsys: pytest.CaptureFixture[str],
     assert (status, out) == (2, "")
     assert err == ("tcptrace: error: --executor dask needs Dask: "
                    "pip install 'tcptrace[dask]'\n")
+
+
+S = 1_000_000_000
+DAY = 86_400 * S
+T0 = 1_700_000_000 * S
+
+
+def _tcp_conversation(port: int, start_ns: int) -> list[tuple[int, bytes]]:
+    """A short connection from port `port` (handshake, a request, its answer, the close),
+    10 ms a step from `start_ns`: (time in ns, Ethernet frame)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    c, s = ("10.0.0.1", port), ("10.0.0.2", 80)
+    steps = [(c, s, "S", 1000, 0, b""), (s, c, "SA", 5000, 1001, b""),
+             (c, s, "A", 1001, 5001, b""), (c, s, "PA", 1001, 5001, b"GET / HTTP/1.1\r\n\r\n"),
+             (s, c, "PA", 5001, 1019, b"HTTP/1.1 200 OK\r\n\r\n"),
+             (c, s, "FA", 1019, 5020, b""), (s, c, "FA", 5020, 1020, b""),
+             (c, s, "A", 1020, 5021, b"")]
+    return [(start_ns + k * 10_000_000,
+             bytes(Ether() / IP(src=a[0], dst=b[0], id=100 + k)
+                   / TCP(sport=a[1], dport=b[1], flags=f, seq=seq, ack=ack) / data))
+            for k, (a, b, f, seq, ack, data) in enumerate(steps)]
+
+
+def _udp(at_ns: int, size: int = 64) -> tuple[int, bytes]:
+    """A UDP datagram of `size` bytes at `at_ns`: a frame the flow table never sees."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    return at_ns, bytes(Ether() / IP(src="10.0.0.9", dst="10.0.0.8") / UDP(sport=53, dport=53)
+                        / (b"x" * size))
+
+
+def _write_ns_pcap(path: Path, frames: list[tuple[int, bytes]]) -> str:
+    """A nanosecond pcap of `frames` in the order given (times need not increase)."""
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+        for ns, frame in frames:
+            out.write(struct.pack("<IIII", ns // S, ns % S, len(frame), len(frame)) + frame)
+    return str(path)
+
+
+def _time_warning(kind: str, place: str, seconds: str, count: int) -> str:
+    direction, threshold = (("earlier than", "more than a second") if kind == "time_backwards"
+                            else ("later than", "more than a day"))
+    times = "1 time" if count == 1 else f"{count} times"
+    return (f"{kind}: {place}: timestamp {seconds} s {direction} the frame before "
+            f"({threshold}; {times} in all): a damaged timestamp, a clock set while capturing, "
+            "or captures of different times; each connection's clock never goes back, and a "
+            "handshake time across such a step is left null")
+
+
+DUPLICATES_8 = (
+    "duplicates: 8 segments captured twice (the same IP ID, sequence and acknowledgment "
+    "numbers, flags, window and checksum, moments apart: a SPAN port, -i any on a "
+    "forwarding host, or one connection in two merged files): each copy is counted in "
+    "duplicates and left out of every other count")
+
+
+@needs_dask
+def test_time_steps_across_and_within_files(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path, scheduler: str) -> None:
+    """Warnings about timestamps that go back or leap ahead are the single run's: counted
+    over every frame (UDP too) in the order it reads them, the merge's over several files.
+
+    a.pcap: a connection at T0, 150 datagrams of 60 kB from T0 + 1 s every 10 ms (the
+    first 139 fill its first 8 MiB read), a connection 100 s before T0 (the clock set
+    back), a datagram at T0 + 3 days 1 s, a connection a second later. b.pcap: a's first
+    connection again (the same frames: captured at two points), another at T0 + 5 ms, a
+    datagram at T0 + 2 days."""
+    a = _write_ns_pcap(tmp_path / "a.pcap", [
+        *_tcp_conversation(40000, T0),
+        *(_udp(T0 + S + k * 10_000_000, 60_000) for k in range(150)),
+        *_tcp_conversation(40002, T0 - 100 * S),
+        _udp(T0 + 3 * DAY + S),
+        *_tcp_conversation(40003, T0 + 3 * DAY + 2 * S)])
+    b = _write_ns_pcap(tmp_path / "b.pcap", [
+        *_tcp_conversation(40000, T0), *_tcp_conversation(40001, T0 + 5_000_000),
+        _udp(T0 + 2 * DAY)])
+    extra = ("--scheduler", scheduler, "--partitions", "3")
+    # a alone, in its order: back at the first frame of the connection set back (frame 8
+    # + 150 + 1), a leap to the datagram 3 days on (8 frames later)
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "json", [a], dask_extra=extra)
+    assert dask == single
+    assert json.loads(dask)["source"]["warnings"] == [
+        _time_warning("time_backwards", f"{a}, frame 159", "102.49", 1),
+        _time_warning("time_jump", f"{a}, frame 167", "259300.93", 1)]
+    # merged: step 1 (up to the end of a's first read, T0 + 2.38 s) hands on its 147
+    # frames and 16 of b (frames 1-163); step 2 (up to b's end, 2 days) starts with the
+    # connection set back from a's second read (frame 164: 102.38 s back), then a's 11
+    # datagrams left and b's datagram (frame 183: 2 days less 2.49 s on); step 3 is a's
+    # rest from 3 days 1 s (frame 184: a day and a second after b's datagram)
+    merged = "frame {} of 2 files merged by time"
+    single, dask, stderr = _single_and_dask(capsys, tmp_path, "json", [a, b], dask_extra=extra)
+    assert dask == single
+    assert json.loads(dask)["source"]["warnings"] == [
+        DUPLICATES_8,
+        _time_warning("time_backwards", merged.format(164), "102.38", 1),
+        _time_warning("time_jump", merged.format(183), "172797.51", 2)]
+    assert [m for m in _messages(stderr) if "time" in m or "duplicates" in m] == [
+        f"tcptrace: warning: {w}" for w in json.loads(dask)["source"]["warnings"]]

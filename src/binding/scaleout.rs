@@ -210,6 +210,8 @@ pub fn scale_finalize(
     let (result, made) = py.detach(|| {
         let manifests = manifests(&scratch, &keys)?;
         let reads = scaleout::clock(&manifests).reads;
+        let steps =
+            scaleout::time_steps(&scratch, &keys, &manifests).map_err(PyRuntimeError::new_err)?;
         let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
             if let (Some(d), Format::Json | Format::Table) = (digest, format) {
                 summary.add_entry(&d.entry());
@@ -251,7 +253,7 @@ pub fn scale_finalize(
             zeek_log.finish(&mut buf);
         }
         let flushed = sink.write(&mut buf, &mut failure);
-        let (source_report, warnings) = scaleout::source_of(&manifests, &reads, &stats);
+        let (source_report, warnings) = scaleout::source_of(&manifests, &reads, steps, &stats);
         let made = parallel::Report {
             source_report: Some(source_report),
             warnings,

@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod plan;
 pub mod scaleout;
+pub mod scaletimes;
 pub mod scaletunnels;
 pub mod spill;
 pub mod threads;

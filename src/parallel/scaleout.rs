@@ -21,6 +21,11 @@
 //! `Renumber` and `merge_epoch` rebuild the single run's ids and order exactly as for
 //! `--jobs`. Connections that span files are stitched by construction: a partition holds
 //! every segment of its flows, from every file.
+//!
+//! The warnings about timestamps that step back or leap ahead (`time_backwards`,
+//! `time_jump`) count every frame, not only the segments: the client works them out from
+//! each file's own check (a run over one file) or by the same merge replayed over every
+//! frame's timestamp (`scaletimes`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -33,12 +38,14 @@ use crate::decode::decode_piece;
 use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SLICE};
 use crate::flows::FlowTableStats;
 use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
+use crate::sources::clock::{ClockCheck, ClockSteps};
 use crate::sources::{display_name, FileReader, SourceStats};
 use crate::writers::summary::Entry;
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
 use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
 use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
 use super::threads::add_stats;
@@ -62,6 +69,9 @@ pub struct FileManifest {
     pub warnings: Vec<(u32, String)>,
     /// Per read batch: its latest frame timestamp and its number of segments.
     pub batches: Vec<(i64, u32)>,
+    /// The single run's time sanity check over this file alone, in its order (a run over
+    /// several files replays the merge from the `times` file instead: `scaletimes`).
+    pub clock: ClockSteps,
     /// Every segment's timestamp, in file order.
     pub ts: Vec<i64>,
     /// Segments per partition.
@@ -324,6 +334,8 @@ pub fn map_file(
         writers.push(writer);
         temps.push((tmp, final_path));
     }
+    let mut times = TimesWriter::create(scratch, key)?;
+    let mut clock = ClockCheck::default();
     let mut stats = SourceStats::default();
     let mut segments = Vec::new();
     let mut out = Out::default();
@@ -343,6 +355,8 @@ pub fn map_file(
             }
         };
         manifest.first_ts = manifest.first_ts.or(batch.frames.first().map(|f| f.ts_ns));
+        clock.observe(&batch.frames, &mut manifest.clock);
+        times.batch(&batch.frames)?;
         segments.clear();
         manifest.filtered_out += decode_piece(
             &batch,
@@ -395,6 +409,7 @@ pub fn map_file(
         drop(file);
         std::fs::rename(&tmp, &final_path).map_err(|e| format!("{}: {e}", final_path.display()))?;
     }
+    times.finish()?;
     write_manifest(scratch, key, &manifest)?;
     Ok(manifest)
 }
@@ -427,6 +442,7 @@ fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), Str
         out.i64(latest);
         out.u32(segments);
     }
+    scaletimes::write_steps(&mut out, &m.clock);
     out.u64(m.ts.len() as u64);
     m.ts.iter().for_each(|&t| out.i64(t));
     out.u64(m.parts.len() as u64);
@@ -467,6 +483,7 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         let latest = i.i64()?;
         batches.push((latest, i.u32()?));
     }
+    let clock = scaletimes::read_steps(&mut i)?;
     let mut ts = Vec::new();
     for _ in 0..i.count(8)? {
         ts.push(i.i64()?);
@@ -492,6 +509,7 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         unsupported,
         warnings,
         batches,
+        clock,
         ts,
         parts,
         tunnels,
@@ -542,19 +560,8 @@ impl Slicer {
     }
 }
 
-/// A file's batch being merged: its segments (indices into the file's segments) in time
-/// order, those before `taken` handed on (a merge step takes every segment up to its
-/// watermark: always a prefix in time order), its latest frame, and whether frames of it
-/// are left.
-struct Current {
-    latest: i64,
-    by_time: Vec<u32>,
-    taken: usize,
-    frames_left: bool,
-}
-
 /// Replay the single run's reading of `files` (in the run's order): one file is read in
-/// its own order, several through `Captures::merge_step`.
+/// its own order, several through `Captures::merge_step` (`scaletimes::replay_merge`).
 pub fn clock(files: &[FileManifest]) -> Clock {
     let mut slicer = Slicer::default();
     let mut ordinals: Vec<Vec<u64>> = files.iter().map(|f| vec![0; f.ts.len()]).collect();
@@ -578,76 +585,39 @@ pub fn clock(files: &[FileManifest]) -> Clock {
             reads,
         };
     }
-    let n = files.len();
-    let mut next = vec![0usize; n];
-    let mut start = vec![0u32; n];
-    let mut live: Vec<usize> = (0..n).collect();
-    let mut current: Vec<Option<Current>> = (0..n).map(|_| None).collect();
-    let mut step: Vec<(i64, usize, u32)> = Vec::new();
-    loop {
-        // refill the files whose frames ran out (a read each; a file done leaves `live`)
-        for i in live.clone() {
-            if current[i].as_ref().is_some_and(|c| c.frames_left) {
-                continue;
-            }
-            reads.push((i, next[i] as u32));
-            match files[i].batches.get(next[i]) {
-                Some(&(latest, count)) => {
-                    let first = start[i];
-                    let ts = &files[i].ts;
-                    let mut by_time: Vec<u32> = (first..first + count).collect();
-                    // stable: equal times keep the frame order
-                    by_time.sort_by_key(|&k| ts.get(k as usize).copied().unwrap_or(i64::MIN));
-                    current[i] = Some(Current {
-                        latest,
-                        by_time,
-                        taken: 0,
-                        frames_left: true,
-                    });
-                    start[i] += count;
-                    next[i] += 1;
-                }
-                None => {
-                    live.retain(|&j| j != i);
-                    current[i] = None;
+    // each file's segments before each of its batches
+    let starts: Vec<Vec<usize>> = (files.iter())
+        .map(|f| {
+            let counts = f.batches.iter().map(|&(_, n)| n as usize);
+            counts
+                .scan(0, |at, n| {
+                    *at += n;
+                    Some(*at - n)
+                })
+                .collect()
+        })
+        .collect();
+    replay_merge(
+        files.len(),
+        |i, read| {
+            reads.push((i, read));
+            let &(latest, count) = files[i].batches.get(read as usize)?;
+            let first = starts[i].get(read as usize).copied().unwrap_or(0);
+            let ts = files[i]
+                .ts
+                .get(first..first + count as usize)
+                .unwrap_or(&[]);
+            Some((latest, ts.to_vec()))
+        },
+        |step| {
+            for &(t, i, k) in step {
+                if let Some(slot) = ordinals[i].get_mut(k as usize) {
+                    *slot = slicer.push(t);
                 }
             }
-        }
-        let held: Vec<usize> = (0..n)
-            .filter(|&i| current[i].as_ref().is_some_and(|c| c.frames_left))
-            .collect();
-        let Some(watermark) = held
-            .iter()
-            .filter_map(|&i| current[i].as_ref().map(|c| c.latest))
-            .min()
-        else {
-            break;
-        };
-        step.clear();
-        for &i in &held {
-            let Some(cur) = current[i].as_mut() else {
-                continue;
-            };
-            let ts = &files[i].ts;
-            while let Some(&k) = cur.by_time.get(cur.taken) {
-                let t = ts.get(k as usize).copied().unwrap_or(i64::MIN);
-                if t > watermark {
-                    break;
-                }
-                step.push((t, i, k));
-                cur.taken += 1;
-            }
-            cur.frames_left = cur.latest > watermark;
-        }
-        // stable: ties keep file order, then frame order (the concat's order)
-        step.sort_by_key(|&(t, _, _)| t);
-        for &(t, i, k) in &step {
-            if let Some(slot) = ordinals[i].get_mut(k as usize) {
-                *slot = slicer.push(t);
-            }
-        }
-        slicer.end_batch();
-    }
+            slicer.end_batch();
+        },
+    );
     Clock {
         ordinals,
         cuts: slicer.cuts,
@@ -655,15 +625,34 @@ pub fn clock(files: &[FileManifest]) -> Clock {
     }
 }
 
+/// The frames' timestamp steps of the single run over `files` (the manifests in the run's
+/// order, with their keys): `scaletimes::time_steps`.
+pub fn time_steps(
+    scratch: &Path,
+    keys: &[String],
+    files: &[FileManifest],
+) -> Result<ClockSteps, String> {
+    let own: Vec<ClockSteps> = files.iter().map(|f| f.clock).collect();
+    let ends: Vec<Vec<i64>> = (files.iter())
+        .map(|f| f.batches.iter().map(|&(latest, _)| latest).collect())
+        .collect();
+    scaletimes::time_steps(scratch, keys, &own, &ends)
+}
+
 /// The `source` part of the report and the warnings, as the single run makes them: the
 /// files' counters summed, their reader warnings in the order of the single run's reads
-/// (one per kind), then the damage and flow-table warnings.
+/// (one per kind), then the damage, time sanity (`clock`: `time_steps`) and flow-table
+/// warnings.
 pub fn source_of(
     files: &[FileManifest],
     reads: &[(usize, u32)],
+    clock: ClockSteps,
     stats: &FlowTableStats,
 ) -> (Value, Vec<String>) {
-    let mut source = SourceStats::default();
+    let mut source = SourceStats {
+        clock,
+        ..SourceStats::default()
+    };
     let mut unsupported = BTreeSet::new();
     let (mut segments, mut filtered) = (0, 0);
     for f in files {
@@ -1098,7 +1087,8 @@ mod tests {
         })
         .unwrap();
         let reads = clock(&manifests).reads;
-        (out, source_of(&manifests, &reads, &stats).0)
+        let steps = time_steps(scratch.path(), &keys, &manifests).unwrap();
+        (out, source_of(&manifests, &reads, steps, &stats).0)
     }
 
     /// `path` cut into pcap files of `per_file` records each.
@@ -1268,6 +1258,80 @@ mod tests {
                 assert_eq!(String::from_utf8_lossy(&got), want, "{files:?}");
             }
         }
+    }
+
+    #[test]
+    fn time_steps_are_the_merges_over_many_reads() {
+        // files of many small reads whose timestamps wander back and leap ahead, within a
+        // read and across reads and files: the merge replayed from the maps' `times` files
+        // must find what `Captures` finds, frame numbers included
+        let dir = tempfile::tempdir().unwrap();
+        let (header, records) = frames(&capture("transfer/download.pcap"));
+        let mut seed = 7u64;
+        let mut next = |modulo: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % modulo
+        };
+        let paths: Vec<String> = (0..4)
+            .map(|f| {
+                let mut sec = 1_700_000_000u32 + f;
+                let mut shifted = records.clone();
+                for record in &mut shifted {
+                    sec = match next(40) {
+                        0 => sec - 2 - next(100) as u32,    // back a few seconds
+                        1 => sec + 86_401 + next(5) as u32, // a day and more ahead
+                        2 => sec - 86_401,                  // a day back
+                        _ => sec + next(2) as u32,
+                    };
+                    (record.0, record.1) = (sec, next(1_000_000) as u32);
+                }
+                write_pcap(&dir.path().join(format!("t{f}.pcap")), &header, &shifted)
+            })
+            .collect();
+        let chunk = 4096;
+        let mut captures = crate::sources::Captures::from_readers(
+            (paths.iter())
+                .map(|p| {
+                    let mut reader = FileReader::open(p, None).unwrap();
+                    reader.chunk = chunk;
+                    reader
+                })
+                .collect(),
+        );
+        let mut stats = SourceStats::default();
+        while captures.next_batch(&mut stats).unwrap().is_some() {}
+        let want = stats.clock;
+        assert!(
+            want.backwards.count > 10 && want.jumps.count > 10,
+            "{want:?}"
+        );
+        let scratch = tempfile::tempdir().unwrap();
+        let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
+        let options = Options::default();
+        let manifests: Vec<FileManifest> = (paths.iter().zip(&keys))
+            .map(|(p, k)| map_file(p, p, k, &options, 2, chunk, scratch.path()).unwrap())
+            .collect();
+        assert!(manifests.iter().all(|m| m.batches.len() > 5));
+        assert_eq!(time_steps(scratch.path(), &keys, &manifests), Ok(want));
+        // times that are not the manifest's: an error, not other warnings
+        let mut foreign = manifests.clone();
+        foreign[1].batches[2].0 += 1;
+        let err = time_steps(scratch.path(), &keys, &foreign).unwrap_err();
+        assert!(
+            err.ends_with("f1.times: frame times unlike its manifest's"),
+            "{err}"
+        );
+        // one file alone: its map's own check, in its order
+        let mut alone = FileReader::open(&paths[0], None).unwrap();
+        alone.chunk = chunk;
+        let mut captures = crate::sources::Captures::from_readers(vec![alone]);
+        let mut stats = SourceStats::default();
+        while captures.next_batch(&mut stats).unwrap().is_some() {}
+        let one = &manifests[..1];
+        assert_eq!(time_steps(scratch.path(), &keys[..1], one), Ok(stats.clock));
+        assert_ne!(stats.clock, want);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;
@@ -21,6 +21,7 @@ const NO_IP_ID: u32 = u32::MAX;
 pub const SEGMENTS_MAGIC: &[u8; 8] = b"TTSEGS\0\0";
 pub const MANIFEST_MAGIC: &[u8; 8] = b"TTMANI\0\0";
 pub const RECORDS_MAGIC: &[u8; 8] = b"TTRECS\0\0";
+pub const TIMES_MAGIC: &[u8; 8] = b"TTTIME\0\0";
 
 /// Appends fixed-width little-endian values to a buffer.
 #[derive(Default)]
@@ -60,6 +61,15 @@ impl Out {
     }
     pub fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
+    }
+    /// LEB128: 7 bits a byte, low first (small numbers, such as the steps between sorted
+    /// timestamps, take one to three bytes).
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
     }
 
     /// A segment and the bytes the analyzers read of it (the TCP header and the captured
@@ -164,6 +174,18 @@ impl<'a> In<'a> {
     }
     pub fn str(&mut self) -> Result<String, String> {
         Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+    /// What `Out::varint` wrote; more than 64 bits is damage.
+    pub fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("{}: a number longer than 64 bits", self.what))
     }
     /// A count of items each at least `min_size` bytes long: checked against what is left,
     /// so that a damaged count cannot ask for a huge allocation.
@@ -303,6 +325,30 @@ mod tests {
             ..got
         };
         assert_eq!(format!("{same:?}"), format!("{seg:?}"));
+    }
+
+    #[test]
+    fn varints_round_trip_and_overlong_ones_are_errors() {
+        let values = [0, 1, 127, 128, 300, 1 << 35, u64::MAX];
+        let mut out = Out::new(TIMES_MAGIC);
+        values.iter().for_each(|&v| out.varint(v));
+        assert_eq!(out.buf.len(), 10 + 1 + 1 + 1 + 2 + 2 + 6 + 10);
+        let mut input = In::new(&out.buf, TIMES_MAGIC, "t").unwrap();
+        for v in values {
+            assert_eq!(input.varint().unwrap(), v);
+        }
+        assert!(input.at_end());
+        let mut long = Out::new(TIMES_MAGIC);
+        long.buf.extend_from_slice(&[0x80; 11]);
+        let mut input = In::new(&long.buf, TIMES_MAGIC, "t").unwrap();
+        assert_eq!(
+            input.varint().unwrap_err(),
+            "t: a number longer than 64 bits".to_string()
+        );
+        let mut cut = Out::new(TIMES_MAGIC);
+        cut.buf.push(0x80);
+        let mut input = In::new(&cut.buf, TIMES_MAGIC, "t").unwrap();
+        assert!(input.varint().is_err());
     }
 
     #[test]
