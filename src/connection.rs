@@ -87,6 +87,14 @@ pub fn options(data: &[u8], tcp_off: usize, opt_cap: u32) -> (Option<u8>, Option
     (wscale, stamp)
 }
 
+/// The captured TCP option bytes of a segment.
+#[inline]
+fn tcp_options<'a>(data: &'a [u8], seg: &Segment) -> &'a [u8] {
+    let start = seg.tcp_off.saturating_add(20);
+    data.get(start..start.saturating_add(seg.opt_cap as usize))
+        .unwrap_or(&[])
+}
+
 /// The payload of a segment when it was fully captured (Python's `Bytes.payload`).
 fn payload<'a>(data: &'a [u8], seg: &Segment) -> Option<&'a [u8]> {
     if seg.payload_cap != seg.payload_len {
@@ -726,7 +734,7 @@ impl Connection {
                 }
             }
         }
-        self.sides[me_i].window = i32::from(seg.window);
+        let window_before = std::mem::replace(&mut self.sides[me_i].window, seg.window.into());
 
         let nxt = self.sides[me_i].nxt;
         self.analyzers.on(&ConnEvent::Segment {
@@ -738,7 +746,11 @@ impl Connection {
             ack,
             payload_len: plen,
             snd_nxt: nxt,
+            peer_nxt: self.sides[peer_i].nxt,
+            window: seg.window,
+            window_before,
             peer_window: self.sides[peer_i].window,
+            options: tcp_options(data, seg),
         });
         if plen != 0 {
             let me = &mut self.sides[me_i];
@@ -806,6 +818,7 @@ impl Connection {
                 isn: [c.isn, s.isn],
                 wscale: [c.wscale, s.wscale],
                 machines: [&c.machine, &s.machine],
+                verdict: self.analyzers.health.verdict(),
             });
         }
     }
@@ -980,6 +993,8 @@ impl Connection {
                 u64::from(c.recent.duplicates),
                 u64::from(s.recent.duplicates),
             ),
+            retransmissions: PerSide::default(),
+            zero_window: PerSide::default(),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())

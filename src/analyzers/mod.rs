@@ -6,6 +6,7 @@
 
 pub mod close;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod keepalive;
 pub mod options;
@@ -45,8 +46,11 @@ pub enum ConnEvent<'a> {
         stamp: Option<(u32, u32)>,
     },
     /// A non-RST segment, after its ACK field was processed and before its payload:
-    /// `snd_nxt` is the sender's SND.NXT before the segment, `peer_window` the window the
-    /// peer last advertised (-1: none yet), `previous_ns` the connection's previous segment.
+    /// `snd_nxt` is the sender's SND.NXT before the segment, `peer_nxt` the peer's,
+    /// `window` the segment's (unscaled) window, `window_before` the one the sender
+    /// advertised before it and `peer_window` the one the peer last advertised (-1: none
+    /// yet), `options` its captured TCP option bytes, `previous_ns` the connection's
+    /// previous segment.
     Segment {
         role: Role,
         ts_ns: i64,
@@ -56,7 +60,11 @@ pub enum ConnEvent<'a> {
         ack: u32,
         payload_len: u32,
         snd_nxt: Option<u32>,
+        peer_nxt: Option<u32>,
+        window: u16,
+        window_before: i32,
         peer_window: i32,
+        options: &'a [u8],
     },
     /// `role` sent its FIN (the first one its state allowed).
     Fin { role: Role, ts_ns: i64 },
@@ -151,4 +159,5 @@ analyzers! {
     keepalive: keepalive::KeepaliveAnalyzer,
     reuse: reuse::ReuseAnalyzer,
     options: options::OptionsAnalyzer,
+    health: health::HealthAnalyzer,
 }
