@@ -73,6 +73,11 @@ const FAST_WINDOW_NS: i64 = 200_000_000;
 /// segment gives one duplicate ACK).
 const LOSS_DUP_ACKS: u32 = 2;
 
+/// Advancing ACKs after the one that covered a retransmission during which a D-SACK may
+/// still report it (the receiver's ACK for the duplicate comes at once, RFC 2883, but
+/// ACKs for newer data may be on the way before it).
+const KEEP_CHECKED_ACKS: u8 = 3;
+
 /// Holes and retransmissions awaiting a spurious verdict kept per side: the oldest go.
 const MAX_KEPT: usize = 16;
 
@@ -84,8 +89,9 @@ struct Pending {
     /// Its TSval (RFC 7323), for the Eifel test (RFC 3522).
     tsval: Option<u32>,
     bytes: u32,
-    /// An ACK covered it (the Eifel test was made); kept for a D-SACK that may follow.
-    checked: bool,
+    /// Advancing ACKs it is still kept for, once an ACK covered it (and the Eifel test
+    /// was made): a D-SACK may follow; None before.
+    checked: Option<u8>,
 }
 
 /// What one side did, in the box.
@@ -123,8 +129,22 @@ struct SideHealth {
 #[derive(Debug, Default)]
 struct HealthState {
     sides: [SideHealth; 2],
-    /// The latest segment's time: a window still shut at the end is shut until then.
-    last_ns: i64,
+}
+
+impl HealthState {
+    /// Whether an in-order segment from side `me` that is no duplicate ACK, with both
+    /// windows open, leaves the box as it is: `me` reports no loss, has no shut window
+    /// and sent no probe before; the peer is in no recovery and awaits no verdict.
+    #[inline]
+    fn quiet(&self, me: usize) -> bool {
+        let (mine, peer) = (&self.sides[me], &self.sides[1 - me]);
+        mine.dup_acks == 0
+            && !mine.ack_reports_loss
+            && mine.zero_since.is_none()
+            && !mine.probed
+            && peer.recovery.is_none()
+            && peer.pending.is_empty()
+    }
 }
 
 /// Health of both sides (index: `Role::index`).
@@ -132,11 +152,31 @@ struct HealthState {
 pub struct HealthAnalyzer {
     /// Each side's last acknowledgment number (valid once its bit in `seen` is set).
     last_ack: [u32; 2],
-    /// The verdict on the current segment (`verdict` bits).
-    verdict: u16,
     /// Bits 0 and 1: the side has sent an ACK; 2 and 3: a SYN; 4 and 5: a SYN/ACK.
     seen: u8,
     state: Option<Box<HealthState>>,
+}
+
+/// A segment's captured TCP option bytes, found only when asked for: most segments never
+/// need them.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionBytes<'a> {
+    /// The buffer the segment's offsets point into.
+    pub data: &'a [u8],
+    /// Offset of the TCP header in `data`.
+    pub tcp_off: usize,
+    /// Option bytes captured (the snap length may cut them).
+    pub len: u32,
+}
+
+impl<'a> OptionBytes<'a> {
+    /// The option bytes (empty when the offsets lie outside the buffer).
+    pub fn bytes(self) -> &'a [u8] {
+        let start = self.tcp_off.saturating_add(20);
+        (self.data)
+            .get(start..start.saturating_add(self.len as usize))
+            .unwrap_or(&[])
+    }
 }
 
 /// The body of the first option of `kind` in a segment's options, if captured whole.
@@ -192,12 +232,6 @@ fn stamps(options: &[u8]) -> Option<(u32, u32)> {
 }
 
 impl HealthAnalyzer {
-    /// The verdict on the segment just processed (`verdict` bits).
-    #[inline]
-    pub fn verdict(&self) -> u16 {
-        self.verdict
-    }
-
     fn state(&mut self) -> &mut HealthState {
         self.state.get_or_insert_with(Box::default)
     }
@@ -256,7 +290,7 @@ impl HealthAnalyzer {
             end,
             tsval,
             bytes,
-            checked: false,
+            checked: None,
         });
         verdict::RETRANSMISSION | cause
     }
@@ -264,7 +298,15 @@ impl HealthAnalyzer {
     /// An ACK from side `me` while the box exists: duplicate or partial (reporting loss),
     /// and the evidence it carries against the peer's pending retransmissions.
     #[cold]
-    fn boxed_ack(&mut self, me: usize, ts_ns: i64, ack: u32, duplicate: bool, options: &[u8]) {
+    fn boxed_ack(
+        &mut self,
+        me: usize,
+        ts_ns: i64,
+        ack: u32,
+        advanced: bool,
+        duplicate: bool,
+        options: &[u8],
+    ) {
         let st = self.state.as_deref_mut().expect("boxed");
         let (receiver, sender) = pair(&mut st.sides, me);
         receiver.dup_acks = if duplicate {
@@ -293,7 +335,7 @@ impl HealthAnalyzer {
             });
             // RFC 3522: the first ACK of the retransmission echoes an older TSval: the
             // original arrived
-            let first_cover = !p.checked && seq_diff(ack, p.end) >= 0;
+            let first_cover = p.checked.is_none() && seq_diff(ack, p.end) >= 0;
             let eifel = first_cover
                 && matches!((p.tsval, echo), (Some(val), Some(ecr)) if seq_diff(ecr, val) < 0);
             if reported || eifel {
@@ -301,7 +343,12 @@ impl HealthAnalyzer {
                 sender.spurious_seen.add(p.bytes);
                 return false;
             }
-            p.checked |= first_cover;
+            match &mut p.checked {
+                None if first_cover => p.checked = Some(KEEP_CHECKED_ACKS),
+                Some(0) => return false,
+                Some(left) if advanced => *left -= 1,
+                _ => {}
+            }
             true
         });
     }
@@ -317,104 +364,51 @@ fn pair(sides: &mut [SideHealth; 2], me: usize) -> (&mut SideHealth, &mut SideHe
     }
 }
 
-/// Remove [seq, end) from the holes; the bytes of it that lay in one.
+/// Remove [seq, end) from the holes, in place; the bytes of it that lay in one.
 fn fill_holes(holes: &mut Vec<(u32, u32)>, seq: u32, end: u32) -> u32 {
-    if holes.is_empty() {
-        return 0;
-    }
     let mut filled = 0u32;
-    let mut kept = Vec::with_capacity(holes.len() + 1);
-    for &(lo, hi) in holes.iter() {
+    let mut rest = None; // the far part of a hole the segment lies strictly inside
+    holes.retain_mut(|(lo, hi)| {
         // the overlap of [lo, hi) and [seq, end), in distances from lo
-        let start = seq_diff(seq, lo).max(0);
-        let stop = seq_diff(end, lo).min(seq_diff(hi, lo));
+        let (left, width) = (*lo, seq_diff(*hi, *lo));
+        let start = seq_diff(seq, left).max(0);
+        let stop = seq_diff(end, left).min(width);
         if start >= stop {
-            kept.push((lo, hi));
-            continue;
+            return true;
         }
         filled = filled.saturating_add((stop - start) as u32);
-        if start > 0 {
-            kept.push((lo, lo.wrapping_add(start as u32)));
+        if stop < width {
+            if start > 0 {
+                rest = Some((left.wrapping_add(stop as u32), *hi));
+            } else {
+                *lo = left.wrapping_add(stop as u32);
+                return true;
+            }
         }
-        if stop < seq_diff(hi, lo) {
-            kept.push((lo.wrapping_add(stop as u32), hi));
-        }
+        *hi = left.wrapping_add(start as u32);
+        start > 0
+    });
+    if let Some(far) = rest {
+        holes.push(far);
     }
-    *holes = kept;
     filled
 }
 
 impl Analyzer for HealthAnalyzer {
     #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
-        match *event {
-            ConnEvent::Arrived { ts_ns, .. } => {
-                self.verdict = 0;
-                if let Some(st) = self.state.as_deref_mut() {
-                    st.last_ns = ts_ns;
-                }
-            }
-            ConnEvent::Segment {
-                role,
-                ts_ns,
-                flags,
-                seq,
-                ack,
-                payload_len,
-                snd_nxt,
-                peer_nxt,
-                window,
-                window_before,
-                peer_window,
-                options,
-                ..
-            } => {
-                let me = role.index();
-                let seen_ack = self.seen & (1 << me) != 0;
-                // the common case: in order, the ACK new, the window open, nothing boxed
-                if self.state.is_none()
-                    && snd_nxt == Some(seq)
-                    && window != 0
-                    && peer_window != 0
-                    && flags & (ACK | SYN) == ACK
-                    && seen_ack
-                    && (payload_len != 0 || ack != self.last_ack[me])
-                    && peer_nxt.is_none_or(|n| !seq_after(ack, n))
-                {
-                    self.last_ack[me] = ack;
-                    self.verdict = 0;
-                    return;
-                }
-                let segment = Seg {
-                    me,
-                    ts_ns,
-                    flags,
-                    seq,
-                    ack,
-                    payload_len,
-                    snd_nxt,
-                    peer_nxt,
-                    window,
-                    window_before,
-                    peer_window,
-                    options,
-                };
-                self.verdict = self.segment(&segment);
-            }
-            ConnEvent::StreamGap { role, length, .. } => {
-                // acknowledged, never seen: lost before the capture point (or by it)
-                let side = &mut self.state().sides[role.index()];
-                side.tally.lost_before_capture.add(length);
-            }
-            _ => {}
+        if let ConnEvent::StreamGap { role, length, .. } = *event {
+            // acknowledged, never seen: lost before the capture point (or by it)
+            let side = &mut self.state().sides[role.index()];
+            side.tally.lost_before_capture.add(length);
         }
     }
 
-    fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
+    fn finish(&mut self, record: &mut ConnectionRecord, how: &Finish) {
         let Some(st) = self.state.as_deref_mut() else {
             return;
         };
-        let end_ns = st.last_ns;
+        let end_ns = how.last_ns;
         let mut stalled = false;
         let sides = st.sides.each_mut().map(|side| {
             if let Some(since) = side.zero_since.take() {
@@ -439,20 +433,29 @@ impl Analyzer for HealthAnalyzer {
     }
 }
 
-/// One segment as the health analyzer needs it.
+/// A non-RST segment as the uncommon path reads it: `HealthAnalyzer::segment`'s arguments
+/// (the core calls it directly, after processing the segment's ACK field and before its
+/// payload: the verdict goes to the segment trace, and the other analyzers' `Segment`
+/// event stays small).
+#[derive(Clone, Copy, Debug)]
 struct Seg<'a> {
+    /// The sender (`Role::index`).
     me: usize,
     ts_ns: i64,
     flags: u16,
     seq: u32,
     ack: u32,
     payload_len: u32,
+    /// The sender's SND.NXT before the segment.
     snd_nxt: Option<u32>,
-    peer_nxt: Option<u32>,
+    /// Its ACK covers payload of the peer's that the capture never saw.
+    ack_unseen: bool,
+    /// The segment's (unscaled) window, and the one the sender advertised before it.
     window: u16,
     window_before: i32,
+    /// The window the peer last advertised (-1: none yet).
     peer_window: i32,
-    options: &'a [u8],
+    options: OptionBytes<'a>,
 }
 
 /// A zero-window period of `side` ends at `end_ns`.
@@ -463,8 +466,58 @@ fn close_zero_window(side: &mut SideHealth, since: i64, end_ns: i64) {
 }
 
 impl HealthAnalyzer {
-    /// The verdict on a segment off the common path.
-    fn segment(&mut self, s: &Seg<'_>) -> u16 {
+    /// One segment (the fields of `Seg`, apart: the common case reads few of them); its
+    /// verdict (`verdict` bits).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment(
+        &mut self,
+        me: usize,
+        ts_ns: i64,
+        flags: u16,
+        seq: u32,
+        ack: u32,
+        payload_len: u32,
+        snd_nxt: Option<u32>,
+        ack_unseen: bool,
+        window: u16,
+        window_before: i32,
+        peer_window: i32,
+        options: OptionBytes<'_>,
+    ) -> u16 {
+        // the common case: in order, not a duplicate ACK, both windows open, and nothing
+        // in the box this segment could change (`HealthState::quiet`)
+        if snd_nxt == Some(seq)
+            && flags & (ACK | SYN) == ACK
+            && self.seen & (1 << me) != 0
+            && (payload_len != 0 || ack != self.last_ack[me])
+            && window != 0
+            && peer_window != 0
+            && !ack_unseen
+            && self.state.as_deref().is_none_or(|st| st.quiet(me))
+        {
+            self.last_ack[me] = ack;
+            return 0;
+        }
+        self.uncommon(&Seg {
+            me,
+            ts_ns,
+            flags,
+            seq,
+            ack,
+            payload_len,
+            snd_nxt,
+            ack_unseen,
+            window,
+            window_before,
+            peer_window,
+            options,
+        })
+    }
+
+    /// The verdict on a segment off the common path (kept out of the segment path's body).
+    #[inline(never)]
+    fn uncommon(&mut self, s: &Seg<'_>) -> u16 {
         let (me, peer) = (s.me, 1 - s.me);
         let syn = s.flags & SYN != 0;
         let fin = s.flags & FIN != 0;
@@ -513,12 +566,13 @@ impl HealthAnalyzer {
             if duplicate {
                 v |= verdict::DUPLICATE_ACK;
             }
-            if s.peer_nxt.is_some_and(|n| seq_after(s.ack, n)) {
+            if s.ack_unseen {
                 v |= verdict::ACK_LOST_SEGMENT;
             }
             if duplicate || self.state.is_some() {
                 self.state();
-                self.boxed_ack(me, s.ts_ns, s.ack, duplicate, s.options);
+                let advanced = !seen_ack || seq_after(s.ack, self.last_ack[me]);
+                self.boxed_ack(me, s.ts_ns, s.ack, advanced, duplicate, s.options.bytes());
             }
             self.last_ack[me] = s.ack;
             self.seen |= 1 << me;
@@ -577,7 +631,15 @@ impl HealthAnalyzer {
             return v;
         }
         let end = s.seq.wrapping_add(space);
-        v | self.retransmission(me, s.ts_ns, s.seq, end, s.payload_len, nxt, s.options)
+        v | self.retransmission(
+            me,
+            s.ts_ns,
+            s.seq,
+            end,
+            s.payload_len,
+            nxt,
+            s.options.bytes(),
+        )
     }
 }
 

@@ -41,7 +41,6 @@ impl Analyzer for KeepaliveAnalyzer {
             payload_len,
             snd_nxt,
             peer_window,
-            ..
         } = *event
         else {
             return;

@@ -46,11 +46,9 @@ pub enum ConnEvent<'a> {
         stamp: Option<(u32, u32)>,
     },
     /// A non-RST segment, after its ACK field was processed and before its payload:
-    /// `snd_nxt` is the sender's SND.NXT before the segment, `peer_nxt` the peer's,
-    /// `window` the segment's (unscaled) window, `window_before` the one the sender
-    /// advertised before it and `peer_window` the one the peer last advertised (-1: none
-    /// yet), `options` its captured TCP option bytes, `previous_ns` the connection's
-    /// previous segment.
+    /// `snd_nxt` is the sender's SND.NXT before the segment, `peer_window` the window the
+    /// peer last advertised (-1: none yet), `previous_ns` the connection's previous segment.
+    /// (The health analyzer is told more, `health::Seg`, by a call of its own.)
     Segment {
         role: Role,
         ts_ns: i64,
@@ -60,11 +58,7 @@ pub enum ConnEvent<'a> {
         ack: u32,
         payload_len: u32,
         snd_nxt: Option<u32>,
-        peer_nxt: Option<u32>,
-        window: u16,
-        window_before: i32,
         peer_window: i32,
-        options: &'a [u8],
     },
     /// `role` sent its FIN (the first one its state allowed).
     Fin { role: Role, ts_ns: i64 },
@@ -106,6 +100,8 @@ pub enum ConnEvent<'a> {
 pub struct Finish {
     /// Maximum segment lifetime: TIME_WAIT lasts 2 * MSL.
     pub msl_s: f64,
+    /// The connection's last segment (a window still shut is shut until then).
+    pub last_ns: i64,
 }
 
 /// One aspect of a connection.

@@ -41,33 +41,34 @@ impl Feed {
         if flags & SYN != 0 && self.nxt[me].is_none() {
             self.nxt[me] = Some(seq.wrapping_add(1));
         }
-        self.health.on_event(&ConnEvent::Arrived {
-            role,
-            ts_ns: self.ts_ns,
-        });
+        // the options after a 20-byte header, as a segment's buffer holds them
+        let padded = [&[0u8; 20][..], options].concat();
         let window_before = std::mem::replace(&mut self.window[me], i32::from(window));
-        self.health.on_event(&ConnEvent::Segment {
-            role,
-            ts_ns: self.ts_ns,
-            previous_ns: 0,
+        let verdict = self.health.segment(
+            me,
+            self.ts_ns,
             flags,
             seq,
             ack,
-            payload_len: len,
-            snd_nxt: self.nxt[me],
-            peer_nxt: self.nxt[peer],
+            len,
+            self.nxt[me],
+            flags & ACK != 0 && self.nxt[peer].is_some_and(|n| seq_after(ack, n)),
             window,
             window_before,
-            peer_window: self.window[peer],
-            options,
-        });
+            self.window[peer],
+            OptionBytes {
+                data: &padded,
+                tcp_off: 0,
+                len: options.len() as u32,
+            },
+        );
         let end = seq
             .wrapping_add(len)
             .wrapping_add(u32::from(flags & (SYN | FIN) != 0));
         if self.nxt[me].is_none_or(|n| seq_after(end, n)) {
             self.nxt[me] = Some(end);
         }
-        self.health.verdict()
+        verdict
     }
 
     /// A handshake and `n` segments of 100 bytes from the server, each acknowledged.
@@ -82,7 +83,14 @@ impl Feed {
     fn record(&mut self) -> ConnectionRecord {
         let mut record = crate::writers::fixture::records().remove(0);
         record.outcome = Outcome::Open;
-        self.health.finish(&mut record, &Finish { msl_s: 60.0 });
+        let last_ns = self.ts_ns;
+        self.health.finish(
+            &mut record,
+            &Finish {
+                msl_s: 60.0,
+                last_ns,
+            },
+        );
         record
     }
 }
@@ -298,10 +306,7 @@ fn a_connection_ending_on_a_zero_window_is_stalled() {
     f.seg(5, Role::Client, ACK, C + 1, S + 101, 0, 502, &[]);
     f.seg(5, Role::Client, ACK, C + 1, S + 101, 0, 0, &[]);
     data(&mut f, 200, 101, 0);
-    f.health.on_event(&ConnEvent::Arrived {
-        role: Role::Server,
-        ts_ns: f.ts_ns + 300_000_000,
-    });
+    f.ts_ns += 300_000_000; // the connection's last segment, 300 ms later
     let r = f.record();
     let zero = r.zero_window.client;
     assert_eq!(
@@ -342,5 +347,13 @@ fn option_walks_stop_at_the_captured_bytes() {
     assert_eq!(dsack(&sack(&[(6, 7), (5, 9)]), 2), Some((6, 7)));
     assert_eq!(dsack(&sack(&[(6, 7), (8, 9)]), 2), None);
     assert_eq!(option(&[1, 9, 0], 5), None); // a size past the end
-    assert_eq!(fill_holes(&mut vec![(10, 20)], 12, 15), 3);
+    let mut holes = vec![(10, 20), (30, 40)];
+    assert_eq!(fill_holes(&mut holes, 12, 15), 3);
+    assert_eq!(holes, vec![(10, 12), (30, 40), (15, 20)]);
+    assert_eq!(fill_holes(&mut holes, 5, 13), 2); // the left part of (10, 12)
+    assert_eq!(holes, vec![(30, 40), (15, 20)]);
+    assert_eq!(fill_holes(&mut holes, 35, 50), 5);
+    assert_eq!(fill_holes(&mut holes, 14, 16), 1);
+    assert_eq!(holes, vec![(30, 35), (16, 20)]);
+    assert_eq!(fill_holes(&mut holes, 0, 10), 0);
 }
