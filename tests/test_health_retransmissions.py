@@ -200,3 +200,13 @@ def test_csv_and_jsonl_carry_the_same_health(tmp_path: Path) -> None:
     assert line["retransmissions"] == document["retransmissions"]
     assert line["zero_window"] == document["zero_window"]
     assert set(line["retransmissions"]["client"]) == set(KINDS)
+
+
+def test_the_table_and_check_take_the_stalled_outcome(tmp_path: Path) -> None:
+    path = str(write(tmp_path / "zero.pcap", zero_window_capture()))
+    table = CliRunner().invoke(cli, ["analyze", path])
+    assert table.exit_code == 0, table.output
+    (row,) = [line for line in table.stdout.splitlines() if line.startswith(" 1 ")]
+    assert row.split()[5] == "STALLED"
+    check = CliRunner().invoke(cli, ["check", "--no-incomplete", path])
+    assert check.exit_code == 0, check.output
