@@ -11,6 +11,7 @@
 //! is applied before that segment's own events; a segment that echoes an older TSval is
 //! processed first. Without timestamps the event applies when seen.
 
+use crate::analyzers::health::OptionBytes;
 use crate::analyzers::options::syn_options;
 use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
@@ -632,7 +633,7 @@ impl Connection {
         }
         if flags & RST != 0 {
             self.rst(role, ts_ns, flags, ack);
-            self.traced(role, seg);
+            self.traced(role, seg, 0);
             return false;
         }
         let syn = flags & SYN != 0;
@@ -653,6 +654,8 @@ impl Connection {
             }
         }
 
+        // the ACK covers payload of the peer's that the capture never saw
+        let mut ack_unseen = false;
         if has_ack {
             let [a, b] = &mut self.sides;
             let (me, peer) = if me_i == 0 { (a, b) } else { (b, a) };
@@ -718,6 +721,7 @@ impl Connection {
                         Some(fs) if seq_diff(ack, fs) > 0 => fs,
                         _ => ack,
                     };
+                    ack_unseen = seq_after(upto, expected);
                     let mut consumer = Direction {
                         analyzers,
                         role: peer_role,
@@ -726,9 +730,9 @@ impl Connection {
                 }
             }
         }
-        self.sides[me_i].window = i32::from(seg.window);
-
+        let window_before = std::mem::replace(&mut self.sides[me_i].window, seg.window.into());
         let nxt = self.sides[me_i].nxt;
+        let peer_window = self.sides[peer_i].window;
         self.analyzers.on(&ConnEvent::Segment {
             role,
             ts_ns,
@@ -738,8 +742,27 @@ impl Connection {
             ack,
             payload_len: plen,
             snd_nxt: nxt,
-            peer_window: self.sides[peer_i].window,
+            peer_window,
         });
+        let options = OptionBytes {
+            data,
+            tcp_off: seg.tcp_off,
+            len: seg.opt_cap,
+        };
+        let verdict = self.analyzers.health.segment(
+            me_i,
+            ts_ns,
+            flags,
+            seq,
+            ack,
+            plen,
+            nxt,
+            ack_unseen,
+            seg.window,
+            window_before,
+            peer_window,
+            options,
+        );
         if plen != 0 {
             let me = &mut self.sides[me_i];
             me.opened = true;
@@ -775,7 +798,7 @@ impl Connection {
         if nxt.is_none_or(|n| seq_after(end, n)) {
             me.nxt = Some(end);
         }
-        self.traced(role, seg);
+        self.traced(role, seg, verdict);
         if self.simultaneous_open
             && !self.handshake_completed
             && self.last_syn_stamped.is_some()
@@ -790,9 +813,10 @@ impl Connection {
         false
     }
 
-    /// Show a processed segment to the trace, if this connection has one.
+    /// Show a processed segment, and the health analyzer's verdict on it, to the trace, if
+    /// this connection has one.
     #[inline]
-    fn traced(&mut self, role: Role, seg: &Segment) {
+    fn traced(&mut self, role: Role, seg: &Segment, verdict: u16) {
         if let Some(trace) = self.extras.as_mut().and_then(|x| x.trace.as_deref_mut()) {
             let [c, s] = &self.sides;
             trace.segment(&SegmentView {
@@ -806,6 +830,7 @@ impl Connection {
                 isn: [c.isn, s.isn],
                 wscale: [c.wscale, s.wscale],
                 machines: [&c.machine, &s.machine],
+                verdict,
             });
         }
     }
@@ -984,13 +1009,17 @@ impl Connection {
                 u64::from(c.recent.duplicates),
                 u64::from(s.recent.duplicates),
             ),
+            retransmissions: PerSide::default(),
+            zero_window: PerSide::default(),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())
                 .and_then(|x| x.zeek.as_mut())
                 .map(|z| Box::new(z.result())),
         };
-        self.analyzers.finish(&mut record, &Finish { msl_s });
+        let last_ns = self.last_ns;
+        self.analyzers
+            .finish(&mut record, &Finish { msl_s, last_ns });
         record
     }
 }

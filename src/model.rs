@@ -80,10 +80,13 @@ pub enum Outcome {
     HalfClosed,
     Closing,
     Open,
+    /// Not closed, and the capture ends while a side advertises a zero window: the peer is
+    /// stalled, waiting for it to open (analyzers/health.rs).
+    Stalled,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Closed,
         Outcome::Reset,
         Outcome::Refused,
@@ -92,6 +95,7 @@ impl Outcome {
         Outcome::HalfClosed,
         Outcome::Closing,
         Outcome::Open,
+        Outcome::Stalled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +108,7 @@ impl Outcome {
             Outcome::HalfClosed => "HALF_CLOSED",
             Outcome::Closing => "CLOSING",
             Outcome::Open => "OPEN",
+            Outcome::Stalled => "STALLED",
         }
     }
 }
@@ -334,6 +339,62 @@ pub struct Keepalive {
     pub intervals_ms: PerSide<Vec<f64>>,
 }
 
+/// A number of segments and the payload bytes they carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Tally {
+    pub segments: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    /// Count one segment of `bytes` payload bytes.
+    pub fn add(&mut self, bytes: u32) {
+        self.segments += 1;
+        self.bytes += u64::from(bytes);
+    }
+}
+
+/// What one side sent again, and why (docs/health.md). `rto`, `fast` and `tlp` divide the
+/// retransmissions by cause; `spurious` counts those shown unnecessary; `keepalive` and
+/// `window_probe` are probes, not retransmissions; `lost_before_capture` and
+/// `lost_after_capture` tell where the lost segments were lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Retransmissions {
+    /// Sent again when the retransmission timer fired (RFC 6298 section 5).
+    pub rto: Tally,
+    /// Sent again on the receiver's duplicate ACKs or SACK blocks (RFC 5681 section 3.2,
+    /// RFC 6675), during the recovery they started.
+    pub fast: Tally,
+    /// The last segment sent again as a tail-loss probe (RFC 8985 section 7).
+    pub tlp: Tally,
+    /// Retransmissions the receiver did not need: already acknowledged, reported by a
+    /// D-SACK (RFC 2883), or acknowledged with the original's timestamp (RFC 3522).
+    pub spurious: Tally,
+    /// Keep-alive probes (RFC 1122 section 4.2.3.6).
+    pub keepalive: Tally,
+    /// Zero-window probes (RFC 9293 section 3.8.6.1).
+    pub window_probe: Tally,
+    /// Sequence space whose first transmission the capture did not see: later filled by a
+    /// retransmission (lost upstream of the capture point) or acknowledged without ever
+    /// being seen (segments: holes).
+    pub lost_before_capture: Tally,
+    /// Segments seen twice, the retransmission not spurious: lost after the capture point.
+    pub lost_after_capture: Tally,
+}
+
+/// The zero windows one side advertised: its peer could not send.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct ZeroWindow {
+    /// Times the side's window went to zero.
+    pub periods: u64,
+    /// Time the window stayed shut, all periods together (ms).
+    pub stall_ms: f64,
+    /// The longest period (ms).
+    pub longest_ms: f64,
+    /// Persist probes the peer sent into the shut window.
+    pub probes: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Reuse {
     /// "http/1.1", "http/1.0", or null when the payload is not HTTP/1.x.
@@ -381,6 +442,10 @@ pub struct ConnectionRecord {
     /// Frames of that side captured twice (src/duplicates.rs): each copy after the first is
     /// counted here and left out of every other count.
     pub duplicates: PerSide<u64>,
+    /// Each side's retransmissions by cause, and its probes (analyzers/health.rs).
+    pub retransmissions: PerSide<Retransmissions>,
+    /// The zero windows each side advertised.
+    pub zero_window: PerSide<ZeroWindow>,
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,

@@ -457,6 +457,7 @@ mod tests {
                 states: [TcpState::SynSent, TcpState::SynRcvd],
                 entered: [0, 0],
                 mark,
+                verdict: 0,
             };
             (segment, entered)
         };

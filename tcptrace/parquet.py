@@ -34,11 +34,19 @@ INTEGER = frozenset({
     "zeek.orig_bytes", "zeek.resp_bytes", "zeek.missed_bytes", "zeek.orig_pkts",
     "zeek.orig_ip_bytes", "zeek.resp_pkts", "zeek.resp_ip_bytes"})
 """Columns of int64 (counts, ports, ids)."""
+_SIDES = ("client", "server")
+_TALLIES = ("rto", "fast", "tlp", "spurious", "keepalive", "window_probe",
+            "lost_before_capture", "lost_after_capture")
+INTEGER |= frozenset(f"retransmissions.{side}.{kind}.{unit}" for side in _SIDES
+                     for kind in _TALLIES for unit in ("segments", "bytes"))
+INTEGER |= frozenset(f"zero_window.{side}.{key}" for side in _SIDES
+                     for key in ("periods", "probes"))
 FLOAT = frozenset({
     "first_ts", "last_ts", "duration_ms", "handshake.syn_to_synack_ms",
     "handshake.synack_to_ack_ms", "handshake.rtt_ms", "handshake.setup_ms",
     "close.time_wait_ts", "close.time_wait_until", "close.fin_ts.client",
-    "close.fin_ts.server", "half_close.duration_ms", "rst.ts", "zeek.ts", "zeek.duration"})
+    "close.fin_ts.server", "half_close.duration_ms", "rst.ts", "zeek.ts", "zeek.duration"}) | \
+    frozenset(f"zero_window.{side}.{key}" for side in _SIDES for key in ("stall_ms", "longest_ms"))
 """Columns of float64 (times in seconds since the epoch, durations in ms; zeek.duration
 in s)."""
 BOOLEAN = frozenset({"handshake.complete", "handshake.simultaneous_open"})

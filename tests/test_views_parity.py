@@ -116,7 +116,7 @@ def test_traces_have_the_documented_shape() -> None:
     assert trace["segments"][0] | {"ts_ns": 0} == {
         "ts_ns": 0, "role": "client", "flags": 2, "seq": 0, "ack": None, "length": 0,
         "window": 64240, "states": ["SYN_SENT", "CLOSED"], "entered": [["SYN_SENT"], []],
-        "marks": []}
+        "marks": [], "verdicts": []}
     assert trace["first_ns"] == trace["segments"][0]["ts_ns"]
 
 

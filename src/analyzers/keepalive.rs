@@ -21,10 +21,11 @@ struct KeepaliveSide {
     awaiting_ack_at: Option<u32>,
 }
 
-/// Probes and answers of both sides (index: `Role::index`).
+/// Probes and answers of both sides (index: `Role::index`), in a box that only a
+/// connection with a probe gets: 8 bytes of every flow-table slot instead of 128.
 #[derive(Debug, Default)]
 pub struct KeepaliveAnalyzer {
-    sides: [KeepaliveSide; 2],
+    sides: Option<Box<[KeepaliveSide; 2]>>,
 }
 
 impl Analyzer for KeepaliveAnalyzer {
@@ -50,25 +51,33 @@ impl Analyzer for KeepaliveAnalyzer {
             if payload_len <= 1 && flags & (SYN | FIN) == 0 {
                 if seq == nxt.wrapping_sub(1) && peer_window != 0 {
                     probe = true;
-                    let side = &mut self.sides[me];
+                    let side = &mut self.sides.get_or_insert_with(Box::default)[me];
                     let since = side.last_probe_ns.unwrap_or(previous_ns);
                     side.intervals_ms.push(ns_to_ms(ts_ns - since));
                     side.probes += 1;
                     side.last_probe_ns = Some(ts_ns);
                     side.awaiting_ack_at = Some(nxt);
-                } else if payload_len == 0 && self.sides[peer].awaiting_ack_at == Some(ack) {
-                    self.sides[me].acks_sent += 1;
-                    self.sides[peer].awaiting_ack_at = None;
+                } else if let Some(sides) = self.sides.as_deref_mut() {
+                    if payload_len == 0 && sides[peer].awaiting_ack_at == Some(ack) {
+                        sides[me].acks_sent += 1;
+                        sides[peer].awaiting_ack_at = None;
+                    }
                 }
             }
         }
         if payload_len != 0 && !probe {
-            self.sides[me].last_probe_ns = None; // ordinary traffic ends a run of probes
+            if let Some(sides) = self.sides.as_deref_mut() {
+                sides[me].last_probe_ns = None; // ordinary traffic ends a run of probes
+            }
         }
     }
 
     fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
-        let [client, server] = &mut self.sides;
+        let Some(sides) = self.sides.as_deref_mut() else {
+            record.keepalive = Keepalive::default();
+            return;
+        };
+        let [client, server] = sides;
         record.keepalive = Keepalive {
             probes: PerSide::new(client.probes, server.probes),
             acks: PerSide::new(client.acks_sent, server.acks_sent),

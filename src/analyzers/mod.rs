@@ -6,6 +6,7 @@
 
 pub mod close;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod keepalive;
 pub mod options;
@@ -47,6 +48,7 @@ pub enum ConnEvent<'a> {
     /// A non-RST segment, after its ACK field was processed and before its payload:
     /// `snd_nxt` is the sender's SND.NXT before the segment, `peer_window` the window the
     /// peer last advertised (-1: none yet), `previous_ns` the connection's previous segment.
+    /// (The health analyzer is told more, `health::Seg`, by a call of its own.)
     Segment {
         role: Role,
         ts_ns: i64,
@@ -98,6 +100,8 @@ pub enum ConnEvent<'a> {
 pub struct Finish {
     /// Maximum segment lifetime: TIME_WAIT lasts 2 * MSL.
     pub msl_s: f64,
+    /// The connection's last segment (a window still shut is shut until then).
+    pub last_ns: i64,
 }
 
 /// One aspect of a connection.
@@ -151,4 +155,5 @@ analyzers! {
     keepalive: keepalive::KeepaliveAnalyzer,
     reuse: reuse::ReuseAnalyzer,
     options: options::OptionsAnalyzer,
+    health: health::HealthAnalyzer,
 }

@@ -105,6 +105,9 @@ pub struct TracedSegment {
     /// one vector per trace, not two per segment.
     pub entered: [u16; 2],
     pub mark: Option<Mark>,
+    /// The health analyzer's verdict (`health::verdict` bits): the per-segment flags
+    /// tests/test_tshark_health.py holds against Wireshark's.
+    pub verdict: u16,
 }
 
 /// What the connection core shows a tracer of one segment, after processing it.
@@ -121,6 +124,8 @@ pub struct SegmentView<'a> {
     /// Each side's window scale shift from its SYN.
     pub wscale: [Option<u8>; 2],
     pub machines: [&'a EndpointMachine; 2],
+    /// The health analyzer's verdict on it (`health::verdict` bits).
+    pub verdict: u16,
 }
 
 /// Holes in what a side sent kept at most: older ones are not worth memory.
@@ -337,6 +342,7 @@ impl SegmentTrace {
                 new.len() as u16
             }),
             mark,
+            verdict: v.verdict,
         });
     }
 }
@@ -377,6 +383,7 @@ mod tests {
                 isn: [Some(ISN_C), Some(ISN_S)],
                 wscale: self.wscale,
                 machines: [&self.machines[0], &self.machines[1]],
+                verdict: 0,
             };
             self.trace.segment(&view);
         }
@@ -426,6 +433,7 @@ mod tests {
             isn: [None, None],
             wscale: [None, None],
             machines: [&machines[0], &machines[1]],
+            verdict: 0,
         };
         t.segment(&view(9000, 300));
         t.segment(&view(9010, 300));

@@ -137,6 +137,7 @@ pub fn record_dict<'py>(
     d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
     d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
+    health_dicts(py, &d, r)?;
     let tunnels = PyList::empty(py);
     for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
         tunnels.append(tunnel_dict(py, layer)?)?;
@@ -192,6 +193,38 @@ where
     Ok(d)
 }
 
+/// `retransmissions` and `zero_window` (writers/health.rs writes the same keys).
+fn health_dicts<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    r: &ConnectionRecord,
+) -> PyResult<()> {
+    let retransmissions = PyDict::new(py);
+    let zero_window = PyDict::new(py);
+    for (side, tallies, zero) in [
+        ("client", &r.retransmissions.client, &r.zero_window.client),
+        ("server", &r.retransmissions.server, &r.zero_window.server),
+    ] {
+        let each = PyDict::new(py);
+        for (key, tally) in crate::writers::health::tallies(tallies) {
+            let t = PyDict::new(py);
+            t.set_item(intern!(py, "segments"), tally.segments)?;
+            t.set_item(intern!(py, "bytes"), tally.bytes)?;
+            each.set_item(key, t)?;
+        }
+        retransmissions.set_item(side, each)?;
+        let z = PyDict::new(py);
+        z.set_item(intern!(py, "periods"), zero.periods)?;
+        z.set_item(intern!(py, "stall_ms"), zero.stall_ms)?;
+        z.set_item(intern!(py, "longest_ms"), zero.longest_ms)?;
+        z.set_item(intern!(py, "probes"), zero.probes)?;
+        zero_window.set_item(side, z)?;
+    }
+    d.set_item(intern!(py, "retransmissions"), retransmissions)?;
+    d.set_item(intern!(py, "zero_window"), zero_window)?;
+    Ok(())
+}
+
 /// The trace as tcptrace/report/trace.py describes it.
 fn trace_dict<'py>(py: Python<'py>, t: &SegmentTrace) -> PyResult<Bound<'py, PyDict>> {
     let segments = PyList::empty(py);
@@ -216,6 +249,10 @@ fn trace_dict<'py>(py: Python<'py>, t: &SegmentTrace) -> PyResult<Bound<'py, PyD
         d.set_item(
             intern!(py, "marks"),
             PyList::new(py, s.mark.map(|m| m.name()))?,
+        )?;
+        d.set_item(
+            intern!(py, "verdicts"),
+            PyList::new(py, crate::analyzers::health::verdict::names(s.verdict))?,
         )?;
         segments.append(d)?;
     }

@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 81] = [
+pub const COLUMNS: [&str; 121] = [
     "id",
     "client.ip",
     "client.port",
@@ -89,6 +89,46 @@ pub const COLUMNS: [&str; 81] = [
     "anomalies.server",
     "duplicates.client",
     "duplicates.server",
+    "retransmissions.client.rto.segments",
+    "retransmissions.client.rto.bytes",
+    "retransmissions.client.fast.segments",
+    "retransmissions.client.fast.bytes",
+    "retransmissions.client.tlp.segments",
+    "retransmissions.client.tlp.bytes",
+    "retransmissions.client.spurious.segments",
+    "retransmissions.client.spurious.bytes",
+    "retransmissions.client.keepalive.segments",
+    "retransmissions.client.keepalive.bytes",
+    "retransmissions.client.window_probe.segments",
+    "retransmissions.client.window_probe.bytes",
+    "retransmissions.client.lost_before_capture.segments",
+    "retransmissions.client.lost_before_capture.bytes",
+    "retransmissions.client.lost_after_capture.segments",
+    "retransmissions.client.lost_after_capture.bytes",
+    "retransmissions.server.rto.segments",
+    "retransmissions.server.rto.bytes",
+    "retransmissions.server.fast.segments",
+    "retransmissions.server.fast.bytes",
+    "retransmissions.server.tlp.segments",
+    "retransmissions.server.tlp.bytes",
+    "retransmissions.server.spurious.segments",
+    "retransmissions.server.spurious.bytes",
+    "retransmissions.server.keepalive.segments",
+    "retransmissions.server.keepalive.bytes",
+    "retransmissions.server.window_probe.segments",
+    "retransmissions.server.window_probe.bytes",
+    "retransmissions.server.lost_before_capture.segments",
+    "retransmissions.server.lost_before_capture.bytes",
+    "retransmissions.server.lost_after_capture.segments",
+    "retransmissions.server.lost_after_capture.bytes",
+    "zero_window.client.periods",
+    "zero_window.client.stall_ms",
+    "zero_window.client.longest_ms",
+    "zero_window.client.probes",
+    "zero_window.server.periods",
+    "zero_window.server.stall_ms",
+    "zero_window.server.longest_ms",
+    "zero_window.server.probes",
     "encapsulation",
 ];
 
@@ -268,6 +308,22 @@ impl Row<'_> {
             .map(|name| format!("\"{name}\""))
             .collect();
         self.str(&format!("[{}]", names.join(",")));
+    }
+
+    /// The health parts: each side's tallies (segments, bytes), then its zero windows.
+    fn health(&mut self, r: &ConnectionRecord) {
+        for side in [&r.retransmissions.client, &r.retransmissions.server] {
+            for (_, tally) in super::health::tallies(side) {
+                self.int(tally.segments);
+                self.int(tally.bytes);
+            }
+        }
+        for z in [&r.zero_window.client, &r.zero_window.server] {
+            self.int(z.periods);
+            self.float(z.stall_ms);
+            self.float(z.longest_ms);
+            self.int(z.probes);
+        }
     }
 
     fn bool(&mut self, value: bool) {
@@ -511,6 +567,7 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.gap_bytes);
     row.counts(&r.anomalies);
     row.counts(&r.duplicates);
+    row.health(r);
     row.encapsulation(
         r.encapsulation
             .as_deref()

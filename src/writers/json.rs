@@ -219,7 +219,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    fn per_side<T>(
+    pub(crate) fn per_side<T>(
         &mut self,
         key: &'static str,
         pair: &PerSide<T>,
@@ -359,6 +359,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
     e.counts("duplicates", &r.duplicates);
+    super::health::encode(e, r);
     e.key("encapsulation"); // [] for plain traffic
     encapsulation(
         e,
@@ -583,7 +584,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("{\n  \"id\": 3,\n  \"client\": {\n    \"ip\": \"10.77.0.1\",\n"));
         assert!(text.contains("\"intervals_ms\": {\n      \"client\": [],\n"));
-        assert!(text.ends_with("\"server\": 0\n  },\n  \"encapsulation\": []\n}"));
+        assert!(text.ends_with("\"probes\": 0\n    }\n  },\n  \"encapsulation\": []\n}"));
     }
 
     #[test]

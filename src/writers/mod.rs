@@ -6,6 +6,7 @@ pub mod csv;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod floats;
+pub mod health;
 pub mod json;
 pub mod jsonl;
 pub mod spool;

@@ -79,7 +79,7 @@ def _names(*names: str) -> Validator:
 # to it): written out, so that check needs no engine module
 RST_KINDS = ("REFUSED", "HANDSHAKE", "ABORT", "AFTER_CLOSE", "TIME_WAIT", "UNKNOWN_STATE")
 OUTCOMES = ("CLOSED", "RESET", "REFUSED", "UNANSWERED", "HANDSHAKE_FAILED", "HALF_CLOSED",
-            "CLOSING", "OPEN")
+            "CLOSING", "OPEN", "STALLED")
 NEVER_COMPLETED = ("UNANSWERED", "HANDSHAKE_FAILED", "REFUSED")
 
 

@@ -37,6 +37,9 @@ class TracedSegment(TypedDict):
     entered: list[list[str]]
     """[client, server] states entered since the previous segment, in order."""
     marks: list[str]
+    verdicts: list[str]
+    """The health analyzer's verdicts on the segment (docs/health.md), named as Wireshark's
+    tcp.analysis flags where one exists."""
 
 
 class Trace(TypedDict):
