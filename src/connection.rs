@@ -11,7 +11,7 @@
 //! is applied before that segment's own events; a segment that echoes an older TSval is
 //! processed first. Without timestamps the event applies when seen.
 
-use crate::analyzers::options::syn_options;
+use crate::analyzers::options::{syn_offer, syn_options};
 use crate::analyzers::trace::{SegmentTrace, SegmentView};
 use crate::analyzers::{Analyzers, ConnEvent, Finish};
 use crate::checksum::ChecksumLedger;
@@ -640,12 +640,11 @@ impl Connection {
         let has_ack = flags & ACK != 0;
 
         if syn {
-            let (wscale, stamp) = options(data, seg.tcp_off, seg.opt_cap);
+            let (offered, stamp) = syn_offer(data, seg.tcp_off, seg.opt_cap, flags, plen);
             let me = &mut self.sides[me_i];
             if me.wscale.is_none() {
-                me.wscale = wscale;
+                me.wscale = offered.wscale.map(|shift| shift.min(14)); // RFC 7323: at most 14
             }
-            let offered = syn_options(data, seg.tcp_off, seg.opt_cap, flags, plen);
             self.syn(role, ts_ns, seq, has_ack, stamp, offered);
             if has_ack && stamp.is_some() && self.last_syn_stamped == Some(true) {
                 self.sides[0].uses_ts = true;
