@@ -91,12 +91,21 @@ pub struct HeadFields<'a> {
 /// colon (Python splits at the first colon and strips the name; a name has no colon).
 fn named_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let (start, rest) = line.split_at_checked(name.len())?;
+    // the name's last eight bytes in lower case before the exact comparison: every
+    // "Content-Type" passes the first eight (the names' bytes all have 0x20 set)
+    let tail = u64::from_le_bytes(*start.last_chunk::<8>()?);
+    if tail | LOWER != u64::from_le_bytes(*name.last_chunk::<8>()?) {
+        return None;
+    }
     if !start.eq_ignore_ascii_case(name) {
         return None;
     }
     let colon = rest.iter().position(|&b| !is_space(b))?;
     (rest.get(colon) == Some(&b':')).then(|| strip(rest.get(colon + 1..).unwrap_or_default()))
 }
+
+/// Lowers the ASCII letters of a word (and maps a few other bytes onto others).
+const LOWER: u64 = 0x2020_2020_2020_2020;
 
 /// The lines of a head, one at a time.
 #[derive(Default)]
@@ -121,7 +130,7 @@ impl<'a> Lines<'a> {
         let Some(first) = line.first_chunk::<8>() else {
             return; // shorter than either name
         };
-        let lowered = u64::from_le_bytes(*first) | 0x2020_2020_2020_2020;
+        let lowered = u64::from_le_bytes(*first) | LOWER;
         let headers = &mut self.fields.headers;
         if lowered == u64::from_le_bytes(*b"content-") {
             if let Some(value) = named_value(line, b"content-length") {
