@@ -554,6 +554,42 @@ enum Method {
     Other,
 }
 
+/// The methods of the requests not yet answered, oldest first: those listed, then
+/// `then_others` of [`Method::Other`]. Most connections send GETs and POSTs only, so the
+/// queue allocates nothing until a HEAD or CONNECT is queued behind them.
+#[derive(Debug, Default)]
+struct MethodQueue {
+    listed: VecDeque<Method>,
+    then_others: u64,
+}
+
+impl MethodQueue {
+    fn push_back(&mut self, method: Method) {
+        if method == Method::Other {
+            self.then_others += 1;
+            return;
+        }
+        let others = std::mem::take(&mut self.then_others);
+        (self.listed).extend((0..others).map(|_| Method::Other));
+        self.listed.push_back(method);
+    }
+
+    fn pop_front(&mut self) -> Option<Method> {
+        if let Some(method) = self.listed.pop_front() {
+            return Some(method);
+        }
+        (self.then_others > 0).then(|| {
+            self.then_others -= 1;
+            Method::Other
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Method> + '_ {
+        let others = (0..self.then_others).map(|_| Method::Other);
+        self.listed.iter().copied().chain(others)
+    }
+}
+
 /// The HTTP side of an [`AppTracker`]: the owner its parsers report to.
 #[derive(Debug, Default)]
 struct HttpCounts {
@@ -563,7 +599,7 @@ struct HttpCounts {
     responses: u64,
     http11: bool,
     /// Requests not yet answered, oldest first.
-    methods: VecDeque<Method>,
+    methods: MethodQueue,
     response_end_ns: Option<i64>,
     gaps_ms: Vec<f64>,
 }
@@ -671,9 +707,32 @@ pub struct AppTracker {
     /// Kept only while the connection may not be HTTP (the result then uses them).
     turn_gaps_ms: Vec<f64>,
     http: HttpCounts,
-    /// Made on first use: most connections never carry HTTP.
-    request_parser: Option<Box<HttpDirection>>,
-    response_parser: Option<Box<HttpDirection>>,
+    /// Made on first use: most connections never carry HTTP. One allocation holds both
+    /// directions' parsers.
+    parsers: Option<Box<Parsers>>,
+}
+
+/// The parsers of the two directions, each made when its direction first needs it.
+#[derive(Debug, Default)]
+struct Parsers {
+    request: Option<HttpDirection>,
+    response: Option<HttpDirection>,
+}
+
+impl Parsers {
+    fn side(&mut self, client: bool) -> &mut Option<HttpDirection> {
+        if client {
+            &mut self.request
+        } else {
+            &mut self.response
+        }
+    }
+
+    /// The parser of a direction, made if it has none yet.
+    fn made(&mut self, client: bool) -> &mut HttpDirection {
+        self.side(client)
+            .get_or_insert_with(|| HttpDirection::new(client))
+    }
 }
 
 impl AppTracker {
@@ -682,12 +741,8 @@ impl AppTracker {
         if self.http.http == Some(false) {
             return false;
         }
-        let parser = if client {
-            &self.request_parser
-        } else {
-            &self.response_parser
-        };
-        parser.as_ref().is_none_or(|p| !p.phase.skipping()) // a new parser reads a head
+        let parser = self.parser(client);
+        parser.is_none_or(|p| !p.phase.skipping()) // a new parser reads a head
     }
 
     /// In-order stream data of one direction (`payload` None: not captured or not wanted).
@@ -719,17 +774,11 @@ impl AppTracker {
             }
             _ => {}
         }
-        let slot = if client {
-            &mut self.request_parser
-        } else {
-            &mut self.response_parser
-        };
-        let parser = slot.get_or_insert_with(|| Box::new(HttpDirection::new(client)));
-        parser.feed(&mut self.http, ts_ns, length, payload);
-        let request_lost = self
-            .request_parser
-            .as_ref()
-            .is_some_and(|p| p.phase == Phase::Lost);
+        let parsers = self.parsers.get_or_insert_with(Box::default);
+        parsers
+            .made(client)
+            .feed(&mut self.http, ts_ns, length, payload);
+        let request_lost = (parsers.request.as_ref()).is_some_and(|p| p.phase == Phase::Lost);
         match self.http.http {
             None if request_lost => self.not_http(),
             Some(false) => self.not_http(),
@@ -741,13 +790,8 @@ impl AppTracker {
     /// Bytes of one direction missing from the capture.
     pub fn gap(&mut self, client: bool) {
         if self.http.http == Some(true) {
-            let slot = if client {
-                &mut self.request_parser
-            } else {
-                &mut self.response_parser
-            };
-            slot.get_or_insert_with(|| Box::new(HttpDirection::new(client)))
-                .gap();
+            let parsers = self.parsers.get_or_insert_with(Box::default);
+            parsers.made(client).gap();
         }
     }
 
@@ -825,7 +869,7 @@ impl AppTracker {
                 Method::Other => 'O',
             })
             .collect();
-        let parser = |p: &Option<Box<HttpDirection>>| match p {
+        let parser = |p: Option<&HttpDirection>| match p {
             _ if self.http.http == Some(false) => "-".to_string(),
             None => "none".to_string(),
             Some(p) => format!(
@@ -856,16 +900,25 @@ impl AppTracker {
                 gaps(&self.turn_gaps_ms)
             },
             gaps(&self.http.gaps_ms),
-            parser(&self.request_parser),
-            parser(&self.response_parser),
+            parser(self.parser(true)),
+            parser(self.parser(false)),
         )
     }
 
     /// Not HTTP: the parsers are not needed any more.
     fn not_http(&mut self) {
         self.http.http = Some(false);
-        self.request_parser = None;
-        self.response_parser = None;
+        self.parsers = None;
+    }
+
+    /// The parser of a direction, if it was made.
+    fn parser(&self, client: bool) -> Option<&HttpDirection> {
+        let parsers = self.parsers.as_deref()?;
+        if client {
+            parsers.request.as_ref()
+        } else {
+            parsers.response.as_ref()
+        }
     }
 }
 

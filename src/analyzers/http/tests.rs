@@ -130,7 +130,7 @@ fn other_protocols_count_turns() {
     ]);
     assert_eq!(counts(&t), (None, 3, 2));
     assert_eq!(t.result().idle_gaps_ms, vec![5.0, 30.0]);
-    assert!(t.request_parser.is_none() && !t.wants(true)); // parsers dropped
+    assert!(t.parser(true).is_none() && !t.wants(true)); // parsers dropped
 }
 
 #[test]
@@ -204,10 +204,7 @@ fn gap_loses_the_head_but_not_a_body() {
     t.data(true, 3 * MS, 18, Some(b"GET / HTTP/1.1\r\n\r\n"));
     assert_eq!(counts(&t), (Some("http/1.1"), 2, 1));
     t.gap(false); // between responses: lost until a segment starts a message
-    assert_eq!(
-        t.response_parser.as_ref().map(|p| p.phase),
-        Some(Phase::Lost)
-    );
+    assert_eq!(t.parser(false).map(|p| p.phase), Some(Phase::Lost));
     t.data(false, 4 * MS, 2, Some(b"xx"));
     t.data(false, 5 * MS, 19, Some(b"HTTP/1.1 204 OK\r\n\r\n"));
     assert_eq!(counts(&t), (Some("http/1.1"), 2, 2));
@@ -392,7 +389,7 @@ fn chunked_tracker(segments: &[&[u8]]) -> (AppTracker, Phase, u64) {
             Some(segment),
         );
     }
-    let parser = t.response_parser.as_ref().expect("a response parser");
+    let parser = t.parser(false).expect("a response parser");
     let (phase, remaining) = (parser.phase, parser.remaining);
     (t, phase, remaining)
 }
@@ -439,10 +436,7 @@ fn negative_chunk_sizes_lose_the_framing() {
     // Missing bytes after a lost size are not skipped: the framing stays lost.
     let (mut t, _, _) = chunked_tracker(&[b"-10\r\n"]);
     t.data(false, 9 * MS, 100, None);
-    assert_eq!(
-        t.response_parser.as_ref().map(|p| p.phase),
-        Some(Phase::Lost)
-    );
+    assert_eq!(t.parser(false).map(|p| p.phase), Some(Phase::Lost));
     assert!(t.wants(false));
 }
 
@@ -452,10 +446,7 @@ fn heads_and_lines_longer_than_max_head_are_lost() {
     head.resize(MAX_HEAD, b'x');
     let mut t = AppTracker::default();
     t.data(true, 0, head.len() as u32, Some(&head));
-    assert_eq!(
-        t.request_parser.as_ref().map(|p| p.buffered()),
-        Some(MAX_HEAD)
-    );
+    assert_eq!(t.parser(true).map(|p| p.buffered()), Some(MAX_HEAD));
     t.data(true, 1, 1, Some(b"x")); // one byte over, still no end
     assert_eq!(t.result().protocol, None); // lost before any request: not HTTP
                                            // A line over the limit in one segment with its end is read whole.
@@ -675,4 +666,39 @@ fn the_first_line_names_its_sender() {
     assert_eq!(start_line_sender(b"GET / HTTP/1.1"), None);
     assert_eq!(start_line_sender(b"get / HTTP/1.1\r\n"), None);
     assert_eq!(start_line_sender(b"HTTP/1.1 2xx\r\n"), None);
+}
+
+#[test]
+fn the_method_queue_is_a_queue() {
+    // random pushes and pops against a plain VecDeque
+    let mut queue = MethodQueue::default();
+    let mut plain = VecDeque::new();
+    let mut state: u64 = 5;
+    for _ in 0..20000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        match (state >> 33) % 7 {
+            0..=2 => assert_eq!(queue.pop_front(), plain.pop_front()),
+            3 => {
+                queue.push_back(Method::Head);
+                plain.push_back(Method::Head);
+            }
+            4 => {
+                queue.push_back(Method::Connect);
+                plain.push_back(Method::Connect);
+            }
+            _ => {
+                queue.push_back(Method::Other);
+                plain.push_back(Method::Other);
+            }
+        }
+        assert!(queue.iter().eq(plain.iter().copied()));
+    }
+    // GETs alone allocate nothing
+    let mut gets = MethodQueue::default();
+    for _ in 0..100 {
+        gets.push_back(Method::Other);
+    }
+    assert_eq!((gets.listed.capacity(), gets.then_others), (0, 100));
 }
