@@ -340,7 +340,7 @@ pub fn decode_frame(data: &[u8], frame: &Frame, index: u32) -> Result<Segment, S
 
 /// The segment in one frame, decapsulating the UDP tunnels on `ports` (no tunnel at all
 /// when None); the tunnels crossed go to `path`, outermost first.
-#[inline]
+#[inline(always)]
 pub fn decode_frame_in(
     data: &[u8],
     frame: &Frame,

@@ -15,6 +15,8 @@
 
 use std::collections::VecDeque;
 
+use head::{find_byte, head_fields, scan_head, BytePositions, HeadFields};
+
 use crate::model::{div_round, ns_to_ms, round3, Reuse, NS_PER_MS};
 
 /// A head, a chunk-size line or a trailer line longer than this without its end is not HTTP.
@@ -121,80 +123,6 @@ fn strip(s: &[u8]) -> &[u8] {
     s.get(start..end).unwrap_or_default()
 }
 
-/// Bytes compared per step of the searches: a fixed-size block whose test compiles to a few
-/// vector instructions (a byte-by-byte search costs several instructions a byte, and heads
-/// are searched by the hundred thousand).
-const BLOCK: usize = 16;
-
-/// Whether `block` holds `byte`, branch-free (vectorized).
-fn block_has(block: &[u8; BLOCK], byte: u8) -> bool {
-    block.iter().fold(false, |found, &b| found | (b == byte))
-}
-
-/// The bytes of `word` equal to `byte`, as their high bits (0x80), exactly (no false hits
-/// above a true one, unlike the shorter borrow trick), so both ends can be searched.
-fn equal_bytes(word: u64, byte: u8) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let v = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
-    !(((v & LOW7) + LOW7) | v | LOW7)
-}
-
-/// The two little-endian words of a block.
-fn block_words(block: &[u8; BLOCK]) -> (u64, u64) {
-    let mut lo = [0; 8];
-    let mut hi = [0; 8];
-    lo.copy_from_slice(&block[..8]);
-    hi.copy_from_slice(&block[8..]);
-    (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
-}
-
-/// The first `byte` in `data`: blocks tested vectorized, the hit's index found in words
-/// (a byte-by-byte walk of the block costs several instructions a byte).
-fn find_byte(data: &[u8], byte: u8) -> Option<usize> {
-    let mut base = 0;
-    for chunk in data.chunks_exact(BLOCK) {
-        if let Ok(block) = <&[u8; BLOCK]>::try_from(chunk) {
-            if block_has(block, byte) {
-                let (lo, hi) = block_words(block);
-                let (lo, hi) = (equal_bytes(lo, byte), equal_bytes(hi, byte));
-                let at = if lo != 0 {
-                    lo.trailing_zeros() / 8
-                } else {
-                    8 + hi.trailing_zeros() / 8
-                };
-                return Some(base + at as usize);
-            }
-        }
-        base += BLOCK;
-    }
-    let rest = data.get(base..).unwrap_or_default();
-    rest.iter().position(|&b| b == byte).map(|i| base + i)
-}
-
-/// The last `byte` in `data`.
-fn rfind_byte(data: &[u8], byte: u8) -> Option<usize> {
-    let mut end = data.len();
-    for chunk in data.rchunks_exact(BLOCK) {
-        if let Ok(block) = <&[u8; BLOCK]>::try_from(chunk) {
-            if block_has(block, byte) {
-                let (lo, hi) = block_words(block);
-                let (lo, hi) = (equal_bytes(lo, byte), equal_bytes(hi, byte));
-                let at = if hi != 0 {
-                    8 + (63 - hi.leading_zeros()) / 8
-                } else {
-                    (63 - lo.leading_zeros()) / 8
-                };
-                return Some(end - BLOCK + at as usize);
-            }
-        }
-        end -= BLOCK;
-    }
-    data.get(..end)
-        .unwrap_or_default()
-        .iter()
-        .rposition(|&b| b == byte)
-}
-
 fn is_method_byte(b: u8) -> bool {
     b.is_ascii_uppercase() || b == b'_' || b == b'-'
 }
@@ -262,15 +190,13 @@ fn status_line(line: &[u8]) -> Option<u16> {
 
 /// The first "\n" at or after `from` that is followed by `\r?\n`, and where that match ends.
 fn blank_line(data: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut at = from;
-    loop {
-        let nl = at + find_byte(data.get(at..)?, b'\n')?;
+    BytePositions::new(data, from, b'\n').find_map(|nl| {
         match (data.get(nl + 1), data.get(nl + 2)) {
-            (Some(b'\n'), _) => return Some((nl, nl + 2)),
-            (Some(b'\r'), Some(b'\n')) => return Some((nl, nl + 3)),
-            _ => at = nl + 1,
+            (Some(b'\n'), _) => Some((nl, nl + 2)),
+            (Some(b'\r'), Some(b'\n')) => Some((nl, nl + 3)),
+            _ => None,
         }
-    }
+    })
 }
 
 /// Where the first empty line at or after `pos` starts and ends: the match of `\r?\n\r?\n` a
@@ -285,62 +211,10 @@ pub fn head_end(data: &[u8], pos: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// The header line starting after the "\n" at `at`, if its name (before the colon, stripped)
-/// is `name` in any case; its value, stripped.
-fn header_value<'a>(head: &'a [u8], at: usize, name: &[u8]) -> Option<&'a [u8]> {
-    let rest = head.get(at + 1..).unwrap_or_default();
-    let line = rest
-        .get(..find_byte(rest, b'\n').unwrap_or(rest.len()))
-        .unwrap_or_default();
-    let colon = find_byte(line, b':')?;
-    let (key, value) = (line.get(..colon), line.get(colon + 1..));
-    strip(key.unwrap_or_default())
-        .eq_ignore_ascii_case(name)
-        .then(|| strip(value.unwrap_or_default()))
-}
-
-/// The value of the last header of each name (lower case), as Python finds it: reverse
-/// searches for "\n" + name in any case, a line whose name merely starts with it not
-/// counting. One reverse walk over the head's line starts serves every name (each name's
-/// search visits the same "\n"s in the same order; a needle cannot overlap the "\n" of a
-/// later candidate, the names having none).
-fn last_headers<'a, const N: usize>(head: &'a [u8], names: [&[u8]; N]) -> [Option<&'a [u8]>; N] {
-    let mut found: [Option<&'a [u8]>; N] = [None; N];
-    let mut open = N;
-    let mut end = head.len();
-    while open > 0 {
-        let Some(at) = rfind_byte(head.get(..end).unwrap_or_default(), b'\n') else {
-            break;
-        };
-        let after = head.get(at + 1..).unwrap_or_default();
-        // most lines differ in the first byte: test it before the whole name
-        let first = after.first().map(u8::to_ascii_lowercase);
-        for (slot, name) in found.iter_mut().zip(names) {
-            if slot.is_none()
-                && first == name.first().copied()
-                && after.len() >= name.len()
-                && after[..name.len()].eq_ignore_ascii_case(name)
-            {
-                if let Some(value) = header_value(head, at, name) {
-                    *slot = Some(value);
-                    open -= 1;
-                }
-            }
-        }
-        end = at;
-    }
-    found
-}
-
 /// The last Content-Length and Transfer-Encoding of a head, by exact name in any case (not
 /// e.g. "Content-Length-Hint"); the start line is no header.
 pub fn framing_headers(head: &[u8]) -> FramingHeaders<'_> {
-    let [content_length, transfer_encoding] =
-        last_headers(head, [b"content-length", b"transfer-encoding"]);
-    FramingHeaders {
-        content_length,
-        transfer_encoding,
-    }
+    head_fields(head).headers
 }
 
 /// The framing its headers give a message body (RFC 9112 section 6.3): chunked wins over a
@@ -510,11 +384,10 @@ impl HttpDirection {
                         return;
                     }
                     self.start_ns = ts_ns;
-                    if let Some((head_stop, end)) = head_end(data, pos) {
+                    if let Some((end, fields)) = scan_head(data, pos) {
                         // The whole head is in this segment: no copy.
-                        let head = data.get(pos..head_stop).unwrap_or_default();
                         pos = end;
-                        self.head(owner, ts_ns, head);
+                        self.head(owner, ts_ns, &fields);
                         continue;
                     }
                     // Python buffers the rest and searches it again: the same bytes, no end.
@@ -544,7 +417,8 @@ impl HttpDirection {
                     // The bytes after the head are the last ones of this segment.
                     pos = n.saturating_sub(self.buf.len().saturating_sub(end));
                     let buf = std::mem::take(&mut self.buf);
-                    self.head(owner, ts_ns, buf.get(..head_stop).unwrap_or_default());
+                    let fields = head_fields(buf.get(..head_stop).unwrap_or_default());
+                    self.head(owner, ts_ns, &fields);
                     self.buf = buf;
                     self.clear_buf();
                 }
@@ -605,15 +479,11 @@ impl HttpDirection {
         }
     }
 
-    fn head<S: MessageSink>(&mut self, owner: &mut S, ts_ns: i64, head: &[u8]) {
-        let first = head
-            .get(..find_byte(head, b'\n').unwrap_or(head.len()))
-            .unwrap_or_default();
-        let first = &first[..first.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)];
-        let headers = framing_headers(head);
+    fn head<S: MessageSink>(&mut self, owner: &mut S, ts_ns: i64, fields: &HeadFields<'_>) {
+        let headers = fields.headers;
         let message = Message {
             start_ns: self.start_ns,
-            line: first,
+            line: fields.line,
             headers,
         };
         match owner.http_message(self.is_request, &message) {
@@ -684,6 +554,42 @@ enum Method {
     Other,
 }
 
+/// The methods of the requests not yet answered, oldest first: those listed, then
+/// `then_others` of [`Method::Other`]. Most connections send GETs and POSTs only, so the
+/// queue allocates nothing until a HEAD or CONNECT is queued behind them.
+#[derive(Debug, Default)]
+struct MethodQueue {
+    listed: VecDeque<Method>,
+    then_others: u64,
+}
+
+impl MethodQueue {
+    fn push_back(&mut self, method: Method) {
+        if method == Method::Other {
+            self.then_others += 1;
+            return;
+        }
+        let others = std::mem::take(&mut self.then_others);
+        (self.listed).extend((0..others).map(|_| Method::Other));
+        self.listed.push_back(method);
+    }
+
+    fn pop_front(&mut self) -> Option<Method> {
+        if let Some(method) = self.listed.pop_front() {
+            return Some(method);
+        }
+        (self.then_others > 0).then(|| {
+            self.then_others -= 1;
+            Method::Other
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Method> + '_ {
+        let others = (0..self.then_others).map(|_| Method::Other);
+        self.listed.iter().copied().chain(others)
+    }
+}
+
 /// The HTTP side of an [`AppTracker`]: the owner its parsers report to.
 #[derive(Debug, Default)]
 struct HttpCounts {
@@ -693,7 +599,7 @@ struct HttpCounts {
     responses: u64,
     http11: bool,
     /// Requests not yet answered, oldest first.
-    methods: VecDeque<Method>,
+    methods: MethodQueue,
     response_end_ns: Option<i64>,
     gaps_ms: Vec<f64>,
 }
@@ -801,9 +707,32 @@ pub struct AppTracker {
     /// Kept only while the connection may not be HTTP (the result then uses them).
     turn_gaps_ms: Vec<f64>,
     http: HttpCounts,
-    /// Made on first use: most connections never carry HTTP.
-    request_parser: Option<Box<HttpDirection>>,
-    response_parser: Option<Box<HttpDirection>>,
+    /// Made on first use: most connections never carry HTTP. One allocation holds both
+    /// directions' parsers.
+    parsers: Option<Box<Parsers>>,
+}
+
+/// The parsers of the two directions, each made when its direction first needs it.
+#[derive(Debug, Default)]
+struct Parsers {
+    request: Option<HttpDirection>,
+    response: Option<HttpDirection>,
+}
+
+impl Parsers {
+    fn side(&mut self, client: bool) -> &mut Option<HttpDirection> {
+        if client {
+            &mut self.request
+        } else {
+            &mut self.response
+        }
+    }
+
+    /// The parser of a direction, made if it has none yet.
+    fn made(&mut self, client: bool) -> &mut HttpDirection {
+        self.side(client)
+            .get_or_insert_with(|| HttpDirection::new(client))
+    }
 }
 
 impl AppTracker {
@@ -812,12 +741,8 @@ impl AppTracker {
         if self.http.http == Some(false) {
             return false;
         }
-        let parser = if client {
-            &self.request_parser
-        } else {
-            &self.response_parser
-        };
-        parser.as_ref().is_none_or(|p| !p.phase.skipping()) // a new parser reads a head
+        let parser = self.parser(client);
+        parser.is_none_or(|p| !p.phase.skipping()) // a new parser reads a head
     }
 
     /// In-order stream data of one direction (`payload` None: not captured or not wanted).
@@ -849,17 +774,11 @@ impl AppTracker {
             }
             _ => {}
         }
-        let slot = if client {
-            &mut self.request_parser
-        } else {
-            &mut self.response_parser
-        };
-        let parser = slot.get_or_insert_with(|| Box::new(HttpDirection::new(client)));
-        parser.feed(&mut self.http, ts_ns, length, payload);
-        let request_lost = self
-            .request_parser
-            .as_ref()
-            .is_some_and(|p| p.phase == Phase::Lost);
+        let parsers = self.parsers.get_or_insert_with(Box::default);
+        parsers
+            .made(client)
+            .feed(&mut self.http, ts_ns, length, payload);
+        let request_lost = (parsers.request.as_ref()).is_some_and(|p| p.phase == Phase::Lost);
         match self.http.http {
             None if request_lost => self.not_http(),
             Some(false) => self.not_http(),
@@ -871,13 +790,8 @@ impl AppTracker {
     /// Bytes of one direction missing from the capture.
     pub fn gap(&mut self, client: bool) {
         if self.http.http == Some(true) {
-            let slot = if client {
-                &mut self.request_parser
-            } else {
-                &mut self.response_parser
-            };
-            slot.get_or_insert_with(|| Box::new(HttpDirection::new(client)))
-                .gap();
+            let parsers = self.parsers.get_or_insert_with(Box::default);
+            parsers.made(client).gap();
         }
     }
 
@@ -955,7 +869,7 @@ impl AppTracker {
                 Method::Other => 'O',
             })
             .collect();
-        let parser = |p: &Option<Box<HttpDirection>>| match p {
+        let parser = |p: Option<&HttpDirection>| match p {
             _ if self.http.http == Some(false) => "-".to_string(),
             None => "none".to_string(),
             Some(p) => format!(
@@ -986,18 +900,29 @@ impl AppTracker {
                 gaps(&self.turn_gaps_ms)
             },
             gaps(&self.http.gaps_ms),
-            parser(&self.request_parser),
-            parser(&self.response_parser),
+            parser(self.parser(true)),
+            parser(self.parser(false)),
         )
     }
 
     /// Not HTTP: the parsers are not needed any more.
     fn not_http(&mut self) {
         self.http.http = Some(false);
-        self.request_parser = None;
-        self.response_parser = None;
+        self.parsers = None;
+    }
+
+    /// The parser of a direction, if it was made.
+    fn parser(&self, client: bool) -> Option<&HttpDirection> {
+        let parsers = self.parsers.as_deref()?;
+        if client {
+            parsers.request.as_ref()
+        } else {
+            parsers.response.as_ref()
+        }
     }
 }
+
+mod head;
 
 #[cfg(test)]
 mod tests;

@@ -36,6 +36,20 @@ pub fn syn_options(
     flags: u16,
     payload_len: u32,
 ) -> SynOptions {
+    syn_offer(data, tcp_off, opt_cap, flags, payload_len).0
+}
+
+/// [`syn_options`] and the first well-formed timestamps option's (TSval, TSecr) (RFC 7323
+/// section 3), in the one walk: the connection needs both of every SYN, and walked its
+/// options twice for them (`connection::options` finds the same (TSval, TSecr): the same
+/// walk, the same first instance).
+pub fn syn_offer(
+    data: &[u8],
+    tcp_off: usize,
+    opt_cap: u32,
+    flags: u16,
+    payload_len: u32,
+) -> (SynOptions, Option<(u32, u32)>) {
     let ecn = if flags & ACK == 0 {
         flags & (ECE | CWR) == ECE | CWR
     } else {
@@ -46,8 +60,9 @@ pub fn syn_options(
         data_bytes: payload_len,
         ..SynOptions::default()
     };
+    let mut stamp = None;
     let Some(mut pos) = tcp_off.checked_add(20) else {
-        return found;
+        return (found, stamp);
     };
     let stop = pos.saturating_add(opt_cap as usize).min(data.len());
     while pos < stop {
@@ -70,7 +85,11 @@ pub fn syn_options(
             (MSS, &[a, b]) if found.mss.is_none() => found.mss = Some(u16::from_be_bytes([a, b])),
             (WSCALE, &[shift]) if found.wscale.is_none() => found.wscale = Some(shift),
             (SACK_PERMITTED, []) => found.sack_permitted = true,
-            (TIMESTAMPS, body) if body.len() == 8 => found.timestamps = true,
+            (TIMESTAMPS, &[v0, v1, v2, v3, e0, e1, e2, e3]) => {
+                found.timestamps = true;
+                let val = u32::from_be_bytes([v0, v1, v2, v3]);
+                stamp.get_or_insert((val, u32::from_be_bytes([e0, e1, e2, e3])));
+            }
             (FAST_OPEN, cookie) => found.tfo = Some(fast_open(cookie)),
             (EXPERIMENT, [m0, m1, cookie @ ..]) if [*m0, *m1] == FAST_OPEN_MAGIC => {
                 found.tfo = Some(fast_open(cookie));
@@ -79,7 +98,7 @@ pub fn syn_options(
         }
         pos += size;
     }
-    found
+    (found, stamp)
 }
 
 /// An empty Fast Open option asks for a cookie; a longer one carries it.
@@ -172,6 +191,41 @@ mod tests {
             syn_options(&data, usize::MAX, 40, SYN, 0),
             SynOptions::default()
         );
+    }
+
+    #[test]
+    fn one_walk_finds_what_the_connection_walk_finds() {
+        // random option bytes, with the kinds and sizes that matter over-represented, cut
+        // at every captured length: the same shift (clamped as the connection keeps it)
+        // and the same first timestamps
+        let mut state: u64 = 11;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let choices = [0u8, 1, 1, 2, 3, 3, 4, 8, 8, 10, 14, 15, 34, 254, 7];
+        for _ in 0..20000 {
+            let mut data = vec![0u8; 20];
+            for _ in 0..next(24) {
+                data.push(choices[next(choices.len() as u64) as usize]);
+            }
+            for cap in 0..=data.len() as u32 - 20 + 2 {
+                let (offered, stamp) = syn_offer(&data, 0, cap, 0, 0);
+                let (wscale, expected_stamp) = crate::connection::options(&data, 0, cap);
+                assert_eq!(offered.wscale.map(|s| s.min(14)), wscale, "{data:?} {cap}");
+                assert_eq!(stamp, expected_stamp, "{data:?} {cap}");
+                assert_eq!(offered, syn_options(&data, 0, cap, 0, 0));
+            }
+        }
+        let linux = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9, 1, 3, 3, 15,
+        ];
+        let mut data = vec![0u8; 20];
+        data.extend_from_slice(&linux);
+        let (offered, stamp) = syn_offer(&data, 0, 20, SYN, 0);
+        assert_eq!((offered.wscale, stamp), (Some(15), Some((7, 9))));
     }
 
     #[test]

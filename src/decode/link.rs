@@ -61,8 +61,22 @@ const MAX_NFLOG_TLVS: usize = 32;
 /// (offset of the network header in the frame, its ethertype). The ethertype of an unknown
 /// protocol is whatever the link header says (0 for NULL/LOOP/raw), skipped as `not_ip`;
 /// layer-2.5 headers (VLAN, PBB, FabricPath, MPLS, PPPoE) are walked to what they carry.
-#[inline]
+#[inline(always)]
 pub(super) fn network_start(frame: &[u8], linktype: u32) -> Result<(usize, u16), Skip> {
+    // The common case inline in the decode loop, the rest a call
+    if linktype == ETHERNET {
+        if let Some(header) = fixed::<14>(frame, 0) {
+            let ethertype = u16::from_be_bytes([header[12], header[13]]);
+            if matches!(ethertype, ETH_IPV4 | ETH_IPV6) {
+                return Ok((14, ethertype));
+            }
+        }
+    }
+    any_network_start(frame, linktype)
+}
+
+/// `network_start` for every link type and layer 2.5.
+fn any_network_start(frame: &[u8], linktype: u32) -> Result<(usize, u16), Skip> {
     match linktype {
         ETHERNET => {
             let header: &[u8; 14] = fixed(frame, 0).ok_or(Skip::TruncatedLinkHeader)?;

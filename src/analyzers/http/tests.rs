@@ -130,7 +130,7 @@ fn other_protocols_count_turns() {
     ]);
     assert_eq!(counts(&t), (None, 3, 2));
     assert_eq!(t.result().idle_gaps_ms, vec![5.0, 30.0]);
-    assert!(t.request_parser.is_none() && !t.wants(true)); // parsers dropped
+    assert!(t.parser(true).is_none() && !t.wants(true)); // parsers dropped
 }
 
 #[test]
@@ -204,10 +204,7 @@ fn gap_loses_the_head_but_not_a_body() {
     t.data(true, 3 * MS, 18, Some(b"GET / HTTP/1.1\r\n\r\n"));
     assert_eq!(counts(&t), (Some("http/1.1"), 2, 1));
     t.gap(false); // between responses: lost until a segment starts a message
-    assert_eq!(
-        t.response_parser.as_ref().map(|p| p.phase),
-        Some(Phase::Lost)
-    );
+    assert_eq!(t.parser(false).map(|p| p.phase), Some(Phase::Lost));
     t.data(false, 4 * MS, 2, Some(b"xx"));
     t.data(false, 5 * MS, 19, Some(b"HTTP/1.1 204 OK\r\n\r\n"));
     assert_eq!(counts(&t), (Some("http/1.1"), 2, 2));
@@ -392,7 +389,7 @@ fn chunked_tracker(segments: &[&[u8]]) -> (AppTracker, Phase, u64) {
             Some(segment),
         );
     }
-    let parser = t.response_parser.as_ref().expect("a response parser");
+    let parser = t.parser(false).expect("a response parser");
     let (phase, remaining) = (parser.phase, parser.remaining);
     (t, phase, remaining)
 }
@@ -439,10 +436,7 @@ fn negative_chunk_sizes_lose_the_framing() {
     // Missing bytes after a lost size are not skipped: the framing stays lost.
     let (mut t, _, _) = chunked_tracker(&[b"-10\r\n"]);
     t.data(false, 9 * MS, 100, None);
-    assert_eq!(
-        t.response_parser.as_ref().map(|p| p.phase),
-        Some(Phase::Lost)
-    );
+    assert_eq!(t.parser(false).map(|p| p.phase), Some(Phase::Lost));
     assert!(t.wants(false));
 }
 
@@ -452,10 +446,7 @@ fn heads_and_lines_longer_than_max_head_are_lost() {
     head.resize(MAX_HEAD, b'x');
     let mut t = AppTracker::default();
     t.data(true, 0, head.len() as u32, Some(&head));
-    assert_eq!(
-        t.request_parser.as_ref().map(|p| p.buffered()),
-        Some(MAX_HEAD)
-    );
+    assert_eq!(t.parser(true).map(|p| p.buffered()), Some(MAX_HEAD));
     t.data(true, 1, 1, Some(b"x")); // one byte over, still no end
     assert_eq!(t.result().protocol, None); // lost before any request: not HTTP
                                            // A line over the limit in one segment with its end is read whole.
@@ -475,6 +466,17 @@ fn tracker_stays_small() {
     );
 }
 
+/// Python's check of a candidate: the header line starting after the "\n" at `at`, if its
+/// name (before the colon, stripped) is `name` in any case; its value, stripped.
+fn header_value<'a>(head: &'a [u8], at: usize, name: &[u8]) -> Option<&'a [u8]> {
+    let rest = &head[at + 1..];
+    let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+    let colon = line.iter().position(|&b| b == b':')?;
+    strip(&line[..colon])
+        .eq_ignore_ascii_case(name)
+        .then(|| strip(&line[colon + 1..]))
+}
+
 /// Python's search, transcribed literally: `rfind` of "\n" + name, then the line's name
 /// checked, then `rfind` again before it.
 fn last_header_by_rfind<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
@@ -492,13 +494,10 @@ fn last_header_by_rfind<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 }
 
 #[test]
-fn block_searches_find_the_first_and_the_last() {
+fn byte_positions_find_every_hit_in_order() {
     let plain = vec![b'a'; 70];
-    assert_eq!(
-        (find_byte(&plain, b'\n'), rfind_byte(&plain, b'\n')),
-        (None, None)
-    );
-    for at in [0, 5, 15, 16, 17, 31, 32, 47, 63, 64, 69] {
+    assert_eq!(find_byte(&plain, b'\n'), None);
+    for at in [0, 5, 7, 8, 9, 15, 16, 17, 31, 32, 47, 63, 64, 69] {
         for also in [None, Some(at / 2), Some((at + 70) / 2)] {
             let mut data = plain.clone();
             data[at] = b'\n';
@@ -506,17 +505,22 @@ fn block_searches_find_the_first_and_the_last() {
                 data[other.min(69)] = b'\n';
             }
             for k in 0..=data.len() {
-                for part in [&data[..k], &data[k..]] {
-                    let first = part.iter().position(|&b| b == b'\n');
-                    let last = part.iter().rposition(|&b| b == b'\n');
-                    assert_eq!(
-                        (find_byte(part, b'\n'), rfind_byte(part, b'\n')),
-                        (first, last)
-                    );
+                for from in [0, 1, 7, k] {
+                    let part = &data[..k];
+                    let expected: Vec<usize> =
+                        (from..part.len()).filter(|&i| part[i] == b'\n').collect();
+                    let found: Vec<usize> = BytePositions::new(part, from, b'\n').collect();
+                    assert_eq!(found, expected, "{k} {from}");
                 }
             }
         }
     }
+    // the padding of a short last word never matches, whatever the byte
+    for byte in [0u8, 0xff] {
+        assert_eq!(BytePositions::new(&[1, 2, 3], 0, byte).next(), None);
+        assert_eq!(BytePositions::new(&[1, byte, 3], 0, byte).next(), Some(1));
+    }
+    assert_eq!(BytePositions::new(b"\n", 5, b'\n').next(), None);
 }
 
 #[test]
@@ -568,7 +572,7 @@ fn one_walk_finds_what_separate_searches_find() {
 }
 
 #[test]
-fn block_searches_match_a_plain_search() {
+fn byte_searches_match_a_plain_search() {
     let mut n: u64 = 3;
     for len in 0..80 {
         for _ in 0..40 {
@@ -582,10 +586,66 @@ fn block_searches_match_a_plain_search() {
                 .collect();
             for byte in [b'\n', b':', b'z'] {
                 assert_eq!(find_byte(&data, byte), data.iter().position(|&b| b == byte));
-                assert_eq!(
-                    rfind_byte(&data, byte),
-                    data.iter().rposition(|&b| b == byte)
-                );
+                let all: Vec<usize> = BytePositions::new(&data, 0, byte).collect();
+                let plain: Vec<usize> = (0..data.len()).filter(|&i| data[i] == byte).collect();
+                assert_eq!(all, plain);
+            }
+        }
+    }
+}
+
+/// The head as the old searches cut it and read it: `head_end`, the first line up to its
+/// first "\n" without its "\r"s, and Python's reverse searches.
+fn head_by_searches(data: &[u8], pos: usize) -> Option<(usize, HeadFields<'_>)> {
+    let (stop, end) = head_end(data, pos)?;
+    let head = &data[pos..stop];
+    let first = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head.len())];
+    let line = &first[..first.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)];
+    let headers = FramingHeaders {
+        content_length: last_header_by_rfind(head, b"content-length"),
+        transfer_encoding: last_header_by_rfind(head, b"transfer-encoding"),
+    };
+    Some((end, HeadFields { line, headers }))
+}
+
+#[test]
+fn one_walk_over_a_head_finds_what_the_searches_find() {
+    let pieces: [&[u8]; 15] = [
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"content-length",
+        b"Transfer-Encoding",
+        b"CONTENT-lengtH",
+        b"content\rlength", // "\r" | 0x20 is "-"
+        b"Content",
+        b": 12",
+        b":chunked",
+        b"-hint",
+        b" ",
+        b"\x0b",
+        b"x",
+        b"GET / HTTP/1.1",
+    ];
+    let mut state: u64 = 7;
+    for round in 0..40000 {
+        let mut data = Vec::new();
+        for _ in 0..(round % 16) {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            data.extend_from_slice(pieces[(state >> 33) as usize % pieces.len()]);
+        }
+        for pos in [0, 1, 3] {
+            let expected = head_by_searches(&data, pos.min(data.len()));
+            assert_eq!(
+                scan_head(&data, pos.min(data.len())),
+                expected,
+                "{data:?} {pos}"
+            );
+            if let Some((stop, _)) = head_end(&data, pos.min(data.len())) {
+                let head = &data[pos.min(data.len())..stop];
+                assert_eq!(Some(head_fields(head)), expected.map(|e| e.1));
             }
         }
     }
@@ -606,4 +666,39 @@ fn the_first_line_names_its_sender() {
     assert_eq!(start_line_sender(b"GET / HTTP/1.1"), None);
     assert_eq!(start_line_sender(b"get / HTTP/1.1\r\n"), None);
     assert_eq!(start_line_sender(b"HTTP/1.1 2xx\r\n"), None);
+}
+
+#[test]
+fn the_method_queue_is_a_queue() {
+    // random pushes and pops against a plain VecDeque
+    let mut queue = MethodQueue::default();
+    let mut plain = VecDeque::new();
+    let mut state: u64 = 5;
+    for _ in 0..20000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        match (state >> 33) % 7 {
+            0..=2 => assert_eq!(queue.pop_front(), plain.pop_front()),
+            3 => {
+                queue.push_back(Method::Head);
+                plain.push_back(Method::Head);
+            }
+            4 => {
+                queue.push_back(Method::Connect);
+                plain.push_back(Method::Connect);
+            }
+            _ => {
+                queue.push_back(Method::Other);
+                plain.push_back(Method::Other);
+            }
+        }
+        assert!(queue.iter().eq(plain.iter().copied()));
+    }
+    // GETs alone allocate nothing
+    let mut gets = MethodQueue::default();
+    for _ in 0..100 {
+        gets.push_back(Method::Other);
+    }
+    assert_eq!((gets.listed.capacity(), gets.then_others), (0, 100));
 }
