@@ -24,10 +24,10 @@ from tcptrace.report.text import (
     LEGEND,
     SERVER,
     START,
-    WIDTH,
     duration,
     endpoint,
     legend,
+    narrow_endpoints,
     num,
     shorten,
     table_cells,
@@ -142,7 +142,7 @@ def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
     one_date = date == utc_date(latest)  # a date per start, in order: the first and last
     start_text = utc_time if one_date else utc_datetime
     widths[START] = max(widths[START], len(start_text(earliest)), len(start_text(latest)))
-    _fit_endpoints(widths, measure.ipv4)
+    narrow_endpoints(widths, measure.ipv4)
     line = " ".join(f"{{:{'>' if a == 'right' else '<'}{width}}}"
                     for a, width in zip(align, widths, strict=True)).format
     write((line(*headers) + "\n" + " ".join("-" * width for width in widths) + "\n").encode())
@@ -210,19 +210,6 @@ class _Measure:
 
     def _widest(self, index: int, texts: Iterable[str]) -> None:
         self.widths[index] = max(self.widths[index], *map(len, texts))
-
-
-def _fit_endpoints(widths: list[int], floors: dict[int, int]) -> None:
-    """report.text._fit_endpoints on the widths: narrow the wider endpoint column until the
-    table fits WIDTH, never below its widest IPv4 endpoint nor ENDPOINT_MIN."""
-    excess = sum(widths) + len(widths) - 1 - WIDTH
-    while excess > 0:
-        wider = CLIENT if widths[CLIENT] - floors[CLIENT] >= widths[SERVER] - floors[SERVER] \
-            else SERVER
-        if widths[wider] <= floors[wider]:
-            break
-        widths[wider] -= 1
-        excess -= 1
 
 
 class _StartTexts:

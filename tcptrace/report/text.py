@@ -74,11 +74,21 @@ def legend(date: str | None) -> str:
 
 
 def _fit_endpoints(columns: list[list[str]], widths: list[int]) -> None:
-    """Narrow the wider endpoint column until the table fits WIDTH, never below its widest
+    """Narrow the endpoint columns to fit (`narrow_endpoints`), never below their widest
     IPv4 endpoint (those stay whole: an IPv6 row never makes the table wider than IPv4 rows
-    would) nor ENDPOINT_MIN; IPv6 cells longer than their column are shortened in place."""
+    would); IPv6 cells longer than their column are shortened in place."""
     floors = {index: max([ENDPOINT_MIN, *(len(c) for c in columns[index] if "[" not in c)])
               for index in (CLIENT, SERVER)}
+    narrow_endpoints(widths, floors)
+    for index in (CLIENT, SERVER):
+        width = widths[index]
+        columns[index] = [cell if len(cell) <= width else shorten(cell, width)
+                          for cell in columns[index]]
+
+
+def narrow_endpoints(widths: list[int], floors: dict[int, int]) -> None:
+    """Narrow the wider endpoint column, one character at a time, until the table fits WIDTH,
+    never below its floor (`floors`: each endpoint column's narrowest width)."""
     excess = sum(widths) + len(widths) - 1 - WIDTH
     while excess > 0:
         wider = CLIENT if widths[CLIENT] - floors[CLIENT] >= widths[SERVER] - floors[SERVER] \
@@ -87,10 +97,6 @@ def _fit_endpoints(columns: list[list[str]], widths: list[int]) -> None:
             break
         widths[wider] -= 1
         excess -= 1
-    for index in (CLIENT, SERVER):
-        width = widths[index]
-        columns[index] = [cell if len(cell) <= width else shorten(cell, width)
-                          for cell in columns[index]]
 
 
 def shorten(cell: str, width: int) -> str:
