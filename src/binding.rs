@@ -173,22 +173,19 @@ impl Run {
             "page" => Format::Page,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
-        let filter = filter.map(|f| f.filter());
         let options = Options {
-            filter,
-            msl_s,
-            linger_s,
-            max_flows,
-            idle_timeout_s: None,
             panic_at_frame,
-            zeek: zeek || format == Format::Zeek,
-            verify_checksums,
-            zeek_server_ports: zeek_server_ports.map(|mut ports| {
-                ports.sort_unstable();
-                ports
-            }),
-            tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
             per_file,
+            ..options_of(
+                filter,
+                msl_s,
+                linger_s,
+                max_flows,
+                zeek || format == Format::Zeek,
+                verify_checksums,
+                zeek_server_ports,
+                tunnel_ports,
+            )?
         };
         // records for Python (check, ladder, report) come from one thread, and so do the
         // files of --per-file (each is one capture: its flows are not split)
@@ -902,6 +899,34 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 }
 
 /// The decoder's tunnels with the user's extra UDP ports (`--tunnel-port KIND=PORT`).
+/// A run's options from the binding's arguments (`Run`, the distributed run's tasks).
+#[allow(clippy::too_many_arguments)]
+fn options_of(
+    filter: Option<PyRef<'_, bpf::BpfFilter>>,
+    msl_s: f64,
+    linger_s: f64,
+    max_flows: usize,
+    zeek: bool,
+    verify_checksums: bool,
+    zeek_server_ports: Option<Vec<u16>>,
+    tunnel_ports: Option<Vec<(String, u16)>>,
+) -> PyResult<Options> {
+    Ok(Options {
+        filter: filter.map(|f| f.filter()),
+        msl_s,
+        linger_s,
+        max_flows,
+        zeek,
+        verify_checksums,
+        zeek_server_ports: zeek_server_ports.map(|mut ports| {
+            ports.sort_unstable();
+            ports
+        }),
+        tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
+        ..Options::default()
+    })
+}
+
 pub(crate) fn tunnels_of(extra: Vec<(String, u16)>) -> PyResult<crate::decode::Tunnels> {
     let mut tunnels = crate::decode::Tunnels::default();
     for (kind, port) in extra {

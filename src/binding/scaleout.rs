@@ -17,36 +17,8 @@ use crate::writers::summary::Summary;
 use crate::writers::zeek::ZeekLogWriter;
 
 use super::{
-    bpf, created, finish_execute, table, tunnels_of, Format, Run, Sink, TableRow, FLUSH_BYTES,
+    bpf, created, finish_execute, options_of, table, Format, Run, Sink, TableRow, FLUSH_BYTES,
 };
-
-/// The run's options, as `Run` takes them.
-#[allow(clippy::too_many_arguments)]
-fn options_of(
-    filter: Option<PyRef<'_, bpf::BpfFilter>>,
-    msl_s: f64,
-    linger_s: f64,
-    max_flows: usize,
-    zeek: bool,
-    verify_checksums: bool,
-    zeek_server_ports: Option<Vec<u16>>,
-    tunnel_ports: Option<Vec<(String, u16)>>,
-) -> PyResult<Options> {
-    Ok(Options {
-        filter: filter.map(|f| f.filter()),
-        msl_s,
-        linger_s,
-        max_flows,
-        zeek,
-        verify_checksums,
-        zeek_server_ports: zeek_server_ports.map(|mut ports| {
-            ports.sort_unstable();
-            ports
-        }),
-        tunnels: tunnels_of(tunnel_ports.unwrap_or_default())?,
-        ..Options::default()
-    })
-}
 
 fn encoding_of(format: &str) -> PyResult<Encoding> {
     match format {
