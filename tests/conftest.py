@@ -77,6 +77,30 @@ def shared() -> Path:
     return SHARED
 
 
+REFUSED_SERVER = bytes([10, 0, 0, 80])
+
+
+def write_refused_capture(path: Path, count: int) -> Path:
+    """`count` refused connections (SYN, RST/ACK 10 us later), one a millisecond, from
+    10.1.x.1 ports 1024-61023 to 10.0.0.80:80: a capture whose every connection is short
+    and ends at once, for tests that need many records (pipes, signals, evictions)."""
+    head = bytes.fromhex("020000000002" "020000000001" "0800")
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(count):
+            sport, src = 1024 + i % 60000, bytes([10, 1, (i // 60000) & 255, 1])
+            for k, (a, b, ports, seq, ack, flags) in enumerate((
+                    (src, REFUSED_SERVER, (sport, 80), 1000, 0, 0x02),
+                    (REFUSED_SERVER, src, (80, sport), 0, 1001, 0x14))):
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, a, b)
+                tcp = struct.pack("!HHIIBBHHH", *ports, seq, ack, 0x50, flags, 512, 0, 0)
+                frame = head + ip + tcp
+                us = i * 1000 + k * 10
+                out.write(struct.pack("<IIII", 1_700_000_000 + us // 1_000_000, us % 1_000_000,
+                                      len(frame), len(frame)) + frame)
+    return path
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run `tcptrace ARGS` in-process: (exit status, stdout, stderr)."""
     with pytest.raises(SystemExit) as exit_info:

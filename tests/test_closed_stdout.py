@@ -5,36 +5,18 @@ closed pipe is never "a rule failed")."""
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-SERVER = bytes([10, 0, 0, 80])
+from conftest import write_refused_capture
 
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5,000 refused connections: every format's report is far beyond a pipe's buffer."""
-    path = tmp_path_factory.mktemp("closed") / "refused.pcap"
-    head = bytes.fromhex("020000000002" "020000000001" "0800")
-    with path.open("wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(5000):
-            src = bytes([10, 1, 0, 1])
-            for k, (a, b, ports, ack, flags) in enumerate((
-                    (src, SERVER, (1024 + i, 80), 0, 0x02),
-                    (SERVER, src, (80, 1024 + i), 1001, 0x14))):
-                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, a, b)
-                tcp = struct.pack("!HHIIBBHHH", *ports, 1000 * (1 - k), ack, 0x50, flags, 512,
-                                  0, 0)
-                frame = head + ip + tcp
-                us = i * 1000 + k * 10
-                out.write(struct.pack("<IIII", 1_700_000_000 + us // 1_000_000, us % 1_000_000,
-                                      len(frame), len(frame)) + frame)
-    return path
+    return write_refused_capture(tmp_path_factory.mktemp("closed") / "refused.pcap", 5000)
 
 
 def closed_early(*args: str | Path) -> tuple[int, str]:

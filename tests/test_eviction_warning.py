@@ -3,34 +3,16 @@ a line in the table's summary (single thread and --jobs)."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-
-SERVER = bytes([10, 0, 0, 80])
+from conftest import run_cli, write_refused_capture
 
 
 @pytest.fixture
 def refused(tmp_path: Path) -> Path:
     """20 refused connections a millisecond apart: all inside the 0.5 s linger at once."""
-    path = tmp_path / "refused.pcap"
-    head = bytes.fromhex("020000000002" "020000000001" "0800")
-    with path.open("wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(20):
-            src = bytes([10, 1, 0, 1])
-            for k, (a, b, ports, ack, flags) in enumerate((
-                    (src, SERVER, (1024 + i, 80), 0, 0x02),
-                    (SERVER, src, (80, 1024 + i), 1001, 0x14))):
-                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, a, b)
-                tcp = struct.pack("!HHIIBBHHH", *ports, 1000 * (1 - k), ack, 0x50, flags, 512,
-                                  0, 0)
-                frame = head + ip + tcp
-                us = i * 1000 + k * 10
-                out.write(struct.pack("<IIII", 1_700_000_000, us, len(frame), len(frame)) + frame)
-    return path
+    return write_refused_capture(tmp_path / "refused.pcap", 20)
 
 
 def test_evictions_warn_once_with_the_count(capsys: pytest.CaptureFixture[str],

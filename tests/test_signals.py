@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PCAPS
+from conftest import PCAPS, write_refused_capture
 
 CONNECTIONS = 100_000
 
@@ -27,25 +26,8 @@ CONNECTIONS = 100_000
 def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A capture of 100,000 refused connections (SYN, RST/ACK), one a millisecond: 11 MB of capture,
     about 140 MB of jsonl, so the report fills a pipe long before the input ends."""
-    path = tmp_path_factory.mktemp("signals") / "refused.pcap"
-    head = bytes.fromhex("020000000002" "020000000001" "0800")
-    with path.open("wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(CONNECTIONS):
-            sport, src = 1024 + i % 60000, bytes([10, 1, (i // 60000) & 255, 1])
-            for k, (a, b, ports, seq, ack, flags) in enumerate((
-                    (src, SERVER, (sport, 80), 1000, 0, 0x02),
-                    (SERVER, src, (80, sport), 0, 1001, 0x14))):
-                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, a, b)
-                tcp = struct.pack("!HHIIBBHHH", *ports, seq, ack, 0x50, flags, 512, 0, 0)
-                frame = head + ip + tcp
-                us = i * 1000 + k * 10
-                out.write(struct.pack("<IIII", 1_700_000_000 + us // 1_000_000, us % 1_000_000,
-                                      len(frame), len(frame)) + frame)
-    return path
-
-
-SERVER = bytes([10, 0, 0, 80])
+    return write_refused_capture(tmp_path_factory.mktemp("signals") / "refused.pcap",
+                                 CONNECTIONS)
 
 
 def stopped_run(args: list[str], signum: int) -> tuple[int, str, str]:
