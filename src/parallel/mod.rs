@@ -7,6 +7,7 @@
 
 pub mod encode;
 pub mod plan;
+pub mod scalechunks;
 pub mod scaleout;
 pub mod scaletimes;
 pub mod scaletunnels;

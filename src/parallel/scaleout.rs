@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,12 +40,14 @@ use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SL
 use crate::flows::FlowTableStats;
 use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
 use crate::sources::clock::{ClockCheck, ClockSteps};
-use crate::sources::{display_name, FileReader, SourceStats};
+use crate::sources::pcap::PcapReader;
+use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, SourceStats};
 use crate::writers::summary::Entry;
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
 use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::scalechunks::{self, PartStart};
 use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
 use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
@@ -54,6 +57,12 @@ use super::threads::add_stats;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FileManifest {
     pub path: String,
+    /// The part of its file this manifest covers (0: the file's start, or the whole
+    /// file); later parts follow it in the run's order (`scalechunks`).
+    pub part: u32,
+    /// This part's first read batch is the one the part before ended with (the part
+    /// starts in the middle of a batch of the single run).
+    pub continues: bool,
     /// The file could not be read (the single run's one-line error), if so.
     pub error: Option<String>,
     /// Whether the reader got as far as the file's format (the single run lists it then).
@@ -291,7 +300,9 @@ fn tunnel_label(r: &ConnectionRecord) -> String {
 /// `key`), each file whole or not at all. `open` is where the file is (a worker may run
 /// elsewhere: an absolute path), `path` how the user named it (in the report and the
 /// messages). An unreadable capture is not an error here: the manifest says so (the
-/// client reports it as the single run would).
+/// client reports it as the single run would). With `part`, only that part of a large
+/// pcap file (`scalechunks`).
+#[allow(clippy::too_many_arguments)]
 pub fn map_file(
     open: &str,
     path: &str,
@@ -300,6 +311,7 @@ pub fn map_file(
     partitions: usize,
     chunk: usize,
     scratch: &Path,
+    part: Option<&Part>,
 ) -> Result<FileManifest, String> {
     let partitions = partitions.max(1);
     // this file's own tunnel numbers (the reduce renumbers them for the run)
@@ -307,21 +319,39 @@ pub fn map_file(
     options.tunnels.registry = Default::default();
     let options = &options;
     let mut tracker = Tracker::default();
+    let start = part.and_then(|p| p.start.as_ref());
     let mut manifest = FileManifest {
         path: path.to_string(),
+        part: part.map_or(0, |p| p.index),
+        continues: start.is_some_and(|s| s.batch_frames > 0),
         parts: vec![0; partitions],
         ..FileManifest::default()
     };
-    let mut reader = match FileReader::open(open, None) {
-        Ok(reader) => reader.named(path),
+    let opened = match part {
+        None => FileReader::open(open, None)
+            .map(|reader| {
+                let mut reader = reader.named(path);
+                reader.chunk = chunk;
+                MapReader::File(Box::new(reader))
+            })
+            .map_err(|err| err.0),
+        Some(p) => {
+            let name = display_name(path);
+            scalechunks::open_part(open, name, chunk, start, p.end).map(|reader| {
+                let name = name.to_string();
+                MapReader::Part(Box::new(reader), name)
+            })
+        }
+    };
+    let mut reader = match opened {
+        Ok(reader) => reader,
         Err(err) => {
             let (at, given) = (display_name(open), display_name(path));
-            manifest.error = Some(err.0.replacen(at, given, 1));
+            manifest.error = Some(err.replacen(at, given, 1));
             write_manifest(scratch, key, &manifest)?;
             return Ok(manifest);
         }
     };
-    reader.chunk = chunk;
     let mut writers = Vec::with_capacity(partitions);
     let mut temps = Vec::with_capacity(partitions);
     for p in 0..partitions {
@@ -335,11 +365,13 @@ pub fn map_file(
         temps.push((tmp, final_path));
     }
     let mut times = TimesWriter::create(scratch, key)?;
-    let mut clock = ClockCheck::default();
+    let mut clock = start.map_or_else(ClockCheck::default, |s| {
+        ClockCheck::resume(s.frames_before, s.previous_ts)
+    });
     let mut stats = SourceStats::default();
     let mut segments = Vec::new();
     let mut out = Out::default();
-    for call in 0u32.. {
+    for call in start.map_or(0, |s| s.reads_before).. {
         let before = stats.warnings.len();
         let next = reader.next_batch(&mut stats);
         let raised = stats.warnings.get(before..).unwrap_or(&[]);
@@ -400,7 +432,11 @@ pub fn map_file(
         }
         manifest.segments_total += segments.len() as u64;
     }
-    manifest.opened = !stats.files.is_empty();
+    manifest.opened = match part {
+        None => !stats.files.is_empty(),
+        // the file is listed once, by its first part (a later one: it opened before)
+        Some(p) => p.index == 0,
+    };
     manifest.frames = stats.frames;
     manifest.skipped = stats.skipped;
     manifest.tunnels = tracker.finish();
@@ -414,9 +450,48 @@ pub fn map_file(
     Ok(manifest)
 }
 
+/// A part of a large pcap file to map (`scalechunks`): its number, its start (None: the
+/// file's start) and the next part's first byte (None: it runs to the file's end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Part {
+    pub index: u32,
+    pub start: Option<PartStart>,
+    pub end: Option<u64>,
+}
+
+/// What a map reads: a whole file (any format), or a part of a pcap file.
+enum MapReader {
+    File(Box<FileReader>),
+    Part(Box<PcapReader>, String),
+}
+
+impl MapReader {
+    fn next_batch(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
+        match self {
+            MapReader::File(reader) => reader.next_batch(stats),
+            MapReader::Part(reader, name) => {
+                let batch = reader.next_batch(stats);
+                if batch.is_none() {
+                    if let Some(reason) = reader.take_error() {
+                        // as `FileReader::next_piece` says it
+                        stats.skip("truncated_record", 1);
+                        stats.warn_once(
+                            "truncated_record",
+                            &format!("{name}: stopped reading: {reason}; earlier packets are kept"),
+                        );
+                    }
+                }
+                Ok(batch)
+            }
+        }
+    }
+}
+
 fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), String> {
     let mut out = Out::new(MANIFEST_MAGIC);
     out.str(&m.path);
+    out.u32(m.part);
+    out.u8(u8::from(m.continues));
     out.u8(u8::from(m.error.is_some()));
     out.str(m.error.as_deref().unwrap_or(""));
     out.u8(u8::from(m.opened));
@@ -458,6 +533,8 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     let what = path.display().to_string();
     let mut i = In::new(&bytes, MANIFEST_MAGIC, &what)?;
     let path = i.str()?;
+    let part = i.u32()?;
+    let continues = i.u8()? != 0;
     let has_error = i.u8()? != 0;
     let error = i.str()?;
     let opened = i.u8()? != 0;
@@ -499,6 +576,8 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     }
     Ok(FileManifest {
         path,
+        part,
+        continues,
         error: has_error.then_some(error),
         opened,
         first_ts: has_first.then_some(first),
@@ -514,6 +593,71 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         parts,
         tunnels,
     })
+}
+
+/// The run's files among its manifests (in the run's order): the ranges of manifests
+/// that are one file's parts (a large pcap file mapped a part at a time: `scalechunks`).
+pub fn files_of(manifests: &[FileManifest]) -> Vec<Range<usize>> {
+    let mut files: Vec<Range<usize>> = Vec::new();
+    for (i, m) in manifests.iter().enumerate() {
+        match files.last_mut() {
+            Some(last) if m.part > 0 => last.end = i + 1,
+            _ => files.push(i..i + 1),
+        }
+    }
+    files
+}
+
+/// The run's files' manifests, each file's parts joined (`join`).
+pub fn joined(manifests: &[FileManifest]) -> Vec<FileManifest> {
+    (files_of(manifests).into_iter())
+        .map(|range| join(manifests.get(range).unwrap_or_default()))
+        .collect()
+}
+
+/// One file's manifest from its parts' (in order), as a map of the whole file would have
+/// written it: counters summed, batches, segment timestamps and warnings in order (a batch
+/// split between two parts made one again: the parts' reads are numbered as the file's),
+/// the time sanity check's steps added up (each part's check went on from the frame before
+/// it, so its frame numbers are the file's). Tunnel paths stay per part (each part's
+/// decoder numbered its own: the reduce remaps each part's).
+pub fn join(parts: &[FileManifest]) -> FileManifest {
+    let Some((first, rest)) = parts.split_first() else {
+        return FileManifest::default();
+    };
+    let mut file = first.clone();
+    file.tunnels = Vec::new();
+    for p in rest {
+        file.error = file.error.take().or_else(|| p.error.clone());
+        file.first_ts = file.first_ts.or(p.first_ts);
+        file.frames += p.frames;
+        file.segments_total += p.segments_total;
+        file.filtered_out += p.filtered_out;
+        for (kind, n) in &p.skipped {
+            *file.skipped.entry(kind.clone()).or_insert(0) += n;
+        }
+        file.unsupported.extend(p.unsupported.iter().copied());
+        file.warnings.extend(p.warnings.iter().cloned());
+        let mut batches = p.batches.iter();
+        if p.continues {
+            if let (Some(last), Some(&(latest, n))) = (file.batches.last_mut(), batches.next()) {
+                *last = (last.0.max(latest), last.1.saturating_add(n));
+            }
+        }
+        file.batches.extend(batches);
+        for (into, from) in [
+            (&mut file.clock.backwards, &p.clock.backwards),
+            (&mut file.clock.jumps, &p.clock.jumps),
+        ] {
+            into.count += from.count;
+            into.first = into.first.or(from.first);
+        }
+        file.ts.extend_from_slice(&p.ts);
+        for (into, n) in file.parts.iter_mut().zip(&p.parts) {
+            *into += n;
+        }
+    }
+    file
 }
 
 /// The single run's feed, rebuilt from the manifests (see the module's comment).
@@ -625,18 +769,26 @@ pub fn clock(files: &[FileManifest]) -> Clock {
     }
 }
 
-/// The frames' timestamp steps of the single run over `files` (the manifests in the run's
-/// order, with their keys): `scaletimes::time_steps`.
+/// The frames' timestamp steps of the single run over the manifests (in the run's order,
+/// with their keys; a large file's parts in turn): `scaletimes::time_steps`.
 pub fn time_steps(
     scratch: &Path,
     keys: &[String],
-    files: &[FileManifest],
+    manifests: &[FileManifest],
 ) -> Result<ClockSteps, String> {
+    let ranges = files_of(manifests);
+    let files = joined(manifests);
     let own: Vec<ClockSteps> = files.iter().map(|f| f.clock).collect();
     let ends: Vec<Vec<i64>> = (files.iter())
         .map(|f| f.batches.iter().map(|&(latest, _)| latest).collect())
         .collect();
-    scaletimes::time_steps(scratch, keys, &own, &ends)
+    let parts: Vec<Vec<(String, bool)>> = (ranges.into_iter())
+        .map(|range| {
+            (range.filter_map(|i| Some((keys.get(i)?.clone(), manifests.get(i)?.continues))))
+                .collect()
+        })
+        .collect();
+    scaletimes::time_steps(scratch, &parts, &own, &ends)
 }
 
 /// The `source` part of the report and the warnings, as the single run makes them: the
@@ -681,8 +833,9 @@ pub fn source_of(
 }
 
 /// The reduce step for `partition`: its segments of every file (the manifests in the run's
-/// order, with their keys), fed in the single run's order with its slice ends; the records
-/// encoded under local ids, one batch per slice, to `records_path`.
+/// order, with their keys; a large file's parts in turn), fed in the single run's order
+/// with its slice ends; the records encoded under local ids, one batch per slice, to
+/// `records_path`.
 pub fn reduce_partition(
     scratch: &Path,
     keys: &[String],
@@ -691,12 +844,23 @@ pub fn reduce_partition(
     options: &Options,
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
-    let clock = clock(manifests);
+    let files = files_of(manifests);
+    let clock = clock(&joined(manifests));
+    // per manifest (a file, or a part of one): its segments' ordinals
+    let mut ordinals: Vec<&[u64]> = Vec::with_capacity(manifests.len());
+    for (f, range) in files.iter().enumerate() {
+        let all = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
+        let mut at = 0;
+        for m in manifests.get(range.clone()).unwrap_or_default() {
+            ordinals.push(all.get(at..at + m.ts.len()).unwrap_or_default());
+            at += m.ts.len();
+        }
+    }
     // the run's tunnel numbers, as the single run's decoder gives them
     let reps: Vec<&[Option<Representatives>]> =
         manifests.iter().map(|m| m.tunnels.as_slice()).collect();
-    let remap = Remap::new(&reps, |f, index| {
-        clock.ordinals.get(f)?.get(index as usize).copied()
+    let remap = Remap::new(&reps, files.len() > 1, |f, index| {
+        ordinals.get(f)?.get(index as usize).copied()
     })?;
     let mut options = options.clone();
     options.tunnels.registry = std::sync::Arc::clone(&remap.registry);
@@ -710,7 +874,7 @@ pub fn reduce_partition(
         let bytes = spill::read(&path)?;
         let what = path.display().to_string();
         let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
-        let ordinals = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
+        let ordinals = ordinals.get(f).copied().unwrap_or_default();
         while !input.at_end() {
             let index = input.u64()? as usize;
             let mut seg = input.segment()?;
@@ -1059,11 +1223,60 @@ mod tests {
     /// The plan run by hand as the executor runs it: map each file, reduce each partition,
     /// finalize.
     fn distributed(paths: &[String], options: &Options, partitions: usize) -> (Vec<u8>, Value) {
+        distributed_in_parts(paths, options, partitions, u64::MAX)
+    }
+
+    /// `distributed`, each plain pcap file larger than `part_bytes` mapped in parts.
+    fn distributed_in_parts(
+        paths: &[String],
+        options: &Options,
+        partitions: usize,
+        part_bytes: u64,
+    ) -> (Vec<u8>, Value) {
         let scratch = tempfile::tempdir().unwrap();
         let chunk = crate::sources::merge_chunk(paths.len());
-        let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
-        for (path, key) in paths.iter().zip(&keys) {
-            map_file(path, path, key, options, partitions, chunk, scratch.path()).unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let starts = scalechunks::plan(path, chunk, part_bytes);
+            if starts.is_empty() {
+                let key = format!("f{i}");
+                map_file(
+                    path,
+                    path,
+                    &key,
+                    options,
+                    partitions,
+                    chunk,
+                    scratch.path(),
+                    None,
+                )
+                .unwrap();
+                keys.push(key);
+                continue;
+            }
+            let firsts = std::iter::once(None).chain(starts.iter().map(Some));
+            let ends = starts.iter().map(|s| Some(s.position)).chain([None]);
+            for (k, (start, end)) in firsts.zip(ends).enumerate() {
+                let key = format!("f{i}c{k}");
+                let part = Part {
+                    index: k as u32,
+                    start: start.copied(),
+                    end,
+                };
+                let scratch = scratch.path();
+                map_file(
+                    path,
+                    path,
+                    &key,
+                    options,
+                    partitions,
+                    chunk,
+                    scratch,
+                    Some(&part),
+                )
+                .unwrap();
+                keys.push(key);
+            }
         }
         let manifests: Vec<FileManifest> = keys
             .iter()
@@ -1086,9 +1299,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let reads = clock(&manifests).reads;
+        let files = joined(&manifests);
+        let reads = clock(&files).reads;
         let steps = time_steps(scratch.path(), &keys, &manifests).unwrap();
-        (out, source_of(&manifests, &reads, steps, &stats).0)
+        (out, source_of(&files, &reads, steps, &stats).0)
     }
 
     /// `path` cut into pcap files of `per_file` records each.
@@ -1311,7 +1525,7 @@ mod tests {
         let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
         let options = Options::default();
         let manifests: Vec<FileManifest> = (paths.iter().zip(&keys))
-            .map(|(p, k)| map_file(p, p, k, &options, 2, chunk, scratch.path()).unwrap())
+            .map(|(p, k)| map_file(p, p, k, &options, 2, chunk, scratch.path(), None).unwrap())
             .collect();
         assert!(manifests.iter().all(|m| m.batches.len() > 5));
         assert_eq!(time_steps(scratch.path(), &keys, &manifests), Ok(want));
@@ -1352,6 +1566,163 @@ mod tests {
                 String::from_utf8_lossy(&want)
             );
             assert_eq!(report, merged_report);
+        }
+    }
+
+    /// `records` with every frame's client address (`from`, IPv4 over Ethernet, either
+    /// direction) set to `to` and `seconds` added to its time.
+    fn moved(records: &[Record], from: [u8; 4], to: [u8; 4], seconds: u32) -> Vec<Record> {
+        let mut out = records.to_vec();
+        for (sec, _, frame) in &mut out {
+            *sec += seconds;
+            for at in [26, 30] {
+                if frame.get(at..at + 4) == Some(&from[..]) {
+                    frame[at..at + 4].copy_from_slice(&to);
+                }
+            }
+        }
+        out
+    }
+
+    /// A capture of about 13 MB and 99,000 frames: 2,200 copies of port_reuse.pcap (small
+    /// frames: its first 8 MiB chunk holds more than a read batch's 32,768 frames), then
+    /// 40 of download.pcap (two more chunks), each copy its own client and a second
+    /// later; a step back of 5 s and a jump of two days among them.
+    fn large_capture(dir: &Path) -> (Vec<u8>, Vec<Record>) {
+        let (header, small) = frames(&capture("crafted/port_reuse.pcap"));
+        let (_, large) = frames(&capture("transfer/download.pcap"));
+        let mut records = Vec::new();
+        for i in 0..2200u32 {
+            let to = [10, 1 + (i >> 8) as u8, i as u8, 1];
+            records.extend(moved(&small, [10, 0, 0, 1], to, i));
+        }
+        records[30_000].0 -= 5;
+        for i in 0..40u32 {
+            let jump = if i >= 20 { 2 * 86_400 } else { 0 };
+            let to = [10, 200, i as u8, 1];
+            records.extend(moved(&large, [10, 77, 0, 1], to, 2200 + i + jump));
+        }
+        let path = dir.join("large.pcap");
+        write_pcap(&path, &header, &records);
+        (std::fs::read(path).unwrap(), records)
+    }
+
+    /// The warnings of a source report.
+    fn warnings_of(report: &Value) -> Vec<String> {
+        let Value::Map(entries) = report else {
+            return Vec::new();
+        };
+        let warnings = entries.iter().find(|(k, _)| k == "warnings");
+        let Some((_, Value::List(list))) = warnings else {
+            return Vec::new();
+        };
+        (list.iter())
+            .filter_map(|v| match v {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_file_mapped_in_parts_writes_what_the_single_run_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, _) = large_capture(dir.path());
+        let path = dir.path().join("large.pcap").to_string_lossy().into_owned();
+        let chunk = crate::sources::merge_chunk(1);
+        // parts inside one read batch, parts across batches and chunks
+        let starts = scalechunks::plan(&path, chunk, 1_000_000);
+        assert_eq!(starts.len(), 12);
+        assert!(starts.iter().any(|s| s.batch_frames > 0));
+        assert!(starts.iter().any(|s| s.reads_before > 1));
+        let paths = vec![path.clone()];
+        let options = Options::default();
+        let (want, report) = single(&paths, &options);
+        let text = String::from_utf8_lossy(&want).into_owned();
+        assert_eq!(text.lines().count(), 2200 * 2 + 40);
+        let warnings = warnings_of(&report);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("time_backwards: "), "{warnings:?}");
+        assert!(warnings[1].starts_with("time_jump: "), "{warnings:?}");
+        for (part_bytes, partitions) in
+            [(1_000_000, 3), (4_000_000, 1), (bytes.len() as u64 / 2, 4)]
+        {
+            let (got, got_report) = distributed_in_parts(&paths, &options, partitions, part_bytes);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                text,
+                "parts of {part_bytes} bytes"
+            );
+            assert_eq!(got_report, report);
+        }
+        // merged with another file: the split batches merge again in the time replay
+        let paths = vec![path, capture("transfer/download.pcap")];
+        let (want, report) = single(&paths, &options);
+        let (got, got_report) = distributed_in_parts(&paths, &options, 3, 1_500_000);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got_report, report);
+    }
+
+    #[test]
+    fn a_damaged_large_file_mapped_in_parts_warns_as_the_single_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, records) = large_capture(dir.path());
+        // garbage in the middle: records that parse (random lengths below the limit),
+        // then a header whose length is impossible; and the file cut inside a record
+        let at = 24
+            + records[..50_000]
+                .iter()
+                .map(|r| 16 + r.2.len())
+                .sum::<usize>();
+        let mut damaged = bytes[..at].to_vec();
+        for k in 0..200u32 {
+            let len = (k * 7919) % 1400;
+            for v in [1_800_000_000 + k, 0, len, len] {
+                damaged.extend_from_slice(&v.to_le_bytes());
+            }
+            damaged.extend((0..len).map(|i| (i * 31 + k) as u8));
+        }
+        let cut = bytes.len() - 700;
+        let middle = damaged.clone();
+        damaged.extend_from_slice(&bytes[at..cut]);
+        let truncated = dir.path().join("truncated.pcap");
+        std::fs::write(&truncated, &damaged).unwrap();
+        let mut broken = middle;
+        broken.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
+        broken.extend_from_slice(&bytes[at..]);
+        let corrupt = dir.path().join("corrupt.pcap");
+        std::fs::write(&corrupt, &broken).unwrap();
+        let options = Options::default();
+        for (file, kind) in [(truncated, "truncated_record"), (corrupt, "corrupt_record")] {
+            let paths = vec![file.to_string_lossy().into_owned()];
+            let (want, report) = single(&paths, &options);
+            let warnings = warnings_of(&report);
+            assert!(warnings.iter().any(|w| w.starts_with(kind)), "{warnings:?}");
+            let (got, got_report) = distributed_in_parts(&paths, &options, 3, 900_000);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(got_report, report);
+        }
+    }
+
+    #[test]
+    fn tunnelled_captures_mapped_in_parts_keep_their_paths() {
+        // parts of a few hundred bytes: every path is met in several parts
+        for name in TUNNELLED {
+            let paths = vec![capture(&format!("crafted/ref_{name}.pcap"))];
+            let chunk = crate::sources::merge_chunk(1);
+            assert!(
+                scalechunks::plan(&paths[0], chunk, 300).len() >= 3,
+                "{name}"
+            );
+            let want = single(&paths, &Options::default());
+            let got = distributed_in_parts(&paths, &Options::default(), 2, 300);
+            assert_eq!(got, want, "{name}");
         }
     }
 }
