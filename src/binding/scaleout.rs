@@ -175,7 +175,7 @@ pub fn scale_reduce(
     )?;
     py.detach(|| {
         let manifests = manifests(&scratch, &keys)?;
-        scaleout::reduce_partition(&scratch, &keys, &manifests, partition, &options, encoding)
+        scaleout::reduce_partition(&scratch, &keys, manifests, partition, &options, encoding)
             .map_err(PyRuntimeError::new_err)
     })?;
     Ok(())
@@ -238,10 +238,10 @@ pub fn scale_finalize(
     let mut header = encoding == Encoding::Csv;
     let (result, made) = py.detach(|| {
         let manifests = manifests(&scratch, &keys)?;
-        let files = scaleout::joined(&manifests);
-        let reads = scaleout::clock(&files).reads;
         let steps =
             scaleout::time_steps(&scratch, &keys, &manifests).map_err(PyRuntimeError::new_err)?;
+        let files = scaleout::joined(manifests);
+        let reads = scaleout::clock(&files).reads;
         let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
             if let (Some(d), Format::Json | Format::Table) = (digest, format) {
                 summary.add_entry(&d.entry());

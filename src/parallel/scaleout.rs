@@ -608,56 +608,61 @@ pub fn files_of(manifests: &[FileManifest]) -> Vec<Range<usize>> {
     files
 }
 
-/// The run's files' manifests, each file's parts joined (`join`).
-pub fn joined(manifests: &[FileManifest]) -> Vec<FileManifest> {
-    (files_of(manifests).into_iter())
-        .map(|range| join(manifests.get(range).unwrap_or_default()))
-        .collect()
-}
-
-/// One file's manifest from its parts' (in order), as a map of the whole file would have
-/// written it: counters summed, batches, segment timestamps and warnings in order (a batch
-/// split between two parts made one again: the parts' reads are numbered as the file's),
-/// the time sanity check's steps added up (each part's check went on from the frame before
-/// it, so its frame numbers are the file's). Tunnel paths stay per part (each part's
-/// decoder numbered its own: the reduce remaps each part's).
-pub fn join(parts: &[FileManifest]) -> FileManifest {
-    let Some((first, rest)) = parts.split_first() else {
-        return FileManifest::default();
-    };
-    let mut file = first.clone();
-    file.tunnels = Vec::new();
-    for p in rest {
-        file.error = file.error.take().or_else(|| p.error.clone());
+/// The run's files' manifests, each file's parts joined into one, as a map of the whole
+/// file would have written it: counters summed, batches, segment timestamps and warnings
+/// in order (a batch split between two parts made one again: the parts' reads are
+/// numbered as the file's), the time sanity check's steps added up (each part's check
+/// went on from the frame before it, so its frame numbers are the file's). Tunnel paths
+/// are left out: each part's decoder numbered its own (the reduce remaps each part's).
+pub fn joined(manifests: Vec<FileManifest>) -> Vec<FileManifest> {
+    let mut files: Vec<FileManifest> = Vec::new();
+    for mut p in manifests {
+        p.tunnels = Vec::new();
+        let Some(file) = files.last_mut().filter(|_| p.part > 0) else {
+            files.push(p);
+            continue;
+        };
+        file.error = file.error.take().or(p.error);
         file.first_ts = file.first_ts.or(p.first_ts);
         file.frames += p.frames;
         file.segments_total += p.segments_total;
         file.filtered_out += p.filtered_out;
-        for (kind, n) in &p.skipped {
-            *file.skipped.entry(kind.clone()).or_insert(0) += n;
+        for (kind, n) in p.skipped {
+            *file.skipped.entry(kind).or_insert(0) += n;
         }
-        file.unsupported.extend(p.unsupported.iter().copied());
-        file.warnings.extend(p.warnings.iter().cloned());
-        let mut batches = p.batches.iter();
-        if p.continues {
-            if let (Some(last), Some(&(latest, n))) = (file.batches.last_mut(), batches.next()) {
-                *last = (last.0.max(latest), last.1.saturating_add(n));
-            }
-        }
-        file.batches.extend(batches);
-        for (into, from) in [
-            (&mut file.clock.backwards, &p.clock.backwards),
-            (&mut file.clock.jumps, &p.clock.jumps),
-        ] {
-            into.count += from.count;
-            into.first = into.first.or(from.first);
-        }
+        file.unsupported.extend(p.unsupported);
+        file.warnings.extend(p.warnings);
+        join_batches(&mut file.batches, &p.batches, p.continues);
+        join_steps(&mut file.clock, &p.clock);
         file.ts.extend_from_slice(&p.ts);
         for (into, n) in file.parts.iter_mut().zip(&p.parts) {
             *into += n;
         }
     }
-    file
+    files
+}
+
+/// A part's read batches after the file's so far: its first one is the file's last when
+/// the part `continues` it.
+fn join_batches(file: &mut Vec<(i64, u32)>, part: &[(i64, u32)], continues: bool) {
+    let mut batches = part.iter();
+    if continues {
+        if let (Some(last), Some(&(latest, n))) = (file.last_mut(), batches.next()) {
+            *last = (last.0.max(latest), last.1.saturating_add(n));
+        }
+    }
+    file.extend(batches);
+}
+
+/// A part's time sanity steps after the file's so far (its frames numbered as the file's).
+fn join_steps(file: &mut ClockSteps, part: &ClockSteps) {
+    for (into, from) in [
+        (&mut file.backwards, &part.backwards),
+        (&mut file.jumps, &part.jumps),
+    ] {
+        into.count += from.count;
+        into.first = into.first.or(from.first);
+    }
 }
 
 /// The single run's feed, rebuilt from the manifests (see the module's comment).
@@ -777,17 +782,23 @@ pub fn time_steps(
     manifests: &[FileManifest],
 ) -> Result<ClockSteps, String> {
     let ranges = files_of(manifests);
-    let files = joined(manifests);
-    let own: Vec<ClockSteps> = files.iter().map(|f| f.clock).collect();
-    let ends: Vec<Vec<i64>> = (files.iter())
-        .map(|f| f.batches.iter().map(|&(latest, _)| latest).collect())
-        .collect();
-    let parts: Vec<Vec<(String, bool)>> = (ranges.into_iter())
-        .map(|range| {
-            (range.filter_map(|i| Some((keys.get(i)?.clone(), manifests.get(i)?.continues))))
-                .collect()
-        })
-        .collect();
+    let mut own = Vec::with_capacity(ranges.len());
+    let mut ends = Vec::with_capacity(ranges.len());
+    let mut parts = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let (mut steps, mut batches, mut names) = (ClockSteps::default(), Vec::new(), Vec::new());
+        for i in range {
+            let (Some(m), Some(key)) = (manifests.get(i), keys.get(i)) else {
+                continue;
+            };
+            join_steps(&mut steps, &m.clock);
+            join_batches(&mut batches, &m.batches, m.continues);
+            names.push((key.clone(), m.continues));
+        }
+        own.push(steps);
+        ends.push(batches.iter().map(|&(latest, _)| latest).collect());
+        parts.push(names);
+    }
     scaletimes::time_steps(scratch, &parts, &own, &ends)
 }
 
@@ -839,26 +850,30 @@ pub fn source_of(
 pub fn reduce_partition(
     scratch: &Path,
     keys: &[String],
-    manifests: &[FileManifest],
+    mut manifests: Vec<FileManifest>,
     partition: usize,
     options: &Options,
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
-    let files = files_of(manifests);
+    let files = files_of(&manifests);
+    let lens: Vec<usize> = manifests.iter().map(|m| m.ts.len()).collect();
+    let reps: Vec<Vec<Option<Representatives>>> = (manifests.iter_mut())
+        .map(|m| std::mem::take(&mut m.tunnels))
+        .collect();
+    // (the timestamps are dropped once the clock is replayed)
     let clock = clock(&joined(manifests));
     // per manifest (a file, or a part of one): its segments' ordinals
-    let mut ordinals: Vec<&[u64]> = Vec::with_capacity(manifests.len());
+    let mut ordinals: Vec<&[u64]> = Vec::with_capacity(lens.len());
     for (f, range) in files.iter().enumerate() {
         let all = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
         let mut at = 0;
-        for m in manifests.get(range.clone()).unwrap_or_default() {
-            ordinals.push(all.get(at..at + m.ts.len()).unwrap_or_default());
-            at += m.ts.len();
+        for &n in lens.get(range.clone()).unwrap_or_default() {
+            ordinals.push(all.get(at..at + n).unwrap_or_default());
+            at += n;
         }
     }
     // the run's tunnel numbers, as the single run's decoder gives them
-    let reps: Vec<&[Option<Representatives>]> =
-        manifests.iter().map(|m| m.tunnels.as_slice()).collect();
+    let reps: Vec<&[Option<Representatives>]> = reps.iter().map(Vec::as_slice).collect();
     let remap = Remap::new(&reps, files.len() > 1, |f, index| {
         ordinals.get(f)?.get(index as usize).copied()
     })?;
@@ -1286,7 +1301,7 @@ mod tests {
             reduce_partition(
                 scratch.path(),
                 &keys,
-                &manifests,
+                manifests.clone(),
                 p,
                 options,
                 Encoding::Jsonl,
@@ -1299,9 +1314,9 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let files = joined(&manifests);
-        let reads = clock(&files).reads;
         let steps = time_steps(scratch.path(), &keys, &manifests).unwrap();
+        let files = joined(manifests);
+        let reads = clock(&files).reads;
         (out, source_of(&files, &reads, steps, &stats).0)
     }
 
