@@ -323,9 +323,6 @@ def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: Eng
     if fmt not in FORMATS:
         raise TcptraceError(f"-f {fmt} is not supported with --executor dask yet "
                             f"(use {', '.join(FORMATS)})")
-    if options.zeek and options.verify_checksums:
-        raise TcptraceError("--zeek with --verify-checksums is not supported with "
-                            "--executor dask yet")
     paths, pattern = expand(patterns)
     progress = Progress(not quiet)
     work = os.path.abspath(tempfile.mkdtemp(prefix="tcptrace-dask-", dir=scratch))

@@ -124,10 +124,54 @@ def test_tunnelled_traffic(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 def test_zeek_view_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  scheduler: str) -> None:
     paths = [str(p) for p in BUNDLED]
-    for extra in (("--zeek",), ("--verify-checksums",), ("--filter", "tcp port 80")):
+    for extra in (("--zeek",), ("--verify-checksums",), ("--filter", "tcp port 80"),
+                  ("--zeek", "--verify-checksums")):
         single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths, extra=extra,
                                            dask_extra=("--scheduler", scheduler))
         assert dask == single, extra
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "zeek", paths,
+                                       extra=("--verify-checksums",),
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+
+
+@needs_dask
+def test_the_checksum_ledger(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    """--zeek --verify-checksums: each batch's bad-checksum segments go to the ledger before
+    its first good one is fed (a merge step's, over several files), in its order; also with
+    a file mapped in parts."""
+    from random_traffic import random_capture
+    from test_jobs import _late_bad_checksum_capture
+
+    late = tmp_path / "late_bad.pcap"
+    late.write_bytes(_late_bad_checksum_capture())
+    extra = ("--zeek", "--verify-checksums")
+    dask_extra = ("--scheduler", scheduler, "--partitions", "3")
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", [str(late)], extra=extra,
+                                       dask_extra=dask_extra)
+    assert dask == single
+    # A, swept at the end of the first slice, takes the bad SYN of B's batch
+    assert [(r["id"], r["previous_id"], r["zeek"]["history"])
+            for r in map(json.loads, dask.splitlines())] == [
+        (1, None, "ShARC"), (2, None, "ShD"), (3, 1, "ShA")]
+    randoms = []
+    for seed in range(30):  # wrong checksums, port reuse, every gap; merged by time
+        randoms.append(tmp_path / f"random{seed}.pcap")
+        randoms[-1].write_bytes(random_capture(seed))
+    paths = [str(p) for p in randoms]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths, extra=extra,
+                                       dask_extra=dask_extra)
+    assert dask == single
+    histories = [json.loads(line)["zeek"]["history"] for line in single.splitlines()]
+    assert sum(any(c in h for c in "Cc") for h in histories) > 10  # the ledger's letters
+    # in parts: the late file in parts of 200 kB, merged with the random ones
+    monkeypatch.setenv("TCPTRACE_DASK_PART_BYTES", "200000")
+    for files in ([str(late)], [str(late), *paths[:10]]):
+        single, dask, stderr = _single_and_dask(capsys, tmp_path, "jsonl", files, extra=extra,
+                                                dask_extra=dask_extra)
+        assert dask == single
+        assert "tcptrace: dask: plan 1/1 tasks done" in stderr
 
 
 def _classic(path: Path) -> tuple[bytes, list[tuple[int, bytes]]] | None:
@@ -465,9 +509,6 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
          f"tcptrace: error: {text}: not a pcap or pcapng capture (starts with 68656c6c)"),
         ([str(tmp_path / "none*.pcap")], (),
          f"tcptrace: error: {tmp_path / 'none*.pcap'}: no file matches"),
-        ([str(FEW[0])], ("--zeek", "--verify-checksums"),
-         "tcptrace: error: --zeek with --verify-checksums is not supported with "
-         "--executor dask yet"),
         ([str(FEW[0])], ("--jobs", "2"),
          "tcptrace: error: --executor dask does not take --per-file or --jobs "
          "(try 'tcptrace analyze --help')"),

@@ -46,7 +46,7 @@ use crate::writers::summary::Entry;
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
-use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::plan::{keeps_ledger, merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
 use super::scalechunks::{self, PartStart};
 use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
@@ -83,12 +83,22 @@ pub struct FileManifest {
     pub clock: ClockSteps,
     /// Every segment's timestamp, in file order.
     pub ts: Vec<i64>,
+    /// The Zeek view's checksum ledger (`--zeek --verify-checksums`; else empty): per read
+    /// batch, its number of bad-checksum segments ...
+    pub bad_batches: Vec<u32>,
+    /// ... and their timestamps, in file order (the segments go to their partition's file
+    /// too, marked: `BAD`).
+    pub bad_ts: Vec<i64>,
     /// Segments per partition.
     pub parts: Vec<u64>,
     /// Per tunnel path of the file (its local number - 1): where the single run meets it
     /// first (`scaletunnels`).
     pub tunnels: Vec<Option<Representatives>>,
 }
+
+/// The top bit of a segment's index in a segments file: a bad-checksum segment for the
+/// Zeek view's ledger (the rest of the index counts those of its file).
+const BAD: u64 = 1 << 63;
 
 fn manifest_path(scratch: &Path, key: &str) -> PathBuf {
     scratch.join(format!("{key}.manifest"))
@@ -370,6 +380,8 @@ pub fn map_file(
     });
     let mut stats = SourceStats::default();
     let mut segments = Vec::new();
+    let mut bad = Vec::new();
+    let keep_bad = keeps_ledger(options);
     let mut out = Out::default();
     for call in start.map_or(0, |s| s.reads_before).. {
         let before = stats.warnings.len();
@@ -400,7 +412,14 @@ pub fn map_file(
         );
         if options.verify_checksums && !segments.is_empty() {
             let before = segments.len();
-            segments.retain(|seg| !checksum::is_bad(seg, &batch.data));
+            bad.clear();
+            segments.retain(|seg| {
+                let is_bad = checksum::is_bad(seg, &batch.data);
+                if is_bad && keep_bad {
+                    bad.push(*seg);
+                }
+                !is_bad
+            });
             stats.skip("bad_checksum", (before - segments.len()) as u64);
         }
         let latest = batch
@@ -431,6 +450,18 @@ pub fn map_file(
             manifest.ts.push(seg.ts_ns);
         }
         manifest.segments_total += segments.len() as u64;
+        if keep_bad {
+            manifest.bad_batches.push(bad.len() as u32);
+            for seg in bad.drain(..) {
+                out.buf.clear();
+                out.u64(BAD | manifest.bad_ts.len() as u64);
+                out.segment(&seg, &batch.data);
+                if let Some(writer) = writers.get_mut(shard_of(&seg, partitions)) {
+                    writer.write_all(&out.buf).map_err(|e| e.to_string())?;
+                }
+                manifest.bad_ts.push(seg.ts_ns);
+            }
+        }
     }
     manifest.opened = match part {
         None => !stats.files.is_empty(),
@@ -520,6 +551,10 @@ fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), Str
     scaletimes::write_steps(&mut out, &m.clock);
     out.u64(m.ts.len() as u64);
     m.ts.iter().for_each(|&t| out.i64(t));
+    out.u64(m.bad_batches.len() as u64);
+    m.bad_batches.iter().for_each(|&n| out.u32(n));
+    out.u64(m.bad_ts.len() as u64);
+    m.bad_ts.iter().for_each(|&t| out.i64(t));
     out.u64(m.parts.len() as u64);
     m.parts.iter().for_each(|&n| out.u64(n));
     scaletunnels::write(&mut out, &m.tunnels);
@@ -565,13 +600,26 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     for _ in 0..i.count(8)? {
         ts.push(i.i64()?);
     }
+    let mut bad_batches = Vec::new();
+    for _ in 0..i.count(4)? {
+        bad_batches.push(i.u32()?);
+    }
+    let mut bad_ts = Vec::new();
+    for _ in 0..i.count(8)? {
+        bad_ts.push(i.i64()?);
+    }
     let mut parts = Vec::new();
     for _ in 0..i.count(8)? {
         parts.push(i.u64()?);
     }
     let tunnels = scaletunnels::read(&mut i)?;
     let counted: u64 = batches.iter().map(|&(_, n)| u64::from(n)).sum();
-    if counted != ts.len() as u64 || parts.iter().sum::<u64>() != counted {
+    let bad_counted: u64 = bad_batches.iter().map(|&n| u64::from(n)).sum();
+    if counted != ts.len() as u64
+        || parts.iter().sum::<u64>() != counted
+        || bad_counted != bad_ts.len() as u64
+        || !(bad_batches.is_empty() || bad_batches.len() == batches.len())
+    {
         return Err(format!("{what}: inconsistent counts"));
     }
     Ok(FileManifest {
@@ -590,6 +638,8 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         batches,
         clock,
         ts,
+        bad_batches,
+        bad_ts,
         parts,
         tunnels,
     })
@@ -633,6 +683,13 @@ pub fn joined(manifests: Vec<FileManifest>) -> Vec<FileManifest> {
         file.unsupported.extend(p.unsupported);
         file.warnings.extend(p.warnings);
         join_batches(&mut file.batches, &p.batches, p.continues);
+        let mut bad = p.bad_batches.iter();
+        if let (true, Some(last), Some(n)) = (p.continues, file.bad_batches.last_mut(), bad.next())
+        {
+            *last = last.saturating_add(*n);
+        }
+        file.bad_batches.extend(bad);
+        file.bad_ts.extend_from_slice(&p.bad_ts);
         join_steps(&mut file.clock, &p.clock);
         file.ts.extend_from_slice(&p.ts);
         for (into, n) in file.parts.iter_mut().zip(&p.parts) {
@@ -670,6 +727,10 @@ fn join_steps(file: &mut ClockSteps, part: &ClockSteps) {
 pub struct Clock {
     /// Per file, per segment (file order): its position in the single run's feed.
     pub ordinals: Vec<Vec<u64>>,
+    /// Per file, per bad-checksum segment of the Zeek view's ledger (file order): the
+    /// ordinal of the segment it goes to the ledger before (the first of its batch, or of
+    /// a later one) and its place among them.
+    pub bad: Vec<Vec<(u64, u64)>>,
     /// The slice ends: the ordinal of the slice's last segment and its latest timestamp.
     pub cuts: Vec<(u64, i64)>,
     /// The reads the single run makes, in its order: (file, read number).
@@ -711,57 +772,92 @@ impl Slicer {
 
 /// Replay the single run's reading of `files` (in the run's order): one file is read in
 /// its own order, several through `Captures::merge_step` (`scaletimes::replay_merge`).
+/// The Zeek view's bad-checksum segments take no place in the feed: each goes to the
+/// ledger before the first segment of its batch (a merge step) is fed, in the batch's
+/// order (`Clock::bad`).
 pub fn clock(files: &[FileManifest]) -> Clock {
     let mut slicer = Slicer::default();
     let mut ordinals: Vec<Vec<u64>> = files.iter().map(|f| vec![0; f.ts.len()]).collect();
+    let mut bad: Vec<Vec<(u64, u64)>> =
+        files.iter().map(|f| vec![(0, 0); f.bad_ts.len()]).collect();
+    let mut sequence = 0u64;
     let mut reads = Vec::new();
+    // each file's segments and bad ones before each of its batches
+    let starts: Vec<Vec<(usize, usize)>> = (files.iter())
+        .map(|f| {
+            let counts = (f.batches.iter().enumerate()).map(|(r, &(_, n))| {
+                (
+                    n as usize,
+                    f.bad_batches.get(r).copied().unwrap_or(0) as usize,
+                )
+            });
+            counts
+                .scan((0, 0), |at, (n, b)| {
+                    let here = *at;
+                    *at = (at.0 + n, at.1 + b);
+                    Some(here)
+                })
+                .collect()
+        })
+        .collect();
     if let [file] = files {
-        let mut at = 0usize;
         for (read, &(_, n)) in file.batches.iter().enumerate() {
             reads.push((0, read as u32));
-            for k in at..at + n as usize {
+            let (first, first_bad) = starts[0][read];
+            let n_bad = file.bad_batches.get(read).copied().unwrap_or(0) as usize;
+            for slot in bad[0].iter_mut().skip(first_bad).take(n_bad) {
+                *slot = (slicer.next, sequence);
+                sequence += 1;
+            }
+            for k in first..first + n as usize {
                 if let (Some(slot), Some(&ts)) = (ordinals[0].get_mut(k), file.ts.get(k)) {
                     *slot = slicer.push(ts);
                 }
             }
-            at += n as usize;
             slicer.end_batch();
         }
         reads.push((0, file.batches.len() as u32));
         return Clock {
             ordinals,
+            bad,
             cuts: slicer.cuts,
             reads,
         };
     }
-    // each file's segments before each of its batches
-    let starts: Vec<Vec<usize>> = (files.iter())
-        .map(|f| {
-            let counts = f.batches.iter().map(|&(_, n)| n as usize);
-            counts
-                .scan(0, |at, n| {
-                    *at += n;
-                    Some(*at - n)
-                })
-                .collect()
-        })
+    // a read's items are its segments, then its bad ones: per file, the first item of
+    // each read, to tell them apart in the merged steps
+    let item_starts: Vec<Vec<u64>> = (starts.iter())
+        .map(|f| f.iter().map(|&(n, b)| (n + b) as u64).collect())
         .collect();
     replay_merge(
         files.len(),
         |i, read| {
             reads.push((i, read));
-            let &(latest, count) = files[i].batches.get(read as usize)?;
-            let first = starts[i].get(read as usize).copied().unwrap_or(0);
-            let ts = files[i]
-                .ts
-                .get(first..first + count as usize)
-                .unwrap_or(&[]);
-            Some((latest, ts.to_vec()))
+            let f = &files[i];
+            let &(latest, count) = f.batches.get(read as usize)?;
+            let n_bad = f.bad_batches.get(read as usize).copied().unwrap_or(0) as usize;
+            let (first, first_bad) = starts[i].get(read as usize).copied().unwrap_or((0, 0));
+            let ts = f.ts.get(first..first + count as usize).unwrap_or(&[]);
+            let bad_ts = f.bad_ts.get(first_bad..first_bad + n_bad).unwrap_or(&[]);
+            Some((latest, [ts, bad_ts].concat()))
         },
         |step| {
+            let first_of_step = slicer.next;
             for &(t, i, k) in step {
-                if let Some(slot) = ordinals[i].get_mut(k as usize) {
-                    *slot = slicer.push(t);
+                // which read of file i the item is of, and where in it
+                let read = item_starts[i]
+                    .partition_point(|&s| s <= k)
+                    .saturating_sub(1);
+                let offset = (k - item_starts[i].get(read).copied().unwrap_or(0)) as usize;
+                let count = files[i].batches.get(read).map_or(0, |b| b.1 as usize);
+                let (first, first_bad) = starts[i].get(read).copied().unwrap_or((0, 0));
+                if offset < count {
+                    if let Some(slot) = ordinals[i].get_mut(first + offset) {
+                        *slot = slicer.push(t);
+                    }
+                } else if let Some(slot) = bad[i].get_mut(first_bad + offset - count) {
+                    *slot = (first_of_step, sequence);
+                    sequence += 1;
                 }
             }
             slicer.end_batch();
@@ -769,6 +865,7 @@ pub fn clock(files: &[FileManifest]) -> Clock {
     );
     Clock {
         ordinals,
+        bad,
         cuts: slicer.cuts,
         reads,
     }
@@ -856,20 +953,26 @@ pub fn reduce_partition(
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
     let files = files_of(&manifests);
-    let lens: Vec<usize> = manifests.iter().map(|m| m.ts.len()).collect();
+    let lens: Vec<(usize, usize)> = (manifests.iter())
+        .map(|m| (m.ts.len(), m.bad_ts.len()))
+        .collect();
     let reps: Vec<Vec<Option<Representatives>>> = (manifests.iter_mut())
         .map(|m| std::mem::take(&mut m.tunnels))
         .collect();
     // (the timestamps are dropped once the clock is replayed)
     let clock = clock(&joined(manifests));
-    // per manifest (a file, or a part of one): its segments' ordinals
+    // per manifest (a file, or a part of one): its segments' ordinals, and its bad ones'
+    // places in the ledger (the Zeek view)
     let mut ordinals: Vec<&[u64]> = Vec::with_capacity(lens.len());
+    let mut ledger: Vec<&[(u64, u64)]> = Vec::with_capacity(lens.len());
     for (f, range) in files.iter().enumerate() {
         let all = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
-        let mut at = 0;
-        for &n in lens.get(range.clone()).unwrap_or_default() {
+        let all_bad = clock.bad.get(f).map_or(&[][..], Vec::as_slice);
+        let (mut at, mut at_bad) = (0, 0);
+        for &(n, b) in lens.get(range.clone()).unwrap_or_default() {
             ordinals.push(all.get(at..at + n).unwrap_or_default());
-            at += n;
+            ledger.push(all_bad.get(at_bad..at_bad + b).unwrap_or_default());
+            (at, at_bad) = (at + n, at_bad + b);
         }
     }
     // the run's tunnel numbers, as the single run's decoder gives them
@@ -883,6 +986,7 @@ pub fn reduce_partition(
     // this partition's segments of every file, with their ordinals
     // (their bytes stay in the files' buffers, where the segments point)
     let mut held: Vec<(u64, usize, crate::decode::Segment, usize)> = Vec::new();
+    let mut bad: Vec<((u64, u64), crate::decode::Segment)> = Vec::new();
     let mut buffers: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for (f, key) in keys.iter().enumerate() {
         let path = part_path(scratch, key, partition);
@@ -890,9 +994,19 @@ pub fn reduce_partition(
         let what = path.display().to_string();
         let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
         let ordinals = ordinals.get(f).copied().unwrap_or_default();
+        let places = ledger.get(f).copied().unwrap_or_default();
         while !input.at_end() {
-            let index = input.u64()? as usize;
+            let raw = input.u64()?;
+            let index = (raw & !BAD) as usize;
             let mut seg = input.segment()?;
+            if raw & BAD != 0 {
+                // the ledger keys on addresses and ports only: no bytes, no tunnel
+                let Some(&place) = places.get(index) else {
+                    return Err(format!("{what}: bad segment {index} not in its manifest"));
+                };
+                bad.push((place, seg));
+                continue;
+            }
             seg.tunnel = remap.tunnel(f, seg.tunnel)?;
             let Some(&ordinal) = ordinals.get(index) else {
                 return Err(format!("{what}: segment {index} not in its manifest"));
@@ -902,6 +1016,8 @@ pub fn reduce_partition(
         buffers.push(bytes);
     }
     held.sort_unstable_by_key(|&(ordinal, _, _, _)| ordinal);
+    bad.sort_unstable_by_key(|&(place, _)| place);
+    let mut bad_at = 0usize;
     let mut reducer = Reducer::new(0, options);
     let mut encoder = Encoder::new(encoding);
     let target = records_path(scratch, partition);
@@ -939,7 +1055,10 @@ pub fn reduce_partition(
             ends: vec![count],
             latest,
         }];
-        piece.bad = vec![Vec::new()];
+        // the ledger takes a batch's bad segments before its first segment is fed
+        let bad_end = bad_at + bad[bad_at..].partition_point(|&((o, _), _)| o <= last);
+        piece.bad = vec![bad[bad_at..bad_end].iter().map(|&(_, seg)| seg).collect()];
+        bad_at = bad_end;
         reducer.feed(&piece, &mut encoder);
         if encoder.broken {
             return Err("a record's id was not found in its encoding".into());
@@ -951,6 +1070,14 @@ pub fn reduce_partition(
         }
         at = end;
         base = last + 1;
+    }
+    if bad_at < bad.len() {
+        // bad segments after the last good one: in the ledger for the close
+        let rest = MappedPiece {
+            bad: vec![bad[bad_at..].iter().map(|&(_, seg)| seg).collect()],
+            ..MappedPiece::default()
+        };
+        reducer.feed(&rest, &mut encoder);
     }
     reducer.close(&mut encoder);
     for batch in encoder.done.drain(..) {
@@ -1593,13 +1720,26 @@ mod tests {
             for at in [26, 30] {
                 if frame.get(at..at + 4) == Some(&from[..]) {
                     frame[at..at + 4].copy_from_slice(&to);
+                    // the IP and TCP checksums follow (RFC 1624, eqn. 3)
+                    for sum_at in [24, 50] {
+                        let mut sum =
+                            u32::from(!u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]));
+                        for k in [0, 2] {
+                            sum += u32::from(!u16::from_be_bytes([from[k], from[k + 1]]));
+                            sum += u32::from(u16::from_be_bytes([to[k], to[k + 1]]));
+                        }
+                        while sum > 0xFFFF {
+                            sum = (sum & 0xFFFF) + (sum >> 16);
+                        }
+                        frame[sum_at..sum_at + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+                    }
                 }
             }
         }
         out
     }
 
-    /// A capture of about 13 MB and 99,000 frames: 2,200 copies of port_reuse.pcap (small
+    /// A capture of about 13 MB and 50,160 frames: 2,200 copies of port_reuse.pcap (small
     /// frames: its first 8 MiB chunk holds more than a read batch's 32,768 frames), then
     /// 40 of download.pcap (two more chunks), each copy its own client and a second
     /// later; a step back of 5 s and a jump of two days among them.
@@ -1739,5 +1879,49 @@ mod tests {
             let got = distributed_in_parts(&paths, &Options::default(), 2, 300);
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_checksum_ledger_is_the_single_runs() {
+        // large_capture with a bad TCP checksum in every 97th frame (Ethernet, IPv4 without
+        // options: the checksum is at 50), alone, in parts, and merged with another file
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, records) = large_capture(dir.path());
+        let header = &bytes[..24];
+        let mut damaged = records.clone();
+        for (_, _, frame) in damaged.iter_mut().step_by(97) {
+            if frame.len() > 51 && frame[23] == 6 {
+                frame[50] ^= 0x5A;
+            }
+        }
+        let path = write_pcap(&dir.path().join("bad.pcap"), header, &damaged);
+        let options = Options {
+            zeek: true,
+            verify_checksums: true,
+            ..Options::default()
+        };
+        let paths = vec![path.clone()];
+        let (want, report) = single(&paths, &options);
+        let text = String::from_utf8_lossy(&want).into_owned();
+        assert!(format!("{report:?}").contains("bad_checksum"), "{report:?}");
+        // the ledger's letters (C: the originator's bad checksum, c: the responder's)
+        let lettered = (text.split("\"history\":\"").skip(1))
+            .filter(|h| h.split('"').next().is_some_and(|h| h.contains(['C', 'c'])))
+            .count();
+        assert!(lettered > 100, "{lettered}");
+        let got = distributed(&paths, &options, 3);
+        assert_eq!(String::from_utf8_lossy(&got.0), text);
+        assert_eq!(got.1, report);
+        let got = distributed_in_parts(&paths, &options, 3, 1_000_000);
+        assert_eq!(String::from_utf8_lossy(&got.0), text);
+        assert_eq!(got.1, report);
+        let paths = vec![path, capture("transfer/download.pcap")];
+        let (want, report) = single(&paths, &options);
+        let got = distributed_in_parts(&paths, &options, 2, 1_500_000);
+        assert_eq!(
+            String::from_utf8_lossy(&got.0),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got.1, report);
     }
 }
