@@ -596,8 +596,10 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         batches.push((latest, i.u32()?));
     }
     let clock = scaletimes::read_steps(&mut i)?;
-    let mut ts = Vec::new();
-    for _ in 0..i.count(8)? {
+    // (sized once: a reduce holds every file's, 8 bytes a segment)
+    let n = i.count(8)?;
+    let mut ts = Vec::with_capacity(n);
+    for _ in 0..n {
         ts.push(i.i64()?);
     }
     let mut bad_batches = Vec::new();
