@@ -93,6 +93,7 @@ def scale_map(open: str, path: str, key: str, scratch: str, partitions: int, chu
               zeek_server_ports: list[int] | None = None,
               tunnel_ports: list[tuple[str, int]] | None = None
               ) -> tuple[int | None, str | None]: ...
+def scale_clock(scratch: str, keys: list[str]) -> None: ...
 def scale_reduce(scratch: str, keys: list[str], partition: int, format: str, *,
                  msl_s: float = 30.0, linger_s: float = 0.5, max_flows: int = 1_000_000,
                  zeek: bool = False, verify_checksums: bool = False,

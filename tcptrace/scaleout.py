@@ -211,6 +211,14 @@ def map_task(located: str, path: str, key: str, scratch: str, partitions: int, c
     return mapped
 
 
+def clock_task(scratch: str, keys: list[str]) -> None:
+    """A worker's clock step (every map is done): the single run's feed replayed once, for
+    every reduce (src/parallel/scaleclock.rs)."""
+    from tcptrace import _native
+
+    _native.scale_clock(scratch, keys)
+
+
 def reduce_task(scratch: str, keys: list[str], partition: int, fmt: str,
                 options: EngineOptions) -> int:
     """A worker's reduce of one partition (every map is done)."""
@@ -382,6 +390,9 @@ def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[b
         if mapped[i][1] is not None:  # the single run stops at the first bad file
             raise CaptureError(mapped[i][1])
     ordered = [key for i in order for key in keys[i]]
+    clock = client.submit(clock_task, work, ordered, key=f"tcptrace-clock-{token}",
+                          retries=RETRIES, pure=False)
+    _gather(client, [clock], "clock", progress)
     reduces = [client.submit(reduce_task, work, ordered, p, fmt, options,
                              key=f"tcptrace-reduce-{token}-{p}", retries=RETRIES, pure=False)
                for p in range(partitions)]

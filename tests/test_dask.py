@@ -87,6 +87,7 @@ def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tm
     assert _messages(stderr) == _messages(single_err)
     assert "truncated_record" in stderr
     assert f"tcptrace: dask: map {len(paths)}/{len(paths)} tasks done" in stderr
+    assert "tcptrace: dask: clock 1/1 tasks done" in stderr
     assert "tcptrace: dask: reduce 8/8 tasks done" in stderr  # 4 partitions per worker
 
 

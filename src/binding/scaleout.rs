@@ -11,7 +11,8 @@ use pyo3::prelude::*;
 use crate::engine::{Engine, Options, RunError};
 use crate::parallel::encode::csv_header;
 use crate::parallel::scalechunks::{self, PartStart};
-use crate::parallel::scaleout::{self, Digest, FileManifest, Part};
+use crate::parallel::scaleclock;
+use crate::parallel::scaleout::{self, Digest, Part};
 use crate::parallel::{self, Encoding};
 use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
@@ -137,13 +138,6 @@ pub fn scale_map(
     Ok((manifest.first_ts, manifest.error))
 }
 
-fn manifests(scratch: &std::path::Path, keys: &[String]) -> PyResult<Vec<FileManifest>> {
-    keys.iter()
-        .map(|k| scaleout::read_manifest(scratch, k))
-        .collect::<Result<_, _>>()
-        .map_err(PyRuntimeError::new_err)
-}
-
 /// Reduce partition `partition` of the files `keys` (in the run's order).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -174,11 +168,18 @@ pub fn scale_reduce(
         tunnel_ports,
     )?;
     py.detach(|| {
-        let manifests = manifests(&scratch, &keys)?;
-        scaleout::reduce_partition(&scratch, &keys, manifests, partition, &options, encoding)
+        scaleout::reduce_partition(&scratch, &keys, partition, &options, encoding)
             .map_err(PyRuntimeError::new_err)
     })?;
     Ok(())
+}
+
+/// The clock step over the mapped files `keys` (in the run's order), once every map is
+/// done and before any reduce (`parallel::scaleclock`).
+#[pyfunction]
+pub fn scale_clock(py: Python<'_>, scratch: PathBuf, keys: Vec<String>) -> PyResult<()> {
+    py.detach(|| scaleclock::plan(&scratch, &keys))
+        .map_err(PyRuntimeError::new_err)
 }
 
 /// Write the records of the reduced partitions to `out` (a path, "-", or a `write`
@@ -237,11 +238,12 @@ pub fn scale_finalize(
     let mut zeek_log = ZeekLogWriter::new();
     let mut header = encoding == Encoding::Csv;
     let (result, made) = py.detach(|| {
-        let manifests = manifests(&scratch, &keys)?;
+        let manifests =
+            scaleclock::light_manifests(&scratch, &keys).map_err(PyRuntimeError::new_err)?;
         let steps =
             scaleout::time_steps(&scratch, &keys, &manifests).map_err(PyRuntimeError::new_err)?;
         let files = scaleout::joined(manifests);
-        let reads = scaleout::clock(&files).reads;
+        let reads = (scaleclock::read_clock(&scratch).map_err(PyRuntimeError::new_err)?).reads;
         let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
             if let (Some(d), Format::Json | Format::Table) = (digest, format) {
                 summary.add_entry(&d.entry());
@@ -323,6 +325,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(scale_chunk, module)?)?;
     module.add_function(wrap_pyfunction!(scale_plan, module)?)?;
     module.add_function(wrap_pyfunction!(scale_map, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_clock, module)?)?;
     module.add_function(wrap_pyfunction!(scale_reduce, module)?)?;
     module.add_function(wrap_pyfunction!(scale_finalize, module)?)?;
     Ok(())

@@ -8,6 +8,7 @@
 pub mod encode;
 pub mod plan;
 pub mod scalechunks;
+pub mod scaleclock;
 pub mod scaleout;
 pub mod scaletimes;
 pub mod scaletunnels;

@@ -48,6 +48,7 @@ use crate::writers::Value;
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
 use super::plan::{keeps_ledger, merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
 use super::scalechunks::{self, PartStart};
+use super::scaleclock;
 use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
 use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
@@ -949,38 +950,19 @@ pub fn source_of(
 pub fn reduce_partition(
     scratch: &Path,
     keys: &[String],
-    mut manifests: Vec<FileManifest>,
     partition: usize,
     options: &Options,
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
-    let files = files_of(&manifests);
-    let lens: Vec<(usize, usize)> = (manifests.iter())
-        .map(|m| (m.ts.len(), m.bad_ts.len()))
-        .collect();
-    let reps: Vec<Vec<Option<Representatives>>> = (manifests.iter_mut())
-        .map(|m| std::mem::take(&mut m.tunnels))
-        .collect();
-    // (the timestamps are dropped once the clock is replayed)
-    let clock = clock(&joined(manifests));
-    // per manifest (a file, or a part of one): its segments' ordinals, and its bad ones'
-    // places in the ledger (the Zeek view)
-    let mut ordinals: Vec<&[u64]> = Vec::with_capacity(lens.len());
-    let mut ledger: Vec<&[(u64, u64)]> = Vec::with_capacity(lens.len());
-    for (f, range) in files.iter().enumerate() {
-        let all = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
-        let all_bad = clock.bad.get(f).map_or(&[][..], Vec::as_slice);
-        let (mut at, mut at_bad) = (0, 0);
-        for &(n, b) in lens.get(range.clone()).unwrap_or_default() {
-            ordinals.push(all.get(at..at + n).unwrap_or_default());
-            ledger.push(all_bad.get(at_bad..at_bad + b).unwrap_or_default());
-            (at, at_bad) = (at + n, at_bad + b);
-        }
-    }
+    let clock = scaleclock::read_clock(scratch)?;
     // the run's tunnel numbers, as the single run's decoder gives them
+    let mut reps = Vec::with_capacity(keys.len());
+    for key in keys {
+        reps.push(read_manifest(scratch, key)?.tunnels);
+    }
     let reps: Vec<&[Option<Representatives>]> = reps.iter().map(Vec::as_slice).collect();
-    let remap = Remap::new(&reps, files.len() > 1, |f, index| {
-        ordinals.get(f)?.get(index as usize).copied()
+    let remap = Remap::new(&reps, clock.merged, |f, index| {
+        clock.representatives.get(f)?.get(&index).copied()
     })?;
     let mut options = options.clone();
     options.tunnels.registry = std::sync::Arc::clone(&remap.registry);
@@ -995,8 +977,8 @@ pub fn reduce_partition(
         let bytes = spill::read(&path)?;
         let what = path.display().to_string();
         let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
-        let ordinals = ordinals.get(f).copied().unwrap_or_default();
-        let places = ledger.get(f).copied().unwrap_or_default();
+        // (every segment's of the file, read one file at a time: only ours are kept)
+        let (ordinals, places) = scaleclock::read_ordinals(scratch, key)?;
         while !input.at_end() {
             let raw = input.u64()?;
             let index = (raw & !BAD) as usize;
@@ -1426,16 +1408,9 @@ mod tests {
             .iter()
             .map(|k| read_manifest(scratch.path(), k).unwrap())
             .collect();
+        scaleclock::plan(scratch.path(), &keys).unwrap();
         for p in 0..partitions {
-            reduce_partition(
-                scratch.path(),
-                &keys,
-                manifests.clone(),
-                p,
-                options,
-                Encoding::Jsonl,
-            )
-            .unwrap();
+            reduce_partition(scratch.path(), &keys, p, options, Encoding::Jsonl).unwrap();
         }
         let mut out = Vec::new();
         let stats = finalize(scratch.path(), partitions, Encoding::Jsonl, |_, b, _| {
@@ -1445,7 +1420,8 @@ mod tests {
         .unwrap();
         let steps = time_steps(scratch.path(), &keys, &manifests).unwrap();
         let files = joined(manifests);
-        let reads = clock(&files).reads;
+        let reads = scaleclock::read_clock(scratch.path()).unwrap().reads;
+        assert_eq!(reads, clock(&files).reads);
         (out, source_of(&files, &reads, steps, &stats).0)
     }
 
