@@ -1,10 +1,11 @@
-"""`tcptrace analyze --executor dask`: the `--jobs` plan on a Dask cluster (issue 20, step 1;
+"""`tcptrace analyze --executor dask`: the `--jobs` plan on a Dask cluster (issue 20;
 docs/scale-out.md).
 
-A map task per input file (decoded by Rust into flow partitions in a scratch directory, with a
-manifest), a reduce task per partition (its segments of every file merged in the single run's
-order, through a flow table), then the client writes the records in the single run's order
-under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
+A map task per input file, or per part of a large pcap file (decoded by Rust into flow
+partitions in a scratch directory, with a manifest), a clock task (the single run's feed
+replayed once), a reduce task per partition (its segments of every file merged in the single
+run's order, through a flow table), then the client writes the records in the single run's
+order under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
 """
 
 from __future__ import annotations
