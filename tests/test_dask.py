@@ -740,3 +740,13 @@ def test_benchmark_slice_in_parts(capsys: pytest.CaptureFixture[str], tmp_path: 
                                  scheduler, "jsonl")
     assert dask == single
     assert len(single.splitlines()) > 800
+
+
+@needs_dask
+def test_a_bad_part_size_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    monkeypatch.setenv("TCPTRACE_DASK_PART_BYTES", "1M")
+    status, _, err = _analyze(capsys, tmp_path / "out", "jsonl", [str(FEW[0])], "--executor",
+                              "dask", "--scheduler", scheduler, "-q")
+    assert (status, err.strip()) == (
+        2, "tcptrace: error: TCPTRACE_DASK_PART_BYTES='1M': expected a number of bytes")
