@@ -83,12 +83,17 @@ class Session:
 # The steps of a distributed run (src/binding/scaleout.rs, tcptrace/scaleout.py).
 
 def scale_chunk(files: int) -> int: ...
+def scale_plan(open: str, chunk: int, part_bytes: int
+               ) -> list[tuple[int, int, int, int, int, int | None]]: ...
 def scale_map(open: str, path: str, key: str, scratch: str, partitions: int, chunk: int, *,
+              part: tuple[int, tuple[int, int, int, int, int, int | None] | None, int | None]
+              | None = None,
               filter: BpfFilter | None = None, msl_s: float = 30.0, linger_s: float = 0.5,
               max_flows: int = 1_000_000, zeek: bool = False, verify_checksums: bool = False,
               zeek_server_ports: list[int] | None = None,
               tunnel_ports: list[tuple[str, int]] | None = None
               ) -> tuple[int | None, str | None]: ...
+def scale_clock(scratch: str, keys: list[str]) -> None: ...
 def scale_reduce(scratch: str, keys: list[str], partition: int, format: str, *,
                  msl_s: float = 30.0, linger_s: float = 0.5, max_flows: int = 1_000_000,
                  zeek: bool = False, verify_checksums: bool = False,

@@ -1,10 +1,11 @@
-"""`tcptrace analyze --executor dask`: the `--jobs` plan on a Dask cluster (issue 20, step 1;
+"""`tcptrace analyze --executor dask`: the `--jobs` plan on a Dask cluster (issue 20;
 docs/scale-out.md).
 
-A map task per input file (decoded by Rust into flow partitions in a scratch directory, with a
-manifest), a reduce task per partition (its segments of every file merged in the single run's
-order, through a flow table), then the client writes the records in the single run's order
-under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
+A map task per input file, or per part of a large pcap file (decoded by Rust into flow
+partitions in a scratch directory, with a manifest), a clock task (the single run's feed
+replayed once), a reduce task per partition (its segments of every file merged in the single
+run's order, through a flow table), then the client writes the records in the single run's
+order under its ids. Dask is an optional extra: `pip install 'tcptrace[dask]'`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ RETRIES = 3
 FAIL_HOOK = "TCPTRACE_DASK_FAIL_ONCE"
 """Test hook: a directory; each task's first attempt ends its worker process right after its
 work is written (a map) or fails (a reduce), to prove a retry changes nothing."""
+PART_BYTES_KNOB = "TCPTRACE_DASK_PART_BYTES"
+"""Tuning and test knob: bytes per map task of a large plain pcap file (default
+`PART_BYTES`); a smaller value cuts even small captures into parts."""
+PART_BYTES = 256 << 20
+"""A plain pcap file larger than this is mapped in parts of about this size."""
 PAUSE_HOOK = "TCPTRACE_DASK_PAUSE"
 """Test hook: a directory; each map, once its files are written, leaves a mark there
 (`map-KEY.PID`) and waits until a file `release` appears (a minute at most), so that a test
@@ -148,11 +154,41 @@ def _stage(url: str, path: str, scratch: str, key: str) -> Staged:
     return Staged(local=staged, staged=True)
 
 
+def part_bytes() -> int:
+    """Bytes per map task of a large plain pcap file (`TCPTRACE_DASK_PART_BYTES`)."""
+    value = os.environ.get(PART_BYTES_KNOB, "")
+    try:
+        return max(1, int(value)) if value else PART_BYTES
+    except ValueError:
+        raise TcptraceError(f"{PART_BYTES_KNOB}={value!r}: expected a number of bytes") from None
+
+
+Start = tuple[int, int, int, int, int, int | None]
+"""Where a part of a file starts (`_native.scale_plan`)."""
+Part = tuple[int, Start | None, int | None]
+"""A part to map: its number, its start (None: the file's), the next part's first byte."""
+
+
+def plan_task(located: str, chunk: int, size: int) -> list[Part]:
+    """A worker's plan of a large local file: its parts (one walk over its records, nothing
+    decoded); empty when it is mapped whole (not a plain pcap file, or unreadable)."""
+    from tcptrace import _native
+
+    starts = _native.scale_plan(located, chunk, size)
+    if not starts:
+        return []
+    firsts: list[Start | None] = [None, *starts]
+    ends: list[int | None] = [s[0] for s in starts]
+    ends.append(None)
+    return [(k, start, end) for k, (start, end) in enumerate(zip(firsts, ends, strict=True))]
+
+
 def map_task(located: str, path: str, key: str, scratch: str, partitions: int, chunk: int,
-             options: EngineOptions) -> tuple[int | None, str | None]:
+             options: EngineOptions,
+             part: Part | None = None) -> tuple[int | None, str | None]:
     """A worker's map of one file, at `located` (absolute: a worker's directory is its own;
-    or a URL fsspec opens), named `path` as given: (first timestamp, the capture's
-    error)."""
+    or a URL fsspec opens), named `path` as given, or of a part of it: (first timestamp,
+    the capture's error)."""
     from tcptrace import _native
 
     bpf = None
@@ -165,7 +201,7 @@ def map_task(located: str, path: str, key: str, scratch: str, partitions: int, c
         return None, source.error
     try:
         mapped = _native.scale_map(source.local, path, key, scratch, partitions, chunk,
-                                   filter=bpf, **options.native())
+                                   part=part, filter=bpf, **options.native())
     finally:
         if source.staged:
             with contextlib.suppress(OSError):
@@ -174,6 +210,14 @@ def map_task(located: str, path: str, key: str, scratch: str, partitions: int, c
         os._exit(17)  # a worker killed: the nanny starts another, Dask runs the task again
     _pause(f"map-{key}")
     return mapped
+
+
+def clock_task(scratch: str, keys: list[str]) -> None:
+    """A worker's clock step (every map is done): the single run's feed replayed once, for
+    every reduce (src/parallel/scaleclock.rs)."""
+    from tcptrace import _native
+
+    _native.scale_clock(scratch, keys)
 
 
 def reduce_task(scratch: str, keys: list[str], partition: int, fmt: str,
@@ -253,6 +297,27 @@ def _gather(client: Any, futures: list[Any], phase: str, progress: Progress) -> 
         raise TcptraceError(f"a Dask task failed: {exc}") from exc
 
 
+def _plan(client: Any, located: list[str], chunk: int, token: str,
+          progress: Progress) -> list[list[Part]]:
+    """Per file, its parts (empty: mapped whole): a plan task per local file larger than
+    `part_bytes()` (remote files are mapped whole)."""
+    size = part_bytes()
+    large = []
+    for i, path in enumerate(located):
+        with contextlib.suppress(OSError):
+            if not is_url(path) and os.path.getsize(path) > size:
+                large.append(i)
+    parts: list[list[Part]] = [[] for _ in located]
+    if not large:
+        return parts
+    plans = [client.submit(plan_task, located[i], chunk, size,
+                           key=f"tcptrace-plan-{token}-{i}", retries=RETRIES, pure=False)
+             for i in large]
+    for i, planned in zip(large, _gather(client, plans, "plan", progress), strict=True):
+        parts[i] = planned
+    return parts
+
+
 def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: EngineOptions,
             scheduler: str | None = None, workers: int | None = None,
             partitions: int | None = None, scratch: str | None = None,
@@ -267,9 +332,6 @@ def analyze(patterns: list[str], fmt: str, out: str | IO[bytes], *, options: Eng
     if fmt not in FORMATS:
         raise TcptraceError(f"-f {fmt} is not supported with --executor dask yet "
                             f"(use {', '.join(FORMATS)})")
-    if options.zeek and options.verify_checksums:
-        raise TcptraceError("--zeek with --verify-checksums is not supported with "
-                            "--executor dask yet")
     paths, pattern = expand(patterns)
     progress = Progress(not quiet)
     work = os.path.abspath(tempfile.mkdtemp(prefix="tcptrace-dask-", dir=scratch))
@@ -302,21 +364,36 @@ def _run(client: Any, paths: list[str], pattern: bool, fmt: str, out: str | IO[b
     from tcptrace import _native
 
     token = uuid.uuid4().hex[:12]  # task keys of this run only (a shared scheduler)
-    keys = [f"f{i:06d}" for i in range(len(paths))]
     chunk = _native.scale_chunk(len(paths))
-    maps = [client.submit(map_task, path if is_url(path) else os.path.abspath(path), path,
-                          key, work, partitions, chunk,
-                          options,
-                          key=f"tcptrace-map-{token}-{i}", retries=RETRIES, pure=False)
-            for i, (path, key) in enumerate(zip(paths, keys, strict=True))]
-    mapped = _gather(client, maps, "map", progress)
+    located = [path if is_url(path) else os.path.abspath(path) for path in paths]
+    parts = _plan(client, located, chunk, token, progress)
+    # a map task per file, or per part of a large one: (file, key, part)
+    whole: list[Part | None] = [None]
+    tasks = [(i, f"f{i:06d}" if part is None else f"f{i:06d}c{part[0]:06d}", part)
+             for i in range(len(paths)) for part in (parts[i] or whole)]
+    maps = [client.submit(map_task, located[i], paths[i], key, work, partitions, chunk,
+                          options, part,
+                          key=f"tcptrace-map-{token}-{key}", retries=RETRIES, pure=False)
+            for i, key, part in tasks]
+    results = _gather(client, maps, "map", progress)
+    keys: list[list[str]] = [[] for _ in paths]
+    mapped: list[tuple[int | None, str | None]] = [(None, None) for _ in paths]
+    for (i, key, _), (first, error) in zip(tasks, results, strict=True):
+        if not keys[i]:
+            mapped[i] = (first, error)
+        elif mapped[i][1] is None and error is not None:  # a later part could not be read
+            mapped[i] = (mapped[i][0], error)
+        keys[i].append(key)
     order = list(range(len(paths)))
     if pattern:  # a rotation: in time order of the files' first frames, not of their names
         order.sort(key=lambda i: (mapped[i][0] is None, mapped[i][0] or 0, paths[i]))
     for i in order:
         if mapped[i][1] is not None:  # the single run stops at the first bad file
             raise CaptureError(mapped[i][1])
-    ordered = [keys[i] for i in order]
+    ordered = [key for i in order for key in keys[i]]
+    clock = client.submit(clock_task, work, ordered, key=f"tcptrace-clock-{token}",
+                          retries=RETRIES, pure=False)
+    _gather(client, [clock], "clock", progress)
     reduces = [client.submit(reduce_task, work, ordered, p, fmt, options,
                              key=f"tcptrace-reduce-{token}-{p}", retries=RETRIES, pure=False)
                for p in range(partitions)]

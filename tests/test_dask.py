@@ -87,6 +87,7 @@ def test_bundled_captures_in_every_format(capsys: pytest.CaptureFixture[str], tm
     assert _messages(stderr) == _messages(single_err)
     assert "truncated_record" in stderr
     assert f"tcptrace: dask: map {len(paths)}/{len(paths)} tasks done" in stderr
+    assert "tcptrace: dask: clock 1/1 tasks done" in stderr
     assert "tcptrace: dask: reduce 8/8 tasks done" in stderr  # 4 partitions per worker
 
 
@@ -124,10 +125,54 @@ def test_tunnelled_traffic(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 def test_zeek_view_and_checksums(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  scheduler: str) -> None:
     paths = [str(p) for p in BUNDLED]
-    for extra in (("--zeek",), ("--verify-checksums",), ("--filter", "tcp port 80")):
+    for extra in (("--zeek",), ("--verify-checksums",), ("--filter", "tcp port 80"),
+                  ("--zeek", "--verify-checksums")):
         single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths, extra=extra,
                                            dask_extra=("--scheduler", scheduler))
         assert dask == single, extra
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "zeek", paths,
+                                       extra=("--verify-checksums",),
+                                       dask_extra=("--scheduler", scheduler))
+    assert dask == single
+
+
+@needs_dask
+def test_the_checksum_ledger(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    """--zeek --verify-checksums: each batch's bad-checksum segments go to the ledger before
+    its first good one is fed (a merge step's, over several files), in its order; also with
+    a file mapped in parts."""
+    from random_traffic import random_capture
+    from test_jobs import _late_bad_checksum_capture
+
+    late = tmp_path / "late_bad.pcap"
+    late.write_bytes(_late_bad_checksum_capture())
+    extra = ("--zeek", "--verify-checksums")
+    dask_extra = ("--scheduler", scheduler, "--partitions", "3")
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", [str(late)], extra=extra,
+                                       dask_extra=dask_extra)
+    assert dask == single
+    # A, swept at the end of the first slice, takes the bad SYN of B's batch
+    assert [(r["id"], r["previous_id"], r["zeek"]["history"])
+            for r in map(json.loads, dask.splitlines())] == [
+        (1, None, "ShARC"), (2, None, "ShD"), (3, 1, "ShA")]
+    randoms = []
+    for seed in range(30):  # wrong checksums, port reuse, every gap; merged by time
+        randoms.append(tmp_path / f"random{seed}.pcap")
+        randoms[-1].write_bytes(random_capture(seed))
+    paths = [str(p) for p in randoms]
+    single, dask, _ = _single_and_dask(capsys, tmp_path, "jsonl", paths, extra=extra,
+                                       dask_extra=dask_extra)
+    assert dask == single
+    histories = [json.loads(line)["zeek"]["history"] for line in single.splitlines()]
+    assert sum(any(c in h for c in "Cc") for h in histories) > 10  # the ledger's letters
+    # in parts: the late file in parts of 200 kB, merged with the random ones
+    monkeypatch.setenv("TCPTRACE_DASK_PART_BYTES", "200000")
+    for files in ([str(late)], [str(late), *paths[:10]]):
+        single, dask, stderr = _single_and_dask(capsys, tmp_path, "jsonl", files, extra=extra,
+                                                dask_extra=dask_extra)
+        assert dask == single
+        assert "tcptrace: dask: plan 1/1 tasks done" in stderr
 
 
 def _classic(path: Path) -> tuple[bytes, list[tuple[int, bytes]]] | None:
@@ -465,9 +510,6 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
          f"tcptrace: error: {text}: not a pcap or pcapng capture (starts with 68656c6c)"),
         ([str(tmp_path / "none*.pcap")], (),
          f"tcptrace: error: {tmp_path / 'none*.pcap'}: no file matches"),
-        ([str(FEW[0])], ("--zeek", "--verify-checksums"),
-         "tcptrace: error: --zeek with --verify-checksums is not supported with "
-         "--executor dask yet"),
         ([str(FEW[0])], ("--jobs", "2"),
          "tcptrace: error: --executor dask does not take --per-file or --jobs "
          "(try 'tcptrace analyze --help')"),
@@ -591,3 +633,120 @@ def test_time_steps_across_and_within_files(capsys: pytest.CaptureFixture[str],
         _time_warning("time_jump", merged.format(183), "172797.51", 2)]
     assert [m for m in _messages(stderr) if "time" in m or "duplicates" in m] == [
         f"tcptrace: warning: {w}" for w in json.loads(dask)["source"]["warnings"]]
+
+
+# Step 3 of issue 20: a large plain pcap file is mapped a part at a time (a plan task walks
+# its records once; docs/scale-out.md). TCPTRACE_DASK_PART_BYTES forces small parts.
+
+
+def _parts_run(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               paths: list[str], part_bytes: int, scheduler: str, fmt: str = "json"
+               ) -> tuple[bytes, bytes, str]:
+    monkeypatch.setenv("TCPTRACE_DASK_PART_BYTES", str(part_bytes))
+    single = _analyze(capsys, tmp_path / f"single.{fmt}", fmt, paths)
+    assert single[0] == 0, single[2]
+    dask = _analyze(capsys, tmp_path / f"dask.{fmt}", fmt, paths, "--executor", "dask",
+                    "--scheduler", scheduler, "--partitions", "3")
+    assert dask[0] == 0, dask[2]
+    assert _messages(dask[2]) == _messages(single[2])
+    return single[1], dask[1], dask[2]
+
+
+@needs_dask
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_large_files_are_mapped_in_parts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, scheduler: str,
+                                         fmt: str) -> None:
+    # every bundled capture larger than 3000 bytes in parts of about 3000 bytes (pcapng and
+    # gzip files whole), merged by time with the rest: the single run's bytes and warnings
+    paths = [str(p) for p in BUNDLED]
+    single, dask, stderr = _parts_run(capsys, tmp_path, monkeypatch, paths, 3000, scheduler,
+                                      fmt)
+    assert dask == single
+    large = [p for p in BUNDLED if p.stat().st_size > 3000]
+    pcap_large = [p for p in large if p.read_bytes()[:4] in (
+        b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")]
+    assert len(pcap_large) >= 3
+    assert f"tcptrace: dask: plan {len(large)}/{len(large)} tasks done" in stderr
+    # download.pcap alone (222 kB) is 74 parts
+    map_line = next(line for line in stderr.splitlines() if " map " in line)
+    assert int(map_line.split()[3].split("/")[1]) > len(paths) + 70
+
+
+@needs_dask
+def test_parts_across_read_chunks_and_time_steps(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 scheduler: str) -> None:
+    # test_time_steps_across_and_within_files's a.pcap (9 MB: two reads of 8 MiB, a clock
+    # set back, a leap of 3 days) in parts of 1 MB, alone and merged with b.pcap
+    a = _write_ns_pcap(tmp_path / "a.pcap", [
+        *_tcp_conversation(40000, T0),
+        *(_udp(T0 + S + k * 10_000_000, 60_000) for k in range(150)),
+        *_tcp_conversation(40002, T0 - 100 * S),
+        _udp(T0 + 3 * DAY + S),
+        *_tcp_conversation(40003, T0 + 3 * DAY + 2 * S)])
+    b = _write_ns_pcap(tmp_path / "b.pcap", [
+        *_tcp_conversation(40000, T0), *_tcp_conversation(40001, T0 + 5_000_000),
+        _udp(T0 + 2 * DAY)])
+    single, dask, _ = _parts_run(capsys, tmp_path, monkeypatch, [a], 1_000_000, scheduler)
+    assert dask == single
+    assert json.loads(dask)["source"]["warnings"] == [
+        _time_warning("time_backwards", f"{a}, frame 159", "102.49", 1),
+        _time_warning("time_jump", f"{a}, frame 167", "259300.93", 1)]
+    single, dask, stderr = _parts_run(capsys, tmp_path, monkeypatch, [a, b], 1_000_000,
+                                      scheduler)
+    assert dask == single
+    assert "tcptrace: dask: map 10/10 tasks done" in stderr  # a in 9 parts, b whole
+    merged = "frame {} of 2 files merged by time"
+    assert json.loads(dask)["source"]["warnings"] == [
+        DUPLICATES_8,
+        _time_warning("time_backwards", merged.format(164), "102.38", 1),
+        _time_warning("time_jump", merged.format(183), "172797.51", 2)]
+
+
+@needs_dask
+def test_a_damaged_file_in_parts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    # download.pcap with garbage in the middle (records that parse, of random bytes), cut
+    # inside its last record; and with a record header of an impossible length there
+    raw = (PCAPS / "transfer/download.pcap").read_bytes()
+    middle = 24
+    for _ in range(130):  # the first 130 records
+        middle += 16 + struct.unpack("<I", raw[middle + 8:middle + 12])[0]
+    garbage = b"".join(struct.pack("<IIII", 1_800_000_000 + k, 0, n, n) + bytes(
+        (i * 31 + k) % 256 for i in range(n)) for k, n in enumerate(range(0, 1400, 97)))
+    truncated = tmp_path / "truncated.pcap"
+    truncated.write_bytes(raw[:middle] + garbage + raw[middle:-700])
+    corrupt = tmp_path / "corrupt.pcap"
+    corrupt.write_bytes(raw[:middle] + garbage + struct.pack("<IIII", 0, 0, 1 << 30, 1 << 30)
+                        + raw[middle:])
+    for path, kind in ((truncated, "truncated_record"), (corrupt, "corrupt_record")):
+        single, dask, stderr = _parts_run(capsys, tmp_path, monkeypatch, [str(path)], 5000,
+                                          scheduler)
+        assert dask == single
+        warnings = json.loads(dask)["source"]["warnings"]
+        assert [w.split(":")[0] for w in warnings if w.startswith(kind)] == [kind]
+        assert "tcptrace: dask: plan 1/1 tasks done" in stderr
+
+
+@needs_dask
+@pytest.mark.skipif(not BENCH.exists(), reason="benchmark capture not generated")
+def test_benchmark_slice_in_parts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    whole = pcap_slice(BENCH, 60_000, tmp_path / "slice.pcap")
+    assert whole.stat().st_size > 2 * 8 << 20  # three reads of 8 MiB
+    single, dask, _ = _parts_run(capsys, tmp_path, monkeypatch, [str(whole)], 3_000_000,
+                                 scheduler, "jsonl")
+    assert dask == single
+    assert len(single.splitlines()) > 800
+
+
+@needs_dask
+def test_a_bad_part_size_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, scheduler: str) -> None:
+    monkeypatch.setenv("TCPTRACE_DASK_PART_BYTES", "1M")
+    status, _, err = _analyze(capsys, tmp_path / "out", "jsonl", [str(FEW[0])], "--executor",
+                              "dask", "--scheduler", scheduler, "-q")
+    assert (status, err.strip()) == (
+        2, "tcptrace: error: TCPTRACE_DASK_PART_BYTES='1M': expected a number of bytes")

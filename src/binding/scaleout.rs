@@ -10,7 +10,9 @@ use pyo3::prelude::*;
 
 use crate::engine::{Engine, Options, RunError};
 use crate::parallel::encode::csv_header;
-use crate::parallel::scaleout::{self, Digest, FileManifest};
+use crate::parallel::scalechunks::{self, PartStart};
+use crate::parallel::scaleclock;
+use crate::parallel::scaleout::{self, Digest, Part};
 use crate::parallel::{self, Encoding};
 use crate::writers::spool::JsonSpool;
 use crate::writers::summary::Summary;
@@ -39,12 +41,47 @@ pub fn scale_chunk(files: usize) -> usize {
     crate::sources::merge_chunk(files)
 }
 
+/// A part's start as plain data: (byte, bytes left in its chunk, frames of its batch
+/// before it, frames before it, reads before it, timestamp of the frame before it).
+type PartTuple = (u64, u64, u64, u64, u32, Option<i64>);
+
+/// The parts a large plain pcap file at `open` is mapped in (read in chunks of `chunk`
+/// bytes, cut about every `part_bytes`): the starts of the parts after the first, empty
+/// when the file is mapped whole (`parallel::scalechunks::plan`). Reads the whole file.
+#[pyfunction]
+pub fn scale_plan(py: Python<'_>, open: PathBuf, chunk: usize, part_bytes: u64) -> Vec<PartTuple> {
+    let open = crate::names::display_name(&open);
+    let starts = py.detach(|| scalechunks::plan(&open, chunk, part_bytes));
+    starts
+        .into_iter()
+        .map(|s| {
+            let PartStart {
+                position,
+                chunk_left,
+                batch_frames,
+                frames_before,
+                reads_before,
+                previous_ts,
+            } = s;
+            (
+                position,
+                chunk_left,
+                batch_frames,
+                frames_before,
+                reads_before,
+                previous_ts,
+            )
+        })
+        .collect()
+}
+
 /// Map one file (at `open`, named `path` as the user gave it) into `partitions` partitions
 /// under `scratch` (names from `key`): (first timestamp in ns or None, the capture's error
-/// or None).
+/// or None). With `part` (its number, its start from `scale_plan` or None for the first,
+/// the next part's first byte or None for the last), only that part of a pcap file.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (open, path, key, scratch, partitions, chunk, *, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
+#[pyo3(signature = (open, path, key, scratch, partitions, chunk, *, part=None, filter=None, msl_s=30.0, linger_s=0.5, max_flows=1_000_000, zeek=false, verify_checksums=false, zeek_server_ports=None, tunnel_ports=None))]
 pub fn scale_map(
     py: Python<'_>,
     open: PathBuf,
@@ -53,6 +90,7 @@ pub fn scale_map(
     scratch: PathBuf,
     partitions: usize,
     chunk: usize,
+    part: Option<(u32, Option<PartTuple>, Option<u64>)>,
     filter: Option<PyRef<'_, bpf::BpfFilter>>,
     msl_s: f64,
     linger_s: f64,
@@ -74,17 +112,30 @@ pub fn scale_map(
     )?;
     let open = crate::names::display_name(&open);
     let path = crate::names::display_name(&path);
-    let done =
-        py.detach(|| scaleout::map_file(&open, &path, key, &options, partitions, chunk, &scratch));
+    let part = part.map(|(index, start, end)| Part {
+        index,
+        start: start.map(
+            |(position, chunk_left, batch_frames, frames_before, reads_before, previous_ts)| {
+                PartStart {
+                    position,
+                    chunk_left,
+                    batch_frames,
+                    frames_before,
+                    reads_before,
+                    previous_ts,
+                }
+            },
+        ),
+        end,
+    });
+    let done = py.detach(|| {
+        let part = part.as_ref();
+        scaleout::map_file(
+            &open, &path, key, &options, partitions, chunk, &scratch, part,
+        )
+    });
     let manifest = done.map_err(PyRuntimeError::new_err)?;
     Ok((manifest.first_ts, manifest.error))
-}
-
-fn manifests(scratch: &std::path::Path, keys: &[String]) -> PyResult<Vec<FileManifest>> {
-    keys.iter()
-        .map(|k| scaleout::read_manifest(scratch, k))
-        .collect::<Result<_, _>>()
-        .map_err(PyRuntimeError::new_err)
 }
 
 /// Reduce partition `partition` of the files `keys` (in the run's order).
@@ -117,11 +168,18 @@ pub fn scale_reduce(
         tunnel_ports,
     )?;
     py.detach(|| {
-        let manifests = manifests(&scratch, &keys)?;
-        scaleout::reduce_partition(&scratch, &keys, &manifests, partition, &options, encoding)
+        scaleout::reduce_partition(&scratch, &keys, partition, &options, encoding)
             .map_err(PyRuntimeError::new_err)
     })?;
     Ok(())
+}
+
+/// The clock step over the mapped files `keys` (in the run's order), once every map is
+/// done and before any reduce (`parallel::scaleclock`).
+#[pyfunction]
+pub fn scale_clock(py: Python<'_>, scratch: PathBuf, keys: Vec<String>) -> PyResult<()> {
+    py.detach(|| scaleclock::plan(&scratch, &keys))
+        .map_err(PyRuntimeError::new_err)
 }
 
 /// Write the records of the reduced partitions to `out` (a path, "-", or a `write`
@@ -180,10 +238,12 @@ pub fn scale_finalize(
     let mut zeek_log = ZeekLogWriter::new();
     let mut header = encoding == Encoding::Csv;
     let (result, made) = py.detach(|| {
-        let manifests = manifests(&scratch, &keys)?;
-        let reads = scaleout::clock(&manifests).reads;
+        let manifests =
+            scaleclock::light_manifests(&scratch, &keys).map_err(PyRuntimeError::new_err)?;
         let steps =
             scaleout::time_steps(&scratch, &keys, &manifests).map_err(PyRuntimeError::new_err)?;
+        let files = scaleout::joined(manifests);
+        let reads = (scaleclock::read_clock(&scratch).map_err(PyRuntimeError::new_err)?).reads;
         let finished = scaleout::finalize(&scratch, partitions, encoding, |id, bytes, digest| {
             if let (Some(d), Format::Json | Format::Table) = (digest, format) {
                 summary.add_entry(&d.entry());
@@ -225,7 +285,7 @@ pub fn scale_finalize(
             zeek_log.finish(&mut buf);
         }
         let flushed = sink.write(&mut buf, &mut failure);
-        let (source_report, warnings) = scaleout::source_of(&manifests, &reads, steps, &stats);
+        let (source_report, warnings) = scaleout::source_of(&files, &reads, steps, &stats);
         let made = parallel::Report {
             source_report: Some(source_report),
             warnings,
@@ -263,7 +323,9 @@ fn row_of(id: u64, d: &Digest) -> TableRow {
 /// Add the functions to the module.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(scale_chunk, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_plan, module)?)?;
     module.add_function(wrap_pyfunction!(scale_map, module)?)?;
+    module.add_function(wrap_pyfunction!(scale_clock, module)?)?;
     module.add_function(wrap_pyfunction!(scale_reduce, module)?)?;
     module.add_function(wrap_pyfunction!(scale_finalize, module)?)?;
     Ok(())

@@ -7,6 +7,8 @@
 
 pub mod encode;
 pub mod plan;
+pub mod scalechunks;
+pub mod scaleclock;
 pub mod scaleout;
 pub mod scaletimes;
 pub mod scaletunnels;

@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,12 +40,15 @@ use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SL
 use crate::flows::FlowTableStats;
 use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
 use crate::sources::clock::{ClockCheck, ClockSteps};
-use crate::sources::{display_name, FileReader, SourceStats};
+use crate::sources::pcap::PcapReader;
+use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, SourceStats};
 use crate::writers::summary::Entry;
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
-use super::plan::{merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::plan::{keeps_ledger, merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::scalechunks::{self, PartStart};
+use super::scaleclock;
 use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
 use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
@@ -54,6 +58,12 @@ use super::threads::add_stats;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FileManifest {
     pub path: String,
+    /// The part of its file this manifest covers (0: the file's start, or the whole
+    /// file); later parts follow it in the run's order (`scalechunks`).
+    pub part: u32,
+    /// This part's first read batch is the one the part before ended with (the part
+    /// starts in the middle of a batch of the single run).
+    pub continues: bool,
     /// The file could not be read (the single run's one-line error), if so.
     pub error: Option<String>,
     /// Whether the reader got as far as the file's format (the single run lists it then).
@@ -74,12 +84,22 @@ pub struct FileManifest {
     pub clock: ClockSteps,
     /// Every segment's timestamp, in file order.
     pub ts: Vec<i64>,
+    /// The Zeek view's checksum ledger (`--zeek --verify-checksums`; else empty): per read
+    /// batch, its number of bad-checksum segments ...
+    pub bad_batches: Vec<u32>,
+    /// ... and their timestamps, in file order (the segments go to their partition's file
+    /// too, marked: `BAD`).
+    pub bad_ts: Vec<i64>,
     /// Segments per partition.
     pub parts: Vec<u64>,
     /// Per tunnel path of the file (its local number - 1): where the single run meets it
     /// first (`scaletunnels`).
     pub tunnels: Vec<Option<Representatives>>,
 }
+
+/// The top bit of a segment's index in a segments file: a bad-checksum segment for the
+/// Zeek view's ledger (the rest of the index counts those of its file).
+const BAD: u64 = 1 << 63;
 
 fn manifest_path(scratch: &Path, key: &str) -> PathBuf {
     scratch.join(format!("{key}.manifest"))
@@ -291,7 +311,9 @@ fn tunnel_label(r: &ConnectionRecord) -> String {
 /// `key`), each file whole or not at all. `open` is where the file is (a worker may run
 /// elsewhere: an absolute path), `path` how the user named it (in the report and the
 /// messages). An unreadable capture is not an error here: the manifest says so (the
-/// client reports it as the single run would).
+/// client reports it as the single run would). With `part`, only that part of a large
+/// pcap file (`scalechunks`).
+#[allow(clippy::too_many_arguments)]
 pub fn map_file(
     open: &str,
     path: &str,
@@ -300,6 +322,7 @@ pub fn map_file(
     partitions: usize,
     chunk: usize,
     scratch: &Path,
+    part: Option<&Part>,
 ) -> Result<FileManifest, String> {
     let partitions = partitions.max(1);
     // this file's own tunnel numbers (the reduce renumbers them for the run)
@@ -307,21 +330,39 @@ pub fn map_file(
     options.tunnels.registry = Default::default();
     let options = &options;
     let mut tracker = Tracker::default();
+    let start = part.and_then(|p| p.start.as_ref());
     let mut manifest = FileManifest {
         path: path.to_string(),
+        part: part.map_or(0, |p| p.index),
+        continues: start.is_some_and(|s| s.batch_frames > 0),
         parts: vec![0; partitions],
         ..FileManifest::default()
     };
-    let mut reader = match FileReader::open(open, None) {
-        Ok(reader) => reader.named(path),
+    let opened = match part {
+        None => FileReader::open(open, None)
+            .map(|reader| {
+                let mut reader = reader.named(path);
+                reader.chunk = chunk;
+                MapReader::File(Box::new(reader))
+            })
+            .map_err(|err| err.0),
+        Some(p) => {
+            let name = display_name(path);
+            scalechunks::open_part(open, name, chunk, start, p.end).map(|reader| {
+                let name = name.to_string();
+                MapReader::Part(Box::new(reader), name)
+            })
+        }
+    };
+    let mut reader = match opened {
+        Ok(reader) => reader,
         Err(err) => {
             let (at, given) = (display_name(open), display_name(path));
-            manifest.error = Some(err.0.replacen(at, given, 1));
+            manifest.error = Some(err.replacen(at, given, 1));
             write_manifest(scratch, key, &manifest)?;
             return Ok(manifest);
         }
     };
-    reader.chunk = chunk;
     let mut writers = Vec::with_capacity(partitions);
     let mut temps = Vec::with_capacity(partitions);
     for p in 0..partitions {
@@ -335,11 +376,15 @@ pub fn map_file(
         temps.push((tmp, final_path));
     }
     let mut times = TimesWriter::create(scratch, key)?;
-    let mut clock = ClockCheck::default();
+    let mut clock = start.map_or_else(ClockCheck::default, |s| {
+        ClockCheck::resume(s.frames_before, s.previous_ts)
+    });
     let mut stats = SourceStats::default();
     let mut segments = Vec::new();
+    let mut bad = Vec::new();
+    let keep_bad = keeps_ledger(options);
     let mut out = Out::default();
-    for call in 0u32.. {
+    for call in start.map_or(0, |s| s.reads_before).. {
         let before = stats.warnings.len();
         let next = reader.next_batch(&mut stats);
         let raised = stats.warnings.get(before..).unwrap_or(&[]);
@@ -368,7 +413,14 @@ pub fn map_file(
         );
         if options.verify_checksums && !segments.is_empty() {
             let before = segments.len();
-            segments.retain(|seg| !checksum::is_bad(seg, &batch.data));
+            bad.clear();
+            segments.retain(|seg| {
+                let is_bad = checksum::is_bad(seg, &batch.data);
+                if is_bad && keep_bad {
+                    bad.push(*seg);
+                }
+                !is_bad
+            });
             stats.skip("bad_checksum", (before - segments.len()) as u64);
         }
         let latest = batch
@@ -399,8 +451,24 @@ pub fn map_file(
             manifest.ts.push(seg.ts_ns);
         }
         manifest.segments_total += segments.len() as u64;
+        if keep_bad {
+            manifest.bad_batches.push(bad.len() as u32);
+            for seg in bad.drain(..) {
+                out.buf.clear();
+                out.u64(BAD | manifest.bad_ts.len() as u64);
+                out.segment(&seg, &batch.data);
+                if let Some(writer) = writers.get_mut(shard_of(&seg, partitions)) {
+                    writer.write_all(&out.buf).map_err(|e| e.to_string())?;
+                }
+                manifest.bad_ts.push(seg.ts_ns);
+            }
+        }
     }
-    manifest.opened = !stats.files.is_empty();
+    manifest.opened = match part {
+        None => !stats.files.is_empty(),
+        // the file is listed once, by its first part (a later one: it opened before)
+        Some(p) => p.index == 0,
+    };
     manifest.frames = stats.frames;
     manifest.skipped = stats.skipped;
     manifest.tunnels = tracker.finish();
@@ -414,9 +482,48 @@ pub fn map_file(
     Ok(manifest)
 }
 
+/// A part of a large pcap file to map (`scalechunks`): its number, its start (None: the
+/// file's start) and the next part's first byte (None: it runs to the file's end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Part {
+    pub index: u32,
+    pub start: Option<PartStart>,
+    pub end: Option<u64>,
+}
+
+/// What a map reads: a whole file (any format), or a part of a pcap file.
+enum MapReader {
+    File(Box<FileReader>),
+    Part(Box<PcapReader>, String),
+}
+
+impl MapReader {
+    fn next_batch(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
+        match self {
+            MapReader::File(reader) => reader.next_batch(stats),
+            MapReader::Part(reader, name) => {
+                let batch = reader.next_batch(stats);
+                if batch.is_none() {
+                    if let Some(reason) = reader.take_error() {
+                        // as `FileReader::next_piece` says it
+                        stats.skip("truncated_record", 1);
+                        stats.warn_once(
+                            "truncated_record",
+                            &format!("{name}: stopped reading: {reason}; earlier packets are kept"),
+                        );
+                    }
+                }
+                Ok(batch)
+            }
+        }
+    }
+}
+
 fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), String> {
     let mut out = Out::new(MANIFEST_MAGIC);
     out.str(&m.path);
+    out.u32(m.part);
+    out.u8(u8::from(m.continues));
     out.u8(u8::from(m.error.is_some()));
     out.str(m.error.as_deref().unwrap_or(""));
     out.u8(u8::from(m.opened));
@@ -445,6 +552,10 @@ fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), Str
     scaletimes::write_steps(&mut out, &m.clock);
     out.u64(m.ts.len() as u64);
     m.ts.iter().for_each(|&t| out.i64(t));
+    out.u64(m.bad_batches.len() as u64);
+    m.bad_batches.iter().for_each(|&n| out.u32(n));
+    out.u64(m.bad_ts.len() as u64);
+    m.bad_ts.iter().for_each(|&t| out.i64(t));
     out.u64(m.parts.len() as u64);
     m.parts.iter().for_each(|&n| out.u64(n));
     scaletunnels::write(&mut out, &m.tunnels);
@@ -458,6 +569,8 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     let what = path.display().to_string();
     let mut i = In::new(&bytes, MANIFEST_MAGIC, &what)?;
     let path = i.str()?;
+    let part = i.u32()?;
+    let continues = i.u8()? != 0;
     let has_error = i.u8()? != 0;
     let error = i.str()?;
     let opened = i.u8()? != 0;
@@ -484,9 +597,19 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         batches.push((latest, i.u32()?));
     }
     let clock = scaletimes::read_steps(&mut i)?;
-    let mut ts = Vec::new();
-    for _ in 0..i.count(8)? {
+    // (sized once: a reduce holds every file's, 8 bytes a segment)
+    let n = i.count(8)?;
+    let mut ts = Vec::with_capacity(n);
+    for _ in 0..n {
         ts.push(i.i64()?);
+    }
+    let mut bad_batches = Vec::new();
+    for _ in 0..i.count(4)? {
+        bad_batches.push(i.u32()?);
+    }
+    let mut bad_ts = Vec::new();
+    for _ in 0..i.count(8)? {
+        bad_ts.push(i.i64()?);
     }
     let mut parts = Vec::new();
     for _ in 0..i.count(8)? {
@@ -494,11 +617,18 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     }
     let tunnels = scaletunnels::read(&mut i)?;
     let counted: u64 = batches.iter().map(|&(_, n)| u64::from(n)).sum();
-    if counted != ts.len() as u64 || parts.iter().sum::<u64>() != counted {
+    let bad_counted: u64 = bad_batches.iter().map(|&n| u64::from(n)).sum();
+    if counted != ts.len() as u64
+        || parts.iter().sum::<u64>() != counted
+        || bad_counted != bad_ts.len() as u64
+        || !(bad_batches.is_empty() || bad_batches.len() == batches.len())
+    {
         return Err(format!("{what}: inconsistent counts"));
     }
     Ok(FileManifest {
         path,
+        part,
+        continues,
         error: has_error.then_some(error),
         opened,
         first_ts: has_first.then_some(first),
@@ -511,9 +641,88 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         batches,
         clock,
         ts,
+        bad_batches,
+        bad_ts,
         parts,
         tunnels,
     })
+}
+
+/// The run's files among its manifests (in the run's order): the ranges of manifests
+/// that are one file's parts (a large pcap file mapped a part at a time: `scalechunks`).
+pub fn files_of(manifests: &[FileManifest]) -> Vec<Range<usize>> {
+    let mut files: Vec<Range<usize>> = Vec::new();
+    for (i, m) in manifests.iter().enumerate() {
+        match files.last_mut() {
+            Some(last) if m.part > 0 => last.end = i + 1,
+            _ => files.push(i..i + 1),
+        }
+    }
+    files
+}
+
+/// The run's files' manifests, each file's parts joined into one, as a map of the whole
+/// file would have written it: counters summed, batches, segment timestamps and warnings
+/// in order (a batch split between two parts made one again: the parts' reads are
+/// numbered as the file's), the time sanity check's steps added up (each part's check
+/// went on from the frame before it, so its frame numbers are the file's). Tunnel paths
+/// are left out: each part's decoder numbered its own (the reduce remaps each part's).
+pub fn joined(manifests: Vec<FileManifest>) -> Vec<FileManifest> {
+    let mut files: Vec<FileManifest> = Vec::new();
+    for mut p in manifests {
+        p.tunnels = Vec::new();
+        let Some(file) = files.last_mut().filter(|_| p.part > 0) else {
+            files.push(p);
+            continue;
+        };
+        file.error = file.error.take().or(p.error);
+        file.first_ts = file.first_ts.or(p.first_ts);
+        file.frames += p.frames;
+        file.segments_total += p.segments_total;
+        file.filtered_out += p.filtered_out;
+        for (kind, n) in p.skipped {
+            *file.skipped.entry(kind).or_insert(0) += n;
+        }
+        file.unsupported.extend(p.unsupported);
+        file.warnings.extend(p.warnings);
+        join_batches(&mut file.batches, &p.batches, p.continues);
+        let mut bad = p.bad_batches.iter();
+        if let (true, Some(last), Some(n)) = (p.continues, file.bad_batches.last_mut(), bad.next())
+        {
+            *last = last.saturating_add(*n);
+        }
+        file.bad_batches.extend(bad);
+        file.bad_ts.extend_from_slice(&p.bad_ts);
+        join_steps(&mut file.clock, &p.clock);
+        file.ts.extend_from_slice(&p.ts);
+        for (into, n) in file.parts.iter_mut().zip(&p.parts) {
+            *into += n;
+        }
+    }
+    files
+}
+
+/// A part's read batches after the file's so far: its first one is the file's last when
+/// the part `continues` it.
+fn join_batches(file: &mut Vec<(i64, u32)>, part: &[(i64, u32)], continues: bool) {
+    let mut batches = part.iter();
+    if continues {
+        if let (Some(last), Some(&(latest, n))) = (file.last_mut(), batches.next()) {
+            *last = (last.0.max(latest), last.1.saturating_add(n));
+        }
+    }
+    file.extend(batches);
+}
+
+/// A part's time sanity steps after the file's so far (its frames numbered as the file's).
+fn join_steps(file: &mut ClockSteps, part: &ClockSteps) {
+    for (into, from) in [
+        (&mut file.backwards, &part.backwards),
+        (&mut file.jumps, &part.jumps),
+    ] {
+        into.count += from.count;
+        into.first = into.first.or(from.first);
+    }
 }
 
 /// The single run's feed, rebuilt from the manifests (see the module's comment).
@@ -521,6 +730,10 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
 pub struct Clock {
     /// Per file, per segment (file order): its position in the single run's feed.
     pub ordinals: Vec<Vec<u64>>,
+    /// Per file, per bad-checksum segment of the Zeek view's ledger (file order): the
+    /// ordinal of the segment it goes to the ledger before (the first of its batch, or of
+    /// a later one) and its place among them.
+    pub bad: Vec<Vec<(u64, u64)>>,
     /// The slice ends: the ordinal of the slice's last segment and its latest timestamp.
     pub cuts: Vec<(u64, i64)>,
     /// The reads the single run makes, in its order: (file, read number).
@@ -562,57 +775,92 @@ impl Slicer {
 
 /// Replay the single run's reading of `files` (in the run's order): one file is read in
 /// its own order, several through `Captures::merge_step` (`scaletimes::replay_merge`).
+/// The Zeek view's bad-checksum segments take no place in the feed: each goes to the
+/// ledger before the first segment of its batch (a merge step) is fed, in the batch's
+/// order (`Clock::bad`).
 pub fn clock(files: &[FileManifest]) -> Clock {
     let mut slicer = Slicer::default();
     let mut ordinals: Vec<Vec<u64>> = files.iter().map(|f| vec![0; f.ts.len()]).collect();
+    let mut bad: Vec<Vec<(u64, u64)>> =
+        files.iter().map(|f| vec![(0, 0); f.bad_ts.len()]).collect();
+    let mut sequence = 0u64;
     let mut reads = Vec::new();
+    // each file's segments and bad ones before each of its batches
+    let starts: Vec<Vec<(usize, usize)>> = (files.iter())
+        .map(|f| {
+            let counts = (f.batches.iter().enumerate()).map(|(r, &(_, n))| {
+                (
+                    n as usize,
+                    f.bad_batches.get(r).copied().unwrap_or(0) as usize,
+                )
+            });
+            counts
+                .scan((0, 0), |at, (n, b)| {
+                    let here = *at;
+                    *at = (at.0 + n, at.1 + b);
+                    Some(here)
+                })
+                .collect()
+        })
+        .collect();
     if let [file] = files {
-        let mut at = 0usize;
         for (read, &(_, n)) in file.batches.iter().enumerate() {
             reads.push((0, read as u32));
-            for k in at..at + n as usize {
+            let (first, first_bad) = starts[0][read];
+            let n_bad = file.bad_batches.get(read).copied().unwrap_or(0) as usize;
+            for slot in bad[0].iter_mut().skip(first_bad).take(n_bad) {
+                *slot = (slicer.next, sequence);
+                sequence += 1;
+            }
+            for k in first..first + n as usize {
                 if let (Some(slot), Some(&ts)) = (ordinals[0].get_mut(k), file.ts.get(k)) {
                     *slot = slicer.push(ts);
                 }
             }
-            at += n as usize;
             slicer.end_batch();
         }
         reads.push((0, file.batches.len() as u32));
         return Clock {
             ordinals,
+            bad,
             cuts: slicer.cuts,
             reads,
         };
     }
-    // each file's segments before each of its batches
-    let starts: Vec<Vec<usize>> = (files.iter())
-        .map(|f| {
-            let counts = f.batches.iter().map(|&(_, n)| n as usize);
-            counts
-                .scan(0, |at, n| {
-                    *at += n;
-                    Some(*at - n)
-                })
-                .collect()
-        })
+    // a read's items are its segments, then its bad ones: per file, the first item of
+    // each read, to tell them apart in the merged steps
+    let item_starts: Vec<Vec<u64>> = (starts.iter())
+        .map(|f| f.iter().map(|&(n, b)| (n + b) as u64).collect())
         .collect();
     replay_merge(
         files.len(),
         |i, read| {
             reads.push((i, read));
-            let &(latest, count) = files[i].batches.get(read as usize)?;
-            let first = starts[i].get(read as usize).copied().unwrap_or(0);
-            let ts = files[i]
-                .ts
-                .get(first..first + count as usize)
-                .unwrap_or(&[]);
-            Some((latest, ts.to_vec()))
+            let f = &files[i];
+            let &(latest, count) = f.batches.get(read as usize)?;
+            let n_bad = f.bad_batches.get(read as usize).copied().unwrap_or(0) as usize;
+            let (first, first_bad) = starts[i].get(read as usize).copied().unwrap_or((0, 0));
+            let ts = f.ts.get(first..first + count as usize).unwrap_or(&[]);
+            let bad_ts = f.bad_ts.get(first_bad..first_bad + n_bad).unwrap_or(&[]);
+            Some((latest, [ts, bad_ts].concat()))
         },
         |step| {
+            let first_of_step = slicer.next;
             for &(t, i, k) in step {
-                if let Some(slot) = ordinals[i].get_mut(k as usize) {
-                    *slot = slicer.push(t);
+                // which read of file i the item is of, and where in it
+                let read = item_starts[i]
+                    .partition_point(|&s| s <= k)
+                    .saturating_sub(1);
+                let offset = (k - item_starts[i].get(read).copied().unwrap_or(0)) as usize;
+                let count = files[i].batches.get(read).map_or(0, |b| b.1 as usize);
+                let (first, first_bad) = starts[i].get(read).copied().unwrap_or((0, 0));
+                if offset < count {
+                    if let Some(slot) = ordinals[i].get_mut(first + offset) {
+                        *slot = slicer.push(t);
+                    }
+                } else if let Some(slot) = bad[i].get_mut(first_bad + offset - count) {
+                    *slot = (first_of_step, sequence);
+                    sequence += 1;
                 }
             }
             slicer.end_batch();
@@ -620,23 +868,38 @@ pub fn clock(files: &[FileManifest]) -> Clock {
     );
     Clock {
         ordinals,
+        bad,
         cuts: slicer.cuts,
         reads,
     }
 }
 
-/// The frames' timestamp steps of the single run over `files` (the manifests in the run's
-/// order, with their keys): `scaletimes::time_steps`.
+/// The frames' timestamp steps of the single run over the manifests (in the run's order,
+/// with their keys; a large file's parts in turn): `scaletimes::time_steps`.
 pub fn time_steps(
     scratch: &Path,
     keys: &[String],
-    files: &[FileManifest],
+    manifests: &[FileManifest],
 ) -> Result<ClockSteps, String> {
-    let own: Vec<ClockSteps> = files.iter().map(|f| f.clock).collect();
-    let ends: Vec<Vec<i64>> = (files.iter())
-        .map(|f| f.batches.iter().map(|&(latest, _)| latest).collect())
-        .collect();
-    scaletimes::time_steps(scratch, keys, &own, &ends)
+    let ranges = files_of(manifests);
+    let mut own = Vec::with_capacity(ranges.len());
+    let mut ends = Vec::with_capacity(ranges.len());
+    let mut parts = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let (mut steps, mut batches, mut names) = (ClockSteps::default(), Vec::new(), Vec::new());
+        for i in range {
+            let (Some(m), Some(key)) = (manifests.get(i), keys.get(i)) else {
+                continue;
+            };
+            join_steps(&mut steps, &m.clock);
+            join_batches(&mut batches, &m.batches, m.continues);
+            names.push((key.clone(), m.continues));
+        }
+        own.push(steps);
+        ends.push(batches.iter().map(|&(latest, _)| latest).collect());
+        parts.push(names);
+    }
+    scaletimes::time_steps(scratch, &parts, &own, &ends)
 }
 
 /// The `source` part of the report and the warnings, as the single run makes them: the
@@ -681,22 +944,25 @@ pub fn source_of(
 }
 
 /// The reduce step for `partition`: its segments of every file (the manifests in the run's
-/// order, with their keys), fed in the single run's order with its slice ends; the records
-/// encoded under local ids, one batch per slice, to `records_path`.
+/// order, with their keys; a large file's parts in turn), fed in the single run's order
+/// with its slice ends; the records encoded under local ids, one batch per slice, to
+/// `records_path`.
 pub fn reduce_partition(
     scratch: &Path,
     keys: &[String],
-    manifests: &[FileManifest],
     partition: usize,
     options: &Options,
     encoding: Encoding,
 ) -> Result<FlowTableStats, String> {
-    let clock = clock(manifests);
+    let clock = scaleclock::read_clock(scratch)?;
     // the run's tunnel numbers, as the single run's decoder gives them
-    let reps: Vec<&[Option<Representatives>]> =
-        manifests.iter().map(|m| m.tunnels.as_slice()).collect();
-    let remap = Remap::new(&reps, |f, index| {
-        clock.ordinals.get(f)?.get(index as usize).copied()
+    let mut reps = Vec::with_capacity(keys.len());
+    for key in keys {
+        reps.push(read_manifest(scratch, key)?.tunnels);
+    }
+    let reps: Vec<&[Option<Representatives>]> = reps.iter().map(Vec::as_slice).collect();
+    let remap = Remap::new(&reps, clock.merged, |f, index| {
+        clock.representatives.get(f)?.get(&index).copied()
     })?;
     let mut options = options.clone();
     options.tunnels.registry = std::sync::Arc::clone(&remap.registry);
@@ -704,16 +970,27 @@ pub fn reduce_partition(
     // this partition's segments of every file, with their ordinals
     // (their bytes stay in the files' buffers, where the segments point)
     let mut held: Vec<(u64, usize, crate::decode::Segment, usize)> = Vec::new();
+    let mut bad: Vec<((u64, u64), crate::decode::Segment)> = Vec::new();
     let mut buffers: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for (f, key) in keys.iter().enumerate() {
         let path = part_path(scratch, key, partition);
         let bytes = spill::read(&path)?;
         let what = path.display().to_string();
         let mut input = In::new(&bytes, SEGMENTS_MAGIC, &what)?;
-        let ordinals = clock.ordinals.get(f).map_or(&[][..], Vec::as_slice);
+        // (every segment's of the file, read one file at a time: only ours are kept)
+        let (ordinals, places) = scaleclock::read_ordinals(scratch, key)?;
         while !input.at_end() {
-            let index = input.u64()? as usize;
+            let raw = input.u64()?;
+            let index = (raw & !BAD) as usize;
             let mut seg = input.segment()?;
+            if raw & BAD != 0 {
+                // the ledger keys on addresses and ports only: no bytes, no tunnel
+                let Some(&place) = places.get(index) else {
+                    return Err(format!("{what}: bad segment {index} not in its manifest"));
+                };
+                bad.push((place, seg));
+                continue;
+            }
             seg.tunnel = remap.tunnel(f, seg.tunnel)?;
             let Some(&ordinal) = ordinals.get(index) else {
                 return Err(format!("{what}: segment {index} not in its manifest"));
@@ -723,6 +1000,8 @@ pub fn reduce_partition(
         buffers.push(bytes);
     }
     held.sort_unstable_by_key(|&(ordinal, _, _, _)| ordinal);
+    bad.sort_unstable_by_key(|&(place, _)| place);
+    let mut bad_at = 0usize;
     let mut reducer = Reducer::new(0, options);
     let mut encoder = Encoder::new(encoding);
     let target = records_path(scratch, partition);
@@ -760,7 +1039,10 @@ pub fn reduce_partition(
             ends: vec![count],
             latest,
         }];
-        piece.bad = vec![Vec::new()];
+        // the ledger takes a batch's bad segments before its first segment is fed
+        let bad_end = bad_at + bad[bad_at..].partition_point(|&((o, _), _)| o <= last);
+        piece.bad = vec![bad[bad_at..bad_end].iter().map(|&(_, seg)| seg).collect()];
+        bad_at = bad_end;
         reducer.feed(&piece, &mut encoder);
         if encoder.broken {
             return Err("a record's id was not found in its encoding".into());
@@ -772,6 +1054,14 @@ pub fn reduce_partition(
         }
         at = end;
         base = last + 1;
+    }
+    if bad_at < bad.len() {
+        // bad segments after the last good one: in the ledger for the close
+        let rest = MappedPiece {
+            bad: vec![bad[bad_at..].iter().map(|&(_, seg)| seg).collect()],
+            ..MappedPiece::default()
+        };
+        reducer.feed(&rest, &mut encoder);
     }
     reducer.close(&mut encoder);
     for batch in encoder.done.drain(..) {
@@ -1059,26 +1349,68 @@ mod tests {
     /// The plan run by hand as the executor runs it: map each file, reduce each partition,
     /// finalize.
     fn distributed(paths: &[String], options: &Options, partitions: usize) -> (Vec<u8>, Value) {
+        distributed_in_parts(paths, options, partitions, u64::MAX)
+    }
+
+    /// `distributed`, each plain pcap file larger than `part_bytes` mapped in parts.
+    fn distributed_in_parts(
+        paths: &[String],
+        options: &Options,
+        partitions: usize,
+        part_bytes: u64,
+    ) -> (Vec<u8>, Value) {
         let scratch = tempfile::tempdir().unwrap();
         let chunk = crate::sources::merge_chunk(paths.len());
-        let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
-        for (path, key) in paths.iter().zip(&keys) {
-            map_file(path, path, key, options, partitions, chunk, scratch.path()).unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let starts = scalechunks::plan(path, chunk, part_bytes);
+            if starts.is_empty() {
+                let key = format!("f{i}");
+                map_file(
+                    path,
+                    path,
+                    &key,
+                    options,
+                    partitions,
+                    chunk,
+                    scratch.path(),
+                    None,
+                )
+                .unwrap();
+                keys.push(key);
+                continue;
+            }
+            let firsts = std::iter::once(None).chain(starts.iter().map(Some));
+            let ends = starts.iter().map(|s| Some(s.position)).chain([None]);
+            for (k, (start, end)) in firsts.zip(ends).enumerate() {
+                let key = format!("f{i}c{k}");
+                let part = Part {
+                    index: k as u32,
+                    start: start.copied(),
+                    end,
+                };
+                let scratch = scratch.path();
+                map_file(
+                    path,
+                    path,
+                    &key,
+                    options,
+                    partitions,
+                    chunk,
+                    scratch,
+                    Some(&part),
+                )
+                .unwrap();
+                keys.push(key);
+            }
         }
         let manifests: Vec<FileManifest> = keys
             .iter()
             .map(|k| read_manifest(scratch.path(), k).unwrap())
             .collect();
+        scaleclock::plan(scratch.path(), &keys).unwrap();
         for p in 0..partitions {
-            reduce_partition(
-                scratch.path(),
-                &keys,
-                &manifests,
-                p,
-                options,
-                Encoding::Jsonl,
-            )
-            .unwrap();
+            reduce_partition(scratch.path(), &keys, p, options, Encoding::Jsonl).unwrap();
         }
         let mut out = Vec::new();
         let stats = finalize(scratch.path(), partitions, Encoding::Jsonl, |_, b, _| {
@@ -1086,9 +1418,11 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let reads = clock(&manifests).reads;
         let steps = time_steps(scratch.path(), &keys, &manifests).unwrap();
-        (out, source_of(&manifests, &reads, steps, &stats).0)
+        let files = joined(manifests);
+        let reads = scaleclock::read_clock(scratch.path()).unwrap().reads;
+        assert_eq!(reads, clock(&files).reads);
+        (out, source_of(&files, &reads, steps, &stats).0)
     }
 
     /// `path` cut into pcap files of `per_file` records each.
@@ -1311,7 +1645,7 @@ mod tests {
         let keys: Vec<String> = (0..paths.len()).map(|i| format!("f{i}")).collect();
         let options = Options::default();
         let manifests: Vec<FileManifest> = (paths.iter().zip(&keys))
-            .map(|(p, k)| map_file(p, p, k, &options, 2, chunk, scratch.path()).unwrap())
+            .map(|(p, k)| map_file(p, p, k, &options, 2, chunk, scratch.path(), None).unwrap())
             .collect();
         assert!(manifests.iter().all(|m| m.batches.len() > 5));
         assert_eq!(time_steps(scratch.path(), &keys, &manifests), Ok(want));
@@ -1353,5 +1687,219 @@ mod tests {
             );
             assert_eq!(report, merged_report);
         }
+    }
+
+    /// `records` with every frame's client address (`from`, IPv4 over Ethernet, either
+    /// direction) set to `to` and `seconds` added to its time.
+    fn moved(records: &[Record], from: [u8; 4], to: [u8; 4], seconds: u32) -> Vec<Record> {
+        let mut out = records.to_vec();
+        for (sec, _, frame) in &mut out {
+            *sec += seconds;
+            for at in [26, 30] {
+                if frame.get(at..at + 4) == Some(&from[..]) {
+                    frame[at..at + 4].copy_from_slice(&to);
+                    // the IP and TCP checksums follow (RFC 1624, eqn. 3)
+                    for sum_at in [24, 50] {
+                        let mut sum =
+                            u32::from(!u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]));
+                        for k in [0, 2] {
+                            sum += u32::from(!u16::from_be_bytes([from[k], from[k + 1]]));
+                            sum += u32::from(u16::from_be_bytes([to[k], to[k + 1]]));
+                        }
+                        while sum > 0xFFFF {
+                            sum = (sum & 0xFFFF) + (sum >> 16);
+                        }
+                        frame[sum_at..sum_at + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A capture of about 13 MB and 50,160 frames: 2,200 copies of port_reuse.pcap (small
+    /// frames: its first 8 MiB chunk holds more than a read batch's 32,768 frames), then
+    /// 40 of download.pcap (two more chunks), each copy its own client and a second
+    /// later; a step back of 5 s and a jump of two days among them.
+    fn large_capture(dir: &Path) -> (Vec<u8>, Vec<Record>) {
+        let (header, small) = frames(&capture("crafted/port_reuse.pcap"));
+        let (_, large) = frames(&capture("transfer/download.pcap"));
+        let mut records = Vec::new();
+        for i in 0..2200u32 {
+            let to = [10, 1 + (i >> 8) as u8, i as u8, 1];
+            records.extend(moved(&small, [10, 0, 0, 1], to, i));
+        }
+        records[30_000].0 -= 5;
+        for i in 0..40u32 {
+            let jump = if i >= 20 { 2 * 86_400 } else { 0 };
+            let to = [10, 200, i as u8, 1];
+            records.extend(moved(&large, [10, 77, 0, 1], to, 2200 + i + jump));
+        }
+        let path = dir.join("large.pcap");
+        write_pcap(&path, &header, &records);
+        (std::fs::read(path).unwrap(), records)
+    }
+
+    /// The warnings of a source report.
+    fn warnings_of(report: &Value) -> Vec<String> {
+        let Value::Map(entries) = report else {
+            return Vec::new();
+        };
+        let warnings = entries.iter().find(|(k, _)| k == "warnings");
+        let Some((_, Value::List(list))) = warnings else {
+            return Vec::new();
+        };
+        (list.iter())
+            .filter_map(|v| match v {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_file_mapped_in_parts_writes_what_the_single_run_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, _) = large_capture(dir.path());
+        let path = dir.path().join("large.pcap").to_string_lossy().into_owned();
+        let chunk = crate::sources::merge_chunk(1);
+        // parts inside one read batch, parts across batches and chunks
+        let starts = scalechunks::plan(&path, chunk, 1_000_000);
+        assert_eq!(starts.len(), 12);
+        assert!(starts.iter().any(|s| s.batch_frames > 0));
+        assert!(starts.iter().any(|s| s.reads_before > 1));
+        let paths = vec![path.clone()];
+        let options = Options::default();
+        let (want, report) = single(&paths, &options);
+        let text = String::from_utf8_lossy(&want).into_owned();
+        assert_eq!(text.lines().count(), 2200 * 2 + 40);
+        let warnings = warnings_of(&report);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("time_backwards: "), "{warnings:?}");
+        assert!(warnings[1].starts_with("time_jump: "), "{warnings:?}");
+        for (part_bytes, partitions) in
+            [(1_000_000, 3), (4_000_000, 1), (bytes.len() as u64 / 2, 4)]
+        {
+            let (got, got_report) = distributed_in_parts(&paths, &options, partitions, part_bytes);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                text,
+                "parts of {part_bytes} bytes"
+            );
+            assert_eq!(got_report, report);
+        }
+        // merged with another file: the split batches merge again in the time replay
+        let paths = vec![path, capture("transfer/download.pcap")];
+        let (want, report) = single(&paths, &options);
+        let (got, got_report) = distributed_in_parts(&paths, &options, 3, 1_500_000);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got_report, report);
+    }
+
+    #[test]
+    fn a_damaged_large_file_mapped_in_parts_warns_as_the_single_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, records) = large_capture(dir.path());
+        // garbage in the middle: records that parse (random lengths below the limit),
+        // then a header whose length is impossible; and the file cut inside a record
+        let at = 24
+            + records[..50_000]
+                .iter()
+                .map(|r| 16 + r.2.len())
+                .sum::<usize>();
+        let mut damaged = bytes[..at].to_vec();
+        for k in 0..200u32 {
+            let len = (k * 7919) % 1400;
+            for v in [1_800_000_000 + k, 0, len, len] {
+                damaged.extend_from_slice(&v.to_le_bytes());
+            }
+            damaged.extend((0..len).map(|i| (i * 31 + k) as u8));
+        }
+        let cut = bytes.len() - 700;
+        let middle = damaged.clone();
+        damaged.extend_from_slice(&bytes[at..cut]);
+        let truncated = dir.path().join("truncated.pcap");
+        std::fs::write(&truncated, &damaged).unwrap();
+        let mut broken = middle;
+        broken.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
+        broken.extend_from_slice(&bytes[at..]);
+        let corrupt = dir.path().join("corrupt.pcap");
+        std::fs::write(&corrupt, &broken).unwrap();
+        let options = Options::default();
+        for (file, kind) in [(truncated, "truncated_record"), (corrupt, "corrupt_record")] {
+            let paths = vec![file.to_string_lossy().into_owned()];
+            let (want, report) = single(&paths, &options);
+            let warnings = warnings_of(&report);
+            assert!(warnings.iter().any(|w| w.starts_with(kind)), "{warnings:?}");
+            let (got, got_report) = distributed_in_parts(&paths, &options, 3, 900_000);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(got_report, report);
+        }
+    }
+
+    #[test]
+    fn tunnelled_captures_mapped_in_parts_keep_their_paths() {
+        // parts of a few hundred bytes: every path is met in several parts
+        for name in TUNNELLED {
+            let paths = vec![capture(&format!("crafted/ref_{name}.pcap"))];
+            let chunk = crate::sources::merge_chunk(1);
+            assert!(
+                scalechunks::plan(&paths[0], chunk, 300).len() >= 3,
+                "{name}"
+            );
+            let want = single(&paths, &Options::default());
+            let got = distributed_in_parts(&paths, &Options::default(), 2, 300);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_checksum_ledger_is_the_single_runs() {
+        // large_capture with a bad TCP checksum in every 97th frame (Ethernet, IPv4 without
+        // options: the checksum is at 50), alone, in parts, and merged with another file
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, records) = large_capture(dir.path());
+        let header = &bytes[..24];
+        let mut damaged = records.clone();
+        for (_, _, frame) in damaged.iter_mut().step_by(97) {
+            if frame.len() > 51 && frame[23] == 6 {
+                frame[50] ^= 0x5A;
+            }
+        }
+        let path = write_pcap(&dir.path().join("bad.pcap"), header, &damaged);
+        let options = Options {
+            zeek: true,
+            verify_checksums: true,
+            ..Options::default()
+        };
+        let paths = vec![path.clone()];
+        let (want, report) = single(&paths, &options);
+        let text = String::from_utf8_lossy(&want).into_owned();
+        assert!(format!("{report:?}").contains("bad_checksum"), "{report:?}");
+        // the ledger's letters (C: the originator's bad checksum, c: the responder's)
+        let lettered = (text.split("\"history\":\"").skip(1))
+            .filter(|h| h.split('"').next().is_some_and(|h| h.contains(['C', 'c'])))
+            .count();
+        assert!(lettered > 100, "{lettered}");
+        let got = distributed(&paths, &options, 3);
+        assert_eq!(String::from_utf8_lossy(&got.0), text);
+        assert_eq!(got.1, report);
+        let got = distributed_in_parts(&paths, &options, 3, 1_000_000);
+        assert_eq!(String::from_utf8_lossy(&got.0), text);
+        assert_eq!(got.1, report);
+        let paths = vec![path, capture("transfer/download.pcap")];
+        let (want, report) = single(&paths, &options);
+        let got = distributed_in_parts(&paths, &options, 2, 1_500_000);
+        assert_eq!(
+            String::from_utf8_lossy(&got.0),
+            String::from_utf8_lossy(&want)
+        );
+        assert_eq!(got.1, report);
     }
 }

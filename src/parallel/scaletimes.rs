@@ -124,40 +124,49 @@ impl<'a> TimesReader<'a> {
 
 /// The frames' timestamp steps as the single run's `ClockCheck` finds them (see the
 /// module's comment): `own` is each file's own check (its map's), `batches` each file's
-/// batch ends (latest timestamps), `keys` where the `times` files are.
+/// batch ends (latest timestamps), `parts` where each file's `times` files are: per part
+/// of the file (one, unless a large file was mapped a part at a time), its key and whether
+/// its first batch continues the part before's last (`scalechunks`).
 pub fn time_steps(
     scratch: &Path,
-    keys: &[String],
+    parts: &[Vec<(String, bool)>],
     own: &[ClockSteps],
     batches: &[Vec<i64>],
 ) -> Result<ClockSteps, String> {
     if let [one] = own {
         return Ok(*one);
     }
-    let mut files = Vec::with_capacity(keys.len());
-    for (key, ends) in keys.iter().zip(batches) {
+    // per file, per part: what it is and its bytes
+    let mut files: Vec<Vec<(String, Vec<u8>, bool)>> = Vec::with_capacity(parts.len());
+    for (keys, ends) in parts.iter().zip(batches) {
+        let mut read = Vec::with_capacity(keys.len());
         // a file read by no batch (it could not be opened) has no times file
-        let path = times_path(scratch, key);
-        let bytes = if ends.is_empty() {
-            Vec::new()
-        } else {
-            spill::read(&path)?
-        };
-        files.push((path.display().to_string(), bytes));
+        if !ends.is_empty() {
+            for (key, continues) in keys {
+                let path = times_path(scratch, key);
+                read.push((path.display().to_string(), spill::read(&path)?, *continues));
+            }
+        }
+        files.push(read);
     }
     let mut readers = Vec::with_capacity(files.len());
-    for (what, bytes) in &files {
-        readers.push(if bytes.is_empty() {
-            None
-        } else {
-            Some(TimesReader::new(bytes, what)?)
+    for file in &files {
+        let mut chain = Vec::with_capacity(file.len());
+        for (what, bytes, continues) in file {
+            chain.push((TimesReader::new(bytes, what)?, *continues));
+        }
+        readers.push(PartTimes {
+            parts: chain,
+            at: 0,
         });
     }
     let mut failed = None;
-    let steps = merged_steps(keys.len(), |file, read| {
-        let reader = readers.get_mut(file)?.as_mut()?;
+    let steps = merged_steps(parts.len(), |file, read| {
+        let reader = readers.get_mut(file)?;
         let end = batches.get(file)?.get(read as usize).copied();
-        let what = files.get(file).map_or("", |(w, _)| w.as_str());
+        let what = (files.get(file))
+            .and_then(|f| f.first())
+            .map_or("", |(w, _, _)| w.as_str());
         // a batch's latest frame is its sorted last: anything else is a foreign file
         match (reader.next(), end) {
             (Ok(None), None) => None,
@@ -176,6 +185,58 @@ pub fn time_steps(
         Some(err) => Err(err),
         None => Ok(steps),
     }
+}
+
+/// A file's batches through its parts' `times` files in turn: a batch a part ends with
+/// and the next part begins with (`continues`) is one batch of the single run, its two
+/// sorted runs merged.
+struct PartTimes<'a> {
+    parts: Vec<(TimesReader<'a>, bool)>,
+    at: usize,
+}
+
+impl PartTimes<'_> {
+    fn next(&mut self) -> Result<Option<Vec<i64>>, String> {
+        while let Some((reader, _)) = self.parts.get_mut(self.at) {
+            let Some(mut ts) = reader.next()? else {
+                self.at += 1;
+                continue;
+            };
+            // while the part is done and the next goes on with this batch
+            while self
+                .parts
+                .get(self.at)
+                .is_some_and(|(r, _)| r.input.at_end())
+            {
+                self.at += 1;
+                let Some((next, true)) = self.parts.get_mut(self.at) else {
+                    break;
+                };
+                let rest = next.next()?.unwrap_or_default();
+                ts = merge_sorted(&ts, &rest);
+            }
+            return Ok(Some(ts));
+        }
+        Ok(None)
+    }
+}
+
+/// Two sorted runs as one.
+fn merge_sorted(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        if x <= y {
+            merged.push(x);
+            i += 1;
+        } else {
+            merged.push(y);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(a.get(i..).unwrap_or_default());
+    merged.extend_from_slice(b.get(j..).unwrap_or_default());
+    merged
 }
 
 /// `ClockCheck` over several files' batches merged as `Captures::merge_step` merges them:

@@ -245,12 +245,13 @@ pub struct Remap {
 
 impl Remap {
     /// Intern every file's representatives in the single run's order: by `ordinal` of
-    /// their segment (file, index in the file).
+    /// their segment (file, index in the file). `merged`: the run reads several files (a
+    /// large file's parts are each a "file" here, but the run reads one file).
     pub fn new<O: Fn(usize, u64) -> Option<u64>>(
         files: &[&[Option<Representatives>]],
+        merged: bool,
         ordinal: O,
     ) -> Result<Remap, String> {
-        let merged = files.len() > 1;
         let pick = |r: &Representatives| -> Representative {
             if merged {
                 r.earliest.clone()

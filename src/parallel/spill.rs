@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;
@@ -22,6 +22,8 @@ pub const SEGMENTS_MAGIC: &[u8; 8] = b"TTSEGS\0\0";
 pub const MANIFEST_MAGIC: &[u8; 8] = b"TTMANI\0\0";
 pub const RECORDS_MAGIC: &[u8; 8] = b"TTRECS\0\0";
 pub const TIMES_MAGIC: &[u8; 8] = b"TTTIME\0\0";
+pub const CLOCK_MAGIC: &[u8; 8] = b"TTCLCK\0\0";
+pub const ORDINALS_MAGIC: &[u8; 8] = b"TTORDS\0\0";
 
 /// Appends fixed-width little-endian values to a buffer.
 #[derive(Default)]

@@ -63,6 +63,11 @@ pub struct ChunkReader {
     chunk_left: usize,
     /// Bytes read per chunk (`CHUNK` unless many files are merged: see `Captures`).
     pub chunk: usize,
+    /// Size of the chunk being read (seekable input, piece mode): `position` is its start.
+    pub chunk_size: usize,
+    /// A reader resumed inside a file (`resume_at`): the first chunk's size, and that the
+    /// file must be sought to `position` first.
+    resumed: Option<usize>,
 }
 
 impl ChunkReader {
@@ -79,7 +84,18 @@ impl ChunkReader {
             error: None,
             chunk_left: 0,
             chunk: CHUNK,
+            chunk_size: 0,
+            resumed: None,
         }
+    }
+
+    /// Go on from byte `position` of a seekable file, inside a chunk of another reader
+    /// that ends `first_size` bytes further: the first chunk read ends where that one
+    /// does, so the chunks after it are the other reader's (a distributed run maps a large
+    /// file a part at a time: `parallel::scalechunks`).
+    pub fn resume_at(&mut self, position: u64, first_size: usize) {
+        self.position = position;
+        self.resumed = Some(first_size);
     }
 
     /// The unconsumed bytes and about CHUNK more; empty once the file is done.
@@ -147,7 +163,12 @@ impl ChunkReader {
         let mut buf = self.free_buffer();
         // a record longer than a chunk still fits in the next one
         self.chunk_left = self.chunk.max(2 * self.tail_len);
-        if self.tail_len > 0 {
+        let resumed = self.resumed.take();
+        if let Some(first_size) = resumed {
+            self.chunk_left = first_size;
+        }
+        self.chunk_size = self.chunk_left;
+        if self.tail_len > 0 || resumed.is_some() {
             if let Input::Seekable(f) = &mut self.input {
                 if let Err(e) = f.seek(SeekFrom::Start(self.position)) {
                     buf.clear();

@@ -46,6 +46,15 @@ pub struct ClockCheck {
 }
 
 impl ClockCheck {
+    /// A check that goes on after `frames` frames, the last of them at `previous_ns` (a
+    /// part of a large file mapped alone: `parallel::scalechunks`).
+    pub fn resume(frames: u64, previous_ns: Option<i64>) -> ClockCheck {
+        ClockCheck {
+            frames,
+            previous_ns,
+        }
+    }
+
     /// Look at the next frames, in order; steps found are added to `steps`.
     #[inline]
     pub fn observe(&mut self, frames: &[Frame], steps: &mut ClockSteps) {

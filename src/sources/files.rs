@@ -268,7 +268,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// An OS error's text alone, as Python's `OSError.strerror` ("No such file or directory").
-fn strerror(e: &io::Error) -> String {
+pub(crate) fn strerror(e: &io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(at) if e.raw_os_error().is_some() => text[..at].to_string(),

@@ -56,6 +56,8 @@ pub struct PcapReader {
     done: bool,
     /// A frame vector handed back (`recycle`), for the next piece.
     spare_frames: Vec<Frame>,
+    /// Frames of the current batch before the first chunk of a resumed reader (`resume`).
+    resumed_frames: usize,
 }
 
 impl PcapReader {
@@ -78,6 +80,7 @@ impl PcapReader {
             damaged: false,
             done: true,
             spare_frames: Vec::new(),
+            resumed_frames: 0,
         };
         if reader.chunks.failed() {
             return Ok(reader);
@@ -133,7 +136,7 @@ impl PcapReader {
                         return None;
                     }
                     self.end = 0;
-                    self.batch_frames = 0;
+                    self.batch_frames = std::mem::take(&mut self.resumed_frames);
                     self.chunk_read = whole;
                     self.damaged = false;
                     let buf = Arc::new(buf);
@@ -272,6 +275,21 @@ impl PcapReader {
         } else {
             u32::from_le_bytes(field)
         }
+    }
+
+    /// Go on from the record at byte `position`, as the reader that walked the file from
+    /// its start would: inside its chunk that ends `chunk_left` bytes further, with
+    /// `batch_frames` frames of its batch before this record (a part of a large file,
+    /// `parallel::scalechunks`). Call before the first batch.
+    pub fn resume(&mut self, position: u64, chunk_left: usize, batch_frames: usize) {
+        self.chunks.resume_at(position, chunk_left);
+        self.resumed_frames = batch_frames;
+    }
+
+    /// The chunk being walked: its first byte in the file and its size (batches read
+    /// whole: `next_batch`).
+    pub fn chunk_now(&self) -> (u64, usize) {
+        (self.chunks.position, self.chunks.chunk_size)
     }
 
     /// Why reading stopped before the end of the file (a damaged gzip stream), once.
