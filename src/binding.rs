@@ -69,6 +69,8 @@ struct TableRow {
     packets: (u64, u64),
     /// The tunnels as the csv column writes them ("gre:7>vxlan:1"); empty for plain traffic.
     tunnel: String,
+    /// The health column's words ("rto:2 zw:1", `crate::health_label`); empty when healthy.
+    health: String,
 }
 
 impl TableRow {
@@ -89,6 +91,7 @@ impl TableRow {
             http: r.reuse.protocol.is_some(),
             packets: (r.packets.client, r.packets.server),
             tunnel: table::tunnel_label(r),
+            health: crate::health_label::health_label(r),
         }
     }
 }
@@ -442,14 +445,16 @@ impl Run {
     /// server, outcome, rtt_ms, setup_ms, time_wait, rst, probes, requests, http, (packets
     /// client, packets server)). Taken a slice at a time, a large table never becomes one
     /// list of tuples. `tunnel`: each tuple ends with the connection's tunnel path as well
-    /// ("vxlan:42"; "" for plain traffic).
-    #[pyo3(signature = (start=0, stop=None, *, tunnel=false))]
+    /// ("vxlan:42"; "" for plain traffic). `health`: then with its health words ("rto:2 zw:1";
+    /// "" for a healthy connection).
+    #[pyo3(signature = (start=0, stop=None, *, tunnel=false, health=false))]
     fn rows(
         &mut self,
         py: Python<'_>,
         start: usize,
         stop: Option<usize>,
         tunnel: bool,
+        health: bool,
     ) -> PyResult<Py<PyList>> {
         if start == 0 {
             self.rows.sort();
@@ -462,10 +467,16 @@ impl Run {
         let list = PyList::empty(py);
         for mut r in slice {
             let path = std::mem::take(&mut r.tunnel);
+            let words = std::mem::take(&mut r.health);
             let row = row_tuple(py, r)?;
-            if tunnel {
+            if tunnel || health {
                 let mut cells: Vec<_> = row.iter().collect();
-                cells.push(path.into_pyobject(py)?.into_any());
+                if tunnel {
+                    cells.push(path.into_pyobject(py)?.into_any());
+                }
+                if health {
+                    cells.push(words.into_pyobject(py)?.into_any());
+                }
                 list.append(PyTuple::new(py, cells)?)?;
             } else {
                 list.append(row)?;
@@ -482,6 +493,11 @@ impl Run {
     /// How many of the table rows came through a tunnel.
     fn tunnelled_rows(&self) -> usize {
         self.rows.tunnelled()
+    }
+
+    /// How many of the table rows have something in the health column.
+    fn unhealthy_rows(&self) -> usize {
+        self.rows.unhealthy()
     }
 
     /// The json document's connections, in id order, from the spool: everything after
