@@ -266,6 +266,18 @@ impl Run {
             time_wait.append((series.key, series.peak, packed(&steps)))?;
         }
         d.set_item("time_wait", time_wait)?;
+        let health = PyDict::new(py);
+        for (sent, (cause, _)) in page.health.sent.iter().zip(crate::page::health::CAUSES) {
+            let since: Vec<f64> = sent.iter().map(|t| t - t0).collect();
+            health.set_item(cause, packed(&since))?;
+        }
+        health.set_item("unplaced", page.health.unplaced)?;
+        let (steps, peak) = page.health.stalled(t0);
+        let steps: Vec<f64> = steps.iter().flat_map(|&(t, n)| [t, n as f64]).collect();
+        health.set_item("stalled", (peak, packed(&steps)))?;
+        health.set_item("periods", page.health.shut.len())?;
+        health.set_item("span", (page.health.last_packet - t0).max(0.0))?;
+        d.set_item("health", health)?;
         let traces = PyList::empty(py);
         let mut rows = Vec::new();
         for picked in page.picked() {

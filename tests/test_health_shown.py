@@ -6,6 +6,8 @@ shut, and the same opening again."""
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,16 @@ from scapy.layers.inet import TCP
 from test_health import conversation, span, write
 from test_health_retransmissions import c2s, closing, opening, s2c, sack, zero_window_capture
 
+from tcptrace import native
 from tcptrace.cli import cli, main
+from tcptrace.report import html
+from tcptrace.report.marks import marks_of
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+from browser import Browser, chromium
+from test_html_report import READY, embedded
+
+CHROMIUM = chromium()
 
 AT = "at 2023-11-14T22:13:20.000000Z (1700000000.000000)"
 CONN = f"#1 10.0.0.1:40000 -> 10.0.0.2:80 {AT}"
@@ -275,3 +286,91 @@ def test_frames_captured_twice_in_the_table_and_under_the_ladder(tmp_path: Path)
     assert table(path).splitlines()[2].endswith(" 5/3 dup:8")
     assert run("ladder", path, "--conn", "1", "--ascii").splitlines()[-2:] == [
         "", "8 frames captured twice, left out (duplicates: client 5, server 3)"]
+
+
+# the HTML report: retransmissions and stalls over time, a connection's health
+
+
+def health_report(captures: dict[str, str], out: Path, *args: str) -> dict[str, Any]:
+    """The report of the causes capture and the stalled one (from port 40001), and its
+    embedded data."""
+    stalled = str(write(out.parent / "stalled.pcap", elsewhere(zero_window_capture())))
+    run("report", captures["causes"], stalled, "-o", str(out), *args)
+    return embedded(out.read_text(encoding="utf-8"))
+
+
+def test_the_report_places_retransmissions_and_stalls_in_time(captures: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    data = health_report(captures, tmp_path / "report.html")
+    health = data["health"]
+    placed = {cause: dict(bins) for cause, bins in health.pop("counts").items()}
+    # 100 buckets of 15 ms over the 1.5 s from the first packet to the last: the fast
+    # retransmission at 50 ms, the RTOs at 400 and 480 ms, the probe at 440 ms
+    assert placed == {"rto": {26: 1, 32: 1}, "fast": {3: 1}, "tlp": {29: 1}}
+    assert health == {"span": 1.5, "buckets": 100, "bucket_s": 0.015, "unplaced": 0,
+                      "periods": 2,
+                      "stalled_peak": 1,
+                      "stalled": [[0.0, 0], [0.04, 1], [0.7, 0], [0.8, 1], [1.5, 0]]}
+    fields = data["fields"]
+    shown = [(row[0], data["strings"][row[fields.index("health")]],
+              row[fields.index("stall_ms")]) for row in data["rows"]]
+    assert sorted(shown) == [(1, "rto:2 fast:1 tlp:1 spur:1", 0.0), (2, "zw:2", 1360.0)]
+
+
+def test_retransmissions_beyond_the_traces_are_counted_apart(captures: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    # 8 segments traced of each: none of the four retransmissions (the first is the 13th
+    # segment): all counted apart; the stalled connection's window shuts at its 6th
+    health = health_report(captures, tmp_path / "short.html", "--max-segments", "8")["health"]
+    assert health["counts"] == {"rto": [], "fast": [], "tlp": []}
+    assert health["unplaced"] == 4
+    assert health["stalled"] == [[0.0, 0], [0.04, 1], [1.5, 0]]  # open when the trace ends
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    with Browser(CHROMIUM) as b:
+        yield b
+
+
+def test_the_report_draws_health_in_the_browser(captures: dict[str, str], tmp_path: Path,
+                                                browser: Browser) -> None:
+    page = tmp_path / "report.html"
+    health_report(captures, page)
+    browser.open(f"{page.as_uri()}#conn=2", READY)
+    bars = browser.evaluate("Array.from(document.querySelectorAll('svg.retx rect'))"
+                            ".map(r => r.getAttribute('class'))")
+    assert sorted(bars) == ["bar-fast", "bar-rto", "bar-rto", "bar-tlp"]
+    assert browser.evaluate("document.querySelectorAll('svg.stalls path').length") == 1
+    assert browser.evaluate("document.querySelector('#health .note').textContent") == (
+        "4 retransmissions placed, per 0.015 s; 2 zero-window periods; time since the first "
+        "packet; causes and stalls as docs/health.md tells them")
+    assert browser.evaluate("document.querySelector('#detail .health').textContent") == (
+        "health: zw:2; zero window shut 1360 ms in all (rto, fast, tlp: retransmissions by "
+        "cause; spur: spurious; zw: zero-window periods; dup: frames captured twice)")
+    browser.evaluate("tcptraceReport.filter('spur')")
+    assert browser.evaluate("tcptraceReport.count()") == "1 of 2 connections"
+    assert browser.evaluate("tcptraceReport.errors") == []
+
+
+def test_the_report_marks_segments_as_the_ladder_does(captures: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """The page's marks come from the engine (src/page/health.rs mark_words), the terminal
+    ladder's from tcptrace/report/marks.py: the same words for every segment."""
+    data = health_report(captures, tmp_path / "report.html")
+    stalled = str(tmp_path / "stalled.pcap")
+    run_ = native.record_run([captures["causes"], stalled], msl_s=60.0)
+    native.trace(run_, None)
+    records: list[dict[str, Any]] = []
+    native.read_records(run_, records.append)
+    drawn = set()
+    for record in records:
+        rows = html.unpack_trace(data["traces"][str(record["id"])])
+        page = [[m for m in row[9].split(",") if m and m != "rst"] for row in rows]
+        ladder = [marks_of(seg) for seg in record["trace"]["segments"]]
+        assert page == ladder
+        drawn |= {m for marks in ladder for m in marks}
+    assert drawn == {"retransmission:rto", "retransmission:fast", "retransmission:tlp",
+                     "spurious", "dup-ack", "window-probe", "zero-window"}
