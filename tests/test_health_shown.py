@@ -374,3 +374,17 @@ def test_the_report_marks_segments_as_the_ladder_does(captures: dict[str, str],
         drawn |= {m for marks in ladder for m in marks}
     assert drawn == {"retransmission:rto", "retransmission:fast", "retransmission:tlp",
                      "spurious", "dup-ack", "window-probe", "zero-window"}
+
+
+def test_the_health_example_in_the_docs_is_the_output(shared: Path) -> None:
+    """docs/output.md's health example is what `analyze` writes for that connection."""
+    doc = (Path(__file__).parent.parent / "docs" / "output.md").read_text()
+    section = doc.split("## Example: a connection's health")[1]
+    shown = json.loads(section.split("```json\n")[1].split("```")[0])
+    capture = shared / "corpus" / "zeek" / "traces" / "pppoe-over-qinq.pcap"
+    record = json.loads(run("analyze", "-q", str(capture), "-f", "jsonl").splitlines()[0])
+    assert shown == {key: record[key] for key in shown}
+    assert list(shown) == ["id", "client", "server", "outcome", "options", "packets", "bytes",
+                           "retransmitted_bytes", "gap_bytes", "duplicates",
+                           "retransmissions", "zero_window"]
+    assert table(str(capture)).splitlines()[2].endswith(" rto:20 fast:4 tlp:1 spur:15 dup:6")
