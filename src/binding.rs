@@ -69,6 +69,8 @@ struct TableRow {
     packets: (u64, u64),
     /// The tunnels as the csv column writes them ("gre:7>vxlan:1"); empty for plain traffic.
     tunnel: String,
+    /// The health column's words ("rto:2 zw:1", `crate::health_label`); empty when healthy.
+    health: String,
 }
 
 impl TableRow {
@@ -89,6 +91,7 @@ impl TableRow {
             http: r.reuse.protocol.is_some(),
             packets: (r.packets.client, r.packets.server),
             tunnel: table::tunnel_label(r),
+            health: crate::health_label::health_label(r),
         }
     }
 }
@@ -263,6 +266,18 @@ impl Run {
             time_wait.append((series.key, series.peak, packed(&steps)))?;
         }
         d.set_item("time_wait", time_wait)?;
+        let health = PyDict::new(py);
+        for (sent, (cause, _)) in page.health.sent.iter().zip(crate::page::health::CAUSES) {
+            let since: Vec<f64> = sent.iter().map(|t| t - t0).collect();
+            health.set_item(cause, packed(&since))?;
+        }
+        health.set_item("unplaced", page.health.unplaced)?;
+        let (steps, peak) = page.health.stalled(t0);
+        let steps: Vec<f64> = steps.iter().flat_map(|&(t, n)| [t, n as f64]).collect();
+        health.set_item("stalled", (peak, packed(&steps)))?;
+        health.set_item("periods", page.health.shut.len())?;
+        health.set_item("span", (page.health.last_packet - t0).max(0.0))?;
+        d.set_item("health", health)?;
         let traces = PyList::empty(py);
         let mut rows = Vec::new();
         for picked in page.picked() {
@@ -442,14 +457,16 @@ impl Run {
     /// server, outcome, rtt_ms, setup_ms, time_wait, rst, probes, requests, http, (packets
     /// client, packets server)). Taken a slice at a time, a large table never becomes one
     /// list of tuples. `tunnel`: each tuple ends with the connection's tunnel path as well
-    /// ("vxlan:42"; "" for plain traffic).
-    #[pyo3(signature = (start=0, stop=None, *, tunnel=false))]
+    /// ("vxlan:42"; "" for plain traffic). `health`: then with its health words ("rto:2 zw:1";
+    /// "" for a healthy connection).
+    #[pyo3(signature = (start=0, stop=None, *, tunnel=false, health=false))]
     fn rows(
         &mut self,
         py: Python<'_>,
         start: usize,
         stop: Option<usize>,
         tunnel: bool,
+        health: bool,
     ) -> PyResult<Py<PyList>> {
         if start == 0 {
             self.rows.sort();
@@ -462,10 +479,16 @@ impl Run {
         let list = PyList::empty(py);
         for mut r in slice {
             let path = std::mem::take(&mut r.tunnel);
+            let words = std::mem::take(&mut r.health);
             let row = row_tuple(py, r)?;
-            if tunnel {
+            if tunnel || health {
                 let mut cells: Vec<_> = row.iter().collect();
-                cells.push(path.into_pyobject(py)?.into_any());
+                if tunnel {
+                    cells.push(path.into_pyobject(py)?.into_any());
+                }
+                if health {
+                    cells.push(words.into_pyobject(py)?.into_any());
+                }
                 list.append(PyTuple::new(py, cells)?)?;
             } else {
                 list.append(row)?;
@@ -482,6 +505,11 @@ impl Run {
     /// How many of the table rows came through a tunnel.
     fn tunnelled_rows(&self) -> usize {
         self.rows.tunnelled()
+    }
+
+    /// How many of the table rows have something in the health column.
+    fn unhealthy_rows(&self) -> usize {
+        self.rows.unhealthy()
     }
 
     /// The json document's connections, in id order, from the spool: everything after

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod filter;
 pub mod flows;
 pub mod fuzzing;
+pub mod health_label;
 pub mod model;
 pub mod names;
 pub mod page;

@@ -11,6 +11,7 @@
 //! Every text here is what Python's `json.dumps(..., separators=(",", ":"))` made of the
 //! same values when the page was built in Python (the golden views hold the pages to it).
 
+pub mod health;
 pub mod picks;
 
 use std::collections::HashMap;
@@ -195,6 +196,8 @@ pub struct PageData {
     /// Handshake round trips, in record order (the histogram's values).
     pub rtt_ms: Vec<f64>,
     pub time_wait: TimeWaitEvents,
+    /// Retransmissions and zero-window stalls over time (from the traces).
+    pub health: health::HealthTimeline,
     picker: picks::TracePicker,
     /// The traces of the connections a pick heap holds (as traced: only the few embedded
     /// become text, `write_trace_rows`).
@@ -212,6 +215,7 @@ impl PageData {
             t_end: f64::NEG_INFINITY,
             rtt_ms: Vec::new(),
             time_wait: TimeWaitEvents::default(),
+            health: health::HealthTimeline::default(),
             picker: picks::TracePicker::new(limit, budget, picks::PER_KIND),
             traces: HashMap::new(),
         }
@@ -243,6 +247,7 @@ impl PageData {
             }
         }
         self.time_wait.add(r);
+        self.health.add(r, trace.as_deref());
         let offer = self.picker.offer(r);
         for id in offer.evicted {
             self.traces.remove(&id);
@@ -288,6 +293,9 @@ impl PageData {
         let final_c = s(Some(r.final_state.client.name()));
         let final_s = s(Some(r.final_state.server.name()));
         let half = s(r.half_close.as_ref().map(|h| h.side.name()));
+        let label = crate::health_label::health_label(r);
+        let health = s((!label.is_empty()).then_some(label.as_str()));
+        let zero_window = &r.zero_window;
         let probes = r.keepalive.probes.client + r.keepalive.probes.server;
         let mut w = Row::new(out);
         w.int(r.id);
@@ -313,6 +321,10 @@ impl PageData {
         w.opt_int(final_c);
         w.opt_int(final_s);
         w.opt_int(half);
+        w.opt_int(health);
+        w.float(Some(
+            zero_window.client.stall_ms + zero_window.server.stall_ms,
+        ));
         w.end();
     }
 }
@@ -382,7 +394,8 @@ impl<'a> Row<'a> {
 
 /// The page's form of a trace: one row of ten values per segment, time in ms since the
 /// connection's first segment (from the exact nanoseconds: never -0.000), as
-/// `json.dumps` wrote the rows Python made of the trace dicts.
+/// `json.dumps` wrote the rows Python made of the trace dicts; the last value is the marks
+/// drawn (`health::mark_words`: the verdicts in words, `rst`), joined by commas.
 pub fn write_trace_rows(out: &mut Vec<u8>, trace: &SegmentTrace) {
     out.push(b'[');
     for (i, (s, entered)) in trace.with_entered().enumerate() {
@@ -400,7 +413,7 @@ pub fn write_trace_rows(out: &mut Vec<u8>, trace: &SegmentTrace) {
         for side in entered {
             w.names(side.iter().map(|state| state.name()), b'>');
         }
-        w.names(s.mark.map(|m| m.name()).into_iter(), b',');
+        w.names(health::mark_words(s.verdict, s.mark), b',');
         w.end();
     }
     out.push(b']');
@@ -420,6 +433,7 @@ fn ms_since(ts_ns: i64, base: i64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzers::health::verdict::{RETRANSMISSION, RTO, SPURIOUS};
     use crate::analyzers::trace::{Mark, TracedSegment};
     use crate::states::TcpState;
 
@@ -432,7 +446,7 @@ mod tests {
         page.add(&records[0], None, &mut out);
         // (Python: json.dumps of the fixture's floats; CLOSED is interned once)
         let row = "[3,0,42150,1,8080,1795317888.747063,0.322,2,0.042,0.042,3,null,null,0,1,\
-                   null,6,4,5,5,0,0,4,2,null]";
+                   null,6,4,5,5,0,0,4,2,null,null,0.0]";
         assert_eq!(String::from_utf8(out).unwrap(), format!("{row},{row}"));
         assert_eq!(
             page.strings,
@@ -445,7 +459,7 @@ mod tests {
 
     #[test]
     fn trace_rows_are_the_pages_form() {
-        let segment = |ts_ns, role, mark, entered: [Vec<TcpState>; 2]| {
+        let segment = |ts_ns, role, mark, verdict, entered: [Vec<TcpState>; 2]| {
             let segment = TracedSegment {
                 ts_ns,
                 role,
@@ -457,18 +471,25 @@ mod tests {
                 states: [TcpState::SynSent, TcpState::SynRcvd],
                 entered: [0, 0],
                 mark,
-                verdict: 0,
+                verdict,
             };
             (segment, entered)
         };
         let trace = SegmentTrace::of(
             1_000,
             vec![
-                segment(1_000, Role::Client, None, [vec![TcpState::SynSent], vec![]]),
+                segment(
+                    1_000,
+                    Role::Client,
+                    None,
+                    0,
+                    [vec![TcpState::SynSent], vec![]],
+                ),
                 segment(
                     1_500_500,
                     Role::Server,
                     Some(Mark::Retransmission),
+                    RETRANSMISSION | RTO | SPURIOUS,
                     [vec![], vec![TcpState::SynRcvd, TcpState::Established]],
                 ),
             ],
@@ -478,7 +499,8 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[[0.0,0,18,0,null,0,65535,\"SYN_SENT\",\"\",\"\"],\
-             [1.4995,1,18,0,null,0,65535,\"\",\"SYN_RCVD>ESTABLISHED\",\"retransmission\"]]"
+             [1.4995,1,18,0,null,0,65535,\"\",\"SYN_RCVD>ESTABLISHED\",\
+             \"retransmission:rto,spurious\"]]"
         );
     }
 

@@ -41,6 +41,9 @@ INTEGER |= frozenset(f"retransmissions.{side}.{kind}.{unit}" for side in _SIDES
                      for kind in _TALLIES for unit in ("segments", "bytes"))
 INTEGER |= frozenset(f"zero_window.{side}.{key}" for side in _SIDES
                      for key in ("periods", "probes"))
+INTEGER |= frozenset(f"duplicates.{side}" for side in _SIDES)
+INTEGER |= frozenset(f"options.{side}.{key}" for side in _SIDES
+                     for key in ("mss", "wscale", "data_bytes"))
 FLOAT = frozenset({
     "first_ts", "last_ts", "duration_ms", "handshake.syn_to_synack_ms",
     "handshake.synack_to_ack_ms", "handshake.rtt_ms", "handshake.setup_ms",
@@ -49,7 +52,9 @@ FLOAT = frozenset({
     frozenset(f"zero_window.{side}.{key}" for side in _SIDES for key in ("stall_ms", "longest_ms"))
 """Columns of float64 (times in seconds since the epoch, durations in ms; zeek.duration
 in s)."""
-BOOLEAN = frozenset({"handshake.complete", "handshake.simultaneous_open"})
+BOOLEAN = frozenset({"handshake.complete", "handshake.simultaneous_open"}) | \
+    frozenset(f"options.{side}.{key}" for side in _SIDES
+              for key in ("sack_permitted", "timestamps", "ecn"))
 """Columns of bool. Every other column is a string (lists as the csv's compact JSON)."""
 
 _PART = re.compile(r"part-(\d+)\.parquet")

@@ -9,12 +9,15 @@ text is byte for byte that of `render_table` (tests/test_table_stream.py).
 
 When a connection of the run came through a tunnel, a `tunnel` column follows the server:
 its path as the csv column writes it (`vxlan:42`, `gre:7>vxlan:1`; `-` for plain traffic).
+When a connection retransmitted, had a zero window or was captured twice, a `health` column
+ends the line: its counts in a few words (`rto:2 fast:1 zw:1`; `-` for a healthy one), made
+by the engine (src/health_label.rs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tcptrace.report.text import (
     ALIGN,
@@ -42,17 +45,21 @@ SLICE = 20_000
 TUNNEL = SERVER + 1
 """The tunnel column's place, when there is one: after the endpoints it carried."""
 TUNNEL_LEGEND = "tunnel: outermost first, kind[:id] joined by > (vxlan:42, gre:7>vxlan:1)\n"
+HEALTH_LEGEND = ("health, both sides: retransmitted segments by cause (rto, fast, tlp), spurious "
+                 "ones (spur);\nzero-window periods (zw); frames captured twice (dup)\n")
 
 
 class TableRun(Protocol):
     """What the table needs of a native Run."""
 
     def rows(self, start: int = 0, stop: int | None = None, *,
-             tunnel: bool = False) -> list[tuple[Any, ...]]: ...
+             tunnel: bool = False, health: bool = False) -> list[tuple[Any, ...]]: ...
 
     def row_count(self) -> int: ...
 
     def tunnelled_rows(self) -> int: ...
+
+    def unhealthy_rows(self) -> int: ...
 
     def file_ids(self) -> list[tuple[str, int, int]]: ...
 
@@ -60,11 +67,11 @@ class TableRun(Protocol):
 def write_table(run: TableRun, write: Callable[[bytes], object], *, per_file: bool) -> None:
     """The run's table (a part per file with `per_file`) and its legend, to `write`."""
     count = run.row_count()
-    tunnels = run.tunnelled_rows() > 0
+    extra = _Extra(run.tunnelled_rows() > 0, run.unhealthy_rows() > 0)
     if not per_file:
         if count:
-            _write_part(run, 0, count, tunnels, write)
-            write(_legend_tail(tunnels).encode())
+            _write_part(run, 0, count, extra, write)
+            write(_legend_tail(extra).encode())
         return
     from tcptrace.inputs import display_name
 
@@ -76,11 +83,11 @@ def write_table(run: TableRun, write: Callable[[bytes], object], *, per_file: bo
         s = "" if after - first == 1 else "s"
         write(f"{display_name(path)}: {after - first} connection{s}\n".encode())
         if stop > start:
-            _write_part(run, start, stop, tunnels, write)
+            _write_part(run, start, stop, extra, write)
         write(b"\n")
         start = stop
     if count:
-        write(_legend_tail(tunnels).encode())
+        write(_legend_tail(extra).encode())
 
 
 def _first_at_or_after(run: TableRun, low: int, high: int, conn_id: int) -> int:
@@ -95,47 +102,65 @@ def _first_at_or_after(run: TableRun, low: int, high: int, conn_id: int) -> int:
     return low
 
 
-def _legend_tail(tunnels: bool) -> str:
-    """LEGEND, with the tunnel column's line when the table has one."""
-    if not tunnels:
-        return LEGEND
-    return LEGEND.replace("\n\n", "\n" + TUNNEL_LEGEND + "\n", 1)
+class _Extra(NamedTuple):
+    """The columns a table has beyond HEADERS: each only when a row of the run has one."""
+
+    tunnels: bool
+    health: bool
+
+
+def _legend_tail(extra: _Extra) -> str:
+    """LEGEND, with the tunnel and health columns' lines when the table has them."""
+    lines = (TUNNEL_LEGEND if extra.tunnels else "") + (HEALTH_LEGEND if extra.health else "")
+    return LEGEND.replace("\n\n", "\n" + lines + "\n", 1) if lines else LEGEND
+
+
+def _rows(run: TableRun, start: int, stop: int, extra: _Extra) -> list[tuple[Any, ...]]:
+    return run.rows(start, stop, tunnel=extra.tunnels, health=extra.health)
 
 
 def _slices(run: TableRun, start: int, stop: int,
-            tunnels: bool) -> Iterator[list[tuple[Any, ...]]]:
-    """The cells of rows start..stop (table_cells, plus the tunnel path when `tunnels`), a
-    slice at a time."""
+            extra: _Extra) -> Iterator[list[tuple[Any, ...]]]:
+    """The cells of rows start..stop (table_cells, plus the tunnel path and the health words
+    when the table has them), a slice at a time."""
     for at in range(start, stop, SLICE):
-        rows = run.rows(at, min(stop, at + SLICE), tunnel=tunnels)
-        if tunnels:
-            yield [_with_tunnel(table_cells(*row[:-1]), row[-1]) for row in rows]
-        else:
+        rows = _rows(run, at, min(stop, at + SLICE), extra)
+        if not extra.tunnels and not extra.health:
             yield [table_cells(*row) for row in rows]
+            continue
+        cells = []
+        for row in rows:
+            cell = table_cells(*row[:BASE])
+            if extra.tunnels:
+                cell = (*cell[:TUNNEL], row[BASE] or "-", *cell[TUNNEL:])
+            if extra.health:
+                cell = (*cell, row[-1] or "-")
+            cells.append(cell)
+        yield cells
 
 
-def _with_tunnel(cells: tuple[Any, ...], path: str) -> tuple[Any, ...]:
-    return (*cells[:TUNNEL], path or "-", *cells[TUNNEL:])
-
-
-def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
+def _write_part(run: TableRun, start: int, stop: int, extra: _Extra,
                 write: Callable[[bytes], object]) -> None:
     """One table (rows start..stop) and its date line, without LEGEND: `render_table`'s
-    text, with the tunnel column when `tunnels`."""
+    text, with the tunnel and health columns when the table has them."""
     headers: Sequence[str] = HEADERS
     align: Sequence[str] = ALIGN
-    if tunnels:
-        headers = (*HEADERS[:TUNNEL], "tunnel", *HEADERS[TUNNEL:])
-        align = (*ALIGN[:TUNNEL], "left", *ALIGN[TUNNEL:])
+    if extra.tunnels:
+        headers = (*headers[:TUNNEL], "tunnel", *headers[TUNNEL:])
+        align = (*align[:TUNNEL], "left", *align[TUNNEL:])
+    if extra.health:
+        headers, align = (*headers, "health"), (*align, "left")
     # pass one: the widest cell of each column, the IPv4 endpoints' widest, the first and
     # last start
-    measure = _Measure()
+    measure = _Measure(extra)
     for at in range(start, stop, SLICE):
-        measure.add(run.rows(at, min(stop, at + SLICE), tunnel=tunnels))
+        measure.add(_rows(run, at, min(stop, at + SLICE), extra))
     earliest, latest = measure.earliest, measure.latest
     widths = measure.widths
-    if tunnels:
+    if extra.tunnels:
         widths.insert(TUNNEL, measure.tunnel)
+    if extra.health:
+        widths.append(measure.health)
     if earliest is None or latest is None:
         return
     date = utc_date(earliest)
@@ -143,12 +168,14 @@ def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
     start_text = utc_time if one_date else utc_datetime
     widths[START] = max(widths[START], len(start_text(earliest)), len(start_text(latest)))
     narrow_endpoints(widths, measure.ipv4)
-    line = " ".join(f"{{:{'>' if a == 'right' else '<'}{width}}}"
-                    for a, width in zip(align, widths, strict=True)).format
+    cells_line = " ".join(f"{{:{'>' if a == 'right' else '<'}{width}}}"
+                          for a, width in zip(align, widths, strict=True)).format
+    # the health column ends the line, left-aligned: no padding after the last word
+    line = (lambda *cells: cells_line(*cells).rstrip()) if extra.health else cells_line
     write((line(*headers) + "\n" + " ".join("-" * width for width in widths) + "\n").encode())
     client_width, server_width = widths[CLIENT], widths[SERVER]
     # pass two: the lines, a slice at a time
-    for cells in _slices(run, start, stop, tunnels):
+    for cells in _slices(run, start, stop, extra):
         starts = _StartTexts(start_text)
         lines = []
         for row in cells:
@@ -165,6 +192,8 @@ def _write_part(run: TableRun, start: int, stop: int, tunnels: bool,
 
 DURATION, OUTCOME, RTT, TIME_WAIT, RST, PROBES, REQUESTS, PACKETS = 2, 5, 6, 7, 8, 9, 10, 11
 """Columns of table_cells' rows besides START, CLIENT and SERVER."""
+BASE = 14
+"""Values of a Run.rows tuple before the tunnel path and the health words."""
 
 
 class _Measure:
@@ -172,9 +201,11 @@ class _Measure:
     tuples, a slice at a time), measured from the values without making the cells: each
     distinct value is formatted once (a flood's rows share most of theirs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: _Extra) -> None:
+        self.extra = extra
         self.widths = [len(header) for header in HEADERS]
         self.tunnel = len("tunnel")
+        self.health = len("health")
         self.ipv4 = {CLIENT: ENDPOINT_MIN, SERVER: ENDPOINT_MIN}
         """The widest IPv4 endpoint of each endpoint column, or ENDPOINT_MIN."""
         self.earliest: float | None = None
@@ -185,7 +216,7 @@ class _Measure:
             return
         columns = list(zip(*rows, strict=True))
         (ids, starts, durations, clients, servers, outcomes, rtts, _, time_waits, rsts,
-         probes, requests, http, packets) = columns[:14]
+         probes, requests, http, packets) = columns[:BASE]
         widest = self._widest
         widest(0, [str(max(ids))])  # ids are positive
         low, high = min(starts), max(starts)
@@ -205,8 +236,10 @@ class _Measure:
         widest(REQUESTS, (str(n) if is_http else f"{n}*"
                           for n, is_http in set(zip(requests, http, strict=True))))
         widest(PACKETS, (f"{client}/{server}" for client, server in set(packets)))
-        if len(columns) > 14:  # the tunnel paths
-            self.tunnel = max(self.tunnel, *(len(path or "-") for path in set(columns[14])))
+        if self.extra.tunnels:
+            self.tunnel = max(self.tunnel, *(len(path or "-") for path in set(columns[BASE])))
+        if self.extra.health:
+            self.health = max(self.health, *(len(words or "-") for words in set(columns[-1])))
 
     def _widest(self, index: int, texts: Iterable[str]) -> None:
         self.widths[index] = max(self.widths[index], *map(len, texts))

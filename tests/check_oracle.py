@@ -190,6 +190,53 @@ def _connections(p: Mapping[str, Any], records: list[Record]) -> Verdict:
     return ok, _plural(n, "connection"), []
 
 
+def _rate(p: Mapping[str, Any], records: list[Record]) -> Verdict:
+    sides = ("client", "server") if p["sender"] is None else (p["sender"],)
+    sums = [(r, sum(r["retransmissions"][s][c]["bytes"] for s in sides
+                    for c in ("rto", "fast", "tlp")), sum(r["bytes"][s] for s in sides))
+            for r in records]
+    measured = [(r, again, payload) for r, again, payload in sums if payload]
+    if not measured:
+        return True, "no connection with payload", []
+
+    def text(again: int, payload: int) -> str:
+        return (f"{again} of {_plural(payload, 'payload byte')} retransmitted "
+                f"({fmt_ms(round(100 * again / payload, 3))} %)")
+
+    over = [Offender(r, text(a, n)) for r, a, n in measured if a / n * 100 > p["max_pct"]]
+    bound = f"{fmt_ms(p['max_pct'])} %"
+    if p["per"] == "connection":
+        what = _plural(len(measured), "connection with payload", "connections with payload")
+        if over:
+            return False, f"{len(over)} of {what} over {bound}", over
+        return True, f"{what} checked", []
+    again, payload = sum(m[1] for m in measured), sum(m[2] for m in measured)
+    detail = f"{text(again, payload)} in {_plural(len(measured), 'connection')}"
+    if again / payload * 100 > p["max_pct"]:
+        return False, f"{detail} > {bound}", over
+    return True, detail, []
+
+
+def _zero_window_stall(p: Mapping[str, Any], records: list[Record]) -> Verdict:
+    def shut(r: Record, side: str) -> str:
+        z = r["zero_window"][side]
+        return (f"the {side}'s window shut {_plural(z['periods'], 'time')}, "
+                f"{fmt_ms(z['stall_ms'])} ms in all, longest {fmt_ms(z['longest_ms'])} ms")
+    offenders = []
+    for r in records:
+        sides = ("client", "server")
+        if r["outcome"] == "STALLED":
+            reason = ["ended STALLED", *(shut(r, s) for s in sides
+                                         if r["zero_window"][s]["periods"])]
+        elif p["max_ms"] is not None:
+            reason = [shut(r, s) for s in sides if r["zero_window"][s]["longest_ms"] > p["max_ms"]]
+        else:
+            reason = []
+        if reason:
+            offenders.append(Offender(r, "; ".join(reason)))
+    return _each(offenders, records)
+
+
 EVALUATORS: dict[str, Evaluator] = {
     "handshake": _handshake,
     "syn_retransmits": _syn_retransmits,
@@ -200,6 +247,8 @@ EVALUATORS: dict[str, Evaluator] = {
     "reuse": _reuse,
     "completed": _completed,
     "connections": _connections,
+    "retransmit_rate": _rate,
+    "zero_window_stall": _zero_window_stall,
 }
 
 

@@ -84,6 +84,13 @@ def test_rules_file_parsed_with_defaults_names_and_lines() -> None:
      "requests per connection: each >= 2, mean >= 2.5"),
     ({"check": "completed"}, "no connection ending UNANSWERED or HANDSHAKE_FAILED or REFUSED"),
     ({"check": "connections", "min": 1, "max": 9}, "connections >= 1 and <= 9"),
+    ({"check": "retransmit_rate", "max_pct": 2.5},
+     "retransmitted bytes <= 2.5 % of payload over all connections"),
+    ({"check": "retransmit_rate", "max_pct": 0, "per": "connection", "sender": "server"},
+     "retransmitted bytes <= 0 % of payload sent by the server per connection"),
+    ({"check": "zero_window_stall"}, "no connection stalled on a zero window"),
+    ({"check": "zero_window_stall", "max_ms": 500},
+     "no connection stalled on a zero window nor shut over 500 ms"),
     ({"check": "rst", "where": {"host": "fd77::2", "port": [80, 443], "side": "server"}},
      "no RST (where side server, host fd77::2, port 80 or 443)"),
 ])
@@ -108,7 +115,8 @@ def test_the_schema_names_every_check() -> None:
      "rules.toml:3: invalid TOML: Unclosed array"),
     ('[[rule]]\ncheck = "latency"\n',
      "rules.toml:2: rule 1: unknown check \"latency\" (known: handshake, syn_retransmits, rst, "
-     "time_wait, time_wait_concurrency, half_close, reuse, completed, connections)"),
+     "time_wait, time_wait_concurrency, half_close, reuse, completed, connections, "
+     "retransmit_rate, zero_window_stall)"),
     ('[[rule]]\ncheck = "rst"\n\n[[rule]]\ncheck = "handshake"\nmetric = "rtt_ms"\n'
      'p99_ms = 200\n',
      "rules.toml:7: rule 2 (handshake): unknown key 'p99_ms' "
@@ -127,7 +135,12 @@ def test_the_schema_names_every_check() -> None:
     ('\n[[rule]]\nmetric = "rtt_ms"\n',
      "rules.toml:2: rule 1: missing key 'check' (one of: handshake, "
      "syn_retransmits, rst, time_wait, time_wait_concurrency, half_close, reuse, completed, "
-     "connections)"),
+     "connections, retransmit_rate, zero_window_stall)"),
+    ('[[rule]]\ncheck = "retransmit_rate"\nmax_pct = 120\n',
+     "rules.toml:3: rule 1 (retransmit_rate): 'max_pct' must be a percentage in [0, 100], "
+     "not 120"),
+    ('[[rule]]\ncheck = "retransmit_rate"\nper = "run"\n',
+     "rules.toml:2: rule 1 (retransmit_rate): missing key 'max_pct'"),
     ('[[rule]]\ncheck = "rst"\nkinds = ["ABORT"]\nexcept_kinds = ["REFUSED"]\n',
      "rules.toml:4: rule 1 (rst): 'kinds' and 'except_kinds' cannot be used together"),
     ('[[rule]]\ncheck = "rst"\nkinds = ["abort"]\n', "rules.toml:3: rule 1 (rst): 'kinds' must "
@@ -174,7 +187,7 @@ def test_unreadable_rules_file(tmp_path: Path) -> None:
 def test_every_toml_example_in_the_docs_is_valid() -> None:
     doc = (ROOT / "docs" / "check.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", doc, re.S)
-    assert len(blocks) == 10
+    assert len(blocks) == 12
     for block in blocks:
         assert parse_rules(block, "docs/check.md")
         assert SCHEMA.is_valid(tomllib.loads(block)), block

@@ -88,6 +88,19 @@ max = 1
 [[rule]]
 check = "rst"
 where = { cidr = "10.0.0.0/8", side = "client" }
+[[rule]]
+check = "retransmit_rate"
+max_pct = 0
+[[rule]]
+check = "retransmit_rate"
+max_pct = 0.5
+per = "connection"
+sender = "server"
+[[rule]]
+check = "zero_window_stall"
+[[rule]]
+check = "zero_window_stall"
+max_ms = 0
 """, "stream.toml")
 
 
@@ -154,17 +167,31 @@ def _record(rng: random.Random, conn_id: int) -> dict[str, Any]:
                              "sender": rng.choice(["client", "server"])}])
     half = rng.choice([None, None, {"side": rng.choice(["client", "server"]),
                                     "bytes_after_fin": rng.randrange(5000)}])
+
+    def tally() -> dict[str, int]:
+        n = rng.choice([0, 0, 1, 3])
+        return {"segments": n, "bytes": n * rng.choice([0, 100, 1448])}
+
+    def shut() -> dict[str, Any]:
+        periods = rng.choice([0, 0, 1, 2])
+        longest = round(rng.uniform(0, 900), 3) if periods else 0.0
+        return {"periods": periods, "stall_ms": longest * periods, "longest_ms": longest,
+                "probes": periods}
     return {
         "id": conn_id, "previous_id": rng.choice([None, None, None, rng.randrange(1, 400)]),
         "client": {"ip": rng.choice(["10.0.0.1", "10.0.0.2", "fd00::1"]),
                    "port": rng.choice([40000, 40001, 40002])},
         "server": {"ip": rng.choice(["10.0.0.9", "192.168.1.1"]), "port": rng.choice([80, 443])},
         "first_ts": first_ts,
-        "outcome": rng.choice(["CLOSED", "RESET", "UNANSWERED", "REFUSED", "OPEN"]),
+        "outcome": rng.choice(["CLOSED", "RESET", "UNANSWERED", "REFUSED", "OPEN", "STALLED"]),
         "handshake": hs, "rst": rst, "half_close": half,
         "close": {"time_wait": tw, "time_wait_ts": None if tw is None else start,
                   "time_wait_until": None if tw is None else start + rng.choice([2.0, 60.0])},
         "reuse": {"protocol": rng.choice([None, "http"]), "requests": rng.choice([0, 1, 2, 7])},
+        "bytes": {"client": rng.choice([0, 500, 20_000]), "server": rng.choice([0, 100_000])},
+        "retransmissions": {side: {cause: tally() for cause in ("rto", "fast", "tlp")}
+                            for side in ("client", "server")},
+        "zero_window": {"client": shut(), "server": shut()},
     }
 
 

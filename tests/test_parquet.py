@@ -63,11 +63,21 @@ def test_records_partitioned_by_hour(capsys: pytest.CaptureFixture[str],
     assert table.schema.names == [*header, "hour"]
     types = {name: str(table.schema.field(name).type) for name in
              ("id", "client.ip", "first_ts", "handshake.complete", "handshake.rtt_ms",
-              "previous_id", "states.client", "encapsulation", "hour")}
+              "previous_id", "states.client", "encapsulation", "hour", "duplicates.server",
+              "options.client.mss", "options.server.wscale", "options.client.data_bytes",
+              "options.client.sack_permitted", "options.server.ecn", "options.client.tfo",
+              "options.client.rewritten", "retransmissions.server.rto.segments",
+              "zero_window.client.stall_ms")}
     assert types == {"id": "int64", "client.ip": "string", "first_ts": "double",
                      "handshake.complete": "bool", "handshake.rtt_ms": "double",
                      "previous_id": "int64", "states.client": "string",
-                     "encapsulation": "string", "hour": "string"}
+                     "encapsulation": "string", "hour": "string", "duplicates.server": "int64",
+                     "options.client.mss": "int64", "options.server.wscale": "int64",
+                     "options.client.data_bytes": "int64",
+                     "options.client.sack_permitted": "bool", "options.server.ecn": "bool",
+                     "options.client.tfo": "string", "options.client.rewritten": "string",
+                     "retransmissions.server.rto.segments": "int64",
+                     "zero_window.client.stall_ms": "double"}
     got = sorted(table.to_pylist(), key=lambda r: r["id"])
     assert len(got) == len(rows) > 40
     for want, record in zip(sorted(rows, key=lambda r: int(r[0])), got, strict=True):

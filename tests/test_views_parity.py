@@ -76,7 +76,9 @@ def test_goldens_show_what_they_are_for() -> None:
     traces = [t for data in reports for t in data["traces"].values()]
     assert any(t["truncated"] for t in traces)
     marks = {m for t in traces for s in t["segs"] for m in s[9].split(",") if m}
-    assert marks == {"retransmission", "out-of-order", "keep-alive", "rst"}
+    # the health verdicts in words (src/page/health.rs mark_words), and the RST
+    assert marks == {"retransmission:rto", "out-of-order", "keep-alive", "dup-ack",
+                     "lost-segment", "acks-unseen", "rst"}
     assert sum(v["check_json"]["status"] == 1 for v in BUNDLED.values()) > 40
     assert all(Path(p).exists() for p in BUNDLED)
 

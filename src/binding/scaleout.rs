@@ -317,6 +317,7 @@ fn row_of(id: u64, d: &Digest) -> TableRow {
         http: d.protocol.is_some(),
         packets: d.packets,
         tunnel: d.tunnel.clone(),
+        health: d.health.clone(),
     }
 }
 

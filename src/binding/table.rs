@@ -34,6 +34,8 @@ pub struct TableRows {
     names: Vec<&'static str>,
     /// Rows with a tunnel (a non-empty encapsulation).
     tunnelled: usize,
+    /// Rows with health words (retransmissions, zero windows, duplicates).
+    unhealthy: usize,
     /// The temporary file holding the first `spilled` bytes of rows.
     file: Option<File>,
     spilled: u64,
@@ -60,6 +62,7 @@ impl TableRows {
             index: Vec::new(),
             names: Vec::new(),
             tunnelled: 0,
+            unhealthy: 0,
             file: None,
             spilled: 0,
             spill_at,
@@ -74,6 +77,11 @@ impl TableRows {
     /// How many rows came through a tunnel (the table shows a tunnel column when any did).
     pub fn tunnelled(&self) -> usize {
         self.tunnelled
+    }
+
+    /// How many rows have health words (the table shows a health column when any has).
+    pub fn unhealthy(&self) -> usize {
+        self.unhealthy
     }
 
     pub fn push(&mut self, row: &TableRow) {
@@ -97,9 +105,11 @@ impl TableRows {
             b.extend_from_slice(&n.to_le_bytes());
         }
         text(b, &row.tunnel);
+        text(b, &row.health);
         let len = (b.len() - start) as u64;
         self.index.push((row.id, at | len << OFFSET_BITS));
         self.tunnelled += usize::from(!row.tunnel.is_empty());
+        self.unhealthy += usize::from(!row.health.is_empty());
         if self.bytes.len() >= self.spill_at {
             self.spill_bytes();
         }
@@ -222,6 +232,7 @@ impl TableRows {
             http: http != 0,
             packets: (r.u64()?, r.u64()?),
             tunnel: r.text()?,
+            health: r.text()?,
         })
     }
 

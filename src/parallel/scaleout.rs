@@ -137,6 +137,8 @@ pub struct Digest {
     pub packets: (u64, u64),
     /// The tunnels as the csv column writes them ("vxlan:42"); empty for plain traffic.
     pub tunnel: String,
+    /// The table's health words (`crate::health_label`); empty when healthy.
+    pub health: String,
 }
 
 impl Digest {
@@ -161,6 +163,7 @@ impl Digest {
             reused: e.reused,
             packets: (r.packets.client, r.packets.server),
             tunnel: tunnel_label(r),
+            health: crate::health_label::health_label(r),
         }
     }
 
@@ -226,6 +229,7 @@ impl Digest {
         out.u8(u8::from(self.protocol.is_some()));
         out.str(self.protocol.as_deref().unwrap_or(""));
         out.str(&self.tunnel);
+        out.str(&self.health);
     }
 
     fn read(input: &mut In) -> Result<Digest, String> {
@@ -272,6 +276,7 @@ impl Digest {
         let has_protocol = input.u8()? != 0;
         let protocol = input.str()?;
         let tunnel = input.str()?;
+        let health = input.str()?;
         Ok(Digest {
             first_ts,
             duration_ms,
@@ -291,6 +296,7 @@ impl Digest {
             reused,
             packets,
             tunnel,
+            health,
         })
     }
 }

@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from tcptrace.check.health import RetransmitRate, zero_window_stall
 from tcptrace.check.offenders import Chosen, Offender, Offenders, OffenderSpool, named, plural
 from tcptrace.check.rules import RST_KINDS, fmt_ms
 from tcptrace.check.spool import Item, SortedSpool
@@ -90,6 +91,10 @@ def half_close(p: Mapping[str, Any]) -> Accumulator:
             return None
         return f"half-close by the {half['side']}: {half['bytes_after_fin']} bytes after its FIN"
     return PerConnection(reason)
+
+
+def zero_window(p: Mapping[str, Any]) -> Accumulator:
+    return PerConnection(lambda r: zero_window_stall(r, p["max_ms"]))
 
 
 def completed(p: Mapping[str, Any]) -> Accumulator:
@@ -207,5 +212,7 @@ ACCUMULATORS: dict[str, Callable[[Mapping[str, Any]], Accumulator]] = {
     "reuse": Reuse,
     "completed": completed,
     "connections": Connections,
+    "retransmit_rate": RetransmitRate,
+    "zero_window_stall": zero_window,
 }
 """The accumulator of each check (tcptrace.check.rules.CHECKS), built from a rule's params."""

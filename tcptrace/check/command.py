@@ -41,6 +41,8 @@ FLAG_RULES: dict[str, Callable[[Any], dict[str, Any]]] = {
     "--min-requests": lambda n: {"check": "reuse", "min_requests": n},
     "--no-incomplete": lambda _: {"check": "completed"},
     "--min-connections": lambda n: {"check": "connections", "min": n},
+    "--max-retransmit-rate": lambda pct: {"check": "retransmit_rate", "max_pct": pct},
+    "--no-zero-window-stall": lambda _: {"check": "zero_window_stall"},
 }
 EMPTY_RULE = {"check": "connections", "min": 1,
               "name": "at least one connection checked (--allow-empty passes on none)"}
@@ -89,6 +91,11 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
               help="Connections UNANSWERED, HANDSHAKE_FAILED or REFUSED fail.")
 @click.option("--min-connections", type=click.IntRange(min=0), metavar="N",
               callback=_remember, help="At least N connections.")
+@click.option("--max-retransmit-rate", type=FiniteFloat(), metavar="PCT", callback=_remember,
+              help="At most PCT per cent of the payload bytes, over all connections, are "
+                   "retransmissions (probes and capture duplicates excluded).")
+@click.option("--no-zero-window-stall", is_flag=True, callback=_remember,
+              help="Connections that ended STALLED on a zero window fail.")
 @click.option("--allow-empty", is_flag=True,
               help="Pass when no connection was checked (by default that fails).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",

@@ -58,6 +58,12 @@ def _percentile(value: Any) -> float:
     return float(value)
 
 
+def _percent(value: Any) -> float:
+    if not _number(value) or not 0 <= value <= 100:
+        raise ValueError("a percentage in [0, 100]")
+    return float(value)
+
+
 def _choice(*names: str) -> Validator:
     def check(value: Any) -> str:
         if value not in names:
@@ -117,6 +123,10 @@ CHECKS: dict[str, Check] = {
                        defaults={"outcomes": NEVER_COMPLETED}),
     "connections": Check({"min": _count, "max": _count}, one_of=("min", "max"),
                          defaults={"min": None, "max": None}),
+    "retransmit_rate": Check({"max_pct": _percent, "per": _choice("run", "connection"),
+                              "sender": _choice(*SIDES)},
+                             required=("max_pct",), defaults={"per": "run", "sender": None}),
+    "zero_window_stall": Check({"max_ms": _ms}, defaults={"max_ms": None}),
 }
 COMMON_KEYS = ("check", "name", "where")
 WHERE_KEYS = ("side", "host", "port", "cidr")
@@ -289,6 +299,13 @@ def describe(check: str, p: Mapping[str, Any], where: Where) -> str:
         text = f"{what} per connection: {', '.join(bounds)}"
     elif check == "completed":
         text = f"no connection ending {' or '.join(p['outcomes'])}"
+    elif check == "retransmit_rate":
+        sent = f" sent by the {p['sender']}" if p["sender"] else ""
+        over = "over all connections" if p["per"] == "run" else "per connection"
+        text = f"retransmitted bytes <= {fmt_ms(p['max_pct'])} % of payload{sent} {over}"
+    elif check == "zero_window_stall":
+        text = "no connection stalled on a zero window"
+        text += f" nor shut over {fmt_ms(p['max_ms'])} ms" if p["max_ms"] is not None else ""
     else:
         bounds = [f">= {p['min']}"] if p["min"] is not None else []
         bounds += [f"<= {p['max']}"] if p["max"] is not None else []

@@ -4,7 +4,8 @@ One pass over the captures makes the page's data (src/page.rs, the engine's `pag
 format): the table rows as JSON text, written to a temporary file as connections end (their
 strings interned in one table); the handshake times and TIME_WAIT enter/leave times per
 holder as packed doubles; the summary (the engine's, as for `analyze -f json`); the picked
-connections' traces (src/page/picks.rs), already in the page's row form. Memory stays
+connections' traces (src/page/picks.rs), already in the page's row form; the times of
+the traced retransmissions and zero-window periods (src/page/health.rs). Memory stays
 bounded as for `analyze`. `write_page` assembles the page at the end: the template, the
 JSON document (`D` in `report.js`), the spooled rows copied through, the script.
 
@@ -34,10 +35,13 @@ MAX_SEGMENTS = 2000
 TIME_WAIT_SERIES = 8
 """The TIME_WAIT timeline draws the endpoints with the highest peaks, plus the total."""
 HISTOGRAM_BINS = 24
+HEALTH_BUCKETS = 100
+"""The retransmissions chart counts per 1/100 of the capture's time."""
+CAUSES = ("rto", "fast", "tlp")
 ROW_FIELDS = ("id", "client_ip", "client_port", "server_ip", "server_port", "first_ts",
               "duration", "outcome", "rtt", "setup", "tw", "rst", "rst_sender", "ka", "reqs",
               "proto", "pkts_c", "pkts_s", "bytes_c", "bytes_s", "retx_c", "retx_s",
-              "final_c", "final_s", "half_close")
+              "final_c", "final_s", "half_close", "health", "stall_ms")
 """The values of a table row, in order (src/page.rs `write_row` writes them, `report.js` names
 the same indices). Strings (addresses, outcomes, states, kinds) are indices into the
 document's `strings`."""
@@ -74,6 +78,28 @@ def time_wait_series(swept: TimeWaitSeries) -> list[dict[str, Any]]:
                        "steps": [[round(steps[k], 6), int(steps[k + 1])]
                                  for k in range(0, len(steps), 2)]})
     return series
+
+
+def health_over_time(health: dict[str, Any]) -> dict[str, Any]:
+    """Retransmissions per bucket of the capture's time (first to last packet), by cause
+    (sparse: [[bucket, count], ...] of the buckets with any), and the connections
+    stalled on a zero window at once (steps [[t_s since t0, count], ...]), from the engine's
+    times (src/page/health.rs; seconds since t0). `unplaced`: retransmissions beyond the
+    traces, counted by the records, with no time."""
+    span = health["span"]
+    buckets = HEALTH_BUCKETS if span > 0 else 1
+    width = span / buckets if span > 0 else 1.0
+    counts = {}
+    for cause in CAUSES:
+        bins = [0] * buckets
+        for t in array("d", health[cause]):
+            bins[min(buckets - 1, max(0, int(t / width)))] += 1
+        counts[cause] = [[i, n] for i, n in enumerate(bins) if n]
+    peak, packed = health["stalled"]
+    steps = array("d", packed)
+    return {"span": span, "buckets": buckets, "bucket_s": width, "counts": counts,
+            "unplaced": health["unplaced"], "periods": health["periods"], "stalled_peak": peak,
+            "stalled": [[round(steps[k], 6), int(steps[k + 1])] for k in range(0, len(steps), 2)]}
 
 
 def nice_step(raw: float) -> float:
@@ -138,6 +164,7 @@ def write_page(out: IO[str], rows: IO[str], page: dict[str, Any], *,
         "t_end": 0.0 if empty else page["t_end"],
         "rtt_histogram": histogram(array("d", page["rtt_ms"])),
         "time_wait": time_wait_series(page["time_wait"]),
+        "health": health_over_time(page["health"]),
         "fields": ROW_FIELDS,
         "strings": page["strings"],
         "traces": traces,

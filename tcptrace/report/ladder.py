@@ -1,7 +1,8 @@
 """A connection as a ladder diagram for the terminal: client left, server right, time down.
 
 Each segment is one arrow labelled with its flags, relative seq/ack, payload length and
-marks; an endpoint's state is written beside its rail on the segment that changed it.
+marks (the health verdicts in words: tcptrace.report.marks, explained under the drawing);
+an endpoint's state is written beside its rail on the segment that changed it.
 Runs of more than `FOLD_AFTER` unremarkable segments (data or bare ACKs: no SYN, FIN, RST,
 mark or state change) keep their first and last `KEEP` arrows and fold the rest into one
 line. `ascii=True` draws with plain ASCII; colours are ANSI escapes, off unless asked.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tcptrace.report.marks import legend_lines, marks_of
 from tcptrace.report.trace import (
     FIN,
     KEEPALIVE,
@@ -66,18 +68,19 @@ def label(seg: TracedSegment) -> str:
         parts.append(f"ack={seg['ack']}")
     if seg["length"]:
         parts.append(f"len={seg['length']}")
-    if seg["window"] == 0 and RESET not in seg["marks"]:
+    marks = marks_of(seg)
+    if seg["window"] == 0 and RESET not in seg["marks"] and "zero-window" not in marks:
         parts.append("win=0")
-    return " ".join(parts) + "".join(f" [{m}]" for m in seg["marks"] if m != RESET)
+    return " ".join(parts) + "".join(f" [{m}]" for m in marks)
 
 
 def _colour_of(seg: TracedSegment) -> int | None:
-    marks = seg["marks"]
-    if RESET in marks:
+    if RESET in seg["marks"]:
         return RED
-    if RETRANSMISSION in marks or OUT_OF_ORDER in marks:
+    marks = marks_of(seg)
+    if any(m.startswith(RETRANSMISSION) or m == OUT_OF_ORDER for m in marks):
         return YELLOW
-    if KEEPALIVE in marks:
+    if KEEPALIVE in marks or "window-probe" in marks or "zero-window" in marks:
         return MAGENTA
     if seg["flags"] & SYN:
         return GREEN
@@ -164,6 +167,7 @@ class Ladder:
         final = record["final_state"]
         lines.append(pad + self.paint(f"{final['client']:<{self.state_width}}", BOLD) + " " +
                      " " * (width + 2) + " " + self.paint(final["server"], BOLD))
+        lines += _legend(record, segments)
         return "\n".join(line.rstrip() for line in lines) + "\n"
 
     def _arrow(self, seg: TracedSegment, width: int, first_ns: int) -> str:
@@ -195,6 +199,18 @@ class Ladder:
             return " " * (TIME_WIDTH + 2 + self.state_width + 1) + g.fold + self.paint(line, DIM)
         return (" " * (TIME_WIDTH + 2 + self.state_width + 1) + g.fold + self.paint(line, DIM) +
                 g.fold)
+
+
+def _legend(record: Record, segments: list[TracedSegment]) -> list[str]:
+    """Under the drawing: what each mark drawn means, and the frames captured twice (they
+    are left out of the trace as of every count)."""
+    lines = legend_lines({m for seg in segments for m in marks_of(seg)})
+    copies = record["duplicates"]["client"] + record["duplicates"]["server"]
+    if copies:
+        lines.append(f"{copies} frame{'' if copies == 1 else 's'} captured twice, left out "
+                     f"(duplicates: client {record['duplicates']['client']}, "
+                     f"server {record['duplicates']['server']})")
+    return ["", *lines] if lines else []
 
 
 def _chain(seg: TracedSegment, side: int) -> str:

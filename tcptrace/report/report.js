@@ -183,6 +183,74 @@
       axis.title + "; a long series show the most at once per 1/1200 of the axis");
   }
 
+  // ---- retransmissions and zero-window stalls over time ---------------------------
+  // Bars: retransmissions per bucket (1/100 of the capture's time), stacked by cause, as
+  // the traces place them (src/page/health.rs); a step line below: the connections stalled
+  // on a zero window at once. Both on the TIME_WAIT timeline's time axis.
+  var CAUSE_COLOURS = [["rto", "#d97706", "RTO"], ["fast", "#2563eb", "fast retransmit"], ["tlp", "#7c3aed", "tail-loss probe"]];
+  function health(container) {
+    var HD = D.health, n = HD.buckets, placed = 0, top = 0, per = {};
+    CAUSE_COLOURS.forEach(function (c) {  // the sparse [bucket, count] pairs, per bucket
+      var bins = per[c[0]] = new Float64Array(n);
+      HD.counts[c[0]].forEach(function (p) { bins[p[0]] = p[1]; });
+    });
+    for (var b = 0; b < n; b++) {
+      var sum = 0;
+      CAUSE_COLOURS.forEach(function (c) { sum += per[c[0]][b]; });
+      placed += sum; top = Math.max(top, sum);
+    }
+    if (!placed && !HD.unplaced && !HD.periods) { note(container, "no retransmission and no zero window"); return; }
+    var span = HD.span || 1, axis = timeAxis(span, D.t0);
+    var W = 1000, R = 40, T = 10, B = 26, H1 = 170, H2 = 90;
+    function counts(marks) { return marks.filter(function (v) { return v === Math.round(v); }); }
+    var yt = counts(ticks(0, Math.max(1, top), 4));
+    if (yt[yt.length - 1] < top) yt.push(yt[yt.length - 1] + (yt.length > 1 ? yt[1] - yt[0] : 1));
+    var ymax = yt[yt.length - 1] || 1;
+    var st = counts(ticks(0, Math.max(1, HD.stalled_peak), 2)), smax = Math.max(1, st[st.length - 1], HD.stalled_peak);
+    var L = 12 + Math.max.apply(null, yt.concat(st).map(function (v) { return textWidth(thousands(v)); }));
+    var X = function (t) { return L + t / span * (W - L - R); };
+    function frame(height, marks, vmax, cls) {
+      var s = svg("svg", { width: "100%", height: height, viewBox: "0 0 " + W + " " + height, "class": cls }, container);
+      var Y = function (v) { return height - B - v / vmax * (height - B - T); };
+      axis.ticks.forEach(function (t) {
+        svg("line", { x1: X(t), y1: T, x2: X(t), y2: height - B, "class": "grid" }, s);
+        svg("text", { x: X(t), y: height - 8, "text-anchor": X(t) < L + 20 ? "start" : "middle" }, s, axis.label(t));
+      });
+      marks.forEach(function (v) {
+        svg("line", { x1: L, y1: Y(v), x2: W - R, y2: Y(v), "class": "grid" }, s);
+        svg("text", { x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, s, thousands(v));
+      });
+      return { s: s, Y: Y };
+    }
+    var bars = frame(H1, yt, ymax, "retx");
+    var bw = (W - L - R) / n;
+    for (var i = 0; i < n; i++) {
+      var level = 0;
+      CAUSE_COLOURS.forEach(function (c) {
+        var k = per[c[0]][i];
+        if (!k) return;
+        svg("rect", { x: L + i * bw + 0.5, y: bars.Y(level + k), width: Math.max(1, bw - 1), height: bars.Y(level) - bars.Y(level + k),
+          fill: c[1], "class": "bar-" + c[0] }, bars.s).appendChild(svg("title", {}, null, thousands(k) + " " + c[2]));
+        level += k;
+      });
+    }
+    var stalls = frame(H2, st, smax, "stalls"), d = "", last = 0;
+    HD.stalled.forEach(function (p, j) {
+      d += (j ? "L" + X(p[0]) + "," + stalls.Y(last) + "L" : "M") + X(p[0]) + "," + stalls.Y(p[1]);
+      last = p[1];
+    });
+    if (d) svg("path", { d: d + "L" + X(span) + "," + stalls.Y(last), fill: "none", stroke: "#dc2626", "stroke-width": 1.8 }, stalls.s);
+    var legend = h("div", { "class": "legend" }, container);
+    CAUSE_COLOURS.concat([["stalled", "#dc2626", "connections stalled on a zero window (peak " + HD.stalled_peak + ")"]]).forEach(function (c) {
+      var item = h("span", {}, legend);
+      h("i", { style: "background:" + c[1] }, item);
+      item.appendChild(document.createTextNode(c[2]));
+    });
+    note(container, thousands(placed) + " retransmissions placed, per " + fmt(HD.bucket_s, 3) + " s; " +
+      (HD.unplaced ? thousands(HD.unplaced) + " more counted by the records beyond the traces (--max-segments) have no time here; " : "") +
+      thousands(HD.periods) + " zero-window periods; time " + axis.title + "; causes and stalls as docs/health.md tells them");
+  }
+
   // ---- connection table ---------------------------------------------------------
   // Rows are arrays (D.fields names the indices; strings are indices into D.strings). The
   // table is virtual: only the rows in view (plus a margin) are in the DOM. Sorting works
@@ -263,7 +331,8 @@
     for (var i = 0; i < ROWS.length; i++) {
       var r = ROWS[i], parts = [];
       for (var c = 0; c < COLUMNS.length; c++) parts.push(COLUMNS[c][3](r));
-      parts.push(str(r[F.proto]) || "", S[r[F.final_c]], S[r[F.final_s]], str(r[F.half_close]) ? "half-close" : "");
+      parts.push(str(r[F.proto]) || "", S[r[F.final_c]], S[r[F.final_s]], str(r[F.half_close]) ? "half-close" : "",
+        str(r[F.health]) || "");
       search[i] = parts.join(" ").toLowerCase();
     }
     return search;
@@ -348,11 +417,13 @@
   }
 
   // ---- ladder -------------------------------------------------------------------
+  // A segment's marks (seg[9]) are its health verdicts in words, as `tcptrace ladder` draws
+  // them (src/page/health.rs mark_words, tcptrace/report/marks.py), and "rst".
   function markColour(seg) {
     var m = seg[9];
     if (m.indexOf("rst") >= 0) return "#dc2626";
     if (m.indexOf("retransmission") >= 0 || m.indexOf("out-of-order") >= 0) return "#d97706";
-    if (m.indexOf("keep-alive") >= 0) return "#a21caf";
+    if (m.indexOf("keep-alive") >= 0 || m.indexOf("window-probe") >= 0 || m.indexOf("zero-window") >= 0) return "#a21caf";
     if (seg[2] & SYN) return "#16a34a";
     if (seg[2] & FIN) return "#2563eb";
     return "#475467";
@@ -361,7 +432,7 @@
     var out = flagText(seg[2]) + " seq=" + seg[3];
     if (seg[4] !== null) out += " ack=" + seg[4];
     if (seg[5]) out += " len=" + seg[5];
-    if (seg[6] === 0) out += " win=0";
+    if (seg[6] === 0 && seg[9].indexOf("zero-window") < 0) out += " win=0";
     seg[9].split(",").forEach(function (m) { if (m && m !== "rst") out += " [" + m + "]"; });
     return out;
   }
@@ -499,7 +570,7 @@
       if (seg[9]) svg("circle", { cx: x, cy: y2 - 4, r: 2.5, fill: colour }, s);
     });
     var lg = h("div", { "class": "legend" }, box);
-    [["#1d2330", "data (seq .. seq+len)"], ["#d97706", "retransmission"], ["#a21caf", "keep-alive"],
+    [["#1d2330", "data (seq .. seq+len)"], ["#d97706", "retransmission"], ["#a21caf", "keep-alive, window probe"],
      ["#059669", "ACK from the peer"], ["#7c3aed", "ACK + window"]].forEach(function (p) {
       var sp = h("span", {}, lg); h("i", { style: "background:" + p[0] }, sp); sp.appendChild(document.createTextNode(p[1]));
     });
@@ -510,7 +581,8 @@
   function connection(r) {
     return { id: r[0], client: endpoint(r, "client"), server: endpoint(r, "server"), outcome: S[r[F.outcome]],
       final: [S[r[F.final_c]], S[r[F.final_s]]], tw: str(r[F.tw]), rst: str(r[F.rst]), rst_sender: str(r[F.rst_sender]),
-      pkts: [r[F.pkts_c], r[F.pkts_s]], bytes: [r[F.bytes_c], r[F.bytes_s]], retx: [r[F.retx_c], r[F.retx_s]] };
+      pkts: [r[F.pkts_c], r[F.pkts_s]], bytes: [r[F.bytes_c], r[F.bytes_s]], retx: [r[F.retx_c], r[F.retx_s]],
+      health: str(r[F.health]), stall_ms: r[F.stall_ms] };
   }
   function inflate(b64) {  // an embedded trace: base64 of zlib-deflated JSON rows
     var bin = atob(b64), raw = new Uint8Array(bin.length);
@@ -534,6 +606,9 @@
       "; TIME_WAIT: " + (c.tw || "-") + "; RST: " + (c.rst ? c.rst + " by " + c.rst_sender : "-") +
       "; packets " + c.pkts.join("/") + "; unique bytes " + c.bytes.map(bytes).join(" / ") +
       "; retransmitted " + c.retx.map(bytes).join(" / "));
+    h("div", { "class": "note health" }, detail, "health: " + (c.health || "no retransmission, zero window or duplicate") +
+      (c.stall_ms ? "; zero window shut " + fmt(c.stall_ms) + " ms in all" : "") +
+      (c.health ? " (rto, fast, tlp: retransmissions by cause; spur: spurious; zw: zero-window periods; dup: frames captured twice)" : ""));
     var packed = D.traces[String(id)];
     if (!packed) {
       var n = Object.keys(D.traces).length;
@@ -625,6 +700,7 @@
     note(reuse, "mean " + fmt(rq.mean) + ", p50 " + fmt(rq.p50) + ", max " + fmt(rq.max) + "; reused (> 1 request): " + rq.reused +
       "; HTTP/1.x requests, or request/response turns of other protocols");
     timewait(document.getElementById("timewait"));
+    health(document.getElementById("health"));
     table();
     window.addEventListener("hashchange", fromHash);
     window.tcptraceReport.ready = fromHash().then(function () {

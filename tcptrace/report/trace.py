@@ -62,5 +62,7 @@ def flag_text(flags: int) -> str:
 
 
 def plain(seg: TracedSegment) -> bool:
-    """Data or a bare ACK, unremarkable, changing no state: what a fold may hide."""
-    return not (seg["flags"] & (SYN | FIN | RST) or seg["marks"] or any(seg["entered"]))
+    """Data or a bare ACK, unremarkable (no mark, no health verdict), changing no state:
+    what a fold may hide."""
+    return not (seg["flags"] & (SYN | FIN | RST) or seg["marks"] or seg["verdicts"]
+                or any(seg["entered"]))
