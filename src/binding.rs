@@ -21,6 +21,7 @@ use crate::writers::summary::Summary;
 use crate::writers::zeek::ZeekLogWriter;
 use crate::writers::Value;
 
+mod allocator;
 mod bpf;
 mod capture;
 mod records;
@@ -902,6 +903,7 @@ fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
 
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    allocator::configure();
     module.add_class::<Run>()?;
     module.add_class::<bpf::BpfFilter>()?;
     module.add_class::<PyProgress>()?;

@@ -433,7 +433,12 @@ impl Engine {
                     ..Slice::default()
                 };
                 let mut ended = self.table.drain();
-                for conn in &mut ended {
+                for i in 0..ended.len() {
+                    // the next connection's cold parts start loading (see Connection::warm)
+                    if let Some(next) = ended.get(i + 1) {
+                        std::hint::black_box(next.warm());
+                    }
+                    let Some(conn) = ended.get_mut(i) else { break };
                     let record = record_of(&mut self.table.ledger, conn, msl_s);
                     emit(record, conn.take_trace()).map_err(RunError::Emit)?;
                 }

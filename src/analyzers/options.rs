@@ -117,6 +117,13 @@ pub struct OptionsAnalyzer {
     sides: Option<Box<[Option<SynOptions>; 2]>>,
 }
 
+impl OptionsAnalyzer {
+    /// A word of the boxed options, read ahead of the record (see `Connection::warm`).
+    pub fn warm(&self) -> bool {
+        self.sides.as_deref().is_some_and(|s| s[0].is_some())
+    }
+}
+
 impl Analyzer for OptionsAnalyzer {
     #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {

@@ -183,26 +183,64 @@ fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
     if n as f64 / 1e6 != a {
         return false;
     }
-    let (whole, mut fraction) = (n / 1_000_000, n % 1_000_000);
-    if x < 0.0 {
-        out.push(b'-');
-    }
-    let mut ints = itoa::Buffer::new();
-    out.extend_from_slice(ints.format(whole).as_bytes());
-    out.push(b'.');
-    if fraction == 0 {
-        out.push(b'0');
-        return true;
-    }
-    let mut digits = 6;
-    while fraction % 10 == 0 {
-        fraction /= 10;
-        digits -= 1;
-    }
-    let text = ints.format(fraction).as_bytes();
-    out.extend(std::iter::repeat_n(b'0', digits - text.len()));
-    out.extend_from_slice(text);
+    write_micros(out, x < 0.0, n);
     true
+}
+
+/// "00", "01", ... "99": two digits per table read.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
+/// The two digits of `v` (< 100).
+fn pair(v: u32) -> [u8; 2] {
+    let i = 2 * (v as usize % 100);
+    [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+}
+
+/// `n` millionths (n < 2^32 * 10^6) as `[-]whole.fraction`, the fraction's trailing zeros
+/// trimmed (one digit at least). Built in a fixed stack buffer and appended as a whole,
+/// then cut to its length: one constant-size copy instead of a `memcpy` call per part and
+/// a division per trimmed zero (1.3M floats in a 1M-packet run).
+fn write_micros(out: &mut Vec<u8>, negative: bool, n: u64) {
+    let whole = (n / 1_000_000) as u32;
+    let fraction = (n % 1_000_000) as u32;
+    let mut text = [0u8; 24];
+    let sign = usize::from(negative);
+    text[0] = b'-';
+    let digits = whole.checked_ilog10().unwrap_or(0) as usize + 1; // at most 10
+    let mut end = sign + digits;
+    let mut v = whole;
+    while v >= 100 {
+        end -= 2;
+        text[end..end + 2].copy_from_slice(&pair(v));
+        v /= 100;
+    }
+    if v >= 10 {
+        text[end - 2..end].copy_from_slice(&pair(v));
+    } else {
+        text[end - 1] = b'0' + v as u8;
+    }
+    let point = sign + digits;
+    text[point] = b'.';
+    let f = point + 1;
+    text[f..f + 2].copy_from_slice(&pair(fraction / 10_000));
+    text[f + 2..f + 4].copy_from_slice(&pair(fraction / 100));
+    text[f + 4..f + 6].copy_from_slice(&pair(fraction));
+    let mut len = f + 6;
+    while len > f + 1 && text[len - 1] == b'0' {
+        len -= 1;
+    }
+    let start = out.len();
+    out.extend_from_slice(&text);
+    out.truncate(start + len);
 }
 
 /// A float as Python's `repr()` writes it: `0.0001`, `1e-05`, `100.0`, `1e+16`, `inf`,
@@ -247,6 +285,25 @@ mod tests {
             write_ryu_exponent(&mut out, text.as_bytes(), 1);
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn microsecond_decimals_have_every_digit_in_place() {
+        for (x, text) in [
+            (0.5, "0.5"),
+            (7.0, "7.0"),
+            (-3.25, "-3.25"),
+            (10.000001, "10.000001"),
+            (99.09, "99.09"),
+            (100.1, "100.1"),
+            (-0.00001, "-0.00001"),
+            (1_700_000_000.120_3, "1700000000.1203"),
+            (4_294_967_295.999_999, "4294967295.999999"),
+        ] {
+            let mut out = b"x".to_vec();
+            assert!(write_microsecond_decimal(&mut out, x), "{x}");
+            assert_eq!(String::from_utf8(out).unwrap(), format!("x{text}"));
+        }
     }
 
     #[test]
