@@ -422,6 +422,16 @@ def _wait_for(what: str, ready: Callable[[], bool], seconds: float = 90) -> None
         time.sleep(0.05)
 
 
+def _scheduler_address(scheduler_file: Path) -> str | None:
+    """The address in `dask scheduler --scheduler-file`'s file, or None while the file is
+    absent or still being written (it appears before its JSON is complete)."""
+    try:
+        address = json.loads(scheduler_file.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(address)
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     """End the processes the test started (each by its own handle)."""
     for proc in processes:
@@ -462,8 +472,8 @@ def test_a_real_cluster_survives_a_killed_worker(capsys: pytest.CaptureFixture[s
             [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
              "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
             cwd=tmp_path, **quiet))
-        _wait_for("the scheduler", scheduler_file.exists)
-        address = json.loads(scheduler_file.read_text())["address"]
+        _wait_for("the scheduler", lambda: _scheduler_address(scheduler_file) is not None)
+        address = _scheduler_address(scheduler_file) or ""
         assert address.startswith("tcp://127.0.0.1:")
         workers = [subprocess.Popen(
             [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
