@@ -432,10 +432,12 @@ impl Run {
 
     /// Warnings of the run, each "kind: message".
     fn warnings(&self) -> Vec<String> {
-        match &self.report {
+        let mut warnings = match &self.report {
             Some(report) => report.warnings.clone(),
             None => self.engine.source.warnings.clone(),
-        }
+        };
+        warnings.extend(self.summary.warning()); // the scan sources' cap
+        warnings
     }
 
     /// Table rows sorted by id, those from `start` to `stop` (all by default): (id, client,

@@ -37,7 +37,9 @@ use crate::checksum;
 use crate::decode::decode_piece;
 use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SLICE};
 use crate::flows::FlowTableStats;
-use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
+use crate::model::{
+    ConnectionRecord, Outcome, Probe, ProbeAnswer, ProbeKind, Role, RstKind, Sides,
+};
 use crate::sources::clock::{ClockCheck, ClockSteps};
 use crate::sources::{display_name, FileReader, SourceStats};
 use crate::writers::summary::Entry;
@@ -117,6 +119,7 @@ pub struct Digest {
     pub packets: (u64, u64),
     /// The tunnels as the csv column writes them ("vxlan:42"); empty for plain traffic.
     pub tunnel: String,
+    pub probe: Option<Probe>,
 }
 
 impl Digest {
@@ -141,6 +144,7 @@ impl Digest {
             reused: e.reused,
             packets: (r.packets.client, r.packets.server),
             tunnel: tunnel_label(r),
+            probe: r.probe,
         }
     }
 
@@ -162,6 +166,7 @@ impl Digest {
             protocol: self.protocol.as_deref(),
             requests: self.requests,
             reused: self.reused,
+            probe: self.probe.map(|p| (p, self.client.1)),
         }
     }
 
@@ -206,6 +211,20 @@ impl Digest {
         out.u8(u8::from(self.protocol.is_some()));
         out.str(self.protocol.as_deref().unwrap_or(""));
         out.str(&self.tunnel);
+        match self.probe {
+            None => out.u8(0),
+            Some(p) => {
+                out.u8(1 + ProbeKind::ALL
+                    .iter()
+                    .position(|k| *k == p.kind)
+                    .unwrap_or(0) as u8);
+                out.u8(ProbeAnswer::ALL
+                    .iter()
+                    .position(|a| *a == p.answer)
+                    .unwrap_or(0) as u8);
+                out.u8(p.sender as u8);
+            }
+        }
     }
 
     fn read(input: &mut In) -> Result<Digest, String> {
@@ -252,6 +271,26 @@ impl Digest {
         let has_protocol = input.u8()? != 0;
         let protocol = input.str()?;
         let tunnel = input.str()?;
+        let probe = match input.u8()? {
+            0 => None,
+            k => {
+                let kind = ProbeKind::ALL.get(k as usize - 1).copied();
+                let answer = ProbeAnswer::ALL.get(input.u8()? as usize).copied();
+                let sender = if input.u8()? == 0 {
+                    Role::Client
+                } else {
+                    Role::Server
+                };
+                match (kind, answer) {
+                    (Some(kind), Some(answer)) => Some(Probe {
+                        kind,
+                        answer,
+                        sender,
+                    }),
+                    _ => return Err("a record's probe is unknown".into()),
+                }
+            }
+        };
         Ok(Digest {
             first_ts,
             duration_ms,
@@ -271,6 +310,7 @@ impl Digest {
             reused,
             packets,
             tunnel,
+            probe,
         })
     }
 }
