@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record a real nmap port scan between two network namespaces (pcaps/linux/nmap_scan.pcap).
+"""Record a real nmap port scan between two network namespaces (pcaps/scan/nmap_scan.pcap).
 
 Run as root, with nmap and tcpdump installed::
 
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "linux" / "nmap_scan.pcap"
+OUT = Path(__file__).resolve().parent / "scan" / "nmap_scan.pcap"
 PORTS = "20-29,80,443"
 # (nmap option, source port): one source port per technique
 SCANS = [("-sS", 41001), ("-sF", 41002), ("-sN", 41003), ("-sX", 41004), ("-sA", 41005),

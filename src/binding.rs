@@ -889,7 +889,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The names the records use for each enumeration, in declaration order (the output
 /// schema lists the same; tests/test_schema.py holds them together).
 fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    use crate::model::{Outcome, RoleRule, RstKind};
+    use crate::model::{Outcome, ProbeAnswer, ProbeKind, RoleRule, RstKind};
     use crate::states::TcpState;
 
     let names = PyDict::new(py);
@@ -897,6 +897,8 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     names.set_item("outcomes", Outcome::ALL.map(Outcome::name).to_vec())?;
     names.set_item("role_rules", RoleRule::ALL.map(RoleRule::name).to_vec())?;
     names.set_item("rst_kinds", RstKind::ALL.map(RstKind::name).to_vec())?;
+    names.set_item("probe_kinds", ProbeKind::ALL.map(ProbeKind::name).to_vec())?;
+    names.set_item("probe_answers", ProbeAnswer::ALL.map(ProbeAnswer::name).to_vec())?;
     Ok(names)
 }
 
