@@ -56,7 +56,8 @@ def main() -> None:
     sh("ip", "netns", "add", "tt-target")
     sh("ip", "link", "add", "tt-a", "netns", "tt-scan", "type", "veth", "peer", "name", "tt-b",
        "netns", "tt-target")
-    for ns, dev, addr in (("tt-scan", "tt-a", "10.78.0.1/24"), ("tt-target", "tt-b", "10.78.0.2/24")):
+    ends = (("tt-scan", "tt-a", "10.78.0.1/24"), ("tt-target", "tt-b", "10.78.0.2/24"))
+    for ns, dev, addr in ends:
         sh(*in_ns(ns, "ip", "addr", "add", addr, "dev", dev))
         sh(*in_ns(ns, "ip", "link", "set", dev, "up"))
         sh(*in_ns(ns, "ip", "link", "set", "lo", "up"))

@@ -898,7 +898,10 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     names.set_item("role_rules", RoleRule::ALL.map(RoleRule::name).to_vec())?;
     names.set_item("rst_kinds", RstKind::ALL.map(RstKind::name).to_vec())?;
     names.set_item("probe_kinds", ProbeKind::ALL.map(ProbeKind::name).to_vec())?;
-    names.set_item("probe_answers", ProbeAnswer::ALL.map(ProbeAnswer::name).to_vec())?;
+    names.set_item(
+        "probe_answers",
+        ProbeAnswer::ALL.map(ProbeAnswer::name).to_vec(),
+    )?;
     Ok(names)
 }
 

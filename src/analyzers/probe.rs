@@ -57,7 +57,7 @@ enum Shape {
     Connection,
 }
 
-/// The first segment's sender and flags, and what answered it. 12 bytes per connection.
+/// The first segment's sender and flags, and what answered it: 8 bytes per connection.
 #[derive(Debug, Default)]
 pub struct ProbeAnalyzer {
     shape: Shape,
@@ -226,6 +226,11 @@ mod tests {
             answer,
             sender,
         }
+    }
+
+    #[test]
+    fn a_connection_pays_eight_bytes() {
+        assert_eq!(std::mem::size_of::<ProbeAnalyzer>(), 8);
     }
 
     #[test]
