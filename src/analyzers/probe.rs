@@ -81,8 +81,13 @@ impl ProbeAnalyzer {
         };
         let syn_ack = flags & PROBE_FLAGS == SYN | ACK;
         self.shape = match self.shape {
-            // the probe again (nmap retries; the sequence number may differ)
-            Shape::Probed if role == prober && flags & PROBE_FLAGS == self.flags => Shape::Probed,
+            // the probe again (nmap retries, the sequence number may differ; `hping3 -k`
+            // repeats an answered one from the same port)
+            shape @ (Shape::Probed | Shape::Reset)
+                if role == prober && flags & PROBE_FLAGS == self.flags =>
+            {
+                shape
+            }
             Shape::Probed | Shape::SynAcked
                 if role != prober && syn_ack && self.flags == SYN && payload_len == 0 =>
             {
@@ -257,6 +262,15 @@ mod tests {
         let ack = fed(&[(S, ACK, 99, 0), (C, RST, 99, 0)]);
         let expected = probe(ProbeKind::Ack, ProbeAnswer::Rst, S);
         assert_eq!(ack, Some((expected, Some(Outcome::ProbeReset))));
+        // a probe repeated after its answer, answered again
+        let twice = fed(&[
+            (C, 0, 0, 0),
+            (S, RST | ACK, 0, 0),
+            (C, 0, 0, 0),
+            (S, RST | ACK, 0, 0),
+        ]);
+        let expected = probe(ProbeKind::Null, ProbeAnswer::Rst, C);
+        assert_eq!(twice, Some((expected, Some(Outcome::ProbeReset))));
         let refused = fed(&[(C, SYN, 0, 0), (S, RST | ACK, 0, 0)]);
         assert_eq!(
             refused,
