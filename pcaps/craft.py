@@ -771,6 +771,66 @@ def sc_rst_after_close() -> Scenario:
     return "rst_after_close.pcap", conv.frames, readme
 
 
+# What each probe of sc_probes is: (target port, flags, answer), nmap's names (nmap(1),
+# "Port Scanning Techniques"). "R": the closed port's RST (RFC 9293 section 3.10.7.1),
+# "SA": a SYN/ACK and the scanner's RST, "": nothing.
+PROBES = [
+    (1001, "S", "R"),  # -sS, closed port
+    (1002, "S", ""),  # -sS, filtered (sent twice)
+    (1003, "S", "SA"),  # -sS, open port: half-open
+    (1004, "", "R"),  # -sN, closed
+    (1005, "", ""),  # -sN, open|filtered
+    (1006, "F", "R"),  # -sF, closed
+    (1007, "F", ""),  # -sF, open|filtered
+    (1008, "FPU", "R"),  # -sX, closed
+    (1009, "FPU", ""),  # -sX, open|filtered
+    (1010, "A", "R"),  # -sA, unfiltered
+    (1011, "A", ""),  # -sA, filtered: not told from a connection's stray ACK
+    (1012, "FA", "R"),  # -sM, closed
+    (1013, "FA", ""),  # -sM, open|filtered: not told from a connection's last FIN
+]
+
+
+def sc_probes() -> Scenario:
+    frames: list[Frame] = []
+    rows = []
+    for n, (port, flags, answer) in enumerate(PROBES):
+        conv, c, s = new_conv(50000 + n, sport=port, with_ts=False)
+        t0 = 10.0 * n
+        probe_ack = 2_000_000_000 + n if "A" in flags else 0
+        conv.send(c, t0, flags, seq=c.isn, ack=probe_ack, tsopt=False)
+        if flags == "S" and answer == "":
+            conv.send(c, t0 + 1, flags, seq=c.isn, tsopt=False)  # retransmitted probe
+        if answer == "R":
+            if "A" in flags:  # <SEQ=SEG.ACK><CTL=RST>
+                conv.send(s, t0 + 0.2, "R", seq=probe_ack, ack=0, tsopt=False)
+            else:  # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+                length = ("S" in flags) + ("F" in flags)
+                conv.send(s, t0 + 0.2, "RA", seq=0, ack=c.isn + length, tsopt=False)
+        elif answer == "SA":
+            conv.send(s, t0 + 0.2, "SA", tsopt=False)
+            conv.send(c, t0 + 0.3, "R", seq=c.isn + 1, ack=0, tsopt=False)
+        rows.append(f"{port} {flags or 'none'}/{answer or '-'}")
+        frames += conv.frames
+    # a FIN probe to a port above the scanner's: the port rule makes the scanner the server
+    conv, c, s = new_conv(60001, sport=40000, with_ts=False)
+    conv.send(s, 200, "F", seq=s.isn, ack=0, tsopt=False)
+    conv.send(c, 200.2, "RA", seq=0, ack=s.isn + 1, tsopt=False)
+    frames += conv.frames
+    readme = (
+        "A port scan 10.0.0.1 -> 10.0.0.2, no TCP options, one probe every 10 ms from source "
+        "port 50000+N (target port, probe flags/answer: R = the closed port's RST as RFC 9293 "
+        "section 3.10.7.1 forms it, SA = SYN/ACK then the scanner's RST, - = none): "
+        + ", ".join(rows)
+        + "; the unanswered SYN is sent twice. Then 10.0.0.2:40000 -> 10.0.0.1:60001 a FIN "
+        "probe answered by RST/ACK (the prober has the lower port). Records: 1001 REFUSED, "
+        "1002 UNANSWERED, 1003 HANDSHAKE_ABORTED, 1004/1006/1008/1010/1012 and the last "
+        "PROBE_RESET, 1005/1007/1009 PROBE_UNANSWERED, 1011 OPEN and 1013 HALF_CLOSED "
+        "(probe null); 10.0.0.1 is a scan source."
+    )
+    return "probes.pcap", frames, readme
+
+
 PART_A: list[Callable[[], Scenario]] = [
     sc_simultaneous_open,
     sc_fin_with_data,
@@ -783,6 +843,7 @@ PART_A: list[Callable[[], Scenario]] = [
     sc_refused_then_ok,
     sc_keepalive,
     sc_rst_after_close,
+    sc_probes,
 ]
 
 

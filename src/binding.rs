@@ -448,10 +448,12 @@ impl Run {
 
     /// Warnings of the run, each "kind: message".
     fn warnings(&self) -> Vec<String> {
-        match &self.report {
+        let mut warnings = match &self.report {
             Some(report) => report.warnings.clone(),
             None => self.engine.source.warnings.clone(),
-        }
+        };
+        warnings.extend(self.summary.warning()); // the scan sources' cap
+        warnings
     }
 
     /// Table rows sorted by id, those from `start` to `stop` (all by default): (id, client,
@@ -917,7 +919,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The names the records use for each enumeration, in declaration order (the output
 /// schema lists the same; tests/test_schema.py holds them together).
 fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    use crate::model::{Outcome, RoleRule, RstKind};
+    use crate::model::{Outcome, ProbeAnswer, ProbeKind, RoleRule, RstKind};
     use crate::states::TcpState;
 
     let names = PyDict::new(py);
@@ -925,6 +927,11 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     names.set_item("outcomes", Outcome::ALL.map(Outcome::name).to_vec())?;
     names.set_item("role_rules", RoleRule::ALL.map(RoleRule::name).to_vec())?;
     names.set_item("rst_kinds", RstKind::ALL.map(RstKind::name).to_vec())?;
+    names.set_item("probe_kinds", ProbeKind::ALL.map(ProbeKind::name).to_vec())?;
+    names.set_item(
+        "probe_answers",
+        ProbeAnswer::ALL.map(ProbeAnswer::name).to_vec(),
+    )?;
     Ok(names)
 }
 

@@ -632,7 +632,7 @@ impl Connection {
             }
         }
         if flags & RST != 0 {
-            self.rst(role, ts_ns, flags, ack);
+            self.rst(role, ts_ns, flags, seq, ack);
             self.traced(role, seg, 0);
             return false;
         }
@@ -901,7 +901,7 @@ impl Connection {
         }
     }
 
-    fn rst(&mut self, role: Role, ts_ns: i64, flags: u16, ack: u32) {
+    fn rst(&mut self, role: Role, ts_ns: i64, flags: u16, seq: u32, ack: u32) {
         let peer_role = role.peer();
         let [a, b] = &mut self.sides;
         let (me, peer) = if role == Role::Client { (a, b) } else { (b, a) };
@@ -919,6 +919,8 @@ impl Connection {
             receiver,
             sender_opened: me.opened,
             assumed: self.assumed,
+            seq,
+            flags,
         });
         apply(
             &mut me.machine,
@@ -1017,6 +1019,7 @@ impl Connection {
             },
             half_close: None,
             rst: None,
+            probe: None,
             keepalive: Keepalive::default(),
             reuse: Reuse::default(),
             states: PerSide::new(changes(&mut c.machine), changes(&mut s.machine)),

@@ -83,10 +83,19 @@ pub enum Outcome {
     /// Not closed, and the capture ends while a side advertises a zero window: the peer is
     /// stalled, waiting for it to open (analyzers/health.rs).
     Stalled,
+    /// A stray probe (no SYN: NULL, FIN, Xmas, ACK, Maimon...) answered by the peer's RST,
+    /// a closed port's answer (analyzers/probe.rs).
+    ProbeReset,
+    /// A stray probe without ACK (NULL, FIN, Xmas) nothing answered: an open port drops
+    /// it, and so does a filter.
+    ProbeUnanswered,
+    /// A SYN answered by SYN/ACK, and the SYN's sender reset instead of completing the
+    /// handshake: a SYN scan's half-open probe of an open port (nmap -sS).
+    HandshakeAborted,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Closed,
         Outcome::Reset,
         Outcome::Refused,
@@ -96,6 +105,9 @@ impl Outcome {
         Outcome::Closing,
         Outcome::Open,
         Outcome::Stalled,
+        Outcome::ProbeReset,
+        Outcome::ProbeUnanswered,
+        Outcome::HandshakeAborted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +121,9 @@ impl Outcome {
             Outcome::Closing => "CLOSING",
             Outcome::Open => "OPEN",
             Outcome::Stalled => "STALLED",
+            Outcome::ProbeReset => "PROBE_RESET",
+            Outcome::ProbeUnanswered => "PROBE_UNANSWERED",
+            Outcome::HandshakeAborted => "HANDSHAKE_ABORTED",
         }
     }
 }
@@ -329,6 +344,83 @@ pub struct Rst {
     pub count: u64,
 }
 
+/// What a probe was, by its TCP flags, named as nmap's docs name the scans that send it
+/// (nmap(1), "Port Scanning Techniques").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// SYN (-sS; a refused or unanswered connect() looks the same).
+    Syn,
+    /// No flag at all (-sN).
+    Null,
+    /// FIN alone (-sF).
+    Fin,
+    /// FIN, PSH and URG (-sX).
+    Xmas,
+    /// ACK alone (-sA, -sW).
+    Ack,
+    /// FIN and ACK (-sM).
+    Maimon,
+    /// Any other combination without SYN and RST (--scanflags).
+    Other,
+}
+
+impl ProbeKind {
+    pub const ALL: [ProbeKind; 7] = [
+        ProbeKind::Syn,
+        ProbeKind::Null,
+        ProbeKind::Fin,
+        ProbeKind::Xmas,
+        ProbeKind::Ack,
+        ProbeKind::Maimon,
+        ProbeKind::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Syn => "syn",
+            ProbeKind::Null => "null",
+            ProbeKind::Fin => "fin",
+            ProbeKind::Xmas => "xmas",
+            ProbeKind::Ack => "ack",
+            ProbeKind::Maimon => "maimon",
+            ProbeKind::Other => "other",
+        }
+    }
+}
+
+/// What answered a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeAnswer {
+    /// A RST as RFC 9293 section 3.10.7.1 forms it: a closed port's answer.
+    Rst,
+    /// A SYN/ACK: an open port's answer to a SYN.
+    SynAck,
+    /// Nothing.
+    None,
+}
+
+impl ProbeAnswer {
+    pub const ALL: [ProbeAnswer; 3] = [ProbeAnswer::Rst, ProbeAnswer::SynAck, ProbeAnswer::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeAnswer::Rst => "rst",
+            ProbeAnswer::SynAck => "syn_ack",
+            ProbeAnswer::None => "none",
+        }
+    }
+}
+
+/// A connection that was only a probe and its answer (analyzers/probe.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    pub answer: ProbeAnswer,
+    /// The side that sent the probe (the server when the port rule gave the prober the
+    /// lower port).
+    pub sender: Role,
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Keepalive {
     /// Keep-alive probes sent by each side (RFC 1122 section 4.2.3.6).
@@ -425,6 +517,8 @@ pub struct ConnectionRecord {
     pub close: Close,
     pub half_close: Option<HalfClose>,
     pub rst: Option<Rst>,
+    /// The probe the connection was, with its answer (None: not a probe).
+    pub probe: Option<Probe>,
     pub keepalive: Keepalive,
     pub reuse: Reuse,
     pub states: PerSide<Vec<StateChange>>,

@@ -82,7 +82,8 @@ def test_rules_file_parsed_with_defaults_names_and_lines() -> None:
     ({"check": "half_close", "side": "client"}, "no half-close by the client"),
     ({"check": "reuse", "min_requests": 2, "min_mean": 2.5, "protocol": "any"},
      "requests per connection: each >= 2, mean >= 2.5"),
-    ({"check": "completed"}, "no connection ending UNANSWERED or HANDSHAKE_FAILED or REFUSED"),
+    ({"check": "completed"}, "no connection ending UNANSWERED or HANDSHAKE_FAILED or REFUSED or "
+                             "HANDSHAKE_ABORTED or PROBE_RESET or PROBE_UNANSWERED"),
     ({"check": "connections", "min": 1, "max": 9}, "connections >= 1 and <= 9"),
     ({"check": "retransmit_rate", "max_pct": 2.5},
      "retransmitted bytes <= 2.5 % of payload over all connections"),

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import CRAFTED, LINUX, ROOT
+from conftest import CRAFTED, LINUX, PCAPS, ROOT
 
 from tcptrace import native
 from tcptrace.cli import cli
@@ -156,6 +156,19 @@ def test_a_connection_not_embedded_gives_the_ladder_command(tmp_path: Path,
     command = browser.evaluate("document.querySelector('#detail code.cmd').textContent")
     assert command.startswith("tcptrace ladder pcaps/linux/") or "ladder" in command
     assert command.endswith("--conn 3 --filter 'port 8080'")
+    assert browser.evaluate("tcptraceReport.errors") == []
+
+
+def test_the_outcomes_card_names_the_scan_source(tmp_path: Path, browser: Browser) -> None:
+    page = tmp_path / "scan.html"
+    result = CliRunner().invoke(cli, ["report", str(PCAPS / "scan" / "nmap_scan.pcap"),
+                                      "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    browser.open(page.as_uri(), READY)
+    notes = browser.evaluate(
+        "Array.from(document.querySelectorAll('#outcomes .note')).map(n => n.textContent)")
+    assert notes == ["probes: syn 12, null 12, fin 12, xmas 12, ack 12, maimon 12; "
+                     "scan sources: 10.78.0.1 (12 targets)"]
     assert browser.evaluate("tcptraceReport.errors") == []
 
 

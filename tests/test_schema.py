@@ -173,6 +173,12 @@ def test_enums_match_the_model() -> None:
     rst = conn["rst"]["anyOf"][0]["properties"]
     assert rst["kind"]["enum"] == names["rst_kinds"]
     assert rst["state"]["enum"] == rst["receiver_state"]["enum"] == states
+    probe = conn["probe"]["anyOf"][0]["properties"]
+    assert probe["kind"]["enum"] == names["probe_kinds"]
+    assert probe["answer"]["enum"] == names["probe_answers"]
+    scans = d["summary"]["properties"]["scans"]["properties"]
+    assert scans["probes"]["propertyNames"]["enum"] == names["probe_kinds"]
+    assert d["summary"]["properties"]["outcomes"]["propertyNames"]["enum"] == names["outcomes"]
     assert conn["reuse"]["properties"]["protocol"]["enum"] == ["http/1.0", "http/1.1", None]
     assert conn["close"]["properties"]["initiator"]["enum"] == ["client", "server", "both", None]
 

@@ -169,10 +169,14 @@ def test_verdicts_agree_with_tshark_on_pcaps() -> None:
     assert agreement.differences == [
         ("simultaneous_open.pcap", 3, "retransmission", "tshark"),
         ("simultaneous_open.pcap", 4, "retransmission", "tshark")]
+    # 3 retransmissions and 4 lost segments are repeated probes: the unanswered SYN of
+    # crafted/probes.pcap, and nmap's second FIN, NULL and Xmas probes to the open ports of
+    # scan/nmap_scan.pcap (sent with a new sequence number: retransmitted for a FIN,
+    # beyond a lost segment for NULL and Xmas, as tshark and we both see them)
     assert {flag: agreement.counts[flag]["both"] for flag in FLAGS if
             agreement.counts[flag]["both"]} == {
-        "retransmission": 8, "duplicate_ack": 1, "keep_alive": 6, "out_of_order": 1,
-        "lost_segment": 1}
+        "retransmission": 11, "duplicate_ack": 1, "keep_alive": 6, "out_of_order": 1,
+        "lost_segment": 5}
 
 
 def test_verdicts_agree_with_tshark_on_the_corpus(shared: Path) -> None:

@@ -10,6 +10,7 @@ pub mod health;
 pub mod http;
 pub mod keepalive;
 pub mod options;
+pub mod probe;
 pub mod reuse;
 pub mod rst;
 pub mod trace;
@@ -64,7 +65,8 @@ pub enum ConnEvent<'a> {
     Fin { role: Role, ts_ns: i64 },
     /// The peer acknowledged the FIN of `role`.
     FinAcked { role: Role, ts_ns: i64 },
-    /// A RST from `role`; the states of sender and receiver just before it.
+    /// A RST from `role`; the states of sender and receiver just before it, its sequence
+    /// number and flags.
     Rst {
         role: Role,
         ts_ns: i64,
@@ -72,6 +74,8 @@ pub enum ConnEvent<'a> {
         receiver: TcpState,
         sender_opened: bool,
         assumed: bool,
+        seq: u32,
+        flags: u16,
     },
     /// New in-order stream data from `role` (`data`: its bytes, when captured and wanted).
     StreamData {
@@ -152,6 +156,7 @@ analyzers! {
     handshake: handshake::HandshakeAnalyzer,
     rst: rst::RstAnalyzer,
     close: close::CloseAnalyzer,
+    probe: probe::ProbeAnalyzer,
     keepalive: keepalive::KeepaliveAnalyzer,
     reuse: reuse::ReuseAnalyzer,
     options: options::OptionsAnalyzer,

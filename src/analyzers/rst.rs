@@ -52,6 +52,7 @@ impl Analyzer for RstAnalyzer {
             receiver,
             sender_opened,
             assumed,
+            ..
         } = *event
         {
             self.count += 1;

@@ -95,6 +95,16 @@ pub fn record_dict<'py>(
         }
         None => d.set_item(intern!(py, "rst"), py.None())?,
     }
+    match &r.probe {
+        Some(p) => {
+            let x = PyDict::new(py);
+            x.set_item(intern!(py, "kind"), p.kind.name())?;
+            x.set_item(intern!(py, "answer"), p.answer.name())?;
+            x.set_item(intern!(py, "sender"), p.sender.name())?;
+            d.set_item(intern!(py, "probe"), x)?;
+        }
+        None => d.set_item(intern!(py, "probe"), py.None())?,
+    }
 
     let ka = &r.keepalive;
     let keepalive = PyDict::new(py);

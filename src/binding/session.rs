@@ -223,7 +223,9 @@ impl LiveSession {
 
     /// Warnings so far, each "kind: message".
     fn warnings(&self) -> Vec<String> {
-        self.session.source.warnings.clone()
+        let mut warnings = self.session.source.warnings.clone();
+        warnings.extend(self.summary.warning()); // the scan sources' cap
+        warnings
     }
 }
 

@@ -38,7 +38,9 @@ use crate::checksum;
 use crate::decode::decode_piece;
 use crate::engine::{source_report, warn_damage, warn_evictions, Options, FEED_SLICE};
 use crate::flows::FlowTableStats;
-use crate::model::{ConnectionRecord, Outcome, Role, RstKind, Sides};
+use crate::model::{
+    ConnectionRecord, Outcome, Probe, ProbeAnswer, ProbeKind, Role, RstKind, Sides,
+};
 use crate::sources::clock::{ClockCheck, ClockSteps};
 use crate::sources::pcap::PcapReader;
 use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, SourceStats};
@@ -139,6 +141,8 @@ pub struct Digest {
     pub tunnel: String,
     /// The table's health words (`crate::health_label`); empty when healthy.
     pub health: String,
+    /// The record's probe classification (analyzers/probe.rs), for the summary's scans.
+    pub probe: Option<Probe>,
 }
 
 impl Digest {
@@ -164,6 +168,7 @@ impl Digest {
             packets: (r.packets.client, r.packets.server),
             tunnel: tunnel_label(r),
             health: crate::health_label::health_label(r),
+            probe: r.probe,
         }
     }
 
@@ -185,6 +190,7 @@ impl Digest {
             protocol: self.protocol.as_deref(),
             requests: self.requests,
             reused: self.reused,
+            probe: self.probe.map(|p| (p, self.client.1)),
         }
     }
 
@@ -230,6 +236,20 @@ impl Digest {
         out.str(self.protocol.as_deref().unwrap_or(""));
         out.str(&self.tunnel);
         out.str(&self.health);
+        match self.probe {
+            None => out.u8(0),
+            Some(p) => {
+                out.u8(1 + ProbeKind::ALL
+                    .iter()
+                    .position(|k| *k == p.kind)
+                    .unwrap_or(0) as u8);
+                out.u8(ProbeAnswer::ALL
+                    .iter()
+                    .position(|a| *a == p.answer)
+                    .unwrap_or(0) as u8);
+                out.u8(p.sender as u8);
+            }
+        }
     }
 
     fn read(input: &mut In) -> Result<Digest, String> {
@@ -277,6 +297,26 @@ impl Digest {
         let protocol = input.str()?;
         let tunnel = input.str()?;
         let health = input.str()?;
+        let probe = match input.u8()? {
+            0 => None,
+            k => {
+                let kind = ProbeKind::ALL.get(k as usize - 1).copied();
+                let answer = ProbeAnswer::ALL.get(input.u8()? as usize).copied();
+                let sender = if input.u8()? == 0 {
+                    Role::Client
+                } else {
+                    Role::Server
+                };
+                match (kind, answer) {
+                    (Some(kind), Some(answer)) => Some(Probe {
+                        kind,
+                        answer,
+                        sender,
+                    }),
+                    _ => return Err("a record's probe is unknown".into()),
+                }
+            }
+        };
         Ok(Digest {
             first_ts,
             duration_ms,
@@ -297,6 +337,7 @@ impl Digest {
             packets,
             tunnel,
             health,
+            probe,
         })
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 5;
+pub const VERSION: u16 = 6;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;

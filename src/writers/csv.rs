@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 121] = [
+pub const COLUMNS: [&str; 124] = [
     "id",
     "client.ip",
     "client.port",
@@ -61,6 +61,9 @@ pub const COLUMNS: [&str; 121] = [
     "rst.kind",
     "rst.ts",
     "rst.count",
+    "probe.kind",
+    "probe.answer",
+    "probe.sender",
     "keepalive.probes.client",
     "keepalive.probes.server",
     "keepalive.acks.client",
@@ -542,6 +545,14 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
             row.int(rst.count);
         }
         None => (0..6).for_each(|_| row.none()),
+    }
+    match &r.probe {
+        Some(p) => {
+            row.str(p.kind.name());
+            row.str(p.answer.name());
+            row.str(p.sender.name());
+        }
+        None => (0..3).for_each(|_| row.none()),
     }
 
     let k = &r.keepalive;

@@ -346,6 +346,20 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
         Some(rst) => reset(e, rst),
         None => e.null(),
     }
+    e.key("probe");
+    match &r.probe {
+        Some(p) => {
+            e.begin_object();
+            e.key("kind");
+            e.name(p.kind.name());
+            e.key("answer");
+            e.name(p.answer.name());
+            e.key("sender");
+            e.name(p.sender.name());
+            e.end_object();
+        }
+        None => e.null(),
+    }
     e.key("keepalive");
     keepalive(e, &r.keepalive);
     e.key("reuse");

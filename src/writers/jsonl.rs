@@ -290,6 +290,18 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
         }
         None => w.lit(b"null"),
     }
+    match &r.probe {
+        Some(p) => {
+            w.lit(b",\"probe\":{\"kind\":");
+            w.name(p.kind.name());
+            w.lit(b",\"answer\":");
+            w.name(p.answer.name());
+            w.lit(b",\"sender\":");
+            w.name(p.sender.name());
+            w.out.push(b'}');
+        }
+        None => w.lit(b",\"probe\":null"),
+    }
 
     let k = &r.keepalive;
     w.counts(b",\"keepalive\":{\"probes\":", &k.probes);

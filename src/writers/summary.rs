@@ -4,8 +4,9 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
-use crate::model::{round3, ConnectionRecord, Sides};
+use crate::model::{round3, ConnectionRecord, Probe, Role, Sides};
 
+use super::scans::{ProbeEntry, ScanSources};
 use super::Value;
 
 /// Python's `Counter` as the summary uses it: counts by key, `most_common` order (count
@@ -106,6 +107,8 @@ pub struct Entry<'a> {
     pub requests: u64,
     /// The connection reused an earlier one's 4-tuple (it has a previous_id).
     pub reused: bool,
+    /// The probe the connection was (analyzers/probe.rs), and the client's port.
+    pub probe: Option<(Probe, u16)>,
 }
 
 impl<'a> Entry<'a> {
@@ -131,7 +134,23 @@ impl<'a> Entry<'a> {
             protocol: r.reuse.protocol,
             requests: r.reuse.requests,
             reused: r.previous_id.is_some(),
+            probe: r.probe.map(|p| (p, r.client.port)),
         }
+    }
+
+    /// Who probed what: the prober's address, the target's address and port.
+    fn probe_entry(&self) -> Option<ProbeEntry<'a>> {
+        let (probe, client_port) = self.probe?;
+        let (prober_ip, target_ip, target_port) = match probe.sender {
+            Role::Client => (self.client_ip, self.server_ip, self.server_port),
+            Role::Server => (self.server_ip, self.client_ip, client_port),
+        };
+        Some(ProbeEntry {
+            probe,
+            prober_ip,
+            target_ip,
+            target_port,
+        })
     }
 }
 
@@ -153,6 +172,7 @@ pub struct Summary {
     protocols: Counter,
     requests: Vec<u64>,
     port_reuse: u64,
+    scans: ScanSources,
     /// Reused for the TIME_WAIT endpoint key (no allocation per record once seen).
     key: String,
 }
@@ -213,6 +233,14 @@ impl Summary {
             self.requests.push(e.requests);
         }
         self.port_reuse += u64::from(e.reused);
+        if let Some(probe) = e.probe_entry() {
+            self.scans.add(&probe);
+        }
+    }
+
+    /// The warning when the scan sources' memory cap was reached.
+    pub fn warning(&self) -> Option<String> {
+        self.scans.warning()
     }
 
     /// Python's `Summary.as_dict()`: same keys, order, and ints where Python has ints,
@@ -267,6 +295,7 @@ impl Summary {
                     ("requests_per_connection", Value::Map(per_connection)),
                 ]),
             ),
+            ("scans", self.scans.as_value()),
         ])
     }
 

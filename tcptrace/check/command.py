@@ -88,7 +88,8 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
 @click.option("--min-requests", type=click.IntRange(min=0), metavar="N", callback=_remember,
               help="Every HTTP connection carries at least N requests (keep-alive reuse).")
 @click.option("--no-incomplete", is_flag=True, callback=_remember,
-              help="Connections UNANSWERED, HANDSHAKE_FAILED or REFUSED fail.")
+              help="Connections UNANSWERED, HANDSHAKE_FAILED or REFUSED fail, and probes "
+              "(HANDSHAKE_ABORTED, PROBE_RESET, PROBE_UNANSWERED).")
 @click.option("--min-connections", type=click.IntRange(min=0), metavar="N",
               callback=_remember, help="At least N connections.")
 @click.option("--max-retransmit-rate", type=FiniteFloat(), metavar="PCT", callback=_remember,

@@ -85,8 +85,10 @@ def _names(*names: str) -> Validator:
 # to it): written out, so that check needs no engine module
 RST_KINDS = ("REFUSED", "HANDSHAKE", "ABORT", "AFTER_CLOSE", "TIME_WAIT", "UNKNOWN_STATE")
 OUTCOMES = ("CLOSED", "RESET", "REFUSED", "UNANSWERED", "HANDSHAKE_FAILED", "HALF_CLOSED",
-            "CLOSING", "OPEN", "STALLED")
-NEVER_COMPLETED = ("UNANSWERED", "HANDSHAKE_FAILED", "REFUSED")
+            "CLOSING", "OPEN", "STALLED", "PROBE_RESET", "PROBE_UNANSWERED", "HANDSHAKE_ABORTED")
+# a probe (docs/health.md, "Scans and probes") never completed a connection either
+NEVER_COMPLETED = ("UNANSWERED", "HANDSHAKE_FAILED", "REFUSED", "HANDSHAKE_ABORTED", "PROBE_RESET",
+                   "PROBE_UNANSWERED")
 
 
 @dataclass(frozen=True, slots=True)

@@ -686,7 +686,12 @@
     document.getElementById("subtitle").textContent = D.captures.join(", ") + " · " + D.source.packets +
       " packets, " + thousands(ROWS.length) + " connections · tcptrace " + D.version;
     histogram(document.getElementById("rtt"), D.rtt_histogram, D.summary.handshake.rtt_ms);
-    bars(document.getElementById("outcomes"), entriesOf(D.summary.outcomes), "#2563eb");
+    var outcomes = document.getElementById("outcomes");
+    bars(outcomes, entriesOf(D.summary.outcomes), "#2563eb");
+    var scans = D.summary.scans;  // docs/health.md, "Scans and probes"
+    if (scans && Object.keys(scans.probes).length)
+      note(outcomes, "probes: " + entriesOf(scans.probes).map(function (e) { return e[0] + " " + e[1]; }).join(", ") +
+        "; scan sources: " + (scans.sources.map(function (s) { return s.ip + " (" + s.targets + " targets)"; }).join(", ") || "none"));
     var rst = document.getElementById("rsts");
     bars(rst, entriesOf(D.summary.rst.by_kind), "#dc2626");
     if (D.summary.rst.by_kind && Object.keys(D.summary.rst.by_kind).length)

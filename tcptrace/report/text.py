@@ -186,6 +186,11 @@ def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
         lines.append(f"Requests per connection: mean {rq['mean']}  p50 {num(rq['p50'])}  "
                      f"max {num(rq['max'])}; connections reused (>1 request): {rq['reused']}; "
                      f"protocols: {_pairs(s['reuse']['protocols'])}")
+    scans = s["scans"]
+    if scans["probes"]:  # docs/health.md, "Scans and probes"
+        sources = ", ".join(f"{x['ip']} ({x['targets']} targets: {_pairs(x['probes'])})"
+                            for x in scans["sources"][:5])
+        lines.append(f"Probes: {_pairs(scans['probes'])}; scan sources: {sources or 'none'}")
     wrapped = (textwrap.fill(line, WIDTH, subsequent_indent="    ") for line in lines)
     return "".join(line + "\n" for line in wrapped)
 

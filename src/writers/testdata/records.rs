@@ -33,6 +33,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -91,6 +92,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -149,6 +151,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -207,6 +210,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -265,6 +269,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -323,6 +328,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -381,6 +387,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -439,6 +446,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -497,6 +505,7 @@ ConnectionRecord {
     },
     half_close: Some(HalfClose { side: Role::Client, bytes_after_fin: 100, duration_ms: f(0x403ee66666666666) }),
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -555,6 +564,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -613,6 +623,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -671,6 +682,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -729,6 +741,7 @@ ConnectionRecord {
     },
     half_close: Some(HalfClose { side: Role::Client, bytes_after_fin: 20800, duration_ms: f(0x4062e0a3d70a3d71) }),
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -787,6 +800,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -845,6 +859,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -903,6 +918,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -961,6 +977,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1019,6 +1036,7 @@ ConnectionRecord {
     },
     half_close: Some(HalfClose { side: Role::Server, bytes_after_fin: 18446744073709551615, duration_ms: f(0x3f1a36e2eb1c432d) }),
     rst: Some(Rst { sender: Role::Client, state: TcpState::TimeWait, receiver_state: TcpState::SynRcvd, kind: RstKind::UnknownState, ts: f(0x42dc12218377de6b), count: 9223372036854775808 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(3, 0),
         acks: PerSide::new(0, 2),
@@ -1077,6 +1095,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1135,6 +1154,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: Some(Rst { sender: Role::Server, state: TcpState::Closed, receiver_state: TcpState::SynSent, kind: RstKind::Refused, ts: f(0x41d954fc40000347), count: 1 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1193,6 +1213,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1251,6 +1272,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1309,6 +1331,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1367,6 +1390,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1425,6 +1449,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1483,6 +1508,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1541,6 +1567,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1599,6 +1626,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1657,6 +1685,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1715,6 +1744,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1773,6 +1803,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1831,6 +1862,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1889,6 +1921,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -1947,6 +1980,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2005,6 +2039,7 @@ ConnectionRecord {
     },
     half_close: Some(HalfClose { side: Role::Server, bytes_after_fin: 50, duration_ms: f(0x4033e66666666666) }),
     rst: Some(Rst { sender: Role::Server, state: TcpState::FinWait2, receiver_state: TcpState::CloseWait, kind: RstKind::AfterClose, ts: f(0x41d954fc4003d70a), count: 1 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2063,6 +2098,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: Some(Rst { sender: Role::Client, state: TcpState::Established, receiver_state: TcpState::Established, kind: RstKind::Abort, ts: f(0x41dac0982216a0ba), count: 1 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2121,6 +2157,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2179,6 +2216,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2237,6 +2275,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2295,6 +2334,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: Some(Rst { sender: Role::Server, state: TcpState::Closed, receiver_state: TcpState::TimeWait, kind: RstKind::TimeWait, ts: f(0x41d954fc402386c2), count: 1 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2353,6 +2393,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(3, 0),
         acks: PerSide::new(0, 3),
@@ -2411,6 +2452,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2469,6 +2511,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2527,6 +2570,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2585,6 +2629,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2643,6 +2688,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2701,6 +2747,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2759,6 +2806,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2817,6 +2865,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(3, 0),
         acks: PerSide::new(0, 3),
@@ -2875,6 +2924,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2933,6 +2983,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -2991,6 +3042,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -3049,6 +3101,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: None,
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
@@ -3107,6 +3160,7 @@ ConnectionRecord {
     },
     half_close: None,
     rst: Some(Rst { sender: Role::Server, state: TcpState::Closed, receiver_state: TcpState::SynSent, kind: RstKind::Refused, ts: f(0x41dac09821e3edc4), count: 1 }),
+    probe: None,
     keepalive: Keepalive {
         probes: PerSide::new(0, 0),
         acks: PerSide::new(0, 0),
