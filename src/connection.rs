@@ -762,6 +762,8 @@ impl Connection {
             peer_window,
             options,
         );
+        let stamp = || timestamps(data, seg.tcp_off, seg.opt_cap);
+        (self.analyzers.rtt).segment(me_i, ts_ns, flags, seq, ack, plen, nxt, peer_window, stamp);
         if plen != 0 {
             let me = &mut self.sides[me_i];
             me.opened = true;
@@ -1019,6 +1021,8 @@ impl Connection {
             ),
             retransmissions: PerSide::default(),
             zero_window: PerSide::default(),
+            rtt: PerSide::default(),
+            throughput: PerSide::default(),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())

@@ -395,6 +395,27 @@ pub struct ZeroWindow {
     pub probes: u64,
 }
 
+/// One side's round-trip times, sampled on the data it sent (analyzers/rtt.rs): from its
+/// data segment at the capture point to the peer's answer at the capture point.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Rtt {
+    pub samples: u64,
+    /// Nearest-rank percentiles and the maximum (ms; None without samples).
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// One side's payload rate: its `unique_bytes` over the time from its first data segment
+/// to its last.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Throughput {
+    /// From the side's first data segment to its last (ms).
+    pub duration_ms: f64,
+    /// Bits per second, rounded (None over no time: at most one data segment).
+    pub bits_per_s: Option<u64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Reuse {
     /// "http/1.1", "http/1.0", or null when the payload is not HTTP/1.x.
@@ -446,6 +467,10 @@ pub struct ConnectionRecord {
     pub retransmissions: PerSide<Retransmissions>,
     /// The zero windows each side advertised.
     pub zero_window: PerSide<ZeroWindow>,
+    /// Round-trip times sampled on each side's data.
+    pub rtt: PerSide<Rtt>,
+    /// Each side's payload rate.
+    pub throughput: PerSide<Throughput>,
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,

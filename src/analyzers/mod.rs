@@ -12,6 +12,7 @@ pub mod keepalive;
 pub mod options;
 pub mod reuse;
 pub mod rst;
+pub mod rtt;
 pub mod trace;
 
 use crate::model::{ConnectionRecord, Role, SynOptions};
@@ -156,4 +157,5 @@ analyzers! {
     reuse: reuse::ReuseAnalyzer,
     options: options::OptionsAnalyzer,
     health: health::HealthAnalyzer,
+    rtt: rtt::RttAnalyzer,
 }

@@ -138,6 +138,7 @@ pub fn record_dict<'py>(
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
     d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
     health_dicts(py, &d, r)?;
+    rtt_dicts(py, &d, r)?;
     let tunnels = PyList::empty(py);
     for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
         tunnels.append(tunnel_dict(py, layer)?)?;
@@ -222,6 +223,30 @@ fn health_dicts<'py>(
     }
     d.set_item(intern!(py, "retransmissions"), retransmissions)?;
     d.set_item(intern!(py, "zero_window"), zero_window)?;
+    Ok(())
+}
+
+/// `rtt` and `throughput` (writers/rtt.rs writes the same keys).
+fn rtt_dicts<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, r: &ConnectionRecord) -> PyResult<()> {
+    let rtt = PyDict::new(py);
+    let throughput = PyDict::new(py);
+    for (side, times, rate) in [
+        ("client", &r.rtt.client, &r.throughput.client),
+        ("server", &r.rtt.server, &r.throughput.server),
+    ] {
+        let t = PyDict::new(py);
+        t.set_item(intern!(py, "samples"), times.samples)?;
+        t.set_item(intern!(py, "p50_ms"), times.p50_ms)?;
+        t.set_item(intern!(py, "p90_ms"), times.p90_ms)?;
+        t.set_item(intern!(py, "max_ms"), times.max_ms)?;
+        rtt.set_item(side, t)?;
+        let each = PyDict::new(py);
+        each.set_item(intern!(py, "duration_ms"), rate.duration_ms)?;
+        each.set_item(intern!(py, "bits_per_s"), rate.bits_per_s)?;
+        throughput.set_item(side, each)?;
+    }
+    d.set_item(intern!(py, "rtt"), rtt)?;
+    d.set_item(intern!(py, "throughput"), throughput)?;
     Ok(())
 }
 
