@@ -22,7 +22,7 @@ mod samples;
 
 use super::{Analyzer, ConnEvent, Finish};
 use crate::decode::ACK;
-use crate::model::{ns_to_ms, ConnectionRecord, PerSide, Throughput, NS_PER_S};
+use crate::model::{ConnectionRecord, PerSide, Throughput};
 use crate::seqnum::seq_diff;
 use samples::Samples;
 
@@ -62,10 +62,10 @@ impl Analyzer for RttAnalyzer {
     fn on_event(&mut self, _event: &ConnEvent<'_>) {}
 
     fn finish(&mut self, record: &mut ConnectionRecord, _how: &Finish) {
-        let Some(st) = self.state.as_deref() else {
+        let Some(st) = self.state.as_deref_mut() else {
             return;
         };
-        let [c, s] = &st.sides;
+        let [c, s] = &mut st.sides;
         record.rtt = PerSide::new(c.samples.summary(), s.samples.summary());
         record.throughput = PerSide::new(
             throughput(c, record.unique_bytes.client),
@@ -75,17 +75,15 @@ impl Analyzer for RttAnalyzer {
 }
 
 /// The payload bytes a side delivered in order (`unique_bytes`) over the time from its
-/// first data segment to its last, in bits per second (none over no time).
+/// first data segment to its last, in bits per second, rounded (none over no time). The
+/// time is taken in whole microseconds, as the record's milliseconds show it.
 fn throughput(side: &SideRtt, bytes: u64) -> Throughput {
-    let span_ns = side.last_data_ns - side.first_data_ns;
-    let bits_per_s = (span_ns > 0 && bytes > 0).then(|| {
-        let bits = u128::from(bytes) * 8 * NS_PER_S as u128;
-        let span = span_ns as u128;
-        // rounded to the nearest bit per second
-        u64::try_from((bits + span / 2) / span).unwrap_or(u64::MAX)
-    });
+    let span_us = u64::try_from((side.last_data_ns - side.first_data_ns + 500) / 1000);
+    let span_us = span_us.unwrap_or(0);
+    let bits_per_s =
+        (span_us > 0 && bytes > 0).then(|| (bytes as f64 * 8e6 / span_us as f64).round() as u64);
     Throughput {
-        duration_ms: ns_to_ms(span_ns),
+        duration_us: span_us,
         bits_per_s,
     }
 }
@@ -108,23 +106,31 @@ impl RttAnalyzer {
         peer_window: i32,
         stamp: impl Fn() -> Option<(u32, u32)>,
     ) {
-        if let Some(st) = self.state.as_deref_mut() {
-            let timed = &mut st.sides[1 - me];
-            if timed.timing && flags & ACK != 0 && seq_diff(ack, timed.start) > 0 {
-                timed.answered(ts_ns, ack, &stamp);
+        // inline only the tests most segments stop at; the rest is out of line, once a
+        // round trip or less often
+        let Some(st) = self.state.as_deref_mut() else {
+            if payload_len != 0 {
+                self.first_data(me, ts_ns, seq, payload_len, snd_nxt, peer_window, &stamp);
             }
-        } else if payload_len == 0 {
             return;
+        };
+        let timed = &mut st.sides[1 - me];
+        if timed.timing && flags & ACK != 0 && seq_diff(ack, timed.start) > 0 {
+            timed.answered(ts_ns, ack, &stamp);
         }
         if payload_len != 0 {
-            self.data(me, ts_ns, seq, payload_len, snd_nxt, peer_window, &stamp);
+            let side = &mut st.sides[me];
+            side.last_data_ns = ts_ns;
+            if snd_nxt != Some(seq) || !side.timing {
+                side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, &stamp);
+            }
         }
     }
 
-    /// A data segment from side `me`: its times, and the timing of its side.
+    /// The connection's first payload: the box.
+    #[cold]
     #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn data(
+    fn first_data(
         &mut self,
         me: usize,
         ts_ns: i64,
@@ -135,41 +141,56 @@ impl RttAnalyzer {
         stamp: &impl Fn() -> Option<(u32, u32)>,
     ) {
         let side = &mut self.state.get_or_insert_with(Box::default).sides[me];
-        if !side.sent_data {
-            side.sent_data = true;
-            side.first_data_ns = ts_ns;
-        }
         side.last_data_ns = ts_ns;
+        side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, stamp);
+    }
+}
+
+impl SideRtt {
+    /// A data segment of this side that is not new data while one is timed: the side's
+    /// first, one that starts the timing, or one sent again or beyond a hole.
+    #[inline(never)]
+    fn data(
+        &mut self,
+        ts_ns: i64,
+        seq: u32,
+        payload_len: u32,
+        snd_nxt: Option<u32>,
+        peer_window: i32,
+        stamp: &impl Fn() -> Option<(u32, u32)>,
+    ) {
+        if !self.sent_data {
+            self.sent_data = true;
+            self.first_data_ns = ts_ns;
+        }
         let Some(nxt) = snd_nxt else {
             return; // data on a SYN: the handshake's RTT times it
         };
         if seq != nxt {
             // sent before (Karn), or beyond a hole the capture missed: what the peer
             // acknowledges next may wait for a retransmission
-            side.timing = false;
+            self.timing = false;
             return;
         }
-        if side.timing || peer_window == 0 {
+        if self.timing || peer_window == 0 {
             return; // one timed segment at a time; a persist probe waits on the window
         }
         let tsval = stamp().map(|(val, _)| val);
-        side.timing = true;
-        side.timed_ns = ts_ns;
-        side.start = seq;
-        side.end = seq.wrapping_add(payload_len);
-        side.stamped = tsval.is_some();
-        side.tsval = tsval.unwrap_or(0);
+        self.timing = true;
+        self.timed_ns = ts_ns;
+        self.start = seq;
+        self.end = seq.wrapping_add(payload_len);
+        self.stamped = tsval.is_some();
+        self.tsval = tsval.unwrap_or(0);
     }
-}
 
-impl SideRtt {
     /// The peer acknowledged part of the timed segment at least: a sample if all of it,
     /// or if it echoes the segment's own TSval (RFC 7323 section 4.1). The echo counts
     /// only with an ACK into the segment: TSval clocks tick slowly (Linux: 1 ms), so an
     /// echo alone may answer an earlier segment that carried the same TSval. It serves the
     /// large segments a capture on a sender with TSO or a receiver with GRO sees, which
     /// the peer acknowledges in parts: the first part's ACK is the round trip.
-    #[inline]
+    #[inline(never)]
     fn answered(&mut self, ts_ns: i64, ack: u32, stamp: &impl Fn() -> Option<(u32, u32)>) {
         let covered = seq_diff(ack, self.end) >= 0;
         if covered || (self.stamped && stamp().is_some_and(|(_, ecr)| ecr == self.tsval)) {

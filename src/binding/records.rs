@@ -236,12 +236,14 @@ fn rtt_dicts<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, r: &ConnectionRecord)
     ] {
         let t = PyDict::new(py);
         t.set_item(intern!(py, "samples"), times.samples)?;
-        t.set_item(intern!(py, "p50_ms"), times.p50_ms)?;
-        t.set_item(intern!(py, "p90_ms"), times.p90_ms)?;
-        t.set_item(intern!(py, "max_ms"), times.max_ms)?;
+        let ms = |us: Option<u32>| us.map(|us| crate::model::us_to_ms(us.into()));
+        t.set_item(intern!(py, "p50_ms"), ms(times.p50_us))?;
+        t.set_item(intern!(py, "p90_ms"), ms(times.p90_us))?;
+        t.set_item(intern!(py, "max_ms"), ms(times.max_us))?;
         rtt.set_item(side, t)?;
         let each = PyDict::new(py);
-        each.set_item(intern!(py, "duration_ms"), rate.duration_ms)?;
+        let duration_ms = crate::model::us_to_ms(rate.duration_us);
+        each.set_item(intern!(py, "duration_ms"), duration_ms)?;
         each.set_item(intern!(py, "bits_per_s"), rate.bits_per_s)?;
         throughput.set_item(side, each)?;
     }

@@ -340,14 +340,16 @@ impl Row<'_> {
 
     /// Each side's RTT samples, then each side's throughput (writers/rtt.rs).
     fn rtt(&mut self, r: &ConnectionRecord) {
+        use crate::model::us_to_ms;
+        let ms = |us: Option<u32>| us.map(|us| us_to_ms(us.into()));
         for rtt in [&r.rtt.client, &r.rtt.server] {
             self.int(rtt.samples);
-            self.opt_float(rtt.p50_ms);
-            self.opt_float(rtt.p90_ms);
-            self.opt_float(rtt.max_ms);
+            self.opt_float(ms(rtt.p50_us));
+            self.opt_float(ms(rtt.p90_us));
+            self.opt_float(ms(rtt.max_us));
         }
         for t in [&r.throughput.client, &r.throughput.server] {
-            self.float(t.duration_ms);
+            self.float(us_to_ms(t.duration_us));
             match t.bits_per_s {
                 Some(bits) => self.int(bits),
                 None => self.none(),

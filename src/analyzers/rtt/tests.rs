@@ -10,8 +10,8 @@ fn seg(a: &mut RttAnalyzer, me: usize, ms: i64, seq: u32, ack: u32, len: u32, nx
     a.segment(me, ms * MS, ACK, seq, ack, len, Some(nxt), 65535, || None);
 }
 
-fn summary(a: &RttAnalyzer, side: usize) -> Rtt {
-    a.state.as_ref().unwrap().sides[side].samples.summary()
+fn summary(a: &mut RttAnalyzer, side: usize) -> Rtt {
+    a.state.as_mut().unwrap().sides[side].samples.summary()
 }
 
 #[test]
@@ -24,15 +24,15 @@ fn a_data_segment_and_the_ack_covering_it_give_one_sample() {
     seg(&mut a, S, 30, 500, 1100, 0, 500); // covers the timed one: 20 ms
     seg(&mut a, S, 31, 500, 1200, 0, 500); // covers the second, untimed
     assert_eq!(
-        summary(&a, C),
+        summary(&mut a, C),
         Rtt {
             samples: 1,
-            p50_ms: Some(20.0),
-            p90_ms: Some(20.0),
-            max_ms: Some(20.0),
+            p50_us: Some(20_000),
+            p90_us: Some(20_000),
+            max_us: Some(20_000),
         }
     );
-    assert_eq!(summary(&a, S).samples, 0);
+    assert_eq!(summary(&mut a, S).samples, 0);
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn an_ack_short_of_the_timed_segment_takes_no_sample() {
     seg(&mut a, C, 0, 1000, 500, 100, 1000);
     seg(&mut a, S, 5, 500, 1050, 0, 500); // half of it, no timestamps
     seg(&mut a, S, 8, 500, 1100, 0, 500);
-    assert_eq!(summary(&a, C).p50_ms, Some(8.0));
+    assert_eq!(summary(&mut a, C).p50_us, Some(8000));
 }
 
 #[test]
@@ -50,11 +50,11 @@ fn a_retransmission_cancels_the_timing_karn() {
     seg(&mut a, C, 0, 1000, 500, 100, 1000);
     seg(&mut a, C, 200, 1000, 500, 100, 1100); // sent again
     seg(&mut a, S, 210, 500, 1100, 0, 500);
-    assert_eq!(summary(&a, C).samples, 0);
+    assert_eq!(summary(&mut a, C).samples, 0);
     // a new segment is timed again afterwards
     seg(&mut a, C, 220, 1100, 500, 100, 1100);
     seg(&mut a, S, 235, 500, 1200, 0, 500);
-    assert_eq!(summary(&a, C).p50_ms, Some(15.0));
+    assert_eq!(summary(&mut a, C).p50_us, Some(15000));
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn a_retransmission_of_older_data_cancels_the_timing_of_newer() {
     seg(&mut a, C, 21, 1200, 500, 100, 1200);
     seg(&mut a, C, 300, 1100, 500, 100, 1300); // the timed one's range again
     seg(&mut a, S, 310, 500, 1300, 0, 500);
-    assert_eq!(summary(&a, C).samples, 1);
+    assert_eq!(summary(&mut a, C).samples, 1);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn data_beyond_a_hole_is_not_timed() {
     let mut a = RttAnalyzer::default();
     seg(&mut a, C, 0, 1100, 500, 100, 1000); // 1000..1100 missed by the capture
     seg(&mut a, S, 50, 500, 1200, 0, 500);
-    assert_eq!(summary(&a, C).samples, 0);
+    assert_eq!(summary(&mut a, C).samples, 0);
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_byte_into_a_shut_window_is_not_timed() {
     let mut a = RttAnalyzer::default();
     a.segment(C, 0, ACK, 1000, 500, 1, Some(1000), 0, || None);
     seg(&mut a, S, 3000, 500, 1001, 0, 500);
-    assert_eq!(summary(&a, C).samples, 0);
+    assert_eq!(summary(&mut a, C).samples, 0);
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn a_partial_ack_echoing_the_timed_tsval_takes_the_sample() {
     a.segment(S, 2 * MS, ACK, 500, 1500, 0, Some(500), 65535, || {
         Some((9, 76))
     });
-    assert_eq!(summary(&a, C).samples, 0);
+    assert_eq!(summary(&mut a, C).samples, 0);
     // a partial ACK echoing 77: the first part's round trip
     a.segment(S, 3 * MS, ACK, 500, 2000, 0, Some(500), 65535, || {
         Some((9, 77))
@@ -106,8 +106,8 @@ fn a_partial_ack_echoing_the_timed_tsval_takes_the_sample() {
     a.segment(S, 9 * MS, ACK, 500, 4000, 0, Some(500), 65535, || {
         Some((9, 77))
     });
-    assert_eq!(summary(&a, C).samples, 1);
-    assert_eq!(summary(&a, C).max_ms, Some(3.0));
+    assert_eq!(summary(&mut a, C).samples, 1);
+    assert_eq!(summary(&mut a, C).max_us, Some(3000));
 }
 
 #[test]
@@ -116,8 +116,8 @@ fn both_directions_are_timed_apart() {
     seg(&mut a, C, 0, 1000, 500, 100, 1000); // request
     seg(&mut a, S, 40, 500, 1100, 1400, 500); // response, acknowledging it
     seg(&mut a, C, 42, 1100, 1900, 0, 1100);
-    assert_eq!(summary(&a, C).p50_ms, Some(40.0));
-    assert_eq!(summary(&a, S).p50_ms, Some(2.0));
+    assert_eq!(summary(&mut a, C).p50_us, Some(40000));
+    assert_eq!(summary(&mut a, S).p50_us, Some(2000));
 }
 
 #[test]
@@ -129,8 +129,8 @@ fn throughput_is_unique_bytes_over_first_to_last_data() {
     seg(&mut a, S, 1600, 500, 3500, 10, 500);
     let st = a.state.as_ref().unwrap();
     let t = throughput(&st.sides[C], 2500);
-    assert_eq!(t.duration_ms, 500.0);
+    assert_eq!(t.duration_us, 500_000);
     assert_eq!(t.bits_per_s, Some(40_000)); // 2500 B * 8 / 0.5 s
     let one = throughput(&st.sides[S], 10);
-    assert_eq!((one.duration_ms, one.bits_per_s), (0.0, None));
+    assert_eq!((one.duration_us, one.bits_per_s), (0, None));
 }
