@@ -762,8 +762,17 @@ impl Connection {
             peer_window,
             options,
         );
-        let stamp = || timestamps(data, seg.tcp_off, seg.opt_cap);
-        (self.analyzers.rtt).segment(me_i, ts_ns, flags, seq, ack, plen, nxt, peer_window, stamp);
+        (self.analyzers.rtt).segment(
+            me_i,
+            ts_ns,
+            flags,
+            seq,
+            ack,
+            plen,
+            nxt,
+            peer_window,
+            options,
+        );
         if plen != 0 {
             let me = &mut self.sides[me_i];
             me.opened = true;

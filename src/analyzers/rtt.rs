@@ -20,6 +20,7 @@
 
 mod samples;
 
+use super::health::OptionBytes;
 use super::{Analyzer, ConnEvent, Finish};
 use crate::decode::ACK;
 use crate::model::{ConnectionRecord, PerSide, Throughput};
@@ -90,8 +91,8 @@ fn throughput(side: &SideRtt, bytes: u64) -> Throughput {
 
 impl RttAnalyzer {
     /// A non-RST segment from side `me` (`snd_nxt`: its SND.NXT before the segment;
-    /// `peer_window`: the window the peer last advertised, -1 for none yet; `stamp`
-    /// reads the segment's (TSval, TSecr) when asked: few segments need them).
+    /// `peer_window`: the window the peer last advertised, -1 for none yet; `options`:
+    /// the segment's option bytes, read for its timestamps only when a timing needs them).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub fn segment(
@@ -104,25 +105,25 @@ impl RttAnalyzer {
         payload_len: u32,
         snd_nxt: Option<u32>,
         peer_window: i32,
-        stamp: impl Fn() -> Option<(u32, u32)>,
+        options: OptionBytes<'_>,
     ) {
         // inline only the tests most segments stop at; the rest is out of line, once a
         // round trip or less often
         let Some(st) = self.state.as_deref_mut() else {
             if payload_len != 0 {
-                self.first_data(me, ts_ns, seq, payload_len, snd_nxt, peer_window, &stamp);
+                self.first_data(me, ts_ns, seq, payload_len, snd_nxt, peer_window, options);
             }
             return;
         };
         let timed = &mut st.sides[1 - me];
         if timed.timing && flags & ACK != 0 && seq_diff(ack, timed.start) > 0 {
-            timed.answered(ts_ns, ack, &stamp);
+            timed.answered(ts_ns, ack, options);
         }
         if payload_len != 0 {
             let side = &mut st.sides[me];
             side.last_data_ns = ts_ns;
             if snd_nxt != Some(seq) || !side.timing {
-                side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, &stamp);
+                side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, options);
             }
         }
     }
@@ -138,12 +139,24 @@ impl RttAnalyzer {
         payload_len: u32,
         snd_nxt: Option<u32>,
         peer_window: i32,
-        stamp: &impl Fn() -> Option<(u32, u32)>,
+        options: OptionBytes<'_>,
     ) {
         let side = &mut self.state.get_or_insert_with(Box::default).sides[me];
         side.last_data_ns = ts_ns;
-        side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, stamp);
+        side.data(ts_ns, seq, payload_len, snd_nxt, peer_window, options);
     }
+}
+
+/// A segment's (TSval, TSecr) (RFC 7323 section 3), read only when a timing needs them:
+/// Linux's layout (NOP, NOP, timestamps) here, any other by the options walk.
+#[inline]
+fn stamps(options: OptionBytes<'_>) -> Option<(u32, u32)> {
+    let bytes = options.bytes();
+    if let Some([1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3]) = bytes.first_chunk::<12>() {
+        let val = u32::from_be_bytes([*v0, *v1, *v2, *v3]);
+        return Some((val, u32::from_be_bytes([*e0, *e1, *e2, *e3])));
+    }
+    crate::connection::timestamps(options.data, options.tcp_off, options.len)
 }
 
 impl SideRtt {
@@ -157,7 +170,7 @@ impl SideRtt {
         payload_len: u32,
         snd_nxt: Option<u32>,
         peer_window: i32,
-        stamp: &impl Fn() -> Option<(u32, u32)>,
+        options: OptionBytes<'_>,
     ) {
         if !self.sent_data {
             self.sent_data = true;
@@ -175,7 +188,7 @@ impl SideRtt {
         if self.timing || peer_window == 0 {
             return; // one timed segment at a time; a persist probe waits on the window
         }
-        let tsval = stamp().map(|(val, _)| val);
+        let tsval = stamps(options).map(|(val, _)| val);
         self.timing = true;
         self.timed_ns = ts_ns;
         self.start = seq;
@@ -191,9 +204,9 @@ impl SideRtt {
     /// large segments a capture on a sender with TSO or a receiver with GRO sees, which
     /// the peer acknowledges in parts: the first part's ACK is the round trip.
     #[inline(never)]
-    fn answered(&mut self, ts_ns: i64, ack: u32, stamp: &impl Fn() -> Option<(u32, u32)>) {
+    fn answered(&mut self, ts_ns: i64, ack: u32, options: OptionBytes<'_>) {
         let covered = seq_diff(ack, self.end) >= 0;
-        if covered || (self.stamped && stamp().is_some_and(|(_, ecr)| ecr == self.tsval)) {
+        if covered || (self.stamped && stamps(options).is_some_and(|(_, ecr)| ecr == self.tsval)) {
             self.timing = false;
             self.samples.add(ts_ns - self.timed_ns);
         }

@@ -53,14 +53,36 @@ fn side_rtt(out: &mut Vec<u8>, rtt: &Rtt) {
         return;
     }
     out.extend_from_slice(br#"{"samples":"#);
-    out.extend_from_slice(itoa::Buffer::new().format(rtt.samples).as_bytes());
+    small_int(out, rtt.samples);
     out.extend_from_slice(br#","p50_ms":"#);
+    let p50 = out.len();
     opt_ms(out, rtt.p50_us);
+    let p50 = p50..out.len();
     out.extend_from_slice(br#","p90_ms":"#);
-    opt_ms(out, rtt.p90_us);
+    let p90 = out.len();
+    if rtt.p90_us == rtt.p50_us {
+        out.extend_from_within(p50); // few samples: often the same value
+    } else {
+        opt_ms(out, rtt.p90_us);
+    }
+    let p90 = p90..out.len();
     out.extend_from_slice(br#","max_ms":"#);
-    opt_ms(out, rtt.max_us);
+    if rtt.max_us == rtt.p90_us {
+        out.extend_from_within(p90);
+    } else {
+        opt_ms(out, rtt.max_us);
+    }
     out.push(b'}');
+}
+
+/// An integer, one digit without itoa and its copy of unknown length (a `memcpy` call).
+#[inline(always)]
+fn small_int(out: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
 }
 
 fn side_rate(out: &mut Vec<u8>, t: &Throughput) {
@@ -68,7 +90,7 @@ fn side_rate(out: &mut Vec<u8>, t: &Throughput) {
     ms(out, t.duration_us);
     out.extend_from_slice(br#","bits_per_s":"#);
     match t.bits_per_s {
-        Some(bits) => out.extend_from_slice(itoa::Buffer::new().format(bits).as_bytes()),
+        Some(bits) => small_int(out, bits),
         None => out.extend_from_slice(b"null"),
     }
     out.push(b'}');
@@ -91,7 +113,7 @@ fn ms(out: &mut Vec<u8>, us: u64) {
         return;
     }
     let (whole, fraction) = (us / 1000, (us % 1000) as u32);
-    out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+    small_int(out, whole);
     let digits = [
         b'.',
         b'0' + (fraction / 100) as u8,

@@ -124,7 +124,9 @@ impl Samples {
                 return p50.zip(p90);
             }
         };
-        ordered.sort_unstable();
+        if ordered.len() > 1 {
+            ordered.sort_unstable();
+        }
         let at = |r: u64| ordered.get(r as usize - 1).copied();
         at(r50).zip(at(r90))
     }

@@ -2,12 +2,42 @@ use super::*;
 use crate::model::Rtt;
 
 const MS: i64 = 1_000_000;
+
+/// A TCP header (20 bytes, unread) and its options: NOP, NOP, timestamps (Linux's layout),
+/// or none.
+fn header(stamp: Option<(u32, u32)>) -> Vec<u8> {
+    let mut bytes = vec![0; 20];
+    if let Some((val, ecr)) = stamp {
+        bytes.extend([1, 1, 8, 10]);
+        bytes.extend(val.to_be_bytes());
+        bytes.extend(ecr.to_be_bytes());
+    }
+    bytes
+}
+
+fn options(bytes: &[u8]) -> OptionBytes<'_> {
+    OptionBytes {
+        data: bytes,
+        tcp_off: 0,
+        len: bytes.len() as u32 - 20,
+    }
+}
 const C: usize = 0;
 const S: usize = 1;
 
 /// A segment without timestamps.
 fn seg(a: &mut RttAnalyzer, me: usize, ms: i64, seq: u32, ack: u32, len: u32, nxt: u32) {
-    a.segment(me, ms * MS, ACK, seq, ack, len, Some(nxt), 65535, || None);
+    a.segment(
+        me,
+        ms * MS,
+        ACK,
+        seq,
+        ack,
+        len,
+        Some(nxt),
+        65535,
+        options(&header(None)),
+    );
 }
 
 fn summary(a: &mut RttAnalyzer, side: usize) -> Rtt {
@@ -80,7 +110,17 @@ fn data_beyond_a_hole_is_not_timed() {
 #[test]
 fn a_byte_into_a_shut_window_is_not_timed() {
     let mut a = RttAnalyzer::default();
-    a.segment(C, 0, ACK, 1000, 500, 1, Some(1000), 0, || None);
+    a.segment(
+        C,
+        0,
+        ACK,
+        1000,
+        500,
+        1,
+        Some(1000),
+        0,
+        options(&header(None)),
+    );
     seg(&mut a, S, 3000, 500, 1001, 0, 500);
     assert_eq!(summary(&mut a, C).samples, 0);
 }
@@ -89,23 +129,65 @@ fn a_byte_into_a_shut_window_is_not_timed() {
 fn a_partial_ack_echoing_the_timed_tsval_takes_the_sample() {
     let mut a = RttAnalyzer::default();
     // a 3000-byte segment as a capture on a TSO sender sees it, TSval 77
-    a.segment(C, 0, ACK, 1000, 500, 3000, Some(1000), 65535, || {
-        Some((77, 5))
-    });
+    a.segment(
+        C,
+        0,
+        ACK,
+        1000,
+        500,
+        3000,
+        Some(1000),
+        65535,
+        options(&header(Some((77, 5)))),
+    );
     // an echo of 77 acknowledging nothing of it: no sample
-    a.segment(S, MS, ACK, 500, 1000, 0, Some(500), 65535, || Some((9, 77)));
+    a.segment(
+        S,
+        MS,
+        ACK,
+        500,
+        1000,
+        0,
+        Some(500),
+        65535,
+        options(&header(Some((9, 77)))),
+    );
     // a partial ACK echoing an older TSval: no sample
-    a.segment(S, 2 * MS, ACK, 500, 1500, 0, Some(500), 65535, || {
-        Some((9, 76))
-    });
+    a.segment(
+        S,
+        2 * MS,
+        ACK,
+        500,
+        1500,
+        0,
+        Some(500),
+        65535,
+        options(&header(Some((9, 76)))),
+    );
     assert_eq!(summary(&mut a, C).samples, 0);
     // a partial ACK echoing 77: the first part's round trip
-    a.segment(S, 3 * MS, ACK, 500, 2000, 0, Some(500), 65535, || {
-        Some((9, 77))
-    });
-    a.segment(S, 9 * MS, ACK, 500, 4000, 0, Some(500), 65535, || {
-        Some((9, 77))
-    });
+    a.segment(
+        S,
+        3 * MS,
+        ACK,
+        500,
+        2000,
+        0,
+        Some(500),
+        65535,
+        options(&header(Some((9, 77)))),
+    );
+    a.segment(
+        S,
+        9 * MS,
+        ACK,
+        500,
+        4000,
+        0,
+        Some(500),
+        65535,
+        options(&header(Some((9, 77)))),
+    );
     assert_eq!(summary(&mut a, C).samples, 1);
     assert_eq!(summary(&mut a, C).max_us, Some(3000));
 }
