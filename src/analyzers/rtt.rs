@@ -1,5 +1,5 @@
 //! Round-trip times over the connection and each side's throughput (docs/health.md, "RTT
-//! and throughput").
+//! over the connection" and "Throughput").
 //!
 //! At a passive capture point a sample for data sent by side A is the time from A's data
 //! segment passing the capture point to the peer's answer passing it: the leg from the
