@@ -157,3 +157,21 @@ def test_samples_agree_with_tsharks_ack_rtt_on_linux_captures() -> None:
         # a segment, timed from that (last) segment: p50 1 us apart
         ("download.pcap", "server"): ((91, 4, 10, 200), (114, 5, 7, 116)),
     }
+
+
+def test_the_summary_spreads_each_sides_median_over_the_connections(tmp_path: Path) -> None:
+    frames = karn_capture()
+    # the same exchange 10 s later on another port, every interval twice as long
+    start = frames[0].time
+    later = [f.copy() for f in frames]
+    for f in later:
+        f["TCP"].sport, f["TCP"].dport = (41000, 80) if f["TCP"].sport == 40000 else (80, 41000)
+        f.time = start + 10 + 2 * (f.time - start)
+    result = CliRunner().invoke(cli, ["analyze", "-q", "-f", "json",
+                                      str(write(tmp_path / "two.pcap", frames + later))])
+    document = json.loads(result.stdout)
+    assert [r["rtt"]["server"]["p50_ms"] for r in document["connections"]] == [12.0, 24.0]
+    assert document["summary"]["rtt_p50_ms"] == {
+        "client": {"count": 2, "p50": 10.0, "p90": 20.0, "p99": 20.0, "max": 20.0},
+        "server": {"count": 2, "p50": 12.0, "p90": 24.0, "p99": 24.0, "max": 24.0},
+    }
