@@ -762,6 +762,17 @@ impl Connection {
             peer_window,
             options,
         );
+        (self.analyzers.rtt).segment(
+            me_i,
+            ts_ns,
+            flags,
+            seq,
+            ack,
+            plen,
+            nxt,
+            peer_window,
+            options,
+        );
         if plen != 0 {
             let me = &mut self.sides[me_i];
             me.opened = true;
@@ -1042,6 +1053,8 @@ impl Connection {
             ),
             retransmissions: PerSide::default(),
             zero_window: PerSide::default(),
+            rtt: PerSide::default(),
+            throughput: PerSide::default(),
             encapsulation: self.extras.as_ref().and_then(|x| x.encapsulation.clone()),
             file: None,
             zeek: (self.extras.as_mut())

@@ -487,6 +487,34 @@ pub struct ZeroWindow {
     pub probes: u64,
 }
 
+/// One side's round-trip times, sampled on the data it sent (analyzers/rtt.rs): from its
+/// data segment at the capture point to the peer's answer at the capture point. Held in
+/// whole microseconds (the samples' resolution), written as `*_ms` (`us_to_ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Rtt {
+    pub samples: u64,
+    /// Nearest-rank percentiles and the maximum (None without samples).
+    pub p50_us: Option<u32>,
+    pub p90_us: Option<u32>,
+    pub max_us: Option<u32>,
+}
+
+/// One side's payload rate: its `unique_bytes` over the time from its first data segment
+/// to its last.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Throughput {
+    /// From the side's first data segment to its last (microseconds; `duration_ms`).
+    pub duration_us: u64,
+    /// Bits per second, rounded (None over no time: at most one data segment).
+    pub bits_per_s: Option<u64>,
+}
+
+/// Milliseconds of a whole number of microseconds: the double nearest to the decimal, as
+/// `round3` gives (the quotient of two exact integers is correctly rounded).
+pub fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Reuse {
     /// "http/1.1", "http/1.0", or null when the payload is not HTTP/1.x.
@@ -540,6 +568,10 @@ pub struct ConnectionRecord {
     pub retransmissions: PerSide<Retransmissions>,
     /// The zero windows each side advertised.
     pub zero_window: PerSide<ZeroWindow>,
+    /// Round-trip times sampled on each side's data.
+    pub rtt: PerSide<Rtt>,
+    /// Each side's payload rate.
+    pub throughput: PerSide<Throughput>,
     /// The tunnels the connection came through, outermost first, the outer headers as the
     /// client sent them (None for plain traffic: the key is then left out).
     pub encapsulation: Option<crate::decode::Encapsulation>,

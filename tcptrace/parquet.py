@@ -44,12 +44,16 @@ INTEGER |= frozenset(f"zero_window.{side}.{key}" for side in _SIDES
 INTEGER |= frozenset(f"duplicates.{side}" for side in _SIDES)
 INTEGER |= frozenset(f"options.{side}.{key}" for side in _SIDES
                      for key in ("mss", "wscale", "data_bytes"))
+INTEGER |= frozenset(f"rtt.{side}.samples" for side in _SIDES)
+INTEGER |= frozenset(f"throughput.{side}.bits_per_s" for side in _SIDES)
 FLOAT = frozenset({
     "first_ts", "last_ts", "duration_ms", "handshake.syn_to_synack_ms",
     "handshake.synack_to_ack_ms", "handshake.rtt_ms", "handshake.setup_ms",
     "close.time_wait_ts", "close.time_wait_until", "close.fin_ts.client",
     "close.fin_ts.server", "half_close.duration_ms", "rst.ts", "zeek.ts", "zeek.duration"}) | \
     frozenset(f"zero_window.{side}.{key}" for side in _SIDES for key in ("stall_ms", "longest_ms"))
+FLOAT |= frozenset(f"rtt.{side}.{key}" for side in _SIDES for key in ("p50_ms", "p90_ms", "max_ms"))
+FLOAT |= frozenset(f"throughput.{side}.duration_ms" for side in _SIDES)
 """Columns of float64 (times in seconds since the epoch, durations in ms; zeek.duration
 in s)."""
 BOOLEAN = frozenset({"handshake.complete", "handshake.simultaneous_open"}) | \

@@ -13,6 +13,7 @@ pub mod options;
 pub mod probe;
 pub mod reuse;
 pub mod rst;
+pub mod rtt;
 pub mod trace;
 
 use crate::model::{ConnectionRecord, Role, SynOptions};
@@ -161,4 +162,5 @@ analyzers! {
     reuse: reuse::ReuseAnalyzer,
     options: options::OptionsAnalyzer,
     health: health::HealthAnalyzer,
+    rtt: rtt::RttAnalyzer,
 }

@@ -148,6 +148,7 @@ pub fn record_dict<'py>(
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
     d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
     health_dicts(py, &d, r)?;
+    rtt_dicts(py, &d, r)?;
     let tunnels = PyList::empty(py);
     for layer in r.encapsulation.iter().flat_map(|path| path.iter()) {
         tunnels.append(tunnel_dict(py, layer)?)?;
@@ -232,6 +233,32 @@ fn health_dicts<'py>(
     }
     d.set_item(intern!(py, "retransmissions"), retransmissions)?;
     d.set_item(intern!(py, "zero_window"), zero_window)?;
+    Ok(())
+}
+
+/// `rtt` and `throughput` (writers/rtt.rs writes the same keys).
+fn rtt_dicts<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, r: &ConnectionRecord) -> PyResult<()> {
+    let rtt = PyDict::new(py);
+    let throughput = PyDict::new(py);
+    for (side, times, rate) in [
+        ("client", &r.rtt.client, &r.throughput.client),
+        ("server", &r.rtt.server, &r.throughput.server),
+    ] {
+        let t = PyDict::new(py);
+        t.set_item(intern!(py, "samples"), times.samples)?;
+        let ms = |us: Option<u32>| us.map(|us| crate::model::us_to_ms(us.into()));
+        t.set_item(intern!(py, "p50_ms"), ms(times.p50_us))?;
+        t.set_item(intern!(py, "p90_ms"), ms(times.p90_us))?;
+        t.set_item(intern!(py, "max_ms"), ms(times.max_us))?;
+        rtt.set_item(side, t)?;
+        let each = PyDict::new(py);
+        let duration_ms = crate::model::us_to_ms(rate.duration_us);
+        each.set_item(intern!(py, "duration_ms"), duration_ms)?;
+        each.set_item(intern!(py, "bits_per_s"), rate.bits_per_s)?;
+        throughput.set_item(side, each)?;
+    }
+    d.set_item(intern!(py, "rtt"), rtt)?;
+    d.set_item(intern!(py, "throughput"), throughput)?;
     Ok(())
 }
 

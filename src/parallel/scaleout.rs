@@ -127,6 +127,7 @@ pub struct Digest {
     pub outcome: Outcome,
     pub rtt_ms: Option<f64>,
     pub setup_ms: Option<f64>,
+    pub rtt_p50_ms: [Option<f64>; 2],
     pub syn_retransmits: u64,
     pub ambiguous: bool,
     pub time_wait: Option<Sides>,
@@ -156,6 +157,7 @@ impl Digest {
             outcome: r.outcome,
             rtt_ms: e.rtt_ms,
             setup_ms: e.setup_ms,
+            rtt_p50_ms: e.rtt_p50_ms,
             syn_retransmits: e.syn_retransmits,
             ambiguous: e.ambiguous,
             time_wait: e.time_wait,
@@ -178,6 +180,7 @@ impl Digest {
             outcome: self.outcome.name(),
             rtt_ms: self.rtt_ms,
             setup_ms: self.setup_ms,
+            rtt_p50_ms: self.rtt_p50_ms,
             syn_retransmits: self.syn_retransmits,
             ambiguous: self.ambiguous,
             time_wait: self.time_wait,
@@ -209,6 +212,8 @@ impl Digest {
         out.u8(outcome.unwrap_or(0) as u8);
         option(out, self.rtt_ms);
         option(out, self.setup_ms);
+        option(out, self.rtt_p50_ms[0]);
+        option(out, self.rtt_p50_ms[1]);
         out.u64(self.syn_retransmits);
         out.u8(match self.time_wait {
             None => 0,
@@ -268,6 +273,7 @@ impl Digest {
             .ok_or("a record's outcome is unknown")?;
         let rtt_ms = option(input)?;
         let setup_ms = option(input)?;
+        let rtt_p50_ms = [option(input)?, option(input)?];
         let syn_retransmits = input.u64()?;
         let time_wait = match input.u8()? {
             1 => Some(Sides::Client),
@@ -325,6 +331,7 @@ impl Digest {
             outcome,
             rtt_ms,
             setup_ms,
+            rtt_p50_ms,
             syn_retransmits,
             ambiguous,
             time_wait,

@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 124] = [
+pub const COLUMNS: [&str; 136] = [
     "id",
     "client.ip",
     "client.port",
@@ -132,6 +132,18 @@ pub const COLUMNS: [&str; 124] = [
     "zero_window.server.stall_ms",
     "zero_window.server.longest_ms",
     "zero_window.server.probes",
+    "rtt.client.samples",
+    "rtt.client.p50_ms",
+    "rtt.client.p90_ms",
+    "rtt.client.max_ms",
+    "rtt.server.samples",
+    "rtt.server.p50_ms",
+    "rtt.server.p90_ms",
+    "rtt.server.max_ms",
+    "throughput.client.duration_ms",
+    "throughput.client.bits_per_s",
+    "throughput.server.duration_ms",
+    "throughput.server.bits_per_s",
     "encapsulation",
 ];
 
@@ -326,6 +338,25 @@ impl Row<'_> {
             self.float(z.stall_ms);
             self.float(z.longest_ms);
             self.int(z.probes);
+        }
+    }
+
+    /// Each side's RTT samples, then each side's throughput (writers/rtt.rs).
+    fn rtt(&mut self, r: &ConnectionRecord) {
+        use crate::model::us_to_ms;
+        let ms = |us: Option<u32>| us.map(|us| us_to_ms(us.into()));
+        for rtt in [&r.rtt.client, &r.rtt.server] {
+            self.int(rtt.samples);
+            self.opt_float(ms(rtt.p50_us));
+            self.opt_float(ms(rtt.p90_us));
+            self.opt_float(ms(rtt.max_us));
+        }
+        for t in [&r.throughput.client, &r.throughput.server] {
+            self.float(us_to_ms(t.duration_us));
+            match t.bits_per_s {
+                Some(bits) => self.int(bits),
+                None => self.none(),
+            }
         }
     }
 
@@ -579,6 +610,7 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.anomalies);
     row.counts(&r.duplicates);
     row.health(r);
+    row.rtt(r);
     row.encapsulation(
         r.encapsulation
             .as_deref()

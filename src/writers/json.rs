@@ -176,7 +176,7 @@ impl<'a> Encoder<'a> {
     }
 
     #[inline(always)]
-    fn opt_float(&mut self, value: Option<f64>) {
+    pub(crate) fn opt_float(&mut self, value: Option<f64>) {
         match value {
             Some(v) => self.float(v),
             None => self.null(),
@@ -212,7 +212,7 @@ impl<'a> Encoder<'a> {
     }
 
     #[inline(always)]
-    fn opt_int(&mut self, value: Option<u64>) {
+    pub(crate) fn opt_int(&mut self, value: Option<u64>) {
         match value {
             Some(v) => self.int(v),
             None => self.null(),
@@ -374,6 +374,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("anomalies", &r.anomalies);
     e.counts("duplicates", &r.duplicates);
     super::health::encode(e, r);
+    super::rtt::encode(e, r);
     e.key("encapsulation"); // [] for plain traffic
     encapsulation(
         e,
@@ -598,7 +599,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("{\n  \"id\": 3,\n  \"client\": {\n    \"ip\": \"10.77.0.1\",\n"));
         assert!(text.contains("\"intervals_ms\": {\n      \"client\": [],\n"));
-        assert!(text.ends_with("\"probes\": 0\n    }\n  },\n  \"encapsulation\": []\n}"));
+        assert!(text.ends_with("\"bits_per_s\": null\n    }\n  },\n  \"encapsulation\": []\n}"));
     }
 
     #[test]

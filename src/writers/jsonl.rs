@@ -339,6 +339,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"anomalies\":", &r.anomalies);
     w.counts(b",\"duplicates\":", &r.duplicates);
     super::health::write_jsonl(w.out, r);
+    super::rtt::write_jsonl(w.out, r);
     match &r.encapsulation {
         Some(path) => {
             w.lit(b",\"encapsulation\":");

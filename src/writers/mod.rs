@@ -9,6 +9,7 @@ pub mod floats;
 pub mod health;
 pub mod json;
 pub mod jsonl;
+pub mod rtt;
 pub mod scans;
 pub mod spool;
 pub mod summary;

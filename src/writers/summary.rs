@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
-use crate::model::{round3, ConnectionRecord, Probe, Role, Sides};
+use crate::model::{round3, us_to_ms, ConnectionRecord, Probe, Role, Sides};
 
 use super::scans::{ProbeEntry, ScanSources};
 use super::Value;
@@ -91,6 +91,8 @@ pub struct Entry<'a> {
     pub outcome: &'a str,
     pub rtt_ms: Option<f64>,
     pub setup_ms: Option<f64>,
+    /// The connection's median RTT sample on each side's data (`rtt.<side>.p50_ms`).
+    pub rtt_p50_ms: [Option<f64>; 2],
     pub syn_retransmits: u64,
     /// A completed handshake whose latencies are ambiguous (not a simultaneous open).
     pub ambiguous: bool,
@@ -119,6 +121,8 @@ impl<'a> Entry<'a> {
             outcome: r.outcome.name(),
             rtt_ms: hs.rtt_ms,
             setup_ms: hs.setup_ms,
+            rtt_p50_ms: [&r.rtt.client, &r.rtt.server]
+                .map(|side| side.p50_us.map(|us| us_to_ms(us.into()))),
             syn_retransmits: hs.syn_retransmits,
             ambiguous: hs.ambiguity.is_some() && !hs.simultaneous_open,
             time_wait: r.close.time_wait,
@@ -161,6 +165,8 @@ pub struct Summary {
     outcomes: Counter,
     rtt_ms: Vec<f64>,
     setup_ms: Vec<f64>,
+    /// Each side's per-connection median RTT sample.
+    rtt_p50_ms: [Vec<f64>; 2],
     syn_retransmits: u64,
     ambiguous_handshakes: u64,
     time_wait_sides: Counter,
@@ -201,6 +207,9 @@ impl Summary {
         }
         if let Some(setup) = e.setup_ms {
             self.setup_ms.push(setup);
+        }
+        for (values, p50) in self.rtt_p50_ms.iter_mut().zip(e.rtt_p50_ms) {
+            values.extend(p50);
         }
         self.syn_retransmits = self.syn_retransmits.saturating_add(e.syn_retransmits);
         self.ambiguous_handshakes += u64::from(e.ambiguous);
@@ -269,6 +278,13 @@ impl Summary {
                     ("setup_ms", Value::Map(spread(&self.setup_ms))),
                     ("syn_retransmits", int(self.syn_retransmits)),
                     ("ambiguous", int(self.ambiguous_handshakes)),
+                ]),
+            ),
+            (
+                "rtt_p50_ms",
+                map(vec![
+                    ("client", Value::Map(spread(&self.rtt_p50_ms[0]))),
+                    ("server", Value::Map(spread(&self.rtt_p50_ms[1]))),
                 ]),
             ),
             (
@@ -390,6 +406,22 @@ mod tests {
             include_str!("testdata/expected_summary.json")
         );
         assert_eq!(summary.connections(), 54);
+    }
+
+    #[test]
+    fn each_sides_median_rtts_spread_over_the_connections() {
+        let mut summary = Summary::new();
+        for (i, mut record) in fixture::records().into_iter().take(4).enumerate() {
+            record.rtt.client.p50_us = Some(1000 * (i as u32 + 1)); // 1, 2, 3, 4 ms
+            record.rtt.server.p50_us = (i == 0).then_some(250);
+            summary.add(&record);
+        }
+        let text = dumped(&summary);
+        assert!(text.contains(concat!(
+            r#""rtt_p50_ms": {"client": {"count": 4, "p50": 2.0, "p90": 4.0, "p99": 4.0, "#,
+            r#""max": 4.0}, "server": {"count": 1, "p50": 0.25, "p90": 0.25, "p99": 0.25, "#,
+            r#""max": 0.25}}"#
+        )));
     }
 
     #[test]
