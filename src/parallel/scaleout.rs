@@ -1520,6 +1520,53 @@ mod tests {
         assert_eq!(distributed(&one, &options, 4), single(&one, &options));
     }
 
+    #[test]
+    fn the_finalize_streams_each_output_and_refuses_a_damaged_one() {
+        let paths = vec![
+            capture("crafted/port_reuse.pcap"),
+            capture("transfer/download.pcap"),
+        ];
+        let options = Options::default();
+        let (want, _) = single(&paths, &options);
+        let scratch = tempfile::tempdir().unwrap();
+        let keys = ["f0".to_string(), "f1".to_string()];
+        let chunk = crate::sources::merge_chunk(paths.len());
+        for (path, key) in paths.iter().zip(&keys) {
+            let dir = scratch.path();
+            map_file(path, path, key, &options, 3, chunk, dir, None).unwrap();
+        }
+        scaleclock::plan(scratch.path(), &keys).unwrap();
+        for p in 0..3 {
+            reduce_partition(scratch.path(), &keys, p, &options, Encoding::Jsonl).unwrap();
+        }
+        let run = |scratch: &Path| {
+            let mut out = Vec::new();
+            finalize(scratch, 3, Encoding::Jsonl, |_, b, _| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .map(|_| out)
+        };
+        assert_eq!(run(scratch.path()).unwrap(), want);
+        // a partition's output cut inside its last block, then inside its first
+        let path = records_path(scratch.path(), 1);
+        let whole = std::fs::read(&path).unwrap();
+        let what = path.display().to_string();
+        let cut_short = Err(format!("{what}: scratch file cut short"));
+        std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        std::fs::write(&path, &whole[..14]).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        // a block's length beyond the file (never allocated)
+        let mut long = whole.clone();
+        long[10..18].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        // restored: the same bytes again
+        std::fs::write(&path, &whole).unwrap();
+        assert_eq!(run(scratch.path()).unwrap(), want);
+    }
+
     const TUNNELLED: [&str; 14] = [
         "erspan1",
         "erspan2",
