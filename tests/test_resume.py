@@ -133,6 +133,14 @@ def test_resume_is_refused_where_it_is_not_built(capsys: pytest.CaptureFixture[s
     assert not (tmp_path / "state").exists()
 
 
+def test_resume_with_tunnel_ports_is_refused(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "analyze", "--resume", str(tmp_path / "state"),
+                           "--tunnel-port", "vxlan=4790", str(CRAFTED / "port_reuse.pcap"))
+    assert (code, err) == (2, "tcptrace: error: --resume does not take --tunnel-port (yet) "
+                              "(try 'tcptrace analyze --help')\n")
+
+
 def test_resume_final_needs_resume(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "analyze", "--resume-final", str(CRAFTED / "port_reuse.pcap"))
     assert code == 2
