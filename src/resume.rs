@@ -237,3 +237,82 @@ fn write_to(
     file.sync_all().map_err(fail)?;
     Ok(carried)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, Options};
+
+    fn capture(name: &str) -> String {
+        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Run over `paths`, holding the connections open at the end: (ids written, held).
+    fn held_run(paths: Vec<String>) -> (Vec<u64>, Vec<HeldFlow>, u64) {
+        let mut engine = Engine::new(paths, Options::default());
+        engine.resume_from(None, true);
+        let mut ids = Vec::new();
+        engine
+            .run(|r| {
+                ids.push(r.id);
+                Ok(())
+            })
+            .unwrap();
+        let held = engine.held.take().unwrap_or_default();
+        (ids, held, engine.next_id())
+    }
+
+    #[test]
+    fn a_state_round_trips_its_ids_and_frames() {
+        // the whole transfer: its connection is still lingering in the table at the end
+        let paths = vec![capture("transfer/download.pcap")];
+        let (written, held, next_id) = held_run(paths.clone());
+        assert_eq!((written, held.len(), next_id), (vec![], 1, 2));
+        assert_eq!((held[0].id, held[0].previous_id), (1, None));
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let carried = write_state(&state, &paths, &held, next_id).unwrap();
+        assert_eq!((carried.connections, carried.frames), (1, 264));
+        let frames = dir.path().join("frames.pcap");
+        let resumed = read_state(&state, &frames).unwrap().unwrap();
+        assert_eq!((resumed.next_id, resumed.ids), (2, vec![(1, None)]));
+        // the frames are a capture of their own: the same connection, the same id
+        let mut engine = Engine::new(vec![], Options::default());
+        let again = read_state(&state, &frames).unwrap();
+        engine.resume_from(again, false);
+        let mut records = Vec::new();
+        engine
+            .run(|r| {
+                records.push(r);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].id, 1);
+        assert_eq!(engine.source.frames, 264);
+    }
+
+    #[test]
+    fn a_missing_state_is_a_first_run_and_a_cut_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let frames = dir.path().join("frames.pcap");
+        assert!(read_state(&state, &frames).unwrap().is_none());
+        let paths = vec![capture("transfer/download.pcap")];
+        let (_, held, next_id) = held_run(paths.clone());
+        write_state(&state, &paths, &held, next_id).unwrap();
+        let whole = fs::read(&state).unwrap();
+        let message = format!(
+            "{}: not a tcptrace resume file (or a damaged one)",
+            state.display()
+        );
+        for cut in [0, 9, 20, 40, 60, whole.len() - 1] {
+            fs::write(&state, &whole[..cut]).unwrap();
+            assert_eq!(read_state(&state, &frames).err(), Some(message.clone()));
+        }
+        let mut longer = whole.clone();
+        longer.push(0);
+        fs::write(&state, &longer).unwrap();
+        assert_eq!(read_state(&state, &frames).err(), Some(message));
+    }
+}
