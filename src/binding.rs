@@ -427,6 +427,43 @@ impl Run {
         finish_execute(py, result, &mut failure)
     }
 
+    /// `--resume STATE` (src/resume.rs), before `execute`: the run reads first the frames a
+    /// previous run left in STATE (if it exists), copied to the pcap file `frames` (the
+    /// caller removes it), and with `hold` holds its open connections at the end. Returns
+    /// the number of connections resumed (None: no STATE yet).
+    #[pyo3(signature = (state, frames, hold=true))]
+    fn resume_from(
+        &mut self,
+        py: Python<'_>,
+        state: std::path::PathBuf,
+        frames: std::path::PathBuf,
+        hold: bool,
+    ) -> PyResult<Option<usize>> {
+        let resumed = crate::resume::read_state(&state, &frames)
+            .map_err(|e| tcptrace_error(py, "TcptraceError", &e))?;
+        let count = resumed.as_ref().map(|r| r.ids.len());
+        self.engine.resume_from(resumed, hold);
+        Ok(count)
+    }
+
+    /// `--resume STATE`, after `execute`: write the connections held at the end (their
+    /// frames, read again from the run's inputs) to STATE. Returns (connections, frames,
+    /// bytes of frames).
+    fn write_state(
+        &mut self,
+        py: Python<'_>,
+        state: std::path::PathBuf,
+    ) -> PyResult<(usize, u64, u64)> {
+        let held = self.engine.held.take().unwrap_or_default();
+        let (paths, _, _) = self.engine.parts();
+        let paths = paths.to_vec();
+        let next_id = self.engine.next_id();
+        let carried = py
+            .detach(|| crate::resume::write_state(&state, &paths, &held, next_id))
+            .map_err(|e| tcptrace_error(py, "TcptraceError", &e))?;
+        Ok((carried.connections, carried.frames, carried.bytes))
+    }
+
     /// The capture-wide summary (src/writers/summary.rs `as_dict`; json, table and page
     /// runs: the other formats carry none, and do not pay for it).
     fn summary(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -310,6 +310,11 @@ struct Extras {
 }
 
 impl Connection {
+    /// The id of the connection this one followed on its 4-tuple (port reuse).
+    pub fn previous_id(&self) -> Option<u64> {
+        self.previous_id.map(std::num::NonZeroU64::get)
+    }
+
     pub fn new(
         id: u64,
         client: (u128, u16),

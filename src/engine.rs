@@ -13,7 +13,7 @@ use crate::checksum::{self, ChecksumLedger};
 use crate::connection::Connection;
 use crate::decode::{decode_piece, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
-use crate::flows::{FlowOptions, FlowTable, FlowTableStats};
+use crate::flows::{FlowOptions, FlowTable, FlowTableStats, HeldFlow};
 use crate::model::ConnectionRecord;
 use crate::sources::{display_name, CaptureError, Captures, FrameBatch, SourceStats};
 use crate::writers::Value;
@@ -139,6 +139,9 @@ pub struct Engine {
     pub progress: Arc<Progress>,
     /// `--per-file`: each file read so far, with the ids its connections got (first, next).
     pub file_ids: Vec<(String, u64, u64)>,
+    /// `--resume` (src/resume.rs): Some asks the run to hold the connections still open at
+    /// the end instead of closing them; they are here after the run.
+    pub held: Option<Vec<HeldFlow>>,
 }
 
 /// A fresh flow table for `options` (the single run's, each `--jobs` shard's, a live
@@ -173,6 +176,7 @@ impl Engine {
             frames_fed: 0,
             progress: Arc::new(Progress::default()),
             file_ids: Vec::new(),
+            held: None,
         }
     }
 
@@ -197,6 +201,25 @@ impl Engine {
         mut emit: E,
     ) -> Result<(), RunError> {
         self.run_traced_on(captures, |record, _| emit(record))
+    }
+
+    /// `--resume` (src/resume.rs): read a previous run's held frames (`resumed.frames`, a
+    /// pcap file) before the files, give the connections they open its ids (in the order
+    /// they opened), then number from its next id; and, with `hold`, hold this run's open
+    /// connections at the end (`held`) instead of closing them (the last run of a series).
+    pub fn resume_from(&mut self, resumed: Option<crate::resume::Resumed>, hold: bool) {
+        if let Some(resumed) = resumed {
+            let path = crate::names::display_name(&resumed.frames);
+            self.paths.insert(0, path);
+            self.table.reuse_ids(resumed.ids);
+            self.table.continue_ids_from(resumed.next_id);
+        }
+        self.held = hold.then(Vec::new);
+    }
+
+    /// The id the run's next connection would get.
+    pub fn next_id(&self) -> u64 {
+        self.table.next_id()
     }
 
     /// Trace the segments of the connections `select` picks (`ladder`, `report`): their
@@ -327,7 +350,15 @@ impl Engine {
             }
         }
         let msl_s = self.options.msl_s;
-        for mut conn in self.table.close() {
+        let ended = match self.held.as_mut() {
+            Some(held) => {
+                let (done, open) = self.table.hold();
+                *held = open;
+                done
+            }
+            None => self.table.close(),
+        };
+        for mut conn in ended {
             let record = record_of(&mut self.table.ledger, &mut conn, msl_s);
             emit(record, conn.take_trace()).map_err(RunError::Emit)?;
         }

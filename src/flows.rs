@@ -76,6 +76,18 @@ pub struct FlowTableStats {
     pub duplicates: u64,
 }
 
+/// A connection still open at the end of a run, handed on to the next (`--resume`): its
+/// flow (canonical 4-tuple, as `FlowKey`), first segment's time, id and previous id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldFlow {
+    pub lo: u128,
+    pub hi: u128,
+    pub ports: u32,
+    pub first_ns: i64,
+    pub id: u64,
+    pub previous_id: Option<u64>,
+}
+
 /// How far behind the clock a slice's latest timestamp must be to set the clock back to
 /// it: far beyond any reordering a capture or a merge of captures produces.
 pub const CLOCK_JUMP_NS: i64 = 3_600 * 1_000_000_000;
@@ -283,6 +295,9 @@ pub struct FlowTable {
     /// Slots and an `ended` vector handed back by the caller (`recycle`), for reuse.
     spares: spare::Spares,
     next_id: u64,
+    /// Ids (and previous ids) the next connections take before `next_id`'s: those of the
+    /// connections a previous run handed on (`--resume`, `reuse_ids`).
+    reuse: VecDeque<(u64, Option<u64>)>,
     pub now_ns: i64,
     tombstones: FastMap<TombKey, u64>,
     tombstone_queue: VecDeque<(i64, TombKey)>,
@@ -514,7 +529,13 @@ impl FlowTable {
             // the first payload may yet exchange them (Connection::roles_from_payload)
             RoleRule::Port | RoleRule::Request | RoleRule::Response => client_by_port(&key),
         };
-        let id = self.next_id;
+        let (id, reused) = match self.reuse.pop_front() {
+            Some((id, previous)) => {
+                previous_id = previous_id.or(previous);
+                (id, true)
+            }
+            None => (self.next_id, false),
+        };
         let zeek = self.options.zeek;
         let server_ports = self.zeek_server_ports.as_deref();
         let make = |previous_id| {
@@ -582,7 +603,9 @@ impl FlowTable {
                 self.order.len() - 1
             }
         };
-        self.next_id += 1;
+        if !reused {
+            self.next_id += 1;
+        }
         self.stats.connections += 1;
         if self.panic_in_connection == Some(id) {
             panic!("forced panic in connection {id} ({PANIC_IN_CONNECTION})");
@@ -709,6 +732,40 @@ impl FlowTable {
     /// the vector) are reused for new connections instead of freed (see `spare`).
     pub fn recycle(&mut self, done: Vec<Finished>) {
         self.spares.keep(done);
+    }
+
+    /// The end of a run that hands its open connections on (`--resume`, src/resume.rs):
+    /// the finished ones, then those still in the table (open, lingering, idle), in its
+    /// order, as flows to carry rather than records.
+    pub fn hold(&mut self) -> (Vec<Finished>, Vec<HeldFlow>) {
+        self.tombstones.clear();
+        self.tombstone_queue.clear();
+        let done = self.drain();
+        let held = self
+            .order
+            .drain(..)
+            .flatten()
+            .map(|slot| {
+                let key = slot.key();
+                HeldFlow {
+                    lo: key.lo,
+                    hi: key.hi,
+                    ports: key.ports,
+                    first_ns: slot.conn.first_ns,
+                    id: slot.conn.id,
+                    previous_id: slot.conn.previous_id(),
+                }
+            })
+            .collect();
+        self.index.clear();
+        (done, held)
+    }
+
+    /// The next connections opened take these ids and previous ids, in order, before
+    /// `next_id`'s (`--resume`: a previous run's open connections, replayed in the order
+    /// they opened).
+    pub fn reuse_ids(&mut self, ids: Vec<(u64, Option<u64>)>) {
+        self.reuse = ids.into();
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.

@@ -127,12 +127,20 @@ def cli() -> None:
 @click.option("--scratch", type=click.Path(file_okay=False),
               help="--executor dask: where the intermediate files go (seen by every worker); "
                    "a temporary directory in it is removed at the end.")
+@click.option("--resume", "resume", metavar="STATE", type=click.Path(dir_okay=False),
+              help="Hand connections on between runs (an hourly job over new files): read "
+                   "first the frames STATE holds (if it exists), hold back the connections "
+                   "still open at the end and write them to STATE (docs/scale-out.md).")
+@click.option("--resume-final", is_flag=True,
+              help="With --resume: the last run of a series; every connection is closed at "
+                   "the end and STATE removed.")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
             per_file: bool = False, tunnel_ports: tuple[tuple[str, int], ...] = (),
             executor: str = "local", scheduler: str | None = None, workers: int | None = None,
-            partitions: int | None = None, scratch: str | None = None) -> None:
+            partitions: int | None = None, scratch: str | None = None,
+            resume: str | None = None, resume_final: bool = False) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
@@ -147,6 +155,14 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
         raise TcptraceError("this installation has no native engine (reinstall tcptrace)")
     if executor == "dask" and (per_file or jobs != 1):
         raise click.UsageError("--executor dask does not take --per-file or --jobs")
+    if resume is not None and (executor == "dask" or per_file or jobs != 1
+                               or "-" in captures):
+        raise click.UsageError("--resume reads files in one process: not with --executor "
+                               "dask, --per-file, --jobs or standard input (yet)")
+    if resume is not None and tunnel_ports:  # STATE's frames are found by the well-known
+        raise click.UsageError("--resume does not take --tunnel-port (yet)")  # ports only
+    if resume_final and resume is None:
+        raise click.UsageError("--resume-final goes with --resume STATE")
     if executor != "dask" and (scheduler or workers or partitions or scratch):
         raise click.UsageError("--scheduler, --workers, --partitions and --scratch go with "
                                "--executor dask")
@@ -163,7 +179,8 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
             _analyze(list(captures), fmt, output, filter_, msl, linger, max_flows, quiet,
                      jobs, zeek=zeek, verify_checksums=verify_checksums,
                      no_progress=no_progress, per_file=per_file,
-                     tunnel_ports=list(tunnel_ports))
+                     tunnel_ports=list(tunnel_ports), resume=resume,
+                     resume_final=resume_final)
 
     if fmt != "parquet":
         run(fmt, output)
@@ -186,7 +203,8 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
              msl: float, linger: float, max_flows: int, quiet: bool, jobs: int = 1, *,
              zeek: bool = False, verify_checksums: bool = False,
              no_progress: bool = False, per_file: bool = False,
-             tunnel_ports: list[tuple[str, int]] | None = None) -> None:
+             tunnel_ports: list[tuple[str, int]] | None = None,
+             resume: str | None = None, resume_final: bool = False) -> None:
     bpf = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
@@ -208,7 +226,7 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
     with target as out:
         _run_analysis(paths, fmt, out, bpf, msl, linger, max_flows, quiet, jobs, zeek=zeek,
                       verify_checksums=verify_checksums, watch=watch, per_file=per_file,
-                      tunnel_ports=tunnel_ports)
+                      tunnel_ports=tunnel_ports, resume=resume, resume_final=resume_final)
 
 
 def _analyze_on_dask(patterns: list[str], fmt: str, output: str | None, quiet: bool, *,
@@ -251,15 +269,23 @@ def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilt
                   msl: float, linger: float, max_flows: int, quiet: bool, jobs: int, *, zeek: bool,
                   verify_checksums: bool, watch: Callable[..., Any] | None,
                   per_file: bool = False,
-                  tunnel_ports: list[tuple[str, int]] | None = None) -> None:
+                  tunnel_ports: list[tuple[str, int]] | None = None,
+                  resume: str | None = None, resume_final: bool = False) -> None:
     from tcptrace import native
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(f"tcptrace: resume: {line}", err=True)
+
 
     warnings: list[str] = []
     try:
         warnings = native.analyze(paths, fmt, out, bpf=bpf, msl_s=msl,
                                   linger_s=linger, max_flows=max_flows, zeek=zeek,
                                   verify_checksums=verify_checksums, watch=watch, jobs=jobs,
-                                  per_file=per_file, tunnel_ports=tunnel_ports)
+                                  per_file=per_file, tunnel_ports=tunnel_ports,
+                                  resume=resume, resume_final=resume_final,
+                                  on_resume=say)
     except Interrupted as exc:
         warnings = exc.warnings
         raise

@@ -9,6 +9,7 @@ starts in a few tens of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -66,7 +67,9 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             verify_checksums: bool = False,
             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
             jobs: int = 1, per_file: bool = False,
-            tunnel_ports: list[tuple[str, int]] | None = None) -> list[str]:
+            tunnel_ports: list[tuple[str, int]] | None = None,
+            resume: str | None = None, resume_final: bool = False,
+            on_resume: Callable[[str], None] | None = None) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
     `out`: a path, which the engine writes itself ("-": the standard output, Python's
@@ -81,7 +84,10 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
     a hash of their 4-tuple), the same report byte for byte. `per_file`: each file its own
     capture, read in the order given (ids continue across files; records carry `file`; the
     table has a part per file); on one thread. `tunnel_ports`: (kind, UDP port) pairs
-    decapsulated besides the well-known ports (--tunnel-port).
+    decapsulated besides the well-known ports (--tunnel-port). `resume`: a STATE file
+    (--resume, docs/scale-out.md): its frames read first, the connections open at the end
+    held back and written to it (`on_resume` gets a line saying what was carried); with
+    `resume_final`, the last run of a series: every connection closed, STATE removed.
     """
     from tcptrace import _native
 
@@ -90,6 +96,35 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
                       int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
                       verify_checksums=verify_checksums, per_file=per_file,
                       tunnel_ports=tunnel_ports or None)
+    if resume is None:
+        return _execute(run, fmt, out, watch, per_file)
+    frames = f"{resume}.frames.pcap"  # the previous run's frames, read as a capture
+    try:
+        resumed = run.resume_from(resume, frames, hold=not resume_final)
+        warnings = _execute(run, fmt, out, watch, per_file)
+        if resume_final:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(resume)
+        else:
+            connections, carried, size = run.write_state(resume)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(frames)
+    if resume_final:
+        if on_resume is not None and resumed is not None:
+            on_resume(f"{resumed} connections resumed from {resume} and closed; "
+                      f"{resume} removed")
+    elif on_resume is not None:
+        before = "" if resumed is None else f" ({resumed} resumed from it)"
+        on_resume(f"{connections} open connections held in {resume}{before}: "
+                  f"{carried} frames, {size} bytes")
+    return warnings
+
+
+def _execute(run: Run, fmt: str, out: str | IO[bytes],
+             watch: Callable[[Callable[[], tuple[int, int]]], Any] | None,
+             per_file: bool) -> list[str]:
+    """Execute `run` to `out` and finish its document; the warnings of the run."""
     failure: EngineFailure | None = None
     progress = run.progress()
     sink = out if isinstance(out, str) else out.write

@@ -47,13 +47,13 @@ use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, SourceS
 use crate::writers::summary::Entry;
 use crate::writers::Value;
 
-use super::encode::{splice, Encoder, Encoding, EpochBatch, Item, Spans};
-use super::plan::{keeps_ledger, merge_epoch, shard_of, Cut, MappedPiece, Reducer, Renumber};
+use super::encode::{splice, Encoder, Encoding, EpochBatch, Spans};
+use super::plan::{keeps_ledger, shard_of, Cut, MappedPiece, Reducer, Renumber};
 use super::scalechunks::{self, PartStart};
 use super::scaleclock;
 use super::scaletimes::{self, replay_merge, TimesWriter};
 use super::scaletunnels::{self, Remap, Representatives, Tracker};
-use super::spill::{self, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
+use super::spill::{self, Blocks, In, Out, MANIFEST_MAGIC, RECORDS_MAGIC, SEGMENTS_MAGIC};
 use super::threads::add_stats;
 
 /// What the map step learnt of one file: all the client and the reduces need of it.
@@ -1103,8 +1103,7 @@ pub fn reduce_partition(
         }
         data = Arc::try_unwrap(std::mem::take(&mut piece.data)).unwrap_or_default();
         for batch in encoder.done.drain(..) {
-            write_epoch(&mut buf, &batch);
-            out.write_all(&buf.buf).map_err(fail)?;
+            write_epoch(&mut out, &mut buf, &batch).map_err(fail)?;
         }
         at = end;
         base = last + 1;
@@ -1119,8 +1118,7 @@ pub fn reduce_partition(
     }
     reducer.close(&mut encoder);
     for batch in encoder.done.drain(..) {
-        write_epoch(&mut buf, &batch);
-        out.write_all(&buf.buf).map_err(fail)?;
+        write_epoch(&mut out, &mut buf, &batch).map_err(fail)?;
     }
     let stats = reducer.stats();
     buf.buf.clear();
@@ -1128,7 +1126,7 @@ pub fn reduce_partition(
     for v in stats_fields(&stats) {
         buf.u64(v);
     }
-    out.write_all(&buf.buf).map_err(fail)?;
+    spill::write_block(&mut out, &buf.buf).map_err(fail)?;
     out.into_inner().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &target).map_err(|e| format!("{}: {e}", target.display()))?;
     Ok(stats)
@@ -1147,42 +1145,50 @@ fn stats_fields(s: &FlowTableStats) -> [u64; 8] {
     ]
 }
 
-/// One epoch batch: tag 1, the opened ordinals, then each item with its bytes.
-fn write_epoch(out: &mut Out, batch: &EpochBatch) {
-    out.buf.clear();
-    out.u8(1);
-    out.u64(batch.opened.len() as u64);
-    batch.opened.iter().for_each(|&o| out.u64(o));
-    out.u64(batch.items.len() as u64);
+/// One epoch batch as blocks (`spill::write_block`): a header block (tag 1, the opened
+/// ordinals, the number of items), then a block per item with its bytes, so that the
+/// finalize holds one item of each partition at a time.
+fn write_epoch(out: &mut impl Write, buf: &mut Out, batch: &EpochBatch) -> std::io::Result<()> {
+    buf.buf.clear();
+    buf.u8(1);
+    buf.u64(batch.opened.len() as u64);
+    batch.opened.iter().for_each(|&o| buf.u64(o));
+    buf.u64(batch.items.len() as u64);
+    spill::write_block(out, &buf.buf)?;
     for item in &batch.items {
-        out.u8(item.phase);
-        out.u64(item.rank);
-        out.u64(item.local_id);
-        out.u8(u8::from(item.previous_local.is_some()));
-        out.u64(item.previous_local.unwrap_or(0));
-        out.u64(item.spans.id.0 as u64);
-        out.u64(item.spans.id.1 as u64);
+        buf.buf.clear();
+        buf.u8(item.phase);
+        buf.u64(item.rank);
+        buf.u64(item.local_id);
+        buf.u8(u8::from(item.previous_local.is_some()));
+        buf.u64(item.previous_local.unwrap_or(0));
+        buf.u64(item.spans.id.0 as u64);
+        buf.u64(item.spans.id.1 as u64);
         let previous = item.spans.previous;
-        out.u8(u8::from(previous.is_some()));
-        out.u64(previous.map_or(0, |p| p.0 as u64));
-        out.u64(previous.map_or(0, |p| p.1 as u64));
-        out.bytes(batch.bytes(item));
+        buf.u8(u8::from(previous.is_some()));
+        buf.u64(previous.map_or(0, |p| p.0 as u64));
+        buf.u64(previous.map_or(0, |p| p.1 as u64));
+        buf.bytes(batch.bytes(item));
         match &item.record {
             Some(record) => {
-                out.u8(1);
-                Digest::of(record).write(out);
+                buf.u8(1);
+                Digest::of(record).write(buf);
             }
-            None => out.u8(0),
+            None => buf.u8(0),
         }
+        spill::write_block(out, &buf.buf)?;
     }
+    Ok(())
 }
 
-/// An epoch batch read back, with its records' digests (json and table).
-type ReadEpoch = (EpochBatch, Vec<Option<Digest>>);
+/// The start of an epoch in a reduce's output: the first ordinals of the connections it
+/// opened and its number of items; or, at the end, the partition's counters.
+enum EpochHead {
+    Epoch { opened: Vec<u64>, items: u64 },
+    End(FlowTableStats),
+}
 
-/// The next epoch batch of a reduce's output (its bytes in one block), or its counters at
-/// the end.
-fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, String> {
+fn read_epoch_head(input: &mut In) -> Result<EpochHead, String> {
     if input.u8()? == 2 {
         let mut v = [0u64; 8];
         for slot in &mut v {
@@ -1190,7 +1196,7 @@ fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, Strin
         }
         let [connections, evicted_for_capacity, idle_evicted, port_reuse, after_close, failed_connections, clock_jumps, duplicates] =
             v;
-        return Ok(Err(FlowTableStats {
+        return Ok(EpochHead::End(FlowTableStats {
             connections,
             evicted_for_capacity,
             idle_evicted,
@@ -1201,119 +1207,153 @@ fn read_epoch(input: &mut In) -> Result<Result<ReadEpoch, FlowTableStats>, Strin
             duplicates,
         }));
     }
-    let mut batch = EpochBatch::default();
-    for _ in 0..input.count(8)? {
-        batch.opened.push(input.u64()?);
-    }
-    let mut block = Vec::new();
-    let mut digests = Vec::new();
-    for _ in 0..input.count(60)? {
-        let phase = input.u8()?;
-        let rank = input.u64()?;
-        let local_id = input.u64()?;
-        let has_previous = input.u8()? != 0;
-        let previous = input.u64()?;
-        let id = (input.u64()? as usize, input.u64()? as usize);
-        let has_span = input.u8()? != 0;
-        let span = (input.u64()? as usize, input.u64()? as usize);
-        let bytes = input.bytes()?;
-        digests.push(match input.u8()? {
+    let opened = (0..input.count(8)?)
+        .map(|_| input.u64())
+        .collect::<Result<_, _>>()?;
+    let items = input.u64()?;
+    Ok(EpochHead::Epoch { opened, items })
+}
+
+/// One record of a reduce's output, read back: its merge key, ids, bytes and digest.
+struct ReadItem {
+    key: (u8, u64),
+    local_id: u64,
+    previous_local: Option<u64>,
+    spans: Spans,
+    bytes: Vec<u8>,
+    digest: Option<Digest>,
+}
+
+fn read_item(input: &mut In) -> Result<ReadItem, String> {
+    let phase = input.u8()?;
+    let rank = input.u64()?;
+    let local_id = input.u64()?;
+    let has_previous = input.u8()? != 0;
+    let previous = input.u64()?;
+    let id = (input.u64()? as usize, input.u64()? as usize);
+    let has_span = input.u8()? != 0;
+    let span = (input.u64()? as usize, input.u64()? as usize);
+    let bytes = input.bytes()?.to_vec();
+    let digest = match input.u8()? {
+        0 => None,
+        _ => Some(Digest::read(input)?),
+    };
+    Ok(ReadItem {
+        key: (phase, rank),
+        local_id,
+        previous_local: has_previous.then_some(previous),
+        spans: Spans {
+            id,
+            previous: has_span.then_some(span),
+        },
+        bytes,
+        digest,
+    })
+}
+
+/// A partition's output being merged: its next record of the current epoch and how many
+/// are left after it.
+struct Stream {
+    blocks: Blocks,
+    head: Option<ReadItem>,
+    left: u64,
+}
+
+impl Stream {
+    /// Read the next record of the epoch into `head` (None once the epoch's are all read).
+    fn advance(&mut self) -> Result<(), String> {
+        self.head = match self.left {
             0 => None,
-            _ => Some(Digest::read(input)?),
-        });
-        let start = block.len();
-        block.extend_from_slice(bytes);
-        batch.items.push(Item {
-            phase,
-            rank,
-            local_id,
-            previous_local: has_previous.then_some(previous),
-            block: 0,
-            start,
-            end: block.len(),
-            spans: Spans {
-                id,
-                previous: has_span.then_some(span),
-            },
-            record: None,
-        });
+            _ => {
+                self.left -= 1;
+                Some(read_item(&mut self.blocks.next_block()?)?)
+            }
+        };
+        Ok(())
     }
-    batch.blocks.push(block);
-    Ok(Ok((batch, digests)))
 }
 
 /// The finalize step: the reduces' outputs (partition order), epoch by epoch, renumbered
 /// and merged into the single run's order; `emit` gets each record's global id, its bytes
 /// under its global ids and (json, table) its digest. Returns the flow-table counters
 /// summed over the partitions.
+///
+/// Each output is read as a stream: within an epoch every partition's records are already
+/// in the single run's order (phase, rank), so a k-way merge holds one record of each
+/// partition at a time (and the global ids: 8 bytes a connection), not the outputs.
 pub fn finalize<E: FnMut(u64, &[u8], Option<&Digest>) -> Result<(), String>>(
     scratch: &Path,
     partitions: usize,
     encoding: Encoding,
     mut emit: E,
 ) -> Result<FlowTableStats, String> {
-    let files: Vec<(Vec<u8>, String)> = (0..partitions)
+    let mut streams: Vec<Stream> = (0..partitions)
         .map(|p| {
-            let path = records_path(scratch, p);
-            spill::read(&path).map(|bytes| (bytes, path.display().to_string()))
+            let blocks = Blocks::open(&records_path(scratch, p), RECORDS_MAGIC)?;
+            Ok::<_, String>(Stream {
+                blocks,
+                head: None,
+                left: 0,
+            })
         })
-        .collect::<Result<_, _>>()?;
-    let mut inputs: Vec<In> = files
-        .iter()
-        .map(|(bytes, what)| In::new(bytes, RECORDS_MAGIC, what))
         .collect::<Result<_, _>>()?;
     let mut renumber = Renumber::new(partitions);
     let mut stats = FlowTableStats::default();
-    let mut ended = 0;
     let mut out = Vec::new();
     let splices = !matches!(encoding, Encoding::Zeek | Encoding::Table);
-    while ended == 0 {
-        let mut batches = Vec::with_capacity(partitions);
-        let mut digests = Vec::with_capacity(partitions);
-        for input in &mut inputs {
-            match read_epoch(input)? {
-                Ok((batch, digest)) => {
-                    batches.push(batch);
-                    digests.push(digest);
+    loop {
+        let mut ended = 0;
+        let mut opened: Vec<Vec<u64>> = Vec::with_capacity(partitions);
+        for stream in &mut streams {
+            match read_epoch_head(&mut stream.blocks.next_block()?)? {
+                EpochHead::Epoch { opened: o, items } => {
+                    opened.push(o);
+                    stream.left = items;
                 }
-                Err(s) => {
+                EpochHead::End(s) => {
                     add_stats(&mut stats, &s);
                     ended += 1;
-                    batches.push(EpochBatch::default());
-                    digests.push(Vec::new());
+                    opened.push(Vec::new());
+                    stream.left = 0;
                 }
             }
+            stream.advance()?;
         }
-        if ended > 0 && ended < partitions {
+        if ended == partitions {
+            return Ok(stats);
+        }
+        if ended > 0 {
             return Err("the partitions' outputs do not end together".into());
         }
-        let opened: Vec<&[u64]> = batches.iter().map(|b| b.opened.as_slice()).collect();
-        renumber.add_epoch(&opened);
-        let keys: Vec<Vec<(u8, u64)>> = batches
-            .iter()
-            .map(|b| b.items.iter().map(|i| (i.phase, i.rank)).collect())
-            .collect();
-        for (k, i) in merge_epoch(&keys) {
-            let Some(item) = batches.get(k).and_then(|b| b.items.get(i)) else {
-                continue;
-            };
-            let local = batches[k].bytes(item);
-            let digest = digests
-                .get(k)
-                .and_then(|d| d.get(i))
-                .and_then(Option::as_ref);
-            let id = renumber.global(k, item.local_id);
-            out.clear();
-            if splices {
-                let previous = item.previous_local.map(|p| renumber.global(k, p));
-                splice(local, &item.spans, id, previous, &mut out);
-                emit(id, &out, digest)?;
-            } else {
-                emit(id, local, digest)?;
+        let lists: Vec<&[u64]> = opened.iter().map(Vec::as_slice).collect();
+        renumber.add_epoch(&lists);
+        // the single run's order: the least (phase, rank) of the partitions' next records
+        // (`plan::merge_epoch`, one record at a time)
+        loop {
+            let mut best: Option<((u8, u64), usize)> = None;
+            for (k, stream) in streams.iter().enumerate() {
+                if let Some(item) = &stream.head {
+                    if best.is_none_or(|(b, _)| item.key < b) {
+                        best = Some((item.key, k));
+                    }
+                }
             }
+            let Some((_, k)) = best else { break };
+            let Some(item) = streams[k].head.take() else {
+                break;
+            };
+            let id = renumber.global(k, item.local_id);
+            if splices {
+                out.clear();
+                let previous = item.previous_local.map(|p| renumber.global(k, p));
+                splice(&item.bytes, &item.spans, id, previous, &mut out);
+                emit(id, &out, item.digest.as_ref())?;
+            } else {
+                emit(id, &item.bytes, item.digest.as_ref())?;
+            }
+            streams[k].advance()?;
         }
     }
-    Ok(stats)
 }
 
 #[cfg(test)]
@@ -1532,6 +1572,53 @@ mod tests {
         // one file alone: its own order, no merge
         let one = vec![capture("transfer/download.pcap")];
         assert_eq!(distributed(&one, &options, 4), single(&one, &options));
+    }
+
+    #[test]
+    fn the_finalize_streams_each_output_and_refuses_a_damaged_one() {
+        let paths = vec![
+            capture("crafted/port_reuse.pcap"),
+            capture("transfer/download.pcap"),
+        ];
+        let options = Options::default();
+        let (want, _) = single(&paths, &options);
+        let scratch = tempfile::tempdir().unwrap();
+        let keys = ["f0".to_string(), "f1".to_string()];
+        let chunk = crate::sources::merge_chunk(paths.len());
+        for (path, key) in paths.iter().zip(&keys) {
+            let dir = scratch.path();
+            map_file(path, path, key, &options, 3, chunk, dir, None).unwrap();
+        }
+        scaleclock::plan(scratch.path(), &keys).unwrap();
+        for p in 0..3 {
+            reduce_partition(scratch.path(), &keys, p, &options, Encoding::Jsonl).unwrap();
+        }
+        let run = |scratch: &Path| {
+            let mut out = Vec::new();
+            finalize(scratch, 3, Encoding::Jsonl, |_, b, _| {
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .map(|_| out)
+        };
+        assert_eq!(run(scratch.path()).unwrap(), want);
+        // a partition's output cut inside its last block, then inside its first
+        let path = records_path(scratch.path(), 1);
+        let whole = std::fs::read(&path).unwrap();
+        let what = path.display().to_string();
+        let cut_short = Err(format!("{what}: scratch file cut short"));
+        std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        std::fs::write(&path, &whole[..14]).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        // a block's length beyond the file (never allocated)
+        let mut long = whole.clone();
+        long[10..18].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(run(scratch.path()), cut_short);
+        // restored: the same bytes again
+        std::fs::write(&path, &whole).unwrap();
+        assert_eq!(run(scratch.path()).unwrap(), want);
     }
 
     const TUNNELLED: [&str; 14] = [

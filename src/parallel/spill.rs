@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::decode::Segment;
 
 /// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 6;
+pub const VERSION: u16 = 7;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;
@@ -129,6 +129,12 @@ impl<'a> In<'a> {
             ));
         }
         Ok(input)
+    }
+
+    /// A reader of a block cut from a file whose header `new` already checked (a reduce's
+    /// output is read one length-prefixed block at a time: `Blocks`).
+    pub fn block(data: &'a [u8], what: &'a str) -> In<'a> {
+        In { data, at: 0, what }
     }
 
     pub fn at_end(&self) -> bool {
@@ -272,6 +278,62 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
 
+/// A scratch file read as a stream of length-prefixed blocks (u64 length, then the block),
+/// after its magic and version: the reader holds one block at a time, not the file.
+pub struct Blocks {
+    file: std::io::BufReader<fs::File>,
+    left: u64,
+    block: Vec<u8>,
+    what: String,
+}
+
+impl Blocks {
+    /// Open `path`, which must start with `magic` and this version.
+    pub fn open(path: &Path, magic: &[u8; 8]) -> Result<Blocks, String> {
+        use std::io::Read;
+        let what = path.display().to_string();
+        let fail = |e: std::io::Error| format!("{what}: cannot read: {e}");
+        let file = fs::File::open(path).map_err(fail)?;
+        let size = file.metadata().map_err(fail)?.len();
+        let mut file = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut header = [0u8; 10];
+        file.read_exact(&mut header)
+            .map_err(|_| format!("{what}: scratch file cut short"))?;
+        In::new(&header, magic, &what)?;
+        Ok(Blocks {
+            file,
+            left: size.saturating_sub(header.len() as u64),
+            block: Vec::new(),
+            what,
+        })
+    }
+
+    /// The next block, read into a buffer reused from block to block (its length is checked
+    /// against the bytes left in the file before anything is allocated).
+    pub fn next_block(&mut self) -> Result<In<'_>, String> {
+        use std::io::Read;
+        let cut = || format!("{}: scratch file cut short", self.what);
+        let mut length = [0u8; 8];
+        self.file.read_exact(&mut length).map_err(|_| cut())?;
+        let length = u64::from_le_bytes(length);
+        let left = self.left.saturating_sub(8);
+        if length > left {
+            return Err(cut());
+        }
+        self.left = left - length;
+        self.block.clear();
+        self.block.resize(length as usize, 0);
+        self.file.read_exact(&mut self.block).map_err(|_| cut())?;
+        Ok(In::block(&self.block, &self.what))
+    }
+}
+
+/// Append `block` to `out` as `Blocks` reads it: its length (u64), then its bytes.
+pub fn write_block(out: &mut impl Write, block: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(block.len() as u64).to_le_bytes())?;
+    out.write_all(block)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +431,42 @@ mod tests {
             .err()
             .is_some_and(|e| e.contains("version 9")));
         assert!(In::new(&out.buf[..5], MANIFEST_MAGIC, "x").is_err());
+    }
+
+    #[test]
+    fn blocks_are_read_one_at_a_time_and_checked() {
+        let dir = std::env::temp_dir().join(format!("tt-blocks-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p0.records");
+        let mut file = Out::new(RECORDS_MAGIC).buf;
+        write_block(&mut file, &[1, 2, 3]).unwrap();
+        write_block(&mut file, &[]).unwrap();
+        write_block(&mut file, &7u64.to_le_bytes()).unwrap();
+        fs::write(&path, &file).unwrap();
+        let mut blocks = Blocks::open(&path, RECORDS_MAGIC).unwrap();
+        let mut first = blocks.next_block().unwrap();
+        assert_eq!([first.u8(), first.u8(), first.u8()], [Ok(1), Ok(2), Ok(3)]);
+        assert!(first.at_end());
+        assert!(blocks.next_block().unwrap().at_end());
+        assert_eq!(blocks.next_block().unwrap().u64(), Ok(7));
+        let what = path.display().to_string();
+        assert_eq!(
+            blocks.next_block().err(),
+            Some(format!("{what}: scratch file cut short"))
+        );
+        // a length beyond the file is refused before it is allocated
+        let mut long = Out::new(RECORDS_MAGIC).buf;
+        long.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        long.extend_from_slice(&[0; 16]);
+        fs::write(&path, &long).unwrap();
+        let mut blocks = Blocks::open(&path, RECORDS_MAGIC).unwrap();
+        assert_eq!(
+            blocks.next_block().err(),
+            Some(format!("{what}: scratch file cut short"))
+        );
+        assert!(Blocks::open(&path, MANIFEST_MAGIC).is_err());
+        fs::write(&path, b"TTRE").unwrap();
+        assert!(Blocks::open(&path, RECORDS_MAGIC).is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
