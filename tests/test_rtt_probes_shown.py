@@ -137,11 +137,10 @@ def test_the_rows_carry_rtt_throughput_and_probe(tmp_path: Path) -> None:
     row = row_of(data, 39758)  # pcaps/linux/http_reuse.pcap
     assert (row["rtt_c"], row["rtt_s"]) == ([4, 30, 42150, 42150], [6, 12, 21, 21])
     assert (row["tput_c"], row["tput_s"]) == ([1966, 451620], [8375, 451797])
-    assert (row["probe_kind"], row["probe_answer"], row["probe_sender"]) == (None, None, None)
+    assert row["probe"] is None
     refused = row_of(data, 42810)  # pcaps/linux/refused.pcap: no data, a SYN's probe
     assert (refused["rtt_c"], refused["rtt_s"], refused["tput_c"]) == (None, None, None)
-    assert [data["strings"][refused[k]] for k in ("probe_kind", "probe_answer",
-                                                   "probe_sender")] == ["syn", "rst", "client"]
+    assert data["strings"][refused["probe"]] == "syn rst client"
 
 
 @pytest.fixture(scope="module")

@@ -641,7 +641,7 @@
       pkts: [r[F.pkts_c], r[F.pkts_s]], bytes: [r[F.bytes_c], r[F.bytes_s]], retx: [r[F.retx_c], r[F.retx_s]],
       health: str(r[F.health]), stall_ms: r[F.stall_ms], rtt: [r[F.rtt_c], r[F.rtt_s]],
       tput: [r[F.tput_c], r[F.tput_s]],
-      probe: r[F.probe_kind] === null ? null : [S[r[F.probe_kind]], S[r[F.probe_answer]], S[r[F.probe_sender]]] };
+      probe: r[F.probe] === null ? null : S[r[F.probe]].split(" ") };
   }
   function inflate(b64) {  // an embedded trace: base64 of zlib-deflated JSON rows
     var bin = atob(b64), raw = new Uint8Array(bin.length);
