@@ -17,7 +17,7 @@ pub mod picks;
 use std::collections::HashMap;
 
 use crate::analyzers::trace::SegmentTrace;
-use crate::model::{ConnectionRecord, Role, Sides};
+use crate::model::{ConnectionRecord, Role, Rtt, Sides, Throughput};
 use crate::writers::floats::{write_json_dumps, write_orjson};
 
 /// An embedded trace: the connection, why it was picked, its trace.
@@ -295,6 +295,12 @@ impl PageData {
         let half = s(r.half_close.as_ref().map(|h| h.side.name()));
         let label = crate::health_label::health_label(r);
         let health = s((!label.is_empty()).then_some(label.as_str()));
+        // one interned text, "kind answer sender" (few distinct): a row without a probe
+        // pays one null
+        let probe_words = r
+            .probe
+            .map(|p| format!("{} {} {}", p.kind.name(), p.answer.name(), p.sender.name()));
+        let probe = s(probe_words.as_deref());
         let zero_window = &r.zero_window;
         let probes = r.keepalive.probes.client + r.keepalive.probes.server;
         let mut w = Row::new(out);
@@ -325,6 +331,13 @@ impl PageData {
         w.float(Some(
             zero_window.client.stall_ms + zero_window.server.stall_ms,
         ));
+        for rtt in [&r.rtt.client, &r.rtt.server] {
+            w.rtt(rtt);
+        }
+        for throughput in [&r.throughput.client, &r.throughput.server] {
+            w.throughput(throughput);
+        }
+        w.opt_int(probe);
         w.end();
     }
 }
@@ -374,6 +387,32 @@ impl<'a> Row<'a> {
             }
             None => self.null(),
         }
+    }
+    /// A side's RTT as `[samples, p50_us, p90_us, max_us]` (whole microseconds, as the
+    /// record holds them: exact and short), null without samples.
+    fn rtt(&mut self, rtt: &Rtt) {
+        let (Some(p50), Some(p90), Some(max)) = (rtt.p50_us, rtt.p90_us, rtt.max_us) else {
+            return self.null();
+        };
+        self.next();
+        let mut inner = Row::new(self.out);
+        inner.int(rtt.samples);
+        inner.int(p50);
+        inner.int(p90);
+        inner.int(max);
+        inner.end();
+    }
+    /// A side's throughput as `[bits_per_s, duration_us]`, null when it has no rate (at
+    /// most one data segment).
+    fn throughput(&mut self, throughput: &Throughput) {
+        let Some(bits) = throughput.bits_per_s else {
+            return self.null();
+        };
+        self.next();
+        let mut inner = Row::new(self.out);
+        inner.int(bits);
+        inner.int(throughput.duration_us);
+        inner.end();
     }
     /// An ASCII text (state and mark names), quoted.
     fn names<'n>(&mut self, names: impl Iterator<Item = &'n str>, sep: u8) {
@@ -446,7 +485,7 @@ mod tests {
         page.add(&records[0], None, &mut out);
         // (Python: json.dumps of the fixture's floats; CLOSED is interned once)
         let row = "[3,0,42150,1,8080,1795317888.747063,0.322,2,0.042,0.042,3,null,null,0,1,\
-                   null,6,4,5,5,0,0,4,2,null,null,0.0]";
+                   null,6,4,5,5,0,0,4,2,null,null,0.0,null,null,null,null,null]";
         assert_eq!(String::from_utf8(out).unwrap(), format!("{row},{row}"));
         assert_eq!(
             page.strings,
@@ -455,6 +494,36 @@ mod tests {
         assert_eq!((page.rows, page.rtt_ms.len()), (2, 2));
         let keys: Vec<&str> = page.time_wait.series.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(keys, ["all", "10.77.0.1:*"]);
+    }
+
+    #[test]
+    fn rows_carry_rtt_throughput_and_probe() {
+        use crate::model::{Probe, ProbeAnswer, ProbeKind};
+        let mut record = crate::writers::fixture::records().remove(0);
+        record.rtt.server = Rtt {
+            samples: 7,
+            p50_us: Some(1500),
+            p90_us: Some(2250),
+            max_us: Some(40_000),
+        };
+        record.throughput.client = Throughput {
+            duration_us: 10_000,
+            bits_per_s: Some(800_000),
+        };
+        record.probe = Some(Probe {
+            kind: ProbeKind::Xmas,
+            answer: ProbeAnswer::Rst,
+            sender: Role::Client,
+        });
+        let mut page = PageData::new(10, 100);
+        let mut out = Vec::new();
+        page.add(&record, None, &mut out);
+        let row = String::from_utf8(out).unwrap();
+        assert!(
+            row.ends_with(",0.0,null,[7,1500,2250,40000],[800000,10000],null,5]"),
+            "{row}"
+        );
+        assert_eq!(&page.strings[5..], ["xmas rst client"]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ def test_table_output_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
         "Connections: 2 (CLOSED 2)\n"
         "Handshake RTT ms: p50 10.1  p90 10.1  p99 10.1  max 10.1  (n=2)\n"
         "Set-up time ms: p50 10.1  p90 10.1  p99 10.1  max 10.1  (n=2)\n"
+        "Data RTT ms, median of each connection's p50: client 10 (n=2), server 0.1 (n=2)\n"
         "TIME_WAIT held by: client 2; top holders: 10.0.0.1:* 2\n"
         "Half-closes: 0; keep-alive probing connections: 0; port reuse: 1\n"
         "Requests per connection: mean 1.0  p50 1  max 1; connections reused (>1 request): 0; "

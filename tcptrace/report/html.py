@@ -41,10 +41,14 @@ CAUSES = ("rto", "fast", "tlp")
 ROW_FIELDS = ("id", "client_ip", "client_port", "server_ip", "server_port", "first_ts",
               "duration", "outcome", "rtt", "setup", "tw", "rst", "rst_sender", "ka", "reqs",
               "proto", "pkts_c", "pkts_s", "bytes_c", "bytes_s", "retx_c", "retx_s",
-              "final_c", "final_s", "half_close", "health", "stall_ms")
+              "final_c", "final_s", "half_close", "health", "stall_ms", "rtt_c", "rtt_s",
+              "tput_c", "tput_s", "probe")
 """The values of a table row, in order (src/page.rs `write_row` writes them, `report.js` names
 the same indices). Strings (addresses, outcomes, states, kinds) are indices into the
-document's `strings`."""
+document's `strings`. `rtt_c`/`rtt_s`: a side's RTT `[samples, p50_us, p90_us, max_us]`
+(microseconds), `tput_c`/`tput_s`: its throughput `[bits_per_s, duration_us]`; null without
+samples (a rate). `probe`: "kind answer sender" (`xmas rst client`), null for a connection that
+was no probe."""
 
 
 def pack_trace(total: int, truncated: bool, why: list[str], rows: bytes) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tcptrace.report.marks import legend_lines, marks_of
+from tcptrace.report.probes import probe_line
 from tcptrace.report.trace import (
     FIN,
     KEEPALIVE,
@@ -139,6 +140,7 @@ class Ladder:
             f"connection {record['id']}: {client} -> {server}, {record['outcome']}, "
             f"{trace['total']} segment{'' if trace['total'] == 1 else 's'}, "
             f"{record['duration_ms']:g} ms",
+            *([probe_line(record["probe"])] if record.get("probe") else []),
             "seq/ack: relative to each side's ISN; time: ms since the first segment; "
             "states: when they change",
             "",

@@ -96,6 +96,12 @@
       svg("text", { x: left + w + 5, y: y + 14 }, s, String(e[1]));
     });
   }
+  function rate(bps) {  // bits per second in the unit link rates are quoted in, 3 digits
+    if (bps < 1000) return bps + " bit/s";
+    var units = ["kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"], i = -1, v = bps;
+    do { v /= 1000; i++; } while (v >= 999.5 && i < units.length - 1);
+    return +v.toPrecision(3) + " " + units[i];
+  }
   function entriesOf(obj) { return Object.keys(obj || {}).map(function (k) { return [k, obj[k]]; }); }
 
   function histogram(container, hist, spread) {
@@ -509,6 +515,57 @@
     return rows.length;
   }
 
+  // ---- RTT over the connection and scan sources (docs/health.md) -------------------
+  var SIDE_NAMES = [["client", "client's data (the server's answers)"], ["server", "server's data (the client's answers)"]];
+  function rttSpread(container) {  // each connection's median per side (summary.rtt_p50_ms)
+    var spread = D.summary.rtt_p50_ms || {}, any = false;
+    SIDE_NAMES.forEach(function (side) {
+      var d = spread[side[0]];
+      if (!d || !d.count) return;
+      any = true;
+      h("div", { style: "font-weight:600;margin-top:4px" }, container, side[1]);
+      var st = h("div", { "class": "stats", "data-side": side[0] }, container);
+      [["connections", d.count], ["p50", d.p50], ["p90", d.p90], ["p99", d.p99], ["max", d.max]]
+        .forEach(function (p) { var e = h("div", { "class": "stat" }, st); h("b", {}, e, fmt(p[1])); h("span", {}, e, p[0]); });
+    });
+    note(container, any ? "each connection's median RTT sample (ms): its data at the capture point to the peer's ACK"
+      : "no data segment was timed (no RTT sample)");
+  }
+  function scanSources(container) {  // summary.scans.sources: at least 10 targets each
+    var sources = (D.summary.scans || {}).sources || [];
+    if (!sources.length) return false;
+    var t = h("table", { "class": "sources" }, container), tr = h("tr", {}, h("thead", {}, t));
+    ["source", "targets", "probes by kind", "answers"].forEach(function (c) { h("th", {}, tr, c); });
+    var body = h("tbody", {}, t);
+    sources.forEach(function (src) {
+      var row = h("tr", {}, body);
+      h("td", {}, row, src.ip);
+      h("td", { "class": "num" }, row, thousands(src.targets));
+      h("td", {}, row, entriesOf(src.probes).map(function (e) { return e[0] + " " + e[1]; }).join(", "));
+      h("td", {}, row, entriesOf(src.answers).map(function (e) { return e[0] + " " + e[1]; }).join(", "));
+    });
+    return true;
+  }
+  // What a probe's answer says of the port (nmap(1), "Port Scanning Techniques"; docs/health.md,
+  // "Scans and probes"), as tcptrace/report/probes.py words it for the ladder.
+  function probeText(kind, answer, sender) {
+    var meaning = answer === "syn_ack" ? "open port"
+      : answer === "none" ? (kind === "syn" ? "filtered port" : "open or filtered port")
+      : kind === "ack" ? "unfiltered port"
+      : kind === "maimon" ? "closed port, or open on Linux"
+      : kind === "other" ? "closed port, or unfiltered if the probe had ACK" : "closed port";
+    return "probe: " + kind + ", " + (answer === "none" ? "unanswered" : "answered by " + answer) +
+      " (" + meaning + ")" + (sender === "server" ? ", sent by the server" : "");
+  }
+  function rttText(rtt) {  // [samples, p50_us, p90_us, max_us] or null
+    if (!rtt) return "no samples";
+    return "p50 " + fmt(rtt[1] / 1000) + ", p90 " + fmt(rtt[2] / 1000) + ", max " + fmt(rtt[3] / 1000) +
+      " ms (" + rtt[0] + " sample" + (rtt[0] === 1 ? "" : "s") + ")";
+  }
+  function throughputText(tput) {  // [bits_per_s, duration_us] or null
+    return tput ? rate(tput[0]) + " over " + fmt(tput[1] / 1000) + " ms" : "-";
+  }
+
   // ---- time-sequence graph --------------------------------------------------------
   function tsg(container, c, dir) {
     var segs = c.trace.segs, data = [], acks = [], tmax = 0, ylo = Infinity, yhi = -Infinity;
@@ -582,7 +639,9 @@
     return { id: r[0], client: endpoint(r, "client"), server: endpoint(r, "server"), outcome: S[r[F.outcome]],
       final: [S[r[F.final_c]], S[r[F.final_s]]], tw: str(r[F.tw]), rst: str(r[F.rst]), rst_sender: str(r[F.rst_sender]),
       pkts: [r[F.pkts_c], r[F.pkts_s]], bytes: [r[F.bytes_c], r[F.bytes_s]], retx: [r[F.retx_c], r[F.retx_s]],
-      health: str(r[F.health]), stall_ms: r[F.stall_ms] };
+      health: str(r[F.health]), stall_ms: r[F.stall_ms], rtt: [r[F.rtt_c], r[F.rtt_s]],
+      tput: [r[F.tput_c], r[F.tput_s]],
+      probe: r[F.probe] === null ? null : S[r[F.probe]].split(" ") };
   }
   function inflate(b64) {  // an embedded trace: base64 of zlib-deflated JSON rows
     var bin = atob(b64), raw = new Uint8Array(bin.length);
@@ -609,6 +668,11 @@
     h("div", { "class": "note health" }, detail, "health: " + (c.health || "no retransmission, zero window or duplicate") +
       (c.stall_ms ? "; zero window shut " + fmt(c.stall_ms) + " ms in all" : "") +
       (c.health ? " (rto, fast, tlp: retransmissions by cause; spur: spurious; zw: zero-window periods; dup: frames captured twice)" : ""));
+    if (c.probe) h("div", { "class": "note probe" }, detail, probeText(c.probe[0], c.probe[1], c.probe[2]));
+    h("div", { "class": "note rtt" }, detail, "RTT of each side's data to the peer's ACK: client " + rttText(c.rtt[0]) +
+      "; server " + rttText(c.rtt[1]));
+    h("div", { "class": "note throughput" }, detail, "throughput (unique bytes, first to last data segment): client " +
+      throughputText(c.tput[0]) + "; server " + throughputText(c.tput[1]));
     var packed = D.traces[String(id)];
     if (!packed) {
       var n = Object.keys(D.traces).length;
@@ -704,6 +768,8 @@
     var rq = D.summary.reuse.requests_per_connection;
     note(reuse, "mean " + fmt(rq.mean) + ", p50 " + fmt(rq.p50) + ", max " + fmt(rq.max) + "; reused (> 1 request): " + rq.reused +
       "; HTTP/1.x requests, or request/response turns of other protocols");
+    rttSpread(document.getElementById("rtt_sides"));
+    if (scanSources(document.getElementById("scans"))) document.getElementById("scans_card").hidden = false;
     timewait(document.getElementById("timewait"));
     health(document.getElementById("health"));
     table();

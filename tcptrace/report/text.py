@@ -168,6 +168,12 @@ def render_summary(s: dict[str, Any], source: dict[str, Any]) -> str:
         if d["count"]:
             lines.append(f"{name} ms: p50 {num(d['p50'])}  p90 {num(d['p90'])}  "
                          f"p99 {num(d['p99'])}  max {num(d['max'])}  (n={d['count']})")
+    data_rtt = [(side, d) for side, d in s["rtt_p50_ms"].items() if d["count"]]
+    if data_rtt:  # the median over the connections of their median sample, per side that
+        # sent the data (docs/health.md; the report draws the spread). No throughput here: a
+        # per-connection rate says little summed or spread over a run
+        lines.append("Data RTT ms, median of each connection's p50: " + ", ".join(
+            f"{side} {num(d['p50'])} (n={d['count']})" for side, d in data_rtt))
     if hs["syn_retransmits"] or hs["ambiguous"]:
         lines.append(f"SYN retransmissions: {hs['syn_retransmits']}; "
                      f"ambiguous handshakes: {hs['ambiguous']}")
