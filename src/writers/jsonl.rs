@@ -18,6 +18,8 @@ use super::json::{write_string, Encoder};
 /// mapped by the float's bits: one compare per float, where a search of the last few
 /// written cost more than half a float's text.
 const RECENT: usize = 32;
+// a power of two (the slot is the hash's top bits), each slot a bit of `Line::filled`
+const _: () = assert!(RECENT.is_power_of_two() && RECENT <= u32::BITS as usize);
 
 /// The slot of a float's bits (Fibonacci hashing: the top bits of the product mix all of
 /// them, the low mantissa bits where a line's timestamps differ included).
