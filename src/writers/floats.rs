@@ -141,7 +141,15 @@ fn write_ryu_exponent(out: &mut Vec<u8>, text: &[u8], min_exp_digits: usize) {
 /// A float as orjson writes it: `0.00001`, `1e-6`, `100.0`, `1e+16`; NaN and infinities
 /// as `null`.
 pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
-    if write_microsecond_decimal(out, x) {
+    write_orjson_reusing(out, x, &mut WholeDigits::default());
+}
+
+/// `write_orjson`, taking the whole part's digits from `whole` when it was written last
+/// (and leaving this one's there): the jsonl line's timestamps share their second.
+#[inline]
+pub fn write_orjson_reusing(out: &mut Vec<u8>, x: f64, whole: &mut WholeDigits) {
+    if let Some(n) = microsecond_decimal(x) {
+        write_micros(out, x < 0.0, n, whole);
         return;
     }
     if x.is_finite() {
@@ -162,29 +170,37 @@ pub fn write_orjson(out: &mut Vec<u8>, x: f64) {
 /// Largest magnitude whose ulp is below 1e-6 (2^32: ulp 2^-20 < 1e-6 < 2^-19).
 const MICRO_GRID_MAX: f64 = 4_294_967_296.0;
 
-/// Write `x` without ryu when it is the double nearest to a decimal with at most six fraction
+/// `|x|` in millionths when x is the double nearest to a decimal with at most six fraction
 /// digits (capture timestamps in seconds, rounded milliseconds: most floats of a record) and
 /// 1e-5 <= |x| < 2^32. There, the decimals with six fraction digits are spaced wider than
 /// x's rounding interval (ulp < 1e-6), so that decimal, trailing zeros trimmed, is the only
-/// candidate and the shortest round-trip text: exactly what ryu finds and orjson prints.
-/// False (nothing written) for any other `x`.
-fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
+/// candidate and the shortest round-trip text: exactly what ryu finds and orjson prints
+/// (`write_micros`). None for any other `x`.
+#[inline(always)]
+fn microsecond_decimal(x: f64) -> Option<u64> {
     let a = x.abs();
     if !(1e-5..MICRO_GRID_MAX).contains(&a) {
-        return false;
+        return None;
     }
     // round half away from zero (`f64::round`, a libm call without SSE4.1) by hand: below
     // 2^53 the integer part and the fraction `t - whole` are exact
+    // (signed: 0 <= t < 2^63, and x86-64 converts between doubles and i64 in one
+    // instruction, u64 in several)
     let t = a * 1e6;
-    let whole = t as u64;
-    let n = whole + u64::from(t - whole as f64 >= 0.5);
+    let whole = t as i64;
+    let n = whole + i64::from(t - whole as f64 >= 0.5);
     // n < 2^32 * 1e6 < 2^53: n and the division are exact IEEE operations, so equality
     // proves `a` is the double nearest to n / 10^6
-    if n as f64 / 1e6 != a {
-        return false;
-    }
-    write_micros(out, x < 0.0, n);
-    true
+    (n as f64 / 1e6 == a).then_some(n as u64)
+}
+
+/// `x` written by `write_micros` when `microsecond_decimal` takes it; false (nothing
+/// written) otherwise.
+#[cfg(test)]
+fn write_microsecond_decimal(out: &mut Vec<u8>, x: f64) -> bool {
+    microsecond_decimal(x)
+        .map(|n| write_micros(out, x < 0.0, n, &mut WholeDigits::default()))
+        .is_some()
 }
 
 /// "00", "01", ... "99": two digits per table read.
@@ -205,29 +221,56 @@ fn pair(v: u32) -> [u8; 2] {
     [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
 }
 
+/// The digits of the last whole part `write_micros` wrote: ten digits of a timestamp's
+/// second cost more than the rest of its text, and a record's timestamps share a second.
+#[derive(Clone, Copy, Debug)]
+pub struct WholeDigits {
+    /// The whole part (u64::MAX: none yet; a whole part is below 2^32).
+    whole: u64,
+    /// Its digits, then filler: copied whole, cut by `len`.
+    text: [u8; 16],
+    len: usize,
+}
+
+impl Default for WholeDigits {
+    fn default() -> Self {
+        WholeDigits {
+            whole: u64::MAX,
+            text: [0; 16],
+            len: 0,
+        }
+    }
+}
+
+/// The least whole part `WholeDigits` keeps: seconds since 1970 (and Zeek's 60 s timeouts
+/// after them), not the milliseconds written between them, whose few digits cost little.
+const REUSED_WHOLE_MIN: u64 = 1_000_000;
+
 /// `n` millionths (n < 2^32 * 10^6) as `[-]whole.fraction`, the fraction's trailing zeros
 /// trimmed (one digit at least). Built in a fixed stack buffer and appended as a whole,
 /// then cut to its length: one constant-size copy instead of a `memcpy` call per part and
-/// a division per trimmed zero (1.3M floats in a 1M-packet run).
-fn write_micros(out: &mut Vec<u8>, negative: bool, n: u64) {
-    let whole = (n / 1_000_000) as u32;
+/// a division per trimmed zero (1.3M floats in a 1M-packet run). The whole part's digits
+/// come from `last` when it holds them, and are left there.
+#[inline(always)]
+fn write_micros(out: &mut Vec<u8>, negative: bool, n: u64, last: &mut WholeDigits) {
+    let whole = n / 1_000_000;
     let fraction = (n % 1_000_000) as u32;
     let mut text = [0u8; 24];
     let sign = usize::from(negative);
     text[0] = b'-';
-    let digits = whole.checked_ilog10().unwrap_or(0) as usize + 1; // at most 10
-    let mut end = sign + digits;
-    let mut v = whole;
-    while v >= 100 {
-        end -= 2;
-        text[end..end + 2].copy_from_slice(&pair(v));
-        v /= 100;
-    }
-    if v >= 10 {
-        text[end - 2..end].copy_from_slice(&pair(v));
+    let digits = if whole == last.whole {
+        text[sign..sign + 16].copy_from_slice(&last.text);
+        last.len
     } else {
-        text[end - 1] = b'0' + v as u8;
-    }
+        let digits = whole_digits(&mut text, sign, whole as u32);
+        if whole >= REUSED_WHOLE_MIN {
+            // a timestamp's second; the milliseconds between them would only evict it
+            last.whole = whole;
+            last.text.copy_from_slice(&text[sign..sign + 16]);
+            last.len = digits;
+        }
+        digits
+    };
     let point = sign + digits;
     text[point] = b'.';
     let f = point + 1;
@@ -241,6 +284,66 @@ fn write_micros(out: &mut Vec<u8>, negative: bool, n: u64) {
     let start = out.len();
     out.extend_from_slice(&text);
     out.truncate(start + len);
+}
+
+/// `us` microseconds as orjson writes `us_to_ms(us)` (us < 2^32 * 1000): the decimal with
+/// three fraction digits, trailing zeros trimmed (one at least), as `write_micros` writes
+/// millionths; false (nothing written) above the bound.
+#[inline]
+pub fn write_millis(out: &mut Vec<u8>, us: u64) -> bool {
+    let Some((text, len)) = millis_text(us) else {
+        return false;
+    };
+    let start = out.len();
+    out.extend_from_slice(&text);
+    out.truncate(start + len);
+    true
+}
+
+/// `write_millis`'s text in a fixed buffer and its length, for a caller that writes it
+/// more than once; None above the bound.
+#[inline]
+pub fn millis_text(us: u64) -> Option<([u8; 24], usize)> {
+    if us >= MILLIS_MAX_US {
+        return None;
+    }
+    let (whole, fraction) = ((us / 1000) as u32, (us % 1000) as u32);
+    let mut text = [0u8; 24];
+    let point = whole_digits(&mut text, 0, whole);
+    text[point] = b'.';
+    text[point + 1] = b'0' + (fraction / 100) as u8;
+    text[point + 2..point + 4].copy_from_slice(&pair(fraction));
+    let len = point
+        + if fraction % 100 == 0 {
+            2
+        } else if fraction % 10 == 0 {
+            3
+        } else {
+            4
+        };
+    Some((text, len))
+}
+
+/// The bound of `write_millis`: whole milliseconds below 2^32.
+const MILLIS_MAX_US: u64 = (1 << 32) * 1000;
+
+/// The digits of `whole` at `text[at..]` (at <= 1): how many (at most 10).
+#[inline(always)]
+fn whole_digits(text: &mut [u8; 24], at: usize, whole: u32) -> usize {
+    let digits = whole.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut end = at + digits;
+    let mut v = whole;
+    while v >= 100 {
+        end -= 2;
+        text[end..end + 2].copy_from_slice(&pair(v));
+        v /= 100;
+    }
+    if v >= 10 {
+        text[end - 2..end].copy_from_slice(&pair(v));
+    } else {
+        text[end - 1] = b'0' + v as u8;
+    }
+    digits
 }
 
 /// A float as Python's `repr()` writes it: `0.0001`, `1e-05`, `100.0`, `1e+16`, `inf`,
@@ -316,6 +419,8 @@ mod tests {
             state
         };
         let mut fast = 0;
+        // one line's digits reused over all values (timestamps of one second in a row too)
+        let mut last = WholeDigits::default();
         for i in 0..400_000u64 {
             let r = next();
             let x = match i % 6 {
@@ -341,6 +446,11 @@ mod tests {
                 assert_eq!(String::from_utf8(out).unwrap(), by_ryu(x), "{x:e}");
             }
             assert_eq!(orjson(x), by_ryu(x), "{x:e}");
+            for y in [x, x + 0.25, x] {
+                let mut reused = Vec::new();
+                write_orjson_reusing(&mut reused, y, &mut last);
+                assert_eq!(String::from_utf8(reused).unwrap(), by_ryu(y), "{y:e}");
+            }
         }
         assert!(fast > 200_000, "{fast}");
         for x in [
@@ -353,6 +463,45 @@ mod tests {
         ] {
             assert_eq!(orjson(x), by_ryu(x));
         }
+    }
+
+    #[test]
+    fn whole_digits_reused_only_for_the_same_whole_part() {
+        let values = [
+            1_796_615_940.374_411,
+            1_796_615_940.374_436,
+            1_796_615_940.5,
+            -1_796_615_940.25,
+            1_796_616_000.679_623,
+            1_796_615_940.0,
+            0.025,
+            305.212,
+            5.0,
+            12.5,
+            f64::NAN,
+            1e-7,
+            1_796_615_940.000_001,
+            99.5,
+            99.0,
+            -99.125,
+        ];
+        let mut last = WholeDigits::default();
+        let mut reused = Vec::new();
+        for x in values {
+            write_orjson_reusing(&mut reused, x, &mut last);
+            reused.push(b' ');
+        }
+        let expected: Vec<String> = values.iter().map(|&x| orjson(x)).collect();
+        assert_eq!(String::from_utf8(reused).unwrap(), expected.join(" ") + " ");
+        assert_eq!(
+            expected[..4],
+            [
+                "1796615940.374411",
+                "1796615940.374436",
+                "1796615940.5",
+                "-1796615940.25"
+            ]
+        );
     }
 
     fn orjson(x: f64) -> String {

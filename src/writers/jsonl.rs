@@ -7,23 +7,67 @@
 //! in the same order; tests/golden and `writers::json`'s fixture test hold both to orjson.
 
 use crate::model::{ConnectionRecord, PerSide, StateChange, SynOptions, Tfo};
+use crate::states::TcpState;
 
 use super::floats;
 use super::json::{write_string, Encoder};
 
 /// Floats remembered per line: a record repeats its timestamps (first_ts in the states,
 /// last_ts as time_wait_ts, both sides' state changes at one instant), and a float's text
-/// costs a few hundred instructions where a copy costs a few.
-const RECENT: usize = 8;
+/// costs a hundred instructions and more where a copy costs a few. The slots are direct
+/// mapped by the float's bits: one compare per float, where a search of the last few
+/// written cost more than half a float's text.
+const RECENT: usize = 32;
+// a power of two (the slot is the hash's top bits), each slot a bit of `Line::filled`
+const _: () = assert!(RECENT.is_power_of_two() && RECENT <= u32::BITS as usize);
+
+/// The slot of a float's bits (Fibonacci hashing: the top bits of the product mix all of
+/// them, the low mantissa bits where a line's timestamps differ included).
+#[inline(always)]
+fn recent_slot(bits: u64) -> usize {
+    (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT.trailing_zeros())) as usize
+}
+
+/// `,"state":"NAME"}` of each `TcpState` (by `TcpState as usize`), padded to one size: a
+/// state change's tail is a constant-size copy, not a `memcpy` call and two pushes (half
+/// a million state changes in a 1M-packet run).
+const STATE_TAILS: [([u8; STATE_TAIL], usize); 10] = [
+    padded(br#","state":"CLOSED"}"#),
+    padded(br#","state":"SYN_SENT"}"#),
+    padded(br#","state":"SYN_RCVD"}"#),
+    padded(br#","state":"ESTABLISHED"}"#),
+    padded(br#","state":"FIN_WAIT_1"}"#),
+    padded(br#","state":"FIN_WAIT_2"}"#),
+    padded(br#","state":"CLOSE_WAIT"}"#),
+    padded(br#","state":"CLOSING"}"#),
+    padded(br#","state":"LAST_ACK"}"#),
+    padded(br#","state":"TIME_WAIT"}"#),
+];
+const STATE_TAIL: usize = 24;
+/// Where the quoted name begins in a `STATE_TAILS` entry (after `,"state":`).
+const STATE_NAME_AT: usize = 9;
+
+const fn padded(text: &[u8]) -> ([u8; STATE_TAIL], usize) {
+    let mut out = [b' '; STATE_TAIL];
+    let mut i = 0;
+    while i < text.len() {
+        out[i] = text[i];
+        i += 1;
+    }
+    (out, text.len())
+}
 
 /// One line being written into `out`.
 struct Line<'a> {
     out: &'a mut Vec<u8>,
-    /// The last floats written: their bits and where their text is in `out` (start, end).
+    /// Floats written in this line, by `recent_slot`: their bits and where their text is
+    /// in `out` (start, end).
     recent_bits: [u64; RECENT],
     recent_at: [(usize, usize); RECENT],
-    /// Floats written so far (the slots in use are the first `min(written, RECENT)`).
-    written: usize,
+    /// The slots in use (bit i: slot i).
+    filled: u32,
+    /// The digits of the last whole part written (the line's timestamps share a second).
+    whole: floats::WholeDigits,
 }
 
 impl Line<'_> {
@@ -59,18 +103,17 @@ impl Line<'_> {
 
     fn float(&mut self, value: f64) {
         let bits = value.to_bits();
-        let used = self.written.min(RECENT);
-        let seen = self.recent_bits[..used].iter().position(|&b| b == bits);
-        if let Some((start, end)) = seen.and_then(|i| self.recent_at.get(i).copied()) {
+        let slot = recent_slot(bits); // < RECENT: the index cannot fail
+        if self.filled & (1 << slot) != 0 && self.recent_bits[slot] == bits {
             // the text was written earlier in this line (`out` only grows while it is)
+            let (start, end) = self.recent_at[slot];
             self.out.extend_from_within(start..end);
         } else {
             let start = self.out.len();
-            floats::write_orjson(self.out, value);
-            let slot = self.written % RECENT;
+            floats::write_orjson_reusing(self.out, value, &mut self.whole);
             self.recent_bits[slot] = bits;
             self.recent_at[slot] = (start, self.out.len());
-            self.written += 1;
+            self.filled |= 1 << slot;
         }
     }
 
@@ -168,14 +211,27 @@ impl Line<'_> {
         self.out.push(b']');
     }
 
+    /// `"NAME"` of a state: the quoted name inside its `STATE_TAILS` entry, copied at a
+    /// fixed size and cut to its length.
+    #[inline(always)]
+    fn state_name(&mut self, state: TcpState) {
+        let (text, len) = &STATE_TAILS[state as usize];
+        let quoted = &text[STATE_NAME_AT..];
+        let start = self.out.len();
+        self.out.extend_from_slice(quoted);
+        self.out.truncate(start + len - STATE_NAME_AT - 1);
+    }
+
     fn state_changes(&mut self, changes: &[StateChange]) {
         self.out.push(b'[');
         for (i, change) in changes.iter().enumerate() {
             self.lit(if i > 0 { b",{\"ts\":" } else { b"{\"ts\":" });
             self.float(change.ts);
-            self.lit(b",\"state\":");
-            self.name(change.state.name());
-            self.out.push(b'}');
+            // `,"state":"NAME"}` as one copy of a fixed size, cut to its length
+            let (text, len) = &STATE_TAILS[change.state as usize];
+            let start = self.out.len();
+            self.out.extend_from_slice(text);
+            self.out.truncate(start + len);
         }
         self.out.push(b']');
     }
@@ -188,7 +244,8 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
         out,
         recent_bits: [0; RECENT],
         recent_at: [(0, 0); RECENT],
-        written: 0,
+        filled: 0,
+        whole: floats::WholeDigits::default(),
     };
     w.lit(b"{\"id\":");
     w.int(r.id);
@@ -326,9 +383,9 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.lit(b",\"server\":");
     w.state_changes(&r.states.server);
     w.lit(b"},\"final_state\":{\"client\":");
-    w.name(r.final_state.client.name());
+    w.state_name(r.final_state.client);
     w.lit(b",\"server\":");
-    w.name(r.final_state.server.name());
+    w.state_name(r.final_state.server);
     w.out.push(b'}');
 
     w.counts(b",\"packets\":", &r.packets);
@@ -363,6 +420,25 @@ mod tests {
     /// The literal runs give what the generic encoder (the json document's, compact) gives,
     /// for every record of the fixture (Zeek views, resets, half closes, keep-alive
     /// intervals, escaped texts included).
+    #[test]
+    fn state_tails_name_every_state_in_order() {
+        for state in crate::states::TcpState::ALL {
+            let (text, len) = &STATE_TAILS[state as usize];
+            let expected = format!(",\"state\":\"{}\"}}", state.name());
+            assert_eq!(std::str::from_utf8(&text[..*len]).unwrap(), expected);
+            let mut out = Vec::new();
+            let mut line = Line {
+                out: &mut out,
+                recent_bits: [0; RECENT],
+                recent_at: [(0, 0); RECENT],
+                filled: 0,
+                whole: floats::WholeDigits::default(),
+            };
+            line.state_name(state);
+            assert_eq!(out, format!("\"{}\"", state.name()).as_bytes());
+        }
+    }
+
     #[test]
     fn lines_match_the_generic_encoder() {
         for record in fixture::records() {

@@ -54,6 +54,17 @@ fn side_rtt(out: &mut Vec<u8>, rtt: &Rtt) {
     }
     out.extend_from_slice(br#"{"samples":"#);
     small_int(out, rtt.samples);
+    if let Some((text, len)) = same_three(rtt) {
+        // one sample (most sides of short connections): one text, three fixed-size copies
+        for key in [&br#","p50_ms":"#[..], br#","p90_ms":"#, br#","max_ms":"#] {
+            out.extend_from_slice(key);
+            let start = out.len();
+            out.extend_from_slice(&text);
+            out.truncate(start + len);
+        }
+        out.push(b'}');
+        return;
+    }
     out.extend_from_slice(br#","p50_ms":"#);
     let p50 = out.len();
     opt_ms(out, rtt.p50_us);
@@ -75,6 +86,14 @@ fn side_rtt(out: &mut Vec<u8>, rtt: &Rtt) {
     out.push(b'}');
 }
 
+/// The text of p50, p90 and maximum when they are one value (below `millis_text`'s bound).
+fn same_three(rtt: &Rtt) -> Option<([u8; 24], usize)> {
+    let us = rtt
+        .max_us
+        .filter(|_| rtt.p50_us == rtt.max_us && rtt.p90_us == rtt.max_us)?;
+    floats::millis_text(us.into())
+}
+
 /// An integer, one digit without itoa and its copy of unknown length (a `memcpy` call).
 #[inline(always)]
 fn small_int(out: &mut Vec<u8>, n: u64) {
@@ -85,7 +104,14 @@ fn small_int(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// A side that sent no data, or one segment of it, compact.
+const NO_SPAN: &[u8] = br#"{"duration_ms":0.0,"bits_per_s":null}"#;
+
 fn side_rate(out: &mut Vec<u8>, t: &Throughput) {
+    if t.duration_us == 0 && t.bits_per_s.is_none() {
+        out.extend_from_slice(NO_SPAN);
+        return;
+    }
     out.extend_from_slice(br#"{"duration_ms":"#);
     ms(out, t.duration_us);
     out.extend_from_slice(br#","bits_per_s":"#);
@@ -106,8 +132,11 @@ fn opt_ms(out: &mut Vec<u8>, us: Option<u32>) {
 /// Microseconds as orjson writes their milliseconds (`us_to_ms`): the shortest text of the
 /// double nearest to a decimal with three fraction digits is that decimal, trailing zeros
 /// trimmed (below 2^53 / 1000 ms, where doubles are finer than 0.001), written from the
-/// integers without the float formatter.
+/// integers without the float formatter (`floats::write_millis`, below 2^32 ms).
 fn ms(out: &mut Vec<u8>, us: u64) {
+    if floats::write_millis(out, us) {
+        return;
+    }
     if us >= 1 << 50 {
         floats::write_orjson(out, us_to_ms(us));
         return;
@@ -165,6 +194,12 @@ mod tests {
                     p90_us: p.map(|v| v / 2),
                     max_us: p,
                 };
+                record.rtt.server = Rtt {
+                    samples,
+                    p50_us: p,
+                    p90_us: p,
+                    max_us: p,
+                };
                 record.throughput.server = Throughput {
                     duration_us: p.map_or(0, |v| u64::from(v) * 1000),
                     bits_per_s: p.map(|v| u64::from(v) * 1000),
@@ -178,6 +213,10 @@ mod tests {
     fn milliseconds_are_written_as_orjson_writes_them() {
         let far = [
             u64::from(u32::MAX),
+            (1 << 32) * 1000 - 1,
+            (1 << 32) * 1000,
+            (1 << 32) * 1000 + 1,
+            999_999_999_999,
             1 << 40,
             (1 << 50) - 1,
             1 << 50,

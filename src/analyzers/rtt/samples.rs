@@ -104,6 +104,10 @@ impl Samples {
     /// The 50th and 90th percentiles in microseconds (the exact samples get sorted).
     fn percentiles(&mut self) -> Option<(u32, u32)> {
         let n = self.count;
+        if n == 1 {
+            // most sides of short connections: the one sample is every percentile
+            return Some((self.max_us, self.max_us));
+        }
         let (r50, r90) = (rank(50, n), rank(90, n));
         let ordered = match &mut self.store {
             _ if n == 0 => return None,
