@@ -11,8 +11,9 @@ use std::path::Path;
 
 use crate::decode::Segment;
 
-/// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 7;
+/// The format version every scratch file carries (a reader refuses another); 8: a segment
+/// carries `short_frame`.
+pub const VERSION: u16 = 8;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;
