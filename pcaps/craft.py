@@ -831,6 +831,49 @@ def sc_probes() -> Scenario:
     return "probes.pcap", frames, readme
 
 
+def sc_one_sided_hole() -> Scenario:
+    # the server's frames never pass the capture point (asymmetric routing)
+    conv, c, s = new_conv(40014, with_ts=False)
+    conv.send(c, 0, "S")
+    for i in range(6):
+        if i != 2:  # the 3rd segment never seen, and nothing acknowledges it
+            conv.send(c, 10 + i, "PA", payload(100, b"D"), seq=c.isn + 1 + 100 * i,
+                      ack=s.isn + 1)
+    readme = (
+        "One-sided: only the client's frames (asymmetric routing). SYN @0, then 100 B "
+        "segments @10..15ms covering ISN+1..ISN+601 with the 3rd (ISN+201..ISN+301) never "
+        "captured and never acknowledged (no server frame at all). One OPEN connection: "
+        "client bytes 500, sequence space 600, a 100 B hole (gap_bytes 100)."
+    )
+    return "one_sided_hole.pcap", conv.frames, readme
+
+
+def short_frames() -> tuple[str, list[Record], str]:
+    """A request whose frame is 50 bytes shorter than its IP length says, with the capture
+    length equal to the length on the wire (the frame was short, not cut), and the same
+    request cut by a snap length (the bytes were on the wire) on a second connection."""
+    records: list[Record] = []
+    for port, cut_by_snaplen in ((40012, False), (40013, True)):
+        conv, c, s = new_conv(port, with_ts=False)
+        t0 = 100.0 * (port - 40012)
+        handshake(conv, c, s, t0)
+        conv.send(c, t0 + 20, "PA", payload(100, b"Q"))
+        rendered = render(conv.frames)
+        last = rendered[-1]
+        held = last.data[:-50]
+        orig_len = last.orig_len if cut_by_snaplen else len(held)
+        records += [*rendered[:-1], Record(last.ts_ns, held, orig_len)]
+    readme = (
+        "Two connections without TCP timestamps, each a handshake then a 100 B request "
+        "@20ms whose frame holds 50 B of it. Port 40012: capture length = length on the "
+        "wire (the frame itself was short: IPv4 total length 140, 90 bytes of IP present; "
+        "tshark: Len=50, expert info 'IPv4 total length exceeds packet length'). Port 40013 "
+        "@100ms: the same frame cut by the snap length (original length 154: the 100 B were on "
+        "the wire). Client bytes 50 (short_frames 1) and 100 (snaplen_cut)."
+    )
+    return "short_frame.pcap", records, readme
+
+
 PART_A: list[Callable[[], Scenario]] = [
     sc_simultaneous_open,
     sc_fin_with_data,
@@ -844,6 +887,7 @@ PART_A: list[Callable[[], Scenario]] = [
     sc_keepalive,
     sc_rst_after_close,
     sc_probes,
+    sc_one_sided_hole,
 ]
 
 
@@ -1230,6 +1274,9 @@ def main() -> None:
         name, frames, desc = build()
         write_pcap(name, render(frames))
         part_a_rows.append((name, desc))
+    name, records, desc = short_frames()
+    write_pcap(name, records)
+    part_a_rows.append((name, desc))
     part_b_rows = part_b()
     # Part C lives in its own module, which imports this one's helpers
     from craft_tunnels import PART_C_INTRO, part_c

@@ -64,7 +64,9 @@ fn is_v4(address: u128) -> bool {
 /// not captured in full is not verifiable and counts as good; so does one whose bytes are
 /// not in `data` (never, for a decoded segment: checked, not assumed).
 pub fn is_bad(seg: &Segment, data: &[u8]) -> bool {
-    let full = seg.payload_cap == seg.payload_len && seg.opt_cap + 20 == seg.tcp_hlen;
+    // a short frame lacks part of what its checksum covers, as a frame cut by the snap length
+    let full =
+        seg.payload_cap == seg.payload_len && seg.opt_cap + 20 == seg.tcp_hlen && !seg.short_frame;
     if !full {
         return false;
     }

@@ -119,6 +119,8 @@ struct Side {
     opened: bool,
     packets: u64,
     bytes: u64,
+    /// Frames shorter than their IP length says (`Segment::short_frame`).
+    short_frames: u32,
     /// Last window this side advertised (unscaled); -1 none yet.
     window: i32,
     /// Window scale shift from this side's SYN.
@@ -633,6 +635,7 @@ impl Connection {
             let me = &mut self.sides[me_i];
             me.packets += 1;
             me.bytes += u64::from(plen);
+            me.short_frames += u32::from(seg.short_frame);
             if !me.inbox.is_empty() {
                 let echo = if flags & RST == 0 {
                     timestamps(data, seg.tcp_off, seg.opt_cap)
@@ -991,6 +994,16 @@ impl Connection {
     /// made once, at the connection's end: the state histories move into it.
     pub fn record(&mut self, msl_s: f64) -> ConnectionRecord {
         self.flush();
+        for role in [Role::Client, Role::Server] {
+            let stream = &mut self.sides[role.index()].stream;
+            if stream.has_pending() {
+                let mut consumer = Direction {
+                    analyzers: &mut self.analyzers,
+                    role,
+                };
+                stream.close(&mut consumer, self.last_ns);
+            }
+        }
         let ends = [self.endpoint(Role::Client), self.endpoint(Role::Server)];
         let [c, s] = &mut self.sides;
         // converted in the history's own buffer (a (i64, state) pair and a StateChange have
@@ -1062,6 +1075,7 @@ impl Connection {
                 u64::from(c.recent.duplicates),
                 u64::from(s.recent.duplicates),
             ),
+            short_frames: PerSide::new(u64::from(c.short_frames), u64::from(s.short_frames)),
             retransmissions: PerSide::default(),
             zero_window: PerSide::default(),
             rtt: PerSide::default(),

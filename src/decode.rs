@@ -97,6 +97,11 @@ pub const DAMAGE_WARNINGS: &[(&str, &str)] = &[
         "snaplen_cut",
         "segment(s) cut by the snap length; analyzed without the bytes beyond the cut",
     ),
+    (
+        "short_frame",
+        "frame(s) shorter than their IP length says (not cut by the snap length): only the \
+         payload present counted; short_frames in the records names their connections",
+    ),
 ];
 
 /// One decoded TCP segment; offsets point into its batch's buffer (`FrameBatch::data`).
@@ -119,7 +124,8 @@ pub struct Segment {
     /// Bytes of TCP options actually captured (snaplen may cut them).
     pub opt_cap: u32,
     pub payload_off: usize,
-    /// Payload length from the IP header: the true length on the wire.
+    /// Payload length on the wire: from the IP header, or the bytes the frame held on the
+    /// wire when it is shorter than that (`short_frame`).
     pub payload_len: u32,
     /// Payload bytes present in the capture (fewer when snaplen cut the frame).
     pub payload_cap: u32,
@@ -132,6 +138,9 @@ pub struct Segment {
     /// The IPv4 Identification field (None for IPv6): tells a frame captured twice from a
     /// retransmission (`duplicates`). In the padding: the segment keeps its size.
     pub ip_id: Option<u16>,
+    /// The frame was shorter on the wire than its IP length says (not cut by the snap
+    /// length): `payload_len` counts only the payload it held. In the padding too.
+    pub short_frame: bool,
 }
 
 /// Why a frame gave no segment: the key it is counted under in `SourceStats::skipped`.
@@ -277,6 +286,7 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
     let data = batch.data.as_slice();
     let mut skipped = [0u64; Skip::ALL.len()];
     let mut snaplen_cut = 0u64;
+    let mut short_frames = 0u64;
     let ports = tunnels.map(|t| &t.ports);
     out.reserve(batch.frames.len());
     let mut path = Path::default();
@@ -303,6 +313,7 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
             Ok(segment) => {
                 // Counted, still analyzed (with the bytes that were captured)
                 snaplen_cut += u64::from(frame.wirelen > frame.caplen);
+                short_frames += u64::from(segment.short_frame);
                 out.push(segment);
             }
             Err(reason) => {
@@ -317,6 +328,7 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
         stats.skip(reason.name(), n);
     }
     stats.skip("snaplen_cut", snaplen_cut);
+    stats.skip("short_frame", short_frames);
 }
 
 /// A frame's captured bytes; a frame that claims bytes beyond the buffer (which no reader
@@ -385,6 +397,19 @@ pub fn decode_frame_in(
     let opt_cap = payload_off.min(bytes.len()).saturating_sub(tcp + 20);
     let payload_end = payload_off.saturating_add(payload_len as usize);
     let payload_cap = payload_end.min(bytes.len()).saturating_sub(payload_off);
+    // A frame shorter on the wire than its IP length (not cut by the snap length: the bytes
+    // beyond a cut were on the wire) carries only the payload it holds. Wireshark compares
+    // the IP length with the frame's length on the wire and then dissects the bytes present
+    // (packet-ip.c, expert info ip.bogus_ip_length "IPv4 total length exceeds packet
+    // length"; tshark's tcp.len is then the bytes present); Zeek compares the same lengths
+    // and drops the packet (packet_analysis/protocol/ip/IP.cc, weird truncated_IP).
+    let on_wire = (frame.wirelen as usize).max(bytes.len());
+    let short_frame = payload_end > on_wire;
+    let payload_len = if short_frame {
+        on_wire.saturating_sub(payload_off)
+    } else {
+        payload_len as usize
+    };
     Ok(Segment {
         ts_ns: frame.ts_ns,
         src: net.src,
@@ -406,6 +431,7 @@ pub fn decode_frame_in(
         ip_len: net.ip_len as u32,
         tunnel: 0,
         ip_id: net.ip_id,
+        short_frame,
     })
 }
 

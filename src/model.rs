@@ -564,6 +564,9 @@ pub struct ConnectionRecord {
     /// Frames of that side captured twice (src/duplicates.rs): each copy after the first is
     /// counted here and left out of every other count.
     pub duplicates: PerSide<u64>,
+    /// Frames of that side shorter than their IP length says, not cut by the snap length
+    /// (src/decode.rs `short_frame`): only the payload they held is counted.
+    pub short_frames: PerSide<u64>,
     /// Each side's retransmissions by cause, and its probes (analyzers/health.rs).
     pub retransmissions: PerSide<Retransmissions>,
     /// The zero windows each side advertised.

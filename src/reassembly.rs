@@ -145,6 +145,22 @@ impl Stream {
         self.drain(consumer, ts_ns);
     }
 
+    /// The stream ends (the connection's record is made): nothing can fill its holes any
+    /// more, so each hole before held data is a gap, as an acknowledged one is, and the held
+    /// data is delivered. Without it a one-sided capture (no ACK ever covers a hole) would
+    /// stop counting the sender's bytes at its first hole.
+    pub fn close<C: StreamConsumer>(&mut self, consumer: &mut C, ts_ns: i64) {
+        while self.has_pending() {
+            let held = self.pending.len();
+            let Some(next) = self.next_seq else { return };
+            let nearest = self.nearest_pending(next);
+            self.skip_to(consumer, ts_ns, nearest);
+            if self.pending.len() == held {
+                return; // no progress: cannot happen (the nearest held piece delivers)
+            }
+        }
+    }
+
     /// The held sequence number nearest after `from` (the first such in arrival order).
     fn nearest_pending(&self, from: u32) -> u32 {
         let mut best: Option<(i64, u32)> = None;
@@ -287,6 +303,22 @@ mod tests {
         // first pass: efgh is still ahead of 2, cdef delivers; second pass: efgh's "gh"
         assert_eq!(rec.chunks, vec![chunk(b"ab"), chunk(b"cdef"), chunk(b"gh")]);
         assert_eq!((s.delivered, s.duplicate), (8, 2));
+    }
+
+    #[test]
+    fn closing_turns_holes_into_gaps_and_delivers_what_is_held() {
+        let (mut s, mut rec) = stream(1000);
+        send(&mut s, &mut rec, 1000, b"ab");
+        send(&mut s, &mut rec, 1010, b"xyz");
+        send(&mut s, &mut rec, 1005, b"cd"); // a second hole, 1002..1005, before it
+        s.close(&mut rec, 0);
+        assert_eq!(rec.gaps, vec![3, 3]);
+        assert_eq!(rec.chunks, vec![chunk(b"ab"), chunk(b"cd"), chunk(b"xyz")]);
+        assert_eq!((s.delivered, s.gap_bytes, s.gaps), (7, 6, 2));
+        assert!(!s.has_pending());
+        // nothing held: closing changes nothing
+        s.close(&mut rec, 0);
+        assert_eq!((s.delivered, s.gap_bytes, rec.gaps.len()), (7, 6, 2));
     }
 
     #[test]

@@ -42,6 +42,7 @@ INTEGER |= frozenset(f"retransmissions.{side}.{kind}.{unit}" for side in _SIDES
 INTEGER |= frozenset(f"zero_window.{side}.{key}" for side in _SIDES
                      for key in ("periods", "probes"))
 INTEGER |= frozenset(f"duplicates.{side}" for side in _SIDES)
+INTEGER |= frozenset(f"short_frames.{side}" for side in _SIDES)
 INTEGER |= frozenset(f"options.{side}.{key}" for side in _SIDES
                      for key in ("mss", "wscale", "data_bytes"))
 INTEGER |= frozenset(f"rtt.{side}.samples" for side in _SIDES)

@@ -22,7 +22,7 @@ REASONS = {
     "bad_ip_header", "ip_fragment", "not_tcp", "truncated_tcp_header", "bad_tcp_header",
     "snaplen_cut", "truncated_record", "corrupt_record", "corrupt_block", "bad_block",
     "filtered_out", "encrypted", "truncated_tunnel_header", "bad_tunnel_header",
-    "tunnel_too_deep", "tunnel_table_full",
+    "tunnel_too_deep", "tunnel_table_full", "short_frame",
 }
 SILENT = {"not_ip", "not_tcp", "ip_fragment", "filtered_out", "encrypted"}
 

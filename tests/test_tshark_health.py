@@ -172,11 +172,12 @@ def test_verdicts_agree_with_tshark_on_pcaps() -> None:
     # 3 retransmissions and 4 lost segments are repeated probes: the unanswered SYN of
     # crafted/probes.pcap, and nmap's second FIN, NULL and Xmas probes to the open ports of
     # scan/nmap_scan.pcap (sent with a new sequence number: retransmitted for a FIN,
-    # beyond a lost segment for NULL and Xmas, as tshark and we both see them)
+    # beyond a lost segment for NULL and Xmas, as tshark and we both see them); one lost
+    # segment is the hole of crafted/one_sided_hole.pcap (frame 4)
     assert {flag: agreement.counts[flag]["both"] for flag in FLAGS if
             agreement.counts[flag]["both"]} == {
         "retransmission": 11, "duplicate_ack": 1, "keep_alive": 6, "out_of_order": 1,
-        "lost_segment": 5}
+        "lost_segment": 6}
 
 
 def test_verdicts_agree_with_tshark_on_the_corpus(shared: Path) -> None:
@@ -184,15 +185,17 @@ def test_verdicts_agree_with_tshark_on_the_corpus(shared: Path) -> None:
     agreement = compare([p for p in paths if p.exists()])
     print("\n" + agreement.table("../shared/corpus (part)"))
     # unmatched: capture duplicates (m57-long-49583-80.pcap has every frame twice, 1 µs
-    # apart: 113), frames we do not take for TCP segments of a connection
-    assert (agreement.frames, agreement.unmatched) == (11_682, 161)
+    # apart: 113), frames we do not take for TCP segments of a connection. The five frames
+    # of zeek/extras/tcp/reassembly.pcap shorter than their IP length match since we count
+    # the payload they hold, as tshark's tcp.len
+    assert (agreement.frames, agreement.unmatched) == (11_687, 156)
     for flag, (ours, floor) in CORPUS_AGREEMENT.items():
         assert agreement.counts[flag]["ours"] == ours, (flag, agreement.table("corpus"))
         assert agreement.jaccard(flag) >= floor, (flag, agreement.table("corpus"))
 
 
 CORPUS_AGREEMENT: dict[str, tuple[int, float]] = {
-    "retransmission": (62, 0.84),
+    "retransmission": (64, 0.84),
     "fast_retransmission": (10, 0.15),
     "spurious_retransmission": (1, 0.0),
     "duplicate_ack": (86, 1.0),
@@ -200,8 +203,8 @@ CORPUS_AGREEMENT: dict[str, tuple[int, float]] = {
     "zero_window_probe": (0, 1.0),
     "keep_alive": (3, 1.0),
     "out_of_order": (4, 0.0),
-    "lost_segment": (43, 0.95),
-    "ack_lost_segment": (45, 0.52),
+    "lost_segment": (45, 1.0),
+    "ack_lost_segment": (48, 0.54),
 }
 """Per flag on the corpus part: the frames we set it on, and the agreement reached (frames
 both set / frames either set; TShark 4.0.17). docs/health.md explains the differences."""

@@ -147,6 +147,7 @@ pub fn record_dict<'py>(
     d.set_item(intern!(py, "gap_bytes"), per_side(py, &r.gap_bytes)?)?;
     d.set_item(intern!(py, "anomalies"), per_side(py, &r.anomalies)?)?;
     d.set_item(intern!(py, "duplicates"), per_side(py, &r.duplicates)?)?;
+    d.set_item(intern!(py, "short_frames"), per_side(py, &r.short_frames)?)?;
     health_dicts(py, &d, r)?;
     rtt_dicts(py, &d, r)?;
     let tunnels = PyList::empty(py);

@@ -183,6 +183,7 @@ fn ethernet_ipv4_every_field() {
             ip_len: 45,
             tunnel: 0,
             ip_id: Some(1),
+            short_frame: false,
         }]
     );
 }
@@ -339,6 +340,47 @@ fn snaplen_cut_clips_options_and_payload() {
     let d = decode_with(&[(ETHERNET, frame.clone(), wire + 4)], 0, 0);
     assert_eq!(d.skipped, skips(&[("snaplen_cut", 1)]));
     assert_eq!(d.segments[0].payload_cap, 100);
+}
+
+#[test]
+fn a_frame_shorter_than_its_ip_length_counts_the_payload_it_holds() {
+    let mut t = tcp_with(&[], None, ACK as u8);
+    t.extend_from_slice(&[9; 100]);
+    let frame = ethernet(&[], 0x0800, &ipv4(&t));
+    // the last 50 bytes missing, and the frame says it was whole on the wire
+    let short = frame[..frame.len() - 50].to_vec();
+    let held = short.len() as u32;
+    // the same frame cut by a snap length: the 50 bytes were on the wire
+    let d = decode_with(
+        &[
+            (ETHERNET, short.clone(), held),
+            (ETHERNET, short.clone(), held + 50),
+        ],
+        0,
+        0,
+    );
+    assert_eq!(d.skipped, skips(&[("short_frame", 1), ("snaplen_cut", 1)]));
+    let got: Vec<_> = d
+        .segments
+        .iter()
+        .map(|s| (s.payload_len, s.payload_cap, s.ip_len, s.short_frame))
+        .collect();
+    assert_eq!(got, vec![(50, 50, 140, true), (100, 50, 140, false)]);
+    // cut by a snap length and shorter on the wire too: what the wire held, 30 bytes
+    let d = decode_with(
+        &[(ETHERNET, short[..short.len() - 20].to_vec(), held)],
+        0,
+        0,
+    );
+    assert_eq!(d.skipped, skips(&[("short_frame", 1), ("snaplen_cut", 1)]));
+    let s = d.segments[0];
+    assert_eq!(
+        (s.payload_len, s.payload_cap, s.short_frame),
+        (50, 30, true)
+    );
+    // shorter than even its TCP header: skipped as before, not a short frame
+    let d = decode_with(&[(ETHERNET, frame[..14 + 20 + 10].to_vec(), 44)], 0, 0);
+    assert_eq!(d.skipped, skips(&[("truncated_tcp_header", 1)]));
 }
 
 #[test]
@@ -508,11 +550,19 @@ fn tcp_skips() {
     let high = tcp_with(&[], Some(0x60), 0);
     assert_eq!(reason(RAW, ipv4(&high)), "bad_tcp_header");
     assert_eq!(reason(RAW, ipv6(&high)), "bad_tcp_header");
-    // ... while an IP length beyond the capture is a snaplen-style cut of the options
-    let s = only(ipv4_with(6, &[], Some(44), 0, &high), RAW);
+    // ... while an IP length beyond the frame is a short frame, its options cut
+    let d = decode_frames(&[(RAW, ipv4_with(6, &[], Some(44), 0, &high))]);
+    assert_eq!(d.skipped, skips(&[("short_frame", 1)]));
+    let s = d.segments[0];
     assert_eq!(
-        (s.tcp_hlen, s.opt_cap, s.payload_len, s.payload_cap),
-        (24, 0, 0, 0)
+        (
+            s.tcp_hlen,
+            s.opt_cap,
+            s.payload_len,
+            s.payload_cap,
+            s.short_frame
+        ),
+        (24, 0, 0, 0, true)
     );
     // An IPv6 payload length shorter than the extension headers
     let mut rest = vec![6, 1, 0, 0, 0, 0, 0, 0];
@@ -608,6 +658,7 @@ fn damage_warnings_as_in_python() {
             "tunnel_too_deep",
             "tunnel_table_full",
             "snaplen_cut",
+            "short_frame",
         ]
     );
     assert_eq!(

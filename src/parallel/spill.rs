@@ -11,8 +11,9 @@ use std::path::Path;
 
 use crate::decode::Segment;
 
-/// The format version every scratch file carries (a reader refuses another).
-pub const VERSION: u16 = 7;
+/// The format version every scratch file carries (a reader refuses another); 8: a segment
+/// carries `short_frame`.
+pub const VERSION: u16 = 8;
 
 /// A segment without an IP ID (IPv6), in the u32 field that holds one.
 const NO_IP_ID: u32 = u32::MAX;
@@ -92,6 +93,7 @@ impl Out {
         self.u16(seg.window);
         // the IPv4 ID (capture duplicates are told by it); NO_IP_ID for IPv6
         self.u32(seg.ip_id.map_or(NO_IP_ID, u32::from));
+        self.u8(u8::from(seg.short_frame));
         for v in [
             seg.tcp_hlen,
             seg.opt_cap,
@@ -215,6 +217,7 @@ impl<'a> In<'a> {
         let (seq, ack) = (self.u32()?, self.u32()?);
         let (flags, window) = (self.u16()?, self.u16()?);
         let ip_id = u16::try_from(self.u32()?).ok();
+        let short_frame = self.u8()? != 0;
         let mut v = [0u32; 7];
         for slot in &mut v {
             *slot = self.u32()?;
@@ -243,6 +246,7 @@ impl<'a> In<'a> {
             ip_len,
             ip_id,
             tunnel,
+            short_frame,
         })
     }
 
@@ -365,6 +369,7 @@ mod tests {
             ip_len: 60,
             ip_id: Some(0xBEEF),
             tunnel: 4,
+            short_frame: true,
         };
         let mut out = Out::new(SEGMENTS_MAGIC);
         out.segment(&seg, &data);

@@ -8,7 +8,7 @@ use crate::zeek::{ZeekConn, ZeekRecord};
 use super::floats;
 
 /// The columns, in `flatten`'s order (the record's field order).
-pub const COLUMNS: [&str; 136] = [
+pub const COLUMNS: [&str; 138] = [
     "id",
     "client.ip",
     "client.port",
@@ -92,6 +92,8 @@ pub const COLUMNS: [&str; 136] = [
     "anomalies.server",
     "duplicates.client",
     "duplicates.server",
+    "short_frames.client",
+    "short_frames.server",
     "retransmissions.client.rto.segments",
     "retransmissions.client.rto.bytes",
     "retransmissions.client.fast.segments",
@@ -609,6 +611,7 @@ fn write_row(row: &mut Row, r: &ConnectionRecord) {
     row.counts(&r.gap_bytes);
     row.counts(&r.anomalies);
     row.counts(&r.duplicates);
+    row.counts(&r.short_frames);
     row.health(r);
     row.rtt(r);
     row.encapsulation(

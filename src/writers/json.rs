@@ -373,6 +373,7 @@ pub(crate) fn encode_record(e: &mut Encoder, r: &ConnectionRecord) {
     e.counts("gap_bytes", &r.gap_bytes);
     e.counts("anomalies", &r.anomalies);
     e.counts("duplicates", &r.duplicates);
+    e.counts("short_frames", &r.short_frames);
     super::health::encode(e, r);
     super::rtt::encode(e, r);
     e.key("encapsulation"); // [] for plain traffic

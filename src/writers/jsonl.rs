@@ -395,6 +395,7 @@ pub fn write_jsonl(out: &mut Vec<u8>, r: &ConnectionRecord) {
     w.counts(b",\"gap_bytes\":", &r.gap_bytes);
     w.counts(b",\"anomalies\":", &r.anomalies);
     w.counts(b",\"duplicates\":", &r.duplicates);
+    w.counts(b",\"short_frames\":", &r.short_frames);
     super::health::write_jsonl(w.out, r);
     super::rtt::write_jsonl(w.out, r);
     match &r.encapsulation {
