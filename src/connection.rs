@@ -318,6 +318,15 @@ struct Extras {
 }
 
 impl Connection {
+    /// Take the heap buffers of `old`, a connection whose record is made, that this one
+    /// would allocate again (see `crate::recycle`): the flow table's spare slots pass them on.
+    pub fn reuse_buffers(&mut self, old: &mut Connection) {
+        for (side, old_side) in self.sides.iter_mut().zip(&mut old.sides) {
+            crate::recycle::reuse_vec(&mut side.inbox, &mut old_side.inbox);
+        }
+        self.analyzers.reuse_buffers(&mut old.analyzers);
+    }
+
     /// The id of the connection this one followed on its 4-tuple (port reuse).
     pub fn previous_id(&self) -> Option<u64> {
         self.previous_id.map(std::num::NonZeroU64::get)

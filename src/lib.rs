@@ -25,6 +25,7 @@ pub mod names;
 pub mod page;
 pub mod parallel;
 pub mod reassembly;
+pub mod recycle;
 pub mod resume;
 pub mod seqnum;
 pub mod session;

@@ -70,6 +70,15 @@ pub struct HandshakeAnalyzer {
     pub leapt: bool,
 }
 
+impl HandshakeAnalyzer {
+    /// Take the sighting lists' buffers of `old` (a connection that ended, its record made)
+    /// where this one has none yet: every connection filled both.
+    pub fn reuse_lists(&mut self, old: &mut HandshakeAnalyzer) {
+        crate::recycle::reuse_vec(&mut self.syns, &mut old.syns);
+        crate::recycle::reuse_vec(&mut self.synacks, &mut old.synacks);
+    }
+}
+
 /// Keep a sighting while the list is under its cap.
 fn keep(list: &mut Vec<Sighting>, sighting: Sighting) {
     if list.len() < MAX_SIGHTINGS {

@@ -164,3 +164,12 @@ analyzers! {
     health: health::HealthAnalyzer,
     rtt: rtt::RttAnalyzer,
 }
+
+impl Analyzers {
+    /// Take the buffers of `old` (a connection that ended, its record made) that these
+    /// analyzers fill again, instead of allocating them anew (see `crate::recycle`).
+    pub fn reuse_buffers(&mut self, old: &mut Analyzers) {
+        self.handshake.reuse_lists(&mut old.handshake);
+        self.rtt.reuse_box(&mut old.rtt);
+    }
+}

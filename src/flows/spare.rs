@@ -21,10 +21,12 @@ pub(super) struct Spares {
 }
 
 impl Spares {
-    /// `slot` in a box: a spare one if there is one (its old connection dropped in place).
-    pub(super) fn boxed(&mut self, slot: Slot) -> Box<Slot> {
+    /// `slot` in a box: a spare one if there is one (its old connection dropped in place,
+    /// once `slot`'s has taken the buffers it would allocate again).
+    pub(super) fn boxed(&mut self, mut slot: Slot) -> Box<Slot> {
         match self.slots.pop() {
             Some(mut spare) => {
+                slot.conn.reuse_buffers(&mut spare.conn);
                 *spare = slot;
                 spare
             }
