@@ -905,6 +905,17 @@ impl AppTracker {
         )
     }
 
+    /// Take the parsers' box of `old` (a connection that ended, its record made), emptied,
+    /// if this one has none yet: an empty box reads as no box (`parser`, `get_or_insert`).
+    pub fn reuse_box(&mut self, old: &mut AppTracker) {
+        if self.parsers.is_none() {
+            self.parsers = old.parsers.take().map(|mut parsers| {
+                *parsers = Parsers::default();
+                parsers
+            });
+        }
+    }
+
     /// Not HTTP: the parsers are not needed any more.
     fn not_http(&mut self) {
         self.http.http = Some(false);

@@ -171,5 +171,7 @@ impl Analyzers {
     pub fn reuse_buffers(&mut self, old: &mut Analyzers) {
         self.handshake.reuse_lists(&mut old.handshake);
         self.rtt.reuse_box(&mut old.rtt);
+        self.options.reuse_box(&mut old.options);
+        self.reuse.reuse_box(&mut old.reuse);
     }
 }

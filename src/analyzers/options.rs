@@ -118,6 +118,18 @@ pub struct OptionsAnalyzer {
 }
 
 impl OptionsAnalyzer {
+    /// Take the box of `old` (a connection that ended, its record made), emptied, if this
+    /// one has none yet: every connection with a SYN made one. An empty box records as no
+    /// box does (`finish` writes the two sides' `None`s, the record's default).
+    pub fn reuse_box(&mut self, old: &mut OptionsAnalyzer) {
+        if self.sides.is_none() {
+            self.sides = old.sides.take().map(|mut sides| {
+                *sides = [None, None];
+                sides
+            });
+        }
+    }
+
     /// A word of the boxed options, read ahead of the record (see `Connection::warm`).
     pub fn warm(&self) -> bool {
         self.sides.as_deref().is_some_and(|s| s[0].is_some())

@@ -10,6 +10,13 @@ pub struct ReuseAnalyzer {
     app: AppTracker,
 }
 
+impl ReuseAnalyzer {
+    /// See `AppTracker::reuse_box`.
+    pub fn reuse_box(&mut self, old: &mut ReuseAnalyzer) {
+        self.app.reuse_box(&mut old.app);
+    }
+}
+
 impl Analyzer for ReuseAnalyzer {
     #[inline(always)] // see Analyzers::on
     fn on_event(&mut self, event: &ConnEvent<'_>) {
