@@ -868,6 +868,55 @@ mod tests {
         })
     }
 
+    /// A connection with data one way, acknowledged (it fills the RTT, options and HTTP
+    /// boxes, the inboxes and the handshake lists), from client port `port`.
+    fn data_connection(t: i64, isn: u32, port: u16) -> Vec<Segment> {
+        let mut data = seg(t + 3, true, ACK, isn + 1, 5001);
+        data.payload_len = 10;
+        let segs = vec![
+            seg(t, true, SYN, isn, 0),
+            seg(t + 1, false, SYN | ACK, 5000, isn + 1),
+            seg(t + 2, true, ACK, isn + 1, 5001),
+            data,
+            seg(t + 4, false, ACK, 5001, isn + 11),
+            seg(t + 5, true, FIN | ACK, isn + 11, 5001),
+            seg(t + 6, false, FIN | ACK, 5001, isn + 12),
+            seg(t + 7, true, ACK, isn + 12, 5002),
+        ];
+        let on_port = |mut s: Segment| {
+            if s.sport == 40000 {
+                s.sport = port;
+            } else {
+                s.dport = port;
+            }
+            s
+        };
+        segs.into_iter().map(on_port).collect()
+    }
+
+    #[test]
+    fn a_connection_in_a_recycled_slot_records_as_one_in_a_new_slot() {
+        let second = data_connection(100_000, 900, 40001);
+        let mut fresh = table();
+        fresh.feed(&second, &[]);
+        let expected = fresh.close().remove(0).record(30.0);
+        assert_eq!(expected.rtt.client.samples, 1);
+
+        let mut t = table();
+        t.feed(&data_connection(0, 100, 40000), &[]);
+        t.tick(50_000 * MS); // past the linger: emitted
+        let mut done = t.drain();
+        assert_eq!(done.len(), 1);
+        let first = done[0].record(30.0);
+        assert_eq!(first.rtt.client.samples, 1);
+        t.recycle(done);
+        t.feed(&second, &[]);
+        let mut got = t.close().remove(0).record(30.0);
+        assert_eq!(got.id, 2);
+        got.id = expected.id;
+        assert_eq!(got, expected);
+    }
+
     #[test]
     fn a_new_syn_on_a_closed_tuple_opens_a_new_connection() {
         let mut t = table();
