@@ -24,6 +24,7 @@ from tcptrace.clitypes import FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S, FORMATS
 from tcptrace.errors import Interrupted, TcptraceError, Terminated
 from tcptrace.options import progress_option, tunnel_port_option
+from tcptrace.quickparse import QuickOptionsCommand
 
 if TYPE_CHECKING:
     from tcptrace._native import BpfFilter
@@ -49,6 +50,8 @@ class PipeClosed(Exception):
 
 class LazyGroup(click.Group):
     """A click group whose other commands are imported on first use."""
+
+    command_class = QuickOptionsCommand
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:

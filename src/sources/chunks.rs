@@ -190,6 +190,18 @@ impl ChunkReader {
         let kept = buf.len() - keep;
         // the kept bytes move to the front; the rest of the buffer is overwritten in place
         let mut buf = match Arc::try_unwrap(buf) {
+            Ok(own) if self.ends_chunk_short(&own, kept, piece) => {
+                // the chunk's last piece would cut this full-length buffer short, and the next
+                // chunk's first piece would grow it back with zeroes: that piece goes to
+                // another buffer (one the chunk ends used before), this one waits full
+                let mut last = self.free_buffer_shortest();
+                if last.len() < kept {
+                    last.resize(kept, 0);
+                }
+                last[..kept].copy_from_slice(&own[keep..]);
+                self.recycle(Arc::new(own));
+                last
+            }
             Ok(mut own) => {
                 own.copy_within(keep.., 0);
                 own
@@ -209,6 +221,15 @@ impl ChunkReader {
         self.position += keep as u64;
         let done = self.fill_piece(&mut buf, kept, piece);
         (buf, done)
+    }
+
+    /// The next piece, read into `buf` after `kept` bytes, is the current chunk's last and
+    /// ends before `buf` does (seekable input: a stream has no pieces).
+    fn ends_chunk_short(&self, buf: &[u8], kept: usize, piece: usize) -> bool {
+        let want = piece.saturating_sub(kept).max(1);
+        matches!(self.input, Input::Seekable(_))
+            && self.chunk_left < want
+            && kept + self.chunk_left < buf.len()
     }
 
     /// Read into `buf` from index `start` on (it ends after the last byte read), up to
@@ -244,10 +265,28 @@ impl ChunkReader {
     }
 
     /// A buffer of the pool that nothing holds any more (its bytes are overwritten in place:
-    /// no zeroing, no fresh pages), or a new empty one.
+    /// no zeroing, no fresh pages), or a new empty one: the longest free one, so that a full
+    /// piece finds its bytes there already.
     fn free_buffer(&mut self) -> Vec<u8> {
-        let free = self.pool.iter().position(|b| Arc::strong_count(b) == 1);
-        free.and_then(|at| Arc::try_unwrap(self.pool.remove(at)).ok())
+        let free = (self.pool.iter().enumerate())
+            .filter(|(_, b)| Arc::strong_count(b) == 1)
+            .max_by_key(|(at, b)| (b.len(), std::cmp::Reverse(*at)))
+            .map(|(at, _)| at);
+        self.take_free(free)
+    }
+
+    /// The shortest free buffer of the pool (a chunk's last piece: the one the last chunk
+    /// ended in), or a new empty one.
+    fn free_buffer_shortest(&mut self) -> Vec<u8> {
+        let free = (self.pool.iter().enumerate())
+            .filter(|(_, b)| Arc::strong_count(b) == 1)
+            .min_by_key(|(at, b)| (b.len(), *at))
+            .map(|(at, _)| at);
+        self.take_free(free)
+    }
+
+    fn take_free(&mut self, at: Option<usize>) -> Vec<u8> {
+        at.and_then(|at| Arc::try_unwrap(self.pool.remove(at)).ok())
             .unwrap_or_default()
     }
 
@@ -370,5 +409,29 @@ mod tests {
             "the first buffer, free again, is reused"
         );
         drop(held);
+    }
+
+    #[test]
+    fn a_chunks_short_last_piece_leaves_the_full_buffer_whole() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let input = Input::Seekable(Box::new(Cursor::new(data.clone())));
+        let mut reader = ChunkReader::new(input, 0, "t.pcap", "record");
+        reader.chunk = 1500;
+        let mut stats = SourceStats::default();
+        let (first, whole) = reader.first_piece(1024);
+        assert!(!whole);
+        let full_at = first.as_ptr();
+        // 24 bytes kept, then the chunk's last 476: a piece of 500 bytes, in another buffer
+        let (last, whole) = reader.next_piece(Arc::new(first), 1000, 1024);
+        assert!(whole);
+        assert_eq!(last[..], data[1000..1500]);
+        assert_ne!(last.as_ptr(), full_at);
+        assert!(!reader.consumed(&last, 500, &mut stats));
+        reader.recycle(Arc::new(last));
+        // the next chunk's first piece is read into the full buffer, not the short one
+        let (next, whole) = reader.first_piece(1024);
+        assert!(!whole);
+        assert_eq!(next[..], data[1500..2524]);
+        assert_eq!(next.as_ptr(), full_at);
     }
 }

@@ -56,20 +56,36 @@ impl ClockCheck {
     }
 
     /// Look at the next frames, in order; steps found are added to `steps`.
+    ///
+    /// The previous timestamp and the frame count stay in registers through the loop (a
+    /// step is rare: its bookkeeping is out of line); a first frame with no previous one
+    /// is a step of 0, which is neither kind.
     #[inline]
     pub fn observe(&mut self, frames: &[Frame], steps: &mut ClockSteps) {
-        for frame in frames {
-            self.frames += 1;
-            if let Some(previous) = self.previous_ns {
-                let step = frame.ts_ns.saturating_sub(previous);
-                if step < -BACK_NS {
-                    steps.backwards.add(self.frames, step.saturating_neg());
-                } else if step > JUMP_NS {
-                    steps.jumps.add(self.frames, step);
-                }
+        let Some(first) = frames.first() else {
+            return;
+        };
+        let mut previous = self.previous_ns.unwrap_or(first.ts_ns);
+        for (i, frame) in frames.iter().enumerate() {
+            let step = frame.ts_ns.saturating_sub(previous);
+            if !(-BACK_NS..=JUMP_NS).contains(&step) {
+                note_step(steps, self.frames + i as u64 + 1, step);
             }
-            self.previous_ns = Some(frame.ts_ns);
+            previous = frame.ts_ns;
         }
+        self.frames += frames.len() as u64;
+        self.previous_ns = Some(previous);
+    }
+}
+
+/// A step back of more than BACK_NS or ahead of more than JUMP_NS, at frame `frame`.
+#[cold]
+#[inline(never)]
+fn note_step(steps: &mut ClockSteps, frame: u64, step: i64) {
+    if step < -BACK_NS {
+        steps.backwards.add(frame, step.saturating_neg());
+    } else {
+        steps.jumps.add(frame, step);
     }
 }
 
