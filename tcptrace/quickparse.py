@@ -22,10 +22,15 @@ class QuickOptionsCommand(click.Command):
 
     def make_parser(self, ctx: click.Context) -> Any:
         parser = super().make_parser(ctx)
-        match_long = parser._match_long_opt
+        # click's private parser parts: a click without them parses as it always does
+        match_long = getattr(parser, "_match_long_opt", None)
+        long_opts = getattr(parser, "_long_opt", None)
+        prefixes = getattr(parser, "_opt_prefixes", None)
+        if match_long is None or long_opts is None or prefixes is None:
+            return parser
 
         def match_long_or_fail_fast(opt: str, explicit_value: str | None, state: Any) -> None:
-            if opt not in parser._long_opt and opt[:2] not in parser._opt_prefixes:
+            if opt not in long_opts and opt[:2] not in prefixes:
                 raise NoSuchOption(opt, ctx=ctx)
             match_long(opt, explicit_value, state)
 
