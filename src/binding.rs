@@ -972,7 +972,6 @@ fn vocabulary(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(names)
 }
 
-/// The decoder's tunnels with the user's extra UDP ports (`--tunnel-port KIND=PORT`).
 /// A run's options from the binding's arguments (`Run`, the distributed run's tasks).
 #[allow(clippy::too_many_arguments)]
 fn options_of(
@@ -1001,6 +1000,7 @@ fn options_of(
     })
 }
 
+/// The decoder's tunnels with the user's extra UDP ports (`--tunnel-port KIND=PORT`).
 pub(crate) fn tunnels_of(extra: Vec<(String, u16)>) -> PyResult<crate::decode::Tunnels> {
     let mut tunnels = crate::decode::Tunnels::default();
     for (kind, port) in extra {
