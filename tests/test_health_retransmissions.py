@@ -68,7 +68,9 @@ def sack(left: int, right: int) -> list[Any]:
     return [("NOP", None), ("NOP", None), ("SAck", (left, right))]
 
 
-def test_each_retransmission_is_told_by_its_cause(tmp_path: Path) -> None:
+def causes_capture() -> list[Any]:
+    """The server's retransmissions: 1 fast, 2 rto (one spurious), 1 tlp; 400 of its 1300
+    payload bytes (the client sent 18)."""
     frames = opening()
     # five segments; the first is lost after the capture point: three duplicate ACKs
     # with SACK blocks, then the fast retransmission
@@ -84,7 +86,11 @@ def test_each_retransmission_is_told_by_its_cause(tmp_path: Path) -> None:
     # sent again although already acknowledged: spurious
     frames += [s2c(460, "A", 5801, 1019, 100), c2s(470, "A", 1019, 5901),
                s2c(480, "A", 5801, 1019, 100)]
-    frames += closing(500, 1019, 5901)
+    return frames + closing(500, 1019, 5901)
+
+
+def test_each_retransmission_is_told_by_its_cause(tmp_path: Path) -> None:
+    frames = causes_capture()
     (r,) = records(write(tmp_path / "causes.pcap", frames))
     assert tallies(r["retransmissions"]["server"]) == {
         "fast": (1, 100), "rto": (2, 200), "tlp": (1, 100), "spurious": (1, 100),

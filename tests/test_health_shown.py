@@ -15,7 +15,14 @@ import pytest
 from click.testing import CliRunner
 from scapy.layers.inet import TCP
 from test_health import conversation, span, write
-from test_health_retransmissions import c2s, closing, opening, s2c, sack, zero_window_capture
+from test_health_retransmissions import (
+    c2s,
+    causes_capture,
+    closing,
+    opening,
+    s2c,
+    zero_window_capture,
+)
 
 from tcptrace import native
 from tcptrace.cli import cli, main
@@ -30,22 +37,6 @@ CHROMIUM = chromium()
 
 AT = "at 2023-11-14T22:13:20.000000Z (1700000000.000000)"
 CONN = f"#1 10.0.0.1:40000 -> 10.0.0.2:80 {AT}"
-
-
-def causes_capture() -> list[Any]:
-    """The server's retransmissions: 1 fast, 2 rto (one spurious), 1 tlp; 400 of its 1300
-    payload bytes (the client sent 18)."""
-    frames = opening()
-    frames += [s2c(30 + i, "A", 5001 + 100 * i, 1019, 100) for i in range(5)]
-    frames += [c2s(45 + i, "A", 1019, 5001, options=sack(5101, 5501)) for i in range(3)]
-    frames += [s2c(50, "A", 5001, 1019, 100), c2s(60, "A", 1019, 5501)]
-    frames += [s2c(70, "A", 5501, 1019, 100), s2c(400, "A", 5501, 1019, 100),
-               c2s(410, "A", 1019, 5601)]
-    frames += [s2c(420, "A", 5601, 1019, 100), s2c(421, "A", 5701, 1019, 100),
-               s2c(440, "A", 5701, 1019, 100), c2s(450, "A", 1019, 5801)]
-    frames += [s2c(460, "A", 5801, 1019, 100), c2s(470, "A", 1019, 5901),
-               s2c(480, "A", 5801, 1019, 100)]
-    return frames + closing(500, 1019, 5901)
 
 
 def elsewhere(frames: list[Any], port: int = 40001) -> list[Any]:
