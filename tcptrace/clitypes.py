@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-MAX_SECONDS = 10 * 365 * 86_400.0
-"""Ten years: longer than any capture; beyond it a duration is a typo (or 1e300)."""
+from tcptrace.defaults import MAX_SECONDS
 
 
 class FiniteFloat(click.FloatRange):

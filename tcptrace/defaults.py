@@ -2,4 +2,8 @@
 module that imports nothing, so `tcptrace --help` and a small run start fast."""
 
 DEFAULT_MSL_S = 30.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN) = 2 * 30 s
+DEFAULT_LINGER_S = 0.5
+DEFAULT_MAX_FLOWS = 1_000_000
+MAX_SECONDS = 10 * 365 * 86_400.0
+"""Ten years: longer than any capture; beyond it a duration is a typo (or 1e300)."""
 FORMATS = ("table", "json", "jsonl", "csv", "zeek")

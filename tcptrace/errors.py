@@ -5,6 +5,11 @@ class TcptraceError(Exception):
     """Base of every error tcptrace reports to a user."""
 
 
+class PipeClosed(Exception):
+    """Standard output was closed by its reader (`| head -1`): raised in place of the
+    BrokenPipeError, which click would otherwise turn into exit status 1 on its own."""
+
+
 class CaptureError(TcptraceError):
     """A capture file cannot be opened or is not a capture at all."""
 

@@ -128,9 +128,9 @@ def _record_sink(output: str | None, status: StatusLine | None) -> Any:
     a status line on the terminal) a `write` that clears the status line first."""
     if output:
         return output
-    from tcptrace.cli import _stdout
+    from tcptrace.analysis import stdout_target
 
-    stdout = _stdout()
+    stdout = stdout_target()
     if status is None:
         return stdout
     binary = sys.stdout.buffer if stdout == "-" else stdout

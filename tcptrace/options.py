@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 import click
 
 from tcptrace.clitypes import FiniteFloat
+from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_LINGER_S = 0.5
-DEFAULT_MAX_FLOWS = 1_000_000
 TUNNEL_PORTS = {"vxlan": 4789, "geneve": 6081, "teredo": 3544, "gtp": 2152, "gre": 4754,
                 "ayiya": 5072}
 """The UDP tunnels tcptrace decapsulates, with the IANA port each is always decoded on

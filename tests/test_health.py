@@ -22,7 +22,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 
 T0 = Decimal(1_700_000_000)
 CLIENT, SERVER = ("10.0.0.1", 40000), ("10.0.0.2", 80)

@@ -14,7 +14,7 @@ from typing import Any
 from click.testing import CliRunner
 from test_health import CLIENT, SERVER, seg, write
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 
 MS = Decimal("0.001")
 KINDS = ("rto", "fast", "tlp", "spurious", "keepalive", "window_probe", "lost_before_capture",

@@ -25,7 +25,8 @@ from test_health_retransmissions import (
 )
 
 from tcptrace import native
-from tcptrace.cli import cli, main
+from tcptrace.cli import main
+from tcptrace.commands import cli
 from tcptrace.report import html
 from tcptrace.report.marks import marks_of
 

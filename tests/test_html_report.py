@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conftest import CRAFTED, LINUX, PCAPS, ROOT
 
 from tcptrace import native
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 from tcptrace.report import html
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

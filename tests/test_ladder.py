@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import CRAFTED, LINUX, run_cli
 
 from tcptrace import native
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.report.ladder import render
 from tcptrace.report.trace import (

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from test_health import write
 from test_health_retransmissions import c2s, closing, opening, records, s2c
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_SAMPLES = {"samples": 0, "p50_ms": None, "p90_ms": None, "max_ms": None}

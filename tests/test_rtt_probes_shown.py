@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import CRAFTED, LINUX, PCAPS, ROOT, run_cli
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 from tcptrace.report.probes import port_meaning, probe_line
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

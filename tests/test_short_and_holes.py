@@ -20,7 +20,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import rdpcap, wrpcap
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 
 SHORT = CRAFTED / "short_frame.pcap"
 ONE_SIDED = CRAFTED / "one_sided_hole.pcap"

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import LINUX, run_cli
 
-from tcptrace.cli import cli
+from tcptrace.commands import cli
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ZEEK_FIELDS = [

@@ -1,4 +1,4 @@
-"""The `ladder` and `report` commands (registered in tcptrace.cli): pictures of connections.
+"""The `ladder` and `report` commands (registered in tcptrace.commands): pictures of connections.
 
 Both run the native engine with segment traces (src/analyzers/trace.rs): `ladder` traces
 only the selected connection and gets only its record; `report` reads the captures once,

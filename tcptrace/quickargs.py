@@ -1,0 +1,132 @@
+"""The common `tcptrace analyze` command lines, read without importing click.
+
+click and the standard library it pulls in (typing's machinery, enum, inspect, uuid,
+datetime, gettext) take about 22 ms of a run's start: 5 % of a 1M-packet `analyze`
+(docs/performance.md, part 7). A command line made only of `analyze`, capture paths and
+the options in OPTIONS, each option spelled whole (`--name VALUE`, `--name=VALUE`, `-x
+VALUE`), every value one click would take unchanged, is read here into the parameters
+click would hand the command. Anything else (help, a typo, a bad or doubtful value, the
+rarer options, bundled short flags, `--`) gives None, and click reads the line with its
+own messages. tests/test_quickargs.py holds the two readings equal, on generated command
+lines, and OPTIONS equal to the command's declarations (tcptrace.commands.analyze).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tcptrace.defaults import (
+    DEFAULT_LINGER_S,
+    DEFAULT_MAX_FLOWS,
+    DEFAULT_MSL_S,
+    FORMATS,
+    MAX_SECONDS,
+)
+
+# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+FLAG, FORMAT, OUTPUT, TEXT, SECONDS, COUNT = "flag", "format", "output", "text", "seconds", "count"
+"""The kinds of option read here (a click type each: is_flag, Choice(FORMATS), Path for
+the report, str, FiniteFloat, IntRange(min=1))."""
+
+OPTIONS: dict[str, tuple[str, str]] = {
+    "-f": ("fmt", FORMAT), "--format": ("fmt", FORMAT),
+    "-o": ("output", OUTPUT), "--output": ("output", OUTPUT),
+    "--filter": ("filter_", TEXT),
+    "--msl": ("msl", SECONDS),
+    "--linger": ("linger", SECONDS),
+    "--max-flows": ("max_flows", COUNT),
+    "-j": ("jobs", COUNT), "--jobs": ("jobs", COUNT),
+    "-q": ("quiet", FLAG), "--quiet": ("quiet", FLAG),
+    "--no-progress": ("no_progress", FLAG),
+    "--verify-checksums": ("verify_checksums", FLAG),
+    "--zeek": ("zeek", FLAG),
+    "--per-file": ("per_file", FLAG),
+}
+"""Option spelling -> (the command's parameter, kind)."""
+
+DEFAULTS: dict[str, object] = {
+    "fmt": "table", "output": None, "filter_": None, "msl": DEFAULT_MSL_S,
+    "linger": DEFAULT_LINGER_S, "max_flows": DEFAULT_MAX_FLOWS, "quiet": False,
+    "no_progress": False, "verify_checksums": False, "zeek": False, "jobs": 1,
+    "per_file": False, "tunnel_ports": (), "executor": "local", "scheduler": None,
+    "workers": None, "partitions": None, "scratch": None, "resume": None,
+    "resume_final": False,
+}
+"""Every parameter of `analyze` as click gives it when the option is absent."""
+
+COMPLETION_VARIABLE = "_TCPTRACE_COMPLETE"
+"""Set by a shell asking click for completions: click's to answer."""
+
+
+def analyze_params(args: list[str]) -> dict[str, Any] | None:
+    """The parameters of `analyze` for command line `args` (without the program name), or
+    None when click must read it."""
+    if not args or args[0] != "analyze" or COMPLETION_VARIABLE in os.environ:
+        return None
+    params: dict[str, Any] = dict(DEFAULTS)
+    captures: list[str] = []
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg == "-" or not arg.startswith("-"):
+            if not _readable_or_absent(arg, writable=False):
+                return None
+            captures.append(arg)
+            continue
+        name, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name not in OPTIONS:
+            return None
+        dest, kind = OPTIONS[name]
+        if kind == FLAG:
+            if equals:
+                return None
+            params[dest] = True
+            continue
+        if not equals:
+            following = next(rest, None)
+            if following is None or (following.startswith("-") and following != "-"):
+                return None  # (click takes an option-like value; a typo, more likely)
+            value = following
+        read = _value(kind, value)
+        if read is None:
+            return None
+        params[dest] = read
+    if not captures:
+        return None
+    params["captures"] = tuple(captures)
+    return params
+
+
+def _value(kind: str, text: str) -> object | None:
+    """`text` as click would convert it for an option of `kind`, or None when in doubt."""
+    if kind == FORMAT:
+        return text if text in FORMATS else None
+    if kind == TEXT:
+        return text
+    if kind == OUTPUT:
+        return text if text and _readable_or_absent(text, writable=True) else None
+    if not text.isascii():
+        return None
+    if kind == COUNT:
+        return int(text) if text.isdigit() and int(text) >= 1 else None
+    # SECONDS: plain decimals only (no sign, exponent, underscore, inf or nan)
+    if not text.replace(".", "", 1).isdigit():
+        return None
+    seconds = float(text)
+    return seconds if seconds <= MAX_SECONDS else None
+
+
+def _readable_or_absent(path: str, *, writable: bool) -> bool:
+    """What click.Path checks of a path that need not exist: if it does, that it can be
+    read (and written)."""
+    try:
+        os.stat(path)
+    except OSError:
+        return True
+    except ValueError:  # (a NUL in the name: click's to report)
+        return False
+    mode = os.R_OK | (os.W_OK if writable else 0)
+    return os.access(path, mode)
