@@ -1,14 +1,14 @@
 """The common `tcptrace analyze` command lines, read without importing click.
 
 click and the standard library it pulls in (typing's machinery, enum, inspect, uuid,
-datetime, gettext) take about 22 ms of a run's start: 5 % of a 1M-packet `analyze`
-(docs/performance.md, part 7). A command line made only of `analyze`, capture paths and
-the options in OPTIONS, each option spelled whole (`--name VALUE`, `--name=VALUE`, `-x
-VALUE`), every value one click would take unchanged, is read here into the parameters
-click would hand the command. Anything else (help, a typo, a bad or doubtful value, the
-rarer options, bundled short flags, `--`) gives None, and click reads the line with its
-own messages. tests/test_quickargs.py holds the two readings equal, on generated command
-lines, and OPTIONS equal to the command's declarations (tcptrace.commands.analyze).
+datetime, gettext) took about 23 ms of a run's start: 6 % of a 1M-packet `analyze`
+(docs/performance.md, "The start without click"). A command line made only of `analyze`,
+capture paths and the options in OPTIONS, each option spelled whole (`--name VALUE`,
+`--name=VALUE`, `-x VALUE`), every value one click would take unchanged, is read here into
+the parameters click would hand the command. Anything else (help, a typo, a bad or doubtful
+value, the rarer options, bundled short flags, `--`) gives None, and click reads the line
+with its own messages. tests/test_quickargs.py holds the two readings equal on generated
+command lines, and OPTIONS equal to the command's declarations (tcptrace.commands.analyze).
 """
 
 from __future__ import annotations
