@@ -164,6 +164,14 @@ def finish_document(run: Run, fmt: str, *, per_file: bool = False) -> None:
         run.write(render_summary(run.summary(), run.source_report()).encode())
 
 
+def _hold_signals() -> set[int | signal.Signals] | None:
+    """Block Ctrl-C and SIGTERM in this thread (and the threads it starts); the mask before,
+    to put back (None where threads have no signal mask)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
 def execute(run: Run, out: Any) -> Interrupted | None:
     """`run.execute(out)`, stoppable: the engine works in a thread of its own (without the
     GIL) while this one waits, so that Ctrl-C (KeyboardInterrupt) and SIGTERM (Terminated)
@@ -185,12 +193,19 @@ def execute(run: Run, out: Any) -> Interrupted | None:
             done.set()
 
     # An Event, not Thread.join: a join cut short by a signal can leave the thread looking
-    # finished while it runs (CPython's tstate lock), an Event wait cannot.
+    # finished while it runs (CPython's tstate lock), an Event wait cannot. Nor may a signal
+    # cut Thread.start short (the engine would run on, the run borrowed, behind the caller's
+    # back: "Already mutably borrowed"): signals are held until the thread is started.
+    held = _hold_signals()  # (the engine's threads keep them blocked: they are this one's)
     threading.Thread(target=work, name="tcptrace-engine", daemon=True).start()
     signum: int | None = None
-    while not done.is_set():
+    while True:
         try:
-            done.wait(POLL_S)
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held is raised here
+                held = None
+            if done.wait(POLL_S):
+                break
         except (KeyboardInterrupt, Terminated) as exc:
             progress.stop()
             signum = int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)

@@ -75,14 +75,28 @@ def test_check_gives_no_verdict_on_part_of_a_capture(capture: Path) -> None:
         [sys.executable, "-c", "from tcptrace.cli import main; main()", "check", str(capture),
          "--no-rst"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(0.3)
+    wait_until_open(process, capture)  # (a fixed delay failed on a loaded machine)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     if process.returncode == 0:  # the run finished before the signal: nothing to judge
         pytest.skip("check finished before the signal")
-    assert (process.returncode, out) == (130, "")
+    assert (process.returncode, out) == (130, ""), err
     assert err.startswith("tcptrace: interrupted by SIGINT after ") and err.count("\n") == 1
     assert "report" not in err
+
+
+def wait_until_open(process: subprocess.Popen[str], path: Path) -> None:
+    """Until `process` holds `path` open: the engine is reading it (Linux's /proc)."""
+    target = str(path.resolve())
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        fds = Path(f"/proc/{process.pid}/fd")
+        try:
+            if any(os.readlink(fd) == target for fd in fds.iterdir()):
+                return
+        except OSError:  # a descriptor closed while listed
+            pass
+        time.sleep(0.005)
 
 
 def test_the_sigterm_handler_is_put_back() -> None:
