@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,17 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         raise SystemExit(0)
     out, err = capsys.readouterr()
     return int(exit_info.value.code or 0), out, err
+
+
+def modules_loaded(args: list[str], names: list[str]) -> list[str]:
+    """Which of the modules `names` a fresh `tcptrace ARGS` process has imported by its end
+    (what a run's start costs is what it imports)."""
+    code = ("import sys\nfrom tcptrace.cli import main\n"
+            f"main({args!r})\n"
+            f"print(sorted(m for m in {names!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return list(ast.literal_eval(done.stdout))
 
 
 class Allowlist:

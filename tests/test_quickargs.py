@@ -3,14 +3,12 @@ parameters click would give, click's own reading (and messages) for everything e
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
-from conftest import LINUX, run_cli
+from conftest import LINUX, modules_loaded, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,12 +150,8 @@ def test_the_options_read_are_the_commands_own() -> None:
 
 def test_a_common_run_imports_neither_click_nor_typing(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    code = ("import sys\nfrom tcptrace.cli import main\n"
-            f"main(['analyze', '-q', '-f', 'jsonl', '-o', {str(out)!r}, {EXISTING!r}])\n"
-            "print(sorted(m for m in ('click', 'typing') if m in sys.modules))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout == "[]\n"
+    args = ["analyze", "-q", "-f", "jsonl", "-o", str(out), EXISTING]
+    assert modules_loaded(args, ["click", "typing"]) == []
     assert out.read_text().startswith('{"id":1,"client":{"ip":"10.77.0.1","port":39740}')
 
 
