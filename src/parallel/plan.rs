@@ -285,6 +285,10 @@ pub struct Reducer {
     /// slice end (the Zeek view takes what is left of the ledger then, after the new
     /// connection on the same 4-tuple took its own).
     reused: Vec<(u64, Finished)>,
+    /// Connections recorded in this epoch: handed back to the table at its end, so that
+    /// new connections take their slots and buffers (`FlowTable::recycle`, as the single
+    /// run does) instead of allocating them afresh and freeing these.
+    spent: Vec<Finished>,
 }
 
 impl Reducer {
@@ -303,6 +307,7 @@ impl Reducer {
             reported: 0,
             last_frame: 0,
             reused: Vec::new(),
+            spent: Vec::new(),
         }
     }
 
@@ -353,26 +358,45 @@ impl Reducer {
             self.open_epoch.push(self.epoch);
             self.joined.push(ordinal);
             self.phase0_epoch.push(NOT_PHASE0);
-            let ended = self.table.drain();
+            let mut ended = self.table.drain();
             self.reused
-                .extend(ended.into_iter().map(|conn| (ordinal, conn)));
+                .extend(ended.drain(..).map(|conn| (ordinal, conn)));
+            // the (empty) vector goes back: the table's next drain takes it again
+            self.table.recycle(ended);
         }
     }
 
     /// The records of the connections port reuse ended, in the order they ended.
     fn emit_reused<S: ShardSink>(&mut self, sink: &mut S) {
-        for (ordinal, mut conn) in std::mem::take(&mut self.reused) {
+        let mut reused = std::mem::take(&mut self.reused);
+        for (ordinal, mut conn) in reused.drain(..) {
             let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
             self.emit(0, ordinal, record, sink);
+            self.spent.push(conn);
+        }
+        self.reused = reused; // its capacity kept
+    }
+
+    /// The records of swept (or closed) connections, in table order: as the single run's
+    /// slice end, the next connection's cold parts are loaded while one is recorded (see
+    /// `Connection::warm`).
+    fn emit_swept<S: ShardSink>(&mut self, ended: &mut [Finished], sink: &mut S) {
+        for i in 0..ended.len() {
+            if let Some(next) = ended.get(i + 1) {
+                std::hint::black_box(next.warm());
+            }
+            let Some(conn) = ended.get_mut(i) else { break };
+            let record = record_of(&mut self.table.ledger, conn, self.msl_s);
+            self.emit(1, 0, record, sink);
         }
     }
 
     fn end_epoch<S: ShardSink>(&mut self, sink: &mut S) {
         self.emit_reused(sink);
-        for mut conn in self.table.drain() {
-            let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
-            self.emit(1, 0, record, sink);
-        }
+        let mut ended = self.table.drain();
+        self.emit_swept(&mut ended, sink);
+        ended.append(&mut self.spent);
+        self.table.recycle(ended);
         sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
         self.reported = self.first_ordinal.len();
         self.epoch += 1;
@@ -412,10 +436,8 @@ impl Reducer {
     /// The end of the run: every connection still held, as the last epoch.
     pub fn close<S: ShardSink>(&mut self, sink: &mut S) {
         self.emit_reused(sink);
-        for mut conn in self.table.close() {
-            let record = record_of(&mut self.table.ledger, &mut conn, self.msl_s);
-            self.emit(1, 0, record, sink);
-        }
+        let mut held = self.table.close();
+        self.emit_swept(&mut held, sink);
         sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
         self.reported = self.first_ordinal.len();
         self.epoch += 1;
