@@ -254,11 +254,14 @@ pub struct Emitted {
 
 /// What a reducer hands its records to.
 pub trait ShardSink {
+    /// The start of a drain (epoch), before its records: `opened` are the first ordinals
+    /// of the connections the shard opened during it, in local id order (known before any
+    /// record is made, so a merge can number the epoch's records as they come).
+    fn begin_epoch(&mut self, opened: &[u64]);
     /// A record, in the shard's emission order.
     fn record(&mut self, emitted: Emitted);
-    /// The end of a drain (epoch): `opened` are the first ordinals of the connections the
-    /// shard opened during it, in local id order.
-    fn end_epoch(&mut self, opened: &[u64]);
+    /// The end of the epoch.
+    fn end_epoch(&mut self);
 }
 
 const NOT_PHASE0: u32 = u32::MAX;
@@ -391,14 +394,21 @@ impl Reducer {
         }
     }
 
+    /// The connections opened since the last epoch, to the sink (once: a panic while the
+    /// epoch's records are made leaves them reported, and the close adds none again).
+    fn begin_epoch<S: ShardSink>(&mut self, sink: &mut S) {
+        sink.begin_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
+        self.reported = self.first_ordinal.len();
+    }
+
     fn end_epoch<S: ShardSink>(&mut self, sink: &mut S) {
+        self.begin_epoch(sink);
         self.emit_reused(sink);
         let mut ended = self.table.drain();
         self.emit_swept(&mut ended, sink);
         ended.append(&mut self.spent);
         self.table.recycle(ended);
-        sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
-        self.reported = self.first_ordinal.len();
+        sink.end_epoch();
         self.epoch += 1;
     }
 
@@ -435,11 +445,11 @@ impl Reducer {
 
     /// The end of the run: every connection still held, as the last epoch.
     pub fn close<S: ShardSink>(&mut self, sink: &mut S) {
+        self.begin_epoch(sink);
         self.emit_reused(sink);
         let mut held = self.table.close();
         self.emit_swept(&mut held, sink);
-        sink.end_epoch(self.first_ordinal.get(self.reported..).unwrap_or(&[]));
-        self.reported = self.first_ordinal.len();
+        sink.end_epoch();
         self.epoch += 1;
     }
 
