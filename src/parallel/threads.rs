@@ -237,7 +237,8 @@ fn read(
             }
         };
         let mapped = Arc::new(mapper.map(&piece, ends_batch));
-        drop(piece);
+        // its frame vector serves the next read (the bytes stay shared with the shards)
+        captures.recycle(piece);
         progress.frames.store(mapper.frames, Ordering::Relaxed);
         for tx in &to_shards {
             if tx.send(ToShard::Piece(mapped.clone())).is_err() {
