@@ -162,7 +162,7 @@ impl EpochBatch {
 /// the close), and its records made whole before the writer takes any cost their memory
 /// (88 blocks, 22 MB per shard on bench.pcap, each page faulted in) and left the writer
 /// idle while they were made.
-const PART_BLOCKS: usize = 2;
+const PART_BLOCKS: usize = 4;
 const PART_ITEMS: usize = 1024;
 
 /// A shard's sink: encodes each record into the current batch; `done` batches wait for the

@@ -33,9 +33,9 @@ use super::plan::{keeps_ledger, Emitted, MappedPiece, Mapper, Reducer, Renumber,
 /// and so are the pages faulted in for them (bench.pcap, --jobs 2: 17.5k -> 15.7k page
 /// faults, max RSS 74 -> 68 MB, CPU and wall time unchanged or slightly better, for
 /// twice the thread wake-ups).
-const JOBS_PIECE: usize = PIECE / 4;
+const JOBS_PIECE: usize = PIECE;
 /// Pieces queued per shard.
-const PIECES_AHEAD: usize = 8;
+const PIECES_AHEAD: usize = 4;
 /// Epoch batches queued per shard.
 const EPOCHS_AHEAD: usize = 4;
 
