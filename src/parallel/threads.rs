@@ -28,15 +28,15 @@ use crate::writers::Value;
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Spans};
 use super::plan::{keeps_ledger, Emitted, MappedPiece, Mapper, Reducer, Renumber, ShardSink};
 
-/// Bytes read per piece: as the single run's (`engine::SERIAL_PIECE`), a quarter of
-/// `PIECE`. The bytes in flight (pieces, their frames and segments) are then a quarter,
-/// and so are the pages faulted in for them (bench.pcap, --jobs 2: 17.5k -> 15.7k page
-/// faults, max RSS 74 -> 68 MB, CPU and wall time unchanged or slightly better, for
-/// twice the thread wake-ups).
+/// Bytes read per piece. The single run's quarter (`engine::SERIAL_PIECE`) was tried: a
+/// quarter of the bytes in flight and fewer page faults, but one thread wake-up per piece
+/// and shard, four times as many (bench10m, --jobs 2: 15k -> 54k context switches, +5 %
+/// CPU on a loaded machine).
 const JOBS_PIECE: usize = PIECE;
-/// Pieces queued per shard.
+/// Pieces queued per shard (8 before: each one more is a piece's buffer, frames and
+/// segments more in flight, about 1.3 MB of pages faulted in).
 const PIECES_AHEAD: usize = 4;
-/// Epoch batches queued per shard.
+/// Epoch parts queued per shard.
 const EPOCHS_AHEAD: usize = 4;
 
 enum ToShard {
