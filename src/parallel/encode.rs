@@ -163,7 +163,8 @@ impl EpochBatch {
 /// (88 blocks, 22 MB per shard on bench.pcap, each page faulted in) and left the writer
 /// idle while they were made.
 const PART_BLOCKS: usize = 4;
-const PART_ITEMS: usize = 1024;
+/// (1 in unit tests: their small captures' epochs then come in several parts.)
+const PART_ITEMS: usize = if cfg!(test) { 1 } else { 1024 };
 
 /// A shard's sink: encodes each record into the current batch; `done` batches wait for the
 /// executor (`take_done`).
@@ -356,6 +357,51 @@ mod tests {
         assert_eq!(find(text, b"}", 34), None);
         assert_eq!(find(b"\"i", b"\"id", 0), None); // a needle cut by the end
         assert_eq!(find(text, b"", 0), None);
+    }
+
+    #[test]
+    fn a_streaming_encoder_cuts_epochs_into_parts() {
+        let base = crate::writers::fixture::records().remove(0);
+        let emitted = |id: u64| Emitted {
+            phase: 1,
+            rank: id,
+            record: ConnectionRecord { id, ..base.clone() },
+        };
+        let mut encoder = Encoder::streaming(Encoding::Jsonl);
+        encoder.begin_epoch(&[10, 20, 30, 40, 50]);
+        (1..=5).for_each(|id| encoder.record(emitted(id)));
+        encoder.end_epoch();
+        encoder.begin_epoch(&[]);
+        encoder.end_epoch();
+        let parts: Vec<(Vec<u64>, Vec<u64>, bool)> = (encoder.done.iter())
+            .map(|p| {
+                let ids = p.items.iter().map(|i| i.local_id).collect();
+                (p.opened.clone(), ids, p.last)
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            vec![
+                (vec![10, 20, 30, 40, 50], vec![1], false),
+                (vec![], vec![2], false),
+                (vec![], vec![3], false),
+                (vec![], vec![4], false),
+                (vec![], vec![5], true),
+                (vec![], vec![], true),
+            ]
+        );
+        // each part's bytes are its own records'
+        let second = &encoder.done[1];
+        let mut line = Vec::new();
+        write_jsonl(&mut line, &emitted(2).record);
+        assert!(second.bytes(&second.items[0]) == &line[..]);
+        // a batch encoder keeps an epoch whole
+        let mut whole = Encoder::new(Encoding::Jsonl);
+        whole.begin_epoch(&[10]);
+        (1..=5).for_each(|id| whole.record(emitted(id)));
+        whole.end_epoch();
+        assert_eq!(whole.done.len(), 1);
+        assert_eq!(whole.done[0].items.len(), 5);
     }
 
     #[test]
