@@ -2,11 +2,12 @@
 //!
 //! The reader thread reads, decodes and splits each piece (`Mapper`), and sends it (shared,
 //! not copied) to every shard thread; shard k runs its `Reducer` over its part and encodes
-//! its records in the output format under local ids (`Encoder`), one batch per epoch. The
-//! caller's thread is the writer: it takes epoch e from every shard, numbers the
-//! connections opened in it, merges the records into the single run's order and splices
-//! the global ids into their bytes. Channels are bounded: memory holds a few pieces and a
-//! few epochs per shard, never the run.
+//! its records in the output format under local ids (`Encoder`), each epoch in parts of a
+//! few blocks sent as soon as they are full. The caller's thread is the writer: it takes
+//! epoch e's first part from every shard, numbers the connections opened in it, merges the
+//! records into the single run's order as the parts come and splices the global ids into
+//! their bytes. Channels are bounded: memory holds a few pieces and a few parts per shard,
+//! never the run nor a whole epoch.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -25,11 +26,17 @@ use crate::sources::{CaptureError, Captures};
 use crate::writers::Value;
 
 use super::encode::{splice, Encoder, Encoding, EpochBatch, Spans};
-use super::plan::{keeps_ledger, merge_epoch, MappedPiece, Mapper, Reducer, Renumber};
+use super::plan::{keeps_ledger, Emitted, MappedPiece, Mapper, Reducer, Renumber, ShardSink};
 
-/// Pieces (about 1 MiB each) queued per shard.
-const PIECES_AHEAD: usize = 8;
-/// Epoch batches queued per shard.
+/// Bytes read per piece. The single run's quarter (`engine::SERIAL_PIECE`) was tried: a
+/// quarter of the bytes in flight and fewer page faults, but one thread wake-up per piece
+/// and shard, four times as many (bench10m, --jobs 2: 15k -> 54k context switches, +5 %
+/// CPU on a loaded machine).
+const JOBS_PIECE: usize = PIECE;
+/// Pieces queued per shard (8 before: each one more is a piece's buffer, frames and
+/// segments more in flight, about 1.3 MB of pages faulted in).
+const PIECES_AHEAD: usize = 4;
+/// Epoch parts queued per shard.
 const EPOCHS_AHEAD: usize = 4;
 
 enum ToShard {
@@ -211,7 +218,7 @@ fn read(
     let piece_size = if keeps_ledger(options) {
         usize::MAX
     } else {
-        PIECE
+        JOBS_PIECE
     };
     // pieces sent, oldest first: one every shard dropped is the reader's again
     let mut sent: VecDeque<Arc<MappedPiece>> = VecDeque::new();
@@ -237,7 +244,8 @@ fn read(
             }
         };
         let mapped = Arc::new(mapper.map(&piece, ends_batch));
-        drop(piece);
+        // its frame vector serves the next read (the bytes stay shared with the shards)
+        captures.recycle(piece);
         progress.frames.store(mapper.frames, Ordering::Relaxed);
         for tx in &to_shards {
             if tx.send(ToShard::Piece(mapped.clone())).is_err() {
@@ -255,7 +263,57 @@ struct Mailbox {
     returned: Receiver<EpochBatch>,
 }
 
-/// A shard thread: reduce its part of every piece, send each epoch's batch.
+/// A shard's sink: its streaming encoder, whose parts go to the writer as soon as they are
+/// cut (an epoch of thousands of records reaches the writer while the rest is made, and
+/// a few blocks go round instead of the epoch's worth).
+struct Outlet<'a> {
+    encoder: Encoder,
+    outbox: &'a SyncSender<FromShard>,
+    returned: &'a Receiver<EpochBatch>,
+    /// Nothing more is sent: the writer stopped, or a record's encoding was broken.
+    closed: bool,
+}
+
+impl Outlet<'_> {
+    /// Batches the writer handed back, to the encoder's pools.
+    fn take_returned(&mut self) {
+        while let Ok(batch) = self.returned.try_recv() {
+            self.encoder.reuse(batch);
+        }
+    }
+
+    fn send_done(&mut self) {
+        self.closed |= self.encoder.broken;
+        for batch in self.encoder.done.drain(..) {
+            if !self.closed && self.outbox.send(FromShard::Epoch(batch)).is_err() {
+                self.closed = true;
+            }
+        }
+    }
+}
+
+impl ShardSink for Outlet<'_> {
+    fn begin_epoch(&mut self, opened: &[u64]) {
+        self.encoder.begin_epoch(opened);
+    }
+
+    fn record(&mut self, emitted: Emitted) {
+        if self.encoder.wants_returns() {
+            self.take_returned();
+        }
+        self.encoder.record(emitted);
+        if !self.encoder.done.is_empty() {
+            self.send_done();
+        }
+    }
+
+    fn end_epoch(&mut self) {
+        self.encoder.end_epoch();
+        self.send_done();
+    }
+}
+
+/// A shard thread: reduce its part of every piece, send each epoch's batches.
 fn shard(
     k: usize,
     options: &Options,
@@ -270,12 +328,11 @@ fn shard(
         returned,
     } = mailbox;
     let mut reducer = Reducer::new(k, options);
-    let mut encoder = Encoder::new(encoding);
-    let send_done = |encoder: &mut Encoder, outbox: &SyncSender<FromShard>| -> bool {
-        encoder
-            .done
-            .drain(..)
-            .all(|batch| outbox.send(FromShard::Epoch(batch)).is_ok())
+    let mut outlet = Outlet {
+        encoder: Encoder::streaming(encoding),
+        outbox: &outbox,
+        returned: &returned,
+        closed: false,
     };
     while let Ok(message) = inbox.recv() {
         let piece = match message {
@@ -287,10 +344,8 @@ fn shard(
                 return;
             }
         };
-        while let Ok(batch) = returned.try_recv() {
-            encoder.reuse(batch);
-        }
-        let fed = panic::catch_unwind(AssertUnwindSafe(|| reducer.feed(&piece, &mut encoder)));
+        outlet.take_returned();
+        let fed = panic::catch_unwind(AssertUnwindSafe(|| reducer.feed(&piece, &mut outlet)));
         drop(piece);
         if let Err(payload) = fed {
             abort.store(true, Ordering::Relaxed);
@@ -298,13 +353,13 @@ fn shard(
             let at = place(paths, frame);
             let message = panic_message(&payload);
             // the connections still held are written, each as far as it goes
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut encoder)));
-            let _ = send_done(&mut encoder, &outbox);
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut outlet)));
+            outlet.send_done();
             let stats = reducer.stats();
             let _ = outbox.send(FromShard::Failed { at, message, stats });
             return;
         }
-        if encoder.broken {
+        if outlet.encoder.broken {
             abort.store(true, Ordering::Relaxed);
             let _ = outbox.send(FromShard::Failed {
                 at: place(paths, reducer.last_frame),
@@ -313,12 +368,13 @@ fn shard(
             });
             return;
         }
-        if !send_done(&mut encoder, &outbox) {
+        if outlet.closed {
             return; // the writer stopped
         }
     }
-    let closed = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut encoder)));
-    if !send_done(&mut encoder, &outbox) {
+    let closed = panic::catch_unwind(AssertUnwindSafe(|| reducer.close(&mut outlet)));
+    outlet.send_done();
+    if outlet.closed {
         return;
     }
     let stats = reducer.stats();
@@ -345,8 +401,67 @@ pub(crate) fn add_stats(total: &mut FlowTableStats, s: &FlowTableStats) {
 
 type Written = Result<FlowTableStats, (RunError, FlowTableStats)>;
 
-/// The writer (the caller's thread): epoch by epoch, every shard's batch, renumbered and
-/// merged into the single run's order.
+/// The shards as the writer sees them: their outboxes, and what ended them.
+struct Shards<'a> {
+    from: Vec<Receiver<FromShard>>,
+    live: Vec<bool>,
+    stats: FlowTableStats,
+    failure: Option<RunError>,
+    abort: &'a AtomicBool,
+}
+
+impl Shards<'_> {
+    /// Shard k's next batch (None: it is done, failed or died).
+    fn next(&mut self, k: usize) -> Option<EpochBatch> {
+        if !self.live.get(k).copied().unwrap_or(false) {
+            return None;
+        }
+        let jobs = self.from.len();
+        let message = self.from.get(k).map(Receiver::recv);
+        if let Some(live) = self.live.get_mut(k) {
+            *live = matches!(message, Some(Ok(FromShard::Epoch(_))));
+        }
+        match message {
+            Some(Ok(FromShard::Epoch(batch))) => return Some(batch),
+            Some(Ok(FromShard::Done(s))) => add_stats(&mut self.stats, &s),
+            Some(Ok(FromShard::Failed {
+                at,
+                message,
+                stats: s,
+            })) => {
+                add_stats(&mut self.stats, &s);
+                self.abort.store(true, Ordering::Relaxed);
+                self.failure.get_or_insert(RunError::Panic { at, message });
+            }
+            Some(Err(_)) | None => {
+                self.abort.store(true, Ordering::Relaxed);
+                self.failure.get_or_insert(RunError::Panic {
+                    at: format!("shard {k} of --jobs {jobs}"),
+                    message: "the shard thread died".into(),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// One shard's part of the epoch being merged, and its next record in it.
+#[derive(Default)]
+struct Head {
+    part: Option<EpochBatch>,
+    at: usize,
+}
+
+impl Head {
+    /// The (phase, rank) of the next record, if this part holds one.
+    fn key(&self) -> Option<(u8, u64)> {
+        let item = self.part.as_ref()?.items.get(self.at)?;
+        Some((item.phase, item.rank))
+    }
+}
+
+/// The writer (the caller's thread): epoch by epoch, every shard's batches, renumbered and
+/// merged into the single run's order as they come (a shard streams an epoch in parts).
 fn write<E: FnMut(Output) -> Result<(), String>>(
     from_shards: Vec<Receiver<FromShard>>,
     returns: Vec<Sender<EpochBatch>>,
@@ -355,91 +470,107 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
     emit: &mut E,
 ) -> Written {
     let jobs = from_shards.len();
-    let mut live = vec![true; jobs];
-    let mut stats = FlowTableStats::default();
-    let mut failure: Option<RunError> = None;
+    let mut shards = Shards {
+        from: from_shards,
+        live: vec![true; jobs],
+        stats: FlowTableStats::default(),
+        failure: None,
+        abort,
+    };
     let mut renumber = Renumber::new(jobs);
-    loop {
-        let mut batches: Vec<EpochBatch> = (0..jobs).map(|_| EpochBatch::default()).collect();
-        let mut any = false;
-        for k in 0..jobs {
-            if !live[k] {
-                continue;
+    let mut heads: Vec<Head> = (0..jobs).map(|_| Head::default()).collect();
+    // conn.log rows hold no id: the shard's bytes as they are
+    let splices = !matches!(encoding, Encoding::Zeek | Encoding::Table);
+    // a part read through that does not end its epoch: back to its shard, and the next
+    let refill = |k: usize, heads: &mut [Head], shards: &mut Shards, renumber: &mut Renumber| {
+        let Some(head) = heads.get_mut(k) else { return };
+        while let Some(part) = &head.part {
+            if head.at < part.items.len() || part.last {
+                return;
             }
-            match from_shards[k].recv() {
-                Ok(FromShard::Epoch(batch)) => {
-                    batches[k] = batch;
-                    any = true;
-                }
-                Ok(FromShard::Done(s)) => {
-                    live[k] = false;
-                    add_stats(&mut stats, &s);
-                }
-                Ok(FromShard::Failed {
-                    at,
-                    message,
-                    stats: s,
-                }) => {
-                    live[k] = false;
-                    add_stats(&mut stats, &s);
-                    abort.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(RunError::Panic { at, message });
-                }
-                Err(_) => {
-                    live[k] = false;
-                    abort.store(true, Ordering::Relaxed);
-                    failure.get_or_insert(RunError::Panic {
-                        at: format!("shard {k} of --jobs {jobs}"),
-                        message: "the shard thread died".into(),
-                    });
-                }
+            if let (Some(done), Some(back)) = (head.part.take(), returns.get(k)) {
+                let _ = back.send(done);
+            }
+            head.at = 0;
+            head.part = shards.next(k);
+            // (the first part holds the epoch's opened; later ones none, but if they did)
+            if let Some(part) = head.part.as_ref().filter(|p| !p.opened.is_empty()) {
+                let mut opened: Vec<&[u64]> = vec![&[]; jobs];
+                opened[k] = &part.opened;
+                renumber.add_epoch(&opened);
             }
         }
+    };
+    loop {
+        let mut any = false;
+        for (k, head) in heads.iter_mut().enumerate() {
+            head.part = shards.next(k);
+            head.at = 0;
+            any |= head.part.is_some();
+        }
         if !any {
-            if live.iter().any(|&l| l) {
+            if shards.live.iter().any(|&l| l) {
                 continue;
             }
             break;
         }
-        let opened: Vec<&[u64]> = batches.iter().map(|b| b.opened.as_slice()).collect();
-        renumber.add_epoch(&opened);
-        let keys: Vec<Vec<(u8, u64)>> = batches
+        let opened: Vec<&[u64]> = heads
             .iter()
-            .map(|b| b.items.iter().map(|i| (i.phase, i.rank)).collect())
+            .map(|h| h.part.as_ref().map_or(&[][..], |p| p.opened.as_slice()))
             .collect();
-        for (k, i) in merge_epoch(&keys) {
-            let (Some(batch), true) = (batches.get(k), true) else {
-                continue;
+        renumber.add_epoch(&opened);
+        for k in 0..jobs {
+            refill(k, &mut heads, &mut shards, &mut renumber);
+        }
+        // the single run's order: the least (phase, rank) of the shards' next records
+        // (`plan::merge_epoch`, one record at a time; a tie goes to the lower shard)
+        loop {
+            let mut best: Option<((u8, u64), usize)> = None;
+            for (k, head) in heads.iter().enumerate() {
+                if let Some(key) = head.key() {
+                    if best.is_none_or(|(b, _)| key < b) {
+                        best = Some((key, k));
+                    }
+                }
+            }
+            let Some((_, k)) = best else { break };
+            let Some(head) = heads.get(k) else { break };
+            let Some(part) = head.part.as_ref() else {
+                break;
             };
-            let Some(item) = batch.items.get(i) else {
-                continue;
+            let Some(item) = part.items.get(head.at) else {
+                break;
             };
             let id = renumber.global(k, item.local_id);
             let previous_id = item.previous_local.map(|p| renumber.global(k, p));
             let out = Output {
                 id,
                 previous_id,
-                local: batch.bytes(item),
-                // conn.log rows hold no id: the shard's bytes as they are
-                spans: (!matches!(encoding, Encoding::Zeek | Encoding::Table))
-                    .then_some(&item.spans),
+                local: part.bytes(item),
+                spans: splices.then_some(&item.spans),
                 record: item.record.as_deref(),
             };
             if let Err(message) = emit(out) {
                 abort.store(true, Ordering::Relaxed);
                 // dropping the receivers stops the shards, which stops the reader
-                drop(from_shards);
-                return Err((RunError::Emit(message), stats));
+                drop(shards.from);
+                return Err((RunError::Emit(message), shards.stats));
+            }
+            if let Some(head) = heads.get_mut(k) {
+                head.at += 1;
+            }
+            refill(k, &mut heads, &mut shards, &mut renumber);
+        }
+        // emptied, the parts' vectors go back to their shards for later epochs
+        for (head, back) in heads.iter_mut().zip(&returns) {
+            if let Some(part) = head.part.take() {
+                let _ = back.send(part);
             }
         }
-        // emptied, the batches' vectors go back to their shards for later epochs
-        for (batch, back) in batches.into_iter().zip(&returns) {
-            let _ = back.send(batch);
-        }
     }
-    match failure {
-        Some(err) => Err((err, stats)),
-        None => Ok(stats),
+    match shards.failure {
+        Some(err) => Err((err, shards.stats)),
+        None => Ok(shards.stats),
     }
 }
 

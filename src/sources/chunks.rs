@@ -241,6 +241,10 @@ impl ChunkReader {
             return true; // streams are read a whole chunk at a time (`first_piece`)
         };
         let want = piece.saturating_sub(start).max(1).min(self.chunk_left);
+        // room for the whole piece at once: grown by doubling from 64 KiB, a new buffer
+        // was moved four times and about twice its size faulted in (the pages a read
+        // does not reach stay untouched either way)
+        buf.reserve((start + want).saturating_sub(buf.len()));
         let result = fill(f, buf, start, want);
         let got = buf.len() - start;
         self.chunk_left -= got;
