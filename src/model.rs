@@ -8,6 +8,8 @@ use std::cmp::Ordering;
 
 use crate::states::TcpState;
 
+mod millis;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Client = 0,
@@ -627,7 +629,10 @@ fn epoch_ns_to_s(ns: i64) -> Option<f64> {
 /// Python's `round(ns / 1_000_000, 3)`: milliseconds, correctly rounded, then rounded to
 /// three decimals (round-half-even on the double's exact value, as Python does).
 pub fn ns_to_ms(ns: i64) -> f64 {
-    round3(div_round(ns as i128, NS_PER_MS as i128))
+    match millis::rounded_micros(ns) {
+        Some(ms) => ms,
+        None => round3(div_round(ns as i128, NS_PER_MS as i128)),
+    }
 }
 
 /// Python's `round(x, 3)`: correctly rounded to three decimals. Rust's `{:.3}` formats the
