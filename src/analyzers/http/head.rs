@@ -153,9 +153,10 @@ pub fn scan_head(data: &[u8], pos: usize) -> Option<(usize, HeadFields<'_>)> {
         // the line's "\r" before an empty line is no part of the head: the start line and
         // header values are stripped of it alike
         lines.line(data.get(line_start..nl).unwrap_or_default());
-        match (data.get(nl + 1), data.get(nl + 2)) {
-            (Some(b'\n'), _) => return Some((nl + 2, lines.fields)),
-            (Some(b'\r'), Some(b'\n')) => return Some((nl + 3, lines.fields)),
+        // the byte after the "\n" first: a header line's name follows, rarely "\r" or "\n"
+        match data.get(nl + 1) {
+            Some(b'\n') => return Some((nl + 2, lines.fields)),
+            Some(b'\r') if data.get(nl + 2) == Some(&b'\n') => return Some((nl + 3, lines.fields)),
             _ => line_start = nl + 1,
         }
     }
