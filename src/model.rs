@@ -629,6 +629,8 @@ fn epoch_ns_to_s(ns: i64) -> Option<f64> {
 
 /// Python's `round(ns / 1_000_000, 3)`: milliseconds, correctly rounded, then rounded to
 /// three decimals (round-half-even on the double's exact value, as Python does).
+/// Inline: the common case is a few instructions (`millis::rounded_micros`), less than a call.
+#[inline]
 pub fn ns_to_ms(ns: i64) -> f64 {
     match millis::rounded_micros(ns) {
         Some(ms) => ms,
