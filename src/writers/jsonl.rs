@@ -101,6 +101,7 @@ impl Line<'_> {
         self.lit(if value { b"true" } else { b"false" });
     }
 
+    #[inline(always)]
     fn float(&mut self, value: f64) {
         let bits = value.to_bits();
         let slot = recent_slot(bits); // < RECENT: the index cannot fail

@@ -120,46 +120,67 @@ impl<'a> Lines<'a> {
     fn line(&mut self, line: &'a [u8]) {
         if !self.past_start_line {
             self.past_start_line = true;
-            let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
-            self.fields.line = line.get(..end).unwrap_or_default();
+            self.fields.line = start_line(line);
             return;
         }
-        // Most lines are told apart by their first eight bytes in lower case ("| 0x20"
-        // lowers a letter and keeps "-"; a byte it maps wrongly onto a name's, such as
-        // "\r" onto "-", is caught by the exact comparison after).
-        let Some(first) = line.first_chunk::<8>() else {
-            return; // shorter than either name
-        };
-        let lowered = u64::from_le_bytes(*first) | LOWER;
-        let headers = &mut self.fields.headers;
-        if lowered == u64::from_le_bytes(*b"content-") {
-            if let Some(value) = named_value(line, b"content-length") {
-                headers.content_length = Some(value);
-            }
-        } else if lowered == u64::from_le_bytes(*b"transfer") {
-            if let Some(value) = named_value(line, b"transfer-encoding") {
-                headers.transfer_encoding = Some(value);
-            }
+        header(&mut self.fields.headers, line);
+    }
+}
+
+/// The start line without the "\r"s before its "\n".
+#[inline(always)]
+fn start_line(line: &[u8]) -> &[u8] {
+    let end = line.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
+    line.get(..end).unwrap_or_default()
+}
+
+/// A header line, without its "\n": kept if it is a framing header.
+#[inline(always)]
+fn header<'a>(headers: &mut FramingHeaders<'a>, line: &'a [u8]) {
+    // Most lines are told apart by their first eight bytes in lower case ("| 0x20"
+    // lowers a letter and keeps "-"; a byte it maps wrongly onto a name's, such as
+    // "\r" onto "-", is caught by the exact comparison after).
+    let Some(first) = line.first_chunk::<8>() else {
+        return; // shorter than either name
+    };
+    let lowered = u64::from_le_bytes(*first) | LOWER;
+    if lowered == u64::from_le_bytes(*b"content-") {
+        if let Some(value) = named_value(line, b"content-length") {
+            headers.content_length = Some(value);
+        }
+    } else if lowered == u64::from_le_bytes(*b"transfer") {
+        if let Some(value) = named_value(line, b"transfer-encoding") {
+            headers.transfer_encoding = Some(value);
         }
     }
 }
 
 /// The head starting at `pos`, when its empty line is in `data`: where the match of
-/// `\r?\n\r?\n` ends (as [`super::head_end`]) and what the head says.
+/// `\r?\n\r?\n` ends (as [`super::head_end`]) and what the head says. The start line is
+/// taken before the loop over the header lines: the loop has no first-line test, and a
+/// line is the bytes between two "\n"s, which are in `data`.
 pub fn scan_head(data: &[u8], pos: usize) -> Option<(usize, HeadFields<'_>)> {
-    let mut lines = Lines::default();
-    let mut line_start = pos;
-    for nl in BytePositions::new(data, pos, b'\n') {
-        // the line's "\r" before an empty line is no part of the head: the start line and
-        // header values are stripped of it alike
-        lines.line(data.get(line_start..nl).unwrap_or_default());
-        match (data.get(nl + 1), data.get(nl + 2)) {
-            (Some(b'\n'), _) => return Some((nl + 2, lines.fields)),
-            (Some(b'\r'), Some(b'\n')) => return Some((nl + 3, lines.fields)),
-            _ => line_start = nl + 1,
+    let mut fields = HeadFields::default();
+    let mut newlines = BytePositions::new(data, pos, b'\n');
+    let mut nl = newlines.next()?;
+    // the line's "\r" before an empty line is no part of the head: the start line and
+    // header values are stripped of it alike
+    fields.line = start_line(data.get(pos..nl).unwrap_or_default());
+    loop {
+        // the byte after the "\n" first: a header line's name follows, rarely "\r" or "\n"
+        match data.get(nl + 1) {
+            Some(b'\n') => return Some((nl + 2, fields)),
+            Some(b'\r') if data.get(nl + 2) == Some(&b'\n') => {
+                return Some((nl + 3, fields));
+            }
+            _ => {}
+        }
+        let line_start = nl + 1;
+        nl = newlines.next()?;
+        if let Some(line) = data.get(line_start..nl) {
+            header(&mut fields.headers, line);
         }
     }
-    None
 }
 
 /// What a head already cut at its empty line says.
