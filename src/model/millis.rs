@@ -85,10 +85,12 @@ mod tests {
             n = n
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            check((n >> 11) as i64 % LIMIT_NS as i64); // anywhere below the limit
-            check((n >> 30) as i64); // small durations (< 2^34 ns)
-            check((n >> 20) as i64 / 1000 * 1000); // whole microseconds, as captures give
-                                                   // next to a half microsecond, in every binade up to the limit
+            // anywhere below the limit; small durations (< 2^34 ns); whole microseconds,
+            // as captures give
+            check((n >> 11) as i64 % LIMIT_NS as i64);
+            check((n >> 30) as i64);
+            check((n >> 20) as i64 / 1000 * 1000);
+            // next to a half microsecond, in every binade up to the limit
             let binade = 1i64 << (n % 53);
             let near = (binade.min(LIMIT_NS as i64) / 1000) * 1000 + 500;
             for ns in [near, near - 1, near + 1, near - 2, near + 2] {
