@@ -305,3 +305,12 @@ def test_damaged_capture_warns_but_is_judged(capsys: pytest.CaptureFixture[str])
     assert err.startswith("tcptrace: warning: truncated_record: ") and err.count("\n") == 1
     code, _, err = run(capsys, str(CRAFTED / "ref_truncated.pcap"), "--no-rst", "-q")
     assert code == 0 and err == ""
+
+
+def test_offender_lines_are_escaped_as_elementtree_escapes_text() -> None:
+    from tcptrace.check.output import _xml_text
+
+    element = ET.Element("failure")
+    element.text = text = "#1 a&b <c> -> \"d\" 'e' &amp;"
+    written = ET.tostring(element, encoding="unicode")
+    assert written == f"<failure>{_xml_text(text)}</failure>"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -360,6 +359,8 @@ def _where(table: Any, fail: Callable[..., RulesError]) -> Where:
 
 def parse_rules(text: str, path: str) -> list[Rule]:
     """The rules of a rules file's text; `path` is only used in messages."""
+    import tomllib  # (only with a rules file: a check by flags starts without it)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
