@@ -87,7 +87,7 @@ def _main(argv: list[str] | None) -> None:
 
         status = commands.run(args)
     except (KeyboardInterrupt, EOFError):  # Ctrl-C outside a run, as click reports it
-        sys.stderr.write("\n")  # (the blank line closes the terminal's ^C echo)
+        say("")  # (the blank line closes the terminal's ^C echo)
         stop(signal.SIGINT)
     except Interrupted as exc:  # the engine stopped where it was; what it read is reported
         covered = "; the report covers them" if exc.report_written else ""
