@@ -80,8 +80,15 @@ impl HandshakeAnalyzer {
 }
 
 /// Keep a sighting while the list is under its cap.
+///
+/// The first sighting gets a buffer of one: nearly every connection has one SYN and one
+/// SYN/ACK, and the default first growth (four) left 192 unused bytes a connection, held
+/// as long as the connection (a busy capture's peak memory; retransmissions grow as usual).
 fn keep(list: &mut Vec<Sighting>, sighting: Sighting) {
     if list.len() < MAX_SIGHTINGS {
+        if list.capacity() == 0 {
+            list.reserve_exact(1);
+        }
         list.push(sighting);
     }
 }
