@@ -341,6 +341,11 @@ impl FlowTable {
             panic_in_connection,
             index: FastMap::with_capacity_and_hasher(held, Default::default()),
             tombstones: FastMap::with_capacity_and_hasher(INITIAL_FLOWS, Default::default()),
+            // a slot per connection opened since the last compaction (holes included), a
+            // tombstone per connection ended within `tombstone_s` (repeats included):
+            // each a few times the connections held; made once, their pages touched as used
+            order: Vec::with_capacity(2 * held),
+            tombstone_queue: VecDeque::with_capacity(4 * INITIAL_FLOWS),
             ..FlowTable::default()
         }
     }
