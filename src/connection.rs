@@ -1123,7 +1123,14 @@ fn deliver(
         None => {
             apply(&mut to.machine, analyzers, role, event, ts_ns);
         }
-        Some((tsval, _)) => to.inbox.push((tsval, ts_ns, event)),
+        Some((tsval, _)) => {
+            // one or two events wait at a time in a usual life (the ACK of a SYN, of a FIN):
+            // a buffer of two, not the default four, held as long as the connection
+            if to.inbox.capacity() == 0 {
+                to.inbox.reserve_exact(2);
+            }
+            to.inbox.push((tsval, ts_ns, event));
+        }
     }
 }
 
