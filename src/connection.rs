@@ -1127,11 +1127,18 @@ fn deliver(
             // one or two events wait at a time in a usual life (the ACK of a SYN, of a FIN):
             // a buffer of two, not the default four, held as long as the connection
             if to.inbox.capacity() == 0 {
-                to.inbox.reserve_exact(2);
+                first_inbox(&mut to.inbox);
             }
             to.inbox.push((tsval, ts_ns, event));
         }
     }
+}
+
+/// Out of line, so that `deliver` stays small enough to be inlined.
+#[cold]
+#[inline(never)]
+fn first_inbox(inbox: &mut Vec<(u32, i64, Event)>) {
+    inbox.reserve_exact(2);
 }
 
 #[cfg(test)]
