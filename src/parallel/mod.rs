@@ -17,3 +17,29 @@ pub mod threads;
 
 pub use encode::Encoding;
 pub use threads::{run, run_on, Output, Report};
+
+/// What the executors' tests compare against: the bundled captures and the single run.
+#[cfg(test)]
+mod testing {
+    use crate::engine::{Engine, Options};
+    use crate::writers::json::write_jsonl;
+    use crate::writers::Value;
+
+    /// A bundled capture (`pcaps/NAME`).
+    pub fn capture(name: &str) -> String {
+        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The jsonl and source report of the single run over `paths`.
+    pub fn single(paths: &[String], options: &Options) -> (Vec<u8>, Value) {
+        let mut engine = Engine::new(paths.to_vec(), options.clone());
+        let mut out = Vec::new();
+        engine
+            .run(|r| {
+                write_jsonl(&mut out, &r);
+                Ok(())
+            })
+            .unwrap();
+        (out, engine.source_report())
+    }
+}

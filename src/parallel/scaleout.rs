@@ -1420,25 +1420,7 @@ mod tests {
         );
     }
 
-    use crate::engine::Engine;
-    use crate::writers::json::write_jsonl;
-
-    fn capture(name: &str) -> String {
-        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
-    }
-
-    /// The jsonl and source report of the single run over `paths`.
-    fn single(paths: &[String], options: &Options) -> (Vec<u8>, Value) {
-        let mut engine = Engine::new(paths.to_vec(), options.clone());
-        let mut out = Vec::new();
-        engine
-            .run(|r| {
-                write_jsonl(&mut out, &r);
-                Ok(())
-            })
-            .unwrap();
-        (out, engine.source_report())
-    }
+    use crate::parallel::testing::{capture, single};
 
     /// The plan run by hand as the executor runs it: map each file, reduce each partition,
     /// finalize.

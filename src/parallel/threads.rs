@@ -577,23 +577,10 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Engine;
-    use crate::writers::json::write_jsonl;
-
-    fn capture(name: &str) -> String {
-        format!("{}/pcaps/{name}", env!("CARGO_MANIFEST_DIR"))
-    }
+    use crate::parallel::testing::{capture, single};
 
     /// jsonl of the single run, and of `jobs` shards, with their source reports.
     fn both(paths: &[String], options: &Options, jobs: usize) -> [(Vec<u8>, Value); 2] {
-        let mut engine = Engine::new(paths.to_vec(), options.clone());
-        let mut single = Vec::new();
-        engine
-            .run(|r| {
-                write_jsonl(&mut single, &r);
-                Ok(())
-            })
-            .unwrap();
         let mut sharded = Vec::new();
         let progress = Arc::new(Progress::default());
         let (result, report) = run(paths, options, jobs, Encoding::Jsonl, &progress, |out| {
@@ -602,7 +589,7 @@ mod tests {
         });
         result.unwrap();
         [
-            (single, engine.source_report()),
+            single(paths, options),
             (sharded, report.source_report.unwrap()),
         ]
     }
