@@ -42,4 +42,16 @@ mod testing {
             .unwrap();
         (out, engine.source_report())
     }
+
+    /// `got` is what the single run `want` wrote: the same jsonl (compared as text, for a
+    /// readable difference) and the same source report.
+    #[track_caller]
+    pub fn assert_same_run(got: &(Vec<u8>, Value), want: &(Vec<u8>, Value), context: &str) {
+        assert_eq!(
+            String::from_utf8_lossy(&got.0),
+            String::from_utf8_lossy(&want.0),
+            "{context}"
+        );
+        assert_eq!(got.1, want.1, "{context}");
+    }
 }

@@ -1420,7 +1420,7 @@ mod tests {
         );
     }
 
-    use crate::parallel::testing::{capture, single};
+    use crate::parallel::testing::{assert_same_run, capture, single};
 
     /// The plan run by hand as the executor runs it: map each file, reduce each partition,
     /// finalize.
@@ -1541,15 +1541,11 @@ mod tests {
             capture("crafted/ref_with_noise.pcap"),
         ];
         let options = Options::default();
-        let (want, report) = single(&paths, &options);
-        assert!(want.len() > 1000);
+        let want = single(&paths, &options);
+        assert!(want.0.len() > 1000);
         for partitions in [1, 3, 7] {
-            let (got, got_report) = distributed(&paths, &options, partitions);
-            assert_eq!(
-                String::from_utf8_lossy(&got),
-                String::from_utf8_lossy(&want)
-            );
-            assert_eq!(got_report, report);
+            let got = distributed(&paths, &options, partitions);
+            assert_same_run(&got, &want, &format!("{partitions} partitions"));
         }
         // one file alone: its own order, no merge
         let one = vec![capture("transfer/download.pcap")];
@@ -1798,17 +1794,13 @@ mod tests {
         let parts = split(&whole, 37, dir.path());
         assert!(parts.len() > 3);
         let options = Options::default();
-        let (want, _) = single(std::slice::from_ref(&whole), &options);
-        let (merged, merged_report) = single(&parts, &options);
+        let (whole_records, _) = single(std::slice::from_ref(&whole), &options);
+        let merged = single(&parts, &options);
         // the single run over the rotation writes the records of the whole file
-        assert_eq!(merged, want);
+        assert_eq!(merged.0, whole_records);
         for partitions in [1, 5] {
-            let (got, report) = distributed(&parts, &options, partitions);
-            assert_eq!(
-                String::from_utf8_lossy(&got),
-                String::from_utf8_lossy(&want)
-            );
-            assert_eq!(report, merged_report);
+            let got = distributed(&parts, &options, partitions);
+            assert_same_run(&got, &merged, &format!("{partitions} partitions"));
         }
     }
 
@@ -1893,33 +1885,25 @@ mod tests {
         assert!(starts.iter().any(|s| s.reads_before > 1));
         let paths = vec![path.clone()];
         let options = Options::default();
-        let (want, report) = single(&paths, &options);
-        let text = String::from_utf8_lossy(&want).into_owned();
-        assert_eq!(text.lines().count(), 2200 * 2 + 40);
-        let warnings = warnings_of(&report);
+        let want = single(&paths, &options);
+        assert_eq!(
+            String::from_utf8_lossy(&want.0).lines().count(),
+            2200 * 2 + 40
+        );
+        let warnings = warnings_of(&want.1);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].starts_with("time_backwards: "), "{warnings:?}");
         assert!(warnings[1].starts_with("time_jump: "), "{warnings:?}");
         for (part_bytes, partitions) in
             [(1_000_000, 3), (4_000_000, 1), (bytes.len() as u64 / 2, 4)]
         {
-            let (got, got_report) = distributed_in_parts(&paths, &options, partitions, part_bytes);
-            assert_eq!(
-                String::from_utf8_lossy(&got),
-                text,
-                "parts of {part_bytes} bytes"
-            );
-            assert_eq!(got_report, report);
+            let got = distributed_in_parts(&paths, &options, partitions, part_bytes);
+            assert_same_run(&got, &want, &format!("parts of {part_bytes} bytes"));
         }
         // merged with another file: the split batches merge again in the time replay
         let paths = vec![path, capture("transfer/download.pcap")];
-        let (want, report) = single(&paths, &options);
-        let (got, got_report) = distributed_in_parts(&paths, &options, 3, 1_500_000);
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(&want)
-        );
-        assert_eq!(got_report, report);
+        let got = distributed_in_parts(&paths, &options, 3, 1_500_000);
+        assert_same_run(&got, &single(&paths, &options), "merged");
     }
 
     #[test]
@@ -1954,15 +1938,11 @@ mod tests {
         let options = Options::default();
         for (file, kind) in [(truncated, "truncated_record"), (corrupt, "corrupt_record")] {
             let paths = vec![file.to_string_lossy().into_owned()];
-            let (want, report) = single(&paths, &options);
-            let warnings = warnings_of(&report);
+            let want = single(&paths, &options);
+            let warnings = warnings_of(&want.1);
             assert!(warnings.iter().any(|w| w.starts_with(kind)), "{warnings:?}");
-            let (got, got_report) = distributed_in_parts(&paths, &options, 3, 900_000);
-            assert_eq!(
-                String::from_utf8_lossy(&got),
-                String::from_utf8_lossy(&want)
-            );
-            assert_eq!(got_report, report);
+            let got = distributed_in_parts(&paths, &options, 3, 900_000);
+            assert_same_run(&got, &want, kind);
         }
     }
 
@@ -2010,19 +1990,12 @@ mod tests {
             .filter(|h| h.split('"').next().is_some_and(|h| h.contains(['C', 'c'])))
             .count();
         assert!(lettered > 100, "{lettered}");
-        let got = distributed(&paths, &options, 3);
-        assert_eq!(String::from_utf8_lossy(&got.0), text);
-        assert_eq!(got.1, report);
+        let want = (want, report);
+        assert_same_run(&distributed(&paths, &options, 3), &want, "whole");
         let got = distributed_in_parts(&paths, &options, 3, 1_000_000);
-        assert_eq!(String::from_utf8_lossy(&got.0), text);
-        assert_eq!(got.1, report);
+        assert_same_run(&got, &want, "in parts");
         let paths = vec![path, capture("transfer/download.pcap")];
-        let (want, report) = single(&paths, &options);
         let got = distributed_in_parts(&paths, &options, 2, 1_500_000);
-        assert_eq!(
-            String::from_utf8_lossy(&got.0),
-            String::from_utf8_lossy(&want)
-        );
-        assert_eq!(got.1, report);
+        assert_same_run(&got, &single(&paths, &options), "merged");
     }
 }

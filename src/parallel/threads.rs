@@ -577,7 +577,7 @@ fn write<E: FnMut(Output) -> Result<(), String>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::testing::{capture, single};
+    use crate::parallel::testing::{assert_same_run, capture, single};
 
     /// jsonl of the single run, and of `jobs` shards, with their source reports.
     fn both(paths: &[String], options: &Options, jobs: usize) -> [(Vec<u8>, Value); 2] {
@@ -605,11 +605,7 @@ mod tests {
         for jobs in 1..=4 {
             let [single, sharded] = both(&paths, &Options::default(), jobs);
             assert!(single.0.len() > 1000);
-            assert_eq!(
-                String::from_utf8_lossy(&sharded.0),
-                String::from_utf8_lossy(&single.0)
-            );
-            assert_eq!(sharded.1, single.1);
+            assert_same_run(&sharded, &single, &format!("{jobs} jobs"));
         }
     }
 
