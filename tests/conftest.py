@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,20 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
         raise SystemExit(0)
     out, err = capsys.readouterr()
     return int(exit_info.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (benchmarks/browser.py), one per test module; the test is skipped
+    where chromium is not installed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from browser import Browser, chromium
+
+    binary = chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    with Browser(binary) as b:
+        yield b
 
 
 def modules_loaded(args: list[str], names: list[str]) -> list[str]:

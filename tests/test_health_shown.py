@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,8 @@ from tcptrace.report import html
 from tcptrace.report.marks import marks_of
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-from browser import Browser, chromium
+from browser import Browser
 from test_html_report import READY, embedded
-
-CHROMIUM = chromium()
 
 AT = "at 2023-11-14T22:13:20.000000Z (1700000000.000000)"
 CONN = f"#1 10.0.0.1:40000 -> 10.0.0.2:80 {AT}"
@@ -317,14 +314,6 @@ def test_retransmissions_beyond_the_traces_are_counted_apart(captures: dict[str,
     assert health["counts"] == {"rto": [], "fast": [], "tlp": []}
     assert health["unplaced"] == 4
     assert health["stalled"] == [[0.0, 0], [0.04, 1], [1.5, 0]]  # open when the trace ends
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with Browser(CHROMIUM) as b:
-        yield b
 
 
 def test_the_report_draws_health_in_the_browser(captures: dict[str, str], tmp_path: Path,

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +101,6 @@ def test_histogram_bins_round_and_centred() -> None:
 
 
 # ---- in the browser ------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with Browser(CHROMIUM) as b:
-        yield b
-
 
 def test_sort_filter_open_without_script_errors(report: Path, browser: Browser) -> None:
     rows = embedded(report.read_text(encoding="utf-8"))["rows"]

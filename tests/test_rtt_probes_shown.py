@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ from tcptrace.commands import cli
 from tcptrace.report.probes import port_meaning, probe_line
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from browser import Browser, chromium
+from browser import Browser
+from test_html_report import READY
 
-CHROMIUM = chromium()
-READY = "window.tcptraceReport && window.tcptraceReport.load_ms !== undefined"
 PROBES = str(CRAFTED / "probes.pcap")
 LINUX_CAPTURES = [str(p) for p in sorted(LINUX.glob("*.pcap"))]
 
@@ -141,14 +139,6 @@ def test_the_rows_carry_rtt_throughput_and_probe(tmp_path: Path) -> None:
     refused = row_of(data, 42810)  # pcaps/linux/refused.pcap: no data, a SYN's probe
     assert (refused["rtt_c"], refused["rtt_s"], refused["tput_c"]) == (None, None, None)
     assert data["strings"][refused["probe"]] == "syn rst client"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    with Browser(CHROMIUM) as b:
-        yield b
 
 
 def detail(browser: Browser, selector: str) -> str:
