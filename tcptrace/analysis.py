@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from tcptrace.errors import Interrupted, TcptraceError
 
-# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+# typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any

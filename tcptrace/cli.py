@@ -19,7 +19,7 @@ from tcptrace.analysis import analyze, say
 from tcptrace.errors import Interrupted, PipeClosed, TcptraceError, Terminated
 from tcptrace.quickargs import analyze_params
 
-# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+# typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn

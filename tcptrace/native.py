@@ -19,7 +19,7 @@ from contextlib import nullcontext
 
 from tcptrace.errors import EngineFailure, Interrupted, Terminated
 
-# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+# typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from tcptrace.inputs import is_stream, status
 
-# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+# typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO

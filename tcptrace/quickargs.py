@@ -23,7 +23,7 @@ from tcptrace.defaults import (
     MAX_SECONDS,
 )
 
-# typing is for mypy only: importing it costs ~5 ms of a run's start (tcptrace.quickargs)
+# typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
