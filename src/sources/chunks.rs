@@ -107,7 +107,7 @@ impl ChunkReader {
             self.at_end = true;
             return std::mem::take(&mut self.tail);
         }
-        let mut buf = self.free_buffer();
+        let mut buf = self.free_buffer_of(0); // the longest free one
         let more = match self.input {
             // a pipe's chunk is the file's: from the tail on, as the seekable branch reads
             Input::Pipe(_) => self.chunk.max(2 * self.tail.len()) - self.tail.len(),
@@ -160,7 +160,7 @@ impl ChunkReader {
         if matches!(self.input, Input::Stream(_) | Input::Pipe(_)) || self.error.is_some() {
             return (self.read(), true);
         }
-        let mut buf = self.free_buffer();
+        let mut buf = self.free_buffer_of(piece);
         // a record longer than a chunk still fits in the next one
         self.chunk_left = self.chunk.max(2 * self.tail_len);
         let resumed = self.resumed.take();
@@ -207,9 +207,15 @@ impl ChunkReader {
                 own
             }
             Err(shared) => {
-                // a --jobs shard still reads it: the kept bytes go to a free buffer
+                // a --jobs shard still reads it: the kept bytes go to a free buffer, the
+                // shortest when this piece ends its chunk short (as above: a long one cut
+                // short would be grown back with zeroes later)
                 let rest = shared.get(keep..).unwrap_or_default();
-                let mut own = self.free_buffer();
+                let mut own = if self.ends_chunk_short(&shared, kept, piece) {
+                    self.free_buffer_shortest()
+                } else {
+                    self.free_buffer_of(piece)
+                };
                 if own.len() < rest.len() {
                     own.resize(rest.len(), 0);
                 }
@@ -268,12 +274,15 @@ impl ChunkReader {
         self.pool.push(buf);
     }
 
-    /// A buffer of the pool that nothing holds any more (its bytes are overwritten in place:
-    /// no zeroing, no fresh pages), or a new empty one: the longest free one, so that a full
-    /// piece finds its bytes there already.
-    fn free_buffer(&mut self) -> Vec<u8> {
+    /// A buffer of the pool that nothing holds any more and that holds `len` bytes (its
+    /// bytes are overwritten in place: no zeroing, no fresh pages), the longest; else a new
+    /// empty one. Not a shorter one (a chunk's last piece): it would be grown back with
+    /// zeroes and cut short again at a later chunk's end (with --jobs, whose shards hold
+    /// most buffers, that was 53 MB of zeroes on bench.pcap); a new one is zeroed once and
+    /// kept.
+    fn free_buffer_of(&mut self, len: usize) -> Vec<u8> {
         let free = (self.pool.iter().enumerate())
-            .filter(|(_, b)| Arc::strong_count(b) == 1)
+            .filter(|(_, b)| Arc::strong_count(b) == 1 && b.len() >= len)
             .max_by_key(|(at, b)| (b.len(), std::cmp::Reverse(*at)))
             .map(|(at, _)| at);
         self.take_free(free)
@@ -437,5 +446,35 @@ mod tests {
         assert!(!whole);
         assert_eq!(next[..], data[1500..2524]);
         assert_eq!(next.as_ptr(), full_at);
+    }
+
+    #[test]
+    fn pieces_held_by_shards_leave_the_short_buffer_short() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        let input = Input::Seekable(Box::new(Cursor::new(data.clone())));
+        let mut reader = ChunkReader::new(input, 0, "t.pcap", "record");
+        reader.chunk = 1500;
+        let mut stats = SourceStats::default();
+        // --jobs: a shard holds every full piece while the next one is read
+        let (first, _) = reader.first_piece(1024);
+        let first = Arc::new(first);
+        let held_first = Arc::clone(&first);
+        let (last, whole) = reader.next_piece(first, 1000, 1024);
+        assert!(whole);
+        assert_eq!(last[..], data[1000..1500]);
+        assert!(!reader.consumed(&last, 500, &mut stats));
+        let short_at = last.as_ptr();
+        reader.recycle(Arc::new(last)); // done with: free, but short
+                                        // the next chunk's first piece goes to a new buffer, not the short one grown
+        let (next, _) = reader.first_piece(1024);
+        assert_eq!(next[..], data[1500..2524]);
+        let next = Arc::new(next);
+        let held_next = Arc::clone(&next);
+        // so that chunk's short last piece finds the short buffer as it was
+        let (last, whole) = reader.next_piece(next, 1000, 1024);
+        assert!(whole);
+        assert_eq!(last[..], data[2500..3000]);
+        assert_eq!(last.as_ptr(), short_at);
+        drop((held_first, held_next));
     }
 }
