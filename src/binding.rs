@@ -411,17 +411,10 @@ impl Run {
                 }
                 Ok(())
             });
-            if outcome.is_ok() && format == Format::Zeek {
-                zeek_log.finish(&mut buf);
-            }
-            // what was written before a failure stays written
-            let flushed = out
-                .records(&mut batch, &mut failure)
-                .and_then(|()| out.write(&mut buf, &mut failure));
-            match outcome {
-                Ok(()) => flushed.map_err(RunError::Emit),
-                Err(e) => Err(e),
-            }
+            end_output(outcome, format, &mut zeek_log, &mut buf, |buf| {
+                out.records(&mut batch, &mut failure)
+                    .and_then(|()| out.write(buf, &mut failure))
+            })
         });
         let result = created(out, result, &mut failure);
         finish_execute(py, result, &mut failure)
@@ -668,20 +661,32 @@ impl Run {
                     }
                     Ok(())
                 });
-            if outcome.is_ok() && format == Format::Zeek {
-                zeek_log.finish(&mut buf);
-            }
-            let flushed = out.write(&mut buf, &mut failure);
-            let outcome = match outcome {
-                Ok(()) => flushed.map_err(RunError::Emit),
-                Err(e) => Err(e),
-            };
+            let outcome = end_output(outcome, format, &mut zeek_log, &mut buf, |buf| {
+                out.write(buf, &mut failure)
+            });
             (outcome, made)
         });
         *report = Some(made);
         let result = created(out, result, &mut failure);
         finish_execute(py, result, &mut failure)
     }
+}
+
+/// The end of `execute`'s output: the Zeek log's footer after a whole run, then what is
+/// buffered, written by `flush` whatever the outcome (what was read before a failure stays
+/// written); the run's outcome, or the write's error after a run that went well.
+fn end_output(
+    outcome: Result<(), RunError>,
+    format: Format,
+    zeek_log: &mut ZeekLogWriter,
+    buf: &mut Vec<u8>,
+    flush: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), RunError> {
+    if outcome.is_ok() && format == Format::Zeek {
+        zeek_log.finish(buf);
+    }
+    let flushed = flush(buf);
+    outcome.and(flushed.map_err(RunError::Emit))
 }
 
 /// A successful run's output file exists even when no byte was written to it.
