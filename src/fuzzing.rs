@@ -165,8 +165,17 @@ const FRAME_LINKTYPES: [(u32, usize); 4] = [(1, 14), (101, 0), (113, 16), (276, 
 /// flow-table cap (1-8). Then frames: a 2-byte big-endian length, a signed time step in
 /// milliseconds (clocks may go backwards), the frame bytes.
 pub fn frames(input: &[u8]) {
-    let [options, rest @ ..] = input else {
+    let Some((file, options)) = frames_capture(input) else {
         return;
+    };
+    let captures = Captures::from_readers(vec![FileReader::from_bytes(file, "fuzz")]);
+    run_through_writers(captures, options);
+}
+
+/// `frames`' input as a pcap file and the run's options.
+fn frames_capture(input: &[u8]) -> Option<(Vec<u8>, Options)> {
+    let [options, rest @ ..] = input else {
+        return None;
     };
     let (linktype, ip_at) = FRAME_LINKTYPES[usize::from(options & 3)];
     let mut file = Vec::with_capacity(input.len() * 2 + 24);
@@ -191,7 +200,6 @@ pub fn frames(input: &[u8]) {
         }
         file.extend_from_slice(&frame);
     }
-    let captures = Captures::from_readers(vec![FileReader::from_bytes(file, "fuzz")]);
     let options = Options {
         max_flows: usize::from(options >> 5) + 1,
         linger_s: 0.0,
@@ -199,7 +207,64 @@ pub fn frames(input: &[u8]) {
         verify_checksums: options & 0x08 != 0,
         ..Options::default()
     };
-    run_through_writers(captures, options);
+    Some((file, options))
+}
+
+/// `frames`' input through the single run and through `--jobs` (bits 5-7 of the options
+/// byte: 2 to 9 shards instead of the flow-table cap, which shards apply apart): the same
+/// jsonl and the same source report, the promise of `--jobs` (docs/performance.md). A
+/// difference, or a panic in either run, is a bug.
+pub fn jobs(input: &[u8]) {
+    let Some((file, options)) = frames_capture(input) else {
+        return;
+    };
+    let shards = options.max_flows + 1;
+    let options = Options {
+        max_flows: Options::default().max_flows,
+        ..options
+    };
+    let paths = vec!["fuzz".to_string()];
+    let open =
+        |file: &[u8]| Captures::from_readers(vec![FileReader::from_bytes(file.to_vec(), "fuzz")]);
+    let mut engine = Engine::new(paths.clone(), options.clone());
+    let mut single = Vec::new();
+    let result = engine.run_on(open(&file), |record| {
+        write_jsonl(&mut single, &record);
+        Ok(())
+    });
+    if let Err(RunError::Panic { at, message }) = result {
+        panic!("the single run panicked at {at}: {message}");
+    }
+    // a run of its own: a cloned `Options` shares the tunnel registry
+    let mut sharded_options = options.clone();
+    sharded_options.tunnels.registry = Default::default();
+    let progress = Arc::new(crate::engine::Progress::default());
+    let mut sharded = Vec::new();
+    let (result, report) = crate::parallel::run_on(
+        open(&file),
+        &paths,
+        &sharded_options,
+        shards,
+        crate::parallel::Encoding::Jsonl,
+        &progress,
+        |out| {
+            out.write_to(&mut sharded);
+            Ok(())
+        },
+    );
+    if let Err(RunError::Panic { at, message }) = result {
+        panic!("--jobs {shards} panicked at {at}: {message}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&sharded),
+        String::from_utf8_lossy(&single),
+        "--jobs {shards} wrote other records than the single run"
+    );
+    assert_eq!(
+        report.source_report,
+        Some(engine.source_report()),
+        "--jobs {shards} reported another source"
+    );
 }
 
 /// Set the IPv4 total length or IPv6 payload length at `ip_at` to what the frame holds.
@@ -252,20 +317,24 @@ mod tests {
     fn regressions_replay() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
         type Check = fn(&[u8]);
-        let targets: [(&str, Check); 4] = [
-            ("readers", super::readers),
-            ("decode", super::decode),
-            ("engine", super::engine),
-            ("frames", super::frames),
+        // `jobs` takes `frames`' input: the frames seeds (real captures) check it too
+        let targets: [(&str, &[Check]); 5] = [
+            ("readers", &[super::readers]),
+            ("decode", &[super::decode]),
+            ("engine", &[super::engine]),
+            ("frames", &[super::frames, super::jobs]),
+            ("jobs", &[super::jobs]),
         ];
         let mut replayed = 0;
-        for (target, check) in targets {
+        for (target, checks) in targets {
             let Ok(entries) = std::fs::read_dir(root.join(target)) else {
                 continue;
             };
             for entry in entries.flatten() {
                 let data = std::fs::read(entry.path()).expect("a regression input");
-                check(&data);
+                for check in checks {
+                    check(&data);
+                }
                 replayed += 1;
             }
         }
