@@ -210,17 +210,21 @@ fn frames_capture(input: &[u8]) -> Option<(Vec<u8>, Options)> {
     Some((file, options))
 }
 
-/// `frames`' input through the single run and through `--jobs` (bits 5-7 of the options
-/// byte: 2 to 9 shards instead of the flow-table cap, which shards apply apart): the same
-/// jsonl and the same source report, the promise of `--jobs` (docs/performance.md). A
-/// difference, or a panic in either run, is a bug.
+/// `frames`' input through the single run and through `--jobs`: the same jsonl and the
+/// same source report, the promise of `--jobs` (docs/performance.md). A difference, or a
+/// panic in either run, is a bug. The options byte's cap bits mean other things here (the
+/// shards apply the cap apart): bits 5-6 give 2 to 5 shards, bit 7 `--linger 0.5` (the
+/// default; `frames` runs with 0), so that ended connections wait for sweeps that every
+/// shard must make when the single run makes them.
 pub fn jobs(input: &[u8]) {
     let Some((file, options)) = frames_capture(input) else {
         return;
     };
-    let shards = options.max_flows + 1;
+    let bits = input.first().copied().unwrap_or(0) >> 5;
+    let shards = usize::from(bits & 3) + 2;
     let options = Options {
         max_flows: Options::default().max_flows,
+        linger_s: if bits & 4 != 0 { 0.5 } else { 0.0 },
         ..options
     };
     let paths = vec!["fuzz".to_string()];
@@ -331,9 +335,16 @@ mod tests {
                 continue;
             };
             for entry in entries.flatten() {
-                let data = std::fs::read(entry.path()).expect("a regression input");
+                let mut data = std::fs::read(entry.path()).expect("a regression input");
                 for check in checks {
                     check(&data);
+                }
+                if target == "frames" {
+                    // and through `jobs` with --linger 0.5 (the seeds' cap bits leave it off)
+                    if let Some(options) = data.first_mut() {
+                        *options |= 0x80;
+                    }
+                    super::jobs(&data);
                 }
                 replayed += 1;
             }
