@@ -191,6 +191,12 @@ impl Run {
                 tunnel_ports,
             )?
         };
+        if jobs > parallel::MAX_JOBS {
+            return Err(PyValueError::new_err(format!(
+                "jobs={jobs}: at most {} shard threads",
+                parallel::MAX_JOBS
+            )));
+        }
         // records for Python (check, ladder, report) come from one thread, and so do the
         // files of --per-file (each is one capture: its flows are not split)
         let jobs = if matches!(format, Format::Records | Format::Page) || per_file {
@@ -954,6 +960,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<session::LiveSession>()?;
     scaleout::register(module)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("MAX_JOBS", parallel::MAX_JOBS)?;
     module.add("VOCABULARY", vocabulary(module.py())?)?;
     Ok(())
 }

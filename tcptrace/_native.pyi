@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 __version__: str
+MAX_JOBS: int
 
 class Progress:
     @property

@@ -16,7 +16,7 @@ import click
 from tcptrace import __version__, analysis
 from tcptrace.cli import EXIT_USAGE, fail, stop
 from tcptrace.clitypes import FiniteFloat
-from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS, DEFAULT_MSL_S, FORMATS
+from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS, DEFAULT_MSL_S, FORMATS, MAX_JOBS
 from tcptrace.errors import PipeClosed
 from tcptrace.options import progress_option, tunnel_port_option
 from tcptrace.quickparse import QuickOptionsCommand
@@ -91,7 +91,8 @@ def cli() -> None:
               help="Leave out segments with a bad TCP/IPv4 checksum (as Zeek does without -C).")
 @click.option("--zeek", "zeek", is_flag=True,
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=1,
+              show_default=True,
               help="Threads analyzing flows; flows are split between them, the report is the "
                    "same.")
 @click.option("--per-file", is_flag=True,

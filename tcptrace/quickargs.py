@@ -20,6 +20,7 @@ from tcptrace.defaults import (
     DEFAULT_MAX_FLOWS,
     DEFAULT_MSL_S,
     FORMATS,
+    MAX_JOBS,
     MAX_SECONDS,
 )
 
@@ -28,9 +29,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-FLAG, FORMAT, OUTPUT, TEXT, SECONDS, COUNT = "flag", "format", "output", "text", "seconds", "count"
+FLAG, FORMAT, OUTPUT, TEXT, SECONDS, COUNT, JOBS = (
+    "flag", "format", "output", "text", "seconds", "count", "jobs")
 """The kinds of option read here (a click type each: is_flag, Choice(FORMATS), Path for
-the report, str, FiniteFloat, IntRange(min=1))."""
+the report, str, FiniteFloat, IntRange(min=1), IntRange(1, MAX_JOBS))."""
 
 OPTIONS: dict[str, tuple[str, str]] = {
     "-f": ("fmt", FORMAT), "--format": ("fmt", FORMAT),
@@ -39,7 +41,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--msl": ("msl", SECONDS),
     "--linger": ("linger", SECONDS),
     "--max-flows": ("max_flows", COUNT),
-    "-j": ("jobs", COUNT), "--jobs": ("jobs", COUNT),
+    "-j": ("jobs", JOBS), "--jobs": ("jobs", JOBS),
     "-q": ("quiet", FLAG), "--quiet": ("quiet", FLAG),
     "--no-progress": ("no_progress", FLAG),
     "--verify-checksums": ("verify_checksums", FLAG),
@@ -110,8 +112,11 @@ def _value(kind: str, text: str) -> object | None:
         return text if text and _readable_or_absent(text, writable=True) else None
     if not text.isascii():
         return None
-    if kind == COUNT:
-        return int(text) if text.isdigit() and int(text) >= 1 else None
+    if kind in (COUNT, JOBS):
+        top = MAX_JOBS if kind == JOBS else None
+        if not text.isdigit() or int(text) < 1 or (top is not None and int(text) > top):
+            return None
+        return int(text)
     # SECONDS: plain decimals only (no sign, exponent, underscore, inf or nan)
     if not text.replace(".", "", 1).isdigit():
         return None

@@ -17,7 +17,8 @@ import pytest
 from conftest import BENCH, PCAPS, SHARED, captures, pcap_slice, run_cli
 from random_traffic import random_capture, tcp_frame
 
-from tcptrace import native
+from tcptrace import _native, native
+from tcptrace.defaults import MAX_JOBS
 
 BUNDLED = captures(PCAPS)
 CORPUS = captures(SHARED / "corpus") if (SHARED / "corpus").is_dir() else []
@@ -255,3 +256,26 @@ def test_unreadable_capture_fails_alike(capsys: pytest.CaptureFixture[str],
     single = run_cli(capsys, "analyze", str(missing), "-f", "jsonl")
     assert single[0] == 2
     assert run_cli(capsys, "analyze", str(missing), "-f", "jsonl", "--jobs", "2") == single
+
+
+def test_too_many_jobs_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # each shard holds a flow table and its buffers: --jobs 100000 asked for tens of GB
+    # and ended in an allocation abort (exit 134, no message of ours)
+    capture = PCAPS / "transfer" / "download.pcap"
+    for spelling in ("--jobs", "-j"):
+        code, out, err = run_cli(capsys, "analyze", str(capture), spelling, "100000")
+        assert code == 2 and out == ""
+        assert err.splitlines() == [
+            "tcptrace: error: Invalid value for '-j' / '--jobs': 100000 is not in the range "
+            f"1<=x<={MAX_JOBS}. (try 'tcptrace analyze --help')"]
+
+
+def test_the_most_jobs_still_write_the_single_run(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    _same(capsys, tmp_path, "jsonl", PCAPS / "transfer" / "download.pcap", jobs=(MAX_JOBS,))
+
+
+def test_the_engine_refuses_more_jobs_than_the_cli(tmp_path: Path) -> None:
+    assert MAX_JOBS == _native.MAX_JOBS
+    with pytest.raises(ValueError, match=f"jobs={MAX_JOBS + 1}: at most {MAX_JOBS}"):
+        _native.Run([str(PCAPS / "transfer" / "download.pcap")], "jsonl", jobs=MAX_JOBS + 1)

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcptrace.commands import analyze
-from tcptrace.defaults import FORMATS
-from tcptrace.quickargs import COUNT, DEFAULTS, FLAG, FORMAT, OPTIONS, OUTPUT, SECONDS, TEXT
+from tcptrace.defaults import FORMATS, MAX_JOBS
+from tcptrace.quickargs import COUNT, DEFAULTS, FLAG, FORMAT, JOBS, OPTIONS, OUTPUT, SECONDS, TEXT
 from tcptrace.quickargs import analyze_params as quick
 
 CAPTURE = LINUX / "abort_linger0.pcap"
@@ -34,6 +34,7 @@ def by_click(args: list[str]) -> dict[str, Any] | None:
 
 
 VALUES = ["jsonl", "json", "csv", "table", "zeek", "parquet", "JSONL", "0", "1", "2", "007",
+          "256", "257", "100000",
           "-1", "1.5", ".5", "5.", "1e3", "inf", "nan", "", "-", " 3", "1_0", "\u00b3", "+4",
           "315360000", "315360001", "1.2.3", "/dev/null", "out.jsonl", EXISTING,
           "tcp port 80", "-q"]
@@ -139,6 +140,9 @@ def test_the_options_read_are_the_commands_own() -> None:
             continue
         assert not param.is_flag
         expected = next((k for t, k in KIND_OF_TYPE.items() if isinstance(param.type, t)), TEXT)
+        if isinstance(param.type, click.IntRange) and param.type.max is not None:
+            expected = JOBS  # the one bounded count
+            assert param.type.max == MAX_JOBS
         assert kind == expected, spelling
         if kind == FORMAT:  # every format but parquet (a directory, made in Python)
             assert isinstance(param.type, click.Choice)
@@ -159,4 +163,4 @@ def test_a_bad_value_still_gets_clicks_message(capsys: pytest.CaptureFixture[str
     code, _, err = run_cli(capsys, "analyze", "--jobs", "0", EXISTING)
     assert code == 2
     assert err == ("tcptrace: error: Invalid value for '-j' / '--jobs': 0 is not in the "
-                   "range x>=1. (try 'tcptrace analyze --help')\n")
+                   f"range 1<=x<={MAX_JOBS}. (try 'tcptrace analyze --help')\n")

@@ -16,6 +16,12 @@ pub mod spill;
 pub mod threads;
 
 pub use encode::Encoding;
+
+/// The most shards a run takes. Each holds a flow table, its buffers and a thread (about
+/// 0.2 MB of memory each once running, several MB reserved), and one reader feeds them
+/// all, so beyond the cores nothing is gained; a larger number is a typo (`--jobs 100000`
+/// asked for tens of GB and ended in an allocation abort).
+pub const MAX_JOBS: usize = 256;
 pub use threads::{run, run_on, Output, Report};
 
 /// What the executors' tests compare against: the bundled captures and the single run.
