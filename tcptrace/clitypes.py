@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tcptrace.defaults import MAX_SECONDS
+from tcptrace.defaults import MAX_COUNT, MAX_SECONDS
 
 
 class FiniteFloat(click.FloatRange):
@@ -24,3 +24,11 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class Count(click.IntRange):
+    """An IntRange whose top, unless told otherwise, is MAX_COUNT (what the engine's 64-bit
+    integers hold): a larger value is a one-line usage error, exit 2."""
+
+    def __init__(self, min: int = 1, max: int = MAX_COUNT) -> None:
+        super().__init__(min=min, max=max)

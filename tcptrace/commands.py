@@ -15,8 +15,15 @@ import click
 
 from tcptrace import __version__, analysis
 from tcptrace.cli import EXIT_USAGE, fail, stop
-from tcptrace.clitypes import FiniteFloat
-from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS, DEFAULT_MSL_S, FORMATS, MAX_JOBS
+from tcptrace.clitypes import Count, FiniteFloat
+from tcptrace.defaults import (
+    DEFAULT_LINGER_S,
+    DEFAULT_MAX_FLOWS,
+    DEFAULT_MSL_S,
+    FORMATS,
+    MAX_JOBS,
+    MAX_PARTITIONS,
+)
 from tcptrace.errors import PipeClosed
 from tcptrace.options import progress_option, tunnel_port_option
 from tcptrace.quickparse import QuickOptionsCommand
@@ -81,7 +88,7 @@ def cli() -> None:
 @click.option("--linger", type=FiniteFloat(), default=DEFAULT_LINGER_S, show_default=True,
               help="Seconds (capture time) an ended connection still collects late segments "
                    "(later ones are counted as after_close).")
-@click.option("--max-flows", type=click.IntRange(min=1), default=DEFAULT_MAX_FLOWS,
+@click.option("--max-flows", type=Count(), default=DEFAULT_MAX_FLOWS,
               show_default=True,
               help="Cap on connections held at once; the longest idle are evicted first.")
 @click.option("-q", "--quiet", is_flag=True,
@@ -91,7 +98,7 @@ def cli() -> None:
               help="Leave out segments with a bad TCP/IPv4 checksum (as Zeek does without -C).")
 @click.option("--zeek", "zeek", is_flag=True,
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
-@click.option("-j", "--jobs", type=click.IntRange(min=1, max=MAX_JOBS), default=1,
+@click.option("-j", "--jobs", type=Count(max=MAX_JOBS), default=1,
               show_default=True,
               help="Threads analyzing flows; flows are split between them, the report is the "
                    "same.")
@@ -107,9 +114,9 @@ def cli() -> None:
                    "be quoted patterns ('captures/*.pcap*'), taken in time order.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="--executor dask: the scheduler (tcp://HOST:8786); default: a local cluster.")
-@click.option("--workers", type=click.IntRange(min=1),
+@click.option("--workers", type=Count(max=MAX_JOBS),
               help="--executor dask without --scheduler: worker processes (default: the cores).")
-@click.option("--partitions", type=click.IntRange(min=1),
+@click.option("--partitions", type=Count(max=MAX_PARTITIONS),
               help="--executor dask: flow partitions (default: 4 per worker); the records do "
                    "not depend on it.")
 @click.option("--scratch", type=click.Path(file_okay=False),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tcptrace.clitypes import FiniteFloat
+from tcptrace.clitypes import Count, FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import EngineFailure, LiveCaptureError
 from tcptrace.options import tunnel_port_option
@@ -45,7 +45,7 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
                    "`analyze`).")
 @click.option("--duration", type=FiniteFloat(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds.")
-@click.option("-c", "--count", type=click.IntRange(min=1), metavar="N",
+@click.option("-c", "--count", type=Count(), metavar="N",
               help="Stop after N captured packets.")
 @click.option("-w", "--write", type=click.Path(dir_okay=False), metavar="FILE.pcap",
               help="Also save the packets analyzed to a pcap file; `-w -` writes them to "
@@ -60,7 +60,7 @@ LIVE_FORMATS = ("table", "jsonl", "csv")  # the streaming ones; json needs the w
               help="Seconds an ended connection still collects late segments before its row.")
 @click.option("--idle-timeout", type=FiniteFloat(min=0, min_open=True), default=300.0,
               show_default=True, help="Report a connection silent for this many seconds.")
-@click.option("--max-flows", type=click.IntRange(min=1), default=100_000, show_default=True,
+@click.option("--max-flows", type=Count(), default=100_000, show_default=True,
               help="Cap on connections held at once; the longest idle are evicted first.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interfaces in promiscuous mode.")
 @click.option("-q", "--quiet", is_flag=True, help="No status line, summary or warnings on stderr.")

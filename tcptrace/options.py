@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tcptrace.clitypes import FiniteFloat
+from tcptrace.clitypes import Count, FiniteFloat
 from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +56,7 @@ def analysis_options(command: F) -> F:
                      show_default=True,
                      help="Seconds (capture time) an ended connection still collects late "
                           "segments (later ones are counted as after_close)."),
-        click.option("--max-flows", type=click.IntRange(min=1), default=DEFAULT_MAX_FLOWS,
+        click.option("--max-flows", type=Count(), default=DEFAULT_MAX_FLOWS,
                      show_default=True,
                      help="Cap on connections held at once; the longest idle are evicted "
                           "first (with a warning)."),

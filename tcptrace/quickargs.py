@@ -20,6 +20,7 @@ from tcptrace.defaults import (
     DEFAULT_MAX_FLOWS,
     DEFAULT_MSL_S,
     FORMATS,
+    MAX_COUNT,
     MAX_JOBS,
     MAX_SECONDS,
 )
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 FLAG, FORMAT, OUTPUT, TEXT, SECONDS, COUNT, JOBS = (
     "flag", "format", "output", "text", "seconds", "count", "jobs")
 """The kinds of option read here (a click type each: is_flag, Choice(FORMATS), Path for
-the report, str, FiniteFloat, IntRange(min=1), IntRange(1, MAX_JOBS))."""
+the report, str, FiniteFloat, Count(), Count(max=MAX_JOBS))."""
 
 OPTIONS: dict[str, tuple[str, str]] = {
     "-f": ("fmt", FORMAT), "--format": ("fmt", FORMAT),
@@ -113,8 +114,8 @@ def _value(kind: str, text: str) -> object | None:
     if not text.isascii():
         return None
     if kind in (COUNT, JOBS):
-        top = MAX_JOBS if kind == JOBS else None
-        if not text.isdigit() or int(text) < 1 or (top is not None and int(text) > top):
+        top = MAX_JOBS if kind == JOBS else MAX_COUNT
+        if not text.isdigit() or not 1 <= int(text) <= top:
             return None
         return int(text)
     # SECONDS: plain decimals only (no sign, exponent, underscore, inf or nan)

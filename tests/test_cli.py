@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import CRAFTED, LINUX, run_cli
 
+from tcptrace.defaults import MAX_COUNT, MAX_JOBS, MAX_PARTITIONS
+
 
 def test_table_output_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "analyze", str(CRAFTED / "port_reuse.pcap"))
@@ -146,3 +148,36 @@ def test_durations_must_be_finite_and_sane(capsys: pytest.CaptureFixture[str],
     assert code == 2 and out == ""
     assert err.startswith(f"tcptrace: error: Invalid value for '{args[0]}': ")
     assert err.count("\n") == 1
+
+
+HUGE = str(2**64 + 1)
+
+
+@pytest.mark.parametrize(("command", "option", "value", "top"), [
+    ("analyze", "--max-flows", HUGE, MAX_COUNT), ("check", "--max-flows", HUGE, MAX_COUNT),
+    ("report", "--max-flows", HUGE, MAX_COUNT), ("report", "--max-segments", HUGE, MAX_COUNT),
+    ("report", "--trace-budget", HUGE, MAX_COUNT), ("ladder", "--conn", HUGE, MAX_COUNT),
+    ("analyze", "--jobs", "100000", MAX_JOBS), ("analyze", "--workers", "100000", MAX_JOBS),
+    ("analyze", "--partitions", "100000", MAX_PARTITIONS),
+])
+def test_counts_beyond_what_the_engine_holds_are_usage_errors(
+        capsys: pytest.CaptureFixture[str], command: str, option: str, value: str,
+        top: int) -> None:
+    """A count the engine takes as a 64-bit integer (or a thread, a process, an open file
+    per unit) beyond its top: one line and exit 2. --max-flows 2**64+1 was an
+    OverflowError's traceback, --jobs 100000 an allocation abort, --workers 100000 a
+    hundred thousand Dask processes starting."""
+    code, out, err = run_cli(capsys, command, str(LINUX / "client_close.pcap"), option, value)
+    assert code == 2 and out == ""
+    lowest = 0 if option in ("--max-segments", "--trace-budget") else 1
+    named = "'-j' / '--jobs'" if option == "--jobs" else f"'{option}'"
+    assert err == (f"tcptrace: error: Invalid value for {named}: {value} is not in the "
+                   f"range {lowest}<=x<={top}. (try 'tcptrace {command} --help')\n")
+
+
+def test_the_top_count_is_taken(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    code, _, err = run_cli(capsys, "analyze", str(LINUX / "client_close.pcap"), "-q",
+                           "--max-flows", str(MAX_COUNT), "-f", "jsonl", "-o", str(out))
+    assert code == 0 and err == ""
+    assert out.read_text().count("\n") == 1

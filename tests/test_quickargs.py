@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcptrace.commands import analyze
-from tcptrace.defaults import FORMATS, MAX_JOBS
+from tcptrace.defaults import FORMATS, MAX_COUNT, MAX_JOBS
 from tcptrace.quickargs import COUNT, DEFAULTS, FLAG, FORMAT, JOBS, OPTIONS, OUTPUT, SECONDS, TEXT
 from tcptrace.quickargs import analyze_params as quick
 
@@ -34,7 +34,7 @@ def by_click(args: list[str]) -> dict[str, Any] | None:
 
 
 VALUES = ["jsonl", "json", "csv", "table", "zeek", "parquet", "JSONL", "0", "1", "2", "007",
-          "256", "257", "100000",
+          "256", "257", "100000", "9223372036854775807", "9223372036854775808",
           "-1", "1.5", ".5", "5.", "1e3", "inf", "nan", "", "-", " 3", "1_0", "\u00b3", "+4",
           "315360000", "315360001", "1.2.3", "/dev/null", "out.jsonl", EXISTING,
           "tcp port 80", "-q"]
@@ -140,9 +140,9 @@ def test_the_options_read_are_the_commands_own() -> None:
             continue
         assert not param.is_flag
         expected = next((k for t, k in KIND_OF_TYPE.items() if isinstance(param.type, t)), TEXT)
-        if isinstance(param.type, click.IntRange) and param.type.max is not None:
-            expected = JOBS  # the one bounded count
-            assert param.type.max == MAX_JOBS
+        if isinstance(param.type, click.IntRange):  # clitypes.Count
+            expected = JOBS if param.type.max == MAX_JOBS else COUNT
+            assert param.type.max in (MAX_JOBS, MAX_COUNT) and param.type.min == 1
         assert kind == expected, spelling
         if kind == FORMAT:  # every format but parquet (a directory, made in Python)
             assert isinstance(param.type, click.Choice)

@@ -16,7 +16,7 @@ import tempfile
 import click
 
 from tcptrace import native
-from tcptrace.clitypes import FiniteFloat
+from tcptrace.clitypes import Count, FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
 from tcptrace.errors import TcptraceError
 from tcptrace.options import analysis_options, progress_option
@@ -46,7 +46,7 @@ def _colour_wanted() -> bool:
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--conn", "conn_id", type=click.IntRange(min=1), metavar="ID",
+@click.option("--conn", "conn_id", type=Count(), metavar="ID",
               help="Connection id, as `tcptrace analyze` numbers them.")
 @click.option("--client", "client", metavar="HOST:PORT",
               help="Select the connection(s) whose client is HOST:PORT.")
@@ -102,9 +102,9 @@ def ladder(captures: tuple[str, ...], conn_id: int | None, client: str | None,
               help="Analyze only the frames that match (pcap-filter(7), as for `analyze`).")
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
-@click.option("--max-segments", type=click.IntRange(min=0), default=html.MAX_SEGMENTS,
+@click.option("--max-segments", type=Count(min=0), default=html.MAX_SEGMENTS,
               show_default=True, help="Segments kept per embedded connection trace.")
-@click.option("--trace-budget", type=click.IntRange(min=0), default=TRACE_BUDGET,
+@click.option("--trace-budget", type=Count(min=0), default=TRACE_BUDGET,
               show_default=True, metavar="SEGMENTS",
               help="Segments embedded in all: the traces of RSTs, the slowest handshakes, "
                    "stalls, the longest and the largest connections, in turns.")
