@@ -126,6 +126,14 @@ def test_unknown_connection_is_one_line_and_exit_2(capsys: pytest.CaptureFixture
     assert code == 2 and "exactly one of" in err
     code, _, err = run_cli(capsys, "ladder", path, "--server", "10.0.0.2")
     assert code == 2 and "--server" in err and "expected HOST:PORT" in err
+    # a port beyond 16 bits, or in another script's digits: a usage error, not a traceback
+    for bad in ("10.0.0.2:65536", "10.0.0.2:99999999999999999999", "10.0.0.2:\u0668\u0660"):
+        code, out, err = run_cli(capsys, "ladder", path, "--client", bad)
+        assert (code, out) == (2, "")
+        assert err == ("tcptrace: error: Invalid value for --client: expected HOST:PORT "
+                       f"(PORT 0-65535), got {bad!r} (try 'tcptrace ladder --help')\n")
+    code, _, err = run_cli(capsys, "ladder", path, "--client", "10.0.0.1:65535")
+    assert code == 2 and "no connection with client 10.0.0.1:65535" in err
 
 
 def test_cli_select_by_server_draws_every_connection_to_it(

@@ -35,8 +35,10 @@ class SelectionError(TcptraceError):
 def parse_endpoint(text: str, option: str = "--client") -> tuple[str, int]:
     """HOST:PORT, with IPv6 hosts in brackets: [fd77::1]:40008."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint=option)
+    # isascii: isdigit also takes other scripts' digits ("\u0663"), which int() reads
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT (PORT 0-65535), got {text!r}",
+                                 param_hint=option)
     return host.strip("[]"), int(port)
 
 
