@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,12 +31,16 @@ class RulesError(TcptraceError):
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """An int or a finite float: TOML's inf and nan (1e400 reads as inf) would make a bound
+    that nothing crosses, a rule that passes whatever the capture holds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _ms(value: Any) -> float:
     if not _number(value) or value < 0:
-        raise ValueError("a number of milliseconds >= 0")
+        raise ValueError("a finite number of milliseconds >= 0")
     return float(value)
 
 
