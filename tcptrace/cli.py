@@ -100,7 +100,9 @@ def _main(argv: list[str] | None) -> None:
         silence_stdout()
         sys.exit(0)
     except OSError as exc:
-        fail(f"{exc.filename or ''}: {exc.strerror}" if exc.strerror else str(exc))
+        if exc.strerror and exc.filename is not None:
+            fail(f"{exc.filename}: {exc.strerror}")
+        fail(exc.strerror or str(exc))  # (not ": No space left on device")
     # without standalone mode, click returns the code a command gave to ctx.exit(code)
     if isinstance(status, int) and status:
         sys.exit(status)

@@ -98,7 +98,12 @@ def replaced_on_success(path: str) -> Iterator[str]:
     written in place: renaming over a device would replace the device node."""
     real = os.path.realpath(path)  # a symbolic link: replace the file it points to
     if os.path.exists(real) and not os.path.isfile(real):
-        yield path
+        try:
+            yield path
+        except OSError as exc:
+            if exc.filename is None:  # a write's error names no file: the user's path
+                exc.filename = path
+            raise
         return
     check_writable(real)
     directory, name = os.path.split(real)
@@ -118,7 +123,8 @@ def replaced_on_success(path: str) -> Iterator[str]:
             raise
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        if isinstance(exc, OSError) and exc.filename == temp:  # name the path the user gave
+        # name the path the user gave (a write's error, ENOSPC say, names no file at all)
+        if isinstance(exc, OSError) and exc.filename in (temp, None):
             exc.filename = path
         raise
     try:
