@@ -64,6 +64,26 @@ def available() -> bool:
     return True
 
 
+def room_to_open(files: int) -> None:
+    """Raise the soft limit of open files towards the hard one when `files` captures are
+    read: a merge by time (and --per-file) holds every file open at once, and a day of
+    rotated captures (`tcpdump -G 60`: 1,440 files) passes the usual soft limit of 1,024.
+    The hard limit is the system's word: beyond it, the engine's one-line "Too many open
+    files". Below 64 files nothing is done (nor imported: 0.2 ms)."""
+    if files < 64:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = files + 64  # the output, the interpreter's own, a few spare
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             bpf: BpfFilter | None = None, msl_s: float, linger_s: float, max_flows: int,
             zeek: bool = False,
@@ -94,6 +114,7 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
     """
     from tcptrace import _native
 
+    room_to_open(len(paths))
     panic_at = os.environ.get(PANIC_HOOK)
     run = _native.Run(paths, fmt, bpf, msl_s, linger_s, max_flows,
                       int(panic_at) if panic_at else None, jobs=jobs, zeek=zeek,
@@ -235,6 +256,7 @@ def record_run(paths: list[str], *, filter_text: str | None = None,
         from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
 
         bpf = compile_filter(filter_text)
+    room_to_open(len(paths))
     return _native.Run(paths, format, bpf, msl_s, linger_s, max_flows,
                        verify_checksums=verify_checksums, per_file=per_file,
                        tunnel_ports=tunnel_ports or None)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import CRAFTED, LINUX
 
 TCPTRACE = str(Path(sys.executable).parent / "tcptrace")
@@ -109,3 +110,33 @@ def test_help_says_which_is_the_default() -> None:
     text = " ".join(tcptrace("analyze", "--help").stdout.split())
     assert "--per-file Each file its own capture" in text
     assert "Default: the files are merged by time into one capture." in text
+
+
+def test_many_files_pass_the_soft_limit_of_open_files(tmp_path: Path) -> None:
+    # a merge (and --per-file) holds every file open: a day of `tcpdump -G 60` is 1,440
+    # files, past the usual soft limit of 1,024, which stopped the run ("Too many open
+    # files") while the hard limit allowed more; the soft limit is raised towards it now
+    import resource
+
+    soft_limit = 128
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4 * soft_limit:
+        pytest.skip(f"the hard limit of open files ({hard}) leaves no room to test with")
+    files = []
+    for i in range(3 * soft_limit):
+        link = tmp_path / f"part{i:03}.pcap"
+        link.symlink_to(REUSE)
+        files.append(link)
+
+    def lower_the_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft_limit, hard))
+
+    for extra in ((), ("--per-file",)):
+        done = subprocess.run([TCPTRACE, "analyze", "-q", "-f", "jsonl", *extra,
+                               *map(str, files)], capture_output=True, text=True,
+                              check=False, preexec_fn=lower_the_soft_limit)
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(line) for line in done.stdout.splitlines()]
+        # merged: the same two connections, every segment a duplicate after the first
+        # file; apart: each file's own two
+        assert len(records) == (2 if not extra else 2 * len(files))
