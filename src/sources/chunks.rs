@@ -464,8 +464,9 @@ mod tests {
         assert_eq!(last[..], data[1000..1500]);
         assert!(!reader.consumed(&last, 500, &mut stats));
         let short_at = last.as_ptr();
-        reader.recycle(Arc::new(last)); // done with: free, but short
-                                        // the next chunk's first piece goes to a new buffer, not the short one grown
+        // done with: free, but short
+        reader.recycle(Arc::new(last));
+        // the next chunk's first piece goes to a new buffer, not the short one grown
         let (next, _) = reader.first_piece(1024);
         assert_eq!(next[..], data[1500..2524]);
         let next = Arc::new(next);
