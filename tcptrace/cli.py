@@ -10,6 +10,7 @@ click commands in tcptrace.commands. No analysis logic here.
 from __future__ import annotations
 
 import gc
+import io
 import signal
 import sys
 import threading
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     # no reference cycles); the default GC thresholds would rescan them over and over.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    _escape_what_stdout_cannot_encode()
     # SIGTERM stops a run as Ctrl-C does (the report of what was read, then exit 143);
     # the previous handler is back afterwards (tests call main() in their own process)
     if threading.current_thread() is not threading.main_thread():
@@ -74,6 +76,15 @@ def main(argv: list[str] | None = None) -> None:
         _main(argv)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A rule name or a file name the locale's encoding lacks (LANG=...ISO-8859-1, or
+    PYTHONIOENCODING=ascii) is written escaped (\\u2014), as Python already does on
+    stderr, instead of ending the run in a UnicodeEncodeError."""
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper) and stdout.errors == "strict":
+        stdout.reconfigure(errors="backslashreplace")
 
 
 def _main(argv: list[str] | None) -> None:

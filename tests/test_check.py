@@ -4,6 +4,9 @@ exact text, JSON, GitHub annotations and JUnit XML."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -264,6 +267,32 @@ def test_junit_xml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cases[1].find("failure") is None
     out_text = cases[1].find("system-out")
     assert out_text is not None and out_text.text == "p99 100.66 ms (n=11)"
+
+
+def test_format_junit_writes_the_junit_document_to_stdout_in_utf8(tmp_path: Path) -> None:
+    """`-f junit` puts on stdout the bytes --junit FILE writes, as UTF-8 (the document says
+    so) even where the locale's stdout is ASCII (where the text report escapes what it
+    cannot encode, no UnicodeEncodeError); `--junit -` names that format instead of writing
+    a file called "-"."""
+    rules = rules_file(tmp_path, '[[rule]]\nname = "pas de RST \u2014 jamais"\ncheck = "rst"\n')
+    report = tmp_path / "check.xml"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONIOENCODING": "ascii"}
+    command = [sys.executable, "-m", "tcptrace.cli", "check", *ALL_LINUX, "--rules", rules]
+    to_file = subprocess.run([*command, "--junit", str(report)], capture_output=True, env=env,
+                             check=False, cwd=tmp_path)
+    to_stdout = subprocess.run([*command, "-f", "junit"], capture_output=True, env=env,
+                               check=False, cwd=tmp_path)
+    assert (to_file.returncode, to_stdout.returncode, to_stdout.stderr) == (1, 1, b"")
+    assert to_file.stdout.startswith(b"FAIL  pas de RST \\u2014 jamais: 2 of 13 connections\n")
+    assert to_stdout.stdout == report.read_bytes()
+    assert 'name="pas de RST \u2014 jamais"'.encode() in to_stdout.stdout
+    dash = subprocess.run([*command, "--junit", "-"], capture_output=True, text=True,
+                          check=False, cwd=tmp_path)
+    assert (dash.returncode, dash.stdout) == (2, "")
+    assert dash.stderr == (
+        "tcptrace: error: Invalid value for '--junit': standard output carries the -f report; "
+        "use -f junit to write the JUnit XML there (try 'tcptrace check --help')\n")
+    assert not (tmp_path / "-").exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -4,6 +4,7 @@ tcptrace.cli.main)."""
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import click
 
 from tcptrace import native
-from tcptrace.check.evaluate import Evaluation, evaluate
+from tcptrace.check.evaluate import Evaluation, Result, evaluate
 from tcptrace.check.output import FORMATS, write_github, write_json, write_junit, write_text
 from tcptrace.check.rules import SIDES, Rule, flag_rule, load_rules
 from tcptrace.clitypes import FiniteFloat
@@ -100,9 +101,10 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
 @click.option("--allow-empty", is_flag=True,
               help="Pass when no connection was checked (by default that fails).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="Report format on stdout.")
+              show_default=True,
+              help="Report format on stdout (junit: the --junit document).")
 @click.option("--junit", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
-              help="Also write a JUnit XML report: one testcase per rule.")
+              help="Also write a JUnit XML report to FILE: one testcase per rule.")
 @click.option("--list", "limit", type=click.IntRange(min=0), default=20, show_default=True,
               metavar="N",
               help="Offenders listed per rule in text and github output (0: all).")
@@ -131,6 +133,9 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
     if not rules:
         raise click.UsageError("no rules: give --rules FILE or a rule flag such as --no-rst",
                                ctx)
+    if junit == "-":  # stdout carries the -f report: two documents would interleave there
+        raise click.BadParameter("standard output carries the -f report; use -f junit to "
+                                 "write the JUnit XML there", ctx, param_hint="'--junit'")
     if junit:
         refuse_inputs(junit, captures, "--junit")
         check_writable(junit)
@@ -154,6 +159,8 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
             write_json(sys.stdout, results, run.source_report())
         elif fmt == "github":
             write_github(sys.stdout, results, connections, limit)
+        elif fmt == "junit":
+            _write_junit_to_stdout(results, connections)
         else:
             write_text(sys.stdout, results, connections, limit)
         sys.stdout.flush()
@@ -162,9 +169,22 @@ def check(ctx: click.Context, /, captures: tuple[str, ...], rules_path: str | No
 
         silence_stdout()
     if junit:
-        with replaced_on_success(junit) as temp:
-            write_junit(temp, results, connections)
+        with replaced_on_success(junit) as temp, \
+                open(temp, "w", encoding="utf-8", newline="") as out:
+            write_junit(out, results, connections)
     if not all(r.passed for r in results):
         # SystemExit, not ctx.exit: click returns ctx.exit codes from main() in
         # non-standalone mode, and tcptrace.cli.main drops them.
         sys.exit(EXIT_FAILED)
+
+
+def _write_junit_to_stdout(results: list[Result], connections: int) -> None:
+    """`-f junit`: the document declares UTF-8, so it is written as UTF-8 whatever the
+    locale makes of sys.stdout."""
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        write_junit(out, results, connections)
+        out.flush()
+    finally:
+        out.detach()  # sys.stdout keeps its buffer

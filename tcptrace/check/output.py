@@ -23,7 +23,7 @@ from tcptrace.check.rules import Rule
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "junit")
 
 
 def iso(ts: float) -> str:
@@ -172,9 +172,10 @@ def _junit_layout(results: Sequence[Result], connections: int,
     return ET.ElementTree(root)
 
 
-def write_junit(path: str, results: Sequence[Result], connections: int) -> None:
-    """The JUnit file, each failure's offender lines written one at a time: the rest of the
-    document is laid out by ElementTree around a mark that stands for them, the same bytes."""
+def write_junit(out: TextIO, results: Sequence[Result], connections: int) -> None:
+    """The JUnit document (to a file, or stdout with `-f junit`), each failure's offender
+    lines written one at a time: the rest of the document is laid out by ElementTree around
+    a mark that stands for them, the same bytes."""
     import uuid
 
     mark = f"tcptrace-offenders-{uuid.uuid4().hex}-"
@@ -182,9 +183,8 @@ def write_junit(path: str, results: Sequence[Result], connections: int) -> None:
     _junit_layout(results, connections, lambda index: f"{mark}{index}.").write(
         layout, encoding="utf-8", xml_declaration=True)
     pieces = re.split(re.escape(mark) + r"(\d+)\.", layout.getvalue().decode("utf-8"))
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        out.write(pieces[0])
-        for index, after in zip(pieces[1::2], pieces[2::2], strict=True):
-            for n, o in enumerate(results[int(index)].offenders):
-                out.write(("\n" if n else "") + _xml_text(offender_line(o)))
-            out.write(after)
+    out.write(pieces[0])
+    for index, after in zip(pieces[1::2], pieces[2::2], strict=True):
+        for n, o in enumerate(results[int(index)].offenders):
+            out.write(("\n" if n else "") + _xml_text(offender_line(o)))
+        out.write(after)
