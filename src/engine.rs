@@ -227,7 +227,7 @@ impl Engine {
         if let Some(resumed) = resumed {
             let path = crate::names::display_name(&resumed.frames);
             self.paths.insert(0, path);
-            self.table.reuse_ids(resumed.ids);
+            self.table.reuse_ids(&resumed.ids);
             self.table.continue_capped(&resumed.capped);
             self.table.continue_ids_from(resumed.next_id);
         }

@@ -184,7 +184,8 @@ impl Hasher for FlowHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
+/// A map keyed by flows, with `FlowHasher`.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
 
 /// A tombstone's 4-tuple, small: tombstones outlive their connections by 2 * MSL, so a
 /// busy capture holds several times more of them than connections (150k on the 10x
@@ -305,13 +306,14 @@ pub struct FlowTable {
     /// Slots and an `ended` vector handed back by the caller (`recycle`), for reuse.
     spares: spare::Spares,
     next_id: u64,
-    /// Ids (and previous ids) the next connections take before `next_id`'s: those of the
-    /// connections a previous run handed on (`--resume`, `reuse_ids`).
-    reuse: VecDeque<(u64, Option<u64>)>,
+    /// Ids (and previous ids) by 4-tuple of the connections a previous run handed on
+    /// (`--resume`, `reuse_ids`): the connection the replay of their frames opens on the
+    /// 4-tuple takes the id back.
+    reuse: FastMap<(u128, u128, u32), Continuations>,
     /// Ids (and previous ids) by 4-tuple of the connections a previous run closed early
     /// (`--resume-max-bytes`): the next connection opened midstream on the 4-tuple, their
     /// continuation, takes the id back (`continue_capped`).
-    continued: HashMap<(u128, u128, u32), Continuations>,
+    continued: FastMap<(u128, u128, u32), Continuations>,
     pub now_ns: i64,
     tombstones: FastMap<TombKey, u64>,
     tombstone_queue: VecDeque<(i64, TombKey)>,
@@ -552,8 +554,11 @@ impl FlowTable {
             RoleRule::Port | RoleRule::Request | RoleRule::Response => client_by_port(&key),
         };
         let mut continued = None;
-        if !self.continued.is_empty() {
-            match self.claim_continued(&key) {
+        if !self.reuse.is_empty() {
+            continued = claim(&mut self.reuse, &key);
+        }
+        if continued.is_none() && !self.continued.is_empty() {
+            match claim(&mut self.continued, &key) {
                 // a SYN without ACK opens a new connection, as on the 4-tuple of one still
                 // in the table: a fresh id, the capped one as its previous id
                 Some((capped, _)) if rule == RoleRule::Syn => {
@@ -562,7 +567,7 @@ impl FlowTable {
                 claimed => continued = claimed,
             }
         }
-        let (id, reused) = match continued.or_else(|| self.reuse.pop_front()) {
+        let (id, reused) = match continued {
             Some((id, previous)) => {
                 previous_id = previous_id.or(previous);
                 (id, true)
@@ -801,32 +806,16 @@ impl FlowTable {
     /// 4-tuples is its continuation and takes its id back, so that no other connection's
     /// id moves from the single run's.
     pub fn continue_capped(&mut self, capped: &[HeldFlow]) {
-        for flow in capped {
-            self.continued
-                .entry((flow.lo, flow.hi, flow.ports))
-                .or_default()
-                .push_back((flow.id, flow.previous_id));
-        }
+        wait(&mut self.continued, capped);
     }
 
-    /// The id (and previous id) of the capped connection a connection opening on `key`
-    /// would continue, taken from the waiting ones.
-    fn claim_continued(&mut self, key: &FlowKey) -> Option<(u64, Option<u64>)> {
-        let tuple = (key.lo, key.hi, key.ports);
-        let waiting = self.continued.get_mut(&tuple)?;
-        let claimed = waiting.pop_front();
-        if waiting.is_empty() {
-            self.continued.remove(&tuple);
-        }
-        claimed
-    }
-
-    /// The capped connections whose continuation did not come (`continue_capped`): handed
-    /// on again.
+    /// The capped connections whose continuation did not come (`continue_capped`), and
+    /// any handed-on id no replayed frame took back (`reuse_ids`): handed on again.
     pub fn unclaimed_continuations(&mut self) -> Vec<HeldFlow> {
         let mut flows: Vec<HeldFlow> = self
             .continued
             .drain()
+            .chain(self.reuse.drain())
             .flat_map(|((lo, hi, ports), ids)| {
                 ids.into_iter().map(move |(id, previous_id)| HeldFlow {
                     lo,
@@ -842,11 +831,10 @@ impl FlowTable {
         flows
     }
 
-    /// The next connections opened take these ids and previous ids, in order, before
-    /// `next_id`'s (`--resume`: a previous run's open connections, replayed in the order
-    /// they opened).
-    pub fn reuse_ids(&mut self, ids: Vec<(u64, Option<u64>)>) {
-        self.reuse = ids.into();
+    /// The connections a previous run handed on (`--resume`): the next connection opened
+    /// on each one's 4-tuple (by the replay of its frames) takes its id and previous id.
+    pub fn reuse_ids(&mut self, held: &[HeldFlow]) {
+        wait(&mut self.reuse, held);
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.
@@ -858,6 +846,30 @@ impl FlowTable {
         self.index.clear();
         all
     }
+}
+
+/// The ids (and previous ids) of `flows` put in `ids` to wait for a connection on their
+/// 4-tuple, in their order.
+fn wait(ids: &mut FastMap<(u128, u128, u32), Continuations>, flows: &[HeldFlow]) {
+    for flow in flows {
+        ids.entry((flow.lo, flow.hi, flow.ports))
+            .or_default()
+            .push_back((flow.id, flow.previous_id));
+    }
+}
+
+/// The id (and previous id) waiting in `ids` for the next connection on `key`, taken.
+fn claim(
+    ids: &mut FastMap<(u128, u128, u32), Continuations>,
+    key: &FlowKey,
+) -> Option<(u64, Option<u64>)> {
+    let tuple = (key.lo, key.hi, key.ports);
+    let waiting = ids.get_mut(&tuple)?;
+    let claimed = waiting.pop_front();
+    if waiting.is_empty() {
+        ids.remove(&tuple);
+    }
+    claimed
 }
 
 fn role_of(side: usize, client_side: usize) -> Role {

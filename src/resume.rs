@@ -4,13 +4,15 @@
 //! machines, reassembly, every analyzer, the Zeek view): a second format to keep in step
 //! with each analyzer. Replaying the frames is exact and needs nothing of them.
 //!
-//! STATE: 8-byte magic `TTRESUME`, u16 version; the next id (u64); the held connections'
-//! ids in the order they opened (count u64; each: id u64, previous id flag u8 and u64);
-//! (version 2) the connections closed early by `--resume-max-bytes` whose continuation is
-//! still to come (count u64; each: the canonical 4-tuple, two u128 addresses and the u32
-//! ports, then id u64, previous id flag u8 and u64); the frames' pcap (length u64, then a
-//! nanosecond pcap file). Little-endian; every read is bounds-checked: a damaged or
-//! foreign file is a one-line error, never a panic. Version 1 (no capped list) is read.
+//! STATE: 8-byte magic `TTRESUME`, u16 version; the next id (u64); the held connections,
+//! then the connections closed early by `--resume-max-bytes` whose continuation is still
+//! to come (each list: count u64; each: the canonical 4-tuple, two u128 addresses and the
+//! u32 ports, then id u64, previous id flag u8 and u64); the frames' pcap (length u64,
+//! then a nanosecond pcap file). Little-endian; every read is bounds-checked: a damaged or
+//! foreign file is a one-line error, never a panic. A connection's id goes by its 4-tuple:
+//! the one the replay of its frames opens takes it back, in whatever order they open
+//! (version 1 listed ids alone, in the order the connections had opened: a continuation
+//! opens late with an early id).
 //!
 //! `--resume-max-bytes` (`cap_held`): the frames STATE would carry are measured first
 //! (a pass over the run's inputs like the one that copies them, skipped when all the
@@ -23,26 +25,26 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::decode::decode_frame;
-use crate::flows::{canonical_first, Finished, HeldFlow};
+use crate::flows::{canonical_first, FastMap, Finished, HeldFlow};
 use crate::sources::{Captures, FrameBatch, SourceStats};
 
 const MAGIC: &[u8; 8] = b"TTRESUME";
-/// The format version a STATE carries (a reader refuses another but version 1, the same
-/// without the capped connections).
+/// The format version a STATE carries (a reader refuses another).
 pub const VERSION: u16 = 2;
 /// A pcap file's header with nanosecond timestamps, little-endian (the link type after).
 const PCAP_NS_MAGIC: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
 const SNAPLEN: u32 = 262_144;
-/// Bytes of a capped connection's entry in STATE: 4-tuple, id, previous id.
-const CAPPED_ENTRY: u64 = 16 + 16 + 4 + 8 + 1 + 8;
+/// Bytes of a connection's entry in STATE: 4-tuple, id, previous id.
+const FLOW_ENTRY: u64 = 16 + 16 + 4 + 8 + 1 + 8;
 /// Bytes a frame takes in STATE's pcap: its record header, then its captured bytes.
 const RECORD_HEADER: u64 = 16;
 
 /// What a previous run handed on, its frames copied to a pcap file of their own.
 pub struct Resumed {
     pub next_id: u64,
-    /// Ids and previous ids of the held connections, in the order they opened.
-    pub ids: Vec<(u64, Option<u64>)>,
+    /// The held connections (`first_ns` 0): the connection their frames open again takes
+    /// the id back (`FlowTable::reuse_ids`).
+    pub ids: Vec<HeldFlow>,
     /// The connections closed early by `--resume-max-bytes` (`first_ns` 0): their
     /// continuation takes their id back (`FlowTable::continue_capped`).
     pub capped: Vec<HeldFlow>,
@@ -85,6 +87,38 @@ fn read_u64(input: &mut impl Read, state: &Path) -> Result<u64, String> {
     read_array(input, state).map(u64::from_le_bytes)
 }
 
+/// A list of connections in STATE: count u64, then `FLOW_ENTRY` bytes each (`write_flows`).
+fn read_flows(
+    input: &mut impl Read,
+    state: &Path,
+    size: u64,
+    header: &mut u64,
+) -> Result<Vec<HeldFlow>, String> {
+    let count = read_u64(input, state)?;
+    if count > size / FLOW_ENTRY {
+        return Err(damaged(state));
+    }
+    let mut flows = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let lo = u128::from_le_bytes(read_array(input, state)?);
+        let hi = u128::from_le_bytes(read_array(input, state)?);
+        let ports = u32::from_le_bytes(read_array(input, state)?);
+        let id = read_u64(input, state)?;
+        let flag = read_array::<1>(input, state)?[0];
+        let previous = read_u64(input, state)?;
+        flows.push(HeldFlow {
+            lo,
+            hi,
+            ports,
+            first_ns: 0,
+            id,
+            previous_id: (flag != 0).then_some(previous),
+        });
+    }
+    *header += 8 + FLOW_ENTRY * count;
+    Ok(flows)
+}
+
 /// Read STATE, if it exists (None: a first run), its frames copied to `frames`.
 pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String> {
     let file = match File::open(state) {
@@ -98,52 +132,16 @@ pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String
         return Err(damaged(state));
     }
     let version = u16::from_le_bytes(read_array(&mut input, state)?);
-    if version != VERSION && version != 1 {
+    if version != VERSION {
         return Err(format!(
             "{}: resume file version {version}, expected {VERSION}",
             state.display()
         ));
     }
     let next_id = read_u64(&mut input, state)?;
-    let count = read_u64(&mut input, state)?;
-    if count > size / 17 {
-        return Err(damaged(state));
-    }
-    let mut ids = Vec::with_capacity(count as usize);
-    let mut header = 8 + 2 + 8 + 8;
-    for _ in 0..count {
-        let id = read_u64(&mut input, state)?;
-        let flag = read_array::<1>(&mut input, state)?[0];
-        let previous = read_u64(&mut input, state)?;
-        ids.push((id, (flag != 0).then_some(previous)));
-        header += 17;
-    }
-    let mut capped = Vec::new();
-    if version >= 2 {
-        let count = read_u64(&mut input, state)?;
-        if count > size / CAPPED_ENTRY {
-            return Err(damaged(state));
-        }
-        capped.reserve(count as usize);
-        header += 8;
-        for _ in 0..count {
-            let lo = u128::from_le_bytes(read_array(&mut input, state)?);
-            let hi = u128::from_le_bytes(read_array(&mut input, state)?);
-            let ports = u32::from_le_bytes(read_array(&mut input, state)?);
-            let id = read_u64(&mut input, state)?;
-            let flag = read_array::<1>(&mut input, state)?[0];
-            let previous = read_u64(&mut input, state)?;
-            capped.push(HeldFlow {
-                lo,
-                hi,
-                ports,
-                first_ns: 0,
-                id,
-                previous_id: (flag != 0).then_some(previous),
-            });
-            header += CAPPED_ENTRY;
-        }
-    }
+    let mut header = 8 + 2 + 8;
+    let ids = read_flows(&mut input, state, size, &mut header)?;
+    let capped = read_flows(&mut input, state, size, &mut header)?;
     let length = read_u64(&mut input, state)?;
     header += 8;
     if header + length != size || length < 24 {
@@ -181,7 +179,7 @@ pub fn write_state(
     next_id: u64,
 ) -> Result<Carried, String> {
     let mut held = held.to_vec();
-    held.sort_unstable_by_key(|h| h.id); // ids were given in the order connections opened
+    held.sort_unstable_by_key(|h| h.id);
     let first = first_segments(&held);
     let name = state
         .file_name()
@@ -203,8 +201,9 @@ pub fn write_state(
 type Tuple = (u128, u128, u32);
 
 /// Each held 4-tuple's first segment: STATE carries its frames from there on.
-fn first_segments(held: &[HeldFlow]) -> HashMap<Tuple, i64> {
-    let mut first: HashMap<Tuple, i64> = HashMap::with_capacity(held.len());
+fn first_segments(held: &[HeldFlow]) -> FastMap<Tuple, i64> {
+    let mut first: FastMap<Tuple, i64> =
+        FastMap::with_capacity_and_hasher(held.len(), Default::default());
     for h in held {
         let at = first.entry((h.lo, h.hi, h.ports)).or_insert(h.first_ns);
         *at = (*at).min(h.first_ns);
@@ -216,7 +215,7 @@ fn first_segments(held: &[HeldFlow]) -> HashMap<Tuple, i64> {
 /// segment on), with its 4-tuple: the one selection the measure and the copy share.
 fn each_held_frame(
     inputs: &[String],
-    first: &HashMap<Tuple, i64>,
+    first: &FastMap<Tuple, i64>,
     mut each: impl FnMut(&FrameBatch, usize, Tuple) -> Result<(), String>,
 ) -> Result<(), String> {
     if first.is_empty() {
@@ -265,7 +264,8 @@ pub fn cap_held(
     let capped = if read_bytes <= max_bytes {
         vec![false; flows.len()]
     } else {
-        let mut sizes: HashMap<Tuple, u64> = HashMap::with_capacity(flows.len());
+        let mut sizes: FastMap<Tuple, u64> =
+            FastMap::with_capacity_and_hasher(flows.len(), Default::default());
         each_held_frame(inputs, &first_segments(&flows), |batch, i, key| {
             *sizes.entry(key).or_default() += RECORD_HEADER + u64::from(batch.frames[i].caplen);
             Ok(())
@@ -288,7 +288,7 @@ pub fn cap_held(
 /// at most `max_bytes`: the oldest 4-tuples first (earliest first segment, then lowest
 /// id). The flows of one 4-tuple (in several tunnels) go together: STATE carries its
 /// frames from the first one's on.
-fn oldest_past(flows: &[HeldFlow], sizes: &HashMap<Tuple, u64>, max_bytes: u64) -> Vec<bool> {
+fn oldest_past(flows: &[HeldFlow], sizes: &FastMap<Tuple, u64>, max_bytes: u64) -> Vec<bool> {
     let mut tuples: HashMap<Tuple, (i64, u64)> = HashMap::with_capacity(flows.len());
     for flow in flows {
         let age = tuples
@@ -317,11 +317,26 @@ fn oldest_past(flows: &[HeldFlow], sizes: &HashMap<Tuple, u64>, max_bytes: u64) 
         .collect()
 }
 
+/// A list of connections: count u64, then each one's canonical 4-tuple (two u128
+/// addresses, the u32 ports), id u64, previous id flag u8 and u64.
+fn write_flows(out: &mut impl Write, flows: &[HeldFlow]) -> std::io::Result<()> {
+    out.write_all(&(flows.len() as u64).to_le_bytes())?;
+    for flow in flows {
+        out.write_all(&flow.lo.to_le_bytes())?;
+        out.write_all(&flow.hi.to_le_bytes())?;
+        out.write_all(&flow.ports.to_le_bytes())?;
+        out.write_all(&flow.id.to_le_bytes())?;
+        out.write_all(&[u8::from(flow.previous_id.is_some())])?;
+        out.write_all(&flow.previous_id.unwrap_or(0).to_le_bytes())?;
+    }
+    Ok(())
+}
+
 fn write_to(
     path: &Path,
     inputs: &[String],
     (held, capped): (&[HeldFlow], &[HeldFlow]),
-    first: &HashMap<Tuple, i64>,
+    first: &FastMap<Tuple, i64>,
     next_id: u64,
 ) -> Result<Carried, String> {
     let fail = |e: std::io::Error| format!("{}: cannot write: {e}", path.display());
@@ -329,28 +344,9 @@ fn write_to(
     out.write_all(MAGIC).map_err(fail)?;
     out.write_all(&VERSION.to_le_bytes()).map_err(fail)?;
     out.write_all(&next_id.to_le_bytes()).map_err(fail)?;
-    out.write_all(&(held.len() as u64).to_le_bytes())
-        .map_err(fail)?;
-    for h in held {
-        out.write_all(&h.id.to_le_bytes()).map_err(fail)?;
-        out.write_all(&[u8::from(h.previous_id.is_some())])
-            .map_err(fail)?;
-        out.write_all(&h.previous_id.unwrap_or(0).to_le_bytes())
-            .map_err(fail)?;
-    }
-    out.write_all(&(capped.len() as u64).to_le_bytes())
-        .map_err(fail)?;
-    for c in capped {
-        out.write_all(&c.lo.to_le_bytes()).map_err(fail)?;
-        out.write_all(&c.hi.to_le_bytes()).map_err(fail)?;
-        out.write_all(&c.ports.to_le_bytes()).map_err(fail)?;
-        out.write_all(&c.id.to_le_bytes()).map_err(fail)?;
-        out.write_all(&[u8::from(c.previous_id.is_some())])
-            .map_err(fail)?;
-        out.write_all(&c.previous_id.unwrap_or(0).to_le_bytes())
-            .map_err(fail)?;
-    }
-    let length_at = 8 + 2 + 8 + 8 + 17 * held.len() as u64 + 8 + CAPPED_ENTRY * capped.len() as u64;
+    write_flows(&mut out, held).map_err(fail)?;
+    write_flows(&mut out, capped).map_err(fail)?;
+    let length_at = 8 + 2 + 8 + 8 + 8 + FLOW_ENTRY * (held.len() + capped.len()) as u64;
     out.write_all(&0u64.to_le_bytes()).map_err(fail)?; // the pcap's length, set below
     out.write_all(&PCAP_NS_MAGIC).map_err(fail)?;
     out.write_all(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0])
@@ -432,7 +428,8 @@ mod tests {
         assert_eq!((carried.connections, carried.frames), (1, 264));
         let frames = dir.path().join("frames.pcap");
         let resumed = read_state(&state, &frames).unwrap().unwrap();
-        assert_eq!((resumed.next_id, resumed.ids), (2, vec![(1, None)]));
+        let ids: Vec<_> = resumed.ids.iter().map(|h| (h.id, h.previous_id)).collect();
+        assert_eq!((resumed.next_id, ids), (2, vec![(1, None)]));
         assert!(resumed.capped.is_empty());
         // the frames are a capture of their own: the same connection, the same id
         let mut engine = Engine::new(vec![], Options::default());
@@ -470,8 +467,9 @@ mod tests {
             flow(1, 400, 2),
             flow(7, 200, 4),
         ];
-        let sizes: HashMap<Tuple, u64> =
-            [((1, 99, 80), 50), ((5, 99, 80), 30), ((7, 99, 80), 20)].into();
+        let sizes: FastMap<Tuple, u64> = [((1, 99, 80), 50), ((5, 99, 80), 30), ((7, 99, 80), 20)]
+            .into_iter()
+            .collect();
         let closed = |max| oldest_past(&flows, &sizes, max);
         assert_eq!(closed(100), vec![false; 4]);
         assert_eq!(closed(99), vec![false, true, true, false]);
@@ -483,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn capped_connections_round_trip_and_a_version_1_state_is_read() {
+    fn held_and_capped_connections_round_trip_by_their_4_tuples() {
         let paths = vec![capture("transfer/download.pcap")];
         let (_, held, next_id) = held_run(paths.clone());
         let dir = tempfile::tempdir().unwrap();
@@ -506,19 +504,11 @@ mod tests {
         write_state(&state, &paths, &held, &capped, next_id).unwrap();
         let resumed = read_state(&state, &frames).unwrap().unwrap();
         assert_eq!(resumed.capped, capped);
-        let with = fs::read(&frames).unwrap();
-        // the same without capped connections, as version 1 wrote it
-        write_state(&state, &paths, &held, &[], next_id).unwrap();
-        let mut v1 = fs::read(&state).unwrap();
-        v1[8] = 1;
-        let at = 26 + 17 * held.len();
-        assert_eq!(v1[at..at + 8], [0; 8]);
-        v1.drain(at..at + 8);
-        fs::write(&state, &v1).unwrap();
-        let resumed = read_state(&state, &frames).unwrap().unwrap();
-        assert_eq!((resumed.next_id, resumed.ids.len()), (next_id, 1));
-        assert!(resumed.capped.is_empty());
-        assert_eq!(fs::read(&frames).unwrap(), with);
+        let ids = [HeldFlow {
+            first_ns: 0,
+            ..held[0]
+        }];
+        assert_eq!((resumed.next_id, resumed.ids), (next_id, ids.to_vec()));
     }
 
     #[test]

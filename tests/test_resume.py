@@ -95,8 +95,8 @@ def test_a_connection_open_at_the_cut_is_written_by_the_run_that_ends_it(
 
 
 @pytest.mark.parametrize("content", [
-    b"", b"TTRESUM", b"\xd4\xc3\xb2\xa1" + bytes(20), b"TTRESUME\x01\x00" + bytes(4),
-    b"TTRESUME\x01\x00" + (1).to_bytes(8, "little") + (1 << 60).to_bytes(8, "little"),
+    b"", b"TTRESUM", b"\xd4\xc3\xb2\xa1" + bytes(20), b"TTRESUME\x02\x00" + bytes(4),
+    b"TTRESUME\x02\x00" + (1).to_bytes(8, "little") + (1 << 60).to_bytes(8, "little"),
 ])
 def test_a_damaged_or_foreign_state_is_one_line_and_exit_2(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes) -> None:
@@ -183,11 +183,11 @@ def analyze_jsonl(capsys: pytest.CaptureFixture[str], out: Path, *args: str) -> 
 
 
 def state_frames(state: Path) -> bytes:
-    """The pcap inside STATE (version 2: after the held ids and the capped connections)."""
+    """The pcap inside STATE (version 2: after the held and the capped connections)."""
     data = state.read_bytes()
     assert (data[:8], data[8:10]) == (b"TTRESUME", (2).to_bytes(2, "little"))
     held = int.from_bytes(data[18:26], "little")
-    at = 26 + 17 * held
+    at = 26 + 53 * held
     capped = int.from_bytes(data[at:at + 8], "little")
     at += 8 + 53 * capped
     length = int.from_bytes(data[at:at + 8], "little")
