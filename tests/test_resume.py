@@ -328,3 +328,18 @@ def test_help_shows_the_cap_and_its_default(capsys: pytest.CaptureFixture[str]) 
     assert ("--resume-max-bytes SIZE With --resume: a bound on the frames STATE carries (its "
             "pcap's records); past it the oldest open connections are written as they stand, "
             "OPEN (K, M, G, T: powers of 1024; 0: carry no frames). [default: 1G]") in text
+
+
+@needs_editcap
+def test_a_cap_of_exactly_the_held_frames_writes_the_same_state(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    p1, _ = three_connections(tmp_path)
+    states = []
+    for k, option in enumerate([[], ["--resume-max-bytes", str(KEPT_BYTES + CAPPED_BYTES)]]):
+        state = tmp_path / f"state{k}"
+        analyze_jsonl(capsys, tmp_path / f"run{k}.jsonl", "--resume", str(state), *option,
+                      str(p1))
+        states.append(state.read_bytes())
+    assert states[0] == states[1]
+    assert len(state_frames(tmp_path / "state0")) == 24 + KEPT_BYTES + CAPPED_BYTES
+    assert (tmp_path / "run0.jsonl").read_bytes() == (tmp_path / "run1.jsonl").read_bytes() == b""
