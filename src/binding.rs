@@ -428,39 +428,44 @@ impl Run {
 
     /// `--resume STATE` (src/resume.rs), before `execute`: the run reads first the frames a
     /// previous run left in STATE (if it exists), copied to the pcap file `frames` (the
-    /// caller removes it), and with `hold` holds its open connections at the end. Returns
+    /// caller removes it), and with `hold` holds its open connections at the end, the
+    /// oldest written instead past `max_bytes` of frames (`--resume-max-bytes`). Returns
     /// the number of connections resumed (None: no STATE yet).
-    #[pyo3(signature = (state, frames, hold=true))]
+    #[pyo3(signature = (state, frames, hold=true, max_bytes=None))]
     fn resume_from(
         &mut self,
         py: Python<'_>,
         state: std::path::PathBuf,
         frames: std::path::PathBuf,
         hold: bool,
+        max_bytes: Option<u64>,
     ) -> PyResult<Option<usize>> {
         let resumed = crate::resume::read_state(&state, &frames)
             .map_err(|e| tcptrace_error(py, "TcptraceError", &e))?;
         let count = resumed.as_ref().map(|r| r.ids.len());
         self.engine.resume_from(resumed, hold);
+        self.engine.resume_cap.max_bytes = max_bytes;
         Ok(count)
     }
 
     /// `--resume STATE`, after `execute`: write the connections held at the end (their
     /// frames, read again from the run's inputs) to STATE. Returns (connections, frames,
-    /// bytes of frames).
+    /// bytes of frames, connections closed early by `--resume-max-bytes`).
     fn write_state(
         &mut self,
         py: Python<'_>,
         state: std::path::PathBuf,
-    ) -> PyResult<(usize, u64, u64)> {
+    ) -> PyResult<(usize, u64, u64, usize)> {
         let held = self.engine.held.take().unwrap_or_default();
+        let capped = std::mem::take(&mut self.engine.resume_cap.capped);
         let (paths, _, _) = self.engine.parts();
         let paths = paths.to_vec();
         let next_id = self.engine.next_id();
         let carried = py
-            .detach(|| crate::resume::write_state(&state, &paths, &held, next_id))
+            .detach(|| crate::resume::write_state(&state, &paths, &held, &capped, next_id))
             .map_err(|e| tcptrace_error(py, "TcptraceError", &e))?;
-        Ok((carried.connections, carried.frames, carried.bytes))
+        let closed = self.engine.resume_cap.closed;
+        Ok((carried.connections, carried.frames, carried.bytes, closed))
     }
 
     /// The capture-wide summary (src/writers/summary.rs `as_dict`; json, table and page

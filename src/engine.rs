@@ -13,7 +13,7 @@ use crate::checksum::{self, ChecksumLedger};
 use crate::connection::Connection;
 use crate::decode::{decode_piece, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
-use crate::flows::{FlowOptions, FlowTable, FlowTableStats, HeldFlow};
+use crate::flows::{Finished, FlowOptions, FlowTable, FlowTableStats, HeldFlow};
 use crate::model::ConnectionRecord;
 use crate::sources::{display_name, CaptureError, Captures, FrameBatch, SourceStats};
 use crate::writers::Value;
@@ -142,6 +142,21 @@ pub struct Engine {
     /// `--resume` (src/resume.rs): Some asks the run to hold the connections still open at
     /// the end instead of closing them; they are here after the run.
     pub held: Option<Vec<HeldFlow>>,
+    /// `--resume-max-bytes`: the bound on STATE's frames and the connections it closed.
+    pub resume_cap: ResumeCap,
+}
+
+/// `--resume-max-bytes` (src/resume.rs `cap_held`): the bound on the frames STATE carries,
+/// the bytes of the frames the run read (counted only with `--resume`), and the connections
+/// closed early (this run's, then the earlier runs' whose continuation did not come: all
+/// handed on to the next run).
+#[derive(Debug, Default)]
+pub struct ResumeCap {
+    pub max_bytes: Option<u64>,
+    read_bytes: u64,
+    /// How many connections this run closed early.
+    pub closed: usize,
+    pub capped: Vec<HeldFlow>,
 }
 
 /// A fresh flow table for `options` (the single run's, each `--jobs` shard's, a live
@@ -177,6 +192,7 @@ impl Engine {
             progress: Arc::new(Progress::default()),
             file_ids: Vec::new(),
             held: None,
+            resume_cap: ResumeCap::default(),
         }
     }
 
@@ -211,7 +227,8 @@ impl Engine {
         if let Some(resumed) = resumed {
             let path = crate::names::display_name(&resumed.frames);
             self.paths.insert(0, path);
-            self.table.reuse_ids(resumed.ids);
+            self.table.reuse_ids(&resumed.ids);
+            self.table.continue_capped(&resumed.capped);
             self.table.continue_ids_from(resumed.next_id);
         }
         self.held = hold.then(Vec::new);
@@ -330,6 +347,13 @@ impl Engine {
             self.progress
                 .frames
                 .store(self.frames_fed, Ordering::Relaxed);
+            if self.held.is_some() {
+                self.resume_cap.read_bytes += piece
+                    .frames
+                    .iter()
+                    .map(|f| 16 + u64::from(f.caplen))
+                    .sum::<u64>();
+            }
             let mut segments = spare.pop().unwrap_or_else(|| Vec::with_capacity(32768));
             self.segments_of(&piece, &mut segments);
             held.push(Held {
@@ -350,12 +374,8 @@ impl Engine {
             }
         }
         let msl_s = self.options.msl_s;
-        let ended = match self.held.as_mut() {
-            Some(held) => {
-                let (done, open) = self.table.hold();
-                *held = open;
-                done
-            }
+        let ended = match self.held {
+            Some(_) => self.hold_open()?,
             None => self.table.close(),
         };
         for mut conn in ended {
@@ -363,6 +383,23 @@ impl Engine {
             emit(record, conn.take_trace()).map_err(RunError::Emit)?;
         }
         Ok(())
+    }
+
+    /// `--resume`: hold the connections still in the table (`held`), but for those
+    /// `--resume-max-bytes` closes (returned after the finished ones, to be written).
+    fn hold_open(&mut self) -> Result<Vec<Finished>, RunError> {
+        let (mut done, open) = self.table.hold();
+        let cap = &mut self.resume_cap;
+        let stopped = self.progress.stop.load(Ordering::Relaxed); // (no STATE is written)
+        let max_bytes = cap.max_bytes.filter(|_| !stopped).unwrap_or(u64::MAX);
+        let split = crate::resume::cap_held(&self.paths, open, max_bytes, cap.read_bytes)
+            .map_err(|e| RunError::Capture(CaptureError(e)))?;
+        cap.closed = split.closed.len();
+        cap.capped = self.table.unclaimed_continuations();
+        cap.capped.extend(split.capped);
+        self.held = Some(split.held);
+        done.extend(split.closed);
+        Ok(done)
     }
 
     /// A piece's segments: decoded, filtered (--filter), and without the bad-checksum ones

@@ -82,6 +82,10 @@ pub struct FlowTableStats {
     pub duplicates: u64,
 }
 
+/// The ids (and previous ids) waiting for their continuation on one 4-tuple (several
+/// only if it is in several tunnels), oldest first.
+type Continuations = VecDeque<(u64, Option<u64>)>;
+
 /// A connection still open at the end of a run, handed on to the next (`--resume`): its
 /// flow (canonical 4-tuple, as `FlowKey`), first segment's time, id and previous id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +184,8 @@ impl Hasher for FlowHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
+/// A map keyed by flows, with `FlowHasher`.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FlowHasher>>;
 
 /// A tombstone's 4-tuple, small: tombstones outlive their connections by 2 * MSL, so a
 /// busy capture holds several times more of them than connections (150k on the 10x
@@ -301,9 +306,14 @@ pub struct FlowTable {
     /// Slots and an `ended` vector handed back by the caller (`recycle`), for reuse.
     spares: spare::Spares,
     next_id: u64,
-    /// Ids (and previous ids) the next connections take before `next_id`'s: those of the
-    /// connections a previous run handed on (`--resume`, `reuse_ids`).
-    reuse: VecDeque<(u64, Option<u64>)>,
+    /// Ids (and previous ids) by 4-tuple of the connections a previous run handed on
+    /// (`--resume`, `reuse_ids`): the connection the replay of their frames opens on the
+    /// 4-tuple takes the id back.
+    reuse: FastMap<(u128, u128, u32), Continuations>,
+    /// Ids (and previous ids) by 4-tuple of the connections a previous run closed early
+    /// (`--resume-max-bytes`): the next connection opened midstream on the 4-tuple, their
+    /// continuation, takes the id back (`continue_capped`).
+    continued: FastMap<(u128, u128, u32), Continuations>,
     pub now_ns: i64,
     tombstones: FastMap<TombKey, u64>,
     tombstone_queue: VecDeque<(i64, TombKey)>,
@@ -543,7 +553,21 @@ impl FlowTable {
             // the first payload may yet exchange them (Connection::roles_from_payload)
             RoleRule::Port | RoleRule::Request | RoleRule::Response => client_by_port(&key),
         };
-        let (id, reused) = match self.reuse.pop_front() {
+        let mut continued = None;
+        if !self.reuse.is_empty() {
+            continued = claim(&mut self.reuse, &key);
+        }
+        if continued.is_none() && !self.continued.is_empty() {
+            match claim(&mut self.continued, &key) {
+                // a SYN without ACK opens a new connection, as on the 4-tuple of one still
+                // in the table: a fresh id, the capped one as its previous id
+                Some((capped, _)) if rule == RoleRule::Syn => {
+                    previous_id = previous_id.or(Some(capped));
+                }
+                claimed => continued = claimed,
+            }
+        }
+        let (id, reused) = match continued {
             Some((id, previous)) => {
                 previous_id = previous_id.or(previous);
                 (id, true)
@@ -750,8 +774,9 @@ impl FlowTable {
 
     /// The end of a run that hands its open connections on (`--resume`, src/resume.rs):
     /// the finished ones, then those still in the table (open, lingering, idle), in its
-    /// order, as flows to carry rather than records.
-    pub fn hold(&mut self) -> (Vec<Finished>, Vec<HeldFlow>) {
+    /// order, each as the flow to carry with its connection (written instead if the run
+    /// cannot carry it: `--resume-max-bytes`).
+    pub fn hold(&mut self) -> (Vec<Finished>, Vec<(HeldFlow, Finished)>) {
         self.tombstones.clear();
         self.tombstone_queue.clear();
         let done = self.drain();
@@ -761,25 +786,55 @@ impl FlowTable {
             .flatten()
             .map(|slot| {
                 let key = slot.key();
-                HeldFlow {
+                let flow = HeldFlow {
                     lo: key.lo,
                     hi: key.hi,
                     ports: key.ports,
                     first_ns: slot.conn.first_ns,
                     id: slot.conn.id,
                     previous_id: slot.conn.previous_id(),
-                }
+                };
+                (flow, Finished(slot))
             })
             .collect();
         self.index.clear();
         (done, held)
     }
 
-    /// The next connections opened take these ids and previous ids, in order, before
-    /// `next_id`'s (`--resume`: a previous run's open connections, replayed in the order
-    /// they opened).
-    pub fn reuse_ids(&mut self, ids: Vec<(u64, Option<u64>)>) {
-        self.reuse = ids.into();
+    /// `--resume-max-bytes`: the connections a previous run closed early (their 4-tuples,
+    /// ids and previous ids): the next connection opened midstream on one of these
+    /// 4-tuples is its continuation and takes its id back, so that no other connection's
+    /// id moves from the single run's.
+    pub fn continue_capped(&mut self, capped: &[HeldFlow]) {
+        wait(&mut self.continued, capped);
+    }
+
+    /// The capped connections whose continuation did not come (`continue_capped`), and
+    /// any handed-on id no replayed frame took back (`reuse_ids`): handed on again.
+    pub fn unclaimed_continuations(&mut self) -> Vec<HeldFlow> {
+        let mut flows: Vec<HeldFlow> = self
+            .continued
+            .drain()
+            .chain(self.reuse.drain())
+            .flat_map(|((lo, hi, ports), ids)| {
+                ids.into_iter().map(move |(id, previous_id)| HeldFlow {
+                    lo,
+                    hi,
+                    ports,
+                    first_ns: 0,
+                    id,
+                    previous_id,
+                })
+            })
+            .collect();
+        flows.sort_unstable_by_key(|f| f.id);
+        flows
+    }
+
+    /// The connections a previous run handed on (`--resume`): the next connection opened
+    /// on each one's 4-tuple (by the replay of its frames) takes its id and previous id.
+    pub fn reuse_ids(&mut self, held: &[HeldFlow]) {
+        wait(&mut self.reuse, held);
     }
 
     /// Every connection: the finished ones, then those still in the table in its order.
@@ -791,6 +846,30 @@ impl FlowTable {
         self.index.clear();
         all
     }
+}
+
+/// The ids (and previous ids) of `flows` put in `ids` to wait for a connection on their
+/// 4-tuple, in their order.
+fn wait(ids: &mut FastMap<(u128, u128, u32), Continuations>, flows: &[HeldFlow]) {
+    for flow in flows {
+        ids.entry((flow.lo, flow.hi, flow.ports))
+            .or_default()
+            .push_back((flow.id, flow.previous_id));
+    }
+}
+
+/// The id (and previous id) waiting in `ids` for the next connection on `key`, taken.
+fn claim(
+    ids: &mut FastMap<(u128, u128, u32), Continuations>,
+    key: &FlowKey,
+) -> Option<(u64, Option<u64>)> {
+    let tuple = (key.lo, key.hi, key.ports);
+    let waiting = ids.get_mut(&tuple)?;
+    let claimed = waiting.pop_front();
+    if waiting.is_empty() {
+        ids.remove(&tuple);
+    }
+    claimed
 }
 
 fn role_of(side: usize, client_side: usize) -> Role {
@@ -906,6 +985,53 @@ mod tests {
             s
         };
         segs.into_iter().map(on_port).collect()
+    }
+
+    /// The capped connection of `continue_capped`'s tests: the client's 4-tuple, id 7.
+    fn capped(previous_id: Option<u64>) -> HeldFlow {
+        HeldFlow {
+            lo: CLIENT,
+            hi: SERVER,
+            ports: 40000 << 16 | 80,
+            first_ns: 0,
+            id: 7,
+            previous_id,
+        }
+    }
+
+    #[test]
+    fn a_capped_connections_continuation_takes_its_id_back() {
+        let mut t = table();
+        t.continue_ids_from(10);
+        t.continue_capped(&[capped(Some(3))]);
+        // another 4-tuple first: the next id
+        t.feed(&data_connection(0, 100, 40001), &[]);
+        // then the capped one's, picked up midstream
+        t.feed(&[seg(100, true, ACK, 500, 900)], &[]);
+        let ids: Vec<_> = t.close().iter().map(|c| (c.id, c.previous_id())).collect();
+        assert_eq!(ids, vec![(10, None), (7, Some(3))]);
+        assert_eq!(t.next_id(), 11);
+        assert!(t.unclaimed_continuations().is_empty());
+    }
+
+    #[test]
+    fn a_syn_on_a_capped_tuple_is_a_new_connection_after_it() {
+        let mut t = table();
+        t.continue_ids_from(10);
+        t.continue_capped(&[capped(None)]);
+        t.feed(&full_connection(0, 100)[..1], &[]);
+        let ids: Vec<_> = t.close().iter().map(|c| (c.id, c.previous_id())).collect();
+        assert_eq!(ids, vec![(10, Some(7))]);
+        assert_eq!(t.stats.port_reuse, 1);
+    }
+
+    #[test]
+    fn a_continuation_that_did_not_come_is_handed_on() {
+        let mut t = table();
+        t.continue_capped(&[capped(Some(3))]);
+        t.feed(&data_connection(0, 100, 40001), &[]);
+        assert_eq!(t.unclaimed_continuations(), vec![capped(Some(3))]);
+        assert!(t.unclaimed_continuations().is_empty());
     }
 
     #[test]

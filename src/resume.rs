@@ -4,10 +4,20 @@
 //! machines, reassembly, every analyzer, the Zeek view): a second format to keep in step
 //! with each analyzer. Replaying the frames is exact and needs nothing of them.
 //!
-//! STATE: 8-byte magic `TTRESUME`, u16 version; the next id (u64); the held connections'
-//! ids in the order they opened (count u64; each: id u64, previous id flag u8 and u64);
-//! the frames' pcap (length u64, then a nanosecond pcap file). Little-endian; every read
-//! is bounds-checked: a damaged or foreign file is a one-line error, never a panic.
+//! STATE: 8-byte magic `TTRESUME`, u16 version; the next id (u64); the held connections,
+//! then the connections closed early by `--resume-max-bytes` whose continuation is still
+//! to come (each list: count u64; each: the canonical 4-tuple, two u128 addresses and the
+//! u32 ports, then id u64, previous id flag u8 and u64); the frames' pcap (length u64,
+//! then a nanosecond pcap file). Little-endian; every read is bounds-checked: a damaged or
+//! foreign file is a one-line error, never a panic. A connection's id goes by its 4-tuple:
+//! the one the replay of its frames opens takes it back, in whatever order they open
+//! (version 1 listed ids alone, in the order the connections had opened: a continuation
+//! opens late with an early id).
+//!
+//! `--resume-max-bytes` (`cap_held`): the frames STATE would carry are measured first
+//! (a pass over the run's inputs like the one that copies them, skipped when all the
+//! frames the run read fit), and the oldest held connections are written by the run as
+//! they stand until the rest fit: STATE's frames are then at most the bound.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -15,23 +25,41 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::decode::decode_frame;
-use crate::flows::{canonical_first, HeldFlow};
-use crate::sources::{Captures, SourceStats};
+use crate::flows::{canonical_first, FastMap, Finished, HeldFlow};
+use crate::sources::{Captures, FrameBatch, SourceStats};
 
 const MAGIC: &[u8; 8] = b"TTRESUME";
 /// The format version a STATE carries (a reader refuses another).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// A pcap file's header with nanosecond timestamps, little-endian (the link type after).
 const PCAP_NS_MAGIC: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
 const SNAPLEN: u32 = 262_144;
+/// Bytes of a connection's entry in STATE: 4-tuple, id, previous id.
+const FLOW_ENTRY: u64 = 16 + 16 + 4 + 8 + 1 + 8;
+/// Bytes a frame takes in STATE's pcap: its record header, then its captured bytes.
+const RECORD_HEADER: u64 = 16;
 
 /// What a previous run handed on, its frames copied to a pcap file of their own.
 pub struct Resumed {
     pub next_id: u64,
-    /// Ids and previous ids of the held connections, in the order they opened.
-    pub ids: Vec<(u64, Option<u64>)>,
+    /// The held connections (`first_ns` 0): the connection their frames open again takes
+    /// the id back (`FlowTable::reuse_ids`).
+    pub ids: Vec<HeldFlow>,
+    /// The connections closed early by `--resume-max-bytes` (`first_ns` 0): their
+    /// continuation takes their id back (`FlowTable::continue_capped`).
+    pub capped: Vec<HeldFlow>,
     /// The frames, as a pcap file the run reads before its own (removed by the caller).
     pub frames: PathBuf,
+}
+
+/// The connections held at the end of a run, split by `cap_held`.
+#[derive(Default)]
+pub struct Capped {
+    /// The flows STATE carries.
+    pub held: Vec<HeldFlow>,
+    /// The flows closed early, and their connections (in the table's order) to write.
+    pub capped: Vec<HeldFlow>,
+    pub closed: Vec<Finished>,
 }
 
 /// What `write_state` carried.
@@ -59,6 +87,38 @@ fn read_u64(input: &mut impl Read, state: &Path) -> Result<u64, String> {
     read_array(input, state).map(u64::from_le_bytes)
 }
 
+/// A list of connections in STATE: count u64, then `FLOW_ENTRY` bytes each (`write_flows`).
+fn read_flows(
+    input: &mut impl Read,
+    state: &Path,
+    size: u64,
+    header: &mut u64,
+) -> Result<Vec<HeldFlow>, String> {
+    let count = read_u64(input, state)?;
+    if count > size / FLOW_ENTRY {
+        return Err(damaged(state));
+    }
+    let mut flows = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let lo = u128::from_le_bytes(read_array(input, state)?);
+        let hi = u128::from_le_bytes(read_array(input, state)?);
+        let ports = u32::from_le_bytes(read_array(input, state)?);
+        let id = read_u64(input, state)?;
+        let flag = read_array::<1>(input, state)?[0];
+        let previous = read_u64(input, state)?;
+        flows.push(HeldFlow {
+            lo,
+            hi,
+            ports,
+            first_ns: 0,
+            id,
+            previous_id: (flag != 0).then_some(previous),
+        });
+    }
+    *header += 8 + FLOW_ENTRY * count;
+    Ok(flows)
+}
+
 /// Read STATE, if it exists (None: a first run), its frames copied to `frames`.
 pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String> {
     let file = match File::open(state) {
@@ -79,19 +139,9 @@ pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String
         ));
     }
     let next_id = read_u64(&mut input, state)?;
-    let count = read_u64(&mut input, state)?;
-    if count > size / 17 {
-        return Err(damaged(state));
-    }
-    let mut ids = Vec::with_capacity(count as usize);
-    let mut header = 8 + 2 + 8 + 8;
-    for _ in 0..count {
-        let id = read_u64(&mut input, state)?;
-        let flag = read_array::<1>(&mut input, state)?[0];
-        let previous = read_u64(&mut input, state)?;
-        ids.push((id, (flag != 0).then_some(previous)));
-        header += 17;
-    }
+    let mut header = 8 + 2 + 8;
+    let ids = read_flows(&mut input, state, size, &mut header)?;
+    let capped = read_flows(&mut input, state, size, &mut header)?;
     let length = read_u64(&mut input, state)?;
     header += 8;
     if header + length != size || length < 24 {
@@ -112,32 +162,31 @@ pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String
     Ok(Some(Resumed {
         next_id,
         ids,
+        capped,
         frames: frames.to_path_buf(),
     }))
 }
 
 /// Write STATE (under a temporary name, then renamed: a failed run leaves the old one):
 /// the held connections' ids and, read again from `inputs` (the run's, the previous
-/// STATE's frames first), the frames of their flows from each one's first segment on.
+/// STATE's frames first), the frames of their flows from each one's first segment on;
+/// and the capped connections whose continuation is to come.
 pub fn write_state(
     state: &Path,
     inputs: &[String],
     held: &[HeldFlow],
+    capped: &[HeldFlow],
     next_id: u64,
 ) -> Result<Carried, String> {
     let mut held = held.to_vec();
-    held.sort_unstable_by_key(|h| h.id); // ids were given in the order connections opened
-    let mut first: HashMap<(u128, u128, u32), i64> = HashMap::with_capacity(held.len());
-    for h in &held {
-        let at = first.entry((h.lo, h.hi, h.ports)).or_insert(h.first_ns);
-        *at = (*at).min(h.first_ns);
-    }
+    held.sort_unstable_by_key(|h| h.id);
+    let first = first_segments(&held);
     let name = state
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = state.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write_to(&tmp, inputs, &held, &first, next_id).and_then(|carried| {
+    let result = write_to(&tmp, inputs, (&held, capped), &first, next_id).and_then(|carried| {
         fs::rename(&tmp, state)
             .map(|()| carried)
             .map_err(|e| format!("{}: cannot write: {e}", state.display()))
@@ -148,11 +197,146 @@ pub fn write_state(
     result
 }
 
+/// A flow's canonical 4-tuple (`FlowKey` without the tunnel).
+type Tuple = (u128, u128, u32);
+
+/// Each held 4-tuple's first segment: STATE carries its frames from there on.
+fn first_segments(held: &[HeldFlow]) -> FastMap<Tuple, i64> {
+    let mut first: FastMap<Tuple, i64> =
+        FastMap::with_capacity_and_hasher(held.len(), Default::default());
+    for h in held {
+        let at = first.entry((h.lo, h.hi, h.ports)).or_insert(h.first_ns);
+        *at = (*at).min(h.first_ns);
+    }
+    first
+}
+
+/// Each frame of `inputs` STATE carries for the 4-tuples of `first` (from their first
+/// segment on), with its 4-tuple: the one selection the measure and the copy share.
+fn each_held_frame(
+    inputs: &[String],
+    first: &FastMap<Tuple, i64>,
+    mut each: impl FnMut(&FrameBatch, usize, Tuple) -> Result<(), String>,
+) -> Result<(), String> {
+    if first.is_empty() {
+        return Ok(());
+    }
+    let mut captures = Captures::open(inputs, None).map_err(|e| e.0)?;
+    let mut stats = SourceStats::default();
+    while let Some(batch) = captures.next_batch(&mut stats).map_err(|e| e.0)? {
+        for (i, frame) in batch.frames.iter().enumerate() {
+            let Ok(seg) = decode_frame(&batch.data, frame, i as u32) else {
+                continue;
+            };
+            let key = if canonical_first(&seg) {
+                (
+                    seg.src,
+                    seg.dst,
+                    u32::from(seg.sport) << 16 | u32::from(seg.dport),
+                )
+            } else {
+                (
+                    seg.dst,
+                    seg.src,
+                    u32::from(seg.dport) << 16 | u32::from(seg.sport),
+                )
+            };
+            match first.get(&key) {
+                Some(&from) if frame.ts_ns >= from => each(&batch, i, key)?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--resume-max-bytes`: the connections held at the end of a run (`FlowTable::hold`)
+/// split into those STATE carries and those closed now, written by the run as they stand
+/// (the oldest first: earliest first segment). `read_bytes`: every frame's bytes the run
+/// read, as STATE would count them; when they fit, nothing is measured.
+pub fn cap_held(
+    inputs: &[String],
+    open: Vec<(HeldFlow, Finished)>,
+    max_bytes: u64,
+    read_bytes: u64,
+) -> Result<Capped, String> {
+    let flows: Vec<HeldFlow> = open.iter().map(|(flow, _)| *flow).collect();
+    let capped = if read_bytes <= max_bytes {
+        vec![false; flows.len()]
+    } else {
+        let mut sizes: FastMap<Tuple, u64> =
+            FastMap::with_capacity_and_hasher(flows.len(), Default::default());
+        each_held_frame(inputs, &first_segments(&flows), |batch, i, key| {
+            *sizes.entry(key).or_default() += RECORD_HEADER + u64::from(batch.frames[i].caplen);
+            Ok(())
+        })?;
+        oldest_past(&flows, &sizes, max_bytes)
+    };
+    let mut split = Capped::default();
+    for ((flow, conn), capped) in open.into_iter().zip(capped) {
+        if capped {
+            split.capped.push(flow);
+            split.closed.push(conn);
+        } else {
+            split.held.push(flow);
+        }
+    }
+    Ok(split)
+}
+
+/// Which flows to close (true) so that the frames of the rest, `sizes` by 4-tuple, come to
+/// at most `max_bytes`: the oldest 4-tuples first (earliest first segment, then lowest
+/// id). The flows of one 4-tuple (in several tunnels) go together: STATE carries its
+/// frames from the first one's on.
+fn oldest_past(flows: &[HeldFlow], sizes: &FastMap<Tuple, u64>, max_bytes: u64) -> Vec<bool> {
+    let mut tuples: HashMap<Tuple, (i64, u64)> = HashMap::with_capacity(flows.len());
+    for flow in flows {
+        let age = tuples
+            .entry((flow.lo, flow.hi, flow.ports))
+            .or_insert((flow.first_ns, flow.id));
+        *age = (*age).min((flow.first_ns, flow.id));
+    }
+    let mut by_age: Vec<(i64, u64, Tuple)> = tuples
+        .into_iter()
+        .map(|(tuple, (first_ns, id))| (first_ns, id, tuple))
+        .collect();
+    by_age.sort_unstable();
+    let size = |tuple: &Tuple| sizes.get(tuple).copied().unwrap_or(0);
+    let mut total: u64 = by_age.iter().map(|(_, _, tuple)| size(tuple)).sum();
+    let mut closed: std::collections::HashSet<Tuple> = std::collections::HashSet::new();
+    for (_, _, tuple) in &by_age {
+        if total <= max_bytes {
+            break;
+        }
+        total -= size(tuple);
+        closed.insert(*tuple);
+    }
+    flows
+        .iter()
+        .map(|flow| closed.contains(&(flow.lo, flow.hi, flow.ports)))
+        .collect()
+}
+
+/// A list of connections: count u64, then each one's canonical 4-tuple (two u128
+/// addresses, the u32 ports), id u64, previous id flag u8 and u64.
+fn write_flows(out: &mut impl Write, flows: &[HeldFlow]) -> std::io::Result<()> {
+    out.write_all(&(flows.len() as u64).to_le_bytes())?;
+    for flow in flows {
+        out.write_all(&flow.lo.to_le_bytes())?;
+        out.write_all(&flow.hi.to_le_bytes())?;
+        out.write_all(&flow.ports.to_le_bytes())?;
+        out.write_all(&flow.id.to_le_bytes())?;
+        out.write_all(&[u8::from(flow.previous_id.is_some())])?;
+        out.write_all(&flow.previous_id.unwrap_or(0).to_le_bytes())?;
+    }
+    Ok(())
+}
+
 fn write_to(
     path: &Path,
     inputs: &[String],
-    held: &[HeldFlow],
-    first: &HashMap<(u128, u128, u32), i64>,
+    (held, capped): (&[HeldFlow], &[HeldFlow]),
+    first: &FastMap<Tuple, i64>,
     next_id: u64,
 ) -> Result<Carried, String> {
     let fail = |e: std::io::Error| format!("{}: cannot write: {e}", path.display());
@@ -160,16 +344,9 @@ fn write_to(
     out.write_all(MAGIC).map_err(fail)?;
     out.write_all(&VERSION.to_le_bytes()).map_err(fail)?;
     out.write_all(&next_id.to_le_bytes()).map_err(fail)?;
-    out.write_all(&(held.len() as u64).to_le_bytes())
-        .map_err(fail)?;
-    for h in held {
-        out.write_all(&h.id.to_le_bytes()).map_err(fail)?;
-        out.write_all(&[u8::from(h.previous_id.is_some())])
-            .map_err(fail)?;
-        out.write_all(&h.previous_id.unwrap_or(0).to_le_bytes())
-            .map_err(fail)?;
-    }
-    let length_at = 8 + 2 + 8 + 8 + 17 * held.len() as u64;
+    write_flows(&mut out, held).map_err(fail)?;
+    write_flows(&mut out, capped).map_err(fail)?;
+    let length_at = 8 + 2 + 8 + 8 + 8 + FLOW_ENTRY * (held.len() + capped.len()) as u64;
     out.write_all(&0u64.to_le_bytes()).map_err(fail)?; // the pcap's length, set below
     out.write_all(&PCAP_NS_MAGIC).map_err(fail)?;
     out.write_all(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0])
@@ -181,51 +358,27 @@ fn write_to(
         ..Carried::default()
     };
     let mut link: Option<u32> = None;
-    if !first.is_empty() {
-        let mut captures = Captures::open(inputs, None).map_err(|e| e.0)?;
-        let mut stats = SourceStats::default();
-        while let Some(batch) = captures.next_batch(&mut stats).map_err(|e| e.0)? {
-            for (i, frame) in batch.frames.iter().enumerate() {
-                let Ok(seg) = decode_frame(&batch.data, frame, i as u32) else {
-                    continue;
-                };
-                let key = if canonical_first(&seg) {
-                    (
-                        seg.src,
-                        seg.dst,
-                        u32::from(seg.sport) << 16 | u32::from(seg.dport),
-                    )
-                } else {
-                    (
-                        seg.dst,
-                        seg.src,
-                        u32::from(seg.dport) << 16 | u32::from(seg.sport),
-                    )
-                };
-                match first.get(&key) {
-                    Some(&from) if frame.ts_ns >= from => {}
-                    _ => continue,
-                }
-                if *link.get_or_insert(frame.linktype) != frame.linktype {
-                    return Err(format!(
-                        "--resume: the open connections' frames have several link types \
-                         ({} and {}): not supported yet",
-                        link.unwrap_or(0),
-                        frame.linktype
-                    ));
-                }
-                let secs = frame.ts_ns.div_euclid(1_000_000_000);
-                let nanos = frame.ts_ns.rem_euclid(1_000_000_000) as u32;
-                out.write_all(&(secs as u32).to_le_bytes()).map_err(fail)?;
-                out.write_all(&nanos.to_le_bytes()).map_err(fail)?;
-                out.write_all(&frame.caplen.to_le_bytes()).map_err(fail)?;
-                out.write_all(&frame.wirelen.to_le_bytes()).map_err(fail)?;
-                out.write_all(batch.bytes(i)).map_err(fail)?;
-                carried.frames += 1;
-                carried.bytes += 16 + u64::from(frame.caplen);
-            }
+    each_held_frame(inputs, first, |batch, i, _| {
+        let frame = &batch.frames[i];
+        if *link.get_or_insert(frame.linktype) != frame.linktype {
+            return Err(format!(
+                "--resume: the open connections' frames have several link types \
+                 ({} and {}): not supported yet",
+                link.unwrap_or(0),
+                frame.linktype
+            ));
         }
-    }
+        let secs = frame.ts_ns.div_euclid(1_000_000_000);
+        let nanos = frame.ts_ns.rem_euclid(1_000_000_000) as u32;
+        out.write_all(&(secs as u32).to_le_bytes()).map_err(fail)?;
+        out.write_all(&nanos.to_le_bytes()).map_err(fail)?;
+        out.write_all(&frame.caplen.to_le_bytes()).map_err(fail)?;
+        out.write_all(&frame.wirelen.to_le_bytes()).map_err(fail)?;
+        out.write_all(batch.bytes(i)).map_err(fail)?;
+        carried.frames += 1;
+        carried.bytes += RECORD_HEADER + u64::from(frame.caplen);
+        Ok(())
+    })?;
     let mut file = out.into_inner().map_err(|e| fail(e.into_error()))?;
     let length = file.stream_position().map_err(fail)? - length_at - 8;
     file.seek(SeekFrom::Start(length_at)).map_err(fail)?;
@@ -271,11 +424,13 @@ mod tests {
         assert_eq!((held[0].id, held[0].previous_id), (1, None));
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let carried = write_state(&state, &paths, &held, next_id).unwrap();
+        let carried = write_state(&state, &paths, &held, &[], next_id).unwrap();
         assert_eq!((carried.connections, carried.frames), (1, 264));
         let frames = dir.path().join("frames.pcap");
         let resumed = read_state(&state, &frames).unwrap().unwrap();
-        assert_eq!((resumed.next_id, resumed.ids), (2, vec![(1, None)]));
+        let ids: Vec<_> = resumed.ids.iter().map(|h| (h.id, h.previous_id)).collect();
+        assert_eq!((resumed.next_id, ids), (2, vec![(1, None)]));
+        assert!(resumed.capped.is_empty());
         // the frames are a capture of their own: the same connection, the same id
         let mut engine = Engine::new(vec![], Options::default());
         let again = read_state(&state, &frames).unwrap();
@@ -292,6 +447,70 @@ mod tests {
         assert_eq!(engine.source.frames, 264);
     }
 
+    fn flow(lo: u128, first_ns: i64, id: u64) -> HeldFlow {
+        HeldFlow {
+            lo,
+            hi: 99,
+            ports: 80,
+            first_ns,
+            id,
+            previous_id: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_are_closed_until_the_rest_fit() {
+        // flows 1 and 2 share a 4-tuple (two tunnels): one size, closed together
+        let flows = [
+            flow(5, 300, 3),
+            flow(1, 100, 1),
+            flow(1, 400, 2),
+            flow(7, 200, 4),
+        ];
+        let sizes: FastMap<Tuple, u64> = [((1, 99, 80), 50), ((5, 99, 80), 30), ((7, 99, 80), 20)]
+            .into_iter()
+            .collect();
+        let closed = |max| oldest_past(&flows, &sizes, max);
+        assert_eq!(closed(100), vec![false; 4]);
+        assert_eq!(closed(99), vec![false, true, true, false]);
+        assert_eq!(closed(50), vec![false, true, true, false]);
+        assert_eq!(closed(49), vec![false, true, true, true]); // the 4-tuple of 200 ns
+        assert_eq!(closed(30), vec![false, true, true, true]);
+        assert_eq!(closed(29), vec![true; 4]);
+        assert_eq!(closed(0), vec![true; 4]);
+    }
+
+    #[test]
+    fn held_and_capped_connections_round_trip_by_their_4_tuples() {
+        let paths = vec![capture("transfer/download.pcap")];
+        let (_, held, next_id) = held_run(paths.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let (state, frames) = (dir.path().join("state"), dir.path().join("frames.pcap"));
+        let capped = [
+            HeldFlow {
+                lo: u128::MAX,
+                hi: 1 << 100,
+                ports: 0xdead_beef,
+                first_ns: 0,
+                id: 9,
+                previous_id: Some(4),
+            },
+            HeldFlow {
+                previous_id: None,
+                id: 11,
+                ..flow(2, 0, 0)
+            },
+        ];
+        write_state(&state, &paths, &held, &capped, next_id).unwrap();
+        let resumed = read_state(&state, &frames).unwrap().unwrap();
+        assert_eq!(resumed.capped, capped);
+        let ids = [HeldFlow {
+            first_ns: 0,
+            ..held[0]
+        }];
+        assert_eq!((resumed.next_id, resumed.ids), (next_id, ids.to_vec()));
+    }
+
     #[test]
     fn a_missing_state_is_a_first_run_and_a_cut_one_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -300,7 +519,7 @@ mod tests {
         assert!(read_state(&state, &frames).unwrap().is_none());
         let paths = vec![capture("transfer/download.pcap")];
         let (_, held, next_id) = held_run(paths.clone());
-        write_state(&state, &paths, &held, next_id).unwrap();
+        write_state(&state, &paths, &held, &[], next_id).unwrap();
         let whole = fs::read(&state).unwrap();
         let message = format!(
             "{}: not a tcptrace resume file (or a damaged one)",

@@ -36,7 +36,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, output: str | None, filter_:
             verify_checksums: bool, zeek: bool, jobs: int, per_file: bool,
             tunnel_ports: tuple[tuple[str, int], ...], executor: str, scheduler: str | None,
             workers: int | None, partitions: int | None, scratch: str | None,
-            resume: str | None, resume_final: bool) -> None:
+            resume: str | None, resume_final: bool, resume_max_bytes: int) -> None:
     """Run `analyze` with the parameters its command declares (their combinations already
     checked by the command: tcptrace.commands.analyze)."""
     from tcptrace import native
@@ -57,7 +57,7 @@ def analyze(*, captures: tuple[str, ...], fmt: str, output: str | None, filter_:
                      jobs, zeek=zeek, verify_checksums=verify_checksums,
                      no_progress=no_progress, per_file=per_file,
                      tunnel_ports=list(tunnel_ports), resume=resume,
-                     resume_final=resume_final)
+                     resume_final=resume_final, resume_max_bytes=resume_max_bytes)
 
     if fmt != "parquet":
         run(fmt, output)
@@ -80,7 +80,8 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
              zeek: bool = False, verify_checksums: bool = False,
              no_progress: bool = False, per_file: bool = False,
              tunnel_ports: list[tuple[str, int]] | None = None,
-             resume: str | None = None, resume_final: bool = False) -> None:
+             resume: str | None = None, resume_final: bool = False,
+             resume_max_bytes: int | None = None) -> None:
     bpf = None
     if filter_:  # a bad expression fails before reading
         from tcptrace.bpf import compile_filter  # (ctypes, libpcap: only when filtering)
@@ -93,7 +94,8 @@ def _analyze(paths: list[str], fmt: str, output: str | None, filter_: str | None
     with target as out:
         _run_analysis(paths, fmt, out, bpf, msl, linger, max_flows, quiet, jobs, zeek=zeek,
                       verify_checksums=verify_checksums, watch=watch, per_file=per_file,
-                      tunnel_ports=tunnel_ports, resume=resume, resume_final=resume_final)
+                      tunnel_ports=tunnel_ports, resume=resume, resume_final=resume_final,
+                      resume_max_bytes=resume_max_bytes)
 
 
 def _report_target(output: str | None, fmt: str,
@@ -144,7 +146,8 @@ def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilt
                   verify_checksums: bool, watch: Callable[..., Any] | None,
                   per_file: bool = False,
                   tunnel_ports: list[tuple[str, int]] | None = None,
-                  resume: str | None = None, resume_final: bool = False) -> None:
+                  resume: str | None = None, resume_final: bool = False,
+                  resume_max_bytes: int | None = None) -> None:
     from tcptrace import native
 
     def tell_resume(line: str) -> None:
@@ -158,7 +161,7 @@ def _run_analysis(paths: list[str], fmt: str, out: str | IO[bytes], bpf: BpfFilt
                                   verify_checksums=verify_checksums, watch=watch, jobs=jobs,
                                   per_file=per_file, tunnel_ports=tunnel_ports,
                                   resume=resume, resume_final=resume_final,
-                                  on_resume=tell_resume)
+                                  resume_max_bytes=resume_max_bytes, on_resume=tell_resume)
     except Interrupted as exc:
         warnings = exc.warnings
         raise

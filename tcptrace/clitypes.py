@@ -26,6 +26,34 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+"""Size suffixes: powers of 1024, as `--resume-max-bytes` documents (`KiB` and so on are
+taken too); `KB` (1000 for some tools, 1024 for others) is refused rather than guessed."""
+
+
+class ByteSize(click.types.IntParamType):
+    """A size in bytes: digits with an optional suffix K, M, G or T (KiB, MiB, GiB, TiB:
+    powers of 1024), at most MAX_COUNT; anything else a one-line usage error, exit 2."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        unit = text.lstrip("0123456789")
+        digits = text[:len(text) - len(unit)]
+        unit = unit.upper().removesuffix("IB")
+        if not digits or not digits.isascii() or unit not in SIZE_UNITS:
+            self.fail(f"{value!r} is not a size (bytes, or with K, M, G or T: powers of "
+                      "1024).", param, ctx)
+        size = int(digits) * SIZE_UNITS[unit]
+        if size > MAX_COUNT:
+            self.fail(f"{value!r} is larger than {MAX_COUNT} bytes.", param, ctx)
+        return size
+
+
 class Count(click.IntRange):
     """An IntRange whose top, unless told otherwise, is MAX_COUNT (what the engine's 64-bit
     integers hold): a larger value is a one-line usage error, exit 2."""

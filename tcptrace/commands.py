@@ -15,11 +15,12 @@ import click
 
 from tcptrace import __version__, analysis
 from tcptrace.cli import EXIT_USAGE, fail, stop
-from tcptrace.clitypes import Count, FiniteFloat
+from tcptrace.clitypes import ByteSize, Count, FiniteFloat
 from tcptrace.defaults import (
     DEFAULT_LINGER_S,
     DEFAULT_MAX_FLOWS,
     DEFAULT_MSL_S,
+    DEFAULT_RESUME_MAX_BYTES,
     FORMATS,
     MAX_JOBS,
     MAX_PARTITIONS,
@@ -27,6 +28,9 @@ from tcptrace.defaults import (
 from tcptrace.errors import PipeClosed
 from tcptrace.options import progress_option, tunnel_port_option
 from tcptrace.quickparse import QuickOptionsCommand
+
+RESUME_MAX_BYTES_SHOWN = "1G"
+"""DEFAULT_RESUME_MAX_BYTES as --help shows it (tests/test_resume.py holds them together)."""
 
 # Commands in modules of their own, imported only when run (or listed by --help): `analyze`
 # starts in a few tens of milliseconds without libpcap's bindings, the rules or the report.
@@ -129,13 +133,19 @@ def cli() -> None:
 @click.option("--resume-final", is_flag=True,
               help="With --resume: the last run of a series; every connection is closed at "
                    "the end and STATE removed.")
+@click.option("--resume-max-bytes", metavar="SIZE", type=ByteSize(),
+              default=RESUME_MAX_BYTES_SHOWN, show_default=True,
+              help="With --resume: a bound on the frames STATE carries (its pcap's records); "
+                   "past it the oldest open connections are written as they stand, OPEN (K, "
+                   "M, G, T: powers of 1024; 0: carry no frames).")
 def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: str | None,
             msl: float, linger: float, max_flows: int, quiet: bool, no_progress: bool = False,
             verify_checksums: bool = False, zeek: bool = False, jobs: int = 1,
             per_file: bool = False, tunnel_ports: tuple[tuple[str, int], ...] = (),
             executor: str = "local", scheduler: str | None = None, workers: int | None = None,
             partitions: int | None = None, scratch: str | None = None,
-            resume: str | None = None, resume_final: bool = False) -> None:
+            resume: str | None = None, resume_final: bool = False,
+            resume_max_bytes: int = DEFAULT_RESUME_MAX_BYTES) -> None:
     """Report every TCP connection in CAPTURES (pcap, pcapng, optionally .gz).
 
     `-` is standard input (`tcpdump -w - | tcptrace analyze -`); FIFOs and other pipes
@@ -154,6 +164,8 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
         raise click.UsageError("--resume does not take --tunnel-port (yet)")  # ports only
     if resume_final and resume is None:
         raise click.UsageError("--resume-final goes with --resume STATE")
+    if resume is None and given(click.get_current_context(silent=True), "resume_max_bytes"):
+        raise click.UsageError("--resume-max-bytes goes with --resume STATE")
     if executor != "dask" and (scheduler or workers or partitions or scratch):
         raise click.UsageError("--scheduler, --workers, --partitions and --scratch go with "
                                "--executor dask")
@@ -164,7 +176,16 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
                      verify_checksums=verify_checksums, zeek=zeek, jobs=jobs,
                      per_file=per_file, tunnel_ports=tunnel_ports, executor=executor,
                      scheduler=scheduler, workers=workers, partitions=partitions,
-                     scratch=scratch, resume=resume, resume_final=resume_final)
+                     scratch=scratch, resume=resume, resume_final=resume_final,
+                     resume_max_bytes=resume_max_bytes)
+
+
+def given(ctx: click.Context | None, name: str) -> bool:
+    """Whether the command line gave option `name` (not its default)."""
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
 
 
 def run(args: list[str]) -> Any:

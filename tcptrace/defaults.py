@@ -16,4 +16,6 @@ most local Dask workers (`--workers`: a process each)."""
 MAX_PARTITIONS = 512
 """The most Dask partitions (`--partitions`): each map task keeps a spill file open per
 partition, and the usual limit of open files is 1,024."""
+DEFAULT_RESUME_MAX_BYTES = 1 << 30
+"""`--resume-max-bytes`: 1 GiB of frames in STATE (docs/scale-out.md, "The cost")."""
 FORMATS = ("table", "json", "jsonl", "csv", "zeek")

@@ -92,6 +92,7 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
             jobs: int = 1, per_file: bool = False,
             tunnel_ports: list[tuple[str, int]] | None = None,
             resume: str | None = None, resume_final: bool = False,
+            resume_max_bytes: int | None = None,
             on_resume: Callable[[str], None] | None = None) -> list[str]:
     """Analyze `paths` and write the report in `fmt` to `out`; the warnings of the run.
 
@@ -109,8 +110,10 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
     table has a part per file); on one thread. `tunnel_ports`: (kind, UDP port) pairs
     decapsulated besides the well-known ports (--tunnel-port). `resume`: a STATE file
     (--resume, docs/scale-out.md): its frames read first, the connections open at the end
-    held back and written to it (`on_resume` gets a line saying what was carried); with
-    `resume_final`, the last run of a series: every connection closed, STATE removed.
+    held back and written to it (`on_resume` gets a line saying what was carried), the
+    oldest written as they stand instead past `resume_max_bytes` of frames (a warning says
+    how many); with `resume_final`, the last run of a series: every connection closed,
+    STATE removed.
     """
     from tcptrace import _native
 
@@ -124,13 +127,18 @@ def analyze(paths: list[str], fmt: str, out: str | IO[bytes], *,
         return _execute(run, fmt, out, watch, per_file)
     frames = f"{resume}.frames.pcap"  # the previous run's frames, read as a capture
     try:
-        resumed = run.resume_from(resume, frames, hold=not resume_final)
+        resumed = run.resume_from(resume, frames, hold=not resume_final,
+                                  max_bytes=resume_max_bytes)
         warnings = _execute(run, fmt, out, watch, per_file)
         if resume_final:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(resume)
         else:
-            connections, carried, size = run.write_state(resume)
+            connections, carried, size, closed = run.write_state(resume)
+            if closed:
+                warnings.append(f"resume: {closed} open connections closed early and written "
+                                f"as they stand: with them {resume} would carry more than "
+                                f"--resume-max-bytes ({resume_max_bytes} bytes) of frames")
     finally:
         with contextlib.suppress(OSError):
             os.unlink(frames)

@@ -19,6 +19,7 @@ from tcptrace.defaults import (
     DEFAULT_LINGER_S,
     DEFAULT_MAX_FLOWS,
     DEFAULT_MSL_S,
+    DEFAULT_RESUME_MAX_BYTES,
     FORMATS,
     MAX_COUNT,
     MAX_JOBS,
@@ -57,7 +58,7 @@ DEFAULTS: dict[str, object] = {
     "no_progress": False, "verify_checksums": False, "zeek": False, "jobs": 1,
     "per_file": False, "tunnel_ports": (), "executor": "local", "scheduler": None,
     "workers": None, "partitions": None, "scratch": None, "resume": None,
-    "resume_final": False,
+    "resume_final": False, "resume_max_bytes": DEFAULT_RESUME_MAX_BYTES,
 }
 """Every parameter of `analyze` as click gives it when the option is absent."""
 
