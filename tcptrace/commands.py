@@ -17,8 +17,6 @@ from tcptrace import __version__, analysis
 from tcptrace.cli import EXIT_USAGE, fail, stop
 from tcptrace.clitypes import ByteSize, Count, FiniteFloat
 from tcptrace.defaults import (
-    DEFAULT_LINGER_S,
-    DEFAULT_MAX_FLOWS,
     DEFAULT_MSL_S,
     DEFAULT_RESUME_MAX_BYTES,
     FORMATS,
@@ -26,7 +24,7 @@ from tcptrace.defaults import (
     MAX_PARTITIONS,
 )
 from tcptrace.errors import PipeClosed
-from tcptrace.options import progress_option, tunnel_port_option
+from tcptrace.options import analysis_options, progress_option
 from tcptrace.quickparse import QuickOptionsCommand
 
 RESUME_MAX_BYTES_SHOWN = "1G"
@@ -89,17 +87,10 @@ def cli() -> None:
                    '(pcap-filter(7), compiled by libpcap: "tcp port 80 and host 10.0.0.1").')
 @click.option("--msl", type=FiniteFloat(), default=DEFAULT_MSL_S, show_default=True,
               help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2 * MSL.")
-@click.option("--linger", type=FiniteFloat(), default=DEFAULT_LINGER_S, show_default=True,
-              help="Seconds (capture time) an ended connection still collects late segments "
-                   "(later ones are counted as after_close).")
-@click.option("--max-flows", type=Count(), default=DEFAULT_MAX_FLOWS,
-              show_default=True,
-              help="Cap on connections held at once; the longest idle are evicted first.")
+@analysis_options
 @click.option("-q", "--quiet", is_flag=True,
               help="Nothing on stderr but errors (no warnings, no progress bar).")
 @progress_option
-@click.option("--verify-checksums", is_flag=True,
-              help="Leave out segments with a bad TCP/IPv4 checksum (as Zeek does without -C).")
 @click.option("--zeek", "zeek", is_flag=True,
               help="Add Zeek's conn_state and history to each record (implied by -f zeek).")
 @click.option("-j", "--jobs", type=Count(max=MAX_JOBS), default=1,
@@ -110,7 +101,6 @@ def cli() -> None:
               help="Each file its own capture, read in the order given (ids continue; records "
                    "carry `file`; one thread). Default: the files are merged by time into one "
                    "capture.")
-@tunnel_port_option
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True,
               help="Where the analysis runs: this process (--jobs threads), or a Dask cluster "

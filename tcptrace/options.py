@@ -1,6 +1,6 @@
-"""Analysis options shared by the commands that read captures (`analyze`, `check`, `report`),
-so that a capture judged by `check` or drawn by `report` is analyzed exactly as `analyze`
-would analyze it with the same flags."""
+"""Analysis options shared by the commands that read captures (`analyze`, `check`, `report`,
+`ladder`), declared once, so that a capture judged by `check` or drawn by `report` is
+analyzed exactly as `analyze` would analyze it with the same flags."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def tunnel_port_option(command: F) -> F:
 
 
 def analysis_options(command: F) -> F:
-    """--linger, --max-flows, --verify-checksums and --tunnel-port, as `analyze` has them."""
+    """--linger, --max-flows, --verify-checksums and --tunnel-port, in this order in --help
+    (the decorator applied last is listed first)."""
+    command = tunnel_port_option(command)
     for option in reversed([
         click.option("--linger", type=FiniteFloat(), default=DEFAULT_LINGER_S,
                      show_default=True,
@@ -65,7 +67,7 @@ def analysis_options(command: F) -> F:
                           "without -C)."),
     ]):
         command = option(command)
-    return tunnel_port_option(command)
+    return command
 
 
 def progress_option(command: F) -> F:

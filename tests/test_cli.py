@@ -181,3 +181,25 @@ def test_the_top_count_is_taken(capsys: pytest.CaptureFixture[str], tmp_path: Pa
                            "--max-flows", str(MAX_COUNT), "-f", "jsonl", "-o", str(out))
     assert code == 0 and err == ""
     assert out.read_text().count("\n") == 1
+
+
+def test_the_commands_that_read_captures_take_the_same_analysis_options() -> None:
+    """--linger, --max-flows, --verify-checksums and --tunnel-port mean the same in analyze,
+    check, report and ladder (one declaration, tcptrace.options.analysis_options), so a
+    capture `check` judges is analyzed as `analyze` reports it."""
+    import click
+
+    from tcptrace.commands import cli
+
+    def described(command: str) -> list[tuple[object, ...]]:
+        found = cli.get_command(click.Context(cli), command)
+        assert found is not None
+        return [(p.opts, p.help, p.default, p.type.to_info_dict(), p.multiple) for p in found.params
+                if isinstance(p, click.Option) and p.name in (
+                    "linger", "max_flows", "verify_checksums", "tunnel_ports")]
+
+    analyze = described("analyze")
+    assert [opts for opts, *_ in analyze] == [["--linger"], ["--max-flows"],
+                                              ["--verify-checksums"], ["--tunnel-port"]]
+    for command in ("check", "report", "ladder"):
+        assert described(command) == analyze, command
