@@ -112,6 +112,7 @@ fn decode_with(frames: &[(u32, Vec<u8>, u32)], lead: usize, slack: usize) -> Dec
     let batch = FrameBatch {
         data: Arc::new(data),
         frames: list,
+        ..FrameBatch::default()
     };
     let mut stats = SourceStats::default();
     let mut unsupported = BTreeSet::new();
@@ -633,6 +634,7 @@ fn a_frame_beyond_the_buffer_is_read_as_cut() {
             wirelen: frame.len() as u32,
             linktype: RAW,
         }],
+        ..FrameBatch::default()
     };
     let mut out = Vec::new();
     let mut stats = SourceStats::default();

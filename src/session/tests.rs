@@ -33,6 +33,7 @@ fn frames_of(path: &str) -> FrameBatch {
     FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     }
 }
 
@@ -50,6 +51,7 @@ fn cut(all: &FrameBatch, range: std::ops::Range<usize>) -> FrameBatch {
     FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     }
 }
 
