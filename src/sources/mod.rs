@@ -403,8 +403,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![format!(
-                "truncated_record: {path}: file ends inside a record at byte 704 (49 bytes \
-                 dropped); the capture was probably cut short"
+                "truncated_record: {path}: file ends inside a record at byte 704 (after frame \
+                 7; 49 bytes dropped); the capture was probably cut short"
             )]
         );
         assert_eq!(meter, 753);
@@ -499,6 +499,53 @@ mod tests {
         out
     }
 
+    /// A pcap of `size`-byte frames at the given seconds.
+    fn pcap_at(seconds: &[u32], size: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for &s in seconds {
+            for v in [s, 0, size, size] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend(std::iter::repeat_n(s as u8, size as usize));
+        }
+        out
+    }
+
+    #[test]
+    fn every_frame_knows_its_file_and_number_through_a_merge() {
+        // a.pcap's timestamps go back: the merge reorders its frames
+        let a = FileReader::from_bytes(pcap_at(&[10, 0, 20], 40), "a.pcap");
+        let b = FileReader::from_bytes(pcap_at(&[5, 15], 50), "b.pcap");
+        let mut captures = Captures::from_readers(vec![a, b]);
+        let mut stats = SourceStats::default();
+        let mut places = Vec::new();
+        while let Some(batch) = captures.next_batch(&mut stats).unwrap() {
+            for (i, f) in batch.frames.iter().enumerate() {
+                let at = batch.place(i).unwrap();
+                // the frame's bytes are its seconds: the place is the right frame
+                assert_eq!(
+                    u32::from(batch.bytes(i)[0]),
+                    (f.ts_ns / 1_000_000_000) as u32
+                );
+                places.push((at.file, at.frame));
+            }
+        }
+        assert_eq!(places, [(0, 2), (1, 1), (0, 1), (1, 2), (0, 3)]);
+        assert_eq!(stats.files, ["a.pcap", "b.pcap"]);
+    }
+
+    #[test]
+    fn a_single_file_numbers_its_frames_across_batches() {
+        let bytes = synthetic_pcap(40000, 60);
+        let (batches, _, _) = frames_of_bytes(&bytes);
+        let last = batches.last().unwrap();
+        let place = last.place(last.len() - 1).unwrap();
+        assert_eq!((batches.len(), place.file, place.frame), (2, 0, 40000));
+    }
+
     #[test]
     fn pcap_batches_hold_at_most_max_frames() {
         let bytes = synthetic_pcap(40000, 60);
@@ -520,8 +567,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: file ends inside a record at byte 3039948 (66 bytes \
-                  dropped); the capture was probably cut short"
+                "truncated_record: fuzz: file ends inside a record at byte 3039948 (after frame \
+                  39999; 66 bytes dropped); the capture was probably cut short"
             ]
         );
     }
@@ -542,8 +589,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: file ends inside a record at byte 9143008 (1006 bytes \
-                  dropped); the capture was probably cut short"
+                "truncated_record: fuzz: file ends inside a record at byte 9143008 (after frame \
+                  8999; 1006 bytes dropped); the capture was probably cut short"
             ]
         );
     }
@@ -621,8 +668,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: stopped reading: Compressed file ended before the \
-                  end-of-stream marker was reached; earlier packets are kept"
+                "truncated_record: fuzz: stopped reading after frame 5: Compressed file ended \
+                  before the end-of-stream marker was reached; earlier packets are kept"
             ]
         );
     }
@@ -901,8 +948,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: standard input: file ends inside a record at byte 704 (49 \
-                 bytes dropped); the capture was probably cut short"
+                "truncated_record: standard input: file ends inside a record at byte 704 (after \
+                 frame 7; 49 bytes dropped); the capture was probably cut short"
             ]
         );
         let twice = vec!["-".to_string(), crafted("ref_eth.pcap.gz"), "-".to_string()];
