@@ -90,11 +90,14 @@ def test_a_merge_names_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 def test_per_file_names_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  merged: tuple[Path, Path]) -> None:
+    # each file read alone, one after the other: numbered in its own file all the same
     a, b = merged
     ok = tmp_path / "ok.pcap"
     ok.write_bytes(pcap(handshake()))
-    assert warnings(capsys, tmp_path, "--per-file", str(ok), str(b)) == [
-        f"bad_ip_header: 2 packet(s) with an invalid IP header skipped (first: {b} frame 2)"]
+    assert warnings(capsys, tmp_path, "--per-file", str(ok), str(b), str(a)) == [
+        f"truncated_ip_header: 1 frame(s) too short for their IP header skipped (first: {a} "
+        "frame 5)",
+        f"bad_ip_header: 3 packet(s) with an invalid IP header skipped (first: {b} frame 2)"]
 
 
 def test_frames_are_numbered_across_read_batches_in_a_merge(
