@@ -556,12 +556,10 @@ pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
 /// A damaged frame as Wireshark numbers it ("frame 17"), with its file when several are
 /// read ("b.pcap frame 17"): where to look with `tshark -r FILE -Y frame.number==17`.
 fn first_frame(files: &[String], at: &FramePlace) -> String {
-    match files {
-        [_] => format!("frame {}", at.frame),
-        many => match many.get(at.file as usize) {
-            Some(file) => format!("{} frame {}", display_name(file), at.frame),
-            None => format!("frame {}", at.frame),
-        },
+    match files.get(at.file as usize) {
+        Some(file) if files.len() > 1 => format!("{} frame {}", display_name(file), at.frame),
+        // one file, or the frames of a live capture (`FramePlace::CAPTURE`)
+        _ => format!("frame {}", at.frame),
     }
 }
 

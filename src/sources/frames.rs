@@ -38,11 +38,19 @@ pub struct FramePlace {
     pub frame: u64,
 }
 
+impl FramePlace {
+    /// The `file` of a frame numbered in the run's one stream of frames rather than in a
+    /// file: a live capture's (every interface, in the order analyzed, as `--write` saves
+    /// them).
+    pub const CAPTURE: u32 = u32::MAX;
+}
+
 /// Where a batch's frames come from. Batch-level, not per frame: a damaged frame is rare,
 /// and only then is its place worked out (`FrameBatch::place`).
 #[derive(Clone, Debug, Default)]
 pub enum Origin {
-    /// Not from a file (a batch built in memory, a live capture): no place.
+    /// Not from a file (a batch built in memory; a live capture's until `Session::number`
+    /// numbers it): no place.
     #[default]
     Unknown,
     /// One file's frames in its order: the file and the frames of it before the batch.
