@@ -23,7 +23,7 @@ mod wifi;
 use std::collections::BTreeSet;
 
 use crate::filter::Filter;
-use crate::sources::{Frame, FrameBatch, SourceStats};
+use crate::sources::{Frame, FrameBatch, FramePlace, Origin, SourceStats};
 
 pub use encap::{Encapsulation, Path, TunnelKind, TunnelLayer, TunnelPorts, Tunnels, UdpTunnel};
 pub use link::{
@@ -48,7 +48,9 @@ pub const CWR: u16 = 0x80;
 pub const NS: u16 = 0x100;
 
 /// Skip reasons that mean damage or a capture tcptrace cannot read, with the warning given
-/// once per run ("N " + text; `{linktypes}` is replaced by the unsupported link types).
+/// once per run ("N " + text; `{linktypes}` is replaced by the unsupported link types, and
+/// `{first}`, at the end unless the text places it, by the first such frame: " (first:
+/// frame 17)", `SourceStats::first`).
 /// Reasons not listed (`not_ip`, `not_tcp`, `ip_fragment`) are ordinary traffic that is not
 /// TCP: counted in `source.skipped`, never warned about. Same keys, texts and order as the
 /// Python engine's `DAMAGE_WARNINGS`.
@@ -95,12 +97,12 @@ pub const DAMAGE_WARNINGS: &[(&str, &str)] = &[
     ),
     (
         "snaplen_cut",
-        "segment(s) cut by the snap length; analyzed without the bytes beyond the cut",
+        "segment(s) cut by the snap length{first}; analyzed without the bytes beyond the cut",
     ),
     (
         "short_frame",
-        "frame(s) shorter than their IP length says (not cut by the snap length): only the \
-         payload present counted; short_frames in the records names their connections",
+        "frame(s) shorter than their IP length says (not cut by the snap length){first}: only \
+         the payload present counted; short_frames in the records names their connections",
     ),
 ];
 
@@ -181,6 +183,15 @@ impl Skip {
         Skip::TunnelTableFull,
         Skip::Encrypted,
     ];
+
+    /// Damage or a frame tcptrace cannot read (warned about, with its first frame), not
+    /// ordinary traffic that is not TCP.
+    pub fn is_damage(self) -> bool {
+        !matches!(
+            self,
+            Skip::NotIp | Skip::IpFragment | Skip::NotTcp | Skip::Encrypted
+        )
+    }
 
     /// The counter name, as in the Python engine's report.
     pub fn name(self) -> &'static str {
@@ -285,9 +296,12 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
 ) {
     let data = batch.data.as_slice();
     let mut skipped = [0u64; Skip::ALL.len()];
+    // per reason warned about, the frame of the batch named as its first (`skip_at`)
+    let mut first = [0usize; Skip::ALL.len()];
     let mut snaplen_cut = 0u64;
     let mut short_frames = 0u64;
     let ports = tunnels.map(|t| &t.ports);
+    let start = out.len();
     out.reserve(batch.frames.len());
     let mut path = Path::default();
     for (index, frame) in batch.frames.iter().enumerate() {
@@ -320,15 +334,61 @@ fn decode_where<K: FnMut(&Frame, &[u8], &mut SourceStats) -> bool>(
                 if reason == Skip::UnsupportedLinktype {
                     unsupported.insert(frame.linktype);
                 }
-                skipped[reason as usize] += 1;
+                let r = reason as usize;
+                if reason.is_damage() && (skipped[r] == 0 || batch.places_before(index, first[r])) {
+                    first[r] = index;
+                }
+                skipped[r] += 1;
             }
         }
     }
-    for (reason, n) in Skip::ALL.iter().zip(skipped) {
-        stats.skip(reason.name(), n);
+    for ((reason, n), at) in Skip::ALL.iter().zip(skipped).zip(first) {
+        if n > 0 {
+            let place = if reason.is_damage() {
+                batch.place(at)
+            } else {
+                None
+            };
+            stats.skip_at(reason.name(), n, place);
+        }
     }
-    stats.skip("snaplen_cut", snaplen_cut);
-    stats.skip("short_frame", short_frames);
+    // the cut and short frames were counted without their place (no cost on a good frame):
+    // found now among the batch's segments, unless an earlier batch of the file named one
+    let segments = out.get(start..).unwrap_or_default();
+    let cut = |s: &Segment| {
+        (batch.frames.get(s.frame_index as usize)).is_some_and(|f| f.wirelen > f.caplen)
+    };
+    for (kind, n, is) in [
+        (
+            "snaplen_cut",
+            snaplen_cut,
+            &cut as &dyn Fn(&Segment) -> bool,
+        ),
+        ("short_frame", short_frames, &|s: &Segment| s.short_frame),
+    ] {
+        if n > 0 {
+            let place = first_place(batch, segments, stats.first.contains_key(kind), is);
+            stats.skip_at(kind, n, place);
+        }
+    }
+}
+
+/// The smallest place (`FramePlace`) of the segments `is` picks; None when the batch
+/// cannot better `known` (a file's batches come in its order: only a merge's can).
+fn first_place(
+    batch: &FrameBatch,
+    segments: &[Segment],
+    known: bool,
+    is: &dyn Fn(&Segment) -> bool,
+) -> Option<FramePlace> {
+    let mut picked = segments.iter().filter(|s| is(s));
+    match batch.origin {
+        Origin::Merged(_) => picked
+            .filter_map(|s| batch.place(s.frame_index as usize))
+            .min(),
+        _ if known => None,
+        _ => batch.place(picked.next()?.frame_index as usize),
+    }
 }
 
 /// A frame's captured bytes; a frame that claims bytes beyond the buffer (which no reader

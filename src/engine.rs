@@ -15,7 +15,7 @@ use crate::decode::{decode_piece, Segment, Tunnels, DAMAGE_WARNINGS};
 use crate::filter::Filter;
 use crate::flows::{Finished, FlowOptions, FlowTable, FlowTableStats, HeldFlow};
 use crate::model::ConnectionRecord;
-use crate::sources::{display_name, CaptureError, Captures, FrameBatch, SourceStats};
+use crate::sources::{display_name, CaptureError, Captures, FrameBatch, FramePlace, SourceStats};
 use crate::writers::Value;
 
 /// Segments per flow-table step: one read chunk can hold 100k new flows (a SYN flood), and
@@ -562,8 +562,9 @@ impl Engine {
     }
 }
 
-/// One warning per kind of decode damage, with its count (after the whole run; `unsupported`:
-/// the link types met). Shared with the `--jobs` reader, which decodes for its shards.
+/// One warning per kind of decode damage, with its count and its first frame where known
+/// (after the whole run; `unsupported`: the link types met). Shared with the `--jobs`
+/// reader, which decodes for its shards.
 pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
     let files = &source.files;
     let place = if files.len() == 1 {
@@ -576,10 +577,26 @@ pub fn warn_damage(source: &mut SourceStats, unsupported: &BTreeSet<u32>) {
     for (kind, text) in DAMAGE_WARNINGS {
         let count = source.skipped(kind);
         if count > 0 {
-            let text = text.replace("{linktypes}", &linktypes);
-            let message = format!("{place}{count} {text}");
+            let first = source.first.get(*kind).map_or(String::new(), |at| {
+                format!(" (first: {})", first_frame(&source.files, at))
+            });
+            let mut text = text.replace("{linktypes}", &linktypes);
+            if !text.contains("{first}") {
+                text.push_str("{first}");
+            }
+            let message = format!("{place}{count} {}", text.replace("{first}", &first));
             source.warn_once(kind, &message);
         }
+    }
+}
+
+/// A damaged frame as Wireshark numbers it ("frame 17"), with its file when several are
+/// read ("b.pcap frame 17"): where to look with `tshark -r FILE -Y frame.number==17`.
+fn first_frame(files: &[String], at: &FramePlace) -> String {
+    match files.get(at.file as usize) {
+        Some(file) if files.len() > 1 => format!("{} frame {}", display_name(file), at.frame),
+        // one file, or the frames of a live capture (`FramePlace::CAPTURE`)
+        _ => format!("frame {}", at.frame),
     }
 }
 

@@ -106,6 +106,7 @@ fn run(
     let batch = FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     };
     let mut stats = SourceStats::default();
     let mut unsupported = BTreeSet::new();

@@ -21,7 +21,7 @@ use crate::engine::{
 };
 use crate::flows::FlowTable;
 use crate::model::ConnectionRecord;
-use crate::sources::{FrameBatch, SourceStats};
+use crate::sources::{FrameBatch, FramePlace, Origin, SourceStats};
 use crate::writers::Value;
 
 /// One live analysis: `feed`, `tick` in any order, then `close` once.
@@ -69,6 +69,16 @@ impl Session {
     /// Records handed out so far (the status line's "finished").
     pub fn finished(&self) -> u64 {
         self.finished
+    }
+
+    /// Number the frames of the next batch to `feed` in the capture (from 1, every
+    /// interface's in the order fed: the frame numbers of the `--write` file), so that a
+    /// damage warning names its first frame.
+    pub fn number(&self, batch: &mut FrameBatch) {
+        batch.origin = Origin::File {
+            file: FramePlace::CAPTURE,
+            before: self.frames_fed,
+        };
     }
 
     /// Analyze one batch of captured frames (in capture order); `emit` gets each record

@@ -18,7 +18,7 @@ def test_unsupported_link_type_is_named(capsys: pytest.CaptureFixture[str],
     code, _, err = run_cli(capsys, "analyze", "-f", "jsonl", str(path))
     assert code == 0
     assert err == (f"tcptrace: warning: unsupported_linktype: {path}: 1 frame(s) of "
-                   "unsupported link type 6 (Token Ring) not decoded\n")
+                   "unsupported link type 6 (Token Ring) not decoded (first: frame 1)\n")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

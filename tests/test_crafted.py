@@ -190,7 +190,7 @@ def test_truncated_file_keeps_what_was_read() -> None:
     assert source["packets"] == 7 and source["skipped"] == {"truncated_record": 1}
     assert source["warnings"] == [
         f"truncated_record: {CRAFTED / 'ref_truncated.pcap'}: file ends inside a record at "
-        "byte 704 (49 bytes dropped); the capture was probably cut short"]
+        "byte 704 (after frame 7; 49 bytes dropped); the capture was probably cut short"]
 
 
 def test_fin_sent_in_syn_sent_is_an_anomaly_not_the_close(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -63,9 +63,9 @@ def test_cut_gzip_keeps_every_complete_record_decompressed(
     status, _, stderr = run_cli(capsys, "analyze", str(path), "-f", "json", "-o",
                                 str(tmp_path / "out.json"))
     assert status == 0
-    assert stderr == (f"tcptrace: warning: truncated_record: {path}: stopped reading: "
-                      "Compressed file ended before the end-of-stream marker was reached; "
-                      "earlier packets are kept\n")
+    assert stderr == (f"tcptrace: warning: truncated_record: {path}: stopped reading after "
+                      f"frame {complete}: Compressed file ended before the end-of-stream marker "
+                      "was reached; earlier packets are kept\n")
     document = json.loads((tmp_path / "out.json").read_text())
     assert document["source"]["packets"] == complete
     assert document["source"]["skipped"] == {"truncated_record": 1}

@@ -215,10 +215,11 @@ def test_file_truncated_while_read_keeps_records(tmp_path: Path, jobs: str) -> N
         return
     match = re.fullmatch(
         rf"tcptrace: warning: truncated_record: {re.escape(str(path))}: file ends inside a "
-        r"record at byte (\d+) \((\d+) bytes dropped\); the capture was probably cut short\n",
-        stderr)
+        r"record at byte (\d+) \(after frame (\d+); (\d+) bytes dropped\); the capture was "
+        r"probably cut short\n", stderr)
     assert match, stderr
     frames_read = (int(match[1]) - 24) // HANDSHAKE_RECORD
+    assert int(match[2]) == frames_read
     assert len(records) == -(-frames_read // 3)
     assert [r["id"] for r in records] == list(range(1, len(records) + 1))
 
@@ -319,6 +320,6 @@ def test_a_decompression_bomb_is_read_through_in_bounded_memory(
     records = 64 * (1 << 20) // 16
     assert (status, stderr) == (
         0, f"tcptrace: warning: truncated_link_header: {path}: {records} frame(s) too short "
-           "for their link-layer header skipped\n")
+           "for their link-layer header skipped (first: frame 1)\n")
     source = json.loads(stdout)["source"]
     assert (source["packets"], source["skipped"]) == (records, {"truncated_link_header": records})

@@ -657,6 +657,25 @@ def test_saved_pcap_round_trip(tmp_path: Path) -> None:
     assert copy == original == b"".join(written).decode()
 
 
+def test_a_damage_warning_names_the_frame_of_the_written_capture(tmp_path: Path) -> None:
+    # frames 7 and 12 cut inside their Ethernet header, fed in batches of 5: the warning
+    # names frame 7, the frame number of the --write file, as analyze of it says
+    path = tmp_path / "copy.pcap"
+    session, _ = _session()
+    session.save(str(path), 1)
+    _, _, frames = read_pcap(LINUX / "keepalive.pcap")
+    for at in (6, 11):
+        frames[at] = Frame(frames[at].ts_ns, frames[at].data[:10], frames[at].wirelen)
+    for at in range(0, len(frames), 5):
+        _feed(session, LINUX / "keepalive.pcap", frames[at:at + 5])
+    session.close()
+    text = "2 frame(s) too short for their link-layer header skipped (first: frame 7)"
+    assert session.warnings() == [f"truncated_link_header: live:eth0: {text}"]
+    analyzed = sh(TCPTRACE, "analyze", "-f", "jsonl", "-o", str(tmp_path / "out"), str(path))
+    assert analyzed.stderr == (
+        f"tcptrace: warning: truncated_link_header: {path}: {text}\n")
+
+
 def test_a_panic_is_one_error_after_the_open_connections() -> None:
     session, written = _session(panic_at_frame=5)
     with pytest.raises(EngineFailure, match="internal error in the native engine at "

@@ -143,8 +143,10 @@ def test_file_cut_inside_a_record(capsys: pytest.CaptureFixture[str], tmp_path: 
     code, out, err = run(capsys, "analyze", "-f", "jsonl", str(path))
     assert code == 0 and out.count("\n") == 1  # the connection, from the first two packets
     assert '"packets":{"client":1,"server":1}' in out
+    # tshark -r cut.pcap lists frames 1 and 2, then "cut short in the middle of a packet"
     assert err == (f"tcptrace: warning: truncated_record: {path}: file ends inside a record at "
-                   "byte 164 (60 bytes dropped); the capture was probably cut short\n")
+                   "byte 164 (after frame 2; 60 bytes dropped); the capture was probably cut "
+                   "short\n")
     _, source = report(path)
     assert source["packets"] == 2 and source["skipped"] == {"truncated_record": 1}
 
@@ -168,9 +170,9 @@ def test_gzip_cut_short_keeps_earlier_packets(
     path = write(tmp_path, "cut.pcap.gz", data[: len(data) - 30])
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"), str(path))
     assert code == 0
-    assert err == (f"tcptrace: warning: truncated_record: {path}: stopped reading: Compressed "
-                   "file ended before the end-of-stream marker was reached; earlier packets "
-                   "are kept\n")
+    assert err == (f"tcptrace: warning: truncated_record: {path}: stopped reading after frame "
+                   "142: Compressed file ended before the end-of-stream marker was reached; "
+                   "earlier packets are kept\n")
     _, source = report(path)
     # every complete record before the cut is kept, as zcat and tshark read them: 142 of 150
     assert source["packets"] == 142
@@ -201,8 +203,8 @@ def test_pcapng_block_length_not_multiple_of_4(capsys: pytest.CaptureFixture[str
     path = write(tmp_path, "odd.pcapng", data)
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"), str(path))
     assert code == 0
-    assert err == (f"tcptrace: warning: corrupt_block: {path}: block at byte 224 has an "
-                   "impossible length 34; the rest of the file was not read\n")
+    assert err == (f"tcptrace: warning: corrupt_block: {path}: block at byte 224 (after frame "
+                   "2) has an impossible length 34; the rest of the file was not read\n")
     _, source = report(path)
     assert source["packets"] == 2 and source["skipped"] == {"corrupt_block": 1}
 
@@ -213,8 +215,9 @@ def test_pcap_absurd_snaplen_still_catches_a_corrupt_record(
     path = write(tmp_path, "snaplen.pcap", data + b"\0" * 4096)
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"), str(path))
     assert code == 0
-    assert err == (f"tcptrace: warning: corrupt_record: {path}: record header at byte 234 is "
-                   f"damaged (length > {MAX_SNAPLEN}); the rest of the file was not read\n")
+    assert err == (f"tcptrace: warning: corrupt_record: {path}: record header at byte 234 "
+                   f"(after frame 3) is damaged (length > {MAX_SNAPLEN}); the rest of the file "
+                   "was not read\n")
     connections, source = report(path)
     assert connections == 1 and source["tcp_segments"] == 3
 
@@ -238,7 +241,7 @@ def test_zero_length_records_warned_once_with_count(capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"), str(path))
     assert code == 0
     assert err == (f"tcptrace: warning: truncated_link_header: {path}: 3 frame(s) too short "
-                   "for their link-layer header skipped\n")
+                   "for their link-layer header skipped (first: frame 2)\n")
     connections, source = report(path)
     assert connections == 1 and source["skipped"] == {"truncated_link_header": 3}
 
@@ -250,7 +253,7 @@ def test_unsupported_linktype_exit_0_with_warning(capsys: pytest.CaptureFixture[
     code, out, err = run(capsys, "analyze", "-f", "jsonl", str(path))
     assert (code, out) == (0, "")
     assert err == (f"tcptrace: warning: unsupported_linktype: {path}: 5 frame(s) of unsupported "
-                   "link type 6 (Token Ring) not decoded\n")
+                   "link type 6 (Token Ring) not decoded (first: frame 1)\n")
     assert report(path)[1]["skipped"] == {"unsupported_linktype": 5}
 
 
@@ -262,8 +265,9 @@ def test_unsupported_linktypes_named_across_files(capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"),
                        str(a), str(b), str(c))
     assert code == 0
+    # several files: the first frame is named with its file (the first file that has one)
     assert err == ("tcptrace: warning: unsupported_linktype: 5 frame(s) of unsupported link type "
-                   "6 (Token Ring), 147 (user-defined) not decoded\n")
+                   f"6 (Token Ring), 147 (user-defined) not decoded (first: {a} frame 1)\n")
 
 
 def test_linktype_fcs_bits_are_ignored(tmp_path: Path) -> None:
@@ -287,13 +291,17 @@ def test_decode_damage_warned_once_per_kind(capsys: pytest.CaptureFixture[str],
     code, _, err = run(capsys, "analyze", "-f", "jsonl", "-o", str(tmp_path / "o"), str(path))
     assert code == 0
     w = f"tcptrace: warning: {{}}: {path}: {{}}\n"
+    # each names its first frame as tshark numbers them (frames 1-10 in the list above)
     assert err == "".join(w.format(*kv) for kv in [
-        ("truncated_ip_header", "1 frame(s) too short for their IP header skipped"),
-        ("bad_ip_header", "2 packet(s) with an invalid IP header skipped"),
-        ("truncated_tcp_header", "2 frame(s) too short for the 20-byte TCP header skipped"),
-        ("bad_tcp_header", "1 segment(s) with an invalid TCP data offset skipped"),
-        ("snaplen_cut", "1 segment(s) cut by the snap length; analyzed without the bytes "
-                        "beyond the cut"),
+        ("truncated_ip_header", "1 frame(s) too short for their IP header skipped "
+                                "(first: frame 2)"),
+        ("bad_ip_header", "2 packet(s) with an invalid IP header skipped (first: frame 1)"),
+        ("truncated_tcp_header", "2 frame(s) too short for the 20-byte TCP header skipped "
+                                 "(first: frame 3)"),
+        ("bad_tcp_header", "1 segment(s) with an invalid TCP data offset skipped "
+                           "(first: frame 4)"),
+        ("snaplen_cut", "1 segment(s) cut by the snap length (first: frame 10); analyzed "
+                        "without the bytes beyond the cut"),
     ])
 
 

@@ -25,9 +25,11 @@ from tcptrace.commands import cli
 SHORT = CRAFTED / "short_frame.pcap"
 ONE_SIDED = CRAFTED / "one_sided_hole.pcap"
 ISN = 1_000_000_000
+# (tshark -r short_frame.pcap: frame 4 is the short one, frame 8 the one cut by the snap
+# length, "Packet size limited during capture")
 WARNING = ("short_frame: {path}: 1 frame(s) shorter than their IP length says (not cut by "
-           "the snap length): only the payload present counted; short_frames in the records "
-           "names their connections")
+           "the snap length) (first: frame 4): only the payload present counted; short_frames "
+           "in the records names their connections")
 
 
 def invoke(*args: str) -> tuple[str, str]:
@@ -67,19 +69,20 @@ def test_a_short_frame_counts_only_the_payload_it_holds() -> None:
                            "retransmitted_bytes": 0, "gap_bytes": 0, "short_frames": 0}
     assert doc["source"]["skipped"] == {"short_frame": 1, "snaplen_cut": 1}
     assert doc["source"]["warnings"] == [
-        f"snaplen_cut: {SHORT}: 1 segment(s) cut by the snap length; analyzed without the "
-        "bytes beyond the cut",
+        f"snaplen_cut: {SHORT}: 1 segment(s) cut by the snap length (first: frame 8); analyzed "
+        "without the bytes beyond the cut",
         WARNING.format(path=SHORT),
     ]
 
 
 def test_the_warning_is_given_once_on_stderr() -> None:
     _, err = invoke("-f", "jsonl", str(SHORT), str(SHORT))
-    lines = [line for line in err.splitlines() if "short_frame" in line]
-    # two files: counted over the run, named without a file
+    lines = [line for line in err.splitlines() if "warning: short_frame:" in line]
+    # two files: counted over the run, the first named with its file (the first given)
     assert lines == ["tcptrace: warning: short_frame: 2 frame(s) shorter than their IP length "
-                     "says (not cut by the snap length): only the payload present counted; "
-                     "short_frames in the records names their connections"]
+                     f"says (not cut by the snap length) (first: {SHORT} frame 4): only the "
+                     "payload present counted; short_frames in the records names their "
+                     "connections"]
 
 
 def test_short_frames_in_every_format() -> None:

@@ -139,8 +139,9 @@ impl LiveSession {
                 ns_per_unit: *unit,
             })
             .collect();
-        let batch = batch_of(&records, self.header, merge).map_err(PyValueError::new_err)?;
+        let mut batch = batch_of(&records, self.header, merge).map_err(PyValueError::new_err)?;
         drop(records);
+        self.session.number(&mut batch);
         if let Some(save) = self.save.as_mut() {
             save.write(&batch)?;
         }
@@ -166,11 +167,12 @@ impl LiveSession {
     /// Analyze the frames the callback collected since the last call (in the order read;
     /// by time with `merge`), as `feed` does.
     fn feed_captured(&mut self, py: Python<'_>, merge: bool) -> PyResult<Py<PyList>> {
-        let batch = self
+        let mut batch = self
             .captured
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take(merge);
+        self.session.number(&mut batch);
         if let Some(save) = self.save.as_mut() {
             save.write(&batch)?;
         }

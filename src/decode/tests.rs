@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::*;
-use crate::sources::{Frame, FrameBatch, SourceStats};
+use crate::sources::{Frame, FrameBatch, FramePlace, SourceStats};
 
 const V4_SRC: [u8; 4] = [10, 0, 0, 1];
 const V4_DST: [u8; 4] = [192, 168, 1, 2];
@@ -112,6 +112,7 @@ fn decode_with(frames: &[(u32, Vec<u8>, u32)], lead: usize, slack: usize) -> Dec
     let batch = FrameBatch {
         data: Arc::new(data),
         frames: list,
+        ..FrameBatch::default()
     };
     let mut stats = SourceStats::default();
     let mut unsupported = BTreeSet::new();
@@ -633,6 +634,7 @@ fn a_frame_beyond_the_buffer_is_read_as_cut() {
             wirelen: frame.len() as u32,
             linktype: RAW,
         }],
+        ..FrameBatch::default()
     };
     let mut out = Vec::new();
     let mut stats = SourceStats::default();
@@ -665,4 +667,79 @@ fn damage_warnings_as_in_python() {
         DAMAGE_WARNINGS[0].1,
         "frame(s) of unsupported link type {linktypes} not decoded"
     );
+}
+
+#[test]
+fn the_reasons_warned_about_are_the_damage_ones() {
+    let damage: Vec<&str> = (Skip::ALL.iter())
+        .filter(|s| s.is_damage())
+        .map(|s| s.name())
+        .collect();
+    let warned: Vec<&str> = (DAMAGE_WARNINGS.iter())
+        .map(|(k, _)| *k)
+        .filter(|k| !matches!(*k, "snaplen_cut" | "short_frame"))
+        .collect();
+    assert_eq!(damage, warned);
+}
+
+/// A batch of raw IPv4 frames (`cut`: wire length beyond the bytes) as the file's frames
+/// `before + 1 ...`, decoded into `stats`.
+fn decode_as_file(frames: &[(Vec<u8>, bool)], before: u64, stats: &mut SourceStats) {
+    let mut data = Vec::new();
+    let mut list = Vec::new();
+    for (bytes, cut) in frames {
+        list.push(Frame {
+            ts_ns: 0,
+            offset: data.len(),
+            caplen: bytes.len() as u32,
+            wirelen: bytes.len() as u32 + if *cut { 10 } else { 0 },
+            linktype: RAW,
+        });
+        data.extend_from_slice(bytes);
+    }
+    let batch = FrameBatch {
+        data: Arc::new(data),
+        frames: list,
+        origin: crate::sources::Origin::File { file: 0, before },
+    };
+    decode(&batch, stats, &mut BTreeSet::new(), &mut Vec::new());
+}
+
+#[test]
+fn the_first_frame_of_each_kind_of_damage_is_kept() {
+    let good = ipv4(&tcp(b"abc"));
+    let short_tcp = ipv4(&tcp(b""))[..30].to_vec();
+    let short_ip = good[..12].to_vec();
+    let place = |frame| FramePlace { file: 0, frame };
+    let mut stats = SourceStats::default();
+    decode_as_file(
+        &[
+            (good.clone(), false),
+            (short_tcp.clone(), false),
+            (good.clone(), true),
+            (short_tcp.clone(), false),
+            (good.clone(), true),
+        ],
+        0,
+        &mut stats,
+    );
+    // a later batch of the file: its frames come after, and its first short IP header
+    // is the run's first
+    decode_as_file(
+        &[(short_tcp, false), (good.clone(), true), (short_ip, false)],
+        5,
+        &mut stats,
+    );
+    let first: Vec<(&str, FramePlace)> =
+        stats.first.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        first,
+        [
+            ("snaplen_cut", place(3)),
+            ("truncated_ip_header", place(8)),
+            ("truncated_tcp_header", place(2)),
+        ]
+    );
+    assert_eq!(stats.skipped("truncated_tcp_header"), 3);
+    assert_eq!(stats.skipped("snaplen_cut"), 3);
 }

@@ -115,7 +115,7 @@ pub fn open_part(
     if let Some(s) = start {
         let left = usize::try_from(s.chunk_left).unwrap_or(usize::MAX);
         let frames = usize::try_from(s.batch_frames).unwrap_or(usize::MAX);
-        reader.resume(s.position, left, frames);
+        reader.resume(s.position, left, frames, s.frames_before);
     }
     Ok(reader)
 }

@@ -43,7 +43,7 @@ use crate::model::{
 };
 use crate::sources::clock::{ClockCheck, ClockSteps};
 use crate::sources::pcap::PcapReader;
-use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, SourceStats};
+use crate::sources::{display_name, CaptureError, FileReader, FrameBatch, FramePlace, SourceStats};
 use crate::writers::summary::Entry;
 use crate::writers::Value;
 
@@ -76,6 +76,8 @@ pub struct FileManifest {
     pub segments_total: u64,
     pub filtered_out: u64,
     pub skipped: BTreeMap<String, u64>,
+    /// Per damage kind decode counts, the number of its first frame in the file.
+    pub first: BTreeMap<String, u64>,
     pub unsupported: BTreeSet<u32>,
     /// The reader's warnings, each with the number of the read (0-based) that raised it.
     pub warnings: Vec<(u32, String)>,
@@ -525,6 +527,9 @@ pub fn map_file(
     };
     manifest.frames = stats.frames;
     manifest.skipped = stats.skipped;
+    manifest.first = (stats.first.into_iter())
+        .map(|(kind, at)| (kind, at.frame))
+        .collect();
     manifest.tunnels = tracker.finish();
     for (writer, (tmp, final_path)) in writers.into_iter().zip(temps) {
         let file = writer.into_inner().map_err(|e| e.to_string())?;
@@ -563,7 +568,11 @@ impl MapReader {
                         stats.skip("truncated_record", 1);
                         stats.warn_once(
                             "truncated_record",
-                            &format!("{name}: stopped reading: {reason}; earlier packets are kept"),
+                            &format!(
+                                "{name}: stopped reading after frame {}: {reason}; earlier \
+                                 packets are kept",
+                                reader.frames_read()
+                            ),
                         );
                     }
                 }
@@ -590,6 +599,11 @@ fn write_manifest(scratch: &Path, key: &str, m: &FileManifest) -> Result<(), Str
     for (kind, n) in &m.skipped {
         out.str(kind);
         out.u64(*n);
+    }
+    out.u64(m.first.len() as u64);
+    for (kind, frame) in &m.first {
+        out.str(kind);
+        out.u64(*frame);
     }
     out.u64(m.unsupported.len() as u64);
     m.unsupported.iter().for_each(|&l| out.u32(l));
@@ -635,6 +649,11 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
     for _ in 0..i.count(12)? {
         let kind = i.str()?;
         skipped.insert(kind, i.u64()?);
+    }
+    let mut first_frames = BTreeMap::new();
+    for _ in 0..i.count(12)? {
+        let kind = i.str()?;
+        first_frames.insert(kind, i.u64()?);
     }
     let mut unsupported = BTreeSet::new();
     for _ in 0..i.count(4)? {
@@ -690,6 +709,7 @@ pub fn read_manifest(scratch: &Path, key: &str) -> Result<FileManifest, String> 
         segments_total,
         filtered_out,
         skipped,
+        first: first_frames,
         unsupported,
         warnings,
         batches,
@@ -736,6 +756,10 @@ pub fn joined(manifests: Vec<FileManifest>) -> Vec<FileManifest> {
         file.filtered_out += p.filtered_out;
         for (kind, n) in p.skipped {
             *file.skipped.entry(kind).or_insert(0) += n;
+        }
+        for (kind, frame) in p.first {
+            let first = file.first.entry(kind).or_insert(frame);
+            *first = (*first).min(frame);
         }
         file.unsupported.extend(p.unsupported);
         file.warnings.extend(p.warnings);
@@ -979,6 +1003,13 @@ pub fn source_of(
         source.frames += f.frames;
         for (kind, &n) in &f.skipped {
             source.skip(kind, n);
+        }
+        // each file's first frames, the file named by its place in the list
+        let file = u32::try_from(source.files.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        for (kind, &frame) in &f.first {
+            let at = FramePlace { file, frame };
+            let first = source.first.entry(kind.clone()).or_insert(at);
+            *first = (*first).min(at);
         }
         unsupported.extend(f.unsupported.iter().copied());
         segments += f.segments_total;

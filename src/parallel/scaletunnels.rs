@@ -138,6 +138,7 @@ fn own_layers(batch: &FrameBatch, seg: &Segment, tunnels: &Tunnels) -> Option<Ve
     let alone = FrameBatch {
         data: Arc::clone(&batch.data),
         frames: vec![frame],
+        ..FrameBatch::default()
     };
     let fresh = Tunnels {
         ports: tunnels.ports.clone(),

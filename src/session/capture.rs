@@ -66,6 +66,7 @@ impl CaptureBuffer {
         FrameBatch {
             data: Arc::new(data),
             frames,
+            ..FrameBatch::default()
         }
     }
 }

@@ -102,6 +102,7 @@ pub fn batch_of(reads: &[Records<'_>], header: PktHdr, merge: bool) -> Result<Fr
     Ok(FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     })
 }
 
@@ -140,6 +141,7 @@ mod tests {
                 wirelen: bytes.len() as u32 + 10,
                 linktype,
             }],
+            ..FrameBatch::default()
         }
     }
 

@@ -33,6 +33,7 @@ fn frames_of(path: &str) -> FrameBatch {
     FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     }
 }
 
@@ -50,6 +51,7 @@ fn cut(all: &FrameBatch, range: std::ops::Range<usize>) -> FrameBatch {
     FrameBatch {
         data: Arc::new(data),
         frames,
+        ..FrameBatch::default()
     }
 }
 
@@ -253,4 +255,38 @@ fn a_panic_writes_what_is_held_and_names_the_frame() {
         })
         .unwrap();
     assert_eq!(got, [1]);
+}
+
+#[test]
+fn a_damage_warning_names_the_frame_in_the_capture() {
+    let all = frames_of(&path("linux/http_reuse.pcap"));
+    // frames 6 and 9 of the capture cut inside their Ethernet header
+    let mut second = cut(&all, 3..all.len());
+    for i in [2, 5] {
+        second.frames[i].caplen = 10;
+    }
+    for interfaces in [
+        vec!["live:eth0".to_string()],
+        vec!["live:a".into(), "live:b".into()],
+    ] {
+        let place = if interfaces.len() == 1 {
+            "live:eth0: "
+        } else {
+            ""
+        };
+        let mut session = Session::new(interfaces, Options::default());
+        for batch in [cut(&all, 0..3), second.clone()] {
+            let mut batch = batch;
+            session.number(&mut batch);
+            session.feed(&batch, |_| Ok(())).unwrap();
+        }
+        session.close(|_| Ok(())).unwrap();
+        assert_eq!(
+            session.source.warnings,
+            [format!(
+                "truncated_link_header: {place}2 frame(s) too short for their link-layer \
+                 header skipped (first: frame 6)"
+            )]
+        );
+    }
 }

@@ -304,8 +304,9 @@ impl ChunkReader {
     }
 
     /// `n` bytes of `buf` (the last chunk read) are done with. True at the end of the file,
-    /// after warning about the bytes left over there (a record cut short).
-    pub fn consumed(&mut self, buf: &[u8], n: usize, stats: &mut SourceStats) -> bool {
+    /// after warning about the bytes left over there (a record cut short after the file's
+    /// `frames` frames).
+    pub fn consumed(&mut self, buf: &[u8], n: usize, frames: u64, stats: &mut SourceStats) -> bool {
         self.position += n as u64;
         self.tail_len = buf.len().saturating_sub(n);
         if let Input::Stream(_) | Input::Pipe(_) = self.input {
@@ -322,9 +323,9 @@ impl ChunkReader {
             stats.warn_once(
                 "truncated_record",
                 &format!(
-                    "{}: file ends inside a {} at byte {} ({} bytes dropped); the capture was \
-                     probably cut short",
-                    self.name, self.unit, self.position, self.tail_len
+                    "{}: file ends inside a {} at byte {} (after frame {}; {} bytes dropped); \
+                     the capture was probably cut short",
+                    self.name, self.unit, self.position, frames, self.tail_len
                 ),
             );
         }
@@ -439,7 +440,7 @@ mod tests {
         assert!(whole);
         assert_eq!(last[..], data[1000..1500]);
         assert_ne!(last.as_ptr(), full_at);
-        assert!(!reader.consumed(&last, 500, &mut stats));
+        assert!(!reader.consumed(&last, 500, 0, &mut stats));
         reader.recycle(Arc::new(last));
         // the next chunk's first piece is read into the full buffer, not the short one
         let (next, whole) = reader.first_piece(1024);
@@ -462,7 +463,7 @@ mod tests {
         let (last, whole) = reader.next_piece(first, 1000, 1024);
         assert!(whole);
         assert_eq!(last[..], data[1000..1500]);
-        assert!(!reader.consumed(&last, 500, &mut stats));
+        assert!(!reader.consumed(&last, 500, 0, &mut stats));
         let short_at = last.as_ptr();
         // done with: free, but short
         reader.recycle(Arc::new(last));

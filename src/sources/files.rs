@@ -146,11 +146,17 @@ impl FileReader {
                 if let Some(reason) = error {
                     // Python loses the chunk the error is in; here every complete record
                     // before it was kept
+                    let after = match &self.state {
+                        State::Pcap(reader) => reader.frames_read(),
+                        State::Pcapng(reader) => reader.frames_read(),
+                        State::Unopened(..) | State::Done => 0,
+                    };
                     stats.skip("truncated_record", 1);
                     stats.warn_once(
                         "truncated_record",
                         &format!(
-                            "{}: stopped reading: {reason}; earlier packets are kept",
+                            "{}: stopped reading after frame {after}: {reason}; earlier \
+                             packets are kept",
                             self.name
                         ),
                     );
@@ -212,6 +218,8 @@ impl FileReader {
         } else {
             rewound
         };
+        // its frames are named by this index (`FramePlace`)
+        let file = u32::try_from(stats.files.len()).unwrap_or(u32::MAX);
         stats.files.push(self.path.clone());
         if magic.is_empty() {
             return Err(CaptureError(format!("{name}: empty file")));
@@ -219,11 +227,15 @@ impl FileReader {
         if is_pcap_magic(&magic) {
             let mut chunks = ChunkReader::new(input, 24, name, "record");
             chunks.chunk = self.chunk;
-            Ok(State::Pcap(PcapReader::open(chunks, name)?))
+            let mut reader = PcapReader::open(chunks, name)?;
+            reader.file = file;
+            Ok(State::Pcap(reader))
         } else if magic == PCAPNG_MAGIC {
             let mut chunks = ChunkReader::new(input, 0, name, "block");
             chunks.chunk = self.chunk;
-            Ok(State::Pcapng(PcapngReader::new(chunks, name)))
+            let mut reader = PcapngReader::new(chunks, name);
+            reader.file = file;
+            Ok(State::Pcapng(reader))
         } else {
             Err(CaptureError(format!(
                 "{name}: not a pcap or pcapng capture (starts with {})",

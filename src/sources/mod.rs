@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 pub use files::{display_name, FileReader, STDIN_PATH};
-pub use frames::{Frame, FrameBatch, SourceStats};
+pub use frames::{Frame, FrameBatch, FramePlace, MergedPart, Origin, SourceStats};
 
 /// A capture cannot be opened or is not a capture at all: one line for the user, exit 2.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub type ReadMeter = Arc<AtomicU64>;
 pub struct Captures {
     readers: Vec<FileReader>,
     /// Each file's frames read but not handed on yet.
-    pending: Vec<Option<FrameBatch>>,
+    pending: Vec<Option<Pending>>,
     /// Files not finished, in the order given.
     live: Vec<usize>,
     done: bool,
@@ -87,7 +87,7 @@ impl Captures {
             }
         }
         Captures {
-            pending: vec![None; readers.len()],
+            pending: (0..readers.len()).map(|_| None).collect(),
             live: (0..readers.len()).collect(),
             readers,
             done: false,
@@ -153,9 +153,9 @@ impl Captures {
     /// every frame up to the watermark.
     fn merge_step(&mut self, stats: &mut SourceStats) -> Result<Option<FrameBatch>, CaptureError> {
         for i in self.live.clone() {
-            if self.pending[i].as_ref().is_none_or(FrameBatch::is_empty) {
+            if self.pending[i].as_ref().is_none_or(Pending::is_empty) {
                 match self.readers[i].next_batch(stats)? {
-                    Some(batch) => self.pending[i] = Some(batch),
+                    Some(batch) => self.pending[i] = Some(Pending::of(batch)),
                     None => {
                         self.live.retain(|&j| j != i);
                         self.pending[i] = None;
@@ -164,7 +164,7 @@ impl Captures {
             }
         }
         let held: Vec<usize> = (0..self.pending.len())
-            .filter(|&i| self.pending[i].as_ref().is_some_and(|b| !b.is_empty()))
+            .filter(|&i| self.pending[i].as_ref().is_some_and(|p| !p.is_empty()))
             .collect();
         if held.is_empty() {
             return Ok(None);
@@ -174,31 +174,72 @@ impl Captures {
             .iter()
             .filter(|i| self.live.contains(i))
             .filter_map(|&i| self.pending[i].as_ref())
-            .filter_map(|b| b.frames.iter().map(|f| f.ts_ns).max())
+            .filter_map(|p| p.frames().iter().map(|f| f.ts_ns).max())
             .min();
         let mut parts = Vec::with_capacity(held.len());
         for &i in &held {
-            let Some(batch) = self.pending[i].take() else {
+            let Some(pending) = self.pending[i].as_mut() else {
                 continue;
             };
-            let (take, keep): (Vec<Frame>, Vec<Frame>) = batch
-                .frames
+            let (take, keep): (Vec<Frame>, Vec<Frame>) = pending
+                .frames()
                 .iter()
                 .partition(|f| watermark.is_none_or(|w| f.ts_ns <= w));
+            pending.left = Some(keep);
             if !take.is_empty() {
-                parts.push(FrameBatch {
-                    data: Arc::clone(&batch.data),
+                let batch = FrameBatch {
+                    data: Arc::clone(&pending.data),
                     frames: take,
-                });
+                    origin: Origin::Unknown,
+                };
+                parts.push((batch, pending.part()));
             }
-            self.pending[i] = Some(FrameBatch {
-                data: batch.data,
-                frames: keep,
-            });
         }
         let mut merged = concat(parts);
         merged.frames.sort_by_key(|f| f.ts_ns); // stable, as numpy's kind="stable"
         Ok(Some(merged))
+    }
+}
+
+/// A file's batch in a merge, of which earlier rounds may have handed on some frames.
+struct Pending {
+    data: Arc<Vec<u8>>,
+    /// The batch's frames as read (the places of the frames handed on are ranks in it).
+    all: Arc<Vec<Frame>>,
+    /// The frames not handed on yet (None: all of them).
+    left: Option<Vec<Frame>>,
+    origin: Origin,
+}
+
+impl Pending {
+    fn of(batch: FrameBatch) -> Pending {
+        Pending {
+            data: batch.data,
+            all: Arc::new(batch.frames),
+            left: None,
+            origin: batch.origin,
+        }
+    }
+
+    fn frames(&self) -> &[Frame] {
+        self.left.as_deref().unwrap_or(&self.all)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames().is_empty()
+    }
+
+    /// Where the frames of the batch are in their file (in a buffer starting at 0).
+    fn part(&self) -> Option<MergedPart> {
+        match self.origin {
+            Origin::File { file, before } => Some(MergedPart {
+                start: 0,
+                file,
+                before,
+                frames: Arc::clone(&self.all),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -222,25 +263,45 @@ fn refuse_stdin_twice(paths: &[String]) -> Result<(), CaptureError> {
     Ok(())
 }
 
-/// Join batches into one, their buffers back to back (as Python's `FrameBatch.concat`).
-fn concat(mut parts: Vec<FrameBatch>) -> FrameBatch {
+/// Join batches into one, their buffers back to back (as Python's `FrameBatch.concat`),
+/// each with where its frames are in its file (its bytes are its file batch's whole
+/// buffer, so a frame's offset in it is its offset in that batch).
+fn concat(mut parts: Vec<(FrameBatch, Option<MergedPart>)>) -> FrameBatch {
     if parts.len() == 1 {
-        return parts.pop().unwrap_or_default();
+        let Some((mut batch, part)) = parts.pop() else {
+            return FrameBatch::default();
+        };
+        batch.origin = origin_of(vec![part]);
+        return batch;
     }
-    let size = parts.iter().map(|p| p.data.len()).sum();
+    let size = parts.iter().map(|(p, _)| p.data.len()).sum();
     let mut data = Vec::with_capacity(size);
-    let mut frames = Vec::with_capacity(parts.iter().map(FrameBatch::len).sum());
-    for part in &parts {
+    let mut frames = Vec::with_capacity(parts.iter().map(|(p, _)| p.len()).sum());
+    let mut places = Vec::with_capacity(parts.len());
+    for (part, place) in &parts {
         let shift = data.len();
         data.extend_from_slice(&part.data);
         frames.extend(part.frames.iter().map(|f| Frame {
             offset: f.offset + shift,
             ..*f
         }));
+        places.push(place.as_ref().map(|p| MergedPart {
+            start: shift,
+            ..p.clone()
+        }));
     }
     FrameBatch {
         data: Arc::new(data),
         frames,
+        origin: origin_of(places),
+    }
+}
+
+/// A merged batch's origin: its parts, when every part's is known.
+fn origin_of(parts: Vec<Option<MergedPart>>) -> Origin {
+    match parts.into_iter().collect::<Option<Vec<_>>>() {
+        Some(parts) => Origin::Merged(Arc::new(parts)),
+        None => Origin::Unknown,
     }
 }
 
@@ -342,8 +403,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![format!(
-                "truncated_record: {path}: file ends inside a record at byte 704 (49 bytes \
-                 dropped); the capture was probably cut short"
+                "truncated_record: {path}: file ends inside a record at byte 704 (after frame \
+                 7; 49 bytes dropped); the capture was probably cut short"
             )]
         );
         assert_eq!(meter, 753);
@@ -438,6 +499,53 @@ mod tests {
         out
     }
 
+    /// A pcap of `size`-byte frames at the given seconds.
+    fn pcap_at(seconds: &[u32], size: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for &s in seconds {
+            for v in [s, 0, size, size] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend(std::iter::repeat_n(s as u8, size as usize));
+        }
+        out
+    }
+
+    #[test]
+    fn every_frame_knows_its_file_and_number_through_a_merge() {
+        // a.pcap's timestamps go back: the merge reorders its frames
+        let a = FileReader::from_bytes(pcap_at(&[10, 0, 20], 40), "a.pcap");
+        let b = FileReader::from_bytes(pcap_at(&[5, 15], 50), "b.pcap");
+        let mut captures = Captures::from_readers(vec![a, b]);
+        let mut stats = SourceStats::default();
+        let mut places = Vec::new();
+        while let Some(batch) = captures.next_batch(&mut stats).unwrap() {
+            for (i, f) in batch.frames.iter().enumerate() {
+                let at = batch.place(i).unwrap();
+                // the frame's bytes are its seconds: the place is the right frame
+                assert_eq!(
+                    u32::from(batch.bytes(i)[0]),
+                    (f.ts_ns / 1_000_000_000) as u32
+                );
+                places.push((at.file, at.frame));
+            }
+        }
+        assert_eq!(places, [(0, 2), (1, 1), (0, 1), (1, 2), (0, 3)]);
+        assert_eq!(stats.files, ["a.pcap", "b.pcap"]);
+    }
+
+    #[test]
+    fn a_single_file_numbers_its_frames_across_batches() {
+        let bytes = synthetic_pcap(40000, 60);
+        let (batches, _, _) = frames_of_bytes(&bytes);
+        let last = batches.last().unwrap();
+        let place = last.place(last.len() - 1).unwrap();
+        assert_eq!((batches.len(), place.file, place.frame), (2, 0, 40000));
+    }
+
     #[test]
     fn pcap_batches_hold_at_most_max_frames() {
         let bytes = synthetic_pcap(40000, 60);
@@ -459,8 +567,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: file ends inside a record at byte 3039948 (66 bytes \
-                  dropped); the capture was probably cut short"
+                "truncated_record: fuzz: file ends inside a record at byte 3039948 (after frame \
+                  39999; 66 bytes dropped); the capture was probably cut short"
             ]
         );
     }
@@ -481,8 +589,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: file ends inside a record at byte 9143008 (1006 bytes \
-                  dropped); the capture was probably cut short"
+                "truncated_record: fuzz: file ends inside a record at byte 9143008 (after frame \
+                  8999; 1006 bytes dropped); the capture was probably cut short"
             ]
         );
     }
@@ -560,8 +668,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: fuzz: stopped reading: Compressed file ended before the \
-                  end-of-stream marker was reached; earlier packets are kept"
+                "truncated_record: fuzz: stopped reading after frame 5: Compressed file ended \
+                  before the end-of-stream marker was reached; earlier packets are kept"
             ]
         );
     }
@@ -840,8 +948,8 @@ mod tests {
         assert_eq!(
             stats.warnings,
             vec![
-                "truncated_record: standard input: file ends inside a record at byte 704 (49 \
-                 bytes dropped); the capture was probably cut short"
+                "truncated_record: standard input: file ends inside a record at byte 704 (after \
+                 frame 7; 49 bytes dropped); the capture was probably cut short"
             ]
         );
         let twice = vec!["-".to_string(), crafted("ref_eth.pcap.gz"), "-".to_string()];

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
 
 use super::chunks::ChunkReader;
-use super::{CaptureError, Frame, FrameBatch, SourceStats};
+use super::{CaptureError, Frame, FrameBatch, Origin, SourceStats};
 
 /// The magic numbers of the four pcap variants (byte order x time unit), as file bytes.
 pub const MAGICS: [[u8; 4]; 4] = [
@@ -58,6 +58,10 @@ pub struct PcapReader {
     spare_frames: Vec<Frame>,
     /// Frames of the current batch before the first chunk of a resumed reader (`resume`).
     resumed_frames: usize,
+    /// The file's index in `SourceStats::files` (its batches' `Origin`).
+    pub file: u32,
+    /// Frames of the file handed on so far (a resumed reader: from the file's start).
+    frames: u64,
 }
 
 impl PcapReader {
@@ -81,6 +85,8 @@ impl PcapReader {
             done: true,
             spare_frames: Vec::new(),
             resumed_frames: 0,
+            file: 0,
+            frames: 0,
         };
         if reader.chunks.failed() {
             return Ok(reader);
@@ -148,13 +154,23 @@ impl PcapReader {
                 let frames = self.walk(&buf);
                 if !frames.is_empty() {
                     stats.frames += frames.len() as u64;
+                    let origin = Origin::File {
+                        file: self.file,
+                        before: self.frames,
+                    };
+                    self.frames += frames.len() as u64;
                     let ends = self.capped || self.damaged || self.chunk_read;
                     self.batch_frames = if ends {
                         0
                     } else {
                         self.batch_frames + frames.len()
                     };
-                    return Some((FrameBatch { data: buf, frames }, ends));
+                    let batch = FrameBatch {
+                        data: buf,
+                        frames,
+                        origin,
+                    };
+                    return Some((batch, ends));
                 }
                 self.spare_frames = frames; // (a piece's tail: kept for the next walk)
             }
@@ -163,7 +179,7 @@ impl PcapReader {
                 self.batch_frames = 0;
                 let empty = FrameBatch {
                     data: buf,
-                    frames: Vec::new(),
+                    ..FrameBatch::default()
                 };
                 return Some((empty, true));
             }
@@ -173,10 +189,11 @@ impl PcapReader {
                 stats.warn_once(
                     "corrupt_record",
                     &format!(
-                        "{}: record header at byte {} is damaged (length > {}); the rest of \
-                         the file was not read",
+                        "{}: record header at byte {} (after frame {}) is damaged (length > \
+                         {}); the rest of the file was not read",
                         self.name,
                         self.chunks.position + self.end as u64,
+                        self.frames,
                         self.limit
                     ),
                 );
@@ -197,7 +214,7 @@ impl PcapReader {
                 self.buf = Some(Arc::new(next));
                 continue;
             }
-            let done = self.chunks.consumed(&buf, self.end, stats);
+            let done = self.chunks.consumed(&buf, self.end, self.frames, stats);
             self.chunks.recycle(buf);
             if done {
                 self.done = true;
@@ -259,7 +276,9 @@ impl PcapReader {
     /// freeing it next to free memory makes glibc consolidate its fast bins
     /// (`malloc_consolidate`), as allocating the next one does: twice a piece.
     pub fn recycle(&mut self, piece: FrameBatch) {
-        let FrameBatch { data, mut frames } = piece;
+        let FrameBatch {
+            data, mut frames, ..
+        } = piece;
         drop(data);
         if frames.capacity() > self.spare_frames.capacity() {
             frames.clear();
@@ -281,9 +300,22 @@ impl PcapReader {
     /// its start would: inside its chunk that ends `chunk_left` bytes further, with
     /// `batch_frames` frames of its batch before this record (a part of a large file,
     /// `parallel::scalechunks`). Call before the first batch.
-    pub fn resume(&mut self, position: u64, chunk_left: usize, batch_frames: usize) {
+    /// `frames_before` frames of the file come before it.
+    pub fn resume(
+        &mut self,
+        position: u64,
+        chunk_left: usize,
+        batch_frames: usize,
+        frames_before: u64,
+    ) {
         self.chunks.resume_at(position, chunk_left);
         self.resumed_frames = batch_frames;
+        self.frames = frames_before;
+    }
+
+    /// Frames of the file handed on so far (the last good one's number).
+    pub fn frames_read(&self) -> u64 {
+        self.frames
     }
 
     /// The chunk being walked: its first byte in the file and its size (batches read

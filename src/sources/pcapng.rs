@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use super::chunks::ChunkReader;
-use super::{CaptureError, Frame, FrameBatch, SourceStats};
+use super::{CaptureError, Frame, FrameBatch, Origin, SourceStats};
 
 const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const IDB: u32 = 0x0000_0001;
@@ -138,6 +138,10 @@ pub struct PcapngReader {
     /// Frames of the current batch in earlier pieces.
     batch_frames: usize,
     done: bool,
+    /// The file's index in `SourceStats::files` (its batches' `Origin`).
+    pub file: u32,
+    /// Frames of the file handed on so far.
+    frames: u64,
 }
 
 impl PcapngReader {
@@ -154,7 +158,14 @@ impl PcapngReader {
             damage: String::new(),
             batch_frames: 0,
             done: false,
+            file: 0,
+            frames: 0,
         }
+    }
+
+    /// Frames of the file handed on so far (the last good one's number).
+    pub fn frames_read(&self) -> u64 {
+        self.frames
     }
 
     /// The next batch, None at the end of the file or at a damaged block.
@@ -206,12 +217,22 @@ impl PcapngReader {
                 let ends = self.chunk_read || !self.damage.is_empty();
                 if !frames.is_empty() || (ends && self.batch_frames > 0) {
                     stats.frames += frames.len() as u64;
+                    let origin = Origin::File {
+                        file: self.file,
+                        before: self.frames,
+                    };
+                    self.frames += frames.len() as u64;
                     self.batch_frames = if ends {
                         0
                     } else {
                         self.batch_frames + frames.len()
                     };
-                    return Ok(Some((FrameBatch { data: buf, frames }, ends)));
+                    let batch = FrameBatch {
+                        data: buf,
+                        frames,
+                        origin,
+                    };
+                    return Ok(Some((batch, ends)));
                 }
             }
             // Python does this when asked for the next batch, so warnings come in the
@@ -239,7 +260,7 @@ impl PcapngReader {
                 self.buf = Some(Arc::new(next));
                 continue;
             }
-            if self.chunks.consumed(&buf, self.end, stats) {
+            if self.chunks.consumed(&buf, self.end, self.frames, stats) {
                 self.done = true;
             }
             self.chunks.recycle(buf);
@@ -292,8 +313,11 @@ impl PcapngReader {
                     Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
                     Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
                     _ => {
-                        let damage =
-                            format!("section header at byte {at} has a bad byte-order magic");
+                        let after = self.frames + frames.len() as u64;
+                        let damage = format!(
+                            "section header at byte {at} (after frame {after}) has a bad \
+                             byte-order magic"
+                        );
                         return Ok((pos, damage));
                     }
                 };
@@ -308,7 +332,10 @@ impl PcapngReader {
             let block_type = section.u32_at(buf, pos);
             let blen = section.u32_at(buf, pos + 4);
             if blen < 12 || blen % 4 != 0 || blen > MAX_BLOCK {
-                let damage = format!("block at byte {at} has an impossible length {blen}");
+                let after = self.frames + frames.len() as u64;
+                let damage = format!(
+                    "block at byte {at} (after frame {after}) has an impossible length {blen}"
+                );
                 return Ok((pos, damage));
             }
             let blen_usize = blen as usize;
@@ -316,13 +343,14 @@ impl PcapngReader {
                 break;
             }
             let body = pos + 8;
-            let overrun = |stats: &mut SourceStats, name: &str| {
+            // (after frame N: the packets read before it; Wireshark stops at such a block)
+            let overrun = |stats: &mut SourceStats, name: &str, after: u64| {
                 stats.skip("bad_block", 1);
                 stats.warn_once(
                     "bad_block",
                     &format!(
-                        "{name}: packet block at byte {at} names an unknown interface or \
-                         overruns"
+                        "{name}: packet block at byte {at} (after frame {after}) names an \
+                         unknown interface or overruns"
                     ),
                 );
             };
@@ -331,9 +359,10 @@ impl PcapngReader {
                 stats.warn_once(
                     "bad_block",
                     &format!(
-                        "{}: block at byte {at} is too short ({blen} bytes) for its type \
-                         {block_type:#x}",
-                        self.name
+                        "{}: block at byte {at} (after frame {}) is too short ({blen} bytes) \
+                         for its type {block_type:#x}",
+                        self.name,
+                        self.frames + frames.len() as u64
                     ),
                 );
             } else if block_type == EPB || block_type == PB {
@@ -358,7 +387,7 @@ impl PcapngReader {
                             linktype: iface.linktype,
                         });
                     }
-                    _ => overrun(stats, &self.name),
+                    _ => overrun(stats, &self.name, self.frames + frames.len() as u64),
                 }
             } else if block_type == SPB {
                 let orig = section.u32_at(buf, body);
@@ -379,7 +408,7 @@ impl PcapngReader {
                             linktype: iface.linktype,
                         });
                     }
-                    None => overrun(stats, &self.name),
+                    None => overrun(stats, &self.name, self.frames + frames.len() as u64),
                 }
             } else if block_type == IDB {
                 let iface = parse_idb(buf, body, blen_usize, section);
