@@ -458,11 +458,11 @@ impl Run {
     ) -> PyResult<(usize, u64, u64, usize)> {
         let held = self.engine.held.take().unwrap_or_default();
         let capped = std::mem::take(&mut self.engine.resume_cap.capped);
-        let (paths, _, _) = self.engine.parts();
-        let paths = paths.to_vec();
+        let (paths, options, _) = self.engine.parts();
+        let (paths, ports) = (paths.to_vec(), options.tunnels.ports.clone());
         let next_id = self.engine.next_id();
         let carried = py
-            .detach(|| crate::resume::write_state(&state, &paths, &held, &capped, next_id))
+            .detach(|| crate::resume::write_state(&state, &paths, &ports, &held, &capped, next_id))
             .map_err(|e| tcptrace_error(py, "TcptraceError", &e))?;
         let closed = self.engine.resume_cap.closed;
         Ok((carried.connections, carried.frames, carried.bytes, closed))

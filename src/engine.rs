@@ -392,7 +392,8 @@ impl Engine {
         let cap = &mut self.resume_cap;
         let stopped = self.progress.stop.load(Ordering::Relaxed); // (no STATE is written)
         let max_bytes = cap.max_bytes.filter(|_| !stopped).unwrap_or(u64::MAX);
-        let split = crate::resume::cap_held(&self.paths, open, max_bytes, cap.read_bytes)
+        let inputs = (self.paths.as_slice(), &self.options.tunnels.ports);
+        let split = crate::resume::cap_held(inputs, open, max_bytes, cap.read_bytes)
             .map_err(|e| RunError::Capture(CaptureError(e)))?;
         cap.closed = split.closed.len();
         cap.capped = self.table.unclaimed_continuations();

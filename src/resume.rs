@@ -24,7 +24,7 @@ use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::decode::decode_frame;
+use crate::decode::{decode_frame_in, Path as TunnelPath, TunnelPorts};
 use crate::flows::{canonical_first, FastMap, Finished, HeldFlow};
 use crate::sources::{Captures, FrameBatch, SourceStats};
 
@@ -174,6 +174,7 @@ pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String
 pub fn write_state(
     state: &Path,
     inputs: &[String],
+    ports: &TunnelPorts,
     held: &[HeldFlow],
     capped: &[HeldFlow],
     next_id: u64,
@@ -186,11 +187,12 @@ pub fn write_state(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = state.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write_to(&tmp, inputs, (&held, capped), &first, next_id).and_then(|carried| {
-        fs::rename(&tmp, state)
-            .map(|()| carried)
-            .map_err(|e| format!("{}: cannot write: {e}", state.display()))
-    });
+    let result =
+        write_to(&tmp, (inputs, ports), (&held, capped), &first, next_id).and_then(|carried| {
+            fs::rename(&tmp, state)
+                .map(|()| carried)
+                .map_err(|e| format!("{}: cannot write: {e}", state.display()))
+        });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -212,9 +214,11 @@ fn first_segments(held: &[HeldFlow]) -> FastMap<Tuple, i64> {
 }
 
 /// Each frame of `inputs` STATE carries for the 4-tuples of `first` (from their first
-/// segment on), with its 4-tuple: the one selection the measure and the copy share.
+/// segment on), with its 4-tuple: the one selection the measure and the copy share. The
+/// frames are decoded as the run decoded them: through the UDP tunnels on `ports` (the
+/// well-known ones and `--tunnel-port`'s).
 fn each_held_frame(
-    inputs: &[String],
+    (inputs, ports): (&[String], &TunnelPorts),
     first: &FastMap<Tuple, i64>,
     mut each: impl FnMut(&FrameBatch, usize, Tuple) -> Result<(), String>,
 ) -> Result<(), String> {
@@ -225,7 +229,14 @@ fn each_held_frame(
     let mut stats = SourceStats::default();
     while let Some(batch) = captures.next_batch(&mut stats).map_err(|e| e.0)? {
         for (i, frame) in batch.frames.iter().enumerate() {
-            let Ok(seg) = decode_frame(&batch.data, frame, i as u32) else {
+            let decoded = decode_frame_in(
+                &batch.data,
+                frame,
+                i as u32,
+                Some(ports),
+                &mut TunnelPath::default(),
+            );
+            let Ok(seg) = decoded else {
                 continue;
             };
             let key = if canonical_first(&seg) {
@@ -255,7 +266,7 @@ fn each_held_frame(
 /// (the oldest first: earliest first segment). `read_bytes`: every frame's bytes the run
 /// read, as STATE would count them; when they fit, nothing is measured.
 pub fn cap_held(
-    inputs: &[String],
+    inputs: (&[String], &TunnelPorts),
     open: Vec<(HeldFlow, Finished)>,
     max_bytes: u64,
     read_bytes: u64,
@@ -334,7 +345,7 @@ fn write_flows(out: &mut impl Write, flows: &[HeldFlow]) -> std::io::Result<()> 
 
 fn write_to(
     path: &Path,
-    inputs: &[String],
+    inputs: (&[String], &TunnelPorts),
     (held, capped): (&[HeldFlow], &[HeldFlow]),
     first: &FastMap<Tuple, i64>,
     next_id: u64,
@@ -424,7 +435,8 @@ mod tests {
         assert_eq!((held[0].id, held[0].previous_id), (1, None));
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let carried = write_state(&state, &paths, &held, &[], next_id).unwrap();
+        let carried =
+            write_state(&state, &paths, &TunnelPorts::default(), &held, &[], next_id).unwrap();
         assert_eq!((carried.connections, carried.frames), (1, 264));
         let frames = dir.path().join("frames.pcap");
         let resumed = read_state(&state, &frames).unwrap().unwrap();
@@ -501,7 +513,15 @@ mod tests {
                 ..flow(2, 0, 0)
             },
         ];
-        write_state(&state, &paths, &held, &capped, next_id).unwrap();
+        write_state(
+            &state,
+            &paths,
+            &TunnelPorts::default(),
+            &held,
+            &capped,
+            next_id,
+        )
+        .unwrap();
         let resumed = read_state(&state, &frames).unwrap().unwrap();
         assert_eq!(resumed.capped, capped);
         let ids = [HeldFlow {
@@ -519,7 +539,7 @@ mod tests {
         assert!(read_state(&state, &frames).unwrap().is_none());
         let paths = vec![capture("transfer/download.pcap")];
         let (_, held, next_id) = held_run(paths.clone());
-        write_state(&state, &paths, &held, &[], next_id).unwrap();
+        write_state(&state, &paths, &TunnelPorts::default(), &held, &[], next_id).unwrap();
         let whole = fs::read(&state).unwrap();
         let message = format!(
             "{}: not a tcptrace resume file (or a damaged one)",

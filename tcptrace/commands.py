@@ -150,8 +150,6 @@ def analyze(captures: tuple[str, ...], fmt: str, output: str | None, filter_: st
                                or "-" in captures):
         raise click.UsageError("--resume reads files in one process: not with --executor "
                                "dask, --per-file, --jobs or standard input (yet)")
-    if resume is not None and tunnel_ports:  # STATE's frames are found by the well-known
-        raise click.UsageError("--resume does not take --tunnel-port (yet)")  # ports only
     if resume_final and resume is None:
         raise click.UsageError("--resume-final goes with --resume STATE")
     if resume is None and given(click.get_current_context(silent=True), "resume_max_bytes"):

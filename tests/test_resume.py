@@ -35,15 +35,15 @@ def by_id(*paths: Path) -> dict[int, str]:
 
 
 def run_series(capsys: pytest.CaptureFixture[str], parts: list[Path], state: Path,
-               tmp: Path) -> tuple[list[Path], list[str]]:
-    """One run per part with --resume STATE, the last with --resume-final: the outputs
-    and each run's stderr."""
+               tmp: Path, *options: str) -> tuple[list[Path], list[str]]:
+    """One run per part with --resume STATE (and `options`), the last with --resume-final:
+    the outputs and each run's stderr."""
     outputs, errors = [], []
     for k, part in enumerate(parts):
         out = tmp / f"run{k}.jsonl"
         final = ["--resume-final"] if k == len(parts) - 1 else []
         code, _, err = run_cli(capsys, "analyze", "-f", "jsonl", "-o", str(out),
-                               "--resume", str(state), *final, str(part))
+                               "--resume", str(state), *final, *options, str(part))
         assert code == 0, err
         outputs.append(out)
         errors.append(err)
@@ -133,12 +133,33 @@ def test_resume_is_refused_where_it_is_not_built(capsys: pytest.CaptureFixture[s
     assert not (tmp_path / "state").exists()
 
 
-def test_resume_with_tunnel_ports_is_refused(capsys: pytest.CaptureFixture[str],
-                                             tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, "analyze", "--resume", str(tmp_path / "state"),
-                           "--tunnel-port", "vxlan=4790", str(CRAFTED / "port_reuse.pcap"))
-    assert (code, err) == (2, "tcptrace: error: --resume does not take --tunnel-port (yet) "
-                              "(try 'tcptrace analyze --help')\n")
+@needs_editcap
+@pytest.mark.parametrize(("capture", "carried"), [
+    # the first 7 frames: 16 bytes of record header and frame.cap_len each (tshark)
+    ("ref_vxlan8472.pcap", "7 frames, 1030 bytes"),
+    # frame 6 (116 bytes), a damaged VXLAN header, belongs to no connection
+    ("ref_vxlan.pcap", "6 frames, 898 bytes"),
+    ("ref_geneve_in_vxlan.pcap", "7 frames, 1380 bytes"),
+])
+def test_connections_inside_tunnels_are_handed_on(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, capture: str,
+                                                  carried: str) -> None:
+    """STATE's frames are found through the tunnels the run decodes, --tunnel-port's
+    included (VXLAN on Linux's 8472, the first; the IANA port; Geneve inside VXLAN)."""
+    parts = cut(CRAFTED / capture, 7, tmp_path / "parts")
+    assert len(parts) == 2
+    tunnels = ("--tunnel-port", "vxlan=8472")
+    single = tmp_path / "single.jsonl"
+    code, _, err = run_cli(capsys, "analyze", "-q", "-f", "jsonl", "-o", str(single),
+                           *tunnels, *map(str, parts))
+    assert code == 0, err
+    state = tmp_path / "state"
+    outputs, errors = run_series(capsys, parts, state, tmp_path, *tunnels)
+    assert [len(o.read_text().splitlines()) for o in outputs] == [0, 1]
+    assert by_id(*outputs) == by_id(single)
+    assert json.loads(single.read_text())["encapsulation"][0]["type"] == "vxlan"
+    assert errors[0].startswith(
+        f"tcptrace: resume: 1 open connections held in {state}: {carried}\n")
 
 
 def test_resume_final_needs_resume(capsys: pytest.CaptureFixture[str]) -> None:
