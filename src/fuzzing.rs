@@ -3,10 +3,12 @@
 //! arbitrary bytes; a failed assertion or a panic is a bug.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::decode::{decode_tunnels, Segment, Tunnels, SUPPORTED_LINKTYPES};
 use crate::engine::{Engine, Options, RunError};
+use crate::resume::{copy_frames, read_header, Resumed};
 use crate::sources::{frames_of_bytes, Captures, FileReader, Frame, FrameBatch, SourceStats};
 use crate::writers::{write_jsonl, CsvWriter, Summary, Value};
 
@@ -291,6 +293,52 @@ fn fit_ip_length(frame: &mut [u8], ip_at: usize) {
     }
 }
 
+/// Arbitrary bytes as a `--resume` STATE: read as a run reads it (its lengths and ids
+/// checked), and, when accepted, its frames run through the engine with the ids it hands on
+/// (the held connections' and the capped ones' continuations, by 4-tuple), the run holding
+/// its open connections at the end as a resumed run does. A refusal is fine; a panic, or
+/// an id a run would never give, is a bug.
+pub fn state(data: &[u8]) {
+    let name = Path::new("STATE");
+    let mut input = data;
+    let Ok(header) = read_header(&mut input, data.len() as u64, name) else {
+        return;
+    };
+    let mut frames = Vec::new();
+    if copy_frames(&mut input, &mut frames, header.pcap_length).is_err() {
+        return;
+    }
+    let next_id = header.next_id;
+    let resumed = Resumed {
+        next_id,
+        ids: header.ids,
+        capped: header.capped,
+        frames: PathBuf::from("STATE.frames.pcap"),
+    };
+    let captures = Captures::from_readers(vec![FileReader::from_bytes(frames, "STATE")]);
+    let options = Options {
+        max_flows: 4,
+        linger_s: 0.0,
+        ..Options::default()
+    };
+    let mut engine = Engine::new(vec!["fuzz".into()], options);
+    engine.resume_from(Some(resumed), true);
+    let mut ids = Vec::new();
+    let result = engine.run_on(captures, |record| {
+        ids.push(record.id);
+        Ok(())
+    });
+    if let Err(RunError::Panic { at, message }) = result {
+        panic!("the engine panicked at {at}: {message}");
+    }
+    assert_eq!(failed_connections(&engine.source_report()), 0);
+    assert!(engine.next_id() >= next_id);
+    assert!(
+        ids.iter().all(|&id| id < engine.next_id()),
+        "an id past the next"
+    );
+}
+
 /// `captures` through the engine and every writer: a panic anywhere (the run's, or one a
 /// connection's failure was caught for) fails the fuzz case.
 fn run_through_writers(captures: Captures, options: Options) {
@@ -317,6 +365,23 @@ fn run_through_writers(captures: Captures, options: Options) {
 mod tests {
     use std::path::Path;
 
+    /// The `state` seeds are STATE files real runs wrote (held connections, tunnels, a
+    /// bound of 0 that closed every connection): each is accepted, so the replay reaches
+    /// the engine and not only the header checks.
+    #[test]
+    fn the_state_seeds_are_read_as_a_run_reads_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/state");
+        let (mut held, mut capped) = (0, 0);
+        for entry in std::fs::read_dir(&root).expect("the state seeds").flatten() {
+            let data = std::fs::read(entry.path()).expect("a seed");
+            let header = super::read_header(&mut data.as_slice(), data.len() as u64, &root)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+            held += header.ids.len();
+            capped += header.capped.len();
+        }
+        assert!(held > 0 && capped > 0, "{held} held, {capped} capped");
+    }
+
     /// Every input the fuzzers ever found a bug with stays fixed.
     #[test]
     fn regressions_replay() {
@@ -331,8 +396,9 @@ mod tests {
             }
             super::jobs(&data);
         };
-        let targets: [(&str, &[Check]); 5] = [
+        let targets: [(&str, &[Check]); 6] = [
             ("readers", &[super::readers]),
+            ("state", &[super::state]),
             ("decode", &[super::decode]),
             ("engine", &[super::engine]),
             ("frames", &[super::frames, super::jobs, lingering]),

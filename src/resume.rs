@@ -36,6 +36,8 @@ const PCAP_NS_MAGIC: [u8; 4] = [0x4d, 0x3c, 0xb2, 0xa1];
 const SNAPLEN: u32 = 262_144;
 /// Bytes of a connection's entry in STATE: 4-tuple, id, previous id.
 const FLOW_ENTRY: u64 = 16 + 16 + 4 + 8 + 1 + 8;
+/// The largest next id a STATE may give: 2^53, the integers a JSON reader keeps exact.
+const MAX_NEXT_ID: u64 = 1 << 53;
 /// Bytes a frame takes in STATE's pcap: its record header, then its captured bytes.
 const RECORD_HEADER: u64 = 16;
 
@@ -128,43 +130,90 @@ pub fn read_state(state: &Path, frames: &Path) -> Result<Option<Resumed>, String
     };
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let mut input = BufReader::new(file);
-    if &read_array::<8>(&mut input, state)? != MAGIC {
+    let header = read_header(&mut input, size, state)?;
+    // (created only once the header holds: a foreign file leaves nothing behind)
+    let fail = |e: std::io::Error| format!("{}: cannot write: {e}", frames.display());
+    let mut out = BufWriter::new(File::create(frames).map_err(fail)?);
+    copy_frames(&mut input, &mut out, header.pcap_length).map_err(|e| match e {
+        CopyError::Write(e) => fail(e),
+        CopyError::Damaged => damaged(state),
+    })?;
+    out.flush().map_err(fail)?;
+    Ok(Some(Resumed {
+        next_id: header.next_id,
+        ids: header.ids,
+        capped: header.capped,
+        frames: frames.to_path_buf(),
+    }))
+}
+
+/// STATE up to its frames (`size`: the whole file's bytes).
+pub struct Header {
+    pub next_id: u64,
+    pub ids: Vec<HeldFlow>,
+    pub capped: Vec<HeldFlow>,
+    /// The bytes of the pcap that follows, of which `read_header` read the first 4.
+    pub pcap_length: u64,
+}
+
+/// Read STATE's header, ids and the magic of its pcap, every length checked against
+/// `size`; the frames follow in `input` (`copy_frames`).
+pub fn read_header(input: &mut impl Read, size: u64, state: &Path) -> Result<Header, String> {
+    if &read_array::<8>(input, state)? != MAGIC {
         return Err(damaged(state));
     }
-    let version = u16::from_le_bytes(read_array(&mut input, state)?);
+    let version = u16::from_le_bytes(read_array(input, state)?);
     if version != VERSION {
         return Err(format!(
             "{}: resume file version {version}, expected {VERSION}",
             state.display()
         ));
     }
-    let next_id = read_u64(&mut input, state)?;
+    let next_id = read_u64(input, state)?;
     let mut header = 8 + 2 + 8;
-    let ids = read_flows(&mut input, state, size, &mut header)?;
-    let capped = read_flows(&mut input, state, size, &mut header)?;
-    let length = read_u64(&mut input, state)?;
+    let ids = read_flows(input, state, size, &mut header)?;
+    let capped = read_flows(input, state, size, &mut header)?;
+    // a run numbers from next_id on: an id handed on is below it, and it is far below
+    // 2^53 (no run reaches that many connections; beyond it JSON readers lose digits)
+    let ids_below = |flows: &[HeldFlow]| flows.iter().all(|f| f.id < next_id);
+    if next_id > MAX_NEXT_ID || !ids_below(&ids) || !ids_below(&capped) {
+        return Err(damaged(state));
+    }
+    let pcap_length = read_u64(input, state)?;
     header += 8;
-    if header + length != size || length < 24 {
+    if header.checked_add(pcap_length) != Some(size) || pcap_length < 24 {
         return Err(damaged(state));
     }
-    let magic = read_array::<4>(&mut input, state)?;
-    if magic != PCAP_NS_MAGIC {
+    if read_array::<4>(input, state)? != PCAP_NS_MAGIC {
         return Err(damaged(state));
     }
-    let fail = |e: std::io::Error| format!("{}: cannot write: {e}", frames.display());
-    let mut out = BufWriter::new(File::create(frames).map_err(fail)?);
-    out.write_all(&magic).map_err(fail)?;
-    let copied = std::io::copy(&mut input, &mut out).map_err(fail)?;
-    out.flush().map_err(fail)?;
-    if copied + 4 != length {
-        return Err(damaged(state));
-    }
-    Ok(Some(Resumed {
+    Ok(Header {
         next_id,
         ids,
         capped,
-        frames: frames.to_path_buf(),
-    }))
+        pcap_length,
+    })
+}
+
+/// Why the frames could not be copied out of STATE.
+pub enum CopyError {
+    Write(std::io::Error),
+    /// STATE ends before (or goes on after) the length its header gives.
+    Damaged,
+}
+
+/// Copy STATE's pcap (after the magic `read_header` took) to `out`, as a pcap file.
+pub fn copy_frames(
+    input: &mut impl Read,
+    out: &mut impl Write,
+    pcap_length: u64,
+) -> Result<(), CopyError> {
+    out.write_all(&PCAP_NS_MAGIC).map_err(CopyError::Write)?;
+    let copied = std::io::copy(input, out).map_err(CopyError::Write)?;
+    if copied + 4 != pcap_length {
+        return Err(CopyError::Damaged);
+    }
+    Ok(())
 }
 
 /// Write STATE (under a temporary name, then renamed: a failed run leaves the old one):
@@ -496,6 +545,8 @@ mod tests {
     fn held_and_capped_connections_round_trip_by_their_4_tuples() {
         let paths = vec![capture("transfer/download.pcap")];
         let (_, held, next_id) = held_run(paths.clone());
+        // numbered on as if the run had gone on: the capped ids below are under it
+        let next_id = next_id + 10;
         let dir = tempfile::tempdir().unwrap();
         let (state, frames) = (dir.path().join("state"), dir.path().join("frames.pcap"));
         let capped = [
@@ -553,5 +604,26 @@ mod tests {
         longer.push(0);
         fs::write(&state, &longer).unwrap();
         assert_eq!(read_state(&state, &frames).err(), Some(message));
+    }
+
+    #[test]
+    fn ids_at_or_past_the_next_id_are_damage() {
+        let paths = vec![capture("transfer/download.pcap")];
+        let (_, held, next_id) = held_run(paths.clone());
+        assert_eq!((held.len(), next_id), (1, 2));
+        let header = |next_id: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            write_state(&state, &paths, &TunnelPorts::default(), &held, &[], next_id).unwrap();
+            let bytes = fs::read(&state).unwrap();
+            read_header(&mut bytes.as_slice(), bytes.len() as u64, &state).map(|h| h.next_id)
+        };
+        assert_eq!(header(2), Ok(2));
+        assert_eq!(header(1 << 53), Ok(1 << 53));
+        // the held connection's id 1 is not below 1; no run numbers past 2^53 (nor to
+        // u64::MAX, where the next id would overflow)
+        for next_id in [1, (1 << 53) + 1, u64::MAX] {
+            assert!(header(next_id).is_err_and(|e| e.ends_with("(or a damaged one)")));
+        }
     }
 }

@@ -97,6 +97,10 @@ def test_a_connection_open_at_the_cut_is_written_by_the_run_that_ends_it(
 @pytest.mark.parametrize("content", [
     b"", b"TTRESUM", b"\xd4\xc3\xb2\xa1" + bytes(20), b"TTRESUME\x02\x00" + bytes(4),
     b"TTRESUME\x02\x00" + (1).to_bytes(8, "little") + (1 << 60).to_bytes(8, "little"),
+    # well formed, no connection, no frame, but a next id no run reaches (2^64 - 1 would
+    # overflow at the next connection)
+    b"TTRESUME\x02\x00" + (2**64 - 1).to_bytes(8, "little") + bytes(16)
+    + (24).to_bytes(8, "little") + bytes.fromhex("4d3cb2a1") + bytes(20),
 ])
 def test_a_damaged_or_foreign_state_is_one_line_and_exit_2(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes) -> None:
