@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from tcptrace.defaults import MAX_COUNT, MAX_SECONDS
+from tcptrace.digits import bounded_int
 
 
 class FiniteFloat(click.FloatRange):
@@ -48,10 +49,10 @@ class ByteSize(click.types.IntParamType):
         if not digits or not digits.isascii() or unit not in SIZE_UNITS:
             self.fail(f"{value!r} is not a size (bytes, or with K, M, G or T: powers of "
                       "1024).", param, ctx)
-        size = int(digits) * SIZE_UNITS[unit]
-        if size > MAX_COUNT:
+        number = bounded_int(digits, MAX_COUNT // SIZE_UNITS[unit])
+        if number is None:
             self.fail(f"{value!r} is larger than {MAX_COUNT} bytes.", param, ctx)
-        return size
+        return number * SIZE_UNITS[unit]
 
 
 class Count(click.IntRange):

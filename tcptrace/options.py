@@ -11,6 +11,7 @@ import click
 
 from tcptrace.clitypes import Count, FiniteFloat
 from tcptrace.defaults import DEFAULT_LINGER_S, DEFAULT_MAX_FLOWS
+from tcptrace.digits import bounded_int
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,9 +35,9 @@ class TunnelPort(click.ParamType[tuple[str, int]]):
         if not sep or kind not in TUNNEL_PORTS:
             self.fail(f"{value!r}: expected KIND=PORT with KIND one of "
                       f"{', '.join(TUNNEL_PORTS)}", param, ctx)
-        if not port.strip().isdigit() or not 1 <= int(port) <= 65535:
+        if not bounded_int(port.strip(), 65535):
             self.fail(f"{value!r}: PORT must be a UDP port, 1 to 65535", param, ctx)
-        return kind, int(port)
+        return kind, int(port.strip())
 
 
 def tunnel_port_option(command: F) -> F:

@@ -25,6 +25,7 @@ from tcptrace.defaults import (
     MAX_JOBS,
     MAX_SECONDS,
 )
+from tcptrace.digits import bounded_int
 
 # typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
@@ -115,10 +116,8 @@ def _value(kind: str, text: str) -> object | None:
     if not text.isascii():
         return None
     if kind in (COUNT, JOBS):
-        top = MAX_JOBS if kind == JOBS else MAX_COUNT
-        if not text.isdigit() or not 1 <= int(text) <= top:
-            return None
-        return int(text)
+        count = bounded_int(text, MAX_JOBS if kind == JOBS else MAX_COUNT)
+        return count if count else None  # (0, or beyond the top: click's message)
     # SECONDS: plain decimals only (no sign, exponent, underscore, inf or nan)
     if not text.replace(".", "", 1).isdigit():
         return None

@@ -190,6 +190,14 @@ def test_malformed_rules_are_one_line_with_the_line(text: str, message: str) -> 
     assert not SCHEMA.is_valid(data)
 
 
+def test_a_number_too_long_for_int_is_one_line() -> None:
+    """tomllib lets int() refuse a 5000-digit number with a plain ValueError (not a
+    TOMLDecodeError): one line still, without Python's advice to programmers."""
+    assert error(f'[[rule]]\ncheck = "connections"\nmin = {"9" * 5000}\n') == (
+        "rules.toml: invalid TOML: Exceeds the limit (4300 digits) for integer string "
+        "conversion: value has 5000 digits")
+
+
 def test_unreadable_rules_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match=r"nope\.toml: cannot read rules: No such file"):
         load_rules(str(tmp_path / "nope.toml"))

@@ -175,6 +175,32 @@ def test_counts_beyond_what_the_engine_holds_are_usage_errors(
                    f"range {lowest}<=x<={top}. (try 'tcptrace {command} --help')\n")
 
 
+LONG = "9" * 5000  # more digits than int() reads from a string (a ValueError past 4300)
+
+
+@pytest.mark.parametrize(("command", "option", "value"), [
+    ("analyze", "--jobs", LONG), ("analyze", "--max-flows", LONG),
+    ("analyze", "--max-flows", "0" * 5000 + "1"), ("check", "--max-flows", LONG),
+    ("analyze", "--tunnel-port", f"vxlan={LONG}"), ("report", "--trace-budget", LONG),
+    ("analyze", "--resume-max-bytes", LONG), ("analyze", "--resume-max-bytes", LONG + "K"),
+])
+def test_numbers_of_thousands_of_digits_are_usage_errors(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, option: str,
+        value: str) -> None:
+    """A count, a port or a size of 5000 digits is out of range, one line and exit 2 (the
+    command line read without click, --tunnel-port and --resume-max-bytes were a
+    ValueError's traceback), but leading zeros do not make a number long."""
+    resume = ["--resume", str(tmp_path / "state")] if "resume" in option else []
+    rest = ["--no-rst"] if command == "check" else ["-o", str(tmp_path / "out")]
+    code, out, err = run_cli(capsys, command, str(LINUX / "client_close.pcap"), *resume,
+                             *rest, option, value)
+    if value.startswith("0"):  # 1, as "0001" would be
+        assert (code, err) == (0, "")
+        return
+    assert (code, out) == (2, "")
+    assert err.startswith("tcptrace: error: Invalid value for ") and err.count("\n") == 1
+
+
 def test_the_top_count_is_taken(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     code, _, err = run_cli(capsys, "analyze", str(LINUX / "client_close.pcap"), "-q",

@@ -127,7 +127,9 @@ def test_unknown_connection_is_one_line_and_exit_2(capsys: pytest.CaptureFixture
     code, _, err = run_cli(capsys, "ladder", path, "--server", "10.0.0.2")
     assert code == 2 and "--server" in err and "expected HOST:PORT" in err
     # a port beyond 16 bits, or in another script's digits: a usage error, not a traceback
-    for bad in ("10.0.0.2:65536", "10.0.0.2:99999999999999999999", "10.0.0.2:\u0668\u0660"):
+    # (and 5000 digits, which int() refuses with a ValueError)
+    for bad in ("10.0.0.2:65536", "10.0.0.2:99999999999999999999", "10.0.0.2:\u0668\u0660",
+                "10.0.0.2:" + "9" * 5000):
         code, out, err = run_cli(capsys, "ladder", path, "--client", bad)
         assert (code, out) == (2, "")
         assert err == ("tcptrace: error: Invalid value for --client: expected HOST:PORT "

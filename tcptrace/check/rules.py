@@ -368,7 +368,9 @@ def parse_rules(text: str, path: str) -> list[Rule]:
 
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or int()'s refusal of a 5000-digit number
+        if not isinstance(exc, tomllib.TOMLDecodeError):  # (its advice is for programmers)
+            raise RulesError(f"{path}: invalid TOML: {str(exc).split(';')[0]}") from None
         message = str(exc)
         match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
         end = re.search(r"\s*\(at end of document\)$", message)

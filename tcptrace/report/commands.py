@@ -18,6 +18,7 @@ import click
 from tcptrace import native
 from tcptrace.clitypes import Count, FiniteFloat
 from tcptrace.defaults import DEFAULT_MSL_S
+from tcptrace.digits import bounded_int
 from tcptrace.errors import TcptraceError
 from tcptrace.options import analysis_options, progress_option
 from tcptrace.outputs import check_writable, refuse_inputs, replaced_on_success
@@ -35,11 +36,11 @@ class SelectionError(TcptraceError):
 def parse_endpoint(text: str, option: str = "--client") -> tuple[str, int]:
     """HOST:PORT, with IPv6 hosts in brackets: [fd77::1]:40008."""
     host, sep, port = text.rpartition(":")
-    # isascii: isdigit also takes other scripts' digits ("\u0663"), which int() reads
-    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+    number = bounded_int(port, 65535)
+    if not sep or number is None:
         raise click.BadParameter(f"expected HOST:PORT (PORT 0-65535), got {text!r}",
                                  param_hint=option)
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 def _colour_wanted() -> bool:
