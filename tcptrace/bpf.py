@@ -12,6 +12,7 @@ every frame through libpcap's filter machine (`bpf_filter`) before decoding it
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -40,13 +41,14 @@ def compile_filter(expression: str) -> BpfFilter:
     """The expression compiled by libpcap, for `Run` and `Session`; FilterError (one message
     naming the failing word) when libpcap rejects it or is not installed."""
     from tcptrace._native import BpfFilter
+    from tcptrace.native import interruptible
 
     symbols = _symbols()
     bpf = BpfFilter(expression, symbols)
     first_error = ""
     for linktype in LINKTYPES:
         try:
-            bpf.compile(linktype)
+            interruptible(functools.partial(bpf.compile, linktype))
             return bpf
         except ValueError as exc:
             first_error = first_error or str(exc)

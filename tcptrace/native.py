@@ -22,9 +22,11 @@ from tcptrace.errors import EngineFailure, Interrupted, Terminated
 # typing is for mypy only: importing it costs ~5 ms of a run's start (docs/performance.md)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any
+    from typing import IO, Any, TypeVar
 
     from tcptrace._native import BpfFilter, Run
+
+    T = TypeVar("T")
 
 NATIVE_FORMATS = ("table", "json", "jsonl", "csv", "zeek")
 POLL_S = 0.1
@@ -199,6 +201,34 @@ def _hold_signals() -> set[int | signal.Signals] | None:
     if not hasattr(signal, "pthread_sigmask"):
         return None
     return signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
+def interruptible(call: Callable[[], T]) -> T:
+    """`call()` (a native call that releases the GIL) in a thread of its own while this one
+    waits, so that Ctrl-C and SIGTERM are taken at once rather than when it returns: the
+    KeyboardInterrupt or Terminated is raised here, and the call, left behind, ends with the
+    process."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # raised again in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    held = _hold_signals()  # (as in `execute`: no signal cuts the start short)
+    threading.Thread(target=work, name="tcptrace-native", daemon=True).start()
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held is raised here
+    while not done.wait(POLL_S):
+        pass
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def execute(run: Run, out: Any) -> Interrupted | None:

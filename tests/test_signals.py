@@ -40,7 +40,12 @@ def stopped_run(args: list[str], signum: int) -> tuple[int, str, str]:
     time.sleep(1.0)  # the engine fills the pipe (64 KiB) and waits on it
     assert process.poll() is None, process.communicate()
     process.send_signal(signum)
-    out, err = process.communicate(timeout=60)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the signal was not taken: no process left behind
+        process.kill()
+        process.communicate()
+        raise
     return process.returncode, out, err
 
 
@@ -110,3 +115,17 @@ def test_the_sigterm_handler_is_put_back() -> None:
               "-o", os.devnull])
         raise SystemExit(0)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_long_filter_compilation(signum: int) -> None:
+    """libpcap's optimiser takes seconds on a filter of hundreds of terms, minutes on
+    thousands (`tcpdump -d` alike); Ctrl-C and SIGTERM stop tcptrace there too, at once,
+    instead of when the compilation returns (it held the GIL and the only thread that could
+    take the signal)."""
+    terms = " or ".join(f"port {n}" for n in range(2000))  # hours of optimising
+    status, out, err = stopped_run(
+        ["analyze", "--filter", terms, str(PCAPS / "linux" / "client_close.pcap")], signum)
+    name = signal.Signals(signum).name
+    assert (status, out) == (128 + signum, "")
+    assert err.strip() == f"tcptrace: interrupted by {name}"

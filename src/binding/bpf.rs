@@ -255,11 +255,12 @@ impl BpfFilter {
     }
 
     /// Compile for `linktype` (LINKTYPE_* number) now: the number of instructions, or
-    /// ValueError with libpcap's message.
-    fn compile(&self, linktype: u32) -> PyResult<usize> {
-        let program = self
-            .machine
-            .compiled(linktype)
+    /// ValueError with libpcap's message. Without the GIL: libpcap's optimiser takes
+    /// seconds on an expression of hundreds of terms (10 s for 400 ports, as `tcpdump -d`),
+    /// and the caller's thread must stay free to take Ctrl-C meanwhile.
+    fn compile(&self, py: Python<'_>, linktype: u32) -> PyResult<usize> {
+        let program = py
+            .detach(|| self.machine.compiled(linktype))
             .map_err(PyValueError::new_err)?;
         Ok(program.insns.len())
     }
