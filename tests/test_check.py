@@ -302,6 +302,8 @@ def test_format_junit_writes_the_junit_document_to_stdout_in_utf8(tmp_path: Path
      "missing.toml: cannot read rules: No such file or directory"),
     (["missing.pcap", "--no-rst"], "missing.pcap: cannot open: No such file or directory"),
     ([str(LINUX / "refused.pcap"), "--time-wait-on", "nobody"], "'nobody' is not one of"),
+    ([str(LINUX / "refused.pcap"), "--max-retransmit-rate", "inf"],
+     "Invalid value for '--max-retransmit-rate': inf is not in the range 0<=x<=100."),
     ([str(LINUX / "refused.pcap"), "--max-handshake-ms", "-1"], "--max-handshake-ms"),
     ([str(LINUX / "refused.pcap"), "--no-rst", "--filter", "port"],
      "--filter 'port': syntax error at 'port' (column 1)"),

@@ -93,7 +93,8 @@ def _flag_rules(ctx: click.Context) -> list[Rule]:
               "(HANDSHAKE_ABORTED, PROBE_RESET, PROBE_UNANSWERED).")
 @click.option("--min-connections", type=click.IntRange(min=0), metavar="N",
               callback=_remember, help="At least N connections.")
-@click.option("--max-retransmit-rate", type=FiniteFloat(), metavar="PCT", callback=_remember,
+@click.option("--max-retransmit-rate", type=FiniteFloat(max=100), metavar="PCT",
+              callback=_remember,
               help="At most PCT per cent of the payload bytes, over all connections, are "
                    "retransmissions (probes and capture duplicates excluded).")
 @click.option("--no-zero-window-stall", is_flag=True, callback=_remember,
