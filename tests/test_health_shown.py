@@ -131,9 +131,9 @@ def test_a_rate_over_100_is_an_unusable_flag(captures: dict[str, str],
     with pytest.raises(SystemExit) as exit_info:
         main(["check", captures["causes"], "--max-retransmit-rate", "120"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr() == ("", "tcptrace: error: --max-retransmit-rate: rule "
-                                   "(retransmit_rate): 'max_pct' must be a percentage in "
-                                   "[0, 100], not 120.0\n")
+    assert capsys.readouterr() == ("", "tcptrace: error: Invalid value for "
+                                   "'--max-retransmit-rate': 120.0 is not in the range "
+                                   "0<=x<=100. (try 'tcptrace check --help')\n")
 
 
 # check: zero_window_stall
