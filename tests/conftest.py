@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import io
 import json
+import logging
 import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,19 @@ class Allowlist:
         seen = {(d[0], d[1], d[2]) for d in differences}
         return [(t, c, f) for t, c, f in self.entries if not any(
             t == s_t and c in ("*", s_c) and f in ("*", s_f) for s_t, s_c, s_f in seen)]
+
+
+needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
+                                reason="dask[distributed] is not installed")
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """A LocalCluster of 2 worker processes, started once per test module that asks for
+    it (--executor dask)."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster:
+        yield cluster.scheduler_address

@@ -10,22 +10,17 @@ tshark where it is installed.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
-from collections.abc import Iterator
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, run_cli
+from conftest import SHARED, needs_dask, run_cli
 from test_robustness import block, epb, frame, handshake, pcap, pcapng, record
 
 CORPUS = SHARED / "corpus" / "tcpdump" / "pcaps"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(),
                                   reason="../shared/corpus is not beside this checkout")
-needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
-                                reason="dask[distributed] is not installed")
 
 BAD_IP = frame()[:14] + b"\x43" + frame()[15:]  # IHL 3
 SHORT_IP = frame()[:24]
@@ -186,16 +181,6 @@ def test_real_malformed_captures_name_the_frame_tshark_flags(
         f"bad_ip_header: {bad}: 2 packet(s) with an invalid IP header skipped (first: "
         "frame 2)"]
 
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    """A LocalCluster of 2 worker processes, for the tests of this module that need one."""
-    import distributed
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as cluster:
-        yield cluster.scheduler_address
 
 
 @needs_dask

@@ -15,31 +15,19 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from conftest import BENCH, CRAFTED, LINUX, PCAPS, captures, pcap_slice, run_cli
+from conftest import BENCH, CRAFTED, LINUX, PCAPS, captures, needs_dask, pcap_slice, run_cli
 
-needs_dask = pytest.mark.skipif(find_spec("distributed") is None,
-                                reason="dask[distributed] is not installed")
 BUNDLED = captures(PCAPS)
 """Every bundled capture, merged by time in one run (pcap, pcapng, gzip, damaged ones,
 traffic in tunnels)."""
 FEW = [PCAPS / "crafted/port_reuse.pcap", PCAPS / "crafted/refused_then_ok.pcap",
        PCAPS / "transfer/download.pcap", PCAPS / "crafted/ref_with_noise.pcap"]
 
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    """A LocalCluster of 2 worker processes, shared by the tests (started once)."""
-    import distributed
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as cluster:
-        yield cluster.scheduler_address
 
 
 def _without_clock(data: bytes) -> bytes:
