@@ -203,11 +203,13 @@ def _hold_signals() -> set[int | signal.Signals] | None:
     return signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
 
 
-def interruptible(call: Callable[[], T]) -> T:
+def interruptible(call: Callable[[], T], name: str = "tcptrace-native",
+                  on_signal: Callable[[BaseException], None] | None = None) -> T:
     """`call()` (a native call that releases the GIL) in a thread of its own while this one
-    waits, so that Ctrl-C and SIGTERM are taken at once rather than when it returns: the
-    KeyboardInterrupt or Terminated is raised here, and the call, left behind, ends with the
-    process."""
+    waits, so that Ctrl-C and SIGTERM are taken at once rather than when it returns. Without
+    `on_signal`, the KeyboardInterrupt or Terminated is raised here and the call, left
+    behind, ends with the process; with it, `on_signal` gets the exception and the wait goes
+    on until the call returns. What the call raises is raised here."""
     outcome: list[T] = []
     failure: list[BaseException] = []
     done = threading.Event()
@@ -220,12 +222,23 @@ def interruptible(call: Callable[[], T]) -> T:
         finally:
             done.set()
 
-    held = _hold_signals()  # (as in `execute`: no signal cuts the start short)
-    threading.Thread(target=work, name="tcptrace-native", daemon=True).start()
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held is raised here
-    while not done.wait(POLL_S):
-        pass
+    # An Event, not Thread.join: a join cut short by a signal can leave the thread looking
+    # finished while it runs (CPython's tstate lock), an Event wait cannot. Nor may a signal
+    # cut Thread.start short (the call would run on behind the caller's back, a run borrowed:
+    # "Already mutably borrowed"): signals are held until the thread is started.
+    held = _hold_signals()  # (the call's threads keep them blocked: they are this one's)
+    threading.Thread(target=work, name=name, daemon=True).start()
+    while True:
+        try:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held is raised here
+                held = None
+            if done.wait(POLL_S):
+                break
+        except (KeyboardInterrupt, Terminated) as exc:
+            if on_signal is None:
+                raise
+            on_signal(exc)
     if failure:
         raise failure[0]
     return outcome[0]
@@ -238,39 +251,15 @@ def execute(run: Run, out: Any) -> Interrupted | None:
     then are reported as they stand, the report is whole, and the Interrupted returned says
     how far it got (the caller completes the report, then raises it). Errors of the run are
     raised here."""
-    outcome: list[BaseException] = []
     progress = run.progress()  # (not while executing: the run is borrowed then)
+    signums: list[int] = []
 
-    done = threading.Event()
+    def stop(exc: BaseException) -> None:
+        progress.stop()
+        signums.append(int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT))
 
-    def work() -> None:
-        try:
-            run.execute(out)
-        except BaseException as exc:  # raised again in the caller's thread
-            outcome.append(exc)
-        finally:
-            done.set()
-
-    # An Event, not Thread.join: a join cut short by a signal can leave the thread looking
-    # finished while it runs (CPython's tstate lock), an Event wait cannot. Nor may a signal
-    # cut Thread.start short (the engine would run on, the run borrowed, behind the caller's
-    # back: "Already mutably borrowed"): signals are held until the thread is started.
-    held = _hold_signals()  # (the engine's threads keep them blocked: they are this one's)
-    threading.Thread(target=work, name="tcptrace-engine", daemon=True).start()
-    signum: int | None = None
-    while True:
-        try:
-            if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held is raised here
-                held = None
-            if done.wait(POLL_S):
-                break
-        except (KeyboardInterrupt, Terminated) as exc:
-            progress.stop()
-            signum = int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-    if outcome:
-        raise outcome[0]
-    return None if signum is None else Interrupted(signum, progress.frames)
+    interruptible(lambda: run.execute(out), "tcptrace-engine", on_signal=stop)
+    return Interrupted(signums[-1], progress.frames) if signums else None
 
 
 
