@@ -138,7 +138,7 @@ pub fn engine(data: &[u8]) {
         linger_s: 0.0,
         ..Options::default()
     };
-    run_through_writers(captures, options);
+    run_through_writers(captures, options, None);
 }
 
 /// Whether a run's `source` report counts connections left out after a panic in their
@@ -172,7 +172,7 @@ pub fn frames(input: &[u8]) {
         return;
     };
     let captures = Captures::from_readers(vec![FileReader::from_bytes(file, "fuzz")]);
-    run_through_writers(captures, options);
+    run_through_writers(captures, options, None);
 }
 
 /// `frames`' input as a pcap file and the run's options.
@@ -321,17 +321,7 @@ pub fn state(data: &[u8]) {
         linger_s: 0.0,
         ..Options::default()
     };
-    let mut engine = Engine::new(vec!["fuzz".into()], options);
-    engine.resume_from(Some(resumed), true);
-    let mut ids = Vec::new();
-    let result = engine.run_on(captures, |record| {
-        ids.push(record.id);
-        Ok(())
-    });
-    if let Err(RunError::Panic { at, message }) = result {
-        panic!("the engine panicked at {at}: {message}");
-    }
-    assert_eq!(failed_connections(&engine.source_report()), 0);
+    let (engine, ids) = run_through_writers(captures, options, Some(resumed));
     assert!(engine.next_id() >= next_id);
     assert!(
         ids.iter().all(|&id| id < engine.next_id()),
@@ -339,10 +329,20 @@ pub fn state(data: &[u8]) {
     );
 }
 
-/// `captures` through the engine and every writer: a panic anywhere (the run's, or one a
-/// connection's failure was caught for) fails the fuzz case.
-fn run_through_writers(captures: Captures, options: Options) {
+/// `captures` through the engine and every writer (`resumed`: as a `--resume` run, holding
+/// its open connections at the end): a panic anywhere (the run's, or one a connection's
+/// failure was caught for) fails the fuzz case. The engine after the run, and the ids of
+/// the records written.
+fn run_through_writers(
+    captures: Captures,
+    options: Options,
+    resumed: Option<Resumed>,
+) -> (Engine, Vec<u64>) {
     let mut engine = Engine::new(vec!["fuzz".into()], options);
+    if resumed.is_some() {
+        engine.resume_from(resumed, true);
+    }
+    let mut ids = Vec::new();
     let mut out = Vec::new();
     let mut csv = CsvWriter::new();
     let mut summary = Summary::new();
@@ -351,6 +351,7 @@ fn run_through_writers(captures: Captures, options: Options) {
         csv.write(&record, &mut out);
         summary.add(&record);
         out.clear();
+        ids.push(record.id);
         Ok(())
     });
     if let Err(RunError::Panic { at, message }) = result {
@@ -359,6 +360,7 @@ fn run_through_writers(captures: Captures, options: Options) {
     let _ = summary.as_dict();
     let failed = failed_connections(&engine.source_report());
     assert_eq!(failed, 0, "a connection's analysis panicked");
+    (engine, ids)
 }
 
 #[cfg(test)]
